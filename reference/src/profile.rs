@@ -1,0 +1,287 @@
+//! Framework profiles: every choice a framework makes, named in one place.
+//!
+//! Two frameworks can agree on the formula `q = clamp(round(x / s) + z)` and still disagree on
+//! the bits: PyTorch multiplies by an f32 reciprocal where ONNX Runtime divides; they reduce the
+//! int8 range to `[-64, 63]` and `[-64, 64]`; they compute a zero point in f32 and in f64. A
+//! [`Profile`] is the complete list of those choices for one framework. Code never asks "am I
+//! PyTorch?"; it asks the profile for its [`QuantizeRule`] or [`QParamsRule`]. A new framework
+//! (TFLite, TensorRT, SNPE, ...) is a new `Profile` value, and a new variant of a rule enum where
+//! its arithmetic is new.
+//!
+//! | choice | `torch` | `onnxruntime` | `quantproof` |
+//! |---|---|---|---|
+//! | quantize `x -> q` | `x * RN(1/s)`, half to even | `x / s`, half to even | `x / s`, half to even |
+//! | fake-quantize | `x * RN(1/s)`, half to even | (none: ONNX has no op) | `x / s`, half to even |
+//! | dequantize | `(q - z) * s` in f32 | `(q - z) * s` in f32 | `(q - z) * s` in f32 |
+//! | scale and zero point | observer rule, f32 | `compute_scale_zp`, f64 | never clips, f64 |
+//! | int8 reduced range | `[-64, 63]` | `[-64, 64]` | `[-64, 63]` |
+//! | int8 symmetric range | `[-128, 127]` | `[-127, 127]` | narrow if asked |
+//! | dynamic activations | `ChooseQuantizationParams` | `DynamicQuantizeLinear` | `DynamicQuantizeLinear` |
+//!
+//! The golden vectors recorded from PyTorch 2.11 and ONNX Runtime 1.32 decide each entry; the
+//! test suite replays them through these profiles.
+
+use crate::error::{check_finite, QuantError, Result};
+use crate::qparams::{self, QParams, TorchObserverConfig};
+use crate::quantize::{self, QuantizeRule, ScaleOp};
+use crate::rounding::RoundingMode;
+use crate::scheme::{CodeRange, QType};
+use crate::params::QuantParams;
+
+/// What the caller wants parameters for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QParamsRequest {
+    pub qtype: QType,
+    pub symmetric: bool,
+    /// Drop one bit of range (for kernels whose `u8 x s8` pair sums can saturate).
+    pub reduce_range: bool,
+    /// Ask for the narrow (restricted) range.
+    pub narrow: bool,
+    /// An explicit `[qmin, qmax]`, overriding the type's range (PyTorch's `quant_min/quant_max`,
+    /// ONNX Runtime's `qmin/qmax` arguments).
+    pub custom_range: Option<CodeRange>,
+}
+
+impl QParamsRequest {
+    pub fn new(qtype: QType, symmetric: bool) -> QParamsRequest {
+        QParamsRequest { qtype, symmetric, reduce_range: false, narrow: false, custom_range: None }
+    }
+
+    pub fn with_range(mut self, range: CodeRange) -> QParamsRequest {
+        self.custom_range = Some(range);
+        self
+    }
+
+    pub fn reduced(mut self, reduce_range: bool) -> QParamsRequest {
+        self.reduce_range = reduce_range;
+        self
+    }
+}
+
+/// How a profile turns a real range into a scale and zero point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QParamsRule {
+    /// PyTorch's observers ([`qparams::torch_observer_qparams`]) with their `eps`.
+    TorchObserver { eps: f32 },
+    /// ONNX Runtime's `compute_scale_zp` ([`qparams::onnxruntime_compute_scale_zp`]).
+    OnnxRuntime { min_real_range: Option<f32> },
+    /// quantproof's default ([`qparams::quantproof_qparams`]).
+    Quantproof,
+}
+
+impl QParamsRule {
+    /// The code range `[qmin, qmax]` this rule uses for `req`.
+    pub fn code_range(&self, req: &QParamsRequest) -> Result<CodeRange> {
+        match self {
+            QParamsRule::TorchObserver { eps } => torch_config(req, *eps).code_range(),
+            QParamsRule::OnnxRuntime { .. } => {
+                if let Some(r) = req.custom_range {
+                    return Ok(r);
+                }
+                let (bits, signed) = (req.qtype.bits(), req.qtype.is_signed());
+                if ![4, 8, 16].contains(&bits) {
+                    return Err(QuantError::Unsupported {
+                        what: format!("ONNX Runtime has no {}-bit integer type", bits),
+                    });
+                }
+                let full = req.qtype.full_range();
+                if req.reduce_range {
+                    // ONNX_INT_TYPE_REDUCED_RANGE: uint [0, 2^(b-1) - 1], int [-2^(b-2), 2^(b-2)].
+                    let q = 1 << (bits - 2);
+                    return if signed { CodeRange::new(-q, q) } else { CodeRange::new(0, 2 * q - 1) };
+                }
+                if (req.symmetric || req.narrow) && signed && bits >= 8 {
+                    // ONNX_INT_TYPE_SYMMETRIC_RANGE: int8 [-127, 127], int16 [-32767, 32767].
+                    return Ok(req.qtype.narrow_range());
+                }
+                Ok(full)
+            }
+            QParamsRule::Quantproof => {
+                if let Some(r) = req.custom_range {
+                    return Ok(r);
+                }
+                if req.reduce_range {
+                    let b = req.qtype.bits() - 1;
+                    let reduced = QType::new(b, req.qtype.is_signed())?;
+                    return Ok(reduced.range(req.narrow));
+                }
+                Ok(req.qtype.range(req.narrow))
+            }
+        }
+    }
+
+    /// Scale and zero point for the real range `[rmin, rmax]`.
+    pub fn choose(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<QParams> {
+        match self {
+            QParamsRule::TorchObserver { eps } => qparams::torch_observer_qparams(rmin, rmax, &torch_config(req, *eps)),
+            QParamsRule::OnnxRuntime { min_real_range } => qparams::onnxruntime_compute_scale_zp(
+                rmin,
+                rmax,
+                self.code_range(req)?,
+                req.symmetric,
+                *min_real_range,
+            ),
+            QParamsRule::Quantproof => qparams::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetric),
+        }
+    }
+}
+
+fn torch_config(req: &QParamsRequest, eps: f32) -> TorchObserverConfig {
+    TorchObserverConfig {
+        dtype: req.qtype,
+        symmetric: req.symmetric,
+        reduce_range: req.reduce_range,
+        custom_range: req.custom_range.or(if req.narrow { Some(req.qtype.narrow_range()) } else { None }),
+        eps,
+    }
+}
+
+/// How a profile quantizes activations at run time (dynamic quantization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicRule {
+    /// ONNX `DynamicQuantizeLinear`: uint8, [`qparams::onnxruntime_dynamic_qparams`].
+    OnnxRuntime,
+    /// PyTorch's dynamic linear: uint8 `[0, 255]` through
+    /// [`qparams::torch_choose_quantization_params`] (`reduce_range` halves it, as fbgemm's
+    /// default qconfig does).
+    Torch { reduce_range: bool },
+}
+
+/// Every arithmetic choice of one framework.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Profile {
+    /// `torch`, `onnxruntime`, `quantproof`.
+    pub name: &'static str,
+    /// What the profile reproduces.
+    pub framework: &'static str,
+    /// `x -> q` for quantize.
+    pub quantize: QuantizeRule,
+    /// `x -> q` inside fake-quantize (`None`: the framework has no fake-quantize op).
+    pub fake_quantize: Option<QuantizeRule>,
+    pub qparams: QParamsRule,
+    pub dynamic: DynamicRule,
+}
+
+impl Profile {
+    /// PyTorch 2.11 with the fbgemm (x86) engine.
+    pub const TORCH: Profile = Profile {
+        name: "torch",
+        framework: "PyTorch 2.11, quantized engine fbgemm (x86)",
+        quantize: QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven),
+        fake_quantize: Some(QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven)),
+        qparams: QParamsRule::TorchObserver { eps: f32::EPSILON },
+        dynamic: DynamicRule::Torch { reduce_range: false },
+    };
+
+    /// ONNX Runtime 1.32, CPU execution provider (MLAS) and its Python quantization tools.
+    pub const ONNXRUNTIME: Profile = Profile {
+        name: "onnxruntime",
+        framework: "ONNX Runtime 1.32, CPU provider (MLAS) and onnxruntime.quantization",
+        quantize: QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven),
+        fake_quantize: None,
+        qparams: QParamsRule::OnnxRuntime { min_real_range: None },
+        dynamic: DynamicRule::OnnxRuntime,
+    };
+
+    /// quantproof's documented default: correctly rounded division, ties to even, parameters
+    /// that never clip the observed range.
+    pub const QUANTPROOF: Profile = Profile {
+        name: "quantproof",
+        framework: "quantproof's own default",
+        quantize: QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven),
+        fake_quantize: Some(QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven)),
+        qparams: QParamsRule::Quantproof,
+        dynamic: DynamicRule::OnnxRuntime,
+    };
+
+    /// Every built-in profile.
+    pub const ALL: [Profile; 3] = [Profile::TORCH, Profile::ONNXRUNTIME, Profile::QUANTPROOF];
+
+    /// Looks a profile up by name (`torch`/`pytorch`, `onnxruntime`/`ort`, `quantproof`).
+    pub fn by_name(name: &str) -> Result<Profile> {
+        match name.to_ascii_lowercase().as_str() {
+            "torch" | "pytorch" | "fbgemm" => Ok(Profile::TORCH),
+            "onnxruntime" | "ort" | "onnx" => Ok(Profile::ONNXRUNTIME),
+            "quantproof" | "default" => Ok(Profile::QUANTPROOF),
+            _ => Err(QuantError::Unsupported { what: format!("profile {name:?}") }),
+        }
+    }
+
+    /// The fake-quantize rule, or an error naming the profile when it has none.
+    pub fn fake_quantize_rule(&self) -> Result<QuantizeRule> {
+        self.fake_quantize
+            .ok_or_else(|| QuantError::Unsupported { what: format!("fake_quantize under profile {}", self.name) })
+    }
+
+    /// Scale and zero point for `[rmin, rmax]` under this profile.
+    pub fn choose_qparams(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<QParams> {
+        self.qparams.choose(rmin, rmax, req)
+    }
+
+    /// Dynamic quantization of `x` to uint8: the range is read from the data, the parameters
+    /// chosen by [`Profile::dynamic`] and the data quantized with [`Profile::quantize`]. Fails on
+    /// empty input and on NaN or infinity (a range needs finite values).
+    pub fn dynamic_quantize(&self, x: &[f32], out: &mut [u8]) -> Result<QParams> {
+        let (min, max) = min_max(x)?;
+        let p = self.dynamic_qparams(min, max)?;
+        let params = QuantParams::per_tensor(p.scale, p.zero_point, QType::U8.full_range());
+        quantize::quantize(x, &[x.len()], &params, self.quantize, out)?;
+        Ok(p)
+    }
+
+    /// The dynamic rule's parameters for a data range.
+    pub fn dynamic_qparams(&self, min: f32, max: f32) -> Result<QParams> {
+        match self.dynamic {
+            DynamicRule::OnnxRuntime => qparams::onnxruntime_dynamic_qparams(min, max),
+            DynamicRule::Torch { reduce_range } => {
+                qparams::torch_choose_quantization_params(min, max, 0, 255, false, false, reduce_range)
+            }
+        }
+    }
+}
+
+/// Minimum and maximum of finite data; fails on empty input, NaN or infinity.
+pub fn min_max(x: &[f32]) -> Result<(f32, f32)> {
+    if x.is_empty() {
+        return Err(QuantError::EmptyInput { what: "x" });
+    }
+    check_finite("x", x)?;
+    Ok(x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduced_ranges_differ_by_profile() {
+        let req = QParamsRequest::new(QType::I8, false).reduced(true);
+        assert_eq!(Profile::TORCH.qparams.code_range(&req).unwrap(), CodeRange::new(-64, 63).unwrap());
+        assert_eq!(Profile::ONNXRUNTIME.qparams.code_range(&req).unwrap(), CodeRange::new(-64, 64).unwrap());
+        let req = QParamsRequest::new(QType::I8, true);
+        assert_eq!(Profile::ONNXRUNTIME.qparams.code_range(&req).unwrap(), CodeRange::new(-127, 127).unwrap());
+        assert_eq!(Profile::TORCH.qparams.code_range(&req).unwrap(), CodeRange::new(-128, 127).unwrap());
+        let req = QParamsRequest::new(QType::new(3, true).unwrap(), false);
+        assert!(Profile::ONNXRUNTIME.qparams.code_range(&req).is_err());
+    }
+
+    #[test]
+    fn lookup() {
+        assert_eq!(Profile::by_name("ort").unwrap().name, "onnxruntime");
+        assert!(Profile::by_name("nope").is_err());
+        assert!(Profile::ONNXRUNTIME.fake_quantize_rule().is_err());
+    }
+
+    #[test]
+    fn dynamic_quantize_errors() {
+        let mut out = [0u8; 2];
+        assert!(matches!(Profile::ONNXRUNTIME.dynamic_quantize(&[], &mut out[..0]), Err(QuantError::EmptyInput { .. })));
+        assert!(matches!(
+            Profile::ONNXRUNTIME.dynamic_quantize(&[1.0, f32::INFINITY], &mut out),
+            Err(QuantError::NonFinite { .. })
+        ));
+        let p = Profile::ONNXRUNTIME.dynamic_quantize(&[-1.0, 3.0], &mut out).unwrap();
+        assert_eq!(p.zero_point, 64);
+        assert_eq!(out, [0, 255]);
+    }
+}

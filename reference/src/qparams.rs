@@ -1,0 +1,424 @@
+//! Choosing a scale and zero point from a real range `[rmin, rmax]`.
+//!
+//! Every framework has its own formula, and they disagree in ways that matter (the precision of
+//! the arithmetic, how ties of the zero point round, what happens to an empty range, which
+//! zero point a symmetric unsigned scheme gets). Each function here reproduces one framework's
+//! rule *operation by operation*, in the precision that framework uses; a
+//! [`crate::profile::Profile`] picks one. All of them first widen the range to contain 0, so that
+//! the real value 0 has an exact code (zero padding, ReLU).
+//!
+//! Inputs must be finite and `rmin <= rmax`; anything else is a typed error (the frameworks would
+//! silently return NaN or infinite scales).
+
+use crate::error::{QuantError, Result};
+use crate::scheme::{CodeRange, QType};
+
+/// A scale and zero point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QParams {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+fn check_range(rmin: f32, rmax: f32) -> Result<()> {
+    for (index, v) in [rmin, rmax].into_iter().enumerate() {
+        if !v.is_finite() {
+            return Err(QuantError::NonFinite { what: "range [rmin, rmax]", index, value: v as f64 });
+        }
+    }
+    if rmin > rmax {
+        return Err(QuantError::InvalidRange { min: rmin as f64, max: rmax as f64 });
+    }
+    Ok(())
+}
+
+fn check_contains_zero(qmin: i32, qmax: i32) -> Result<()> {
+    if qmin > 0 || qmax < 0 {
+        return Err(QuantError::InvalidArgument {
+            what: "code range",
+            detail: format!("[{qmin}, {qmax}] must contain 0 to choose parameters from a real range"),
+        });
+    }
+    Ok(())
+}
+
+fn finite_scale(scale: f32) -> Result<f32> {
+    crate::params::check_scale(0, scale).map(|_| scale)
+}
+
+/// ONNX Runtime's `onnxruntime.quantization.quant_utils.compute_scale_zp` (1.32).
+///
+/// ```text
+/// rmin' = min(rmin, 0), rmax' = max(rmax, 0)                      (f32)
+/// if min_real_range: rmax' = max(rmax', rmin' + min_real_range)   (f32)
+/// if symmetric: a = max(|rmin'|, |rmax'|); rmin' = -a; rmax' = a
+/// s64 = (f64(rmax') - f64(rmin')) / (f64(qmax) - f64(qmin))
+/// if s64 < f32::MIN_POSITIVE:  s = 1, z = 0
+/// else s = f32(s64) (round to nearest), and
+///      z = round_half_even((qmin + qmax) / 2)          symmetric (uint8 [0, 255] -> 128)
+///      z = round_half_even(qmin - f64(rmin') / s64)    affine (with the f64 scale)
+/// ```
+/// The code range must contain 0 (ONNX Runtime raises `ValueError` otherwise).
+pub fn onnxruntime_compute_scale_zp(
+    rmin: f32,
+    rmax: f32,
+    range: CodeRange,
+    symmetric: bool,
+    min_real_range: Option<f32>,
+) -> Result<QParams> {
+    check_range(rmin, rmax)?;
+    let (qmin, qmax) = (range.qmin(), range.qmax());
+    check_contains_zero(qmin, qmax)?;
+    let mut lo = rmin.min(0.0);
+    let mut hi = rmax.max(0.0);
+    if let Some(m) = min_real_range {
+        if !m.is_finite() {
+            return Err(QuantError::NonFinite { what: "min_real_range", index: 0, value: m as f64 });
+        }
+        hi = hi.max(lo + m);
+    }
+    if symmetric {
+        let a = lo.abs().max(hi.abs());
+        lo = -a;
+        hi = a;
+    }
+    let scale = (hi as f64 - lo as f64) / (qmax as f64 - qmin as f64);
+    if !(scale >= f32::MIN_POSITIVE as f64) {
+        // Also taken when qmin == qmax (0/0 or x/0): ONNX Runtime then yields s = 1, z = 0 too.
+        return Ok(QParams { scale: 1.0, zero_point: 0 });
+    }
+    let zero_point = if symmetric {
+        ((qmin as f64 + qmax as f64) / 2.0).round_ties_even()
+    } else {
+        (qmin as f64 - lo as f64 / scale).round_ties_even()
+    };
+    Ok(QParams { scale: finite_scale(scale as f32)?, zero_point: range.clamp_f64(zero_point) as i32 })
+}
+
+/// ONNX `DynamicQuantizeLinear`'s parameters from the data's min and max (uint8, `[0, 255]`),
+/// all in f32 as ONNX Runtime computes them:
+///
+/// ```text
+/// lo = min(min, 0), hi = max(max, 0)
+/// s = hi == lo ? 1 : (hi - lo) / 255
+/// z = round_half_even(clamp(0 - lo / s, 0, 255))
+/// ```
+pub fn onnxruntime_dynamic_qparams(min: f32, max: f32) -> Result<QParams> {
+    check_range(min, max)?;
+    let lo = min.min(0.0);
+    let hi = max.max(0.0);
+    let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
+    let scale = finite_scale(scale)?;
+    let z = (0.0f32 - lo / scale).clamp(0.0, 255.0).round_ties_even();
+    Ok(QParams { scale, zero_point: z as i32 })
+}
+
+/// The knobs of a PyTorch observer that decide its parameters
+/// (`torch.ao.quantization.observer.UniformQuantizationObserverBase`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TorchObserverConfig {
+    /// `torch.qint8` is [`QType::I8`], `torch.quint8` is [`QType::U8`]; other types use their
+    /// full range as a customized range.
+    pub dtype: QType,
+    /// `per_tensor_symmetric` / `per_channel_symmetric` when true, the affine schemes when false.
+    pub symmetric: bool,
+    pub reduce_range: bool,
+    /// `quant_min` / `quant_max` when both were given (`has_customized_qrange`).
+    pub custom_range: Option<CodeRange>,
+    /// Smallest scale; PyTorch's default is `torch.finfo(torch.float32).eps` = 2^-23.
+    pub eps: f32,
+}
+
+impl TorchObserverConfig {
+    pub fn new(dtype: QType, symmetric: bool, reduce_range: bool) -> TorchObserverConfig {
+        TorchObserverConfig { dtype, symmetric, reduce_range, custom_range: None, eps: f32::EPSILON }
+    }
+
+    /// `torch.ao.quantization.utils.calculate_qmin_qmax`: qint8 `[-128, 127]` (reduced
+    /// `[-64, 63]`), quint8 `[0, 255]` (reduced `[0, 127]`); a customized range is halved with
+    /// floor division when `reduce_range` is set.
+    pub fn code_range(&self) -> Result<CodeRange> {
+        let custom = match self.custom_range {
+            Some(r) => Some(r),
+            None if self.dtype == QType::I8 || self.dtype == QType::U8 => None,
+            None => Some(self.dtype.full_range()),
+        };
+        match custom {
+            Some(r) => {
+                if self.reduce_range {
+                    CodeRange::new(r.qmin().div_euclid(2), r.qmax().div_euclid(2))
+                } else {
+                    Ok(r)
+                }
+            }
+            None => {
+                let (lo, hi) = match (self.dtype == QType::I8, self.reduce_range) {
+                    (true, false) => (-128, 127),
+                    (true, true) => (-64, 63),
+                    (false, false) => (0, 255),
+                    (false, true) => (0, 127),
+                };
+                CodeRange::new(lo, hi)
+            }
+        }
+    }
+}
+
+/// PyTorch's observer rule (`UniformQuantizationObserverBase._calculate_qparams`, torch 2.11),
+/// on f32 tensors exactly as PyTorch evaluates it:
+///
+/// ```text
+/// lo = min(min, 0), hi = max(max, 0)                                  (f32)
+/// symmetric: s = max(max(-lo, hi) / ((qmax - qmin) / 2), eps)
+///            z = 0 for signed types; for unsigned 128, or (qmin + qmax) div 2 with a custom range
+/// affine:    s = max((hi - lo) / (qmax - qmin), eps)                  (f32 subtraction and division)
+///            z = clamp(qmin - round_half_even(lo / s), qmin, qmax)
+/// ```
+/// `qmin, qmax` come from [`TorchObserverConfig::code_range`]. The symmetric unsigned zero point
+/// is 128 even when `reduce_range` shrinks the range to `[0, 127]` (PyTorch's behaviour: the
+/// quantize op then clamps to the dtype's full range). An observer that saw no data returns
+/// `s = 1, z = 0` in PyTorch; that case belongs to the observer, not to this function.
+pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<QParams> {
+    check_range(min, max)?;
+    let range = cfg.code_range()?;
+    let (qmin, qmax) = (range.qmin(), range.qmax());
+    let lo = min.min(0.0);
+    let hi = max.max(0.0);
+    if cfg.symmetric {
+        let a = (-lo).max(hi);
+        let scale = (a / ((qmax - qmin) as f32 / 2.0)).max(cfg.eps);
+        let zero_point = if cfg.dtype.is_signed() {
+            0
+        } else if cfg.custom_range.is_some() {
+            (qmin + qmax).div_euclid(2)
+        } else {
+            128
+        };
+        Ok(QParams { scale: finite_scale(scale)?, zero_point })
+    } else {
+        let scale = ((hi - lo) / (qmax - qmin) as f32).max(cfg.eps);
+        let scale = finite_scale(scale)?;
+        let z = qmin as i64 - (lo / scale).round_ties_even() as i64;
+        Ok(QParams { scale, zero_point: z.clamp(qmin as i64, qmax as i64) as i32 })
+    }
+}
+
+/// PyTorch's `quant_utils::ChooseQuantizationParams` (ATen `QuantUtils.h`), used by dynamic
+/// quantization (`quantized::linear_dynamic` picks the activation's parameters with it) and
+/// documented there as identical to fbgemm's.
+///
+/// ```text
+/// if reduce_range: qmin /= 2, qmax /= 2 (C division)
+/// lo = min(min, 0), hi = max(max, 0)
+/// s = (f64(hi) - lo) / (qmax - qmin); if f32(s) == 0 or 1/f32(s) == inf: s = 0.1
+/// if s < 6.1e-5 (fp16's smallest normal, as f32): s = 6.1e-5 and [lo, hi] is stretched to match
+/// z_min = qmin - lo / s, z_max = qmax - hi / s
+/// z0 = (|qmin| - |lo / s|) < (|qmax| - |hi / s|) ? z_min : z_max
+/// z = z0 < qmin ? qmin : z0 > qmax ? qmax : nearbyint(z0)   (half to even)
+/// ```
+/// The scale is returned as `f32(s)`, the value the quantize kernel then uses. `preserve_sparsity`
+/// and power-of-two scales are the same function's other modes.
+pub fn torch_choose_quantization_params(
+    min: f32,
+    max: f32,
+    mut qmin: i32,
+    mut qmax: i32,
+    preserve_sparsity: bool,
+    force_scale_power_of_two: bool,
+    reduce_range: bool,
+) -> Result<QParams> {
+    check_range(min, max)?;
+    if reduce_range {
+        qmin /= 2;
+        qmax /= 2;
+    }
+    if qmin >= qmax {
+        return Err(QuantError::InvalidArgument {
+            what: "code range",
+            detail: format!("ChooseQuantizationParams needs qmin < qmax, got [{qmin}, {qmax}]"),
+        });
+    }
+    let (mut lo, mut hi) = (min, max);
+    if lo < 0.0 && hi > 0.0 && preserve_sparsity {
+        let sym_qmin = -((qmax - qmin) / 2 + 1);
+        let sym_qmax = (qmax - qmin) / 2;
+        let max_scale = ((lo / sym_qmin as f32).abs() as f64).max((hi / sym_qmax as f32).abs() as f64);
+        lo = (max_scale * sym_qmin as f64) as f32;
+        hi = (max_scale * sym_qmax as f64) as f32;
+    }
+    lo = lo.min(0.0);
+    hi = hi.max(0.0);
+    let mut scale = (hi as f64 - lo as f64) / (qmax - qmin) as f64;
+    if scale as f32 == 0.0 || (1.0f32 / scale as f32).is_infinite() {
+        scale = 0.1;
+    }
+    if force_scale_power_of_two {
+        scale = if scale < 1.0 {
+            1.0 / (1u64 << ((1.0 / scale).ln() / 2f64.ln()).floor().clamp(0.0, 62.0) as u32) as f64
+        } else {
+            (1u64 << (scale.ln() / 2f64.ln()).ceil().clamp(0.0, 62.0) as u32) as f64
+        };
+    }
+    const SMALL_SCALE_THRESHOLD: f32 = 6.1e-5;
+    if scale < SMALL_SCALE_THRESHOLD as f64 {
+        let org_scale = scale as f32;
+        scale = SMALL_SCALE_THRESHOLD as f64;
+        if lo == 0.0 {
+            hi = SMALL_SCALE_THRESHOLD * (qmax - qmin) as f32;
+        } else if hi == 0.0 {
+            lo = -SMALL_SCALE_THRESHOLD * (qmax - qmin) as f32;
+        } else {
+            let amplifier = SMALL_SCALE_THRESHOLD / org_scale;
+            lo *= amplifier;
+            hi *= amplifier;
+        }
+    }
+    let z_from_min = qmin as f64 - lo as f64 / scale;
+    let z_from_max = qmax as f64 - hi as f64 / scale;
+    let err_min = (qmin as f64).abs() - (lo as f64 / scale).abs();
+    let err_max = (qmax as f64).abs() - (hi as f64 / scale).abs();
+    let mut z0 = if err_min < err_max { z_from_min } else { z_from_max };
+    if lo < 0.0 && hi > 0.0 && preserve_sparsity {
+        z0 = (qmin + qmax) as f64 / 2.0;
+    }
+    let zero_point = if z0 < qmin as f64 {
+        qmin
+    } else if z0 > qmax as f64 {
+        qmax
+    } else {
+        z0.round_ties_even() as i32
+    };
+    Ok(QParams { scale: finite_scale(scale as f32)?, zero_point })
+}
+
+/// quantproof's own rule, for users who follow no framework. It never clips the observed range
+/// and represents 0 exactly:
+///
+/// ```text
+/// lo = min(rmin, 0), hi = max(rmax, 0)
+/// affine:    s = (hi - lo) / (qmax - qmin)          in f64, rounded to f32 upward
+///            z = clamp(round_half_even(qmin - lo / s), qmin, qmax)
+/// symmetric: z = ceil((qmin + qmax) / 2)             (0 for signed ranges, 128 for [0, 255])
+///            s = max(-lo, hi) / min(qmax - z, z - qmin)   in f64, rounded to f32 upward
+/// an all-zero range gives s = 1.
+/// ```
+/// Rounding the scale up (never down) keeps `hi / s <= qmax - z` and `lo / s >= qmin - z`, so
+/// the extremes are not clipped by the scale's rounding; the zero point's rounding can still
+/// move the affine extremes by up to half a step, which is the rounding error bound.
+pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetric: bool) -> Result<QParams> {
+    check_range(rmin, rmax)?;
+    let (qmin, qmax) = (range.qmin(), range.qmax());
+    check_contains_zero(qmin, qmax)?;
+    let lo = rmin.min(0.0) as f64;
+    let hi = rmax.max(0.0) as f64;
+    if symmetric {
+        let z = (qmin + qmax).div_euclid(2) + (qmin + qmax).rem_euclid(2);
+        let half = (qmax - z).min(z - qmin);
+        let a = (-lo).max(hi);
+        if a == 0.0 || half <= 0 {
+            return Ok(QParams { scale: 1.0, zero_point: z });
+        }
+        Ok(QParams { scale: finite_scale(round_up_f32(a / half as f64))?, zero_point: z })
+    } else {
+        if hi == lo || qmax == qmin {
+            return Ok(QParams { scale: 1.0, zero_point: range.clamp_f64(0.0) as i32 });
+        }
+        let s = round_up_f32((hi - lo) / (qmax - qmin) as f64);
+        let scale = finite_scale(s)?;
+        let z = (qmin as f64 - lo / scale as f64).round_ties_even();
+        Ok(QParams { scale, zero_point: range.clamp_f64(z) as i32 })
+    }
+}
+
+/// The smallest f32 not below `v` (for positive finite `v`).
+fn round_up_f32(v: f64) -> f32 {
+    let f = v as f32;
+    if (f as f64) < v {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(a: i32, b: i32) -> CodeRange {
+        CodeRange::new(a, b).unwrap()
+    }
+
+    #[test]
+    fn ort_symmetric_zero_points() {
+        let q = |a, b| onnxruntime_compute_scale_zp(-1.0, 2.0, r(a, b), true, None).unwrap().zero_point;
+        assert_eq!(q(0, 255), 128);
+        assert_eq!(q(-128, 127), 0);
+        assert_eq!(q(0, 127), 64);
+        assert_eq!(q(-8, 7), 0);
+        assert_eq!(q(0, 254), 127);
+        let p = onnxruntime_compute_scale_zp(0.0, 0.0, r(0, 255), false, None).unwrap();
+        assert_eq!(p, QParams { scale: 1.0, zero_point: 0 });
+        assert!(onnxruntime_compute_scale_zp(0.0, 1.0, r(1, 255), false, None).is_err());
+    }
+
+    #[test]
+    fn torch_rules() {
+        let cfg = TorchObserverConfig::new(QType::U8, false, false);
+        let p = torch_observer_qparams(-1.0, 3.0, &cfg).unwrap();
+        assert_eq!(p.scale, 4.0f32 / 255.0);
+        assert_eq!(p.zero_point, 64);
+        let cfg = TorchObserverConfig::new(QType::U8, true, false);
+        assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 128);
+        let cfg = TorchObserverConfig::new(QType::I8, false, true);
+        assert_eq!(cfg.code_range().unwrap(), r(-64, 63));
+        // All zeros: scale falls back to eps.
+        let cfg = TorchObserverConfig::new(QType::I8, false, false);
+        assert_eq!(torch_observer_qparams(0.0, 0.0, &cfg).unwrap().scale, f32::EPSILON);
+    }
+
+    #[test]
+    fn quantproof_rule_never_clips() {
+        for (lo, hi) in [(-1.0f32, 3.0f32), (-0.3, 0.0), (0.0, 7.7), (-5.5, 5.5), (-1e-30, 1e30)] {
+            for range in [QType::I8.full_range(), QType::U8.full_range(), QType::I4.narrow_range()] {
+                for symmetric in [false, true] {
+                    let p = quantproof_qparams(lo, hi, range, symmetric).unwrap();
+                    let top = hi as f64 / p.scale as f64 + p.zero_point as f64;
+                    let bottom = lo as f64 / p.scale as f64 + p.zero_point as f64;
+                    assert!(top <= range.qmax() as f64 + 0.5, "{lo} {hi} {range:?} {symmetric} {p:?}");
+                    assert!(bottom >= range.qmin() as f64 - 0.5, "{lo} {hi} {range:?} {symmetric} {p:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_ranges() {
+        assert!(matches!(
+            torch_observer_qparams(1.0, 0.0, &TorchObserverConfig::new(QType::I8, false, false)),
+            Err(QuantError::InvalidRange { .. })
+        ));
+        assert!(matches!(onnxruntime_dynamic_qparams(f32::NAN, 0.0), Err(QuantError::NonFinite { .. })));
+        assert!(matches!(
+            quantproof_qparams(0.0, f32::INFINITY, QType::I8.full_range(), false),
+            Err(QuantError::NonFinite { .. })
+        ));
+        // The f32 range overflows: PyTorch would return an infinite scale.
+        assert!(matches!(
+            torch_observer_qparams(-3e38, 3e38, &TorchObserverConfig::new(QType::I8, false, false)),
+            Err(QuantError::InvalidScale { .. })
+        ));
+    }
+
+    #[test]
+    fn choose_quantization_params_matches_hand_computation() {
+        let p = torch_choose_quantization_params(-1.0, 3.0, 0, 255, false, false, false).unwrap();
+        assert_eq!(p.scale, (4.0f64 / 255.0) as f32);
+        assert_eq!(p.zero_point, 64);
+        let p = torch_choose_quantization_params(0.0, 0.0, 0, 255, false, false, true).unwrap();
+        assert_eq!(p.scale, 0.1);
+        assert_eq!(p.zero_point, 0);
+        // A tiny range is stretched to the fp16 threshold.
+        let p = torch_choose_quantization_params(0.0, 1e-4, 0, 255, false, false, false).unwrap();
+        assert_eq!(p.scale, 6.1e-5);
+    }
+}

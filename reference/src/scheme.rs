@@ -1,0 +1,259 @@
+//! Integer code types and ranges: what a quantized value may be.
+//!
+//! A *code* is the integer `q` that stands for the real value `(q - z) * s`. This module says which
+//! codes exist:
+//!
+//! * [`QType`]: a bit width `b` in 2..=16 and a signedness. Signed codes span
+//!   `[-2^(b-1), 2^(b-1) - 1]`, unsigned codes `[0, 2^b - 1]`.
+//! * [`CodeRange`]: the `[qmin, qmax]` actually used, which may be narrower than the type:
+//!   the *narrow* ("restricted") range drops one code so that the range is symmetric about its
+//!   centre: `[-(2^(b-1) - 1), 2^(b-1) - 1]` signed (int8: `[-127, 127]`, 255 levels instead of
+//!   256; the seeds' 3-bit example: 7 levels instead of 8) and `[0, 2^b - 2]` unsigned. Frameworks
+//!   also *reduce* the range by one bit to dodge `vpmaddubsw` saturation; that choice belongs to a
+//!   [`crate::profile::Profile`], because PyTorch and ONNX Runtime reduce int8 differently.
+//! * [`Code`]: the Rust storage types codes live in (`i8`, `u8`, `i16`, `u16`). Four-bit codes
+//!   are stored two per byte by [`crate::pack`].
+
+use crate::error::{QuantError, Result};
+
+/// A code type: bit width (2..=16) and signedness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QType {
+    bits: u8,
+    signed: bool,
+}
+
+impl QType {
+    pub const I4: QType = QType { bits: 4, signed: true };
+    pub const U4: QType = QType { bits: 4, signed: false };
+    pub const I8: QType = QType { bits: 8, signed: true };
+    pub const U8: QType = QType { bits: 8, signed: false };
+    pub const I16: QType = QType { bits: 16, signed: true };
+    pub const U16: QType = QType { bits: 16, signed: false };
+
+    /// A `bits`-wide code type; fails outside 2..=16.
+    pub fn new(bits: u32, signed: bool) -> Result<QType> {
+        if (2..=16).contains(&bits) {
+            Ok(QType { bits: bits as u8, signed })
+        } else {
+            Err(QuantError::BitWidthOutOfRange { bits })
+        }
+    }
+
+    pub fn bits(self) -> u32 {
+        self.bits as u32
+    }
+
+    pub fn is_signed(self) -> bool {
+        self.signed
+    }
+
+    /// Every code of the type: `[-2^(b-1), 2^(b-1)-1]` or `[0, 2^b-1]`.
+    pub fn full_range(self) -> CodeRange {
+        let b = self.bits as u32;
+        if self.signed {
+            CodeRange { qmin: -(1 << (b - 1)), qmax: (1 << (b - 1)) - 1 }
+        } else {
+            CodeRange { qmin: 0, qmax: (1 << b) - 1 }
+        }
+    }
+
+    /// The narrow ("restricted", symmetric) range: one code fewer, an odd number of levels.
+    /// Signed: `[-(2^(b-1)-1), 2^(b-1)-1]`; unsigned: `[0, 2^b-2]`.
+    pub fn narrow_range(self) -> CodeRange {
+        let full = self.full_range();
+        if self.signed {
+            CodeRange { qmin: full.qmin + 1, qmax: full.qmax }
+        } else {
+            CodeRange { qmin: 0, qmax: full.qmax - 1 }
+        }
+    }
+
+    /// Full or narrow range.
+    pub fn range(self, narrow: bool) -> CodeRange {
+        if narrow {
+            self.narrow_range()
+        } else {
+            self.full_range()
+        }
+    }
+
+    /// A short name: `i8`, `u4`, `i13`, ...
+    pub fn name(self) -> String {
+        format!("{}{}", if self.signed { 'i' } else { 'u' }, self.bits)
+    }
+
+    /// Parses `i8`, `u8`, `int8`, `uint4`, ...
+    pub fn parse(s: &str) -> Result<QType> {
+        let t = s.trim().to_ascii_lowercase();
+        let (signed, digits) = if let Some(d) = t.strip_prefix("uint") {
+            (false, d)
+        } else if let Some(d) = t.strip_prefix("int") {
+            (true, d)
+        } else if let Some(d) = t.strip_prefix('u') {
+            (false, d)
+        } else if let Some(d) = t.strip_prefix('i') {
+            (true, d)
+        } else {
+            return Err(QuantError::InvalidArgument { what: "code type", detail: format!("{s:?}") });
+        };
+        let bits: u32 = digits
+            .parse()
+            .map_err(|_| QuantError::InvalidArgument { what: "code type", detail: format!("{s:?}") })?;
+        QType::new(bits, signed)
+    }
+}
+
+/// The codes `[qmin, qmax]` a quantizer may produce. Always `qmin <= qmax`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CodeRange {
+    pub(crate) qmin: i32,
+    pub(crate) qmax: i32,
+}
+
+impl CodeRange {
+    /// `[qmin, qmax]`; fails when `qmin > qmax`.
+    pub fn new(qmin: i32, qmax: i32) -> Result<CodeRange> {
+        if qmin <= qmax {
+            Ok(CodeRange { qmin, qmax })
+        } else {
+            Err(QuantError::EmptyCodeRange { qmin: qmin as i64, qmax: qmax as i64 })
+        }
+    }
+
+    pub fn qmin(self) -> i32 {
+        self.qmin
+    }
+
+    pub fn qmax(self) -> i32 {
+        self.qmax
+    }
+
+    /// Number of codes, `qmax - qmin + 1`.
+    pub fn levels(self) -> u64 {
+        (self.qmax as i64 - self.qmin as i64 + 1) as u64
+    }
+
+    pub fn contains(self, q: i64) -> bool {
+        (self.qmin as i64..=self.qmax as i64).contains(&q)
+    }
+
+    /// Clamps an integer (held exactly in f64) into the range.
+    pub fn clamp_f64(self, q: f64) -> f64 {
+        q.max(self.qmin as f64).min(self.qmax as f64)
+    }
+
+    /// Fails unless the range fits the storage type `C`.
+    pub fn check_storage<C: Code>(self) -> Result<()> {
+        if self.qmin >= C::MIN && self.qmax <= C::MAX {
+            Ok(())
+        } else {
+            Err(QuantError::CodeRangeExceedsStorage {
+                qmin: self.qmin as i64,
+                qmax: self.qmax as i64,
+                storage: C::NAME,
+            })
+        }
+    }
+
+    /// Fails unless `zero_point` lies in the range (`index` names it in the error).
+    pub fn check_zero_point(self, index: usize, zero_point: i32) -> Result<()> {
+        if self.contains(zero_point as i64) {
+            Ok(())
+        } else {
+            Err(QuantError::ZeroPointOutOfRange {
+                index,
+                zero_point: zero_point as i64,
+                qmin: self.qmin as i64,
+                qmax: self.qmax as i64,
+            })
+        }
+    }
+}
+
+/// A Rust integer type that stores codes.
+pub trait Code: Copy + Default + PartialEq + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// `i8`, `u8`, `i16`, `u16`.
+    const NAME: &'static str;
+    const MIN: i32;
+    const MAX: i32;
+    /// Converts a code known to lie in `[MIN, MAX]` (callers check ranges first; out-of-range
+    /// values saturate, they never wrap).
+    fn from_code(q: i32) -> Self;
+    fn to_code(self) -> i32;
+}
+
+macro_rules! impl_code {
+    ($t:ty, $name:literal) => {
+        impl Code for $t {
+            const NAME: &'static str = $name;
+            const MIN: i32 = <$t>::MIN as i32;
+            const MAX: i32 = <$t>::MAX as i32;
+            #[inline]
+            fn from_code(q: i32) -> Self {
+                q.clamp(<Self as Code>::MIN, <Self as Code>::MAX) as $t
+            }
+            #[inline]
+            fn to_code(self) -> i32 {
+                self as i32
+            }
+        }
+    };
+}
+impl_code!(i8, "i8");
+impl_code!(u8, "u8");
+impl_code!(i16, "i16");
+impl_code!(u16, "u16");
+
+/// How many elements share one scale and zero point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One scale and zero point for the whole tensor ("per-layer").
+    PerTensor,
+    /// One per index along `axis` ("per-channel").
+    PerAxis { axis: usize },
+    /// One per run of `block_size` consecutive indices along `axis`, separately for every
+    /// position of the other axes (ONNX's blocked quantization: the parameter tensor has the
+    /// input's shape with the axis length divided by `block_size`).
+    PerBlock { axis: usize, block_size: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_of_every_width() {
+        for bits in 2..=16u32 {
+            let s = QType::new(bits, true).unwrap();
+            let u = QType::new(bits, false).unwrap();
+            assert_eq!(s.full_range().levels(), 1u64 << bits);
+            assert_eq!(u.full_range().levels(), 1u64 << bits);
+            assert_eq!(s.narrow_range().levels(), (1u64 << bits) - 1);
+            assert_eq!(u.narrow_range().levels(), (1u64 << bits) - 1);
+            assert_eq!(s.narrow_range().qmin(), -s.narrow_range().qmax());
+        }
+        assert_eq!(QType::I8.full_range(), CodeRange::new(-128, 127).unwrap());
+        assert_eq!(QType::I8.narrow_range(), CodeRange::new(-127, 127).unwrap());
+        assert_eq!(QType::new(3, true).unwrap().narrow_range().levels(), 7);
+        assert!(QType::new(1, true).is_err());
+        assert!(QType::new(17, false).is_err());
+    }
+
+    #[test]
+    fn parse_names() {
+        assert_eq!(QType::parse("int8").unwrap(), QType::I8);
+        assert_eq!(QType::parse("u4").unwrap(), QType::U4);
+        assert_eq!(QType::parse("i13").unwrap().name(), "i13");
+        assert!(QType::parse("f32").is_err());
+        assert!(QType::parse("i99").is_err());
+    }
+
+    #[test]
+    fn storage_checks() {
+        assert!(CodeRange::new(0, 255).unwrap().check_storage::<u8>().is_ok());
+        assert!(CodeRange::new(0, 256).unwrap().check_storage::<u8>().is_err());
+        assert!(CodeRange::new(-1, 5).unwrap().check_storage::<u8>().is_err());
+        assert!(CodeRange::new(3, 2).is_err());
+    }
+}
