@@ -1,1 +1,30 @@
+//! # quantproof-optimized: fast quantization kernels, proven equal to the reference
+//!
+//! The same operations as `quantproof-reference`, for AVX2, AVX-512 and NEON, with a portable
+//! scalar fallback, chosen at run time:
+//!
+//! * [`isa`]: detection (cached), the `QUANTPROOF_ISA` environment variable and [`isa::force`];
+//! * [`ops::Engine`]: the operations, with the reference's signatures and results;
+//! * [`kernels`]: the span interface each ISA implements, and the arithmetic it must reproduce;
+//! * `arch`: the kernels themselves, one module per ISA.
+//!
+//! Integer results are bit-exact with the reference on every ISA; float results (dequantize,
+//! fake-quantize) are bit-exact too, because kernels use only correctly rounded IEEE operations
+//! in the reference's order (no FMA, no approximate reciprocals).
+//!
+//! ```
+//! use quantproof_optimized::ops::Engine;
+//! use quantproof_reference::{params::QuantParams, profile::Profile, scheme::QType};
+//! let p = QuantParams::per_tensor(0.5, 3, QType::I8.full_range());
+//! let mut q = [0i8; 3];
+//! Engine::auto().quantize(&[0.25, 0.75, 100.0], &[3], &p, Profile::TORCH.quantize, &mut q).unwrap();
+//! assert_eq!(q, [3, 5, 127]);
+//! ```
 
+pub mod arch;
+pub mod isa;
+pub mod kernels;
+pub mod ops;
+
+pub use isa::Isa;
+pub use ops::Engine;

@@ -1,0 +1,3 @@
+//! AArch64 kernels: Advanced SIMD (NEON, 128-bit).
+
+pub mod neon;

@@ -1,0 +1,9 @@
+//! Kernels per instruction set: `generic` (portable scalar, always compiled), `x86_64/avx2`,
+//! `x86_64/avx512`, `aarch64/neon`. Each SIMD module exposes a zero-sized token type whose only
+//! constructor checks the CPU, so holding a token proves its features are present.
+
+pub mod generic;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;

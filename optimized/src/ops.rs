@@ -1,0 +1,591 @@
+//! The public operations, dispatched to an ISA's kernels.
+//!
+//! Every function here has the same signature and the same results as its twin in
+//! `quantproof_reference::quantize`: parameters are validated by the reference's own code
+//! ([`quantproof_reference::quantize::prepare`]), so both sides accept and reject exactly the same
+//! inputs, and the kernels reproduce the reference's arithmetic bit for bit (see
+//! [`crate::kernels`]). The equivalence tests in `tests/` hold them to it on every ISA.
+//!
+//! ## The planner
+//!
+//! Kernels see *spans* (see [`crate::kernels`]). A [`Plan`] turns a tensor's layout into spans:
+//!
+//! | granularity | spans |
+//! |---|---|
+//! | per-tensor | the whole tensor, cut into chunks for threads |
+//! | per-axis, `inner >= 16` | one uniform span per run of `inner` elements (an outer axis) |
+//! | per-axis, `inner < 16` | rows of `axis_len * inner` elements with per-element parameters, several rows at a time when rows are short (the innermost axis) |
+//! | per-block, `inner == 1`, `block >= 16` | one uniform span per block |
+//! | per-block, `inner == 1`, `block < 16` | per-element parameters expanded over the tensor |
+//! | per-block, `inner > 1` | rows of `inner` elements whose parameters are a contiguous slice |
+//!
+//! Stochastic rounding needs each element's flat index, so it runs the reference's scalar loop
+//! on every ISA. 4-bit outputs are quantized to a temporary `i8` buffer and then packed by the
+//! ISA's nibble kernel (and unpacked the same way), so packing never splits a span.
+
+use crate::isa::{self, Isa};
+use crate::kernels::{self, Kernels, Params, PerElement, Rule, Uniform};
+use quantproof_reference::error::{check_len, QuantError, Result};
+use quantproof_reference::pack::{packed_len, Int4};
+use quantproof_reference::params::{ParamLayout, QuantParams};
+use quantproof_reference::profile::Profile;
+use quantproof_reference::qparams::QParams;
+use quantproof_reference::quantize::{self as refq, PreparedScale, QuantizeRule, ScaleOp};
+use quantproof_reference::rounding::RoundingMode;
+use quantproof_reference::scheme::{Code, CodeRange, QType};
+
+/// Below this run length, per-element parameters beat one kernel call per run.
+const MIN_RUN: usize = 16;
+/// Short rows are repeated until a per-element span holds at least this many elements.
+const MIN_ROW: usize = 256;
+/// Largest span handed to one kernel call (lets threads share a per-tensor span).
+const CHUNK: usize = 1 << 16;
+
+/// Code types with SIMD kernels.
+pub trait FastCode: Code {
+    fn quantize(k: &dyn Kernels, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [Self]) -> bool;
+    fn dequantize(k: &dyn Kernels, q: &[Self], p: Params<'_>, out: &mut [f32]);
+}
+
+impl FastCode for i8 {
+    fn quantize(k: &dyn Kernels, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
+        k.quantize_i8(x, p, rule, out)
+    }
+    fn dequantize(k: &dyn Kernels, q: &[i8], p: Params<'_>, out: &mut [f32]) {
+        k.dequantize_i8(q, p, out)
+    }
+}
+
+impl FastCode for u8 {
+    fn quantize(k: &dyn Kernels, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+        k.quantize_u8(x, p, rule, out)
+    }
+    fn dequantize(k: &dyn Kernels, q: &[u8], p: Params<'_>, out: &mut [f32]) {
+        k.dequantize_u8(q, p, out)
+    }
+}
+
+/// Parameters in struct-of-arrays form, one entry per scale / zero-point pair.
+#[derive(Debug, Clone, Default)]
+struct Soa {
+    scale: Vec<f32>,
+    factor: Vec<f32>,
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+    zero_point: Vec<i32>,
+}
+
+impl Soa {
+    fn push(&mut self, u: Uniform) {
+        self.scale.push(u.scale);
+        self.factor.push(u.factor);
+        self.lo.push(u.lo);
+        self.hi.push(u.hi);
+        self.zero_point.push(u.zero_point);
+    }
+
+    fn at(&self, i: usize) -> Uniform {
+        Uniform {
+            scale: self.scale[i],
+            factor: self.factor[i],
+            lo: self.lo[i],
+            hi: self.hi[i],
+            zero_point: self.zero_point[i],
+        }
+    }
+
+    fn view(&self, start: usize, len: usize) -> PerElement<'_> {
+        let r = start..start + len;
+        PerElement {
+            scale: &self.scale[r.clone()],
+            factor: &self.factor[r.clone()],
+            lo: &self.lo[r.clone()],
+            hi: &self.hi[r.clone()],
+            zero_point: &self.zero_point[r],
+        }
+    }
+
+    /// Element `j` takes parameter `map(j)`, for `j < len`.
+    fn expand(&self, len: usize, map: impl Fn(usize) -> usize) -> Soa {
+        let mut e = Soa::default();
+        for j in 0..len {
+            e.push(self.at(map(j)));
+        }
+        e
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Uniform(Uniform),
+    /// Per-element parameters from `params` (the per-parameter arrays) starting at an offset.
+    Params(usize),
+    /// Per-element parameters from the expanded arrays starting at an offset.
+    Expanded(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    len: usize,
+    source: Source,
+}
+
+/// A tensor's parameters cut into kernel spans (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    params: Soa,
+    expanded: Soa,
+    spans: Vec<Span>,
+    len: usize,
+}
+
+impl Plan {
+    /// Validates `params` for a tensor of `shape` and `len` elements and plans its spans.
+    pub fn new(params: &QuantParams, shape: &[usize], len: usize, op: ScaleOp) -> Result<Plan> {
+        let (layout, prepared) = refq::prepare(params, shape, len, op)?;
+        let soa = soa_of(&prepared, &params.zero_points, params.range, op);
+        Ok(Plan::from_layout(soa, &layout, len))
+    }
+
+    fn from_layout(params: Soa, layout: &ParamLayout, n: usize) -> Plan {
+        let mut spans = Vec::new();
+        let mut expanded = Soa::default();
+        let (c, inner, block) = (layout.axis_len(), layout.inner(), layout.block());
+        let mut push = |start: usize, len: usize, source: Source| {
+            if len > 0 {
+                spans.push(Span { start, len, source });
+            }
+        };
+        if n == 0 {
+        } else if layout.is_per_tensor() {
+            push(0, n, Source::Uniform(params.at(0)));
+        } else if layout.is_per_axis() {
+            if inner >= MIN_RUN {
+                for (r, start) in (0..n).step_by(inner).enumerate() {
+                    push(start, inner, Source::Uniform(params.at(r % c)));
+                }
+            } else {
+                let row = c * inner;
+                let k = MIN_ROW.div_ceil(row).max(1);
+                expanded = params.expand(k * row, |j| (j / inner) % c);
+                let rows = n / row;
+                let mut r = 0;
+                while r < rows {
+                    let take = k.min(rows - r);
+                    push(r * row, take * row, Source::Expanded(0));
+                    r += take;
+                }
+            }
+        } else {
+            let nb = c / block;
+            if inner == 1 && block >= MIN_RUN {
+                for (b, start) in (0..n).step_by(block).enumerate() {
+                    push(start, block, Source::Uniform(params.at(b)));
+                }
+            } else if inner == 1 {
+                expanded = params.expand(n, |j| (j / c) * nb + (j % c) / block);
+                push(0, n, Source::Expanded(0));
+            } else {
+                for (r, start) in (0..n).step_by(inner).enumerate() {
+                    let (o, ch) = (r / c, r % c);
+                    push(start, inner, Source::Params((o * nb + ch / block) * inner));
+                }
+            }
+        }
+        // Cut long spans so threads can share them.
+        let spans = spans
+            .into_iter()
+            .flat_map(|s| {
+                (0..s.len).step_by(CHUNK).map(move |off| Span {
+                    start: s.start + off,
+                    len: CHUNK.min(s.len - off),
+                    source: match s.source {
+                        Source::Uniform(u) => Source::Uniform(u),
+                        Source::Params(o) => Source::Params(o + off),
+                        Source::Expanded(o) => Source::Expanded(o + off),
+                    },
+                })
+            })
+            .collect();
+        Plan { params, expanded, spans, len: n }
+    }
+
+    fn params_of(&self, s: &Span) -> Params<'_> {
+        match s.source {
+            Source::Uniform(u) => Params::Uniform(u),
+            Source::Params(o) => Params::PerElement(self.params.view(o, s.len)),
+            Source::Expanded(o) => Params::PerElement(self.expanded.view(o, s.len)),
+        }
+    }
+
+    /// Number of spans (for tests and diagnostics).
+    pub fn span_count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Runs `f(span params, input span, output span)` over every span, on `threads` threads.
+    /// Returns true when any call returned true.
+    fn run<I: Sync, O: Outputs>(
+        &self,
+        threads: usize,
+        input: &[I],
+        per_in: usize,
+        output: O,
+        f: &(dyn Fn(Params<'_>, &[I], O) -> bool + Sync),
+    ) -> bool {
+        let groups = split_groups(&self.spans, threads.max(1), self.len);
+        if groups.len() <= 1 {
+            return self.run_group(&self.spans, input, per_in, output, 0, f);
+        }
+        let mut rest = Some(output);
+        let mut consumed = 0;
+        std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for g in groups {
+                let (Some(first), Some(last), Some(tmp)) = (g.first(), g.last(), rest.take()) else { continue };
+                let (start, end) = (first.start, last.start + last.len);
+                let (_, tail) = tmp.split_at(start - consumed);
+                let (mine, tail) = tail.split_at(end - start);
+                rest = Some(tail);
+                consumed = end;
+                handles.push(scope.spawn(move || self.run_group(g, input, per_in, mine, start, f)));
+            }
+            handles.into_iter().fold(false, |acc, h| h.join().unwrap_or(true) | acc)
+        })
+    }
+
+    fn run_group<I, O: Outputs>(
+        &self,
+        spans: &[Span],
+        input: &[I],
+        per_in: usize,
+        mut output: O,
+        base: usize,
+        f: &(dyn Fn(Params<'_>, &[I], O) -> bool + Sync),
+    ) -> bool {
+        let mut flag = false;
+        let mut at = base;
+        for s in spans {
+            let inp = &input[s.start * per_in..(s.start + s.len) * per_in];
+            let (_, rest) = output.split_at(s.start - at);
+            let (mine, rest) = rest.split_at(s.len);
+            output = rest;
+            at = s.start + s.len;
+            flag |= f(self.params_of(s), inp, mine);
+        }
+        flag
+    }
+}
+
+/// Output buffers indexed by element, which the planner can split between spans and threads.
+trait Outputs: Send + Sized {
+    /// Splits at element `mid`.
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+impl<T: Send> Outputs for &mut [T] {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
+    }
+}
+
+impl<A: Outputs, B: Outputs> Outputs for (A, Option<B>) {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (a0, a1) = self.0.split_at(mid);
+        match self.1 {
+            None => ((a0, None), (a1, None)),
+            Some(b) => {
+                let (b0, b1) = b.split_at(mid);
+                ((a0, Some(b0)), (a1, Some(b1)))
+            }
+        }
+    }
+}
+
+/// Splits spans into at most `threads` contiguous groups of roughly equal element counts.
+fn split_groups(spans: &[Span], threads: usize, n: usize) -> Vec<&[Span]> {
+    if threads <= 1 || spans.len() <= 1 {
+        return vec![spans];
+    }
+    let target = n.div_ceil(threads).max(1);
+    let mut groups = Vec::new();
+    let (mut begin, mut acc) = (0, 0);
+    for (i, s) in spans.iter().enumerate() {
+        acc += s.len;
+        if acc >= target && groups.len() + 1 < threads {
+            groups.push(&spans[begin..=i]);
+            begin = i + 1;
+            acc = 0;
+        }
+    }
+    if begin < spans.len() {
+        groups.push(&spans[begin..]);
+    }
+    groups
+}
+
+fn soa_of(prepared: &[PreparedScale], zero_points: &[i32], range: CodeRange, op: ScaleOp) -> Soa {
+    let mut soa = Soa::default();
+    for (p, &z) in prepared.iter().zip(zero_points) {
+        soa.push(Uniform {
+            scale: p.scale,
+            factor: match op {
+                ScaleOp::Divide => p.scale,
+                ScaleOp::MultiplyByReciprocal => p.reciprocal,
+            },
+            lo: (range.qmin() - z) as f32,
+            hi: (range.qmax() - z) as f32,
+            zero_point: z,
+        });
+    }
+    soa
+}
+
+fn kernel_rule(rule: QuantizeRule) -> Option<Rule> {
+    match rule.rounding {
+        RoundingMode::Stochastic { .. } => None,
+        mode => Some(Rule { op: rule.scale_op, mode }),
+    }
+}
+
+fn first_nan(x: &[f32]) -> QuantError {
+    QuantError::NanInput { what: "x", index: x.iter().position(|v| v.is_nan()).unwrap_or(0) }
+}
+
+/// The result of a min/max scan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinMax {
+    /// Smallest element (`+inf` for an empty input).
+    pub min: f32,
+    /// Largest element (`-inf` for an empty input).
+    pub max: f32,
+}
+
+/// A handle on one ISA's kernels and a thread count.
+#[derive(Clone, Copy)]
+pub struct Engine {
+    kernels: &'static dyn Kernels,
+    threads: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("isa", &self.isa()).field("threads", &self.threads).finish()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::auto()
+    }
+}
+
+impl Engine {
+    /// The kernels of `isa`; fails when this CPU lacks it.
+    pub fn new(isa: Isa) -> Result<Engine> {
+        kernels::table(isa).map(|kernels| Engine { kernels, threads: 1 }).ok_or_else(|| isa::unavailable(isa))
+    }
+
+    /// The dispatcher's choice ([`isa::selected`]).
+    pub fn auto() -> Engine {
+        let k = kernels::table(isa::selected()).unwrap_or(&crate::arch::generic::Scalar);
+        Engine { kernels: k, threads: 1 }
+    }
+
+    /// Uses up to `threads` threads (at least 1) for large tensors.
+    pub fn with_threads(mut self, threads: usize) -> Engine {
+        self.threads = threads.max(1);
+        self
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.kernels.isa()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The kernel table itself (for benchmarks of single spans).
+    pub fn kernels(&self) -> &'static dyn Kernels {
+        self.kernels
+    }
+
+    /// Twin of [`quantproof_reference::quantize::quantize`] for `i8` and `u8` codes.
+    pub fn quantize<C: FastCode>(
+        &self,
+        x: &[f32],
+        shape: &[usize],
+        params: &QuantParams,
+        rule: QuantizeRule,
+        out: &mut [C],
+    ) -> Result<()> {
+        params.range.check_storage::<C>()?;
+        check_len("output", x.len(), out.len())?;
+        let plan = Plan::new(params, shape, x.len(), rule.scale_op)?;
+        let Some(krule) = kernel_rule(rule) else {
+            return refq::quantize(x, shape, params, rule, out);
+        };
+        let k = self.kernels;
+        let nan = plan.run(self.threads, x, 1, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
+        if nan {
+            return Err(first_nan(x));
+        }
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::quantize::dequantize`].
+    pub fn dequantize<C: FastCode>(&self, q: &[C], shape: &[usize], params: &QuantParams, out: &mut [f32]) -> Result<()> {
+        check_len("output", q.len(), out.len())?;
+        let plan = Plan::new(params, shape, q.len(), ScaleOp::Divide)?;
+        let k = self.kernels;
+        plan.run(self.threads, q, 1, out, &|p, qs, os: &mut [f32]| {
+            C::dequantize(k, qs, p, os);
+            false
+        });
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::quantize::fake_quantize`].
+    pub fn fake_quantize(
+        &self,
+        x: &[f32],
+        shape: &[usize],
+        params: &QuantParams,
+        rule: QuantizeRule,
+        out: &mut [f32],
+        mask: Option<&mut [bool]>,
+    ) -> Result<()> {
+        check_len("output", x.len(), out.len())?;
+        if let Some(m) = mask.as_deref() {
+            check_len("mask", x.len(), m.len())?;
+        }
+        let plan = Plan::new(params, shape, x.len(), rule.scale_op)?;
+        let Some(krule) = kernel_rule(rule) else {
+            return refq::fake_quantize(x, shape, params, rule, out, mask);
+        };
+        let k = self.kernels;
+        let nan = plan.run(self.threads, x, 1, (out, mask), &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| {
+            k.fake_quantize(xs, p, krule, os, ms)
+        });
+        if nan {
+            return Err(first_nan(x));
+        }
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::quantize::quantize_packed4`].
+    pub fn quantize_packed4(
+        &self,
+        x: &[f32],
+        shape: &[usize],
+        params: &QuantParams,
+        rule: QuantizeRule,
+        kind: Int4,
+        out: &mut [u8],
+    ) -> Result<()> {
+        kind.check_range(params.range)?;
+        check_len("packed output", packed_len(x.len()), out.len())?;
+        let mut codes = vec![0i8; x.len() + x.len() % 2];
+        self.quantize(x, shape, params, rule, &mut codes[..x.len()])?;
+        self.kernels.pack_nibbles(&codes, out);
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::quantize::dequantize_packed4`].
+    pub fn dequantize_packed4(
+        &self,
+        packed: &[u8],
+        shape: &[usize],
+        params: &QuantParams,
+        kind: Int4,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let n = out.len();
+        check_len("packed input", packed_len(n), packed.len())?;
+        let mut codes = vec![0i8; 2 * packed.len()];
+        self.kernels.unpack_nibbles(packed, kind == Int4::Signed, &mut codes);
+        self.dequantize(&codes[..n], shape, params, out)
+    }
+
+    /// Minimum and maximum of `x`; fails on NaN (infinities are returned as they are). An empty
+    /// input gives `min = +inf, max = -inf`.
+    pub fn min_max(&self, x: &[f32]) -> Result<MinMax> {
+        let k = self.kernels;
+        let chunks: Vec<&[f32]> = x.chunks(CHUNK.max(x.len().div_ceil(self.threads))).collect();
+        let parts: Vec<(f32, f32, bool)> = if self.threads > 1 && chunks.len() > 1 {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = chunks.iter().map(|c| s.spawn(move || k.min_max(c))).collect();
+                hs.into_iter().map(|h| h.join().unwrap_or((f32::NAN, f32::NAN, true))).collect()
+            })
+        } else {
+            chunks.iter().map(|c| k.min_max(c)).collect()
+        };
+        let mut mm = MinMax { min: f32::INFINITY, max: f32::NEG_INFINITY };
+        for (lo, hi, nan) in parts {
+            if nan {
+                return Err(first_nan(x));
+            }
+            mm.min = mm.min.min(lo);
+            mm.max = mm.max.max(hi);
+        }
+        Ok(mm)
+    }
+
+    /// Twin of [`Profile::dynamic_quantize`]: uint8 codes with parameters read from the data.
+    pub fn dynamic_quantize(&self, profile: &Profile, x: &[f32], out: &mut [u8]) -> Result<QParams> {
+        if x.is_empty() {
+            return Err(QuantError::EmptyInput { what: "x" });
+        }
+        check_len("output", x.len(), out.len())?;
+        // The same error as the reference: the first NaN or infinity, by index.
+        let mm = match self.min_max(x) {
+            Ok(mm) if mm.min.is_finite() && mm.max.is_finite() => mm,
+            _ => {
+                quantproof_reference::error::check_finite("x", x)?;
+                return Err(QuantError::NonFinite { what: "x", index: 0, value: f64::NAN });
+            }
+        };
+        let p = profile.dynamic_qparams(mm.min, mm.max)?;
+        let params = QuantParams::per_tensor(p.scale, p.zero_point, QType::U8.full_range());
+        self.quantize(x, &[x.len()], &params, profile.quantize, out)?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantproof_reference::scheme::QType;
+
+    #[test]
+    fn plans_cover_every_element_once() {
+        let r = QType::I8.full_range();
+        let cases: Vec<(QuantParams, Vec<usize>)> = vec![
+            (QuantParams::per_tensor(1.0, 0, r), vec![200_000]),
+            (QuantParams::per_axis(0, vec![1.0; 3], vec![0; 3], r), vec![3, 40]),
+            (QuantParams::per_axis(1, vec![1.0; 5], vec![0; 5], r), vec![7, 5]),
+            (QuantParams::per_axis(1, vec![1.0; 5], vec![0; 5], r), vec![7, 5, 3]),
+            (QuantParams::per_block(1, 4, vec![1.0; 14], vec![0; 14], r), vec![7, 8]),
+            (QuantParams::per_block(1, 16, vec![1.0; 14], vec![0; 14], r), vec![7, 32]),
+            (QuantParams::per_block(0, 2, vec![1.0; 6], vec![0; 6], r), vec![4, 3]),
+        ];
+        for (p, shape) in cases {
+            let n: usize = shape.iter().product();
+            let plan = Plan::new(&p, &shape, n, ScaleOp::Divide).unwrap();
+            let mut covered = vec![0u8; n];
+            for s in &plan.spans {
+                for c in &mut covered[s.start..s.start + s.len] {
+                    *c += 1;
+                }
+            }
+            assert!(covered.iter().all(|&c| c == 1), "{shape:?}");
+            for t in 1..5 {
+                let groups = split_groups(&plan.spans, t, n);
+                assert!(groups.len() <= t.max(1));
+                assert_eq!(groups.iter().map(|g| g.len()).sum::<usize>(), plan.spans.len());
+            }
+        }
+    }
+}
