@@ -1,0 +1,3 @@
+//! The `quantproof` subcommands, one module each.
+
+pub mod info;

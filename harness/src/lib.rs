@@ -1,0 +1,5 @@
+//! # quantproof-harness: proving and measuring
+//!
+//! The machinery behind `cargo test`, `cargo bench` and the `quantproof` tool.
+
+pub mod cli;
