@@ -18,6 +18,7 @@
 //! | [`qparams`] | scale and zero point from a range: PyTorch, ONNX Runtime, ours |
 //! | [`profile`] | each framework's choices as one value: `torch`, `onnxruntime`, `quantproof` |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
+//! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
 //! ## Notation
@@ -36,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod calibrate;
 pub mod error;
 pub mod pack;
 pub mod params;
