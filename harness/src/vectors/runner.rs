@@ -480,6 +480,45 @@ mod tests {
     }
 
     #[test]
+    fn no_line_makes_the_runner_panic() {
+        let r = runner();
+        for cut in (0..QUANT.len()).filter(|&c| QUANT.is_char_boundary(c)) {
+            assert_eq!(r.run_line("f", 1, &QUANT[..cut]).status, Status::Failed);
+        }
+        let edits: &[(&str, &str)] = &[
+            ("[0.5]", "[0]"),
+            ("[0.5]", "[-1]"),
+            ("[0.5]", "[1e-45]"),
+            ("[0.5]", "[3e38]"),
+            ("[0.5]", "[1e39]"),
+            ("[0.5]", "[]"),
+            ("[3]", "[2147483648]"),
+            ("[3]", "[-200]"),
+            ("null", "-5"),
+            ("null", "0"),
+            ("null", "\"a\""),
+            ("\"i8\"", "\"i16\""),
+            ("\"i8\"", "\"u4\""),
+            ("\"i8\"", "\"f32\""),
+            ("\"qmin\": -128", "\"qmin\": 200"),
+            ("\"qmin\": -128", "\"qmin\": -4000000000"),
+            ("\"shape\": [3]", "\"shape\": [3, 0]"),
+            ("\"dtype\": \"f32\"", "\"dtype\": \"u8\""),
+            ("[0.25, 0.75, 100.0]", "[0.25, 3e38, -3e38]"),
+            ("\"x\"", "\"rmin\""),
+        ];
+        for op in ["quantize", "dequantize", "fake_quantize", "dynamic_quantize", "choose_qparams"] {
+            let base = QUANT.replace("\"quantize\"", &format!("\"{op}\""));
+            for profile in ["torch", "onnxruntime", "quantproof"] {
+                let base = base.replace("onnxruntime", profile);
+                for (from, to) in edits {
+                    let _ = r.run_line("f", 1, &base.replace(from, to));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn missing_roots_fail() {
         let s = runner().run_paths(&["/nonexistent/quantproof-vectors"]);
         assert_eq!(s.failed, 1);

@@ -129,10 +129,21 @@ pub fn render_failure(c: &CaseResult) -> String {
             let _ = writeln!(s, "  {what}: {}", f.message);
         }
         for m in &f.mismatches {
-            let _ = writeln!(s, "    [{}] got {} expected {}", m.index, m.got, m.expected);
+            let _ = writeln!(s, "    [{}] got {} expected {}", m.index, short(m.got), short(m.expected));
         }
     }
     s
+}
+
+/// A value in its shortest form: as f32 when it is exactly one (every value of an f32 or small
+/// integer tensor), else as f64.
+fn short(v: f64) -> String {
+    let f = v as f32;
+    if f as f64 == v {
+        format!("{f}")
+    } else {
+        format!("{v}")
+    }
 }
 
 #[cfg(test)]
@@ -154,5 +165,8 @@ mod tests {
         assert!(text.contains("path reference, output y: 1 of 2 elements fail exact equality"), "{text}");
         assert!(text.contains("[1] got 1.5 expected 1.25"), "{text}");
         assert!(text.contains("a.jsonl:2: invalid JSON"), "{text}");
+        assert_eq!(short(0.1f32 as f64), "0.1");
+        assert_eq!(short(0.1), "0.1");
+        assert_eq!(short(-128.0), "-128");
     }
 }
