@@ -293,7 +293,7 @@ class Gen:
 
     # -- compute_scale_zp ----------------------------------------------------------------------
 
-    def choose(self, tag, rmin, rmax, qrange, symmetric, min_real_range=None):
+    def choose(self, tag, rmin, rmax, qrange, symmetric, min_real_range=None, known=False):
         qmin, qmax = qrange
         rmin = np.array([rmin], np.float32)
         rmax = np.array([rmax], np.float32)
@@ -305,12 +305,13 @@ class Gen:
         attrs = {"qmin": int(qmin), "qmax": int(qmax), "symmetric": bool(symmetric)}
         if min_real_range is not None:
             attrs["min_real_range"] = float(np.float32(min_real_range))
-        self.add(
-            "choose_qparams",
-            case("choose_qparams", f"compute_scale_zp_{tag}", "quant_utils.compute_scale_zp", attrs,
+        c = case("choose_qparams", f"compute_scale_zp_{tag}", "quant_utils.compute_scale_zp", attrs,
                  {"rmin": tensor("f32", rmin), "rmax": tensor("f32", rmax)},
-                 {"scale": tensor("f32", scale), "zero_point": tensor("i64", np.asarray(zp, np.int64).reshape([1]))}),
-        )
+                 {"scale": tensor("f32", scale), "zero_point": tensor("i64", np.asarray(zp, np.int64).reshape([1]))})
+        if known:
+            self.known.append(c)
+        else:
+            self.add("choose_qparams", c)
 
     def choose_cases(self):
         T = TP
@@ -359,6 +360,10 @@ class Gen:
             for rname in ("u8", "i8"):
                 for sym in (False, True):
                     self.choose(f"{rname}_{'sym' if sym else 'asym'}_{tag}", lo, hi, ranges[rname], sym, m)
+        # Known difference: ONNX Runtime accepts rmin > rmax (it widens both to contain 0 and goes
+        # on); the reference returns InvalidRange.
+        for tag, lo, hi in (("rmin_gt_rmax_across_zero", 1.0, -1.0), ("rmin_gt_rmax_positive", 0.5, 0.2)):
+            self.choose(f"u8_asym_{tag}", lo, hi, ranges["u8"], False, known=True)
 
 
 def write(dirname, cases, meta):
