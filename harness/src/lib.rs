@@ -3,3 +3,4 @@
 //! The machinery behind `cargo test`, `cargo bench` and the `quantproof` tool.
 
 pub mod cli;
+pub mod vectors;

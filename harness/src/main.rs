@@ -13,12 +13,30 @@ struct Cli {
 enum Command {
     /// Print the CPU features seen, the instruction sets available and the one dispatch picks.
     Info,
+    /// Replay golden vectors (quant-vectors/1 JSONL) through the reference and every optimized ISA.
+    VerifyVectors {
+        /// Directories searched recursively for *.jsonl (files are read as they are).
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<std::path::PathBuf>,
+        /// Run only this optimized ISA (plus the reference).
+        #[arg(long, value_name = "NAME")]
+        isa: Option<String>,
+        /// List every case.
+        #[arg(long)]
+        verbose: bool,
+        /// Print a machine-readable JSON summary instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Info => quantproof_harness::cli::info::run(),
+        Command::VerifyVectors { dirs, isa, verbose, json } => {
+            quantproof_harness::cli::verify::run(&quantproof_harness::cli::verify::Args { dirs, isa, verbose, json })
+        }
     };
     std::process::exit(code);
 }

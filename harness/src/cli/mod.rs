@@ -1,3 +1,4 @@
 //! The `quantproof` subcommands, one module each.
 
 pub mod info;
+pub mod verify;

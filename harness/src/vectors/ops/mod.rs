@@ -1,0 +1,289 @@
+//! The op registry: how each golden-vector op is computed, on each path.
+//!
+//! An op is one [`OpSpec`]: its name, the profiles it is implemented for, whether the optimized
+//! crate has a twin of it, and one function from a case (attrs and named input tensors), the
+//! case's [`Profile`] and a [`Path`] (the reference, or an [`Engine`] for one ISA) to named
+//! output tensors. The runner calls the function once per path and compares every output the
+//! case names. Adding an op is adding one entry to [`REGISTRY`].
+//!
+//! An op function reports three kinds of trouble ([`OpError`]):
+//!
+//! | error | meaning | the runner counts |
+//! |---|---|---|
+//! | `Malformed` | the case lacks an attr or input, or has the wrong type | a failure |
+//! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
+//! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
+
+mod qparams;
+mod quant;
+
+use super::parse::{exact_int, kind, Case, DType, Data, Tensor};
+use quantproof_optimized::ops::Engine;
+use quantproof_reference::error::QuantError;
+use quantproof_reference::profile::Profile;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where an op is computed.
+#[derive(Debug, Clone, Copy)]
+pub enum Path {
+    /// `quantproof_reference`: the specification.
+    Reference,
+    /// `quantproof_optimized` on one ISA.
+    Optimized(Engine),
+}
+
+impl Path {
+    /// `reference`, or the ISA's name (`scalar`, `avx2`, ...).
+    pub fn name(&self) -> String {
+        match self {
+            Path::Reference => "reference".to_string(),
+            Path::Optimized(e) => e.isa().name().to_string(),
+        }
+    }
+}
+
+/// Why an op produced no outputs (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpError {
+    Malformed(String),
+    Rejected(QuantError),
+    Unsupported(String),
+}
+
+impl From<QuantError> for OpError {
+    fn from(e: QuantError) -> OpError {
+        OpError::Rejected(e)
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Malformed(m) => write!(f, "malformed case: {m}"),
+            OpError::Rejected(e) => write!(f, "error: {e}"),
+            OpError::Unsupported(m) => write!(f, "unsupported: {m}"),
+        }
+    }
+}
+
+/// Named output tensors.
+pub type Outputs = BTreeMap<String, Tensor>;
+
+/// What an op function returns.
+pub type OpResult = Result<Outputs, OpError>;
+
+/// Computes an op's outputs for a case on one path.
+pub type OpFn = fn(&Case, &Profile, Path) -> OpResult;
+
+/// One op of the registry.
+#[derive(Clone, Copy)]
+pub struct OpSpec {
+    /// The `op` field of the cases it runs.
+    pub op: &'static str,
+    /// The profiles (by [`Profile::name`]) it is implemented for.
+    pub profiles: &'static [&'static str],
+    /// Whether `quantproof_optimized` has a twin, run on every available ISA.
+    pub optimized: bool,
+    pub run: OpFn,
+}
+
+/// Every implemented op.
+pub const REGISTRY: &[OpSpec] = &[
+    OpSpec { op: "quantize", profiles: &["torch", "onnxruntime", "quantproof"], optimized: true, run: quant::quantize },
+    OpSpec {
+        op: "dequantize",
+        profiles: &["torch", "onnxruntime", "quantproof"],
+        optimized: true,
+        run: quant::dequantize,
+    },
+    OpSpec { op: "fake_quantize", profiles: &["torch", "quantproof"], optimized: true, run: quant::fake_quantize },
+    OpSpec {
+        op: "dynamic_quantize",
+        profiles: &["onnxruntime", "quantproof"],
+        optimized: true,
+        run: quant::dynamic_quantize,
+    },
+    OpSpec { op: "choose_qparams", profiles: &["onnxruntime"], optimized: false, run: qparams::choose_qparams },
+];
+
+/// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
+pub const FORMAT_OPS: &[&str] = &[
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "lsq",
+    "observe",
+    "choose_qparams",
+    "calibrate",
+    "dynamic_quantize",
+    "qadd",
+    "qmul",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "hardsigmoid",
+    "hardswish",
+    "clamp",
+    "hardtanh",
+    "leaky_relu",
+    "max_pool2d",
+    "avg_pool2d",
+    "concat",
+    "qlinear",
+    "dynamic_linear",
+    "qconv2d",
+    "matmul_integer",
+    "qlinear_matmul",
+];
+
+/// The registry entry for `op`.
+pub fn lookup(op: &str) -> Option<&'static OpSpec> {
+    REGISTRY.iter().find(|s| s.op == op)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading attrs and inputs, with messages that name the field.
+
+/// Typed access to a case's `attrs`.
+pub struct Attrs<'a>(pub &'a Case);
+
+impl<'a> Attrs<'a> {
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.attrs.get(key).filter(|v| !v.is_null())
+    }
+
+    fn missing(key: &str) -> OpError {
+        OpError::Malformed(format!("attrs.{key} is missing"))
+    }
+
+    /// An integer attr, `None` when absent or null.
+    pub fn opt_int(&self, key: &str) -> Result<Option<i64>, OpError> {
+        self.get(key)
+            .map(|v| exact_int(v).ok_or_else(|| OpError::Malformed(format!("attrs.{key}: expected an integer, got {v}"))))
+            .transpose()
+    }
+
+    pub fn int(&self, key: &str) -> Result<i64, OpError> {
+        self.opt_int(key)?.ok_or_else(|| Self::missing(key))
+    }
+
+    /// An integer attr that must fit i32.
+    pub fn i32(&self, key: &str) -> Result<i32, OpError> {
+        let v = self.int(key)?;
+        i32::try_from(v).map_err(|_| OpError::Malformed(format!("attrs.{key}: {v} does not fit i32")))
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, OpError> {
+        self.get(key)
+            .map(|v| v.as_f64().ok_or_else(|| OpError::Malformed(format!("attrs.{key}: expected a number, got {v}"))))
+            .transpose()
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, OpError> {
+        self.get(key)
+            .map(|v| v.as_bool().ok_or_else(|| OpError::Malformed(format!("attrs.{key}: expected a boolean, got {v}"))))
+            .transpose()
+    }
+
+    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, OpError> {
+        self.get(key)
+            .map(|v| v.as_str().ok_or_else(|| OpError::Malformed(format!("attrs.{key}: expected a string, got {v}"))))
+            .transpose()
+    }
+
+    fn list(&self, key: &str) -> Result<&'a [Value], OpError> {
+        match self.get(key) {
+            Some(Value::Array(items)) => Ok(items),
+            Some(other) => Err(OpError::Malformed(format!("attrs.{key}: expected a list, got {}", kind(other)))),
+            None => Err(Self::missing(key)),
+        }
+    }
+
+    /// A list of numbers, each rounded to f32 (a value that overflows f32 is malformed).
+    pub fn f32_list(&self, key: &str) -> Result<Vec<f32>, OpError> {
+        self.list(key)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x = v
+                    .as_f64()
+                    .ok_or_else(|| OpError::Malformed(format!("attrs.{key}[{i}]: expected a number, got {v}")))?;
+                let y = x as f32;
+                if y.is_finite() {
+                    Ok(y)
+                } else {
+                    Err(OpError::Malformed(format!("attrs.{key}[{i}]: {x} is not a finite f32")))
+                }
+            })
+            .collect()
+    }
+
+    /// A list of integers that fit i32.
+    pub fn i32_list(&self, key: &str) -> Result<Vec<i32>, OpError> {
+        self.list(key)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                exact_int(v)
+                    .and_then(|x| i32::try_from(x).ok())
+                    .ok_or_else(|| OpError::Malformed(format!("attrs.{key}[{i}]: expected an i32 integer, got {v}")))
+            })
+            .collect()
+    }
+}
+
+/// The input tensor `name`.
+pub fn input<'a>(case: &'a Case, name: &str) -> Result<&'a Tensor, OpError> {
+    case.inputs.get(name).ok_or_else(|| {
+        let have: Vec<&str> = case.inputs.keys().map(String::as_str).collect();
+        OpError::Malformed(format!("input {name:?} is missing (inputs: {})", have.join(", ")))
+    })
+}
+
+/// The f32 data of input `name`.
+pub fn input_f32<'a>(case: &'a Case, name: &str) -> Result<(&'a Tensor, &'a [f32]), OpError> {
+    let t = input(case, name)?;
+    match &t.data {
+        Data::F32(v) => Ok((t, v)),
+        other => Err(OpError::Malformed(format!("input {name}: expected f32 data, got {}", other.dtype().name()))),
+    }
+}
+
+/// Builds an [`Outputs`] map.
+pub fn outputs<const N: usize>(items: [(&str, Tensor); N]) -> Outputs {
+    items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A one-element tensor of shape `[1]` (how the format stores per-tensor parameters).
+pub fn scalar(data: Data) -> Tensor {
+    Tensor::new(vec![1], data)
+}
+
+/// `true -> 1.0`, `false -> 0.0`.
+pub fn mask_to_f32(mask: &[bool]) -> Vec<f32> {
+    mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect()
+}
+
+/// The dtype name of a data vector, for messages.
+pub fn dtype_name(t: &Tensor) -> &'static str {
+    DType::name(t.dtype())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_is_consistent() {
+        for (i, s) in REGISTRY.iter().enumerate() {
+            assert!(FORMAT_OPS.contains(&s.op), "{} is not a format op", s.op);
+            assert!(REGISTRY[..i].iter().all(|t| t.op != s.op), "{} registered twice", s.op);
+            for p in s.profiles {
+                assert_eq!(Profile::by_name(p).map(|p| p.name), Ok(*p));
+            }
+        }
+        assert!(lookup("quantize").is_some());
+        assert!(lookup("observe").is_none());
+    }
+}
