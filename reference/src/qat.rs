@@ -33,6 +33,11 @@
 //! `z = 0` and `[qmin, qmax] = [-Q_N, Q_P]` PyTorch's `grad_scale` is LSQ's. The tests check these
 //! identities numerically.
 //!
+//! One difference remains, at the two end cells: the papers clip *before* rounding, so
+//! `u = v/s >= Q_P` is "above" (`dx = 0`, `ds = Q_P`), while PyTorch rounds first, so
+//! `u` in `[Q_P, Q_P + 1/2)` rounds to the in-range code `Q_P` (`dx = dy`, `ds = Q_P - u`, no
+//! zero-point gradient); likewise below. The forward values agree; the gradients do not.
+//!
 //! All three learned-step methods are straight-through estimators: inside the range, the true
 //! derivative of the (piecewise constant) `round(v/s) s` with respect to `s` is `round(v/s)`; LSQ
 //! adds the STE term `-v/s`, which is what lets the gradient see *where* in its step `v` lies. The
@@ -51,7 +56,8 @@
 //!    ([`crate::profile::Profile::TORCH`]'s fake-quantize rule).
 //! 2. **Zero point, backward (per tensor):** `(int64) clamp(z + 0.5f, qmin, qmax)`: the cast
 //!    truncates toward zero, so this is `floor(z + 0.5)` only for `z >= -0.5`; `z = -4.1` gives
-//!    `-3` in the backward pass but `-4` in the forward pass ([`torch_backward_zero_point`]).
+//!    `-3` in the backward pass but `-4` in the forward pass, and even an integer `z = -3` becomes
+//!    `-2` ([`torch_backward_zero_point`]).
 //!    Per channel both passes use `torch.round` (ties to even) and the backward keeps it as f32.
 //! 3. **Code, backward:** recomputed as `nearbyint(z + x * inv_s)` (the add *before* rounding),
 //!    not the forward's `z + nearbyint(x * inv_s)`; with item 2 this is why `grad_x`'s mask can
@@ -192,8 +198,8 @@ pub fn torch_forward_zero_point(zero_point: f32, range: CodeRange) -> Result<i32
 
 /// PyTorch's per-tensor *backward* zero point (`_get_zero_point_from_tensor(..., false)`):
 /// `(int64) clamp(z + 0.5f, qmin, qmax)`. The cast truncates toward zero, so for negative
-/// non-integers this is not `floor(z + 0.5)`: `-4.1 -> -3`, `-4.6 -> -4`, `2.5 -> 3`. Fails on
-/// a non-finite `z`.
+/// values this is not `floor(z + 0.5)`: `-4.1 -> -3`, `-4.6 -> -4`, `-3 -> -2` (a negative
+/// integer zero point is moved up by one), `2.5 -> 3`. Fails on a non-finite `z`.
 pub fn torch_backward_zero_point(zero_point: f32, range: CodeRange) -> Result<i32> {
     check_zero_point_finite(0, zero_point)?;
     Ok(clamp_code(zero_point + 0.5, range).trunc() as i32)
@@ -295,7 +301,8 @@ fn learnable_grad_element(
         (dx, dy * residual * inv * g, 0.0)
     } else {
         let dscale = if below { qmin - zp } else { qmax - zp };
-        (dx, dy * dscale * g, dy * -1.0 * scale * g)
+        // ATen's `dy * (-1) * scale * grad_factor`; `dy * -1` is exactly `-dy`.
+        (dx, dy * dscale * g, -dy * scale * g)
     }
 }
 
@@ -524,8 +531,8 @@ fn row_sum(width: usize, size: usize, load: impl Fn(usize, usize) -> f32) -> Vec
     let size_ilp = size / SUM_ILP;
     let mut ps = multi_row_sum(SUM_ILP, width, size_ilp, |i, k, l| load(i * SUM_ILP + k, l));
     for i in size_ilp * SUM_ILP..size {
-        for l in 0..width {
-            ps[l] += load(i, l);
+        for (l, p) in ps[..width].iter_mut().enumerate() {
+            *p += load(i, l);
         }
     }
     for k in 1..SUM_ILP {
@@ -997,6 +1004,8 @@ mod tests {
             (-20.5, r(-128, 127), -20, -20),
             (300.0, u8r, 255, 255),
             (-9.7, i4, -8, -8),
+            (-3.0, i4, -3, -2),
+            (3.0, i4, 3, 3),
         ];
         for (z, range, fwd, bwd) in table {
             assert_eq!(torch_forward_zero_point(z, range).unwrap(), fwd, "forward z = {z}");
