@@ -439,8 +439,16 @@ pub fn torch_learnable_per_channel_backward(
     for i in 0..n {
         let c = (i / inner) % channels;
         let ps = &prepared_scales[c];
-        (dx[i], ds[i], dz[i]) =
-            learnable_grad_element(x[i], grad_y[i], ps.scale, ps.reciprocal, zps[c], range, g, arith.fused_multiply_add);
+        (dx[i], ds[i], dz[i]) = learnable_grad_element(
+            x[i],
+            grad_y[i],
+            ps.scale,
+            ps.reciprocal,
+            zps[c],
+            range,
+            g,
+            arith.fused_multiply_add,
+        );
     }
     Ok(LearnableGrads {
         grad_x: dx,
@@ -687,10 +695,8 @@ pub fn run_lsq_case(case: &LsqCase<'_>) -> Result<LsqOutputs> {
 /// `qmin > qmax`, `scale` or `zero_point` not of length 1, and those of the forward and backward.
 pub fn run_lsq_case_with(case: &LsqCase<'_>, arith: TorchCpuArith) -> Result<LsqOutputs> {
     let to_i32 = |v: i64| {
-        i32::try_from(v).map_err(|_| QuantError::InvalidArgument {
-            what: "code range",
-            detail: format!("{v} does not fit i32"),
-        })
+        i32::try_from(v)
+            .map_err(|_| QuantError::InvalidArgument { what: "code range", detail: format!("{v} does not fit i32") })
     };
     let range = CodeRange::new(to_i32(case.qmin)?, to_i32(case.qmax)?)?;
     if case.scale.len() != 1 {
@@ -1044,8 +1050,15 @@ mod tests {
 
     #[test]
     fn sum_except_axis_matches_exact_sums() {
-        let shapes: [(&[usize], usize); 7] =
-            [(&[3, 5], 0), (&[3, 5], 1), (&[40, 20], 1), (&[2, 3, 17], 1), (&[5, 1, 4], 1), (&[9], 0), (&[4, 70, 3], 2)];
+        let shapes: [(&[usize], usize); 7] = [
+            (&[3, 5], 0),
+            (&[3, 5], 1),
+            (&[40, 20], 1),
+            (&[2, 3, 17], 1),
+            (&[5, 1, 4], 1),
+            (&[9], 0),
+            (&[4, 70, 3], 2),
+        ];
         for (shape, axis) in shapes {
             let n: usize = shape.iter().product();
             let v: Vec<f32> = (0..n).map(|i| ((i * 31) % 11) as f32).collect();
@@ -1091,7 +1104,8 @@ mod tests {
         let e = torch_learnable_per_channel_backward(&x, &[2], 0, &[1.0, 1.0], &[0.0], u8r, 1.0, &gy, a);
         assert!(matches!(e, Err(QuantError::LengthMismatch { .. })));
         // run_lsq_case input checks.
-        let case = LsqCase { qmin: 5, qmax: 1, grad_factor: 1.0, x: &x, scale: &[1.0], zero_point: &[0.0], grad_y: &gy };
+        let case =
+            LsqCase { qmin: 5, qmax: 1, grad_factor: 1.0, x: &x, scale: &[1.0], zero_point: &[0.0], grad_y: &gy };
         assert!(matches!(run_lsq_case(&case), Err(QuantError::EmptyCodeRange { .. })));
         let case = LsqCase { qmin: 0, qmax: 1 << 40, ..case };
         assert!(matches!(run_lsq_case(&case), Err(QuantError::InvalidArgument { .. })));

@@ -113,9 +113,12 @@ fn lsq_golden_vectors_pass_and_are_bit_exact() {
         let out = qat::run_lsq_case(&rec.case()).unwrap();
         let (abs, rel) = (tol(c, "abs"), tol(c, "rel"));
         let o = &c["outputs"];
-        for (key, got) in
-            [("y", &out.y), ("grad_x", &out.grad_x), ("grad_scale", &out.grad_scale), ("grad_zero_point", &out.grad_zero_point)]
-        {
+        for (key, got) in [
+            ("y", &out.y),
+            ("grad_x", &out.grad_x),
+            ("grad_scale", &out.grad_scale),
+            ("grad_zero_point", &out.grad_zero_point),
+        ] {
             assert_eq!(shape(&o[key]), vec![got.len()], "{name}: {key} shape");
             let want = f32s(&o[key]);
             within(name, key, got, &want, abs, rel);
@@ -188,7 +191,8 @@ fn learnable_grad_x_is_the_ste_mask_for_nonnegative_integer_zero_points() {
         let gy = vec![1f32; x.len()];
         let mut y = vec![0f32; x.len()];
         let ste = SteFakeQuantize::forward(&x, &[x.len()], &QuantParams::per_tensor(s, z, r), rule, &mut y).unwrap();
-        let g = qat::torch_learnable_per_tensor_backward(&x, s, z as f32, r, 1.0, &gy, TorchCpuArith::X86_AVX2).unwrap();
+        let g =
+            qat::torch_learnable_per_tensor_backward(&x, s, z as f32, r, 1.0, &gy, TorchCpuArith::X86_AVX2).unwrap();
         let mask: Vec<f32> = ste.mask().iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
         assert_eq!(g.grad_x, mask);
         let mut y2 = vec![0f32; x.len()];
@@ -257,8 +261,10 @@ fn torch_scale_gradient_matches_finite_differences() {
             g.grad_scale[0]
         );
         // Where everything is clipped the STE gradient *is* the derivative.
-        let clipped: Vec<f32> =
-            x.iter().map(|&v| if v >= 0.0 { v + (qmax - z + 2) as f32 * s } else { v + (qmin - z - 2) as f32 * s }).collect();
+        let clipped: Vec<f32> = x
+            .iter()
+            .map(|&v| if v >= 0.0 { v + (qmax - z + 2) as f32 * s } else { v + (qmin - z - 2) as f32 * s })
+            .collect();
         let loss_c = |s: f32| {
             let mut y = vec![0f32; clipped.len()];
             qat::torch_learnable_per_tensor_forward(&clipped, s, zf, r, &mut y).unwrap();
@@ -279,8 +285,7 @@ fn lsq_and_lsq_plus_gradients_match_finite_differences() {
         let s = 0.05f32;
         let g = qat::lsq_grad_scale(400, qmax).unwrap();
         // x = (k + d) s + beta keeps (x - beta)/s away from ties and from the clip points.
-        let x: Vec<f32> =
-            smooth_data(&mut rng, s, qmin - 10, qmax + 10, 400).iter().map(|&v| v + offset).collect();
+        let x: Vec<f32> = smooth_data(&mut rng, s, qmin - 10, qmax + 10, 400).iter().map(|&v| v + offset).collect();
         let gy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let p = LsqParams { scale: s, offset, range: r };
         let loss = |p: LsqParams| {
@@ -310,7 +315,11 @@ fn lsq_and_lsq_plus_gradients_match_finite_differences() {
             (loss(LsqParams { offset: bp, ..p }) - loss(LsqParams { offset: bm, ..p })) / (bp as f64 - bm as f64);
         let want_b = g * (fd_b - inside.iter().map(|(_, d)| d).sum::<f64>());
         let mag_b = g * gy.iter().map(|&d| (d as f64).abs()).sum::<f64>();
-        assert!((grads.grad_offset - want_b).abs() <= 2e-3 * mag_b, "[{qmin},{qmax}]: {} vs {want_b}", grads.grad_offset);
+        assert!(
+            (grads.grad_offset - want_b).abs() <= 2e-3 * mag_b,
+            "[{qmin},{qmax}]: {} vs {want_b}",
+            grads.grad_offset
+        );
     }
 }
 
