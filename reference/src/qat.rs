@@ -31,7 +31,8 @@
 //!
 //! and the inside term `(x^ - x)/s = round(x/s + z) - z - x/s` is LSQ's `round(v/s) - v/s`. With
 //! `z = 0` and `[qmin, qmax] = [-Q_N, Q_P]` PyTorch's `grad_scale` is LSQ's. The tests check these
-//! identities numerically.
+//! identities numerically (for `z >= 0`: the per-tensor backward reads a negative `z` one code
+//! higher than the forward, item 2 below).
 //!
 //! One difference remains, at the two end cells: the papers clip *before* rounding, so
 //! `u = v/s >= Q_P` is "above" (`dx = 0`, `ds = Q_P`), while PyTorch rounds first, so
