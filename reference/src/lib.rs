@@ -17,6 +17,7 @@
 //! | [`pack`] | 4-bit codes two per byte |
 //! | [`qparams`] | scale and zero point from a range: PyTorch, ONNX Runtime, ours |
 //! | [`profile`] | each framework's choices as one value: `torch`, `onnxruntime`, `quantproof` |
+//! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
@@ -42,6 +43,7 @@ pub mod error;
 pub mod pack;
 pub mod params;
 pub mod profile;
+pub mod qat;
 pub mod qparams;
 pub mod quantize;
 pub mod rounding;
