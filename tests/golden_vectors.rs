@@ -19,6 +19,7 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("onnxruntime", "dequantize", true),
     ("onnxruntime", "choose_qparams", false),
     ("onnxruntime", "dynamic_quantize", true),
+    ("torch", "lsq", false),
 ];
 
 fn extra_dir() -> PathBuf {
