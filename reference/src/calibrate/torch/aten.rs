@@ -8,8 +8,8 @@
 //!   ones PyTorch picks on any x86 machine with AVX2), so `start + step * i` is one fused
 //!   multiply-add. The `DEFAULT` (no-AVX) build rounds twice; we follow the AVX builds.
 //! * `sum` of an f32 vector is ATen's cascade sum (`SumKernel.cpp`: `vectorized_inner_sum` over
-//!   `row_sum` / `multi_row_sum`), whose order depends on the vector width. We follow the
-//!   AVX-512 width (16 lanes); [`cascade_sum`] takes the width as a parameter.
+//!   `row_sum` / `multi_row_sum`), whose order depends on the vector width: 8 lanes, the AVX2
+//!   build, which PyTorch uses for its reductions on AVX-512 machines too.
 //! * `cumsum` accumulates in f64 (`at::acc_type<float, false>`) and rounds each prefix to f32.
 
 /// `torch.linspace(start, end, steps)` for f32 (`RangeFactoriesKernel.cpp`), element `i`:
@@ -120,7 +120,7 @@ pub(super) fn histc_into(x: &[f32], lo: f32, hi: f32, hist: &mut [f32]) -> bool 
         lo = ((lo as f32).next_down() as f64).min(lo - 1.0);
         hi = ((hi as f32).next_up() as f64).max(hi + 1.0);
     }
-    if !(lo.is_finite() && hi.is_finite()) || !(lo < hi) {
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
         return false;
     }
     // `Scalar::to<float>()` of the corrected edges: exact unless the correction left f32.
@@ -171,7 +171,8 @@ pub(super) fn bucketize_right(v: f32, boundaries: &[f32]) -> usize {
     let (mut start, mut end) = (0usize, boundaries.len());
     while start < end {
         let mid = start + ((end - start) >> 1);
-        if !(boundaries[mid] > v) {
+        // `!(b > v)`, not `b <= v`: a NaN `v` must move right, as in ATen.
+        if boundaries[mid].partial_cmp(&v) != Some(std::cmp::Ordering::Greater) {
             start = mid + 1;
         } else {
             end = mid;
@@ -191,42 +192,59 @@ pub(super) fn cumsum(x: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// The vector width (f32 lanes) whose summation order [`cascade_sum`] reproduces by default:
-/// ATen's AVX-512 build.
-pub(super) const SUM_LANES: usize = 16;
+/// The vector width (f32 lanes) whose summation order [`cascade_sum`] reproduces: ATen's AVX2
+/// kernels, which PyTorch also runs on AVX-512 machines (the sum kernel has no AVX-512 build).
+pub(super) const SUM_LANES: usize = 8;
 
-/// `torch.sum(x)` of a contiguous f32 vector on the CPU (`SumKernel.cpp`,
-/// `vectorized_inner_sum`), for `lanes`-wide vectors:
+/// `torch.sum(x)` of a contiguous f32 vector on the CPU (`SumKernel.cpp`), single-threaded,
+/// for `lanes`-wide vectors:
 ///
 /// ```text
-/// V = n / lanes full vectors, summed by row_sum: 4 interleaved vector accumulators
-///   (ILP), each a 4-level cascade (multi_row_sum: level 0 takes 2^p rows, then carries
-///   into level 1, ...; p = max(4, ceil_log2(rows) / 4)); leftover vectors go into
-///   accumulator 0; then acc0 += acc1, acc2, acc3 (in order)
-/// s = 0; s += each of the n % lanes tail elements; s += each lane of the vector, in order
+/// n >= lanes (vectorized_inner_sum):
+///   V = n / lanes full vectors, summed by row_sum; s = 0; s += each of the n % lanes tail
+///   elements; s += each lane of the vector sum, in order
+/// n < lanes (scalar_inner_sum): row_sum of the n scalars
+/// row_sum of m items: 4 interleaved accumulators (ILP) over m / 4 rows of 4 items, each a
+///   4-level cascade (multi_row_sum: level 0 takes 2^p rows, then carries into level 1, ...;
+///   p = max(4, ceil_log2(rows) / 4)); leftover items go into accumulator 0; then
+///   acc0 += acc1, acc2, acc3 (in order)
 /// ```
+/// Checked bit for bit against `torch.sum` (one thread) for lengths 1 to 300000. Above 32768
+/// elements PyTorch splits the sum across threads, so its order then depends on the thread
+/// count; this is the one-thread order (it matters only for histograms of more than 32768 bins).
 pub(super) fn cascade_sum(x: &[f32], lanes: usize) -> f32 {
     let lanes = lanes.max(1);
-    let vec_size = x.len() / lanes;
-    let vector = |i: usize| &x[i * lanes..(i + 1) * lanes];
-    // row_sum over `vec_size` vectors, ILP factor 4.
-    let size_ilp = vec_size / 4;
-    let mut partial = multi_row_sum(size_ilp, lanes, |row, k| vector(row * 4 + k));
-    for i in size_ilp * 4..vec_size {
-        add_into(&mut partial[0], vector(i));
+    if lanes > 1 && x.len() >= lanes {
+        let vec_size = x.len() / lanes;
+        let vector = row_sum(&x[..vec_size * lanes], lanes);
+        let mut s = 0.0f32;
+        for &v in &x[vec_size * lanes..] {
+            s += v;
+        }
+        for &v in &vector {
+            s += v;
+        }
+        0.0 + s
+    } else {
+        0.0 + row_sum(x, 1)[0]
+    }
+}
+
+/// ATen's `row_sum` over `x` read as `x.len() / lanes` items of `lanes` lanes each.
+fn row_sum(x: &[f32], lanes: usize) -> Vec<f32> {
+    let items = x.len() / lanes;
+    let item = |i: usize| &x[i * lanes..(i + 1) * lanes];
+    let size_ilp = items / 4;
+    let mut partial = multi_row_sum(size_ilp, lanes, |row, k| item(row * 4 + k));
+    for i in size_ilp * 4..items {
+        add_into(&mut partial[0], item(i));
     }
     for k in 1..4 {
         let p = partial[k].clone();
         add_into(&mut partial[0], &p);
     }
-    let mut s = 0.0f32;
-    for &v in &x[vec_size * lanes..] {
-        s += v;
-    }
-    for &v in &partial[0] {
-        s += v;
-    }
-    0.0 + s
+    let [first, ..] = partial;
+    first
 }
 
 fn add_into(acc: &mut [f32], v: &[f32]) {
@@ -238,24 +256,26 @@ fn add_into(acc: &mut [f32], v: &[f32]) {
 /// ATen's `multi_row_sum` with 4 rows of `lanes`-wide vectors.
 fn multi_row_sum<'a>(size: usize, lanes: usize, load: impl Fn(usize, usize) -> &'a [f32]) -> [Vec<f32>; 4] {
     const LEVELS: usize = 4;
-    const NROWS: usize = 4;
     let level_power = 4usize.max(ceil_log2(size) / LEVELS);
     let level_step = 1usize << level_power;
     let level_mask = level_step - 1;
-    let mut acc: Vec<[Vec<f32>; NROWS]> =
-        (0..LEVELS).map(|_| std::array::from_fn(|_| vec![0.0f32; lanes])).collect();
+    let zero = || -> [Vec<f32>; 4] { std::array::from_fn(|_| vec![0.0f32; lanes]) };
+    let mut acc: [[Vec<f32>; 4]; LEVELS] = std::array::from_fn(|_| zero());
+    let add_row = |acc0: &mut [Vec<f32>; 4], row: usize| {
+        for (k, a) in acc0.iter_mut().enumerate() {
+            add_into(a, load(row, k));
+        }
+    };
     let mut i = 0usize;
     while i + level_step <= size {
         for _ in 0..level_step {
-            for k in 0..NROWS {
-                add_into(&mut acc[0][k], load(i, k));
-            }
+            add_row(&mut acc[0], i);
             i += 1;
         }
         for j in 1..LEVELS {
-            for k in 0..NROWS {
-                let lower = std::mem::replace(&mut acc[j - 1][k], vec![0.0f32; lanes]);
-                add_into(&mut acc[j][k], &lower);
+            let lower = std::mem::replace(&mut acc[j - 1], zero());
+            for (a, l) in acc[j].iter_mut().zip(&lower) {
+                add_into(a, l);
             }
             let mask = level_mask << (j * level_power);
             if i & mask != 0 {
@@ -264,19 +284,16 @@ fn multi_row_sum<'a>(size: usize, lanes: usize, load: impl Fn(usize, usize) -> &
         }
     }
     while i < size {
-        for k in 0..NROWS {
-            add_into(&mut acc[0][k], load(i, k));
-        }
+        add_row(&mut acc[0], i);
         i += 1;
     }
-    for j in 1..LEVELS {
-        for k in 0..NROWS {
-            let upper = acc[j][k].clone();
-            add_into(&mut acc[0][k], &upper);
+    let [mut first, rest @ ..] = acc;
+    for level in &rest {
+        for (a, l) in first.iter_mut().zip(level) {
+            add_into(a, l);
         }
     }
-    let [a, b, c, d] = &acc[0];
-    [a.clone(), b.clone(), c.clone(), d.clone()]
+    first
 }
 
 /// ATen's `utils::CeilLog2`: 1 for `x <= 2`, else `ceil(log2(x))`.
@@ -300,6 +317,23 @@ mod tests {
         assert!((1..2049).all(|i| l.at(i) >= l.at(i - 1)));
     }
 
+    /// Elements of `torch.linspace` (PyTorch 2.11, AVX2 kernels) recorded as f32 bits: the
+    /// fused multiply-add shows in the last bit.
+    #[test]
+    fn linspace_matches_recorded_torch_values() {
+        type Recorded = ((f32, f32, usize), [(usize, u32); 5]);
+        let recorded: [Recorded; 2] = [
+            ((-1.7, 3.3, 2049), [(1, 3218688410), (7, 3218565530), (1023, 1061956812), (1024, 1061997772), (2047, 1079184179)]),
+            ((0.1, 0.7, 32769), [(1, 1036834407), (7, 1036849152), (16383, 1053608550), (16384, 1053609165), (32767, 1060319744)]),
+        ];
+        for ((a, b, n), elements) in recorded {
+            let l = Linspace::new(a, b, n);
+            for (i, bits) in elements {
+                assert_eq!(l.at(i).to_bits(), bits, "linspace({a}, {b}, {n})[{i}]");
+            }
+        }
+    }
+
     #[test]
     fn div_floor_is_python_floor_division() {
         for (a, b, q) in [(7.0f32, 2.0f32, 3.0f32), (-7.0, 2.0, -4.0), (7.0, -2.0, -4.0), (-0.5, 3.0, -1.0), (0.0, 3.0, 0.0)] {
@@ -315,11 +349,15 @@ mod tests {
         assert!(histc_into(&[0.0, 0.999, 1.0, 2.5, 4.0, 4.5, -0.1, f32::NAN], 0.0, 4.0, &mut h));
         assert_eq!(h, [2.0, 1.0, 1.0, 1.0]);
         // A single value: the range is widened by one on each side, the value lands mid-way.
-        let mut h = vec![0.0f32; 8];
+        let mut h = [0.0f32; 8];
         assert!(histc_into(&[5.0, 5.0], 5.0, 5.0, &mut h));
         assert_eq!(h, [0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0]);
-        let mut h = vec![0.0f32; 8];
-        assert!(!histc_into(&[], f32::MAX, f32::MAX, &mut h[..0]));
+        // Where PyTorch raises ("range of [..., inf] is not finite"; zero bins): nothing added.
+        let mut h = [0.0f32; 8];
+        assert!(!histc_into(&[f32::MAX], f32::MAX, f32::MAX, &mut h));
+        assert!(!histc_into(&[-f32::MAX], -f32::MAX, -f32::MAX, &mut h));
+        assert_eq!(h, [0.0; 8]);
+        assert!(!histc_into(&[1.0], 0.0, 2.0, &mut h[..0]));
     }
 
     #[test]
@@ -345,6 +383,41 @@ mod tests {
         assert_eq!(ceil_log2(3), 2);
         assert_eq!(ceil_log2(1024), 10);
         assert_eq!(ceil_log2(1025), 11);
+    }
+
+    /// `torch.sum` (PyTorch 2.11, one thread) of a fixed pseudo-random vector whose elements
+    /// span 20 binades of both signs, recorded as f32 bits: the order of the additions shows.
+    #[test]
+    fn cascade_sum_matches_recorded_torch_sums() {
+        let gen = |n: usize| -> Vec<f32> {
+            (0..n as u64)
+                .map(|i| {
+                    let mut h = i.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(12345);
+                    h ^= h >> 29;
+                    let mant = (h & 0x7FFFFF) as u32;
+                    let exp = ((h >> 23) % 20 + 117) as u32;
+                    let sign = ((h >> 40) & 1) as u32;
+                    f32::from_bits((sign << 31) | (exp << 23) | mant)
+                })
+                .collect()
+        };
+        assert_eq!(gen(2).iter().map(|v| v.to_bits()).collect::<Vec<_>>(), [981479481, 3144769925]);
+        let recorded: [(usize, u32); 11] = [
+            (1, 981479481),
+            (3, 3261249209),
+            (7, 1141977358),
+            (8, 1141977443),
+            (9, 1141977304),
+            (15, 1143604856),
+            (31, 1135688783),
+            (100, 3305429287),
+            (2048, 1178526503),
+            (5000, 1179014597),
+            (40000, 3338161505),
+        ];
+        for (n, bits) in recorded {
+            assert_eq!(cascade_sum(&gen(n), SUM_LANES).to_bits(), bits, "n = {n}");
+        }
     }
 
     #[test]

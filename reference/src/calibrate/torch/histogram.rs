@@ -56,7 +56,8 @@ pub const SEARCH_STEP: f64 = 1e-5;
 /// evaluations of `O(bins)` in all, and memory is `O(bins)` (re-binning streams the 16 sub-bins
 /// instead of materialising them), whatever the data's range (PyTorch issue #122659 was an
 /// out-of-memory on a tiny range under the older, range-dependent upsampling). A range whose
-/// width overflows f32 (`max - min = inf`, PyTorch issue #100051) is rejected with
+/// width overflows f32 (`max - min = inf`, PyTorch issue #100051), or a single value `±f32::MAX`
+/// (whose widened histc range overflows: PyTorch raises), is rejected with
 /// [`QuantError::InvalidRange`] before the state changes: PyTorch's arithmetic has no finite
 /// answer there.
 ///
@@ -216,7 +217,7 @@ impl HistogramObserver {
             // while l < end and cSum[l] < ta: l += 1   (cSum is non-decreasing: bisect)
             let l = start + csum[start..end].partition_point(|&c| c < ta);
             // while r > start and cSum[r] > tb: r -= 1
-            let r = start + csum[start + 1..=end].partition_point(|&c| !(c > tb));
+            let r = start + csum[start + 1..=end].partition_point(|&c| c <= tb);
             let (mut next_start, mut next_end) = (start, end);
             if l - start > end - r {
                 next_start = l;
@@ -311,7 +312,9 @@ impl Observer for HistogramObserver {
         if self.is_empty() {
             Self::check_width(x_min, x_max)?;
             let mut hist = vec![0.0f32; self.bins];
-            aten::histc_into(&x, x_min, x_max, &mut hist);
+            if !aten::histc_into(&x, x_min, x_max, &mut hist) {
+                return Err(QuantError::InvalidRange { min: x_min as f64, max: x_max as f64 });
+            }
             self.min = x_min;
             self.max = x_max;
             self.hist = hist;
@@ -321,7 +324,9 @@ impl Observer for HistogramObserver {
         let hi = if x_max > self.max { x_max } else { self.max };
         Self::check_width(lo, hi)?;
         let mut update = vec![0.0f32; self.bins];
-        aten::histc_into(&x, lo, hi, &mut update);
+        if !aten::histc_into(&x, lo, hi, &mut update) {
+            return Err(QuantError::InvalidRange { min: lo as f64, max: hi as f64 });
+        }
         self.carry_into(lo, hi, &mut update);
         self.hist = update;
         self.min = lo;
@@ -361,5 +366,98 @@ impl Observer for HistogramObserver {
             None => Err(unobserved("HistogramObserver")),
             Some((lo, hi)) => Range::new(lo, hi),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheme::QType;
+
+    /// PyTorch's loop, transcribed literally (linear scans over `cSum`).
+    fn search_linear(o: &HistogramObserver) -> (f32, f32) {
+        let bins = o.bins;
+        let bin_width = (o.max - o.min) / bins as f32;
+        let total = aten::cascade_sum(&o.hist, aten::SUM_LANES) as f64;
+        let csum = aten::cumsum(&o.hist);
+        let (mut alpha, mut beta) = (0.0f64, 1.0f64);
+        let (mut start, mut end) = (0usize, bins - 1);
+        let mut norm_min = f64::INFINITY;
+        let mut scratch = vec![0.0f32; bins];
+        while alpha < beta {
+            let next_alpha = alpha + SEARCH_STEP;
+            let next_beta = beta - SEARCH_STEP;
+            let mut l = start;
+            let mut r = end;
+            while l < end && csum[l] < (next_alpha * total) as f32 {
+                l += 1;
+            }
+            while r > start && csum[r] > (next_beta * total) as f32 {
+                r -= 1;
+            }
+            let (mut ns, mut ne) = (start, end);
+            if l - start > end - r {
+                ns = l;
+                alpha = next_alpha;
+            } else {
+                ne = r;
+                beta = next_beta;
+            }
+            if ns == start && ne == end {
+                continue;
+            }
+            let norm = o.quantization_error(ns, ne, &mut scratch);
+            if norm > norm_min {
+                break;
+            }
+            norm_min = norm;
+            start = ns;
+            end = ne;
+        }
+        (o.min + bin_width * start as f32, o.min + bin_width * (end + 1) as f32)
+    }
+
+    #[test]
+    fn bisection_search_equals_the_literal_loop() {
+        let mut state = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for case in 0..24 {
+            let bins = [2048, 100, 7, 1][case % 4];
+            let mut o = HistogramObserver::new(TorchObserverConfig::new(QType::U8, case % 3 == 0, false), bins).unwrap();
+            for b in 0..1 + case % 3 {
+                let n = 10 + (next() * 300.0) as usize;
+                let spread = 1.0 + b as f32 * next() * 5.0;
+                let x: Vec<f32> = (0..n)
+                    .map(|i| {
+                        let u = next() - 0.5;
+                        if i % 50 == 0 {
+                            u * 100.0 * spread
+                        } else if case % 2 == 0 {
+                            u * u * u * spread
+                        } else {
+                            (u * 8.0).round() * spread
+                        }
+                    })
+                    .collect();
+                o.observe(&x).unwrap();
+            }
+            assert_eq!(o.search(), search_linear(&o), "case {case}");
+        }
+    }
+
+    #[test]
+    fn upscale_keeps_mass_and_identity() {
+        let hist: Vec<f32> = (0..64).map(|i| ((i * 37) % 11) as f32).collect();
+        let same = upscale(&hist, -1.0, 3.0, -1.0, 3.0);
+        // Onto the same range every sub-bin's mid-point stays in its own bin.
+        assert_eq!(same, hist);
+        let wide = upscale(&hist, -1.0, 3.0, -5.0, 3.0);
+        assert_eq!(wide.iter().sum::<f32>(), hist.iter().sum::<f32>());
+        assert!(wide[..32].iter().all(|&v| v == 0.0));
     }
 }

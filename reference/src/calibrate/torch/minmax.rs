@@ -249,7 +249,8 @@ impl Observer for MovingAverageMinMaxObserver {
 /// The per-channel minimum and maximum of one batch: `x` of `shape` reduced over every axis but
 /// `ch_axis` (negative counts from the end, as in Python). Channels with no value left after
 /// the policy are `(+inf, -inf)`. `None` for an empty batch (ignored before any shape check but
-/// the length, as PyTorch's `numel() == 0` early return).
+/// the length, as PyTorch's `numel() == 0` early return). Rank 0 and 1 are refused, as PyTorch
+/// refuses them.
 fn channel_minmax(
     x: &[f32],
     shape: &[usize],
@@ -267,6 +268,14 @@ fn channel_minmax(
         return Ok(None);
     }
     let rank = shape.len();
+    if rank < 2 {
+        return Err(QuantError::InvalidArgument {
+            what: "per-channel observer batch",
+            detail: format!(
+                "shape {shape:?}: PyTorch's per-channel observers need rank >= 2 (flatten(start_dim=1) fails below)"
+            ),
+        });
+    }
     let axis = if ch_axis < 0 { ch_axis + rank as isize } else { ch_axis };
     if axis < 0 || axis >= rank as isize {
         return Err(QuantError::AxisOutOfRange { axis: ch_axis.unsigned_abs(), rank });
