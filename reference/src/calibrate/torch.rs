@@ -23,6 +23,9 @@
 //! (`aminmax`) and infinities into their state and return NaN or infinite scales;
 //! `HistogramObserver` drops infinities with a warning and raises on NaN.
 //!
+//! Merging needs the same configuration (and bins, and channel axis); the non-finite policy
+//! only governs observation, so observers with different policies merge.
+//!
 //! [`run_observe`] replays the golden vectors' `observe` op: an [`ObserveSpec`] (the op's
 //! attributes) and the batches in order give an [`ObserveResult`] (scale, zero point, and
 //! PyTorch's `min_val` / `max_val` buffers).

@@ -137,7 +137,7 @@ impl Observer for MinMaxObserver {
 
     /// Exact: `min(min_a, min_b)`, `max(max_a, max_b)`.
     fn merge(&mut self, other: &MinMaxObserver) -> Result<()> {
-        check_same_config("MinMaxObserver", (&self.cfg, self.policy) == (&other.cfg, other.policy))?;
+        check_same_config("MinMaxObserver", self.cfg == other.cfg)?;
         self.min = lesser(self.min, other.min);
         self.max = greater(self.max, other.max);
         Ok(())
@@ -410,10 +410,7 @@ impl ChannelObserver for PerChannelMinMaxObserver {
 
     /// Exact, channel by channel.
     fn merge(&mut self, other: &PerChannelMinMaxObserver) -> Result<()> {
-        check_same_config(
-            "PerChannelMinMaxObserver",
-            (&self.cfg, self.policy, self.ch_axis) == (&other.cfg, other.policy, other.ch_axis),
-        )?;
+        check_same_config("PerChannelMinMaxObserver", (&self.cfg, self.ch_axis) == (&other.cfg, other.ch_axis))?;
         if other.min.is_empty() {
             return Ok(());
         }
