@@ -67,14 +67,16 @@ pub const SEARCH_STEP: f64 = 1e-5;
 /// histogram like a batch already binned: both histograms are carried onto the union range
 /// `R = [min(a, b), max(a, b)]` by the rule above (as is if the range already is `R`; by
 /// `histc` of the single point if the range is one value; by `upscale` otherwise) and added. So:
-/// * the merged `[min, max]` is the union, exactly, and the mass (the sum of the bins) is kept;
+/// * the merged `[min, max]` is the union, exactly, and the mass (the sum of the bins) is kept
+///   up to the f32 rounding of the re-binned sums;
 /// * merging is commutative (bit for bit) and an empty observer is its identity;
-/// * when both observers' ranges are the same `R` (for example: each one's first batch spanned
-///   `R`), the merged histogram is the bin-wise sum, which is bit for bit what observing the
-///   first observer's batches and then the second's gives;
-/// * otherwise a histogram is re-binned once more than under sequential observation, which moves
-///   mass by at most one source bin width, and the result can differ from sequential
-///   observation.
+/// * when both observers cover the same range `R` and the other one's first batch already
+///   spanned `R` (so it never re-binned), the merged histogram is the bin-wise sum, bit for bit
+///   the state of observing this observer's batches and then the other's;
+/// * otherwise a histogram is re-binned once more than under sequential observation (its mass
+///   spread uniformly over each source bin, then assigned by sub-bin mid-points, as PyTorch does
+///   between batches), so the histogram, and possibly the parameters, can differ from
+///   sequential observation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramObserver {
     cfg: TorchObserverConfig,
@@ -334,8 +336,9 @@ impl Observer for HistogramObserver {
         Ok(())
     }
 
-    /// See the type's documentation: exact when both ranges are equal, otherwise the other
-    /// histogram is re-binned onto the union range as PyTorch re-bins between batches.
+    /// See the type's documentation: both histograms are carried onto the union range as PyTorch
+    /// carries its histogram between batches, then added; bit-exact with sequential observation
+    /// only when both cover the same range and the other never re-binned.
     fn merge(&mut self, other: &HistogramObserver) -> Result<()> {
         check_same_config("HistogramObserver", (&self.cfg, self.bins) == (&other.cfg, other.bins))?;
         if other.is_empty() {
