@@ -117,8 +117,9 @@ pub fn onnxruntime_dynamic_qparams(min: f32, max: f32) -> Result<QParams> {
 /// (`torch.ao.quantization.observer.UniformQuantizationObserverBase`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TorchObserverConfig {
-    /// `torch.qint8` is [`QType::I8`], `torch.quint8` is [`QType::U8`]; other types use their
-    /// full range as a customized range.
+    /// `torch.qint8` is [`QType::I8`], `torch.quint8` is [`QType::U8`], `torch.int16` /
+    /// `torch.uint16` are [`QType::I16`] / [`QType::U16`]; other widths use their full range as
+    /// a customized range of qint8 / quint8.
     pub dtype: QType,
     /// `per_tensor_symmetric` / `per_channel_symmetric` when true, the affine schemes when false.
     pub symmetric: bool,
@@ -135,12 +136,15 @@ impl TorchObserverConfig {
     }
 
     /// `torch.ao.quantization.utils.calculate_qmin_qmax`: qint8 `[-128, 127]` (reduced
-    /// `[-64, 63]`), quint8 `[0, 255]` (reduced `[0, 127]`); a customized range is halved with
-    /// floor division when `reduce_range` is set.
+    /// `[-64, 63]`), quint8 `[0, 255]` (reduced `[0, 127]`), `torch.int16` / `torch.uint16` their
+    /// full range whatever `reduce_range` says (PyTorch ignores it there); a customized range
+    /// (and the full range of any other width, which PyTorch can only express as one) is halved
+    /// with floor division when `reduce_range` is set.
     pub fn code_range(&self) -> Result<CodeRange> {
         let custom = match self.custom_range {
             Some(r) => Some(r),
             None if self.dtype == QType::I8 || self.dtype == QType::U8 => None,
+            None if self.dtype == QType::I16 || self.dtype == QType::U16 => return Ok(self.dtype.full_range()),
             None => Some(self.dtype.full_range()),
         };
         match custom {
@@ -170,7 +174,9 @@ impl TorchObserverConfig {
 /// ```text
 /// lo = min(min, 0), hi = max(max, 0)                                  (f32)
 /// symmetric: s = max(max(-lo, hi) / ((qmax - qmin) / 2), eps)
-///            z = 0 for signed types; for unsigned 128, or (qmin + qmax) div 2 with a custom range
+///            z = 0 for signed types; 2^15 for uint16; for uint8 128, or (qmin + qmax) div 2 with
+///            a custom range (and for other unsigned widths, which PyTorch expresses as a custom
+///            range of quint8)
 /// affine:    s = max((hi - lo) / (qmax - qmin), eps)                  (f32 subtraction and division)
 ///            z = clamp(qmin - round_half_even(lo / s), qmin, qmax)
 /// ```
@@ -189,10 +195,12 @@ pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> 
         let scale = (a / ((qmax - qmin) as f32 / 2.0)).max(cfg.eps);
         let zero_point = if cfg.dtype.is_signed() {
             0
-        } else if cfg.custom_range.is_some() {
-            (qmin + qmax).div_euclid(2)
-        } else {
+        } else if cfg.dtype == QType::U16 {
+            1 << 15
+        } else if cfg.dtype == QType::U8 && cfg.custom_range.is_none() {
             128
+        } else {
+            (qmin + qmax).div_euclid(2)
         };
         Ok(QParams { scale: finite_scale(scale)?, zero_point })
     } else {
@@ -371,6 +379,21 @@ mod tests {
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 128);
         let cfg = TorchObserverConfig::new(QType::I8, false, true);
         assert_eq!(cfg.code_range().unwrap(), r(-64, 63));
+        // torch.uint16 / torch.int16 ignore reduce_range; uint16's symmetric zero point is 2^15
+        // (checked against PyTorch 2.11: MinMaxObserver on [-1, 3]).
+        let cfg = TorchObserverConfig::new(QType::U16, true, false);
+        assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 32768);
+        let cfg = TorchObserverConfig::new(QType::I16, false, true);
+        assert_eq!(cfg.code_range().unwrap(), r(-32768, 32767));
+        assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, -16384);
+        let cfg = TorchObserverConfig::new(QType::U16, false, true);
+        assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 16384);
+        // A narrower unsigned type is a custom range: the zero point is its midpoint, not 128.
+        let cfg = TorchObserverConfig::new(QType::U4, true, false);
+        assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 7);
+        let cfg = TorchObserverConfig { custom_range: Some(r(0, 15)), ..TorchObserverConfig::new(QType::U8, true, false) };
+        let p = torch_observer_qparams(-1.0, 3.0, &cfg).unwrap();
+        assert_eq!((p.scale, p.zero_point), (0.4, 7));
         // All zeros: scale falls back to eps.
         let cfg = TorchObserverConfig::new(QType::I8, false, false);
         assert_eq!(torch_observer_qparams(0.0, 0.0, &cfg).unwrap().scale, f32::EPSILON);

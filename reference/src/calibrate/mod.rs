@@ -14,6 +14,8 @@
 
 use crate::error::{QuantError, Result};
 
+pub mod torch;
+
 /// A calibrated real range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Range {
