@@ -20,6 +20,7 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("onnxruntime", "choose_qparams", false),
     ("onnxruntime", "dynamic_quantize", true),
     ("torch", "lsq", false),
+    ("torch", "observe", false),
 ];
 
 fn extra_dir() -> PathBuf {

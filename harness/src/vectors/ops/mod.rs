@@ -14,6 +14,7 @@
 //! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
+mod calib;
 mod qat;
 mod qparams;
 mod quant;
@@ -107,6 +108,7 @@ pub const REGISTRY: &[OpSpec] = &[
     },
     OpSpec { op: "choose_qparams", profiles: &["onnxruntime"], optimized: false, run: qparams::choose_qparams },
     OpSpec { op: "lsq", profiles: &["torch"], optimized: false, run: qat::lsq },
+    OpSpec { op: "observe", profiles: &["torch"], optimized: false, run: calib::observe },
 ];
 
 /// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
