@@ -2,4 +2,8 @@
 //!
 //! The machinery behind `cargo test`, `cargo bench` and the `quantproof` tool.
 
+pub mod bench;
 pub mod cli;
+pub mod machine;
+pub mod ort;
+pub mod report;

@@ -1,3 +1,5 @@
 //! The `quantproof` subcommands, one module each.
 
+pub mod bench;
 pub mod info;
+pub mod report;
