@@ -252,7 +252,8 @@ def cmd_calib(a):
         "num_quantized_bins": a.quantized_bins,
         "percentile": a.percentile,
         "timed": "HistogramCollector(...) + collect({'x': [x]}) + compute_collection_result()",
-        "result": plain(r if a.method != "distribution" else {"avg": r.avg, "std": r.std}),
+        # entropy / percentile return (low, high, *histogram data); only the thresholds are kept.
+        "result": plain({"avg": r.avg, "std": r.std} if a.method == "distribution" else {"low": r[0], "high": r[1]}),
     }
     print(json.dumps(record(f"calibrate-{a.method}", n, 1, "f32", samples, extra)), flush=True)
 

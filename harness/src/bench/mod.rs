@@ -25,7 +25,9 @@
 //! ## Adding an operation
 //!
 //! Add an entry to [`ops::TABLE`]: a name, the defaults, and a function that builds its
-//! [`Workload`]. The calibrators (entropy, histogram, percentile) plug in the same way.
+//! [`Workload`]. The calibrators (entropy, histogram, percentile) plug in the same way; their
+//! workloads return ONNX Runtime's matching collector from [`Workload::ort_collector`], and
+//! `--with-ort` and the report then time it on the same data.
 
 pub mod data;
 pub mod ops;
@@ -301,7 +303,14 @@ pub trait Workload {
     /// Parameters and shape, for [`Record::detail`].
     fn detail(&self) -> serde_json::Value;
     /// The same computation for ONNX Runtime, when it has one (per-tensor only).
-    fn ort_case(&self) -> Option<OrtCase<'_>>;
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        None
+    }
+    /// For calibrators: ONNX Runtime's `HistogramCollector` with the same settings, and the
+    /// data to run it on (`--with-ort` and the report time it next to ours).
+    fn ort_collector(&self) -> Option<(crate::ort::Collector, &[f32])> {
+        None
+    }
 }
 
 /// A failed measurement: which one and why.

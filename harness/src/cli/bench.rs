@@ -16,6 +16,7 @@ use crate::bench::{self, format_size, Bench, Dtype, Gran, Impl, Record, Setup, T
 use crate::machine::{self, Effort, Limits};
 use crate::ort;
 use quantproof_reference::profile::Profile;
+use std::io::Write;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -55,11 +56,13 @@ pub struct Args {
     pub quick: bool,
 }
 
-fn print_record(r: &Record, json: bool) {
-    if json {
-        println!("{}", r.to_json());
+fn print_record(out: &mut dyn Write, r: &Record, json: bool) {
+    // A closed stdout (`| head`) is not an error worth reporting.
+    let _ = if json {
+        writeln!(out, "{}", r.to_json())
     } else {
-        println!(
+        writeln!(
+            out,
             "{:<18} {:<12} threads {:<2} {:>8} elements  median {:>10.1} us  {:>8.3} Gelem/s  {:>7.2} GB/s  ({} reps; {})",
             r.op,
             r.isa,
@@ -70,20 +73,20 @@ fn print_record(r: &Record, json: bool) {
             r.gbytes_per_s,
             r.reps,
             r.verified
-        );
-    }
+        )
+    };
 }
 
 /// Prints a loud notice that ONNX Runtime was not measured (stderr, and a JSON line when
 /// `json`).
-fn ort_unavailable(op: &str, why: &str, json: bool) {
+fn ort_unavailable(out: &mut dyn Write, op: &str, why: &str, json: bool) {
     eprintln!("!!! ONNX Runtime NOT MEASURED: {why}");
     if json {
-        println!("{}", serde_json::json!({"op": op, "isa": "onnxruntime", "error": why}));
+        let _ = writeln!(out, "{}", serde_json::json!({"op": op, "isa": "onnxruntime", "error": why}));
     }
 }
 
-fn limits(args: &Args) -> i32 {
+fn limits(out: &mut dyn Write, args: &Args) -> i32 {
     let effort = if args.quick { Effort::QUICK } else { Effort::FULL };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut l = Limits::new(effort);
@@ -93,10 +96,11 @@ fn limits(args: &Args) -> i32 {
     }
     let errors = l.measure_standard(&list);
     for x in &l.measured {
-        if args.json {
-            println!("{}", x.to_json());
+        let _ = if args.json {
+            writeln!(out, "{}", x.to_json())
         } else {
-            println!(
+            writeln!(
+                out,
                 "{:<15} {:<36} threads {:<2} {:>8} {:>9.1} {:<8}{}",
                 x.limit,
                 x.kernel,
@@ -105,8 +109,8 @@ fn limits(args: &Args) -> i32 {
                 x.value,
                 x.unit,
                 x.quiet_reference.map(|q| format!("  (quiet machine earlier: {q})")).unwrap_or_default()
-            );
-        }
+            )
+        };
     }
     if let Some(load) = machine::load_average() {
         eprintln!("load average during measurement: {:.2} on {threads} CPUs", load[0]);
@@ -121,23 +125,24 @@ fn limits(args: &Args) -> i32 {
     }
 }
 
-fn list() -> i32 {
-    println!("{:<18} {:<12} {:<10} {:<10} what", "op", "profile", "dtypes", "per-axis");
+fn list(out: &mut dyn Write) -> i32 {
+    let mut text = format!("{:<18} {:<12} {:<10} {:<10} what\n", "op", "profile", "dtypes", "per-axis");
     for s in TABLE.iter() {
         let d: Vec<&str> = s.dtypes.iter().map(|d| d.name()).collect();
-        println!("{:<18} {:<12} {:<10} {:<10} {}", s.name, s.default_profile.name, d.join(","), s.per_axis, s.summary);
+        text += &format!("{:<18} {:<12} {:<10} {:<10} {}\n", s.name, s.default_profile.name, d.join(","), s.per_axis, s.summary);
     }
-    println!("reference-OP: the scalar reference of OP. limits: this machine's ceilings.");
-    println!("calibrate-entropy, calibrate-percentile, calibrate-distribution: ONNX Runtime's HistogramCollector (--isa onnxruntime).");
+    text += "reference-OP: the scalar reference of OP. limits: this machine's ceilings.\n";
+    text += "calibrate-entropy, calibrate-percentile, calibrate-distribution: ONNX Runtime's HistogramCollector (--isa onnxruntime).\n";
+    let _ = out.write_all(text.as_bytes());
     0
 }
 
 /// ONNX Runtime's calibrators, for the ops quantproof's table does not have yet.
-fn ort_calibrator(args: &Args, method: &str, size: usize) -> i32 {
+fn ort_calibrator(out: &mut dyn Write, args: &Args, method: &str, size: usize) -> i32 {
     let o = match ort::setup(&mut |m| eprintln!("{m}")) {
         Ok(o) => o,
         Err(why) => {
-            ort_unavailable(&args.op, &why, args.json);
+            ort_unavailable(out, &args.op, &why, args.json);
             return 1;
         }
     };
@@ -148,10 +153,10 @@ fn ort_calibrator(args: &Args, method: &str, size: usize) -> i32 {
     let x = normal_f32(size, 0xCA11B);
     match o.calibrator(&c, &x, args.reps.unwrap_or(3)) {
         Ok(r) => {
-            print_record(&r, args.json);
+            print_record(out, &r, args.json);
             if !args.json {
                 if let Some(res) = r.detail.as_ref().and_then(|d| d.get("result")) {
-                    println!("  result: {res}");
+                    let _ = writeln!(out, "  result: {res}");
                 }
             }
             0
@@ -163,11 +168,55 @@ fn ort_calibrator(args: &Args, method: &str, size: usize) -> i32 {
     }
 }
 
-/// `quantproof bench`.
+/// ONNX Runtime on the same workload: its operator, or its collector for a calibrator.
+fn measure_ort(out: &mut dyn Write, args: &Args, bench: &Bench) -> i32 {
+    let name = bench.spec.name;
+    let case = bench.workload.ort_case();
+    let collector = bench.workload.ort_collector();
+    if case.is_none() && collector.is_none() {
+        let why = if bench.setup.granularity == Gran::PerAxis {
+            "ONNX Runtime is compared per-tensor only (this run is per-axis)"
+        } else {
+            "ONNX Runtime has no counterpart of this operation"
+        };
+        ort_unavailable(out, name, why, args.json);
+        return 0;
+    }
+    let o = match ort::setup(&mut |m| eprintln!("{m}")) {
+        Ok(o) => o,
+        Err(why) => {
+            ort_unavailable(out, name, &why, args.json);
+            return 0;
+        }
+    };
+    let result = match (case, collector) {
+        (Some(case), _) => o.bench_case(&case, args.threads, args.reps),
+        (None, Some((c, x))) => o.calibrator(&c, x, args.reps.unwrap_or(3)),
+        (None, None) => return 0,
+    };
+    match result {
+        Ok(mut r) => {
+            r.profile = "onnxruntime".into();
+            print_record(out, &r, args.json);
+            0
+        }
+        Err(e) => {
+            ort_unavailable(out, name, &e, args.json);
+            1
+        }
+    }
+}
+
+/// `quantproof bench`, printing to stdout.
 pub fn run(args: Args) -> i32 {
+    run_to(args, &mut std::io::stdout().lock())
+}
+
+/// `quantproof bench`, printing measurements to `out` (notes and errors go to stderr).
+pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
     match args.op.as_str() {
-        "limits" => return limits(&args),
-        "list" => return list(),
+        "limits" => return limits(out, &args),
+        "list" => return list(out),
         _ => {}
     }
     let size = match bench::parse_size(&args.size) {
@@ -182,7 +231,7 @@ pub fn run(args: Args) -> i32 {
         if let Some(method) = args.op.strip_prefix("calibrate-") {
             if want_ort_only || args.with_ort {
                 eprintln!("note: quantproof's {} is not in the benchmark table yet; measuring ONNX Runtime's only", args.op);
-                return ort_calibrator(&args, method, size);
+                return ort_calibrator(out, &args, method, size);
             }
         }
         eprintln!("error: unknown operation {:?}; `quantproof bench list` shows them", args.op);
@@ -242,7 +291,7 @@ pub fn run(args: Args) -> i32 {
     let mut code = 0;
     for imp in &impls {
         match bench.measure(imp, reps) {
-            Ok(r) => print_record(&r, args.json),
+            Ok(r) => print_record(out, &r, args.json),
             Err(f) => {
                 eprintln!("error: {f}");
                 code = 1;
@@ -250,24 +299,7 @@ pub fn run(args: Args) -> i32 {
         }
     }
     if (args.with_ort || want_ort_only) && !reference_only {
-        match bench.workload.ort_case() {
-            None => {
-                ort_unavailable(spec.name, "ONNX Runtime is compared per-tensor only (this run is per-axis)", args.json);
-            }
-            Some(case) => match ort::setup(&mut |m| eprintln!("{m}")) {
-                Err(why) => ort_unavailable(spec.name, &why, args.json),
-                Ok(o) => match o.bench_case(&case, args.threads, args.reps) {
-                    Ok(mut r) => {
-                        r.profile = "onnxruntime".into();
-                        print_record(&r, args.json);
-                    }
-                    Err(e) => {
-                        ort_unavailable(spec.name, &e, args.json);
-                        code = 1;
-                    }
-                },
-            },
-        }
+        code = code.max(measure_ort(out, &args, &bench));
     }
     code
 }
@@ -292,12 +324,36 @@ mod tests {
         }
     }
 
-    /// The smoke test of the brief: `bench quantize --size 4096 --threads 1 --json --reps 3`.
+    fn output(a: Args) -> (i32, String) {
+        let mut buf = Vec::new();
+        let code = run_to(a, &mut buf);
+        (code, String::from_utf8(buf).unwrap())
+    }
+
+    /// The smoke test of the brief: `bench quantize --size 4096 --threads 1 --json --reps 3`
+    /// prints one parseable record per available ISA, each checked against the reference.
     #[test]
     fn smoke_quantize() {
-        assert_eq!(run(args("quantize")), 0);
-        assert_eq!(run(args("reference-quantize")), 0);
-        assert_eq!(run(Args { dtype: Some("u8".into()), granularity: Some("per-axis".into()), ..args("quantize") }), 0);
+        let (code, out) = output(args("quantize"));
+        assert_eq!(code, 0);
+        let recs: Vec<Record> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let isas: Vec<String> = quantproof_optimized::isa::available().iter().map(|i| i.name().to_string()).collect();
+        assert_eq!(recs.iter().map(|r| r.isa.clone()).collect::<Vec<_>>(), isas);
+        for r in &recs {
+            assert_eq!((r.op.as_str(), r.threads, r.elements, r.reps, r.dtype.as_str()), ("quantize", 1, 4096, 3, "i8"));
+            assert_eq!(r.verified, "bit-exact with the reference");
+            assert!(r.seconds_min <= r.seconds_median && r.seconds_median <= r.seconds_max);
+        }
+        let (code, out) = output(args("reference-quantize"));
+        assert_eq!(code, 0);
+        let r: Record = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!((r.op.as_str(), r.isa.as_str()), ("quantize", "reference"));
+        let (code, out) = output(Args { dtype: Some("u8".into()), granularity: Some("per-axis".into()), ..args("quantize") });
+        assert_eq!(code, 0);
+        assert!(out.lines().all(|l| l.contains(r#""granularity":"per-axis""#) && l.contains(r#""dtype":"u8""#)));
+        let (code, out) = output(Args { json: false, isa: Some("scalar".into()), ..args("min-max") });
+        assert_eq!(code, 0);
+        assert!(out.starts_with("min-max") && out.contains("Gelem/s"), "{out}");
     }
 
     #[test]
@@ -307,6 +363,10 @@ mod tests {
         assert_eq!(run(Args { isa: Some("mmx".into()), ..args("quantize") }), 2);
         assert_eq!(run(Args { profile: Some("tflite?".into()), ..args("quantize") }), 2);
         assert_eq!(run(Args { dtype: Some("i8".into()), ..args("dynamic-quantize") }), 2);
-        assert_eq!(run(args("list")), 0);
+        let (code, out) = output(args("list"));
+        assert_eq!(code, 0);
+        for spec in TABLE.iter() {
+            assert!(out.contains(spec.name));
+        }
     }
 }

@@ -242,7 +242,10 @@ impl Report {
 
     fn limits_table(&self) -> Table {
         let mut t = Table::new(&["limit", "kernel", "threads", "working set", "value", "unit", "best of", "quiet reference (earlier, not this run)"]);
-        for l in &self.limits.measured {
+        let rank = |l: &str| ["read_bandwidth", "copy_bandwidth", "int8_dot_peak", "f32_fma_peak"].iter().position(|&k| k == l);
+        let mut sorted: Vec<&machine::Limit> = self.limits.measured.iter().collect();
+        sorted.sort_by_key(|l| (rank(&l.limit), l.kernel.clone(), l.threads, l.bytes));
+        for l in sorted {
             t.push(vec![
                 Cell::text(&l.limit),
                 Cell::text(&l.kernel),
@@ -497,7 +500,9 @@ impl Report {
              GB/s counts compulsory traffic (inputs read once, outputs written once). *Ceiling*: this machine's read bandwidth \
              over a buffer of the same size on the same threads (an optimistic bound: writes cost at least as much as reads). \
              *x reference*: reference time / this time. *x ONNX Runtime*: this throughput / ONNX Runtime's at the same size \
-             and threads (above 1: faster than ONNX Runtime).\n",
+             and threads (above 1: faster than ONNX Runtime). A share of the ceiling above 100% means the ceiling's own \
+             measurement was disturbed (a busy machine) or the operation's traffic stayed in a faster cache level than \
+             the stream-sum's.\n",
             sizes.join(" and "),
             threads.join(" and ")
         );

@@ -34,15 +34,27 @@ fn label_style(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
     TextStyle::from(("sans-serif", size).into_font()).pos(Pos::new(h, v))
 }
 
+/// Decimal byte counts for log axes (whose ticks fall on powers of ten): `100 kB`, `10 MB`.
 fn human_bytes(b: f64) -> String {
-    if b >= (1u64 << 30) as f64 {
-        format!("{:.0}G", b / (1u64 << 30) as f64)
-    } else if b >= (1 << 20) as f64 {
-        format!("{:.0}M", b / (1 << 20) as f64)
-    } else if b >= 1024.0 {
-        format!("{:.0}K", b / 1024.0)
+    if b >= 1e9 {
+        format!("{:.0} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB", b / 1e3)
     } else {
-        format!("{b:.0}")
+        format!("{b:.0} B")
+    }
+}
+
+/// The label of a tick of an axis whose categories sit at `i + 0.5`: the category's name at its
+/// centre, nothing elsewhere.
+fn category_label(names: &[String], x: f64) -> String {
+    let i = (x - 0.5).round();
+    if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+        names[i as usize].clone()
+    } else {
+        String::new()
     }
 }
 
@@ -122,7 +134,7 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
         .filter(|v| *v > 0.0);
     let (ymin, ymax) = vals.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (ymin, ymax) = (ymin / 3.0, ymax * 2.0);
-    let h = 330 * sizes.len() as u32 + 40;
+    let h = 330 * sizes.len() as u32 + 70;
     let w = 560 * threads.len() as u32;
     let root = SVGBackend::new(path, (w.max(600), h)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
@@ -132,7 +144,17 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
             ("sans-serif", 14),
         )
         .map_err(e)?;
-    let panels = root.split_evenly((sizes.len(), threads.len()));
+    let (legend, body) = root.split_vertically(28);
+    for (k, isa) in isas.iter().enumerate() {
+        let x = 20 + 150 * k as i32;
+        let name = if isa == "reference" { "reference (1 thread)".to_string() } else { isa.clone() };
+        legend.draw(&Rectangle::new([(x, 8), (x + 14, 20)], impl_color(isa).filled())).map_err(e)?;
+        legend.draw(&Text::new(name, (x + 20, 14), label_style(12, HPos::Left, VPos::Center))).map_err(e)?;
+    }
+    let x = 20 + 150 * isas.len() as i32;
+    legend.draw(&PathElement::new(vec![(x, 14), (x + 14, 14)], BLACK.stroke_width(3))).map_err(e)?;
+    legend.draw(&Text::new("read-bandwidth ceiling", (x + 20, 14), label_style(12, HPos::Left, VPos::Center))).map_err(e)?;
+    let panels = body.split_evenly((sizes.len(), threads.len()));
     for (pi, area) in panels.iter().enumerate() {
         let (size, t) = (sizes[pi / threads.len()], threads[pi % threads.len()]);
         let mut chart = ChartBuilder::on(area)
@@ -145,8 +167,8 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(1)
-            .x_label_formatter(&|_| String::new())
+            .x_labels(2 * ops.len() + 1)
+            .x_label_formatter(&|x| category_label(&ops, *x))
             .y_desc("Gelem/s")
             .draw()
             .map_err(e)?;
@@ -170,11 +192,7 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
                         })
                 })
                 .collect();
-            let s = chart.draw_series(bars).map_err(e)?;
-            if pi == 0 {
-                s.label(if isa == "reference" { "reference (1 thread)".to_string() } else { isa.clone() })
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-            }
+            chart.draw_series(bars).map_err(e)?;
         }
         for (i, op) in ops.iter().enumerate() {
             if let Some(r) = rows.iter().find(|r| &r.record.op == op && r.record.elements == size && r.record.threads == t) {
@@ -188,23 +206,6 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
                         .map_err(e)?;
                 }
             }
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    op.clone(),
-                    (i as f64 + 0.5, ymin * 1.05),
-                    label_style(12, HPos::Center, VPos::Bottom),
-                )))
-                .map_err(e)?;
-        }
-        if pi == 0 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 11))
-                .draw()
-                .map_err(e)?;
         }
     }
     root.present().map_err(e)?;
@@ -232,6 +233,14 @@ pub fn clip_sweep_chart(path: &Path, sweeps: &[Sweep]) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("clipping threshold / max|x| (log)")
+            .x_label_formatter(&|v| {
+                let keep = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0].iter().any(|k| (v / k - 1.0).abs() < 1e-6);
+                if keep {
+                    format!("{v}")
+                } else {
+                    String::new()
+                }
+            })
             .y_desc("mean squared error (log)")
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .draw()
@@ -255,7 +264,7 @@ pub fn clip_sweep_chart(path: &Path, sweeps: &[Sweep]) -> Result<()> {
                 .draw_series(std::iter::once(Text::new(
                     format!("best: {:.2} max|x|, SQNR {:.1} dB", b.ratio, b.stats.sqnr_db),
                     (b.ratio, b.stats.mse / 1.3),
-                    label_style(12, HPos::Center, VPos::Top),
+                    label_style(12, if b.ratio > 0.3 { HPos::Right } else { HPos::Center }, VPos::Top),
                 )))
                 .map_err(e)?;
         }
@@ -351,9 +360,14 @@ mod tests {
 
     #[test]
     fn human_sizes() {
-        assert_eq!(human_bytes(32768.0), "32K");
-        assert_eq!(human_bytes((256u64 << 20) as f64), "256M");
-        assert_eq!(human_bytes(100.0), "100");
+        assert_eq!(human_bytes(1e5), "100 kB");
+        assert_eq!(human_bytes(1e7), "10 MB");
+        assert_eq!(human_bytes(100.0), "100 B");
+        let names = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(category_label(&names, 0.5), "a");
+        assert_eq!(category_label(&names, 1.5), "b");
+        assert_eq!(category_label(&names, 1.0), "");
+        assert_eq!(category_label(&names, 2.5), "");
     }
 
     #[test]

@@ -72,16 +72,22 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
                 }
             }
             if let Some(ort) = ort {
+                let reps = match grid.reps {
+                    Reps::Fixed(n) => Some(n),
+                    _ => None,
+                };
                 if let Some(case) = bench.workload.ort_case() {
                     for &t in &grid.threads {
-                        let reps = match grid.reps {
-                            Reps::Fixed(n) => Some(n),
-                            _ => None,
-                        };
                         match ort.bench_case(&case, t, reps) {
                             Ok(r) => records.push(r),
                             Err(e) => res.ort_failures.push(format!("{} {} threads {t}: {e}", spec.name, size)),
                         }
+                    }
+                } else if let Some((c, x)) = bench.workload.ort_collector() {
+                    // ONNX Runtime's collectors are single-threaded Python/numpy.
+                    match ort.calibrator(&c, x, reps.unwrap_or(3)) {
+                        Ok(r) => records.push(r),
+                        Err(e) => res.ort_failures.push(format!("{} {}: {e}", spec.name, size)),
                     }
                 }
             }
@@ -91,7 +97,9 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
                 let ceiling = limits.read_bandwidth_at((r.elements as f64 * r.bytes_per_element) as usize, r.threads).ok();
                 let ort_rate = records
                     .iter()
-                    .find(|o| o.isa == "onnxruntime" && o.threads == r.threads)
+                    .filter(|o| o.isa == "onnxruntime")
+                    .find(|o| o.threads == r.threads)
+                    .or_else(|| records.iter().find(|o| o.isa == "onnxruntime" && o.op.starts_with("calibrate-")))
                     .map(|o| o.gelem_per_s);
                 res.rows.push(SpeedRow {
                     ceiling_gbs: ceiling,
