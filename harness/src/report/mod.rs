@@ -299,9 +299,9 @@ impl Report {
                 Cell::text(r.scheme()),
                 Cell::text(r.profile),
                 Cell::text(format!("[{}, {}]", r.range.qmin(), r.range.qmax())),
-                Cell::num(s.mse, 9),
-                Cell::num(s.round_mse, 9),
-                Cell::num(s.clip_mse, 9),
+                Cell::sci(s.mse, 3),
+                Cell::sci(s.round_mse, 3),
+                Cell::sci(s.clip_mse, 3),
                 Cell::num(100.0 * s.clipped_fraction, 3),
                 Cell::opt(Some(s.sqnr_db), 2, ""),
                 Cell::opt(Some(s.effective_bits), 2, ""),
@@ -328,9 +328,9 @@ impl Report {
                     Cell::num(p.ratio, 3),
                     Cell::num(p.alpha as f64, 5),
                     Cell::num(p.scale as f64, 6),
-                    Cell::num(p.stats.mse, 10),
-                    Cell::num(p.stats.round_mse, 10),
-                    Cell::num(p.stats.clip_mse, 10),
+                    Cell::sci(p.stats.mse, 3),
+                    Cell::sci(p.stats.round_mse, 3),
+                    Cell::sci(p.stats.clip_mse, 3),
                     Cell::num(100.0 * p.stats.clipped_fraction, 3),
                     Cell::opt(Some(p.stats.sqnr_db), 2, ""),
                     Cell::text(if i == sw.best { "lowest MSE" } else if last { "min-max (no clipping)" } else { "" }),
@@ -351,8 +351,8 @@ impl Report {
                 Cell::text(format!("[{}, {}]", p.range.qmin(), p.range.qmax())),
                 Cell::text(format!("{}/{}", s.codes_used, s.codes_available)),
                 Cell::num(100.0 * s.clipped_fraction, 2),
-                Cell::num(s.round_mse, 5),
-                Cell::num(s.clip_mse, 5),
+                Cell::sci(s.round_mse, 3),
+                Cell::sci(s.clip_mse, 3),
                 Cell::opt(Some(s.sqnr_db), 2, ""),
             ]);
         }
@@ -571,7 +571,9 @@ impl Report {
             s,
             "Error analysis by `quantproof_reference::analysis::analyze`: the error `x - x^` split into *round* error (inside the \
              representable range, at most half a step) and *clip* error (outside it); SQNR = 10 log10(sum x^2 / sum e^2); \
-             effective bits = (SQNR - 1.76) / 6.02; levels used = distinct codes / codes available. Tensors are synthetic \
+             effective bits = (SQNR - 1.76) / 6.02; levels used = distinct codes / codes available; clipped = the share of \
+             elements outside the representable interval [(qmin - z) s, (qmax - z) s], by however little (a rounded zero \
+             point or PyTorch's symmetric scale max / 127.5 puts the data's extremes just outside it). Tensors are synthetic \
              (seeded) with the shapes of all-MiniLM-L6-v2 and the features that matter:\n"
         );
         for t in &self.tensors {

@@ -13,6 +13,8 @@ pub enum Cell {
     Text(String),
     /// A value and the decimals Markdown shows.
     Num(f64, usize),
+    /// A value Markdown shows in scientific notation with this many significant digits.
+    Sci(f64, usize),
     /// No value, with what Markdown shows instead.
     Missing(String),
 }
@@ -24,6 +26,10 @@ impl Cell {
 
     pub fn num(v: f64, decimals: usize) -> Cell {
         Cell::Num(v, decimals)
+    }
+
+    pub fn sci(v: f64, digits: usize) -> Cell {
+        Cell::Sci(v, digits)
     }
 
     /// `Num` when `v` is `Some` and finite, else `Missing(why)`.
@@ -39,6 +45,7 @@ impl Cell {
         let s = match self {
             Cell::Text(s) => s.clone(),
             Cell::Num(v, d) => format!("{v:.d$}", d = *d),
+            Cell::Sci(v, d) => format!("{v:.d$e}", d = d.saturating_sub(1)),
             Cell::Missing(why) => why.clone(),
         };
         s.replace('|', "\\|").replace('\n', " ")
@@ -47,7 +54,7 @@ impl Cell {
     fn csv(&self) -> String {
         match self {
             Cell::Text(s) => s.clone(),
-            Cell::Num(v, _) => format!("{v}"),
+            Cell::Num(v, _) | Cell::Sci(v, _) => format!("{v}"),
             Cell::Missing(_) => String::new(),
         }
     }
@@ -81,7 +88,7 @@ impl Table {
         let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
         s.push_str(&line(self.headers.iter().map(|h| Cell::Text(h.clone()).markdown()).collect()));
         let numeric = |c: usize| {
-            self.rows.iter().any(|r| matches!(r[c], Cell::Num(..)))
+            self.rows.iter().any(|r| matches!(r[c], Cell::Num(..) | Cell::Sci(..)))
                 && self.rows.iter().all(|r| !matches!(r[c], Cell::Text(ref t) if !t.is_empty() && t != "inf" && t != "-inf"))
         };
         let seps: Vec<String> =
@@ -114,10 +121,10 @@ mod tests {
     use super::*;
 
     fn sample() -> Table {
-        let mut t = Table::new(&["op", "Gelem/s", "note"]);
-        t.push(vec![Cell::text("quantize"), Cell::num(1.23456, 2), Cell::text("a|b")]);
+        let mut t = Table::new(&["op", "Gelem/s", "note", "mse"]);
+        t.push(vec![Cell::text("quantize"), Cell::num(1.23456, 2), Cell::text("a|b"), Cell::sci(0.000123456, 3)]);
         t.push(vec![Cell::text("min, max"), Cell::opt(None, 2, "not measured")]);
-        t.push(vec![Cell::text("x"), Cell::opt(Some(f64::INFINITY), 1, "?"), Cell::text("line\nbreak"), Cell::text("cut")]);
+        t.push(vec![Cell::text("x"), Cell::opt(Some(f64::INFINITY), 1, "?"), Cell::text("line\nbreak"), Cell::sci(5e-9, 2), Cell::text("cut")]);
         t
     }
 
@@ -125,11 +132,11 @@ mod tests {
     fn markdown() {
         let md = sample().to_markdown();
         let lines: Vec<&str> = md.lines().collect();
-        assert_eq!(lines[0], "| op | Gelem/s | note |");
-        assert_eq!(lines[1], "| --- | ---: | --- |");
-        assert_eq!(lines[2], "| quantize | 1.23 | a\\|b |");
-        assert_eq!(lines[3], "| min, max | not measured |  |");
-        assert_eq!(lines[4], "| x | inf | line break |");
+        assert_eq!(lines[0], "| op | Gelem/s | note | mse |");
+        assert_eq!(lines[1], "| --- | ---: | --- | ---: |");
+        assert_eq!(lines[2], "| quantize | 1.23 | a\\|b | 1.23e-4 |");
+        assert_eq!(lines[3], "| min, max | not measured |  |  |");
+        assert_eq!(lines[4], "| x | inf | line break | 5.0e-9 |");
         assert_eq!(lines.len(), 5);
     }
 
@@ -137,9 +144,9 @@ mod tests {
     fn csv_keeps_full_precision_and_quotes() {
         let csv = sample().to_csv().unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "op,Gelem/s,note");
-        assert_eq!(lines[1], "quantize,1.23456,a|b");
-        assert_eq!(lines[2], "\"min, max\",,");
+        assert_eq!(lines[0], "op,Gelem/s,note,mse");
+        assert_eq!(lines[1], "quantize,1.23456,a|b,0.000123456");
+        assert_eq!(lines[2], "\"min, max\",,,");
         assert_eq!(lines[3], "x,inf,\"line");
         // Round trip through the csv reader.
         let mut r = csv::Reader::from_reader(csv.as_bytes());
