@@ -114,6 +114,18 @@ fn caches() -> Vec<(String, String)> {
     v
 }
 
+/// Parses sysfs cache sizes: `48K`, `32768K`, `2M`, `1024` (bytes).
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let t = s.trim();
+    let (digits, mult) = match t.chars().last()? {
+        'K' | 'k' => (&t[..t.len() - 1], 1usize << 10),
+        'M' | 'm' => (&t[..t.len() - 1], 1 << 20),
+        'G' | 'g' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(mult)
+}
+
 /// The load averages from `/proc/loadavg`.
 pub fn load_average() -> Option<[f64; 3]> {
     let s = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -130,7 +142,8 @@ pub struct Effort {
     pub min_run_s: f64,
     /// Bytes streamed per run of a bandwidth probe (small buffers are swept repeatedly).
     pub bytes_per_run: usize,
-    /// The "much larger than the caches" buffer.
+    /// The "much larger than the caches" buffer (raised to 4x the largest cache the OS
+    /// reports, when that is larger).
     pub large_buffer: usize,
 }
 
@@ -319,6 +332,9 @@ impl Limits {
     /// kernel's peak on one thread and on all `threads`. Failures become `Err` lines.
     pub fn measure_standard(&mut self, threads: &[usize]) -> Vec<String> {
         let mut errors = Vec::new();
+        // "Much larger than the caches": at least 4x the largest cache this machine reports.
+        let largest = caches().iter().filter_map(|(_, size)| parse_cache_size(size)).max().unwrap_or(0);
+        self.effort.large_buffer = self.effort.large_buffer.max(4 * largest);
         let e = self.effort;
         let sizes: Vec<usize> = if e.large_buffer >= 256 << 20 {
             vec![32 << 10, 256 << 10, 2 << 20, 16 << 20, e.large_buffer]
@@ -434,5 +450,9 @@ mod tests {
         assert_eq!(quiet_reference("read_bandwidth", "avx512 (x)", 1, Some(1 << 10), 1 << 20), None);
         assert_eq!(quiet_reference("read_bandwidth", "avx512 (x)", 1, Some(1 << 20), 1 << 20), Some(31.0));
         assert_eq!(split(10, 3), vec![0..3, 3..6, 6..10]);
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("2M"), Some(2 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("lots"), None);
     }
 }
