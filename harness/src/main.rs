@@ -28,6 +28,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure an operation's speed, checked against the reference (`bench limits`: this machine's limits).
+    Bench(quantproof_harness::cli::bench::Args),
+    /// Write the accuracy-speed report (reports/report.md, CSV and SVG).
+    Report(quantproof_harness::cli::report::Args),
 }
 
 fn main() {
@@ -37,6 +41,8 @@ fn main() {
         Command::VerifyVectors { dirs, isa, verbose, json } => {
             quantproof_harness::cli::verify::run(&quantproof_harness::cli::verify::Args { dirs, isa, verbose, json })
         }
+        Command::Bench(a) => quantproof_harness::cli::bench::run(a),
+        Command::Report(a) => quantproof_harness::cli::report::run(a),
     };
     std::process::exit(code);
 }

@@ -1,4 +1,6 @@
 //! The `quantproof` subcommands, one module each.
 
+pub mod bench;
 pub mod info;
 pub mod verify;
+pub mod report;

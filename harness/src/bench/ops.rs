@@ -1,0 +1,581 @@
+//! The operations `quantproof bench` knows, as a table.
+//!
+//! | op | input | output | compulsory bytes / element |
+//! |---|---|---|---|
+//! | `quantize` | f32 | i8 / u8 codes | 4 + 1 |
+//! | `dequantize` | i8 / u8 codes | f32 | 1 + 4 |
+//! | `fake-quantize` | f32 | f32 (no mask) | 4 + 4 |
+//! | `dynamic-quantize` | f32 | u8 codes, scale, zero point | 4 + 1 |
+//! | `min-max` | f32 | min, max | 4 |
+//!
+//! Parameters come from the data: the tensor's (or each row's) min and max turned into a scale
+//! and zero point by the profile's rule, symmetric for `i8` and affine for `u8` (the usual
+//! weights / activations split). Per-axis tensors are `[channels, size / channels]` with one
+//! parameter set per row ([`super::Setup::channels`]).
+
+use super::data::channel_scaled_f32;
+use super::{Dtype, Gran, Impl, OrtCase, OrtInput, Setup, Workload};
+use quantproof_optimized::ops::FastCode;
+use quantproof_reference::error::QuantError;
+use quantproof_reference::params::QuantParams;
+use quantproof_reference::profile::{self, Profile, QParamsRequest};
+use quantproof_reference::quantize::{self as refq, QuantizeRule};
+use quantproof_reference::scheme::{Code, QType};
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, QuantError>;
+
+/// One operation: its name, defaults and how to build its workload.
+pub struct OpSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The profile used when `--profile` is not given.
+    pub default_profile: Profile,
+    pub default_dtype: Dtype,
+    /// The `--dtype` values it accepts.
+    pub dtypes: &'static [Dtype],
+    /// Whether `--granularity per-axis` applies.
+    pub per_axis: bool,
+    pub build: fn(&Setup) -> Result<Box<dyn Workload>>,
+}
+
+/// Every operation. Issue 3's calibrators (calibrate-entropy, histogram, percentile) are added
+/// here as further entries.
+pub static TABLE: [OpSpec; 5] = [
+    OpSpec {
+        name: "quantize",
+        summary: "f32 -> codes: clamp(round(x / s) + z)",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::I8,
+        dtypes: &[Dtype::I8, Dtype::U8],
+        per_axis: true,
+        build: build_quantize,
+    },
+    OpSpec {
+        name: "dequantize",
+        summary: "codes -> f32: (q - z) * s",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::I8,
+        dtypes: &[Dtype::I8, Dtype::U8],
+        per_axis: true,
+        build: build_dequantize,
+    },
+    OpSpec {
+        name: "fake-quantize",
+        summary: "f32 -> f32: quantize then dequantize (QAT forward pass)",
+        default_profile: Profile::TORCH,
+        default_dtype: Dtype::I8,
+        dtypes: &[Dtype::I8, Dtype::U8],
+        per_axis: true,
+        build: build_fake_quantize,
+    },
+    OpSpec {
+        name: "dynamic-quantize",
+        summary: "f32 -> u8 codes with scale and zero point read from the data (min/max pass + quantize pass)",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::U8,
+        dtypes: &[Dtype::U8],
+        per_axis: false,
+        build: build_dynamic,
+    },
+    OpSpec {
+        name: "min-max",
+        summary: "f32 -> (min, max): the range scan of calibration and dynamic quantization",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::F32,
+        dtypes: &[Dtype::F32],
+        per_axis: false,
+        build: build_min_max,
+    },
+];
+
+/// The input tensor of a setup: `[channels, size / channels]` normal values, rows of different
+/// magnitudes.
+fn input(setup: &Setup) -> (Vec<f32>, Vec<usize>) {
+    let c = setup.channels();
+    let x = channel_scaled_f32(c, setup.size / c, 4.0, setup.seed);
+    let shape = if c == 1 { vec![setup.size] } else { vec![c, setup.size / c] };
+    (x, shape)
+}
+
+fn qtype(d: Dtype) -> QType {
+    if d == Dtype::U8 {
+        QType::U8
+    } else {
+        QType::I8
+    }
+}
+
+/// Parameters from the data: per tensor or per row, symmetric for signed codes.
+fn params_for(setup: &Setup, x: &[f32], shape: &[usize]) -> Result<QuantParams> {
+    let qt = qtype(setup.dtype);
+    let req = QParamsRequest::new(qt, qt.is_signed());
+    let range = setup.profile.qparams.code_range(&req)?;
+    let rows = if shape.len() == 2 { shape[0] } else { 1 };
+    let cols = x.len() / rows.max(1);
+    let mut scales = Vec::with_capacity(rows);
+    let mut zps = Vec::with_capacity(rows);
+    for r in x.chunks(cols.max(1)) {
+        let (lo, hi) = profile::min_max(r)?;
+        let p = setup.profile.choose_qparams(lo, hi, &req)?;
+        scales.push(p.scale);
+        zps.push(p.zero_point);
+    }
+    Ok(if setup.granularity == Gran::PerTensor {
+        QuantParams::per_tensor(scales[0], zps[0], range)
+    } else {
+        QuantParams::per_axis(0, scales, zps, range)
+    })
+}
+
+fn params_detail(setup: &Setup, p: &QuantParams, shape: &[usize]) -> serde_json::Value {
+    if setup.granularity == Gran::PerTensor {
+        json!({"shape": shape, "scale": p.scales[0], "zero_point": p.zero_points[0],
+               "qmin": p.range.qmin(), "qmax": p.range.qmax()})
+    } else {
+        json!({"shape": shape, "channels": p.scales.len(), "axis": 0, "qmin": p.range.qmin(), "qmax": p.range.qmax()})
+    }
+}
+
+/// ONNX Runtime's QuantizeLinear saturates to the type's full range, whatever range the
+/// profile's parameter rule used; the expected ORT output is computed that way.
+fn ort_params(p: &QuantParams, d: Dtype) -> QuantParams {
+    QuantParams::per_tensor(p.scales[0], p.zero_points[0], qtype(d).full_range())
+}
+
+fn first_difference<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) -> std::result::Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("length {} instead of {}", got.len(), want.len()));
+    }
+    let bad = got.iter().zip(want).filter(|(g, w)| g != w).count();
+    match got.iter().zip(want).position(|(g, w)| g != w) {
+        None => Ok(()),
+        Some(i) => Err(format!("{bad} of {} elements differ; first at {i}: got {:?}, want {:?}", got.len(), got[i], want[i])),
+    }
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+fn le_bytes_f32(x: &[f32]) -> Vec<u8> {
+    x.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn code_bytes<C: Code>(q: &[C]) -> Vec<u8> {
+    q.iter().map(|c| c.to_code() as u8).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// quantize
+
+struct Quantize<C: FastCode> {
+    setup: Setup,
+    x: Vec<f32>,
+    shape: Vec<usize>,
+    params: QuantParams,
+    rule: QuantizeRule,
+    out: Vec<C>,
+    expected: Vec<C>,
+}
+
+impl<C: FastCode> Quantize<C> {
+    fn new(setup: &Setup) -> Result<Quantize<C>> {
+        let (x, shape) = input(setup);
+        let params = params_for(setup, &x, &shape)?;
+        let rule = setup.profile.quantize;
+        let mut expected = vec![C::default(); x.len()];
+        refq::quantize(&x, &shape, &params, rule, &mut expected)?;
+        let out = vec![C::default(); x.len()];
+        Ok(Quantize { setup: *setup, x, shape, params, rule, out, expected })
+    }
+}
+
+impl<C: FastCode> Workload for Quantize<C> {
+    fn run(&mut self, imp: &Impl) -> Result<()> {
+        match imp {
+            Impl::Reference => refq::quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out),
+            Impl::Engine(e) => e.quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out),
+        }
+    }
+    fn scramble(&mut self) {
+        // Codes one past the range where possible, so a kernel that writes nothing is caught.
+        let junk = C::from_code(self.params.range.qmin() - 1);
+        let junk = if junk == C::from_code(self.params.range.qmin()) { C::from_code(self.params.range.qmax()) } else { junk };
+        self.out.iter_mut().enumerate().for_each(|(i, o)| *o = if i % 2 == 0 { junk } else { C::from_code(0) });
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        first_difference(&self.out, &self.expected)
+    }
+    fn bytes_per_element(&self) -> f64 {
+        4.0 + 1.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        params_detail(&self.setup, &self.params, &self.shape)
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        if self.setup.granularity != Gran::PerTensor {
+            return None;
+        }
+        let p = ort_params(&self.params, self.setup.dtype);
+        let mut want = vec![C::default(); self.x.len()];
+        refq::quantize(&self.x, &self.shape, &p, Profile::ONNXRUNTIME.quantize, &mut want).ok()?;
+        Some(OrtCase {
+            op: "quantize",
+            input: OrtInput::F32(&self.x),
+            dtype: self.setup.dtype,
+            scale: p.scales[0],
+            zero_point: p.zero_points[0],
+            expected: code_bytes(&want),
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.x.len(),
+        })
+    }
+}
+
+fn build_quantize(setup: &Setup) -> Result<Box<dyn Workload>> {
+    Ok(match setup.dtype {
+        Dtype::U8 => Box::new(Quantize::<u8>::new(setup)?),
+        _ => Box::new(Quantize::<i8>::new(setup)?),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// dequantize
+
+struct Dequantize<C: OrtCode> {
+    setup: Setup,
+    q: Vec<C>,
+    shape: Vec<usize>,
+    params: QuantParams,
+    out: Vec<f32>,
+    expected: Vec<u32>,
+}
+
+impl<C: OrtCode> Dequantize<C> {
+    fn new(setup: &Setup) -> Result<Dequantize<C>> {
+        let (x, shape) = input(setup);
+        let params = params_for(setup, &x, &shape)?;
+        let mut q = vec![C::default(); x.len()];
+        refq::quantize(&x, &shape, &params, setup.profile.quantize, &mut q)?;
+        drop(x);
+        let mut out = vec![0f32; q.len()];
+        refq::dequantize(&q, &shape, &params, &mut out)?;
+        let expected = bits(&out);
+        Ok(Dequantize { setup: *setup, q, shape, params, out, expected })
+    }
+}
+
+impl<C: OrtCode> Workload for Dequantize<C> {
+    fn run(&mut self, imp: &Impl) -> Result<()> {
+        match imp {
+            Impl::Reference => refq::dequantize(&self.q, &self.shape, &self.params, &mut self.out),
+            Impl::Engine(e) => e.dequantize(&self.q, &self.shape, &self.params, &mut self.out),
+        }
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|o| *o = f32::NAN);
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        first_difference(&bits(&self.out), &self.expected)
+    }
+    fn bytes_per_element(&self) -> f64 {
+        1.0 + 4.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        params_detail(&self.setup, &self.params, &self.shape)
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        if self.setup.granularity != Gran::PerTensor {
+            return None;
+        }
+        let p = ort_params(&self.params, self.setup.dtype);
+        let mut want = vec![0f32; self.q.len()];
+        refq::dequantize(&self.q, &self.shape, &p, &mut want).ok()?;
+        let input = C::ort_input(&self.q);
+        Some(OrtCase {
+            op: "dequantize",
+            input,
+            dtype: self.setup.dtype,
+            scale: p.scales[0],
+            zero_point: p.zero_points[0],
+            expected: le_bytes_f32(&want),
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.q.len(),
+        })
+    }
+}
+
+/// Code types ONNX Runtime takes as input tensors.
+trait OrtCode: FastCode {
+    fn ort_input(q: &[Self]) -> OrtInput<'_>;
+}
+
+impl OrtCode for i8 {
+    fn ort_input(q: &[i8]) -> OrtInput<'_> {
+        OrtInput::I8(q)
+    }
+}
+
+impl OrtCode for u8 {
+    fn ort_input(q: &[u8]) -> OrtInput<'_> {
+        OrtInput::U8(q)
+    }
+}
+
+fn build_dequantize(setup: &Setup) -> Result<Box<dyn Workload>> {
+    Ok(match setup.dtype {
+        Dtype::U8 => Box::new(Dequantize::<u8>::new(setup)?),
+        _ => Box::new(Dequantize::<i8>::new(setup)?),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// fake-quantize
+
+struct FakeQuantize {
+    setup: Setup,
+    x: Vec<f32>,
+    shape: Vec<usize>,
+    params: QuantParams,
+    rule: QuantizeRule,
+    out: Vec<f32>,
+    expected: Vec<u32>,
+}
+
+fn build_fake_quantize(setup: &Setup) -> Result<Box<dyn Workload>> {
+    let rule = setup.profile.fake_quantize_rule()?;
+    let (x, shape) = input(setup);
+    let params = params_for(setup, &x, &shape)?;
+    let mut out = vec![0f32; x.len()];
+    refq::fake_quantize(&x, &shape, &params, rule, &mut out, None)?;
+    let expected = bits(&out);
+    Ok(Box::new(FakeQuantize { setup: *setup, x, shape, params, rule, out, expected }))
+}
+
+impl Workload for FakeQuantize {
+    fn run(&mut self, imp: &Impl) -> Result<()> {
+        match imp {
+            Impl::Reference => refq::fake_quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out, None),
+            Impl::Engine(e) => e.fake_quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out, None),
+        }
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|o| *o = f32::NAN);
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        first_difference(&bits(&self.out), &self.expected)
+    }
+    fn bytes_per_element(&self) -> f64 {
+        4.0 + 4.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        params_detail(&self.setup, &self.params, &self.shape)
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        // ONNX Runtime has no fake-quantize op: a QuantizeLinear -> DequantizeLinear pair (the
+        // QDQ form of a quantized model) computes it, with ONNX Runtime's arithmetic.
+        if self.setup.granularity != Gran::PerTensor {
+            return None;
+        }
+        let p = ort_params(&self.params, self.setup.dtype);
+        let mut want = vec![0f32; self.x.len()];
+        refq::fake_quantize(&self.x, &self.shape, &p, Profile::ONNXRUNTIME.quantize, &mut want, None).ok()?;
+        Some(OrtCase {
+            op: "fake-quantize",
+            input: OrtInput::F32(&self.x),
+            dtype: self.setup.dtype,
+            scale: p.scales[0],
+            zero_point: p.zero_points[0],
+            expected: le_bytes_f32(&want),
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.x.len(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dynamic-quantize
+
+struct Dynamic {
+    setup: Setup,
+    x: Vec<f32>,
+    out: Vec<u8>,
+    got: Option<(f32, i32)>,
+    expected: Vec<u8>,
+    expected_params: (f32, i32),
+}
+
+fn build_dynamic(setup: &Setup) -> Result<Box<dyn Workload>> {
+    let (x, _) = input(setup);
+    let mut expected = vec![0u8; x.len()];
+    let p = setup.profile.dynamic_quantize(&x, &mut expected)?;
+    let out = vec![0u8; x.len()];
+    Ok(Box::new(Dynamic { setup: *setup, x, out, got: None, expected, expected_params: (p.scale, p.zero_point) }))
+}
+
+impl Workload for Dynamic {
+    fn run(&mut self, imp: &Impl) -> Result<()> {
+        let p = match imp {
+            Impl::Reference => self.setup.profile.dynamic_quantize(&self.x, &mut self.out)?,
+            Impl::Engine(e) => e.dynamic_quantize(&self.setup.profile, &self.x, &mut self.out)?,
+        };
+        self.got = Some((p.scale, p.zero_point));
+        Ok(())
+    }
+    fn scramble(&mut self) {
+        self.got = None;
+        let z = self.expected.first().map_or(0, |v| v.wrapping_add(1));
+        self.out.iter_mut().for_each(|o| *o = z);
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        match self.got {
+            Some((s, z)) if s.to_bits() == self.expected_params.0.to_bits() && z == self.expected_params.1 => {}
+            got => return Err(format!("parameters {got:?}, want {:?}", self.expected_params)),
+        }
+        first_difference(&self.out, &self.expected)
+    }
+    fn bytes_per_element(&self) -> f64 {
+        4.0 + 1.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"shape": [self.x.len()], "scale": self.expected_params.0, "zero_point": self.expected_params.1})
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        // ONNX's DynamicQuantizeLinear: outputs y (u8), y_scale (f32), y_zero_point (u8).
+        let mut want = vec![0u8; self.x.len()];
+        let p = Profile::ONNXRUNTIME.dynamic_quantize(&self.x, &mut want).ok()?;
+        want.extend_from_slice(&p.scale.to_le_bytes());
+        want.push(p.zero_point as u8);
+        Some(OrtCase {
+            op: "dynamic-quantize",
+            input: OrtInput::F32(&self.x),
+            dtype: Dtype::U8,
+            scale: p.scale,
+            zero_point: p.zero_point,
+            expected: want,
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.x.len(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// min-max
+
+struct MinMax {
+    x: Vec<f32>,
+    got: Option<(f32, f32)>,
+    expected: (f32, f32),
+}
+
+fn build_min_max(setup: &Setup) -> Result<Box<dyn Workload>> {
+    let (x, _) = input(setup);
+    let expected = profile::min_max(&x)?;
+    Ok(Box::new(MinMax { x, got: None, expected }))
+}
+
+impl Workload for MinMax {
+    fn run(&mut self, imp: &Impl) -> Result<()> {
+        self.got = Some(match imp {
+            Impl::Reference => profile::min_max(&self.x)?,
+            Impl::Engine(e) => {
+                let m = e.min_max(&self.x)?;
+                (m.min, m.max)
+            }
+        });
+        Ok(())
+    }
+    fn scramble(&mut self) {
+        self.got = None;
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        // Zeros compare equal whatever their sign (the kernels do not order signed zeros).
+        match self.got {
+            Some((lo, hi)) if lo == self.expected.0 && hi == self.expected.1 => Ok(()),
+            got => Err(format!("got {got:?}, want {:?}", self.expected)),
+        }
+    }
+    fn bytes_per_element(&self) -> f64 {
+        4.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"shape": [self.x.len()], "min": self.expected.0, "max": self.expected.1})
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        // ReduceMin and ReduceMax over the whole tensor, two outputs.
+        let mut want = self.expected.0.to_le_bytes().to_vec();
+        want.extend_from_slice(&self.expected.1.to_le_bytes());
+        Some(OrtCase {
+            op: "min-max",
+            input: OrtInput::F32(&self.x),
+            dtype: Dtype::F32,
+            scale: 1.0,
+            zero_point: 0,
+            expected: want,
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.x.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Bench, Impl, Setup};
+    use super::*;
+    use crate::bench::timing::Reps;
+
+    /// Every operation, every dtype and granularity it takes, every implementation: the output
+    /// check passes and a record comes out.
+    #[test]
+    fn every_op_measures_and_verifies() {
+        for spec in TABLE.iter() {
+            for &dtype in spec.dtypes {
+                for gran in [Gran::PerTensor, Gran::PerAxis] {
+                    if gran == Gran::PerAxis && !spec.per_axis {
+                        assert!(Setup::resolve(spec, 4096, None, Some(dtype), Some(gran)).is_err());
+                        continue;
+                    }
+                    let setup = Setup::resolve(spec, 4096, None, Some(dtype), Some(gran)).unwrap();
+                    let mut b = Bench::new(spec, setup).unwrap();
+                    let mut impls = vec![Impl::Reference];
+                    impls.extend(Impl::all_isas(2));
+                    for imp in impls {
+                        let r = b.measure(&imp, Reps::Fixed(2)).unwrap();
+                        assert_eq!((r.op.as_str(), r.reps, r.elements), (spec.name, 2, 4096));
+                        assert!(r.seconds_median > 0.0 && r.gelem_per_s > 0.0);
+                    }
+                    if gran == Gran::PerTensor {
+                        let c = b.workload.ort_case().unwrap();
+                        assert_eq!(c.elements, 4096);
+                        assert!(c.expected.len() >= 8, "{}", spec.name);
+                    } else {
+                        assert!(b.workload.ort_case().is_none());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A kernel that leaves its output alone is caught by the scrambled buffers.
+    #[test]
+    fn scrambled_outputs_fail_verification() {
+        for spec in TABLE.iter() {
+            let setup = Setup::resolve(spec, 1000, None, None, None).unwrap();
+            let mut b = Bench::new(spec, setup).unwrap();
+            b.workload.run(&Impl::Reference).unwrap();
+            assert!(b.workload.verify().is_ok(), "{}", spec.name);
+            b.workload.scramble();
+            assert!(b.workload.verify().is_err(), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn unsupported_combinations() {
+        let fq = TABLE.iter().find(|s| s.name == "fake-quantize").unwrap();
+        let s = Setup::resolve(fq, 100, Some(Profile::ONNXRUNTIME), None, None).unwrap();
+        assert!(Bench::new(fq, s).is_err(), "onnxruntime has no fake-quantize rule");
+        let dq = TABLE.iter().find(|s| s.name == "dynamic-quantize").unwrap();
+        assert!(Setup::resolve(dq, 100, None, Some(Dtype::I8), None).is_err());
+    }
+}

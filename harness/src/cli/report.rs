@@ -1,0 +1,44 @@
+//! `quantproof report`: measure, compute and write the accuracy-speed report.
+//!
+//! ```text
+//! quantproof report                    reports/report.md (+ CSV, SVG), sizes 64K and 16M
+//! quantproof report --quick            smaller sizes and shorter timings (smoke runs)
+//! quantproof report --out /tmp/r --no-ort
+//! ```
+
+use crate::report::{self, Options};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Output directory
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Smaller sizes and shorter timings, for CI-style smoke runs
+    #[arg(long)]
+    pub quick: bool,
+    /// Do not measure ONNX Runtime (no Python venv)
+    #[arg(long)]
+    pub no_ort: bool,
+    /// Thread counts to measure, comma-separated
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    pub threads: Vec<usize>,
+}
+
+pub fn run(args: Args) -> i32 {
+    let mut threads: Vec<usize> = args.threads.iter().map(|&t| t.max(1)).collect();
+    threads.sort();
+    threads.dedup();
+    let options = Options { out: args.out, quick: args.quick, ort: !args.no_ort, threads };
+    let start = std::time::Instant::now();
+    match report::run(&options, &mut |m| eprintln!("[{:>6.1} s] {m}", start.elapsed().as_secs_f64())) {
+        Ok(path) => {
+            println!("{}", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
