@@ -66,6 +66,9 @@
 //! every batch, which is what the first `collect` call of all the data at once builds, and
 //! partial histograms merge exactly.
 
+// Negated comparisons (`!(a < b)`) are deliberate: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use super::numpy_hist::{self, ScalarType, UniformBins};
 use super::{NonFinitePolicy, Observer, Range};
 use crate::error::{QuantError, Result};
@@ -164,7 +167,7 @@ pub fn torch_histc(x: &[f32], bins: usize, min: f32, max: f32) -> Result<Vec<u64
         lo -= 1.0;
         hi += 1.0;
     }
-    if !(lo < hi) || !(lo.is_finite() && hi.is_finite()) {
+    if !(lo < hi && lo.is_finite() && hi.is_finite()) {
         return Err(QuantError::InvalidRange { min: lo, max: hi });
     }
     let (left, right) = (lo as f32, hi as f32);

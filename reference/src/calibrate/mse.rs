@@ -21,6 +21,9 @@
 //!
 //! Observing is a fixed-bin histogram, so merging is exact (counts add).
 
+// Negated comparisons (`!(a < b)`) are deliberate: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use super::numpy_hist::{self, CountKernel, UniformBins};
 use super::{NonFinitePolicy, Observer, Range};
 use crate::error::{QuantError, Result};

@@ -30,6 +30,9 @@
 //! sorts the data and uses `searchsorted`: bin `k` holds `edges[k] <= x < edges[k+1]`, the last bin
 //! also holds `x == edges[last]`, anything else is dropped ([`counts_explicit`]).
 
+// Negated comparisons (`!(a < b)`) are deliberate: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use crate::error::{QuantError, Result};
 
 /// A builder of bin counts: adds to `counts` the number of elements of `data` in each bin of

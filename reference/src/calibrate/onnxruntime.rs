@@ -72,6 +72,9 @@
 //! fail with [`QuantError::NonFinite`] unless the policy is [`NonFinitePolicy::Skip`], which drops
 //! them (matching ONNX Runtime's handling of NaN in the value histogram).
 
+// Negated comparisons (`!(a < b)`) are deliberate: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use super::numpy_hist::{self, CountKernel, ScalarType, UniformBins};
 use super::{NonFinitePolicy, Observer, Range};
 use crate::error::{QuantError, Result};

@@ -51,6 +51,9 @@
 //! [`super::modelopt::MaxCalibrator`], or a known bound), so observing is a fixed-bin histogram
 //! and merging is exact (counts add). [`calibrate`] runs both passes over in-memory batches.
 
+// Negated comparisons (`!(a < b)`) are deliberate: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use super::modelopt::MaxCalibrator;
 use super::{NonFinitePolicy, Observer, Range};
 use crate::error::{QuantError, Result};
