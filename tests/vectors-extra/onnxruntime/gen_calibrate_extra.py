@@ -212,6 +212,10 @@ def main():
         ("multi_percentile_sym_empty_first", attrs_of("percentile", True, 256, 128, 99.9), [np.zeros(0, F32), normal(800, 0.3), normal(800)]),
         ("multi_percentile_asym_growing", attrs_of("percentile", False, 2048, 128, 99.9), [laplace(1500, 0.5), laplace(1500, 2.0), laplace(1500, 1.0)]),
         ("multi_distribution_growing", attrs_of("distribution", num_bins=1024), [normal(1000, 1.0), normal(1000, 4.0, 1.0), normal(1000, 2.0)]),
+        # an empty later batch still brings min = max = 0 into ONNX Runtime's observed range
+        ("multi_entropy_empty_last", attrs_of("entropy", num_bins=512), [lognormal(800), lognormal(800), np.zeros(0, F32)]),
+        ("multi_percentile_asym_empty_last", attrs_of("percentile", False, 256, 128, 99.9), [normal(600, 1.0, 4.0), np.zeros(0, F32)]),
+        ("multi_distribution_empty_middle", attrs_of("distribution", num_bins=512), [normal(600, 1.0, 4.0), np.zeros(0, F32), normal(600, 2.0)]),
     ]:
         multi.append(case(name, attrs, bs, per_batch=True))
 
