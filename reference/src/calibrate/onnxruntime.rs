@@ -44,7 +44,12 @@
 //! argument in four. We use the correctly rounded logarithm (`ln` in float64, rounded to
 //! float32). The KL divergences of the entropy candidates can therefore differ from ONNX
 //! Runtime's in their last bits, which changes the chosen threshold only when two candidates'
-//! divergences tie within a few float32 ulps.
+//! divergences tie within a few float32 ulps. Measured with numpy 2.4 on an AVX-512 machine
+//! (where `np.log` is Intel's SVML `logf`): replacing it by the correctly rounded logarithm in
+//! ONNX Runtime itself changed 1 threshold in 150 random 2048-bin entropy calibrations; none of
+//! the 82 golden and extra cases is affected. A CPU-independent reproduction of numpy's
+//! logarithm would need each of its dispatch targets (SVML on AVX-512, an FMA3 polynomial on
+//! AVX2, the C library elsewhere).
 //!
 //! # Streaming and merging
 //!
