@@ -617,6 +617,21 @@ mod tests {
     }
 
     #[test]
+    fn torch_path_grows_by_whole_bins() {
+        let mut h = HistogramCalibrator::new(AmaxMethod::PERCENTILE).with_bins(4);
+        h.collect(&[0.1, -1.0, 0.6]).unwrap(); // |x|, edges 0, 0.25, .., 1
+        h.collect(&[1.6, 0.3]).unwrap(); // w = 0.25: ceil(1.6 / 0.25) = 7 bins, edges arange(0, 1.85, 0.25)
+        let (counts, edges) = h.histogram().unwrap();
+        assert_eq!(edges, vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]);
+        // histc(x, 7, 0, 1.75) of [1.6, 0.3] plus the old [1, 0, 1, 1]
+        assert_eq!(counts, vec![1, 1, 1, 1, 0, 0, 1]);
+        assert_eq!(h.compute_amax(AmaxMethod::Percentile { percentile: 100.0 }).unwrap(), 1.5);
+        // a batch inside the range keeps the bins
+        h.collect(&[0.0]).unwrap();
+        assert_eq!(h.histogram().unwrap().0, vec![2, 1, 1, 1, 0, 0, 1]);
+    }
+
+    #[test]
     fn max_calibrator_merges_exactly() {
         let mut a = MaxCalibrator::default();
         let mut b = MaxCalibrator::default();

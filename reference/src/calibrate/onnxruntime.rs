@@ -597,7 +597,7 @@ pub fn entropy_threshold(hist: &[u64], edges: &[f32], num_quantized_bins: usize,
     let n = hist.len();
     let zero = n / 2;
     let half = num_quantized_bins / 2;
-    if zero < half {
+    if n == 0 || zero < half {
         return Err(QuantError::InvalidArgument {
             what: "num_quantized_bins",
             detail: format!("{num_quantized_bins} quantized bins leave no entropy candidate in {n} bins"),
@@ -1140,6 +1140,14 @@ mod tests {
         let mut c = HistogramCollector::new(CalibrateSpec::entropy()).unwrap().with_policy(NonFinitePolicy::Skip);
         c.observe(&x).unwrap();
         assert_eq!(c.result().unwrap(), CalibrateResult::Range { min: -2.0, max: 1.0 });
+    }
+
+    #[test]
+    fn entropy_threshold_rejects_what_has_no_candidate() {
+        assert!(entropy_threshold(&[], &[0.0], 1, 0.0, 0.0).is_err());
+        assert!(entropy_threshold(&[1, 2], &[0.0, 1.0, 2.0], 4, 0.0, 2.0).is_err());
+        assert!(entropy_threshold(&[1, 2], &[0.0, 1.0], 1, 0.0, 2.0).is_err());
+        assert!(entropy_threshold(&[5], &[-1.0, 1.0], 1, -0.5, 0.5).is_ok());
     }
 
     #[test]
