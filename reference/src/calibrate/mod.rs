@@ -87,3 +87,10 @@ pub trait ChannelObserver {
     /// One range per channel.
     fn ranges(&self) -> Result<Vec<Range>>;
 }
+
+pub mod aciq;
+pub mod modelopt;
+pub mod mse;
+pub mod numpy_hist;
+pub mod onnxruntime;
+pub mod tensorrt;

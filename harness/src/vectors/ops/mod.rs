@@ -288,6 +288,6 @@ mod tests {
             }
         }
         assert!(lookup("quantize").is_some());
-        assert!(lookup("observe").is_none());
+        assert!(lookup("qlinear").is_none());
     }
 }
