@@ -1,5 +1,5 @@
 //! PyTorch's observers against golden vectors recorded from PyTorch 2.11
-//! (`tests/vectors/torch/observe.jsonl`, and `tests/data/torch_observe_extra.jsonl`: more cases
+//! (`tests/vectors/torch/observe.jsonl`, and `../tests/vectors-extra/torch/observe.jsonl`: more cases
 //! recorded the same way, aimed at the histogram observer's corners), plus the properties the
 //! observers promise: exact merges, bounded work, the non-finite policy, degenerate inputs.
 
@@ -140,11 +140,11 @@ fn golden_histogram_vectors_are_bit_exact() {
     }
 }
 
-/// More cases recorded from PyTorch 2.11 (`tests/data/torch_observe_extra.jsonl`, made by a
+/// More cases recorded from PyTorch 2.11 (`../tests/vectors-extra/torch/observe.jsonl`, made by a
 /// script run against a real PyTorch during development): every one must match bit for bit.
 #[test]
 fn extra_observe_vectors_are_bit_exact() {
-    let cases = load("tests/data/torch_observe_extra.jsonl");
+    let cases = load("../tests/vectors-extra/torch/observe.jsonl");
     assert!(cases.len() >= 100);
     let problems: Vec<String> = cases.iter().flat_map(check_case).collect();
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));

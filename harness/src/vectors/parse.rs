@@ -303,15 +303,48 @@ pub fn tensor(v: &Value, what: &str) -> Result<Tensor, String> {
     Ok(Tensor { shape, data })
 }
 
+/// Float element types that can hold a non-finite value.
+trait FromNonFinite: Sized {
+    fn from_non_finite(x: f64) -> Option<Self>;
+}
+
+impl FromNonFinite for f32 {
+    fn from_non_finite(x: f64) -> Option<f32> {
+        Some(x as f32)
+    }
+}
+
+impl FromNonFinite for f64 {
+    fn from_non_finite(x: f64) -> Option<f64> {
+        Some(x)
+    }
+}
+
 fn fmt_numel(n: Option<usize>) -> String {
     n.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string())
 }
 
-fn floats<T>(items: &[Value], what: &str, cast: impl Fn(f64) -> Option<T>) -> Result<Vec<T>, String> {
+/// The value of the strings `"inf"`, `"-inf"`, `"nan"` (also `"Infinity"`, `"-Infinity"`, `"NaN"`).
+fn non_finite(s: &str) -> Option<f64> {
+    match s {
+        "inf" | "Infinity" | "+inf" => Some(f64::INFINITY),
+        "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+        "nan" | "NaN" => Some(f64::NAN),
+        _ => None,
+    }
+}
+
+fn floats<T: FromNonFinite>(items: &[Value], what: &str, cast: impl Fn(f64) -> Option<T>) -> Result<Vec<T>, String> {
+    let cast_non_finite = T::from_non_finite;
     items
         .iter()
         .enumerate()
         .map(|(i, v)| {
+            // quantproof's extension for its own extra cases: the strings "inf", "-inf" and "nan"
+            // (the recorded framework vectors never hold non-finite values).
+            if let Some(special) = v.as_str().and_then(non_finite) {
+                return cast_non_finite(special).ok_or_else(|| format!("{what}.data[{i}]: {special} does not fit the dtype"));
+            }
             let x = v.as_f64().ok_or_else(|| format!("{what}.data[{i}]: expected a number, got {}", kind(v)))?;
             cast(x).ok_or_else(|| format!("{what}.data[{i}]: {x} is not a finite value of the tensor's dtype"))
         })

@@ -4,11 +4,20 @@
 //! moving_average_per_channel_minmax, histogram), `dtype`, `qscheme`, `reduce_range`, and the
 //! optional `averaging_constant`, `ch_axis`, `bins`, `quant_min`/`quant_max`; inputs `batch0`,
 //! `batch1`, ... observed in order; outputs `scale` (f32), `zero_point` (i64), `min_val`,
-//! `max_val` (f32), one entry per tensor or per channel. Computed by
+//! `max_val` (f32), one entry per tensor or per channel. quantproof's own extra cases may add
+//! `skip_non_finite: true` ([`NonFinitePolicy::Skip`](quantproof_reference::calibrate::NonFinitePolicy)). Computed by
 //! [`quantproof_reference::calibrate::torch::run_observe`]. Reference only.
+//!
+//! `calibrate` (onnxruntime): attrs `method` (entropy, percentile, distribution), `symmetric`,
+//! `num_bins`, `num_quantized_bins`, `percentile`, `scenario`, and the optional `collect`
+//! (`one`: every batch in one `collect()` call, which ONNX Runtime flattens into one array, the
+//! default; `per_batch`: one call per batch); inputs `batch0`, `batch1`, ...; outputs `min`,
+//! `max` (or `avg`, `std` for distribution) as f64 `[1]`. Computed by
+//! [`quantproof_reference::calibrate::onnxruntime::run_calibrate`]. Reference only.
 
 use super::{input, input_f32, outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Data, Tensor};
+use quantproof_reference::calibrate::onnxruntime::{run_calibrate, CalibrateResult, CalibrateSpec};
 use quantproof_reference::calibrate::torch::{run_observe, ObserveSpec, QScheme, TorchObserverKind};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::scheme::{CodeRange, QType};
@@ -72,6 +81,10 @@ pub fn observe(case: &Case, profile: &Profile, path: Path) -> OpResult {
     if let Some(eps) = a.opt_f64("eps")? {
         spec.eps = eps as f32;
     }
+    // quantproof's extra cases: `skip_non_finite` drops NaN and infinities before observing.
+    if a.opt_bool("skip_non_finite")? == Some(true) {
+        spec.non_finite = quantproof_reference::calibrate::NonFinitePolicy::Skip;
+    }
     let r = run_observe(&spec, &batches(case)?)?;
     Ok(outputs([
         ("scale", vec1(r.scale)),
@@ -79,4 +92,38 @@ pub fn observe(case: &Case, profile: &Profile, path: Path) -> OpResult {
         ("min_val", vec1(r.min_val)),
         ("max_val", vec1(r.max_val)),
     ]))
+}
+
+fn f64_1(v: f32) -> Tensor {
+    Tensor::new(vec![1], Data::F64(vec![v as f64]))
+}
+
+pub fn calibrate(case: &Case, profile: &Profile, path: Path) -> OpResult {
+    if let Path::Optimized(_) = path {
+        return Err(OpError::Unsupported("calibrate has no optimized twin".into()));
+    }
+    if profile.name != "onnxruntime" {
+        return Err(OpError::Unsupported(format!("calibrate under profile {}", profile.name)));
+    }
+    let a = Attrs(case);
+    let method = a.opt_str("method")?.ok_or_else(|| OpError::Malformed("attrs.method is missing".into()))?;
+    let count = |key: &str, default: i64| -> Result<usize, OpError> {
+        let v = a.opt_int(key)?.unwrap_or(default);
+        usize::try_from(v).map_err(|_| OpError::Malformed(format!("attrs.{key}: {v} is not a count")))
+    };
+    let spec = CalibrateSpec::from_attrs(
+        method,
+        a.opt_bool("symmetric")?.unwrap_or(false),
+        count("num_bins", 128)?,
+        count("num_quantized_bins", 128)?,
+        a.opt_f64("percentile")?.unwrap_or(99.999),
+        a.opt_str("scenario")?.unwrap_or("same"),
+        a.opt_str("collect")?,
+    )
+    .map_err(|e| OpError::Malformed(format!("attrs: {e}")))?;
+    let data: Vec<&[f32]> = batches(case)?.into_iter().map(|(d, _)| d).collect();
+    Ok(match run_calibrate(&spec, &data)? {
+        CalibrateResult::Range { min, max } => outputs([("min", f64_1(min)), ("max", f64_1(max))]),
+        CalibrateResult::Distribution { avg, std, .. } => outputs([("avg", f64_1(avg)), ("std", f64_1(std))]),
+    })
 }

@@ -1,5 +1,5 @@
-# Records reference/tests/data/torch_observe_extra.jsonl from a real PyTorch 2.11 (CPU):
-#   python torch_observe_extra.py > torch_observe_extra.jsonl
+# Records tests/vectors-extra/torch/observe.jsonl from a real PyTorch 2.11 (CPU):
+#   python generate_observe.py > observe.jsonl
 # The tests only read the recorded file; nothing in the test suite needs PyTorch.
 # Records extra observe cases from PyTorch 2.11 (quant-vectors/1 format, plus attrs quant_min,
 # quant_max, skip_non_finite and "inf" strings for infinities).
