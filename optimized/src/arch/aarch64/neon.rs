@@ -11,8 +11,8 @@ leaves the caller's slices. Loads and stores are `ld1`/`st1` (and `ld2`/`st2` fo
 have no alignment requirement beyond the element's.
 
 The rule's scale operation and rounding mode are const generics: each of the ten (op, mode)
-pairs gets its own loop with no branch inside ([`by_rule`]). Parameters come from a [`Source`]:
-[`Broadcast`] splats a [`Params::Uniform`] set once per span, [`Gather`] loads four lanes of a
+pairs gets its own loop with no branch inside (`by_rule!`). Parameters come from a `Source`:
+`Broadcast` splats a [`Params::Uniform`] set once per span, `Gather` loads four lanes of a
 [`Params::PerElement`] set per vector.
 
 # The instructions, and why they give the scalar kernels' exact bits
