@@ -3,3 +3,5 @@
 //! The machinery behind `cargo test`, `cargo bench` and the `quantproof` tool.
 
 pub mod cli;
+pub mod equiv;
+pub mod exhaustive;
