@@ -340,7 +340,7 @@ pub fn gen_shape(rng: &mut Rng, layout: Layout, len: usize) -> (Vec<usize>, Gran
                 (vec![c], Granularity::PerAxis { axis: 0 }, c)
             } else if rng.chance(0.3) {
                 let a = if o == 0 { 0 } else { rng.pick(&divisors(o)) };
-                let b = if a == 0 { rng.range_usize(1, 3) } else { o / a };
+                let b = o.checked_div(a).unwrap_or_else(|| rng.range_usize(1, 3));
                 (vec![a, b, c], Granularity::PerAxis { axis: 2 }, c)
             } else {
                 (vec![o, c], Granularity::PerAxis { axis: 1 }, c)
@@ -405,7 +405,7 @@ pub fn divisors(n: usize) -> Vec<usize> {
     let mut v = Vec::new();
     let mut d = 1;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             v.push(d);
             if d * d != n {
                 v.push(n / d);
