@@ -199,7 +199,10 @@ pub struct Case {
     /// For the packed 4-bit ops.
     pub kind: Int4,
     pub offset: usize,
-    /// Float input (quantize, fake-quantize, dynamic, min/max): `x[offset..]`.
+    /// Trailing filler elements of `x` (NaN) that are not part of the input either: a kernel that
+    /// reads past its end meets a NaN and reports it.
+    pub tail: usize,
+    /// Float input (quantize, fake-quantize, dynamic, min/max): `x[offset..x.len() - tail]`.
     pub x: Vec<f32>,
     /// Code input (dequantize): `codes[offset..]`, converted to the op's storage type.
     pub codes: Vec<i32>,
@@ -223,6 +226,7 @@ impl Case {
             profile: Profile::ONNXRUNTIME,
             kind: Int4::Signed,
             offset: 0,
+            tail: 0,
             x: Vec::new(),
             codes: Vec::new(),
             packed: Vec::new(),
@@ -231,9 +235,12 @@ impl Case {
         }
     }
 
-    /// Sets the float input and the output and mask lengths to match it.
+    /// Sets the float input (no leading or trailing filler) and the output and mask lengths to
+    /// match it.
     pub fn with_x(mut self, x: Vec<f32>) -> Case {
-        self.out_len = x.len() - self.offset.min(x.len());
+        self.offset = 0;
+        self.tail = 0;
+        self.out_len = x.len();
         self.mask_len = self.out_len;
         self.x = x;
         self
@@ -245,7 +252,8 @@ impl Case {
     }
 
     pub fn x(&self) -> &[f32] {
-        &self.x[self.offset.min(self.x.len())..]
+        let end = self.x.len().saturating_sub(self.tail);
+        &self.x[self.offset.min(end)..end]
     }
 
     pub fn codes(&self) -> &[i32] {
@@ -723,6 +731,21 @@ pub fn with_offset<T: Clone>(offset: usize, filler: T, data: Vec<T>) -> Vec<T> {
     let mut v = vec![filler; offset];
     v.extend(data);
     v
+}
+
+/// Filler elements after an input or output: a full AVX-512 vector of f32.
+pub const GUARD: usize = 16;
+
+/// Sets a case's float input to `x` behind `offset` NaNs and followed by [`GUARD`] NaNs, with
+/// output and mask lengths to match.
+pub fn set_x(case: &mut Case, x: Vec<f32>) {
+    let n = x.len();
+    let mut v = with_offset(case.offset, f32::NAN, x);
+    v.extend([f32::NAN; GUARD]);
+    case.x = v;
+    case.tail = GUARD;
+    case.out_len = n;
+    case.mask_len = n;
 }
 
 /// Bytes needed for `n` nibbles (re-exported for descriptors).

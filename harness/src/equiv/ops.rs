@@ -16,8 +16,10 @@
 //!
 //! Output buffers start with different fillers on the two sides (zero for the reference, an
 //! unlikely code or a NaN with a payload for the engine), so an element an engine forgets to
-//! write shows up as a difference. Input buffers are preceded by `offset` filler elements (NaN
-//! for floats), so an engine that reads before its start fails loudly.
+//! write shows up as a difference, and they are fenced by guard zones ([`Guarded`]): a write
+//! outside the output slice fails the test. Float inputs sit between NaN fillers (`offset`
+//! before, [`gen::GUARD`] after), so an engine that reads outside its input meets a NaN and
+//! reports an error the reference does not.
 
 use super::gen::{self, Case, CaseSpec, ElementParams, Layout, Mix};
 use super::outcome::{Compare, Data, Outcome, Tensor};
@@ -75,7 +77,7 @@ pub fn descriptor(name: &str) -> Option<Box<dyn OpDescriptor>> {
 }
 
 /// A code storage type the engine has kernels for, with its test fillers.
-pub trait TestCode: FastCode {
+pub trait TestCode: FastCode + SameBits {
     const QTYPE: QType;
     /// The engine side's output filler.
     const FILLER: Self;
@@ -105,14 +107,61 @@ fn rng_for(name: &str, spec: &CaseSpec) -> Rng {
     Rng::derived(spec.seed, hash_str(name))
 }
 
-/// Float inputs for a generated frame: per-element adversarial values, behind NaN fillers.
+/// Float inputs for a generated frame: per-element adversarial values, between NaN fillers.
 fn fill_x(rng: &mut Rng, case: &mut Case, finite_only: bool) {
     let eps = gen::element_params(case);
     let x = gen::gen_xs(rng, eps.len(), case.spec.mix, case.rule.scale_op, finite_only, |i| eps[i]);
-    let n = x.len();
-    case.x = gen::with_offset(case.offset, f32::NAN, x);
-    case.out_len = n;
-    case.mask_len = n;
+    gen::set_x(case, x);
+}
+
+/// An output buffer with `offset` filler elements before the slice an op writes and
+/// [`gen::GUARD`] after it. [`Guarded::finish`] panics if either zone changed: an engine wrote
+/// outside its output (a memory-safety bug in unsafe kernel code, caught as a test failure).
+pub struct Guarded<T> {
+    buf: Vec<T>,
+    offset: usize,
+    len: usize,
+    fill: T,
+}
+
+/// Identity of buffer elements for guard checks (floats by bits, so a NaN filler matches itself).
+pub trait SameBits: Copy + std::fmt::Debug {
+    fn same(self, other: Self) -> bool;
+}
+
+macro_rules! same_by_eq {
+    ($($t:ty),*) => { $(impl SameBits for $t { fn same(self, other: Self) -> bool { self == other } })* };
+}
+same_by_eq!(i8, u8, bool, i32);
+
+impl SameBits for f32 {
+    fn same(self, other: Self) -> bool {
+        self.to_bits() == other.to_bits()
+    }
+}
+
+impl<T: SameBits> Guarded<T> {
+    pub fn new(fill: T, offset: usize, len: usize) -> Guarded<T> {
+        Guarded { buf: vec![fill; offset + len + gen::GUARD], offset, len, fill }
+    }
+
+    /// The slice the op writes.
+    pub fn slice(&mut self) -> &mut [T] {
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
+
+    /// The written slice, after checking that nothing outside it changed.
+    pub fn finish(self, who: &str) -> Vec<T> {
+        let end = self.offset + self.len;
+        let outside = (0..self.offset).chain(end..self.buf.len());
+        if let Some(i) = outside.into_iter().find(|&i| !self.buf[i].same(self.fill)) {
+            panic!(
+                "{who} wrote outside its output slice: buffer element {i} (slice {}..{end}) is {:?}, was {:?}",
+                self.offset, self.buf[i], self.fill
+            );
+        }
+        self.buf[self.offset..end].to_vec()
+    }
 }
 
 fn codes_of<C: Code>(case: &Case) -> Vec<C> {
@@ -137,14 +186,14 @@ impl<C: TestCode> OpDescriptor for Quantize<C> {
         case
     }
     fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = vec![C::default(); c.offset + c.out_len];
-        refq::quantize(c.x(), &c.shape, &c.params, c.rule, &mut out[c.offset..])?;
-        Ok(vec![Tensor::new("y", C::data(&out[c.offset..]))])
+        let mut out = Guarded::new(C::default(), c.offset, c.out_len);
+        refq::quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?;
+        Ok(vec![Tensor::new("y", C::data(&out.finish("the reference")))])
     }
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = vec![C::FILLER; c.offset + c.out_len];
-        e.quantize(c.x(), &c.shape, &c.params, c.rule, &mut out[c.offset..])?;
-        Ok(vec![Tensor::new("y", C::data(&out[c.offset..]))])
+        let mut out = Guarded::new(C::FILLER, c.offset, c.out_len);
+        e.quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?;
+        Ok(vec![Tensor::new("y", C::data(&out.finish(e.isa().name())))])
     }
 }
 
@@ -175,15 +224,15 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
     }
     fn run_reference(&self, c: &Case) -> Outcome {
         let codes = codes_of::<C>(c);
-        let mut out = vec![0f32; c.offset + c.out_len];
-        refq::dequantize(&codes[c.offset.min(codes.len())..], &c.shape, &c.params, &mut out[c.offset..])?;
-        Ok(vec![Tensor::f32("y", &out[c.offset..])])
+        let mut out = Guarded::new(0f32, c.offset, c.out_len);
+        refq::dequantize(&codes[c.offset.min(codes.len())..], &c.shape, &c.params, out.slice())?;
+        Ok(vec![Tensor::f32("y", &out.finish("the reference"))])
     }
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
         let codes = codes_of::<C>(c);
-        let mut out = vec![F32_FILLER; c.offset + c.out_len];
-        e.dequantize(&codes[c.offset.min(codes.len())..], &c.shape, &c.params, &mut out[c.offset..])?;
-        Ok(vec![Tensor::f32("y", &out[c.offset..])])
+        let mut out = Guarded::new(F32_FILLER, c.offset, c.out_len);
+        e.dequantize(&codes[c.offset.min(codes.len())..], &c.shape, &c.params, out.slice())?;
+        Ok(vec![Tensor::f32("y", &out.finish(e.isa().name()))])
     }
 }
 
@@ -191,6 +240,17 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
 /// from 2 to 16 bits (fake-quantize stores no codes).
 pub struct FakeQuantize {
     pub mask: bool,
+}
+
+impl FakeQuantize {
+    fn outputs(&self, out: Guarded<f32>, mask: Guarded<bool>, who: &str) -> Outcome {
+        let mut t = vec![Tensor::f32("y", &out.finish(who))];
+        let mask = mask.finish(who);
+        if self.mask {
+            t.push(Tensor::bool("mask", &mask));
+        }
+        Ok(t)
+    }
 }
 
 impl OpDescriptor for FakeQuantize {
@@ -209,26 +269,18 @@ impl OpDescriptor for FakeQuantize {
         case
     }
     fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = vec![0f32; c.offset + c.out_len];
-        let mut mask = vec![false; c.offset + c.mask_len];
-        let m = if self.mask { Some(&mut mask[c.offset..]) } else { None };
-        refq::fake_quantize(c.x(), &c.shape, &c.params, c.rule, &mut out[c.offset..], m)?;
-        let mut t = vec![Tensor::f32("y", &out[c.offset..])];
-        if self.mask {
-            t.push(Tensor::bool("mask", &mask[c.offset..]));
-        }
-        Ok(t)
+        let mut out = Guarded::new(0f32, c.offset, c.out_len);
+        let mut mask = Guarded::new(false, c.offset, c.mask_len);
+        let m = if self.mask { Some(mask.slice()) } else { None };
+        refq::fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?;
+        self.outputs(out, mask, "the reference")
     }
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = vec![F32_FILLER; c.offset + c.out_len];
-        let mut mask = vec![true; c.offset + c.mask_len];
-        let m = if self.mask { Some(&mut mask[c.offset..]) } else { None };
-        e.fake_quantize(c.x(), &c.shape, &c.params, c.rule, &mut out[c.offset..], m)?;
-        let mut t = vec![Tensor::f32("y", &out[c.offset..])];
-        if self.mask {
-            t.push(Tensor::bool("mask", &mask[c.offset..]));
-        }
-        Ok(t)
+        let mut out = Guarded::new(F32_FILLER, c.offset, c.out_len);
+        let mut mask = Guarded::new(true, c.offset, c.mask_len);
+        let m = if self.mask { Some(mask.slice()) } else { None };
+        e.fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?;
+        self.outputs(out, mask, e.isa().name())
     }
 }
 
@@ -253,14 +305,14 @@ impl OpDescriptor for QuantizePacked4 {
         case
     }
     fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = vec![0u8; c.offset + c.out_len];
-        refq::quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, &mut out[c.offset..])?;
-        Ok(vec![Tensor::u8("y", &out[c.offset..])])
+        let mut out = Guarded::new(0u8, c.offset, c.out_len);
+        refq::quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?;
+        Ok(vec![Tensor::u8("y", &out.finish("the reference"))])
     }
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = vec![u8::FILLER; c.offset + c.out_len];
-        e.quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, &mut out[c.offset..])?;
-        Ok(vec![Tensor::u8("y", &out[c.offset..])])
+        let mut out = Guarded::new(u8::FILLER, c.offset, c.out_len);
+        e.quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?;
+        Ok(vec![Tensor::u8("y", &out.finish(e.isa().name()))])
     }
 }
 
@@ -290,14 +342,14 @@ impl OpDescriptor for DequantizePacked4 {
         case
     }
     fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = vec![0f32; c.offset + c.out_len];
-        refq::dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, &mut out[c.offset..])?;
-        Ok(vec![Tensor::f32("y", &out[c.offset..])])
+        let mut out = Guarded::new(0f32, c.offset, c.out_len);
+        refq::dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?;
+        Ok(vec![Tensor::f32("y", &out.finish("the reference"))])
     }
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = vec![F32_FILLER; c.offset + c.out_len];
-        e.dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, &mut out[c.offset..])?;
-        Ok(vec![Tensor::f32("y", &out[c.offset..])])
+        let mut out = Guarded::new(F32_FILLER, c.offset, c.out_len);
+        e.dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?;
+        Ok(vec![Tensor::f32("y", &out.finish(e.isa().name()))])
     }
 }
 
@@ -358,19 +410,20 @@ impl OpDescriptor for DynamicQuantize {
         case.profile = self.profile;
         case.rule = self.profile.quantize;
         case.offset = spec.offset;
-        case.x = gen::with_offset(spec.offset, f32::NAN, x);
-        case.out_len = n;
+        gen::set_x(&mut case, x);
         case
     }
     fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = vec![0u8; c.offset + c.out_len];
-        let p = c.profile.dynamic_quantize(c.x(), &mut out[c.offset..])?;
-        Ok(vec![Tensor::u8("y", &out[c.offset..]), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
+        let mut out = Guarded::new(0u8, c.offset, c.out_len);
+        let p = c.profile.dynamic_quantize(c.x(), out.slice())?;
+        let y = out.finish("the reference");
+        Ok(vec![Tensor::u8("y", &y), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
     }
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = vec![u8::FILLER; c.offset + c.out_len];
-        let p = e.dynamic_quantize(&c.profile, c.x(), &mut out[c.offset..])?;
-        Ok(vec![Tensor::u8("y", &out[c.offset..]), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
+        let mut out = Guarded::new(u8::FILLER, c.offset, c.out_len);
+        let p = e.dynamic_quantize(&c.profile, c.x(), out.slice())?;
+        let y = out.finish(e.isa().name());
+        Ok(vec![Tensor::u8("y", &y), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
     }
 }
 
@@ -404,8 +457,7 @@ impl OpDescriptor for MinMax {
         let mut case = Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
         case.spec = *spec;
         case.offset = spec.offset;
-        case.x = gen::with_offset(spec.offset, f32::NAN, x);
-        case.out_len = n;
+        gen::set_x(&mut case, x);
         case
     }
     fn run_reference(&self, c: &Case) -> Outcome {
@@ -418,5 +470,43 @@ impl OpDescriptor for MinMax {
     fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
         let mm = e.min_max(c.x())?;
         Ok(vec![Tensor::f32("min", &[mm.min]), Tensor::f32("max", &[mm.max])])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_pass_when_only_the_slice_is_written() {
+        let mut g = Guarded::new(7u8, 3, 4);
+        g.slice().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(g.finish("test"), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    #[should_panic(expected = "wrote outside its output slice")]
+    fn a_write_past_the_end_is_caught() {
+        let mut g = Guarded::new(7u8, 3, 4);
+        g.buf[3 + 4] = 0; // what an unsafe store one element too far would do
+        g.finish("test");
+    }
+
+    #[test]
+    #[should_panic(expected = "wrote outside its output slice")]
+    fn a_write_before_the_start_is_caught() {
+        let mut g = Guarded::new(F32_FILLER, 2, 0);
+        g.buf[1] = f32::NAN;
+        g.finish("test");
+    }
+
+    #[test]
+    fn inputs_are_fenced_by_nans() {
+        let op = descriptor("quantize_i8").unwrap();
+        let c = op.generate(&CaseSpec::new(1, 10, Layout::PerTensor, gen::all_rules()[0]).offset(3));
+        assert_eq!(c.x().len(), 10);
+        assert!(c.x[..3].iter().all(|v| v.is_nan()));
+        assert_eq!(c.x.len(), 3 + 10 + gen::GUARD);
+        assert!(c.x[13..].iter().all(|v| v.is_nan()));
     }
 }
