@@ -50,6 +50,11 @@ pub trait OpDescriptor: Send + Sync {
     fn run_reference(&self, case: &Case) -> Outcome;
     /// The engine's outcome.
     fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome;
+    /// What produced element `index` of output `tensor` (for failure reports).
+    fn explain(&self, case: &Case, tensor: &str, index: usize) -> String {
+        let _ = tensor;
+        case.explain(index)
+    }
 }
 
 /// The descriptor table (see the module docs).
@@ -304,6 +309,11 @@ impl OpDescriptor for QuantizePacked4 {
         case.out_len = packed_len(case.out_len);
         case
     }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        // Byte `index` holds elements 2 index (low nibble) and 2 index + 1 (high nibble).
+        let hi = if 2 * index + 1 < case.x().len() { case.explain(2 * index + 1) } else { "none (odd length)".into() };
+        format!("low nibble: {}; high nibble: {hi}", case.explain(2 * index))
+    }
     fn run_reference(&self, c: &Case) -> Outcome {
         let mut out = Guarded::new(0u8, c.offset, c.out_len);
         refq::quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?;
@@ -374,6 +384,15 @@ impl OpDescriptor for DynamicQuantize {
     }
     fn layouts(&self) -> &'static [Layout] {
         &[Layout::PerTensor]
+    }
+    fn explain(&self, case: &Case, tensor: &str, index: usize) -> String {
+        match tensor {
+            "y" => case.explain(index),
+            _ => {
+                let mm = naive_min_max(case.x());
+                format!("parameters read from the data: min/max {mm:?} over {} elements", case.x().len())
+            }
+        }
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -448,6 +467,12 @@ impl OpDescriptor for MinMax {
     }
     fn layouts(&self) -> &'static [Layout] {
         &[Layout::PerTensor]
+    }
+    fn explain(&self, case: &Case, tensor: &str, _index: usize) -> String {
+        let x = case.x();
+        let at = |v: f32| x.iter().position(|&e| e.to_bits() == v.to_bits());
+        let want = naive_min_max(x);
+        format!("{tensor} over {} elements; the oracle's answer {want:?} first occurs at {:?}", x.len(), want.as_ref().map(|&(a, b)| (at(a), at(b))))
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);

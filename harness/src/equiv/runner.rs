@@ -146,7 +146,10 @@ impl Runner {
         for &e in &self.engines {
             let got = op.run_engine(&e, case);
             if let Err(difference) = compare(&reference, &got) {
-                let element = difference.first_index().map(|i| case.explain(i));
+                let element = match &difference {
+                    Difference::Values { tensor, first, .. } => Some(op.explain(case, tensor, *first)),
+                    _ => None,
+                };
                 return Err(Box::new(Mismatch {
                     op: op.name(),
                     isa: e.isa(),
