@@ -1,10 +1,23 @@
 //! # quantproof-harness: proving and measuring
 //!
-//! The machinery behind `cargo test`, `cargo bench` and the `quantproof` tool.
+//! The machinery behind `cargo test`, `cargo bench` and the `quantproof` tool:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`equiv`] | the generic equivalence runner: op descriptors x adversarial cases x every ISA |
+//! | [`exhaustive`] | proofs over small domains: every code, every zero point, every pair |
+//! | [`vectors`] | the golden-vector runner (`quantproof verify-vectors`) |
+//! | [`bench`] | timed, output-checked measurements (`quantproof bench`) |
+//! | [`machine`] | this machine's limits: bandwidth, int8 and f32 peaks |
+//! | [`ort`] | ONNX Runtime measured in the same run |
+//! | [`report`] | the accuracy-speed report (`quantproof report`) |
+//! | [`cli`] | the subcommands |
 
 pub mod bench;
 pub mod cli;
-pub mod vectors;
+pub mod equiv;
+pub mod exhaustive;
 pub mod machine;
 pub mod ort;
 pub mod report;
+pub mod vectors;
