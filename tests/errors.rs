@@ -13,7 +13,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use quantproof_harness::equiv::gen::all_rules;
-use quantproof_harness::equiv::outcome::{compare, same_error, Outcome};
+use quantproof_harness::equiv::outcome::{compare, same_error};
 use quantproof_harness::equiv::{announce, descriptor, descriptors, Budget, Case};
 use quantproof_optimized::{isa, Engine};
 use quantproof_reference::error::QuantError;
@@ -22,7 +22,6 @@ use quantproof_reference::params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{CodeRange, Granularity, QType};
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 const QUANTIZE_OPS: &[&str] =
@@ -337,30 +336,6 @@ fn code_ranges_that_do_not_fit_the_storage_type() {
 
 // ---- Arbitrary input: no panic, and the same answer everywhere. ----
 
-/// The one place the engine is known to check in a different order from the reference:
-/// `Engine::dynamic_quantize` checks the output length before the data, the reference after
-/// (`Profile::dynamic_quantize` reads the range first). With both a wrong output length and a
-/// non-finite input they report different (each correct) errors. Tolerated here, narrowly, and
-/// announced; the fix belongs in `optimized/src/ops.rs`.
-fn known_divergence(op: &str, case: &Case, reference: &Outcome, engine: &Outcome) -> bool {
-    let hit = DYNAMIC_OPS.contains(&op)
-        && case.out_len != case.x().len()
-        && matches!(reference, Err(QuantError::NonFinite { what: "x", .. }))
-        && matches!(engine, Err(QuantError::LengthMismatch { what: "output", .. }));
-    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
-    if hit {
-        ANNOUNCED.call_once(|| {
-            let _ = writeln!(
-            std::io::stderr(),
-            "known divergence, tolerated (optimized/src/ops.rs: Engine::dynamic_quantize checks the output length before the data), first seen: reference {:?}, engine {:?}",
-            reference.as_ref().err(),
-            engine.as_ref().err()
-        );
-        });
-    }
-    hit
-}
-
 #[derive(Debug, Clone)]
 struct Wild {
     op: usize,
@@ -495,7 +470,7 @@ proptest! {
             let got = got.unwrap();
             if let Err(diff) = compare(&reference, &got) {
                 prop_assert!(
-                    known_divergence(d.name(), &case, &reference, &got),
+                    false,
                     "{} on {} ({} threads): {diff}\n  case: {}", d.name(), e.isa(), e.threads(), case.describe()
                 );
             }

@@ -65,7 +65,7 @@ fn framework_vectors_pass_on_every_path() {
 }
 
 #[test]
-fn extra_onnxruntime_vectors_pass_on_every_path() {
+fn extra_vectors_pass_on_every_path() {
     let summary = check(extra_dir());
     for op in ["quantize", "dequantize", "choose_qparams", "dynamic_quantize"] {
         assert!(summary.row("onnxruntime", op).is_some_and(|r| r.passed > 0), "no extra {op} cases");

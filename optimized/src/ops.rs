@@ -251,7 +251,8 @@ impl Plan {
                 consumed = end;
                 handles.push(scope.spawn(move || self.run_group(g, input, per_in, mine, start, f)));
             }
-            handles.into_iter().fold(false, |acc, h| h.join().unwrap_or(true) | acc)
+            // A panicking worker is a bug in a kernel, not a property of the data: propagate it.
+            handles.into_iter().fold(false, |acc, h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) | acc)
         })
     }
 
@@ -517,7 +518,7 @@ impl Engine {
         let parts: Vec<(f32, f32, bool)> = if self.threads > 1 && chunks.len() > 1 {
             std::thread::scope(|s| {
                 let hs: Vec<_> = chunks.iter().map(|c| s.spawn(move || k.min_max(c))).collect();
-                hs.into_iter().map(|h| h.join().unwrap_or((f32::NAN, f32::NAN, true))).collect()
+                hs.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             })
         } else {
             chunks.iter().map(|c| k.min_max(c)).collect()
@@ -538,7 +539,7 @@ impl Engine {
         if x.is_empty() {
             return Err(QuantError::EmptyInput { what: "x" });
         }
-        check_len("output", x.len(), out.len())?;
+        // The output length is checked by `quantize` below: the reference's order of checks.
         // The same error as the reference: the first NaN or infinity, by index.
         let mm = match self.min_max(x) {
             Ok(mm) if mm.min.is_finite() && mm.max.is_finite() => mm,

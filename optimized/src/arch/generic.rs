@@ -50,62 +50,144 @@ pub fn dequantize_one(q: i32, p: &Uniform) -> f32 {
     (q - p.zero_point) as f32 * p.scale
 }
 
-fn param(p: &Params<'_>, i: usize) -> Uniform {
-    match p {
-        Params::Uniform(u) => *u,
-        Params::PerElement(e) => e.at(i),
-    }
-}
-
 fn check(p: &Params<'_>, n: usize) {
     if let Params::PerElement(PerElement { scale, .. }) = p {
         assert_eq!(scale.len(), n, "per-element parameters must cover the span");
     }
 }
 
+/// A rounding mode as a type, so each mode gets its own loop (no branch per element).
+trait Mode {
+    fn round(v: f32) -> f32;
+}
+
+macro_rules! mode {
+    ($name:ident, $m:expr) => {
+        struct $name;
+        impl Mode for $name {
+            #[inline(always)]
+            fn round(v: f32) -> f32 {
+                round_f32(v, $m, 0)
+            }
+        }
+    };
+}
+mode!(HalfEven, RoundingMode::HalfToEven);
+mode!(HalfAway, RoundingMode::HalfAwayFromZero);
+mode!(HalfUp, RoundingMode::HalfUp);
+mode!(Floor, RoundingMode::Floor);
+mode!(TowardZero, RoundingMode::TowardZero);
+
+/// Evaluates `$body` with the type alias `$M` naming the rule's deterministic mode (stochastic
+/// rounding never reaches kernels; it maps to half-to-even here only to keep this total).
+macro_rules! by_mode {
+    ($mode:expr, $M:ident => $body:expr) => {
+        match $mode {
+            RoundingMode::HalfToEven | RoundingMode::Stochastic { .. } => {
+                type $M = HalfEven;
+                $body
+            }
+            RoundingMode::HalfAwayFromZero => {
+                type $M = HalfAway;
+                $body
+            }
+            RoundingMode::HalfUp => {
+                type $M = HalfUp;
+                $body
+            }
+            RoundingMode::Floor => {
+                type $M = Floor;
+                $body
+            }
+            RoundingMode::TowardZero => {
+                type $M = TowardZero;
+                $body
+            }
+        }
+    };
+}
+
+#[inline(always)]
+fn q_one<M: Mode>(x: f32, factor: f32, lo: f32, hi: f32, zp: i32, op: ScaleOp) -> i32 {
+    M::round(apply(x, factor, op)).max(lo).min(hi) as i32 + zp
+}
+
+fn quantize_loop<M: Mode, T>(x: &[f32], p: Params<'_>, op: ScaleOp, out: &mut [T], store: impl Fn(i32) -> T) -> bool {
+    match p {
+        Params::Uniform(u) => {
+            for (&xi, o) in x.iter().zip(out.iter_mut()) {
+                *o = store(q_one::<M>(xi, u.factor, u.lo, u.hi, u.zero_point, op));
+            }
+        }
+        Params::PerElement(e) => {
+            for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
+                *o = store(q_one::<M>(xi, e.factor[i], e.lo[i], e.hi[i], e.zero_point[i], op));
+            }
+        }
+    }
+    x.iter().any(|v| v.is_nan())
+}
+
 /// Quantizes into any integer type through `store`; shared by i8 and u8 (and SIMD tails).
+/// A NaN element's output is unspecified; the return value says whether there was one.
 #[inline(always)]
 pub fn quantize_span<T>(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [T], store: impl Fn(i32) -> T) -> bool {
     assert_eq!(x.len(), out.len());
     check(&p, x.len());
-    let mut nan = false;
-    for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
-        match quantize_one(xi, &param(&p, i), rule) {
-            Some(q) => *o = store(q),
-            None => nan = true,
-        }
-    }
-    nan
+    by_mode!(rule.mode, M => quantize_loop::<M, T>(x, p, rule.op, out, store))
 }
 
 #[inline(always)]
 pub fn dequantize_span<T: Copy>(q: &[T], p: Params<'_>, out: &mut [f32], load: impl Fn(T) -> i32) {
     assert_eq!(q.len(), out.len());
     check(&p, q.len());
-    for (i, (&qi, o)) in q.iter().zip(out.iter_mut()).enumerate() {
-        *o = dequantize_one(load(qi), &param(&p, i));
+    match p {
+        Params::Uniform(u) => {
+            for (&qi, o) in q.iter().zip(out.iter_mut()) {
+                *o = (load(qi) - u.zero_point) as f32 * u.scale;
+            }
+        }
+        Params::PerElement(e) => {
+            for (i, (&qi, o)) in q.iter().zip(out.iter_mut()).enumerate() {
+                *o = (load(qi) - e.zero_point[i]) as f32 * e.scale[i];
+            }
+        }
     }
 }
 
-pub fn fake_quantize_span(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mut mask: Option<&mut [bool]>) -> bool {
+#[inline(always)]
+fn fq_one<M: Mode>(x: f32, u: &Uniform, op: ScaleOp) -> (f32, bool) {
+    let r = M::round(apply(x, u.factor, op));
+    ((r.max(u.lo).min(u.hi) + 0.0) * u.scale, r >= u.lo && r <= u.hi)
+}
+
+fn fake_quantize_loop<M: Mode>(x: &[f32], p: Params<'_>, op: ScaleOp, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
+    let at = |i: usize| match &p {
+        Params::Uniform(u) => *u,
+        Params::PerElement(e) => e.at(i),
+    };
+    match mask {
+        None => {
+            for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
+                *o = fq_one::<M>(xi, &at(i), op).0;
+            }
+        }
+        Some(m) => {
+            for (i, ((&xi, o), mo)) in x.iter().zip(out.iter_mut()).zip(m.iter_mut()).enumerate() {
+                (*o, *mo) = fq_one::<M>(xi, &at(i), op);
+            }
+        }
+    }
+    x.iter().any(|v| v.is_nan())
+}
+
+pub fn fake_quantize_span(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
     assert_eq!(x.len(), out.len());
     if let Some(m) = mask.as_deref() {
         assert_eq!(m.len(), x.len());
     }
     check(&p, x.len());
-    let mut nan = false;
-    for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
-        match fake_quantize_one(xi, &param(&p, i), rule) {
-            Some((y, inside)) => {
-                *o = y;
-                if let Some(m) = mask.as_deref_mut() {
-                    m[i] = inside;
-                }
-            }
-            None => nan = true,
-        }
-    }
-    nan
+    by_mode!(rule.mode, M => fake_quantize_loop::<M>(x, p, rule.op, out, mask))
 }
 
 pub fn pack_nibbles(codes: &[i8], out: &mut [u8]) {
