@@ -12,7 +12,7 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
-use super::{packs_exactly, with_rule, CertifiedReciprocal, AWAY, EVEN, FLOOR, TRUNC};
+use super::{packs_exactly, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
 use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
@@ -187,19 +187,6 @@ fn code<const DIV: bool, const MODE: u8>(x: __m512, d: __m512, lo: __m512, hi: _
     round_clamped::<MODE>(_mm512_min_ps(_mm512_max_ps(apply::<DIV>(x, d), lo), hi))
 }
 
-/// [`code`] for `x / s` computed from `x * r`, `r = RN(1/s)`, with its certificate: lanes of `ok`
-/// stay set only where `|c - RNE(c)| < t` for the clamped product `c`, which proves that the
-/// code equals the one from `x / s` (see "Division by multiplication" in the parent module).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn code_certified<const MODE: u8>(x: __m512, r: __m512, lo: __m512, hi: __m512, t: __m512, ok: &mut __mmask16) -> __m512i {
-    let c = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x, r), lo), hi);
-    // vreduceps: c - RNE(c), exact (the difference is representable).
-    let w = _mm512_reduce_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(c);
-    *ok = _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(*ok, _mm512_abs_ps(w), t);
-    round_clamped::<MODE>(c)
-}
-
 /// `round(c)` as i32 for a clamped (finite, integral-bounded) `c`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
@@ -314,52 +301,6 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f3
         let a = ld_tail(xs);
         nan |= unord(a, a);
         st_bytes_tail(os, _mm512_add_epi32(code::<DIV, MODE>(a, d, lo, hi), z));
-    }
-    nan != 0
-}
-
-/// [`quantize_uniform`] for `x / s` under a nearest mode, through the certified reciprocal: a
-/// block of 64 whose certificate fails anywhere (rare: inputs within about `2^-21 M` of a
-/// rounding boundary) is recomputed with `vdivps`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn quantize_uniform_reciprocal<const SIGNED: bool, const MODE: u8>(
-    x: &[f32],
-    u: &Uniform,
-    cr: &CertifiedReciprocal,
-    out: &mut [u8],
-) -> bool {
-    let (s, lo, hi) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi));
-    let (r, t) = (_mm512_set1_ps(cr.reciprocal), _mm512_set1_ps(cr.threshold));
-    let z16 = _mm512_set1_epi16(u.zero_point as i16);
-    let z = _mm512_set1_epi32(u.zero_point);
-    let mut nan: __mmask16 = 0;
-    let (xb, xt) = blocks(x);
-    let (ob, ot) = out.split_at_mut(out.len() - out.len() % 64);
-    for ([x0, x1, x2, x3], o) in xb.iter().zip(ob.as_chunks_mut::<64>().0) {
-        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
-        nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
-        let mut ok: __mmask16 = 0xFFFF;
-        let mut q = [_mm512_setzero_si512(); 4];
-        for k in 0..4 {
-            q[k] = code_certified::<MODE>(v[k], r, lo, hi, t, &mut ok);
-        }
-        if ok != 0xFFFF {
-            for k in 0..4 {
-                q[k] = code::<true, MODE>(v[k], s, lo, hi);
-            }
-        }
-        // SAFETY: `o` is 64 writable bytes.
-        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), pack_codes::<SIGNED>(q, z16)) };
-    }
-    for (xs, os) in xt.chunks(16).zip(ot.chunks_mut(16)) {
-        let a = ld_tail(xs);
-        nan |= unord(a, a);
-        let mut ok: __mmask16 = 0xFFFF;
-        let mut q = code_certified::<MODE>(a, r, lo, hi, t, &mut ok);
-        if ok != 0xFFFF {
-            q = code::<true, MODE>(a, s, lo, hi);
-        }
-        st_bytes_tail(os, _mm512_add_epi32(q, z));
     }
     nan != 0
 }
@@ -650,10 +591,9 @@ impl Avx512 {
         with_rule!(
             rule,
             |DIV, MODE| match p {
-                // SAFETY (all arms): the token proves AVX-512 F/BW/VL/DQ.
-                Params::Uniform(u) if packs_exactly(&u, min, max) => match CertifiedReciprocal::new(&u, rule) {
-                    Some(cr) => unsafe { quantize_uniform_reciprocal::<SIGNED, MODE>(x, &u, &cr, out) },
-                    None => unsafe { quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out) },
+                // SAFETY (both arms): the token proves AVX-512 F/BW/VL/DQ.
+                Params::Uniform(u) if packs_exactly(&u, min, max) => unsafe {
+                    quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out)
                 },
                 Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
                 Params::PerElement(e) => unsafe { quantize_per_element::<DIV, MODE>(x, &e, out) },
@@ -759,146 +699,4 @@ impl Kernels for Avx512 {
 #[cfg(test)]
 mod tests {
     crate::arch::x86_64::testkit::x86_kernel_tests!(crate::isa::Isa::Avx512);
-}
-
-/// The certified reciprocal against `vdivps`, input by input.
-#[cfg(test)]
-mod certificate {
-    use super::*;
-    use quantproof_reference::quantize::ScaleOp;
-    use quantproof_reference::rounding::RoundingMode;
-
-    /// What one sweep found: inputs seen (NaN excluded), inputs certified, the first input whose
-    /// certified code differs from the code of `x / s`.
-    #[derive(Debug, Default)]
-    struct Sweep {
-        seen: u64,
-        certified: u64,
-        wrong: Option<f32>,
-    }
-
-    /// Every `stride`-th f32 bit pattern starting at `first` (16 per vector, built in registers).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-    fn sweep<const MODE: u8>(u: &Uniform, cr: &CertifiedReciprocal, first: u32, stride: u32, count: u64) -> Sweep {
-        let (s, lo, hi) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi));
-        let (r, t) = (_mm512_set1_ps(cr.reciprocal), _mm512_set1_ps(cr.threshold));
-        let step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride as i32));
-        let advance = _mm512_set1_epi32(stride.wrapping_mul(16) as i32);
-        let mut bits = _mm512_add_epi32(_mm512_set1_epi32(first as i32), step);
-        let mut out = Sweep::default();
-        for _ in 0..count.div_ceil(16) {
-            let x = _mm512_castsi512_ps(bits);
-            let mut ok: __mmask16 = 0xFFFF;
-            let fast = code_certified::<MODE>(x, r, lo, hi, t, &mut ok);
-            let exact = code::<true, MODE>(x, s, lo, hi);
-            let number = !unord(x, x);
-            let bad = ok & number & _mm512_cmpneq_epi32_mask(fast, exact);
-            out.seen += number.count_ones() as u64;
-            out.certified += (ok & number).count_ones() as u64;
-            if bad != 0 && out.wrong.is_none() {
-                let mut lanes = [0f32; 16];
-                st(&mut lanes, x);
-                out.wrong = Some(lanes[bad.trailing_zeros() as usize]);
-            }
-            bits = _mm512_add_epi32(bits, advance);
-        }
-        out
-    }
-
-    fn run(scale: f32, zero_point: i32, qmin: i32, qmax: i32, mode: RoundingMode, stride: u32) -> Option<Sweep> {
-        let Some(_) = Avx512::new() else {
-            println!("NOTE: avx512 is not available on this CPU: the certificate tests were NOT run");
-            return None;
-        };
-        let u = Uniform { scale, factor: scale, lo: (qmin - zero_point) as f32, hi: (qmax - zero_point) as f32, zero_point };
-        let cr = CertifiedReciprocal::new(&u, Rule { op: ScaleOp::Divide, mode }).expect("parameters the certificate covers");
-        let count = (1u64 << 32) / stride as u64;
-        // SAFETY: the token above proves AVX-512 F/BW/VL/DQ.
-        let sw = unsafe {
-            match mode {
-                RoundingMode::HalfToEven => sweep::<EVEN>(&u, &cr, 0, stride, count),
-                RoundingMode::HalfAwayFromZero => sweep::<AWAY>(&u, &cr, 0, stride, count),
-                _ => sweep::<{ super::super::UP }>(&u, &cr, 0, stride, count),
-            }
-        };
-        assert_eq!(sw.wrong, None, "certified code differs from x / s: s {scale:e} z {zero_point} {mode:?}");
-        Some(sw)
-    }
-
-    /// Every f32 input (every 61st in debug builds) for ONNX Runtime's rule with an inexact
-    /// reciprocal; nearly all inputs must be certified, or the fast path would be pointless.
-    #[test]
-    fn every_f32_onnxruntime_rule() {
-        let stride = if cfg!(debug_assertions) { 61 } else { 1 };
-        if let Some(sw) = run(0.0123, -7, -128, 127, RoundingMode::HalfToEven, stride) {
-            println!("certified {} of {} inputs", sw.certified, sw.seen);
-            assert!(sw.certified as f64 > 0.999 * sw.seen as f64);
-        }
-    }
-
-    /// A strided sweep for many divisors, bounds and every nearest mode.
-    #[test]
-    fn strided_many_scales() {
-        let stride = if cfg!(debug_assertions) { 100_003 } else { 9_973 };
-        for &scale in &[0.1f32, 1.0 / 3.0, 7.0, 3.7e-5, 1e-30, 2.5e20, 0.0123, 1.0, 0.007_812_5] {
-            for &(z, qmin, qmax) in &[(0, -128, 127), (128, 0, 255), (0, 0, 255), (-7, -128, 127), (255, 0, 255)] {
-                for mode in [RoundingMode::HalfToEven, RoundingMode::HalfAwayFromZero, RoundingMode::HalfUp] {
-                    run(scale, z, qmin, qmax, mode, stride);
-                }
-            }
-        }
-    }
-
-    /// Inputs spread over the quantizer's range are certified almost always.
-    #[test]
-    fn typical_inputs_are_certified() {
-        let Some(_) = Avx512::new() else {
-            println!("NOTE: avx512 is not available on this CPU: the certificate tests were NOT run");
-            return;
-        };
-        let u = Uniform { scale: 0.02, factor: 0.02, lo: -131.0, hi: 124.0, zero_point: 3 };
-        let cr = CertifiedReciprocal::new(&u, Rule { op: ScaleOp::Divide, mode: RoundingMode::HalfToEven }).unwrap();
-        // Bit patterns from -3.0 up to -0.0 and from 0 to 3.0: every value in (-150 s, 150 s).
-        let (neg, pos) = ((-3.0f32).to_bits(), 3.0f32.to_bits());
-        // SAFETY: the token above proves AVX-512 F/BW/VL/DQ.
-        let (a, b) = unsafe {
-            (sweep::<EVEN>(&u, &cr, 0x8000_0000, 1, (neg - 0x8000_0000) as u64), sweep::<EVEN>(&u, &cr, 0, 1, pos as u64))
-        };
-        for sw in [a, b] {
-            assert_eq!(sw.wrong, None);
-            assert!(sw.certified as f64 > 0.99 * sw.seen as f64, "{sw:?}");
-        }
-    }
-
-    /// Every f32 input for several divisors, bounds and modes: `cargo test --release -p
-    /// quantproof-optimized -- --ignored every_f32_many` (about a minute).
-    #[test]
-    #[ignore]
-    fn every_f32_many_scales() {
-        for &scale in &[0.1f32, 1.0 / 3.0, 7.0, 3.7e-5, 1e-30, 2.5e20] {
-            for &(z, qmin, qmax) in &[(0, -128, 127), (128, 0, 255)] {
-                for mode in [RoundingMode::HalfToEven, RoundingMode::HalfAwayFromZero, RoundingMode::HalfUp] {
-                    if let Some(sw) = run(scale, z, qmin, qmax, mode, 1) {
-                        println!("s {scale:e} z {z} {mode:?}: certified {} of {}", sw.certified, sw.seen);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The certificate refuses what its proof does not cover.
-    #[test]
-    fn coverage() {
-        let u = Uniform { scale: 0.02, factor: 0.02, lo: -128.0, hi: 127.0, zero_point: 0 };
-        let rule = |op, mode| Rule { op, mode };
-        assert!(CertifiedReciprocal::new(&u, rule(ScaleOp::Divide, RoundingMode::HalfToEven)).is_some());
-        assert!(CertifiedReciprocal::new(&u, rule(ScaleOp::Divide, RoundingMode::Floor)).is_none());
-        assert!(CertifiedReciprocal::new(&u, rule(ScaleOp::Divide, RoundingMode::TowardZero)).is_none());
-        assert!(CertifiedReciprocal::new(&u, rule(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven)).is_none());
-        for factor in [1e-39f32, 1e37, f32::INFINITY, f32::NAN, 0.0, -1.0] {
-            assert!(CertifiedReciprocal::new(&Uniform { factor, ..u }, rule(ScaleOp::Divide, RoundingMode::HalfUp)).is_none());
-        }
-        let wide = Uniform { lo: -70000.0, ..u };
-        assert!(CertifiedReciprocal::new(&wide, rule(ScaleOp::Divide, RoundingMode::HalfUp)).is_none());
-    }
 }

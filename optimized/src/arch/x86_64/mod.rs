@@ -38,40 +38,16 @@ Fake-quantize rounds in float with the reference's exact sequence (it needs `rou
 the clamp for its mask) and adds `0.0` after the clamp, so a `-0.0` becomes `+0.0` exactly as in
 the scalar kernel; the product by `s` then has the scalar bits, sign of zero included.
 
-# Division by multiplication (AVX-512, uniform spans, nearest modes)
+# Division stays a division
 
-`vdivps` caps [`ScaleOp::Divide`] (ONNX Runtime's rule) well below the multiply rule on
-cache-resident data. The AVX-512 kernel therefore computes `y = RN(x * r)` with `r = RN(1/s)`,
-derives the code from `y`, and keeps it only where a per-lane certificate proves it equal to the
-code of `Q = RN(x / s)`; a block of 64 with any uncertified lane is recomputed with `vdivps`.
-
-*Error bound.* Let `u = 2^-24`, `q = x/s` (exact). With `s` in `[2^-120, 2^120]`, `1/s` is a
-normal number, so `r = (1/s)(1 + e1)`, `|e1| <= u`. Rounding to f32 errs by at most `u` relative
-plus `2^-150` absolute (subnormal results), so `|Q - q| <= u|q| + 2^-150`,
-`|y - x r| <= u|x r| + 2^-150` and `|x r - q| <= u|q|`, hence
-`|Q - y| <= u(3 + u)|q| + 2^-149`; with `|q| <= (|y| + 2^-150)/(1 - u)^2` this gives
-`|Q - y| < 3.0001 u |y| + 2^-148 =: D(y)`.
-
-*Certificate.* Let `f(v) = clamp(round(v), lo, hi)` for a nearest mode, `M = max(|lo|, |hi|, 1)
-<= 2^16`, `c = clamp(y, lo, hi)`, `w = c - RNE(c)` (exact, by Sterbenz: `RNE(c)` is the integer
-nearest `c`; `vreduceps` returns it), and `t = RN(0.5 - M 2^-21)`. The lane is certified when
-`|w| < t`. Then `f(Q) = f(y)`:
-
-* `lo <= y <= hi`: `c = y`, `|y| <= M`, and the distance from `y` to the nearest half-integer is
-  `0.5 - |w| > M 2^-21 - 2^-26 > D(y)` (the `2^-26` covers the rounding of `t`). So no
-  half-integer lies between `y` and `Q` (inclusive): both are in the same open interval
-  `(k - 1/2, k + 1/2)` and every nearest mode rounds both to `k`. Ties cannot be mistaken.
-* `y > hi` (so `c = hi`, `w = 0`): `f(y) = hi`. If `|y| <= 2^20`, `D(y) < 0.19`, so
-  `Q > hi - 1/2` and `round(Q) >= hi`; if `|y| > 2^20` (including `+inf` from an overflowing
-  product), `Q >= y(1 - 3.0001u) - 2^-148 > 2^19 > hi`. Either way `f(Q) = hi`. `y < lo` is
-  symmetric.
-* NaN `x` gives NaN `y` and is reported through the NaN flag (outputs unspecified).
-
-The certificate costs three operations per vector (`vreduceps`, an absolute value, a masked
-compare that also ANDs the lanes). Uncertified lanes are those within about `M 2^-21` of a tie:
-about `2^-13` of uniformly spread values with `M = 128`, so the `vdivps` fallback is rare except
-on data made of exact ties. Floor and toward-zero, other divisors and other bounds always divide.
-The unit tests check the certificate against `vdivps` on every f32 input for several divisors.
+[`ScaleOp::Divide`] (ONNX Runtime's rule) uses `vdivps`. On the development machine (AMD Zen 5)
+one 512-bit `vdivps` issues every ~2.7 cycles, which caps the rule at ~20 Gelem/s on
+cache-resident spans against ~33 for the multiply rule, and both rules are memory-bound on large
+tensors. A certified alternative was built and proven (git history: `x * RN(1/s)` plus a per-lane
+bound `|RN(x/s) - x RN(1/s)| < 3.0001 u |y| + 2^-148` checked against the distance to the
+nearest rounding boundary, with a `vdivps` fallback; the certificate agreed with `vdivps` on
+every f32 input for several divisors), but its three extra operations per vector compete for
+the same pipes and it measured 17-19 Gelem/s, slower than dividing. It was removed.
 
 # NaN and infinities
 
@@ -162,37 +138,3 @@ pub(crate) fn packs_exactly(u: &Uniform, min: i32, max: i32) -> bool {
         && u.hi as i64 + z <= max as i64
 }
 
-/// The reciprocal that lets AVX-512 quantize `x / s` with a multiplication (see "Division by
-/// multiplication" in the module docs): `r = RN(1/s)` and the certificate threshold
-/// `t = RN(0.5 - max(|lo|, |hi|, 1) * 2^-21)`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CertifiedReciprocal {
-    pub reciprocal: f32,
-    pub threshold: f32,
-}
-
-impl CertifiedReciprocal {
-    /// Smallest and largest divisor the error bound covers (`1/s` stays a normal number).
-    const S_MIN: f32 = f32::from_bits((127 - 120) << 23); // 2^-120
-    const S_MAX: f32 = f32::from_bits((127 + 120) << 23); // 2^120
-    /// Largest `max(|lo|, |hi|)` the bound covers.
-    const M_MAX: f32 = 65536.0;
-
-    /// `Some` for [`ScaleOp::Divide`] under a round-to-nearest mode with a divisor in
-    /// `[2^-120, 2^120]` and integral bounds `|lo|, |hi| <= 2^16`; `None` otherwise (the kernel
-    /// then divides).
-    ///
-    /// [`ScaleOp::Divide`]: quantproof_reference::quantize::ScaleOp::Divide
-    pub fn new(u: &Uniform, rule: crate::kernels::Rule) -> Option<CertifiedReciprocal> {
-        let divide = rule.op == quantproof_reference::quantize::ScaleOp::Divide;
-        let s = u.factor;
-        let m = u.lo.abs().max(u.hi.abs()).max(1.0);
-        let ok = divide
-            && rule.mode.is_nearest()
-            && (Self::S_MIN..=Self::S_MAX).contains(&s)
-            && m <= Self::M_MAX
-            && u.lo.fract() == 0.0
-            && u.hi.fract() == 0.0;
-        ok.then(|| CertifiedReciprocal { reciprocal: 1.0 / s, threshold: 0.5 - m * (1.0 / 2_097_152.0) })
-    }
-}
