@@ -232,14 +232,25 @@ fn round<const MODE: u8>(v: __m256) -> __m256 {
 }
 
 /// Fake-quantized values `(clamp(round(v), lo, hi) + 0.0) * s` and the mask `lo <= round(v) <= hi`
-/// (all-ones lanes).
+/// (all-ones lanes). With `EQ` the mask is computed as `clamp(r) == r`, the same predicate when
+/// `lo <= hi` (callers check it).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn fake<const DIV: bool, const MODE: u8>(x: __m256, d: __m256, lo: __m256, hi: __m256, s: __m256) -> (__m256, __m256) {
+fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(
+    x: __m256,
+    d: __m256,
+    lo: __m256,
+    hi: __m256,
+    s: __m256,
+) -> (__m256, __m256) {
     let r = round::<MODE>(apply::<DIV>(x, d));
-    let inside = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(r, lo), _mm256_cmp_ps::<_CMP_LE_OQ>(r, hi));
-    let c = _mm256_add_ps(_mm256_min_ps(_mm256_max_ps(r, lo), hi), _mm256_setzero_ps());
-    (_mm256_mul_ps(c, s), inside)
+    let c = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    let inside = if EQ {
+        _mm256_cmp_ps::<_CMP_EQ_OQ>(c, r)
+    } else {
+        _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(r, lo), _mm256_cmp_ps::<_CMP_LE_OQ>(r, hi))
+    };
+    (_mm256_mul_ps(_mm256_add_ps(c, _mm256_setzero_ps()), s), inside)
 }
 
 /// `f32(q - z) * s`.
@@ -326,10 +337,10 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
     for (i, ([x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(a, b), unord(c, e)));
-        let (ya, ka) = fake::<DIV, MODE>(a, d, lo, hi, s);
-        let (yb, kb) = fake::<DIV, MODE>(b, d, lo, hi, s);
-        let (yc, kc) = fake::<DIV, MODE>(c, d, lo, hi, s);
-        let (ye, ke) = fake::<DIV, MODE>(e, d, lo, hi, s);
+        let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
+        let (yb, kb) = fake::<DIV, MODE, true>(b, d, lo, hi, s);
+        let (yc, kc) = fake::<DIV, MODE, true>(c, d, lo, hi, s);
+        let (ye, ke) = fake::<DIV, MODE, true>(e, d, lo, hi, s);
         st(o0, ya);
         st(o1, yb);
         st(o2, yc);
@@ -341,7 +352,7 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
     for (i, (xs, os)) in xv.iter().zip(ov).enumerate() {
         let a = ld(xs);
         nan = _mm256_or_ps(nan, unord(a, a));
-        let (y, k) = fake::<DIV, MODE>(a, d, lo, hi, s);
+        let (y, k) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
         st(os, y);
         if let Some(m) = mv.get_mut(i) {
             let k = _mm256_and_si256(_mm256_castps_si256(k), _mm256_set1_epi32(1));
@@ -374,7 +385,7 @@ fn fake_per_element<const DIV: bool, const MODE: u8>(
     for (i, (((((xs, fs), ls), hs), ss), os)) in x8.iter().zip(f8).zip(l8).zip(h8).zip(s8).zip(o8).enumerate() {
         let a = ld(xs);
         nan = _mm256_or_ps(nan, unord(a, a));
-        let (y, k) = fake::<DIV, MODE>(a, ld(fs), ld(ls), ld(hs), ld(ss));
+        let (y, k) = fake::<DIV, MODE, false>(a, ld(fs), ld(ls), ld(hs), ld(ss));
         st(os, y);
         if let Some(m) = m8.get_mut(i) {
             st8(m, low_bytes(_mm256_and_si256(_mm256_castps_si256(k), _mm256_set1_epi32(1))));
@@ -593,11 +604,12 @@ impl Avx2 {
         with_rule!(
             rule,
             |DIV, MODE| match p {
-                // SAFETY (both arms): the token proves AVX2 and FMA.
+                // SAFETY: the token proves AVX2 and FMA.
                 Params::Uniform(u) if packs_exactly(&u, min, max) => unsafe {
                     quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out)
                 },
                 Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
+                // SAFETY: the token proves AVX2 and FMA.
                 Params::PerElement(e) => unsafe { quantize_per_element::<SIGNED, DIV, MODE>(x, &e, out) },
             },
             scalar_quantize::<SIGNED>(x, p, rule, out)
@@ -622,7 +634,7 @@ impl Kernels for Avx2 {
         assert_eq!(q.len(), out.len());
         check_params(&p, q.len());
         match p {
-            // SAFETY (both arms): the token proves AVX2 and FMA.
+            // SAFETY: the token proves AVX2 and FMA.
             Params::Uniform(u) => unsafe { dequantize_uniform::<true>(bytes(q), &u, out) },
             Params::PerElement(e) => unsafe { dequantize_per_element::<true>(bytes(q), &e, out) },
         }
@@ -632,7 +644,7 @@ impl Kernels for Avx2 {
         assert_eq!(q.len(), out.len());
         check_params(&p, q.len());
         match p {
-            // SAFETY (both arms): the token proves AVX2 and FMA.
+            // SAFETY: the token proves AVX2 and FMA.
             Params::Uniform(u) => unsafe { dequantize_uniform::<false>(q, &u, out) },
             Params::PerElement(e) => unsafe { dequantize_per_element::<false>(q, &e, out) },
         }
@@ -649,9 +661,10 @@ impl Kernels for Avx2 {
         with_rule!(
             rule,
             |DIV, MODE| match p {
-                // SAFETY (both arms): the token proves AVX2 and FMA.
-                Params::Uniform(u) => unsafe { fake_uniform::<DIV, MODE>(x, &u, out, mask) },
+                // SAFETY: the token proves AVX2 and FMA.
+                Params::Uniform(u) if u.lo <= u.hi => unsafe { fake_uniform::<DIV, MODE>(x, &u, out, mask) },
                 Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
+                Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
             },
             Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools))
         )

@@ -67,6 +67,13 @@ fn bytes(q: &[i8]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(q.as_ptr().cast(), q.len()) }
 }
 
+/// The byte view of a bool slice back as bools.
+fn as_bools(m: &mut [u8]) -> &mut [bool] {
+    // SAFETY: the bytes come from a `&mut [bool]` (see `Kernels::fake_quantize` below) and the
+    // kernels store only 0 and 1 in them, so every byte is a valid bool.
+    unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), m.len()) }
+}
+
 #[inline(always)]
 fn bytes_mut(q: &mut [i8]) -> &mut [u8] {
     // SAFETY: as in `bytes`; the exclusive borrow moves to the returned slice.
@@ -243,9 +250,12 @@ fn round<const MODE: u8>(v: __m512) -> __m512 {
 }
 
 /// Fake-quantized values `(clamp(round(v), lo, hi) + 0.0) * s` and the mask `lo <= round(v) <= hi`.
+/// With `EQ` the mask is computed as `clamp(r) == r`, one compare instead of two, which is the
+/// same predicate when `lo <= hi` (callers check it; `-0.0 == +0.0`, and ±inf clamp to a finite
+/// bound).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn fake<const DIV: bool, const MODE: u8>(
+fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(
     x: __m512,
     d: __m512,
     lo: __m512,
@@ -253,9 +263,13 @@ fn fake<const DIV: bool, const MODE: u8>(
     s: __m512,
 ) -> (__m512, __mmask16) {
     let r = round::<MODE>(apply::<DIV>(x, d));
-    let inside = _mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, lo), r, hi);
-    let c = _mm512_add_ps(_mm512_min_ps(_mm512_max_ps(r, lo), hi), _mm512_setzero_ps());
-    (_mm512_mul_ps(c, s), inside)
+    let c = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    let inside = if EQ {
+        _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(c, r)
+    } else {
+        _mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, lo), r, hi)
+    };
+    (_mm512_mul_ps(_mm512_add_ps(c, _mm512_setzero_ps()), s), inside)
 }
 
 /// `f32(q - z) * s`.
@@ -346,16 +360,16 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
     for (i, ([x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
-        let (ya, ka) = fake::<DIV, MODE>(a, d, lo, hi, s);
-        let (yb, kb) = fake::<DIV, MODE>(b, d, lo, hi, s);
-        let (yc, kc) = fake::<DIV, MODE>(c, d, lo, hi, s);
-        let (ye, ke) = fake::<DIV, MODE>(e, d, lo, hi, s);
+        let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
+        let (yb, kb) = fake::<DIV, MODE, true>(b, d, lo, hi, s);
+        let (yc, kc) = fake::<DIV, MODE, true>(c, d, lo, hi, s);
+        let (ye, ke) = fake::<DIV, MODE, true>(e, d, lo, hi, s);
         st(o0, ya);
         st(o1, yb);
         st(o2, yc);
         st(o3, ye);
         if let Some(m) = mb.get_mut(i) {
-            let k = ka as u64 | (kb as u64) << 16 | (kc as u64) << 32 | (ke as u64) << 48;
+            let k = _mm512_kunpackd(_mm512_kunpackw(ke as __mmask32, kc as __mmask32) as __mmask64, _mm512_kunpackw(kb as __mmask32, ka as __mmask32) as __mmask64);
             // SAFETY: `m` is 64 writable bytes (of a bool slice; each byte becomes 0 or 1).
             unsafe { _mm512_storeu_si512(m.as_mut_ptr().cast(), _mm512_maskz_set1_epi8(k, 1)) };
         }
@@ -364,7 +378,7 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
     for (xs, os) in xt.chunks(16).zip(ot.chunks_mut(16)) {
         let a = ld_tail(xs);
         nan |= unord(a, a);
-        let (y, k) = fake::<DIV, MODE>(a, d, lo, hi, s);
+        let (y, k) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
         st_tail(os, y);
         if let Some(m) = mt.next() {
             st_mask_tail(m, k);
@@ -394,7 +408,7 @@ fn fake_per_element<const DIV: bool, const MODE: u8>(
     for (i, (((((xs, fs), ls), hs), ss), os)) in x16.iter().zip(f16).zip(l16).zip(h16).zip(s16).zip(o16).enumerate() {
         let a = ld(xs);
         nan |= unord(a, a);
-        let (y, k) = fake::<DIV, MODE>(a, ld(fs), ld(ls), ld(hs), ld(ss));
+        let (y, k) = fake::<DIV, MODE, false>(a, ld(fs), ld(ls), ld(hs), ld(ss));
         st(os, y);
         if let Some(m) = m16.get_mut(i) {
             // SAFETY: `m` is 16 writable bytes (of a bool slice; each byte becomes 0 or 1).
@@ -404,7 +418,7 @@ fn fake_per_element<const DIV: bool, const MODE: u8>(
     if !xt.is_empty() {
         let a = ld_tail(xt);
         nan |= unord(a, a);
-        let (y, k) = fake::<DIV, MODE>(a, ld_tail(ft), ld_tail(lt), ld_tail(ht), ld_tail(stl));
+        let (y, k) = fake::<DIV, MODE, false>(a, ld_tail(ft), ld_tail(lt), ld_tail(ht), ld_tail(stl));
         st_tail(ot, y);
         if !mt.is_empty() {
             st_mask_tail(mt, k);
@@ -591,11 +605,12 @@ impl Avx512 {
         with_rule!(
             rule,
             |DIV, MODE| match p {
-                // SAFETY (both arms): the token proves AVX-512 F/BW/VL/DQ.
+                // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
                 Params::Uniform(u) if packs_exactly(&u, min, max) => unsafe {
                     quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out)
                 },
                 Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
+                // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
                 Params::PerElement(e) => unsafe { quantize_per_element::<DIV, MODE>(x, &e, out) },
             },
             scalar_quantize::<SIGNED>(x, p, rule, out)
@@ -629,7 +644,7 @@ impl Kernels for Avx512 {
         assert_eq!(q.len(), out.len());
         check_params(&p, q.len());
         match p {
-            // SAFETY (both arms): the token proves AVX-512 F/BW/VL/DQ.
+            // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
             Params::Uniform(u) => unsafe { dequantize_uniform::<true>(bytes(q), &u, out) },
             Params::PerElement(e) => unsafe { dequantize_per_element::<true>(bytes(q), &e, out) },
         }
@@ -639,7 +654,7 @@ impl Kernels for Avx512 {
         assert_eq!(q.len(), out.len());
         check_params(&p, q.len());
         match p {
-            // SAFETY (both arms): the token proves AVX-512 F/BW/VL/DQ.
+            // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
             Params::Uniform(u) => unsafe { dequantize_uniform::<false>(q, &u, out) },
             Params::PerElement(e) => unsafe { dequantize_per_element::<false>(q, &e, out) },
         }
@@ -656,14 +671,12 @@ impl Kernels for Avx512 {
         with_rule!(
             rule,
             |DIV, MODE| match p {
-                // SAFETY (both arms): the token proves AVX-512 F/BW/VL/DQ.
-                Params::Uniform(u) => unsafe { fake_uniform::<DIV, MODE>(x, &u, out, mask) },
+                // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+                Params::Uniform(u) if u.lo <= u.hi => unsafe { fake_uniform::<DIV, MODE>(x, &u, out, mask) },
                 Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
+                Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
             },
-            Scalar.fake_quantize(x, p, rule, out, mask.map(|m| {
-                // SAFETY: turns the byte view back into the bool slice it came from.
-                unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<bool>(), m.len()) }
-            }))
+            Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools))
         )
     }
 
