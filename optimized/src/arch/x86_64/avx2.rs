@@ -12,7 +12,7 @@ rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produ
 lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
 */
 
-use super::{packs_exactly, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{packs_exactly, prefetch, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
 use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
@@ -40,17 +40,21 @@ impl Avx2 {
 // ---------------------------------------------------------------------------------------------
 // Slices and lanes
 
+/// Blocks of four 8-lane arrays, single 8-lane arrays, and the last `n % 8` elements.
+type Split<'a, T> = (&'a [[[T; 8]; 4]], &'a [[T; 8]], &'a [T]);
+type SplitMut<'a, T> = (&'a mut [[[T; 8]; 4]], &'a mut [[T; 8]], &'a mut [T]);
+
 /// Splits `x` into blocks of four 8-lane arrays, then single 8-lane arrays, then the last
 /// `x.len() % 8` elements.
 #[inline(always)]
-fn blocks<T>(x: &[T]) -> (&[[[T; 8]; 4]], &[[T; 8]], &[T]) {
+fn blocks<T>(x: &[T]) -> Split<'_, T> {
     let (v, tail) = x.as_chunks::<8>();
     let (b, v) = v.as_chunks::<4>();
     (b, v, tail)
 }
 
 #[inline(always)]
-fn blocks_mut<T>(x: &mut [T]) -> (&mut [[[T; 8]; 4]], &mut [[T; 8]], &mut [T]) {
+fn blocks_mut<T>(x: &mut [T]) -> SplitMut<'_, T> {
     let (v, tail) = x.as_chunks_mut::<8>();
     let (b, v) = v.as_chunks_mut::<4>();
     (b, v, tail)
@@ -283,7 +287,8 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f3
     let mut nan = _mm256_setzero_ps();
     let (xb, xv, xt) = blocks(x);
     let (ob, ov, ot) = byte_blocks_mut(out);
-    for ([x0, x1, x2, x3], o) in xb.iter().zip(ob) {
+    for (xs @ [x0, x1, x2, x3], o) in xb.iter().zip(ob) {
+        prefetch::<_, 2>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(a, b), unord(c, e)));
         let r = [code::<DIV, MODE>(a, d, lo, hi), code::<DIV, MODE>(b, d, lo, hi),
@@ -334,7 +339,8 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
         Some(m) => byte_blocks_mut(m),
         None => (&mut [], &mut [], &mut []),
     };
-    for (i, ([x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
+    for (i, (xs @ [x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
+        prefetch::<_, 2>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(a, b), unord(c, e)));
         let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
@@ -403,7 +409,9 @@ fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]
     let (z, s) = (_mm256_set1_epi32(u.zero_point), _mm256_set1_ps(u.scale));
     let (qb, qv, qt) = blocks(q);
     let (ob, ov, ot) = blocks_mut(out);
-    for ([q0, q1, q2, q3], [o0, o1, o2, o3]) in qb.iter().zip(ob) {
+    for (qs @ [q0, q1, q2, q3], [o0, o1, o2, o3]) in qb.iter().zip(ob) {
+        // One line per two blocks would do; one per block is simpler and as fast.
+        prefetch::<_, 1>(qs);
         st(o0, dequant(ld_codes::<SIGNED>(q0), z, s));
         st(o1, dequant(ld_codes::<SIGNED>(q1), z, s));
         st(o2, dequant(ld_codes::<SIGNED>(q2), z, s));
@@ -477,7 +485,8 @@ fn min_max(x: &[f32]) -> (f32, f32, bool) {
     let mut hi = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
     let mut nan = _mm256_setzero_ps();
     let (xb, xv, xt) = blocks(x);
-    for [x0, x1, x2, x3] in xb {
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 2>(xs);
         let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
         for k in 0..4 {
@@ -510,7 +519,8 @@ fn abs_max(x: &[f32]) -> (f32, bool) {
     let mut nan = _mm256_setzero_ps();
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
     let (xb, xv, xt) = blocks(x);
-    for [x0, x1, x2, x3] in xb {
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 2>(xs);
         let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
         for k in 0..4 {

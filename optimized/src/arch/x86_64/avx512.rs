@@ -12,7 +12,7 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
-use super::{packs_exactly, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{packs_exactly, prefetch, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
 use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
@@ -302,7 +302,8 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f3
     let mut nan: __mmask16 = 0;
     let (xb, xt) = blocks(x);
     let (ob, ot) = out.split_at_mut(out.len() - out.len() % 64);
-    for ([x0, x1, x2, x3], o) in xb.iter().zip(ob.as_chunks_mut::<64>().0) {
+    for (xs @ [x0, x1, x2, x3], o) in xb.iter().zip(ob.as_chunks_mut::<64>().0) {
+        prefetch::<_, 4>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
         let r = [code::<DIV, MODE>(a, d, lo, hi), code::<DIV, MODE>(b, d, lo, hi),
@@ -329,6 +330,7 @@ fn quantize_per_element<const DIV: bool, const MODE: u8>(x: &[f32], p: &PerEleme
     let (z16, zt) = p.zero_point.as_chunks::<16>();
     let (o16, ot) = out.as_chunks_mut::<16>();
     for (((((xs, fs), ls), hs), zs), os) in x16.iter().zip(f16).zip(l16).zip(h16).zip(z16).zip(o16) {
+        prefetch::<_, 1>(xs);
         let a = ld(xs);
         nan |= unord(a, a);
         let q = _mm512_add_epi32(code::<DIV, MODE>(a, ld(fs), ld(ls), ld(hs)), ld_i32(zs));
@@ -357,7 +359,8 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
         }
         None => (&mut [], &mut []),
     };
-    for (i, ([x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
+    for (i, (xs @ [x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
+        prefetch::<_, 4>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
         let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
@@ -406,6 +409,7 @@ fn fake_per_element<const DIV: bool, const MODE: u8>(
         None => (&mut [], &mut []),
     };
     for (i, (((((xs, fs), ls), hs), ss), os)) in x16.iter().zip(f16).zip(l16).zip(h16).zip(s16).zip(o16).enumerate() {
+        prefetch::<_, 1>(xs);
         let a = ld(xs);
         nan |= unord(a, a);
         let (y, k) = fake::<DIV, MODE, false>(a, ld(fs), ld(ls), ld(hs), ld(ss));
@@ -432,7 +436,8 @@ fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]
     let (z, s) = (_mm512_set1_epi32(u.zero_point), _mm512_set1_ps(u.scale));
     let (qb, qt) = blocks(q);
     let (ob, ot) = blocks_mut(out);
-    for ([q0, q1, q2, q3], [o0, o1, o2, o3]) in qb.iter().zip(ob) {
+    for (qs @ [q0, q1, q2, q3], [o0, o1, o2, o3]) in qb.iter().zip(ob) {
+        prefetch::<_, 1>(qs);
         st(o0, dequant(widen::<SIGNED>(ld_codes(q0)), z, s));
         st(o1, dequant(widen::<SIGNED>(ld_codes(q1)), z, s));
         st(o2, dequant(widen::<SIGNED>(ld_codes(q2)), z, s));
@@ -470,7 +475,8 @@ fn pack_nibbles(codes: &[u8], out: &mut [u8]) {
     let n = out.len() - out.len() % 64;
     let (cb, ct) = codes.split_at(2 * n);
     let (ob, ot) = out.split_at_mut(n);
-    for ([c0, c1], o) in cb.as_chunks::<64>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
+    for (cs @ [c0, c1], o) in cb.as_chunks::<64>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
+        prefetch::<_, 2>(cs);
         // SAFETY: `c0` and `c1` are 64 readable bytes each.
         let (a, b) = unsafe { (_mm512_loadu_si512(c0.as_ptr().cast()), _mm512_loadu_si512(c1.as_ptr().cast())) };
         // packus leaves 128-bit lane l holding qwords [a_l, b_l]; put qword 2l + j at 4j + l.
@@ -521,6 +527,7 @@ fn unpack_nibbles<const SIGNED: bool>(packed: &[u8], out: &mut [u8]) {
     let (pb, pt) = packed.split_at(n);
     let (ob, ot) = out.split_at_mut(2 * n);
     for (p, o) in pb.as_chunks::<32>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
+        prefetch::<_, 1>(p);
         // SAFETY: `p` is 32 readable bytes, `o` 64 writable bytes.
         unsafe {
             let b = _mm256_loadu_si256(p.as_ptr().cast());
@@ -543,7 +550,8 @@ fn min_max(x: &[f32]) -> (f32, f32, bool) {
     let mut hi = [_mm512_set1_ps(f32::NEG_INFINITY); 4];
     let mut nan: __mmask16 = 0;
     let (xb, xt) = blocks(x);
-    for [x0, x1, x2, x3] in xb {
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 4>(xs);
         let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
         nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
         for k in 0..4 {
@@ -568,7 +576,8 @@ fn abs_max(x: &[f32]) -> (f32, bool) {
     let mut m = [_mm512_setzero_ps(); 4];
     let mut nan: __mmask16 = 0;
     let (xb, xt) = blocks(x);
-    for [x0, x1, x2, x3] in xb {
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 4>(xs);
         let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
         nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
         for k in 0..4 {

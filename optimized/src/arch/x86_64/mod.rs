@@ -64,6 +64,12 @@ kernel returns `+0.0` or the reverse (the trait allows either). `abs_max` has no
 
 # Memory
 
+Streaming loops prefetch their input [`PREFETCH_AHEAD`] bytes ahead (see there for the numbers).
+Non-temporal stores were measured too: with prefetching they lift a 16M-element quantize from
+about 9 to 10.5-11 Gelem/s, but a kernel sees only its span (at most 64K elements) and cannot
+tell a large tensor from a small one whose output the next operation would read from cache, so
+they are not used (the planner could pass such a hint; see the x86 report).
+
 Main loops walk `as_chunks` arrays, so every full-vector load and store is in bounds by
 construction. Tails: AVX-512 uses masked loads and stores (masked-off lanes are neither read nor
 written, and cannot fault); AVX2 hands tails to the generic scalar functions, the specification
@@ -76,6 +82,26 @@ pub mod avx512;
 mod testkit;
 
 use crate::kernels::Uniform;
+use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+
+/// How far ahead of the current block streaming loops prefetch their input, in bytes.
+///
+/// Measured on the development machine (AMD Zen 5, one thread, 16M-element f32 -> i8 quantize):
+/// no prefetch 7.3 Gelem/s, 2 KB ahead 7.5, 4 KB 8.2, 8 KB 9.0, 16 KB 8.6; on cache-resident
+/// spans prefetching changes nothing measurable.
+pub(crate) const PREFETCH_AHEAD: usize = 8192;
+
+/// Prefetches `LINES` cache lines starting [`PREFETCH_AHEAD`] bytes past the start of `block`
+/// into all cache levels.
+#[inline(always)]
+pub(crate) fn prefetch<T, const LINES: usize>(block: &T) {
+    let p = (block as *const T).cast::<i8>().wrapping_add(PREFETCH_AHEAD);
+    for i in 0..LINES {
+        // SAFETY: a prefetch is a hint: it never faults and never changes memory, so any
+        // address is allowed (the pointer is only formed with wrapping arithmetic).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * i)) };
+    }
+}
 #[cfg(doc)]
 use quantproof_reference::quantize::ScaleOp;
 

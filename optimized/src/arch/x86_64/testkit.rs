@@ -159,7 +159,7 @@ impl Q {
 
 /// Quantizers for i8 outputs (`signed`) or u8 outputs, over scales from tiny to huge.
 pub fn quantizers(signed: bool) -> Vec<Q> {
-    let scales = [1.0f32, 0.5, 0.1, 0.0123, 3.0, 0.007_812_5, 1e-3, 9.5367431640625e-7, 1e-30, 2.5e20, 1e-39];
+    let scales = [1.0f32, 0.5, 0.1, 0.0123, 3.0, 0.007_812_5, 1e-3, 1.0 / 1_048_576.0, 1e-30, 2.5e20, 1e-39];
     let ranges: &[(i32, i32, &[i32])] = if signed {
         &[(-128, 127, &[0, -128, 127, 5, -7]), (-127, 127, &[0]), (-8, 7, &[0, 3]), (-64, 63, &[-1])]
     } else {
