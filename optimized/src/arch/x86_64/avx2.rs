@@ -12,7 +12,7 @@ rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produ
 lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
 */
 
-use super::{packs_exactly, prefetch, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
 use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
@@ -155,12 +155,11 @@ fn low_bytes(q: __m256i) -> __m256i {
     _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, pick), _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1))
 }
 
-/// Four vectors of all-ones/zero lanes as 32 bytes of 1/0, in order.
+/// Four vectors of all-ones/zero lanes, packed pairwise to 16 bits (`packs_epi32(m0, m1)`,
+/// `packs_epi32(m2, m3)`), as 32 bytes of 1/0 in order.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn mask_bytes(m: [__m256; 4]) -> __m256i {
-    let ab = _mm256_packs_epi32(_mm256_castps_si256(m[0]), _mm256_castps_si256(m[1]));
-    let cd = _mm256_packs_epi32(_mm256_castps_si256(m[2]), _mm256_castps_si256(m[3]));
+fn mask_bytes(ab: __m256i, cd: __m256i) -> __m256i {
     let p = _mm256_and_si256(_mm256_packs_epi16(ab, cd), _mm256_set1_epi8(1));
     _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
@@ -240,14 +239,14 @@ fn round<const MODE: u8>(v: __m256) -> __m256 {
 /// `lo <= hi` (callers check it).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(
-    x: __m256,
-    d: __m256,
-    lo: __m256,
-    hi: __m256,
-    s: __m256,
-) -> (__m256, __m256) {
-    let r = round::<MODE>(apply::<DIV>(x, d));
+fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(x: __m256, d: __m256, lo: __m256, hi: __m256, s: __m256) -> (__m256, __m256) {
+    fake_rounded::<EQ>(round::<MODE>(apply::<DIV>(x, d)), lo, hi, s)
+}
+
+/// [`fake`] from the rounded value `r`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fake_rounded<const EQ: bool>(r: __m256, lo: __m256, hi: __m256, s: __m256) -> (__m256, __m256) {
     let c = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
     let inside = if EQ {
         _mm256_cmp_ps::<_CMP_EQ_OQ>(c, r)
@@ -339,20 +338,27 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
         Some(m) => byte_blocks_mut(m),
         None => (&mut [], &mut [], &mut []),
     };
-    for (i, (xs @ [x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
+    // Sixteen ymm registers: the loop tests the rounded values for NaN (they are NaN exactly
+    // when x is, since the caller checked that d is finite and non-zero) and packs the masks
+    // pairwise, so no input stays live across the block.
+    for (i, (xs @ [x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
         prefetch::<_, 2>(xs);
-        let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
-        nan = _mm256_or_ps(nan, _mm256_or_ps(unord(a, b), unord(c, e)));
-        let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
-        let (yb, kb) = fake::<DIV, MODE, true>(b, d, lo, hi, s);
-        let (yc, kc) = fake::<DIV, MODE, true>(c, d, lo, hi, s);
-        let (ye, ke) = fake::<DIV, MODE, true>(e, d, lo, hi, s);
+        prefetch_w::<_, 2>(os);
+        let [o0, o1, o2, o3] = os;
+        let (ra, rb) = (round::<MODE>(apply::<DIV>(ld(x0), d)), round::<MODE>(apply::<DIV>(ld(x1), d)));
+        nan = _mm256_or_ps(nan, unord(ra, rb));
+        let ((ya, ka), (yb, kb)) = (fake_rounded::<true>(ra, lo, hi, s), fake_rounded::<true>(rb, lo, hi, s));
         st(o0, ya);
         st(o1, yb);
+        let kab = _mm256_packs_epi32(_mm256_castps_si256(ka), _mm256_castps_si256(kb));
+        let (rc, re) = (round::<MODE>(apply::<DIV>(ld(x2), d)), round::<MODE>(apply::<DIV>(ld(x3), d)));
+        nan = _mm256_or_ps(nan, unord(rc, re));
+        let ((yc, kc), (ye, ke)) = (fake_rounded::<true>(rc, lo, hi, s), fake_rounded::<true>(re, lo, hi, s));
         st(o2, yc);
         st(o3, ye);
         if let Some(m) = mb.get_mut(i) {
-            st32(m, mask_bytes([ka, kb, kc, ke]));
+            let kce = _mm256_packs_epi32(_mm256_castps_si256(kc), _mm256_castps_si256(ke));
+            st32(m, mask_bytes(kab, kce));
         }
     }
     for (i, (xs, os)) in xv.iter().zip(ov).enumerate() {
@@ -409,9 +415,11 @@ fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]
     let (z, s) = (_mm256_set1_epi32(u.zero_point), _mm256_set1_ps(u.scale));
     let (qb, qv, qt) = blocks(q);
     let (ob, ov, ot) = blocks_mut(out);
-    for (qs @ [q0, q1, q2, q3], [o0, o1, o2, o3]) in qb.iter().zip(ob) {
+    for (qs @ [q0, q1, q2, q3], os) in qb.iter().zip(ob) {
         // One line per two blocks would do; one per block is simpler and as fast.
         prefetch::<_, 1>(qs);
+        prefetch_w::<_, 2>(os);
+        let [o0, o1, o2, o3] = os;
         st(o0, dequant(ld_codes::<SIGNED>(q0), z, s));
         st(o1, dequant(ld_codes::<SIGNED>(q1), z, s));
         st(o2, dequant(ld_codes::<SIGNED>(q2), z, s));
@@ -672,7 +680,9 @@ impl Kernels for Avx2 {
             rule,
             |DIV, MODE| match p {
                 // SAFETY: the token proves AVX2 and FMA.
-                Params::Uniform(u) if u.lo <= u.hi => unsafe { fake_uniform::<DIV, MODE>(x, &u, out, mask) },
+                Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 => unsafe {
+                    fake_uniform::<DIV, MODE>(x, &u, out, mask)
+                },
                 Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
                 Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
             },

@@ -12,7 +12,7 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
-use super::{packs_exactly, prefetch, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
 use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
@@ -359,8 +359,10 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
         }
         None => (&mut [], &mut []),
     };
-    for (i, (xs @ [x0, x1, x2, x3], [o0, o1, o2, o3])) in xb.iter().zip(ob).enumerate() {
+    for (i, (xs @ [x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
         prefetch::<_, 4>(xs);
+        prefetch_w::<_, 4>(os);
+        let [o0, o1, o2, o3] = os;
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
         let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
@@ -436,8 +438,10 @@ fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]
     let (z, s) = (_mm512_set1_epi32(u.zero_point), _mm512_set1_ps(u.scale));
     let (qb, qt) = blocks(q);
     let (ob, ot) = blocks_mut(out);
-    for (qs @ [q0, q1, q2, q3], [o0, o1, o2, o3]) in qb.iter().zip(ob) {
+    for (qs @ [q0, q1, q2, q3], os) in qb.iter().zip(ob) {
         prefetch::<_, 1>(qs);
+        prefetch_w::<_, 4>(os);
+        let [o0, o1, o2, o3] = os;
         st(o0, dequant(widen::<SIGNED>(ld_codes(q0)), z, s));
         st(o1, dequant(widen::<SIGNED>(ld_codes(q1)), z, s));
         st(o2, dequant(widen::<SIGNED>(ld_codes(q2)), z, s));
