@@ -55,7 +55,11 @@ fn data(n: usize) -> Vec<f32> {
         .collect()
 }
 
-fn group<'a>(c: &'a mut Criterion, name: &str, n: usize) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    n: usize,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(n as u64));
     if n > 1 << 20 {
@@ -72,7 +76,9 @@ fn quantize_tensor(c: &mut Criterion) {
             let p = QuantParams::per_tensor(SCALE, 3, QType::I8.full_range());
             let mut out = vec![0i8; n];
             for (isa, e) in engines() {
-                g.bench_function(BenchmarkId::new(isa, n), |b| b.iter(|| e.quantize(black_box(&x), &[n], &p, rule, &mut out).unwrap()));
+                g.bench_function(BenchmarkId::new(isa, n), |b| {
+                    b.iter(|| e.quantize(black_box(&x), &[n], &p, rule, &mut out).unwrap())
+                });
             }
             g.bench_function(BenchmarkId::new("reference", n), |b| {
                 b.iter(|| refq::quantize(black_box(&x), &[n], &p, rule, &mut out).unwrap())
@@ -91,7 +97,9 @@ fn quantize_per_element(c: &mut Criterion) {
         let p = QuantParams::per_axis(1, vec![0.02, 0.015, 0.03, 0.01], vec![0, 1, -2, 3], QType::I8.full_range());
         let mut out = vec![0i8; n];
         for (isa, e) in engines() {
-            g.bench_function(BenchmarkId::new(isa, n), |b| b.iter(|| e.quantize(black_box(&x), &shape, &p, rule, &mut out).unwrap()));
+            g.bench_function(BenchmarkId::new(isa, n), |b| {
+                b.iter(|| e.quantize(black_box(&x), &shape, &p, rule, &mut out).unwrap())
+            });
         }
         g.bench_function(BenchmarkId::new("reference", n), |b| {
             b.iter(|| refq::quantize(black_box(&x), &shape, &p, rule, &mut out).unwrap())
@@ -107,9 +115,13 @@ fn dequantize_tensor(c: &mut Criterion) {
         let p = QuantParams::per_tensor(SCALE, 3, QType::I8.full_range());
         let mut out = vec![0f32; n];
         for (isa, e) in engines() {
-            g.bench_function(BenchmarkId::new(isa, n), |b| b.iter(|| e.dequantize(black_box(&q), &[n], &p, &mut out).unwrap()));
+            g.bench_function(BenchmarkId::new(isa, n), |b| {
+                b.iter(|| e.dequantize(black_box(&q), &[n], &p, &mut out).unwrap())
+            });
         }
-        g.bench_function(BenchmarkId::new("reference", n), |b| b.iter(|| refq::dequantize(black_box(&q), &[n], &p, &mut out).unwrap()));
+        g.bench_function(BenchmarkId::new("reference", n), |b| {
+            b.iter(|| refq::dequantize(black_box(&q), &[n], &p, &mut out).unwrap())
+        });
         g.finish();
     }
 }
@@ -141,9 +153,13 @@ fn pack_nibbles(c: &mut Criterion) {
         let wide: Vec<i32> = codes.iter().map(|&c| c as i32).collect();
         let mut out = vec![0u8; n / 2];
         for (isa, e) in engines() {
-            g.bench_function(BenchmarkId::new(isa, n), |b| b.iter(|| e.kernels().pack_nibbles(black_box(&codes), &mut out)));
+            g.bench_function(BenchmarkId::new(isa, n), |b| {
+                b.iter(|| e.kernels().pack_nibbles(black_box(&codes), &mut out))
+            });
         }
-        g.bench_function(BenchmarkId::new("reference", n), |b| b.iter(|| pack::pack4(black_box(&wide), Int4::Signed, &mut out).unwrap()));
+        g.bench_function(BenchmarkId::new("reference", n), |b| {
+            b.iter(|| pack::pack4(black_box(&wide), Int4::Signed, &mut out).unwrap())
+        });
         g.finish();
     }
 }

@@ -239,7 +239,13 @@ fn round<const MODE: u8>(v: __m256) -> __m256 {
 /// `lo <= hi` (callers check it).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(x: __m256, d: __m256, lo: __m256, hi: __m256, s: __m256) -> (__m256, __m256) {
+fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(
+    x: __m256,
+    d: __m256,
+    lo: __m256,
+    hi: __m256,
+    s: __m256,
+) -> (__m256, __m256) {
     fake_rounded::<EQ>(round::<MODE>(apply::<DIV>(x, d)), lo, hi, s)
 }
 
@@ -279,7 +285,11 @@ fn pack_codes<const SIGNED: bool>(r: [__m256i; 4], z: __m256i) -> __m256i {
 // Kernels
 
 #[target_feature(enable = "avx2,fma")]
-fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &mut [u8]) -> bool {
+fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [u8],
+) -> bool {
     let (d, lo, hi) = (_mm256_set1_ps(u.factor), _mm256_set1_ps(u.lo), _mm256_set1_ps(u.hi));
     let z16 = _mm256_set1_epi16(u.zero_point as i16);
     let z = _mm256_set1_epi32(u.zero_point);
@@ -290,8 +300,12 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f3
         prefetch::<_, 2>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(a, b), unord(c, e)));
-        let r = [code::<DIV, MODE>(a, d, lo, hi), code::<DIV, MODE>(b, d, lo, hi),
-                 code::<DIV, MODE>(c, d, lo, hi), code::<DIV, MODE>(e, d, lo, hi)];
+        let r = [
+            code::<DIV, MODE>(a, d, lo, hi),
+            code::<DIV, MODE>(b, d, lo, hi),
+            code::<DIV, MODE>(c, d, lo, hi),
+            code::<DIV, MODE>(e, d, lo, hi),
+        ];
         st32(o, pack_codes::<SIGNED>(r, z16));
     }
     for (xs, os) in xv.iter().zip(ov) {
@@ -324,13 +338,24 @@ fn quantize_per_element<const SIGNED: bool, const DIV: bool, const MODE: u8>(
     }
     let done = x.len() - x.len() % 8;
     let rule = Rule { op: op::<DIV>(), mode: mode::<MODE>() };
-    let tail = scalar_quantize::<SIGNED>(&x[done..], Params::PerElement(p.slice(done, x.len() - done)), rule, &mut out[done..]);
+    let tail = scalar_quantize::<SIGNED>(
+        &x[done..],
+        Params::PerElement(p.slice(done, x.len() - done)),
+        rule,
+        &mut out[done..],
+    );
     any(nan) | tail
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &mut [f32], mask: Option<&mut [u8]>) -> bool {
-    let (d, lo, hi, s) = (_mm256_set1_ps(u.factor), _mm256_set1_ps(u.lo), _mm256_set1_ps(u.hi), _mm256_set1_ps(u.scale));
+fn fake_uniform<const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [f32],
+    mask: Option<&mut [u8]>,
+) -> bool {
+    let (d, lo, hi, s) =
+        (_mm256_set1_ps(u.factor), _mm256_set1_ps(u.lo), _mm256_set1_ps(u.hi), _mm256_set1_ps(u.scale));
     let mut nan = _mm256_setzero_ps();
     let (xb, xv, xt) = blocks(x);
     let (ob, ov, ot) = blocks_mut(out);
@@ -683,6 +708,7 @@ impl Kernels for Avx2 {
                 Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 => unsafe {
                     fake_uniform::<DIV, MODE>(x, &u, out, mask)
                 },
+                // SAFETY: the token proves AVX2 and FMA.
                 Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
                 Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
             },

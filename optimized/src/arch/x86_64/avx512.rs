@@ -295,7 +295,11 @@ fn pack_codes<const SIGNED: bool>(r: [__m512i; 4], z: __m512i) -> __m512i {
 // Kernels
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &mut [u8]) -> bool {
+fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [u8],
+) -> bool {
     let (d, lo, hi) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi));
     let z16 = _mm512_set1_epi16(u.zero_point as i16);
     let z = _mm512_set1_epi32(u.zero_point);
@@ -306,8 +310,12 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(x: &[f3
         prefetch::<_, 4>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
-        let r = [code::<DIV, MODE>(a, d, lo, hi), code::<DIV, MODE>(b, d, lo, hi),
-                 code::<DIV, MODE>(c, d, lo, hi), code::<DIV, MODE>(e, d, lo, hi)];
+        let r = [
+            code::<DIV, MODE>(a, d, lo, hi),
+            code::<DIV, MODE>(b, d, lo, hi),
+            code::<DIV, MODE>(c, d, lo, hi),
+            code::<DIV, MODE>(e, d, lo, hi),
+        ];
         let p = pack_codes::<SIGNED>(r, z16);
         // SAFETY: `o` is 64 writable bytes.
         unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), p) };
@@ -347,8 +355,14 @@ fn quantize_per_element<const DIV: bool, const MODE: u8>(x: &[f32], p: &PerEleme
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &mut [f32], mask: Option<&mut [u8]>) -> bool {
-    let (d, lo, hi, s) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi), _mm512_set1_ps(u.scale));
+fn fake_uniform<const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [f32],
+    mask: Option<&mut [u8]>,
+) -> bool {
+    let (d, lo, hi, s) =
+        (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi), _mm512_set1_ps(u.scale));
     let mut nan: __mmask16 = 0;
     let (xb, xt) = blocks(x);
     let (ob, ot) = blocks_mut(out);
@@ -374,7 +388,10 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(x: &[f32], u: &Uniform, out: &m
         st(o2, yc);
         st(o3, ye);
         if let Some(m) = mb.get_mut(i) {
-            let k = _mm512_kunpackd(_mm512_kunpackw(ke as __mmask32, kc as __mmask32) as __mmask64, _mm512_kunpackw(kb as __mmask32, ka as __mmask32) as __mmask64);
+            let k = _mm512_kunpackd(
+                _mm512_kunpackw(ke as __mmask32, kc as __mmask32) as __mmask64,
+                _mm512_kunpackw(kb as __mmask32, ka as __mmask32) as __mmask64,
+            );
             // SAFETY: `m` is 64 writable bytes (of a bool slice; each byte becomes 0 or 1).
             unsafe { _mm512_storeu_si512(m.as_mut_ptr().cast(), _mm512_maskz_set1_epi8(k, 1)) };
         }
@@ -494,7 +511,11 @@ fn pack_nibbles(codes: &[u8], out: &mut [u8]) {
         // bytes written, all in bounds.
         unsafe {
             let c = _mm512_maskz_loadu_epi8(mask64(cs.len()), cs.as_ptr().cast());
-            _mm256_mask_storeu_epi8(os.as_mut_ptr().cast(), mask64(os.len()) as __mmask32, _mm512_cvtepi16_epi8(pair_nibbles(c)));
+            _mm256_mask_storeu_epi8(
+                os.as_mut_ptr().cast(),
+                mask64(os.len()) as __mmask32,
+                _mm512_cvtepi16_epi8(pair_nibbles(c)),
+            );
         }
     }
 }

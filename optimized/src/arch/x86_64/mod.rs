@@ -175,4 +175,3 @@ pub(crate) fn packs_exactly(u: &Uniform, min: i32, max: i32) -> bool {
         && u.lo as i64 + z >= min as i64
         && u.hi as i64 + z <= max as i64
 }
-

@@ -238,7 +238,8 @@ pub fn cases(signed: bool, op: ScaleOp, rng: &mut Rng) -> Vec<Case> {
         pools.push((*u, x));
     }
     for stride in [1usize, 5] {
-        let mut case = Case { what: format!("per-element stride {stride}"), x: Vec::new(), uniform: None, soa: Soa::default() };
+        let mut case =
+            Case { what: format!("per-element stride {stride}"), x: Vec::new(), uniform: None, soa: Soa::default() };
         let n = pools.iter().map(|p| p.1.len()).max().unwrap_or(0) * 2;
         for j in 0..n {
             let (u, pool) = &pools[(j / stride) % pools.len()];
@@ -307,10 +308,14 @@ pub fn quantize(k: &dyn Kernels) {
                 let what = format!("{} quantize {} {rule:?} {}", k.isa(), if signed { "i8" } else { "u8" }, case.what);
                 let x = &case.x;
                 if signed {
-                    let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [i8]| k.quantize_i8(&x[s..s + n], case.params(s, n), rule, o);
+                    let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [i8]| {
+                        k.quantize_i8(&x[s..s + n], case.params(s, n), rule, o)
+                    };
                     sweep(&what, x.len(), 0x5A, f, k, |a, b| a == b);
                 } else {
-                    let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [u8]| k.quantize_u8(&x[s..s + n], case.params(s, n), rule, o);
+                    let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [u8]| {
+                        k.quantize_u8(&x[s..s + n], case.params(s, n), rule, o)
+                    };
                     sweep(&what, x.len(), 0xA5, f, k, |a, b| a == b);
                 }
             }
@@ -326,7 +331,9 @@ pub fn fake_quantize(k: &dyn Kernels) {
             for case in cases(signed, rule.op, &mut rng) {
                 let what = format!("{} fake_quantize {rule:?} {}", k.isa(), case.what);
                 let x = &case.x;
-                let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [f32]| k.fake_quantize(&x[s..s + n], case.params(s, n), rule, o, None);
+                let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [f32]| {
+                    k.fake_quantize(&x[s..s + n], case.params(s, n), rule, o, None)
+                };
                 sweep(&what, x.len(), SENTINEL_F, f, k, |a: f32, b: f32| a.to_bits() == b.to_bits());
                 // With a mask: outputs and mask together (the mask in a second buffer).
                 let mut masks: Vec<Vec<bool>> = Vec::new();
@@ -364,7 +371,8 @@ pub fn nan_flags(k: &dyn Kernels) {
             soa.push(u);
         }
         for len in lengths() {
-            let positions: Vec<usize> = if len <= 67 { (0..len).collect() } else { (0..len).step_by(len / 17 + 1).chain([len - 1]).collect() };
+            let positions: Vec<usize> =
+                if len <= 67 { (0..len).collect() } else { (0..len).step_by(len / 17 + 1).chain([len - 1]).collect() };
             for p in [Params::Uniform(u), Params::PerElement(soa.view(1, len))] {
                 for off in [0usize, 3] {
                     let mut buf = vec![1.25f32; len + off];
@@ -379,8 +387,16 @@ pub fn nan_flags(k: &dyn Kernels) {
                         assert!(k.quantize_u8(x, p, rule, &mut o8), "{} {rule:?} len {len} NaN at {pos}", k.isa());
                         let mut o = vec![0i8; len];
                         assert!(k.quantize_i8(x, p, rule, &mut o), "{} {rule:?} len {len} NaN at {pos}", k.isa());
-                        assert!(k.fake_quantize(x, p, rule, &mut of, None), "{} {rule:?} len {len} NaN at {pos}", k.isa());
-                        assert!(k.fake_quantize(x, p, rule, &mut of, Some(&mut m)), "{} {rule:?} len {len} NaN at {pos}", k.isa());
+                        assert!(
+                            k.fake_quantize(x, p, rule, &mut of, None),
+                            "{} {rule:?} len {len} NaN at {pos}",
+                            k.isa()
+                        );
+                        assert!(
+                            k.fake_quantize(x, p, rule, &mut of, Some(&mut m)),
+                            "{} {rule:?} len {len} NaN at {pos}",
+                            k.isa()
+                        );
                         buf[off + pos] = -7.75;
                     }
                 }
@@ -448,7 +464,12 @@ pub fn dequantize(k: &dyn Kernels) {
         }
         let mut cases: Vec<(String, Option<Uniform>)> = params
             .iter()
-            .map(|&(s, z)| (format!("uniform s {s:e} z {z}"), Some(Uniform { scale: s, factor: s, lo: 0.0, hi: 0.0, zero_point: z })))
+            .map(|&(s, z)| {
+                (
+                    format!("uniform s {s:e} z {z}"),
+                    Some(Uniform { scale: s, factor: s, lo: 0.0, hi: 0.0, zero_point: z }),
+                )
+            })
             .collect();
         cases.push(("per-element".into(), None));
         for (name, u) in cases {
@@ -562,7 +583,10 @@ pub fn min_max(k: &dyn Kernels) {
     datasets.push(("zeros".into(), (0..300).map(|i| if i % 3 == 0 { -0.0 } else { 0.0 }).collect()));
     datasets.push(("negative zeros".into(), vec![-0.0; 300]));
     datasets.push(("negative".into(), (0..300).map(|i| -1.0 - i as f32).collect()));
-    datasets.push(("tiny".into(), (0..300).map(|i| f32::from_bits(i as u32 + 1) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect()));
+    datasets.push((
+        "tiny".into(),
+        (0..300).map(|i| f32::from_bits(i as u32 + 1) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect(),
+    ));
     for (name, x) in &datasets {
         let mut windows: Vec<(usize, usize)> = OFFSETS.filter(|&o| o < x.len()).map(|o| (o, x.len() - o)).collect();
         for len in lengths() {
