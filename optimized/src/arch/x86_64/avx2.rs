@@ -366,9 +366,7 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(
     // Sixteen ymm registers: the loop tests the rounded values for NaN (they are NaN exactly
     // when x is, since the caller checked that d is finite and non-zero) and packs the masks
     // pairwise, so no input stays live across the block.
-    for (i, (xs @ [x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
-        prefetch::<_, 2>(xs);
-        prefetch_w::<_, 2>(os);
+    for (i, ([x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
         let [o0, o1, o2, o3] = os;
         let (ra, rb) = (round::<MODE>(apply::<DIV>(ld(x0), d)), round::<MODE>(apply::<DIV>(ld(x1), d)));
         nan = _mm256_or_ps(nan, unord(ra, rb));
@@ -440,9 +438,7 @@ fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]
     let (z, s) = (_mm256_set1_epi32(u.zero_point), _mm256_set1_ps(u.scale));
     let (qb, qv, qt) = blocks(q);
     let (ob, ov, ot) = blocks_mut(out);
-    for (qs @ [q0, q1, q2, q3], os) in qb.iter().zip(ob) {
-        // One line per two blocks would do; one per block is simpler and as fast.
-        prefetch::<_, 1>(qs);
+    for ([q0, q1, q2, q3], os) in qb.iter().zip(ob) {
         prefetch_w::<_, 2>(os);
         let [o0, o1, o2, o3] = os;
         st(o0, dequant(ld_codes::<SIGNED>(q0), z, s));

@@ -373,9 +373,7 @@ fn fake_uniform<const DIV: bool, const MODE: u8>(
         }
         None => (&mut [], &mut []),
     };
-    for (i, (xs @ [x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
-        prefetch::<_, 4>(xs);
-        prefetch_w::<_, 4>(os);
+    for (i, ([x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
         let [o0, o1, o2, o3] = os;
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
@@ -428,7 +426,6 @@ fn fake_per_element<const DIV: bool, const MODE: u8>(
         None => (&mut [], &mut []),
     };
     for (i, (((((xs, fs), ls), hs), ss), os)) in x16.iter().zip(f16).zip(l16).zip(h16).zip(s16).zip(o16).enumerate() {
-        prefetch::<_, 1>(xs);
         let a = ld(xs);
         nan |= unord(a, a);
         let (y, k) = fake::<DIV, MODE, false>(a, ld(fs), ld(ls), ld(hs), ld(ss));
@@ -455,8 +452,7 @@ fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]
     let (z, s) = (_mm512_set1_epi32(u.zero_point), _mm512_set1_ps(u.scale));
     let (qb, qt) = blocks(q);
     let (ob, ot) = blocks_mut(out);
-    for (qs @ [q0, q1, q2, q3], os) in qb.iter().zip(ob) {
-        prefetch::<_, 1>(qs);
+    for ([q0, q1, q2, q3], os) in qb.iter().zip(ob) {
         prefetch_w::<_, 4>(os);
         let [o0, o1, o2, o3] = os;
         st(o0, dequant(widen::<SIGNED>(ld_codes(q0)), z, s));
@@ -496,8 +492,7 @@ fn pack_nibbles(codes: &[u8], out: &mut [u8]) {
     let n = out.len() - out.len() % 64;
     let (cb, ct) = codes.split_at(2 * n);
     let (ob, ot) = out.split_at_mut(n);
-    for (cs @ [c0, c1], o) in cb.as_chunks::<64>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
-        prefetch::<_, 2>(cs);
+    for ([c0, c1], o) in cb.as_chunks::<64>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
         // SAFETY: `c0` and `c1` are 64 readable bytes each.
         let (a, b) = unsafe { (_mm512_loadu_si512(c0.as_ptr().cast()), _mm512_loadu_si512(c1.as_ptr().cast())) };
         // packus leaves 128-bit lane l holding qwords [a_l, b_l]; put qword 2l + j at 4j + l.
@@ -552,7 +547,6 @@ fn unpack_nibbles<const SIGNED: bool>(packed: &[u8], out: &mut [u8]) {
     let (pb, pt) = packed.split_at(n);
     let (ob, ot) = out.split_at_mut(2 * n);
     for (p, o) in pb.as_chunks::<32>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
-        prefetch::<_, 1>(p);
         // SAFETY: `p` is 32 readable bytes, `o` 64 writable bytes.
         unsafe {
             let b = _mm256_loadu_si256(p.as_ptr().cast());

@@ -64,13 +64,17 @@ kernel returns `+0.0` or the reverse (the trait allows either). `abs_max` has no
 
 # Memory
 
-Streaming loops prefetch their input 8 KB ahead (`PREFETCH_AHEAD`, with the measurements),
-and the f32 outputs of dequantize and fake-quantize for writing (`prefetchw`, about +10% on a
-16M-element dequantize; it gained nothing for byte outputs). Non-temporal stores were measured
-too: with prefetching they lift a 16M-element quantize from about 9 to 10.5-11 Gelem/s, but a
-kernel sees only its span (at most 64K elements) and cannot tell a large tensor from a small one
-whose output the next operation would read from cache, so they are not used (the planner could
-pass such a hint).
+Loops over f32 inputs that write little (quantize, min/max) prefetch their input 8 KB ahead
+(`PREFETCH_AHEAD`, with the measurements); dequantize prefetches its f32 output for writing
+(`prefetchw`). Everything else was measured and left to the hardware prefetchers: prefetching
+the byte streams (codes, nibbles) 8 KB ahead made a 16M-element dequantize drop from 9.6 to 6.7
+Gelem/s and unpacking from 57 to 44, and prefetching fake-quantize's input and output changed
+nothing.
+
+Non-temporal stores were measured too: they lift a 16M-element quantize from about 9 to
+10.5-11 Gelem/s and a dequantize from 8 to 9.6, but a kernel sees only its span (at most 64K
+elements) and cannot tell a large tensor from a small one whose output the next operation would
+read from cache, so they are not used (the planner could pass such a hint).
 
 Main loops walk `as_chunks` arrays, so every full-vector load and store is in bounds by
 construction. Tails: AVX-512 uses masked loads and stores (masked-off lanes are neither read nor
