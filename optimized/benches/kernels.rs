@@ -8,6 +8,8 @@
 //!
 //! * `quantize_i8_tensor_torch`: f32 -> i8 per tensor, `x * (1/s)`, half to even (PyTorch);
 //! * `quantize_i8_tensor_onnxruntime`: the same with `x / s` (ONNX Runtime);
+//! * `quantize_i8_span`: the same two rules on the kernel itself (`Engine::kernels()`), one 64K
+//!   span as the planner hands it, without the planner's per-call work;
 //! * `quantize_i8_per_element`: per-axis over the innermost axis of 4 channels, which the planner
 //!   runs as per-element spans;
 //! * `dequantize_i8_tensor`, `fake_quantize_tensor` (with the straight-through mask);
@@ -15,11 +17,12 @@
 //! * `min_max` (the reference is a plain fold, since the reference crate has no bare min/max).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use quantproof_optimized::kernels::{Params, Rule, Uniform};
 use quantproof_optimized::{isa, Engine, Isa};
 use quantproof_reference::pack::{self, Int4};
 use quantproof_reference::params::QuantParams;
 use quantproof_reference::profile::Profile;
-use quantproof_reference::quantize as refq;
+use quantproof_reference::quantize::{self as refq, ScaleOp};
 use quantproof_reference::scheme::QType;
 use std::hint::black_box;
 use std::time::Duration;
@@ -85,6 +88,28 @@ fn quantize_tensor(c: &mut Criterion) {
             });
             g.finish();
         }
+    }
+}
+
+fn quantize_span(c: &mut Criterion) {
+    let n = 1 << 16;
+    for (name, rule) in [("torch", Profile::TORCH.quantize), ("onnxruntime", Profile::ONNXRUNTIME.quantize)] {
+        let mut g = group(c, &format!("quantize_i8_span_{name}"), n);
+        let x = data(n);
+        let factor = match rule.scale_op {
+            ScaleOp::Divide => SCALE,
+            ScaleOp::MultiplyByReciprocal => 1.0 / SCALE,
+        };
+        let u = Uniform { scale: SCALE, factor, lo: -131.0, hi: 124.0, zero_point: 3 };
+        let r = Rule { op: rule.scale_op, mode: rule.rounding };
+        let mut out = vec![0i8; n];
+        for (isa, e) in engines() {
+            let k = e.kernels();
+            g.bench_function(BenchmarkId::new(isa, n), |b| {
+                b.iter(|| k.quantize_i8(black_box(&x), Params::Uniform(u), r, &mut out))
+            });
+        }
+        g.finish();
     }
 }
 
@@ -188,6 +213,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = quantize_tensor, quantize_per_element, dequantize_tensor, fake_quantize_tensor, pack_nibbles, min_max
+    targets = quantize_tensor, quantize_span, quantize_per_element, dequantize_tensor, fake_quantize_tensor, pack_nibbles, min_max
 }
 criterion_main!(benches);
