@@ -1,11 +1,24 @@
-//! PLACEHOLDER: the Avx2 token exists, but its kernels still forward to the scalar ones.
-//! The SIMD kernels replace this file.
+/*!
+AVX2 kernels (8 f32 lanes; the token also proves FMA, which these kernels never use).
 
-use crate::arch::generic::Scalar;
+Main loops take 32 elements per iteration (four vectors, one 32-byte store of codes), then
+single vectors of 8, then hand the last `n % 8` elements to the generic scalar functions (AVX2
+has no byte-masked stores, and the scalar functions are the specification). See the parent
+module for why every result has the scalar kernel's bits.
+
+Half to even converts with `vcvtps2dq`, which rounds under MXCSR: Rust code runs with the default
+floating-point environment (round to nearest even), so it is the IEEE `roundTiesToEven`. Floor
+rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produce all-ones
+lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
+*/
+
+use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
-use crate::kernels::{Kernels, Params, Rule};
+use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
+use core::arch::x86_64::*;
 
-/// Proof that this CPU has the Avx2 features; only [`Avx2::new`] makes one.
+/// Proof that this CPU has AVX2 and FMA; only [`Avx2::new`] makes one.
 #[derive(Debug)]
 pub struct Avx2 {
     _private: (),
@@ -24,35 +37,711 @@ impl Avx2 {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Slices and lanes
+
+/// Blocks of four 8-lane arrays, single 8-lane arrays, and the last `n % 8` elements.
+type Split<'a, T> = (&'a [[[T; 8]; 4]], &'a [[T; 8]], &'a [T]);
+type SplitMut<'a, T> = (&'a mut [[[T; 8]; 4]], &'a mut [[T; 8]], &'a mut [T]);
+
+/// Splits `x` into blocks of four 8-lane arrays, then single 8-lane arrays, then the last
+/// `x.len() % 8` elements.
+#[inline(always)]
+fn blocks<T>(x: &[T]) -> Split<'_, T> {
+    let (v, tail) = x.as_chunks::<8>();
+    let (b, v) = v.as_chunks::<4>();
+    (b, v, tail)
+}
+
+#[inline(always)]
+fn blocks_mut<T>(x: &mut [T]) -> SplitMut<'_, T> {
+    let (v, tail) = x.as_chunks_mut::<8>();
+    let (b, v) = v.as_chunks_mut::<4>();
+    (b, v, tail)
+}
+
+/// The same split for byte outputs of 32 elements per block.
+#[inline(always)]
+fn byte_blocks_mut(x: &mut [u8]) -> (&mut [[u8; 32]], &mut [[u8; 8]], &mut [u8]) {
+    let n = x.len() - x.len() % 32;
+    let (b, rest) = x.split_at_mut(n);
+    let (v, tail) = rest.as_chunks_mut::<8>();
+    (b.as_chunks_mut::<32>().0, v, tail)
+}
+
+/// Views `i8` codes as bytes.
+#[inline(always)]
+fn bytes(q: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for both.
+    unsafe { core::slice::from_raw_parts(q.as_ptr().cast(), q.len()) }
+}
+
+#[inline(always)]
+fn bytes_mut(q: &mut [i8]) -> &mut [u8] {
+    // SAFETY: as in `bytes`; the exclusive borrow moves to the returned slice.
+    unsafe { core::slice::from_raw_parts_mut(q.as_mut_ptr().cast(), q.len()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn ld(x: &[f32; 8]) -> __m256 {
+    // SAFETY: `x` is 8 readable f32; unaligned loads are allowed.
+    unsafe { _mm256_loadu_ps(x.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn ld_i32(x: &[i32; 8]) -> __m256i {
+    // SAFETY: `x` is 8 readable i32.
+    unsafe { _mm256_loadu_si256(x.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn st(o: &mut [f32; 8], v: __m256) {
+    // SAFETY: `o` is 8 writable f32.
+    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn st32(o: &mut [u8; 32], v: __m256i) {
+    // SAFETY: `o` is 32 writable bytes.
+    unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), v) }
+}
+
+/// Stores the low 8 bytes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn st8(o: &mut [u8; 8], v: __m256i) {
+    // SAFETY: `o` is 8 writable bytes; movq writes exactly 8.
+    unsafe { _mm_storel_epi64(o.as_mut_ptr().cast(), _mm256_castsi256_si128(v)) }
+}
+
+/// Eight codes, sign- or zero-extended to i32.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn ld_codes<const SIGNED: bool>(q: &[u8; 8]) -> __m256i {
+    // SAFETY: `q` is 8 readable bytes; movq reads exactly 8.
+    let b = unsafe { _mm_loadl_epi64(q.as_ptr().cast()) };
+    if SIGNED {
+        _mm256_cvtepi8_epi32(b)
+    } else {
+        _mm256_cvtepu8_epi32(b)
+    }
+}
+
+/// Lanes of `a` or `b` that are NaN (all-ones).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn unord(a: __m256, b: __m256) -> __m256 {
+    _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn any(m: __m256) -> bool {
+    _mm256_movemask_ps(m) != 0
+}
+
+/// The low byte of each i32 lane, in order, in the low 8 bytes (truncation, like `as u8`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn low_bytes(q: __m256i) -> __m256i {
+    let pick = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, //
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, pick), _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1))
+}
+
+/// Four vectors of all-ones/zero lanes, packed pairwise to 16 bits (`packs_epi32(m0, m1)`,
+/// `packs_epi32(m2, m3)`), as 32 bytes of 1/0 in order.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn mask_bytes(ab: __m256i, cd: __m256i) -> __m256i {
+    let p = _mm256_and_si256(_mm256_packs_epi16(ab, cd), _mm256_set1_epi8(1));
+    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The arithmetic
+
+/// `x / d` or `x * d`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn apply<const DIV: bool>(x: __m256, d: __m256) -> __m256 {
+    if DIV {
+        _mm256_div_ps(x, d)
+    } else {
+        _mm256_mul_ps(x, d)
+    }
+}
+
+/// `clamp(round(v), lo, hi)` as i32, computed as `round(clamp(v, lo, hi))` (see the parent
+/// module). A NaN `v` gives `lo` (`vmaxps` returns its second operand on NaN).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn code<const DIV: bool, const MODE: u8>(x: __m256, d: __m256, lo: __m256, hi: __m256) -> __m256i {
+    let c = _mm256_min_ps(_mm256_max_ps(apply::<DIV>(x, d), lo), hi);
+    match MODE {
+        EVEN => _mm256_cvtps_epi32(c),
+        FLOOR => _mm256_cvttps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(c)),
+        TRUNC => _mm256_cvttps_epi32(c),
+        AWAY => {
+            // t = trunc(c), d = c - t (exact, sign of c); +1 where d >= 0.5, -1 where d <= -0.5
+            // (true compares are -1).
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(c);
+            let d = _mm256_sub_ps(c, t);
+            let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(d, _mm256_set1_ps(0.5)));
+            let dn = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(d, _mm256_set1_ps(-0.5)));
+            _mm256_add_epi32(_mm256_sub_epi32(_mm256_cvttps_epi32(c), up), dn)
+        }
+        _ => {
+            // UP: f = floor(c), +1 where c - f >= 0.5.
+            let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(c);
+            let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(c, f), _mm256_set1_ps(0.5)));
+            _mm256_sub_epi32(_mm256_cvttps_epi32(f), up)
+        }
+    }
+}
+
+/// `round(v)` in float with the reference's exact operation sequence.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn round<const MODE: u8>(v: __m256) -> __m256 {
+    let one = _mm256_set1_ps(1.0);
+    match MODE {
+        EVEN => _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v),
+        FLOOR => _mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v),
+        TRUNC => _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v),
+        AWAY => {
+            // t + copysign(1, v) where |v - t| >= 0.5; v - t has the sign of v, and t - 1 is
+            // the same IEEE result as t + (-1).
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+            let d = _mm256_sub_ps(v, t);
+            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(d, _mm256_set1_ps(0.5));
+            let dn = _mm256_cmp_ps::<_CMP_LE_OQ>(d, _mm256_set1_ps(-0.5));
+            let r = _mm256_blendv_ps(t, _mm256_add_ps(t, one), up);
+            _mm256_blendv_ps(r, _mm256_sub_ps(t, one), dn)
+        }
+        _ => {
+            // UP: f + 1 where v - f >= 0.5.
+            let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v);
+            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(v, f), _mm256_set1_ps(0.5));
+            _mm256_blendv_ps(f, _mm256_add_ps(f, one), up)
+        }
+    }
+}
+
+/// Fake-quantized values `(clamp(round(v), lo, hi) + 0.0) * s` and the mask `lo <= round(v) <= hi`
+/// (all-ones lanes). With `EQ` the mask is computed as `clamp(r) == r`, the same predicate when
+/// `lo <= hi` (callers check it).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(
+    x: __m256,
+    d: __m256,
+    lo: __m256,
+    hi: __m256,
+    s: __m256,
+) -> (__m256, __m256) {
+    fake_rounded::<EQ>(round::<MODE>(apply::<DIV>(x, d)), lo, hi, s)
+}
+
+/// [`fake`] from the rounded value `r`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fake_rounded<const EQ: bool>(r: __m256, lo: __m256, hi: __m256, s: __m256) -> (__m256, __m256) {
+    let c = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    let inside = if EQ {
+        _mm256_cmp_ps::<_CMP_EQ_OQ>(c, r)
+    } else {
+        _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(r, lo), _mm256_cmp_ps::<_CMP_LE_OQ>(r, hi))
+    };
+    (_mm256_mul_ps(_mm256_add_ps(c, _mm256_setzero_ps()), s), inside)
+}
+
+/// `f32(q - z) * s`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn dequant(q: __m256i, z: __m256i, s: __m256) -> __m256 {
+    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, z)), s)
+}
+
+/// Four vectors of `r` (each `|r| < 2^15`) plus `z` (in 16-bit lanes) as 32 bytes in order.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn pack_codes<const SIGNED: bool>(r: [__m256i; 4], z: __m256i) -> __m256i {
+    // packs_epi32 then packs_epi16 leave 128-bit lane l holding dwords [r0_l, r1_l, r2_l, r3_l];
+    // the permutation puts dword 4l + j at 2j + l.
+    let ab = _mm256_add_epi16(_mm256_packs_epi32(r[0], r[1]), z);
+    let cd = _mm256_add_epi16(_mm256_packs_epi32(r[2], r[3]), z);
+    let p = if SIGNED { _mm256_packs_epi16(ab, cd) } else { _mm256_packus_epi16(ab, cd) };
+    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+#[target_feature(enable = "avx2,fma")]
+fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [u8],
+) -> bool {
+    let (d, lo, hi) = (_mm256_set1_ps(u.factor), _mm256_set1_ps(u.lo), _mm256_set1_ps(u.hi));
+    let z16 = _mm256_set1_epi16(u.zero_point as i16);
+    let z = _mm256_set1_epi32(u.zero_point);
+    let mut nan = _mm256_setzero_ps();
+    let (xb, xv, xt) = blocks(x);
+    let (ob, ov, ot) = byte_blocks_mut(out);
+    for (xs @ [x0, x1, x2, x3], o) in xb.iter().zip(ob) {
+        prefetch::<_, 2>(xs);
+        let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
+        nan = _mm256_or_ps(nan, _mm256_or_ps(unord(a, b), unord(c, e)));
+        let r = [
+            code::<DIV, MODE>(a, d, lo, hi),
+            code::<DIV, MODE>(b, d, lo, hi),
+            code::<DIV, MODE>(c, d, lo, hi),
+            code::<DIV, MODE>(e, d, lo, hi),
+        ];
+        st32(o, pack_codes::<SIGNED>(r, z16));
+    }
+    for (xs, os) in xv.iter().zip(ov) {
+        let a = ld(xs);
+        nan = _mm256_or_ps(nan, unord(a, a));
+        st8(os, low_bytes(_mm256_add_epi32(code::<DIV, MODE>(a, d, lo, hi), z)));
+    }
+    let tail = scalar_quantize::<SIGNED>(xt, Params::Uniform(*u), Rule { op: op::<DIV>(), mode: mode::<MODE>() }, ot);
+    any(nan) | tail
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn quantize_per_element<const SIGNED: bool, const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    p: &PerElement<'_>,
+    out: &mut [u8],
+) -> bool {
+    let mut nan = _mm256_setzero_ps();
+    let (x8, _) = x.as_chunks::<8>();
+    let (f8, _) = p.factor.as_chunks::<8>();
+    let (l8, _) = p.lo.as_chunks::<8>();
+    let (h8, _) = p.hi.as_chunks::<8>();
+    let (z8, _) = p.zero_point.as_chunks::<8>();
+    let (o8, _) = out.as_chunks_mut::<8>();
+    for (((((xs, fs), ls), hs), zs), os) in x8.iter().zip(f8).zip(l8).zip(h8).zip(z8).zip(o8) {
+        let a = ld(xs);
+        nan = _mm256_or_ps(nan, unord(a, a));
+        let q = _mm256_add_epi32(code::<DIV, MODE>(a, ld(fs), ld(ls), ld(hs)), ld_i32(zs));
+        st8(os, low_bytes(q));
+    }
+    let done = x.len() - x.len() % 8;
+    let rule = Rule { op: op::<DIV>(), mode: mode::<MODE>() };
+    let tail = scalar_quantize::<SIGNED>(
+        &x[done..],
+        Params::PerElement(p.slice(done, x.len() - done)),
+        rule,
+        &mut out[done..],
+    );
+    any(nan) | tail
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn fake_uniform<const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [f32],
+    mask: Option<&mut [u8]>,
+) -> bool {
+    let (d, lo, hi, s) =
+        (_mm256_set1_ps(u.factor), _mm256_set1_ps(u.lo), _mm256_set1_ps(u.hi), _mm256_set1_ps(u.scale));
+    let mut nan = _mm256_setzero_ps();
+    let (xb, xv, xt) = blocks(x);
+    let (ob, ov, ot) = blocks_mut(out);
+    let (mb, mv, mt): (&mut [[u8; 32]], &mut [[u8; 8]], &mut [u8]) = match mask {
+        Some(m) => byte_blocks_mut(m),
+        None => (&mut [], &mut [], &mut []),
+    };
+    // Sixteen ymm registers: the loop tests the rounded values for NaN (they are NaN exactly
+    // when x is, since the caller checked that d is finite and non-zero) and packs the masks
+    // pairwise, so no input stays live across the block.
+    for (i, ([x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
+        let [o0, o1, o2, o3] = os;
+        let (ra, rb) = (round::<MODE>(apply::<DIV>(ld(x0), d)), round::<MODE>(apply::<DIV>(ld(x1), d)));
+        nan = _mm256_or_ps(nan, unord(ra, rb));
+        let ((ya, ka), (yb, kb)) = (fake_rounded::<true>(ra, lo, hi, s), fake_rounded::<true>(rb, lo, hi, s));
+        st(o0, ya);
+        st(o1, yb);
+        let kab = _mm256_packs_epi32(_mm256_castps_si256(ka), _mm256_castps_si256(kb));
+        let (rc, re) = (round::<MODE>(apply::<DIV>(ld(x2), d)), round::<MODE>(apply::<DIV>(ld(x3), d)));
+        nan = _mm256_or_ps(nan, unord(rc, re));
+        let ((yc, kc), (ye, ke)) = (fake_rounded::<true>(rc, lo, hi, s), fake_rounded::<true>(re, lo, hi, s));
+        st(o2, yc);
+        st(o3, ye);
+        if let Some(m) = mb.get_mut(i) {
+            let kce = _mm256_packs_epi32(_mm256_castps_si256(kc), _mm256_castps_si256(ke));
+            st32(m, mask_bytes(kab, kce));
+        }
+    }
+    for (i, (xs, os)) in xv.iter().zip(ov).enumerate() {
+        let a = ld(xs);
+        nan = _mm256_or_ps(nan, unord(a, a));
+        let (y, k) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
+        st(os, y);
+        if let Some(m) = mv.get_mut(i) {
+            let k = _mm256_and_si256(_mm256_castps_si256(k), _mm256_set1_epi32(1));
+            st8(m, low_bytes(k));
+        }
+    }
+    let rule = Rule { op: op::<DIV>(), mode: mode::<MODE>() };
+    let tail = Scalar.fake_quantize(xt, Params::Uniform(*u), rule, ot, (!mt.is_empty()).then(|| as_bools(mt)));
+    any(nan) | tail
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn fake_per_element<const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    p: &PerElement<'_>,
+    out: &mut [f32],
+    mut mask: Option<&mut [u8]>,
+) -> bool {
+    let mut nan = _mm256_setzero_ps();
+    let (x8, _) = x.as_chunks::<8>();
+    let (f8, _) = p.factor.as_chunks::<8>();
+    let (l8, _) = p.lo.as_chunks::<8>();
+    let (h8, _) = p.hi.as_chunks::<8>();
+    let (s8, _) = p.scale.as_chunks::<8>();
+    let (o8, _) = out.as_chunks_mut::<8>();
+    let m8: &mut [[u8; 8]] = match mask.as_deref_mut() {
+        Some(m) => m.as_chunks_mut::<8>().0,
+        None => &mut [],
+    };
+    for (i, (((((xs, fs), ls), hs), ss), os)) in x8.iter().zip(f8).zip(l8).zip(h8).zip(s8).zip(o8).enumerate() {
+        let a = ld(xs);
+        nan = _mm256_or_ps(nan, unord(a, a));
+        let (y, k) = fake::<DIV, MODE, false>(a, ld(fs), ld(ls), ld(hs), ld(ss));
+        st(os, y);
+        if let Some(m) = m8.get_mut(i) {
+            st8(m, low_bytes(_mm256_and_si256(_mm256_castps_si256(k), _mm256_set1_epi32(1))));
+        }
+    }
+    let done = x.len() - x.len() % 8;
+    let rule = Rule { op: op::<DIV>(), mode: mode::<MODE>() };
+    let pt = Params::PerElement(p.slice(done, x.len() - done));
+    let tail = Scalar.fake_quantize(&x[done..], pt, rule, &mut out[done..], mask.map(|m| as_bools(&mut m[done..])));
+    any(nan) | tail
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]) {
+    let (z, s) = (_mm256_set1_epi32(u.zero_point), _mm256_set1_ps(u.scale));
+    let (qb, qv, qt) = blocks(q);
+    let (ob, ov, ot) = blocks_mut(out);
+    for ([q0, q1, q2, q3], os) in qb.iter().zip(ob) {
+        prefetch_w::<_, 2>(os);
+        let [o0, o1, o2, o3] = os;
+        st(o0, dequant(ld_codes::<SIGNED>(q0), z, s));
+        st(o1, dequant(ld_codes::<SIGNED>(q1), z, s));
+        st(o2, dequant(ld_codes::<SIGNED>(q2), z, s));
+        st(o3, dequant(ld_codes::<SIGNED>(q3), z, s));
+    }
+    for (qs, os) in qv.iter().zip(ov) {
+        st(os, dequant(ld_codes::<SIGNED>(qs), z, s));
+    }
+    scalar_dequantize::<SIGNED>(qt, Params::Uniform(*u), ot);
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn dequantize_per_element<const SIGNED: bool>(q: &[u8], p: &PerElement<'_>, out: &mut [f32]) {
+    let (q8, _) = q.as_chunks::<8>();
+    let (z8, _) = p.zero_point.as_chunks::<8>();
+    let (s8, _) = p.scale.as_chunks::<8>();
+    let (o8, _) = out.as_chunks_mut::<8>();
+    for (((qs, zs), ss), os) in q8.iter().zip(z8).zip(s8).zip(o8) {
+        st(os, dequant(ld_codes::<SIGNED>(qs), ld_i32(zs), ld(ss)));
+    }
+    let done = q.len() - q.len() % 8;
+    scalar_dequantize::<SIGNED>(&q[done..], Params::PerElement(p.slice(done, q.len() - done)), &mut out[done..]);
+}
+
+/// Pairs of codes `(c0, c1)` in the bytes of each 16-bit lane to `c0 & 15 | (c1 & 15) << 4`, in
+/// the low byte of the lane: `vpmaddubsw` of the nibbles with the byte pair `(1, 16)`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn pair_nibbles(c: __m256i) -> __m256i {
+    _mm256_maddubs_epi16(_mm256_and_si256(c, _mm256_set1_epi8(0x0F)), _mm256_set1_epi16(0x1001))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn pack_nibbles(codes: &[i8], out: &mut [u8]) {
+    let n = out.len() - out.len() % 32;
+    let (cb, ct) = codes.split_at(2 * n);
+    let (ob, ot) = out.split_at_mut(n);
+    for ([c0, c1], o) in bytes(cb).as_chunks::<32>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<32>().0) {
+        // SAFETY: `c0` and `c1` are 32 readable bytes each.
+        let (a, b) = unsafe { (_mm256_loadu_si256(c0.as_ptr().cast()), _mm256_loadu_si256(c1.as_ptr().cast())) };
+        // packus leaves 128-bit lane l holding qwords [a_l, b_l]; reorder to a_0 a_1 b_0 b_1.
+        let p = _mm256_packus_epi16(pair_nibbles(a), pair_nibbles(b));
+        st32(o, _mm256_permute4x64_epi64::<0xD8>(p));
+    }
+    generic::pack_nibbles(ct, ot);
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn unpack_nibbles<const SIGNED: bool>(packed: &[u8], out: &mut [u8]) {
+    let n = packed.len() - packed.len() % 16;
+    let (pb, pt) = packed.split_at(n);
+    let (ob, ot) = out.split_at_mut(2 * n);
+    let lut = _mm256_setr_epi8(
+        0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, //
+        0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
+    );
+    for (p, o) in pb.as_chunks::<16>().0.iter().zip(ob.as_chunks_mut::<32>().0) {
+        // SAFETY: `p` is 16 readable bytes.
+        let w = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(p.as_ptr().cast()) });
+        // Byte b becomes the 16-bit lane (b & 15) | (b >> 4) << 8 = (w | w << 4) & 0x0F0F.
+        let t = _mm256_and_si256(_mm256_or_si256(w, _mm256_slli_epi16::<4>(w)), _mm256_set1_epi16(0x0F0F));
+        st32(o, if SIGNED { _mm256_shuffle_epi8(lut, t) } else { t });
+    }
+    let ot = bytes_as_i8(ot);
+    generic::unpack_nibbles(pt, SIGNED, ot);
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn min_max(x: &[f32]) -> (f32, f32, bool) {
+    let mut lo = [_mm256_set1_ps(f32::INFINITY); 4];
+    let mut hi = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
+    let mut nan = _mm256_setzero_ps();
+    let (xb, xv, xt) = blocks(x);
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 2>(xs);
+        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
+        nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
+        for k in 0..4 {
+            // vminps/vmaxps return the second operand (the accumulator) when `v` is NaN.
+            lo[k] = _mm256_min_ps(v[k], lo[k]);
+            hi[k] = _mm256_max_ps(v[k], hi[k]);
+        }
+    }
+    for xs in xv {
+        let v = ld(xs);
+        nan = _mm256_or_ps(nan, unord(v, v));
+        lo[0] = _mm256_min_ps(v, lo[0]);
+        hi[0] = _mm256_max_ps(v, hi[0]);
+    }
+    let lo = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
+    let hi = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
+    let (tlo, thi, tnan) = generic::min_max(xt);
+    // No lane holds NaN, so the folds below only choose among numbers.
+    let (mut l, mut h) = (tlo, thi);
+    for (a, b) in lanes(lo).into_iter().zip(lanes(hi)) {
+        l = l.min(a);
+        h = h.max(b);
+    }
+    (l, h, any(nan) | tnan)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn abs_max(x: &[f32]) -> (f32, bool) {
+    let mut m = [_mm256_setzero_ps(); 4];
+    let mut nan = _mm256_setzero_ps();
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let (xb, xv, xt) = blocks(x);
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 2>(xs);
+        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
+        nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
+        for k in 0..4 {
+            // |NaN| is NaN, so vmaxps keeps the accumulator.
+            m[k] = _mm256_max_ps(_mm256_and_ps(v[k], abs), m[k]);
+        }
+    }
+    for xs in xv {
+        let v = ld(xs);
+        nan = _mm256_or_ps(nan, unord(v, v));
+        m[0] = _mm256_max_ps(_mm256_and_ps(v, abs), m[0]);
+    }
+    let m = _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3]));
+    let (tm, tnan) = generic::abs_max(xt);
+    (lanes(m).into_iter().fold(tm, f32::max), any(nan) | tnan)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn lanes(v: __m256) -> [f32; 8] {
+    let mut a = [0f32; 8];
+    st(&mut a, v);
+    a
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar tails and the trait
+
+const fn op<const DIV: bool>() -> quantproof_reference::quantize::ScaleOp {
+    if DIV {
+        quantproof_reference::quantize::ScaleOp::Divide
+    } else {
+        quantproof_reference::quantize::ScaleOp::MultiplyByReciprocal
+    }
+}
+
+const fn mode<const MODE: u8>() -> quantproof_reference::rounding::RoundingMode {
+    use quantproof_reference::rounding::RoundingMode as M;
+    match MODE {
+        EVEN => M::HalfToEven,
+        AWAY => M::HalfAwayFromZero,
+        FLOOR => M::Floor,
+        TRUNC => M::TowardZero,
+        _ => M::HalfUp,
+    }
+}
+
+fn bytes_as_i8(b: &mut [u8]) -> &mut [i8] {
+    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for both.
+    unsafe { core::slice::from_raw_parts_mut(b.as_mut_ptr().cast(), b.len()) }
+}
+
+/// The byte view of a bool slice back as bools.
+fn as_bools(m: &mut [u8]) -> &mut [bool] {
+    // SAFETY: the bytes come from a `&mut [bool]` (see `Kernels::fake_quantize` below) and the
+    // kernels store only 0 and 1 in them, so every byte is a valid bool.
+    unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), m.len()) }
+}
+
+/// The scalar kernel on a byte view (tails, and parameters or rules the vector code does not take).
+fn scalar_quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+    if SIGNED {
+        generic::quantize_span(x, p, rule, out, |q| q as i8 as u8)
+    } else {
+        generic::quantize_span(x, p, rule, out, |q| q as u8)
+    }
+}
+
+fn scalar_dequantize<const SIGNED: bool>(q: &[u8], p: Params<'_>, out: &mut [f32]) {
+    if SIGNED {
+        generic::dequantize_span(q, p, out, |v| v as i8 as i32)
+    } else {
+        generic::dequantize_span(q, p, out, |v| v as i32)
+    }
+}
+
+fn check_params(p: &Params<'_>, n: usize) {
+    if let Params::PerElement(e) = p {
+        assert!(
+            [e.factor.len(), e.lo.len(), e.hi.len(), e.zero_point.len(), e.scale.len()].iter().all(|&l| l == n),
+            "per-element parameters must cover the span"
+        );
+    }
+}
+
+impl Avx2 {
+    fn quantize<const SIGNED: bool>(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+        assert_eq!(x.len(), out.len());
+        check_params(&p, x.len());
+        let (min, max) = if SIGNED { (i8::MIN as i32, i8::MAX as i32) } else { (0, u8::MAX as i32) };
+        with_rule!(
+            rule,
+            |DIV, MODE| match p {
+                // SAFETY: the token proves AVX2 and FMA.
+                Params::Uniform(u) if packs_exactly(&u, min, max) => unsafe {
+                    quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out)
+                },
+                Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
+                // SAFETY: the token proves AVX2 and FMA.
+                Params::PerElement(e) => unsafe { quantize_per_element::<SIGNED, DIV, MODE>(x, &e, out) },
+            },
+            scalar_quantize::<SIGNED>(x, p, rule, out)
+        )
+    }
+}
+
 impl Kernels for Avx2 {
     fn isa(&self) -> Isa {
         Isa::Avx2
     }
+
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
-        Scalar.quantize_i8(x, p, rule, out)
+        self.quantize::<true>(x, p, rule, bytes_mut(out))
     }
+
     fn quantize_u8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
-        Scalar.quantize_u8(x, p, rule, out)
+        self.quantize::<false>(x, p, rule, out)
     }
+
     fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]) {
-        Scalar.dequantize_i8(q, p, out)
+        assert_eq!(q.len(), out.len());
+        check_params(&p, q.len());
+        match p {
+            // SAFETY: the token proves AVX2 and FMA.
+            Params::Uniform(u) => unsafe { dequantize_uniform::<true>(bytes(q), &u, out) },
+            Params::PerElement(e) => unsafe { dequantize_per_element::<true>(bytes(q), &e, out) },
+        }
     }
+
     fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]) {
-        Scalar.dequantize_u8(q, p, out)
+        assert_eq!(q.len(), out.len());
+        check_params(&p, q.len());
+        match p {
+            // SAFETY: the token proves AVX2 and FMA.
+            Params::Uniform(u) => unsafe { dequantize_uniform::<false>(q, &u, out) },
+            Params::PerElement(e) => unsafe { dequantize_per_element::<false>(q, &e, out) },
+        }
     }
+
     fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
-        Scalar.fake_quantize(x, p, rule, out, mask)
+        assert_eq!(x.len(), out.len());
+        check_params(&p, x.len());
+        let mask = mask.map(|m| {
+            assert_eq!(m.len(), x.len());
+            // SAFETY: bool is one byte; the kernels store only 0 and 1, valid bools.
+            unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<u8>(), m.len()) }
+        });
+        with_rule!(
+            rule,
+            |DIV, MODE| match p {
+                // SAFETY: the token proves AVX2 and FMA.
+                Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 => unsafe {
+                    fake_uniform::<DIV, MODE>(x, &u, out, mask)
+                },
+                // SAFETY: the token proves AVX2 and FMA.
+                Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
+                Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
+            },
+            Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools))
+        )
     }
+
     fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
-        Scalar.pack_nibbles(codes, out)
+        assert_eq!(codes.len(), 2 * out.len());
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { pack_nibbles(codes, out) }
     }
+
     fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]) {
-        Scalar.unpack_nibbles(packed, signed, out)
+        assert_eq!(out.len(), 2 * packed.len());
+        let out = bytes_mut(out);
+        if signed {
+            // SAFETY: the token proves AVX2 and FMA.
+            unsafe { unpack_nibbles::<true>(packed, out) }
+        } else {
+            // SAFETY: the token proves AVX2 and FMA.
+            unsafe { unpack_nibbles::<false>(packed, out) }
+        }
     }
+
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
-        Scalar.min_max(x)
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { min_max(x) }
     }
+
     fn abs_max(&self, x: &[f32]) -> (f32, bool) {
-        Scalar.abs_max(x)
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { abs_max(x) }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::arch::x86_64::testkit::x86_kernel_tests!(crate::isa::Isa::Avx2);
 }

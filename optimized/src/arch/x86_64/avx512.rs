@@ -1,11 +1,24 @@
-//! PLACEHOLDER: the Avx512 token exists, but its kernels still forward to the scalar ones.
-//! The SIMD kernels replace this file.
+/*!
+AVX-512 kernels (F, BW, VL, DQ; 16 f32 lanes).
 
-use crate::arch::generic::Scalar;
+Main loops take 64 elements per iteration (four vectors, one 64-byte store of codes); the last
+`n % 64` elements run through the same vector code 16 lanes at a time with masked loads and
+stores, so tails cost no scalar code and touch nothing outside the slices. See the parent module
+for why every result has the scalar kernel's bits.
+
+Rounding inside conversions: `vcvtps2dq {rn-sae}` (half to even), `{rd-sae}` (floor) and
+`vcvttps2dq` (toward zero) round a clamped value and convert it in one instruction. Half away
+and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applied to the integer
+with masked adds.
+*/
+
+use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use crate::arch::generic::{self, Scalar};
 use crate::isa::Isa;
-use crate::kernels::{Kernels, Params, Rule};
+use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
+use core::arch::x86_64::*;
 
-/// Proof that this CPU has the Avx512 features; only [`Avx512::new`] makes one.
+/// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
 #[derive(Debug)]
 pub struct Avx512 {
     _private: (),
@@ -24,35 +37,707 @@ impl Avx512 {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Slices and lanes
+
+/// Splits `x` into blocks of four 16-lane arrays and the `x.len() % 64` elements after them.
+#[inline(always)]
+fn blocks<T>(x: &[T]) -> (&[[[T; 16]; 4]], &[T]) {
+    let (main, tail) = x.split_at(x.len() - x.len() % 64);
+    (main.as_chunks::<16>().0.as_chunks::<4>().0, tail)
+}
+
+#[inline(always)]
+fn blocks_mut<T>(x: &mut [T]) -> (&mut [[[T; 16]; 4]], &mut [T]) {
+    let n = x.len() - x.len() % 64;
+    let (main, tail) = x.split_at_mut(n);
+    (main.as_chunks_mut::<16>().0.as_chunks_mut::<4>().0, tail)
+}
+
+/// The mask of the first `n <= 16` lanes.
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
+
+/// Views `i8` codes as bytes.
+#[inline(always)]
+fn bytes(q: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for both.
+    unsafe { core::slice::from_raw_parts(q.as_ptr().cast(), q.len()) }
+}
+
+/// The byte view of a bool slice back as bools.
+fn as_bools(m: &mut [u8]) -> &mut [bool] {
+    // SAFETY: the bytes come from a `&mut [bool]` (see `Kernels::fake_quantize` below) and the
+    // kernels store only 0 and 1 in them, so every byte is a valid bool.
+    unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), m.len()) }
+}
+
+#[inline(always)]
+fn bytes_mut(q: &mut [i8]) -> &mut [u8] {
+    // SAFETY: as in `bytes`; the exclusive borrow moves to the returned slice.
+    unsafe { core::slice::from_raw_parts_mut(q.as_mut_ptr().cast(), q.len()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn ld(x: &[f32; 16]) -> __m512 {
+    // SAFETY: `x` is 16 readable f32; unaligned loads are allowed.
+    unsafe { _mm512_loadu_ps(x.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn ld_i32(x: &[i32; 16]) -> __m512i {
+    // SAFETY: `x` is 16 readable i32.
+    unsafe { _mm512_loadu_si512(x.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn st(o: &mut [f32; 16], v: __m512) {
+    // SAFETY: `o` is 16 writable f32.
+    unsafe { _mm512_storeu_ps(o.as_mut_ptr(), v) }
+}
+
+/// Loads the first `x.len() <= 16` elements; the other lanes are zero and are not read.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn ld_tail(x: &[f32]) -> __m512 {
+    // SAFETY: only the first `x.len()` lanes are enabled, and those are in bounds; masked-off
+    // lanes are not accessed (no fault).
+    unsafe { _mm512_maskz_loadu_ps(lanes(x.len()), x.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn ld_tail_i32(x: &[i32]) -> __m512i {
+    // SAFETY: as in `ld_tail`.
+    unsafe { _mm512_maskz_loadu_epi32(lanes(x.len()), x.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn st_tail(o: &mut [f32], v: __m512) {
+    // SAFETY: only the first `o.len() <= 16` lanes are written, all in bounds.
+    unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), lanes(o.len()), v) }
+}
+
+/// Stores the low byte of each of the first `o.len() <= 16` lanes (truncation, `vpmovdb`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn st_bytes_tail(o: &mut [u8], v: __m512i) {
+    // SAFETY: only the first `o.len() <= 16` bytes are written, all in bounds.
+    unsafe { _mm512_mask_cvtepi32_storeu_epi8(o.as_mut_ptr().cast(), lanes(o.len()), v) }
+}
+
+/// Stores `1` or `0` per mask bit into the first `o.len() <= 16` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn st_mask_tail(o: &mut [u8], k: __mmask16) {
+    // SAFETY: only the first `o.len() <= 16` bytes are written, all in bounds.
+    unsafe { _mm_mask_storeu_epi8(o.as_mut_ptr().cast(), lanes(o.len()), _mm_maskz_set1_epi8(k, 1)) }
+}
+
+/// Sixteen codes, sign- or zero-extended to i32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn widen<const SIGNED: bool>(q: __m128i) -> __m512i {
+    if SIGNED {
+        _mm512_cvtepi8_epi32(q)
+    } else {
+        _mm512_cvtepu8_epi32(q)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn ld_codes(q: &[u8; 16]) -> __m128i {
+    // SAFETY: `q` is 16 readable bytes.
+    unsafe { _mm_loadu_si128(q.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn ld_codes_tail(q: &[u8]) -> __m128i {
+    // SAFETY: only the first `q.len() <= 16` bytes are read.
+    unsafe { _mm_maskz_loadu_epi8(lanes(q.len()), q.as_ptr().cast()) }
+}
+
+/// Whether a lane of `a` or `b` is NaN.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn unord(a: __m512, b: __m512) -> __mmask16 {
+    _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The arithmetic
+
+/// `x / d` or `x * d`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn apply<const DIV: bool>(x: __m512, d: __m512) -> __m512 {
+    if DIV {
+        _mm512_div_ps(x, d)
+    } else {
+        _mm512_mul_ps(x, d)
+    }
+}
+
+/// `clamp(round(v), lo, hi)` as i32, computed as `round(clamp(v, lo, hi))` (see the parent
+/// module). A NaN `v` gives `lo` (`vmaxps` returns its second operand on NaN).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn code<const DIV: bool, const MODE: u8>(x: __m512, d: __m512, lo: __m512, hi: __m512) -> __m512i {
+    round_clamped::<MODE>(_mm512_min_ps(_mm512_max_ps(apply::<DIV>(x, d), lo), hi))
+}
+
+/// `round(c)` as i32 for a clamped (finite, integral-bounded) `c`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn round_clamped<const MODE: u8>(c: __m512) -> __m512i {
+    let one = _mm512_set1_epi32(1);
+    match MODE {
+        EVEN => _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(c),
+        FLOOR => _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(c),
+        TRUNC => _mm512_cvttps_epi32(c),
+        AWAY => {
+            // t = trunc(c), d = c - t (exact, sign of c); +1 where d >= 0.5, -1 where d <= -0.5.
+            let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(c);
+            let d = _mm512_sub_ps(c, t);
+            let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(d, _mm512_set1_ps(0.5));
+            let dn = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(d, _mm512_set1_ps(-0.5));
+            let ti = _mm512_cvttps_epi32(c);
+            _mm512_mask_sub_epi32(_mm512_mask_add_epi32(ti, up, ti, one), dn, ti, one)
+        }
+        _ => {
+            // UP: f = floor(c), +1 where c - f >= 0.5.
+            let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(c);
+            let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_sub_ps(c, f), _mm512_set1_ps(0.5));
+            let fi = _mm512_cvttps_epi32(f);
+            _mm512_mask_add_epi32(fi, up, fi, one)
+        }
+    }
+}
+
+/// `round(v)` in float with the reference's exact operation sequence.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn round<const MODE: u8>(v: __m512) -> __m512 {
+    let one = _mm512_set1_ps(1.0);
+    match MODE {
+        EVEN => _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v),
+        FLOOR => _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v),
+        TRUNC => _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v),
+        AWAY => {
+            // t + copysign(1, v) where |v - t| >= 0.5; v - t has the sign of v, and t - 1 is
+            // the same IEEE result as t + (-1).
+            let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+            let d = _mm512_sub_ps(v, t);
+            let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(d, _mm512_set1_ps(0.5));
+            let dn = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(d, _mm512_set1_ps(-0.5));
+            _mm512_mask_sub_ps(_mm512_mask_add_ps(t, up, t, one), dn, t, one)
+        }
+        _ => {
+            // UP: f + 1 where v - f >= 0.5.
+            let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v);
+            let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_sub_ps(v, f), _mm512_set1_ps(0.5));
+            _mm512_mask_add_ps(f, up, f, one)
+        }
+    }
+}
+
+/// Fake-quantized values `(clamp(round(v), lo, hi) + 0.0) * s` and the mask `lo <= round(v) <= hi`.
+/// With `EQ` the mask is computed as `clamp(r) == r`, one compare instead of two, which is the
+/// same predicate when `lo <= hi` (callers check it; `-0.0 == +0.0`, and ±inf clamp to a finite
+/// bound).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn fake<const DIV: bool, const MODE: u8, const EQ: bool>(
+    x: __m512,
+    d: __m512,
+    lo: __m512,
+    hi: __m512,
+    s: __m512,
+) -> (__m512, __mmask16) {
+    let r = round::<MODE>(apply::<DIV>(x, d));
+    let c = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    let inside = if EQ {
+        _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(c, r)
+    } else {
+        _mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, lo), r, hi)
+    };
+    (_mm512_mul_ps(_mm512_add_ps(c, _mm512_setzero_ps()), s), inside)
+}
+
+/// `f32(q - z) * s`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn dequant(q: __m512i, z: __m512i, s: __m512) -> __m512 {
+    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, z)), s)
+}
+
+/// Four vectors of `r` (each `|r| < 2^15`) plus `z` (in 16-bit lanes) as 64 bytes in order.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn pack_codes<const SIGNED: bool>(r: [__m512i; 4], z: __m512i) -> __m512i {
+    // packs_epi32 then packs_epi16 leave 128-bit lane l holding dwords [r0_l, r1_l, r2_l, r3_l];
+    // the permutation puts dword 4l + j at 4j + l.
+    let ab = _mm512_add_epi16(_mm512_packs_epi32(r[0], r[1]), z);
+    let cd = _mm512_add_epi16(_mm512_packs_epi32(r[2], r[3]), z);
+    let p = if SIGNED { _mm512_packs_epi16(ab, cd) } else { _mm512_packus_epi16(ab, cd) };
+    _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), p)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [u8],
+) -> bool {
+    let (d, lo, hi) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi));
+    let z16 = _mm512_set1_epi16(u.zero_point as i16);
+    let z = _mm512_set1_epi32(u.zero_point);
+    let mut nan: __mmask16 = 0;
+    let (xb, xt) = blocks(x);
+    let (ob, ot) = out.split_at_mut(out.len() - out.len() % 64);
+    for (xs @ [x0, x1, x2, x3], o) in xb.iter().zip(ob.as_chunks_mut::<64>().0) {
+        prefetch::<_, 4>(xs);
+        let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
+        nan |= unord(a, b) | unord(c, e);
+        let r = [
+            code::<DIV, MODE>(a, d, lo, hi),
+            code::<DIV, MODE>(b, d, lo, hi),
+            code::<DIV, MODE>(c, d, lo, hi),
+            code::<DIV, MODE>(e, d, lo, hi),
+        ];
+        let p = pack_codes::<SIGNED>(r, z16);
+        // SAFETY: `o` is 64 writable bytes.
+        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), p) };
+    }
+    for (xs, os) in xt.chunks(16).zip(ot.chunks_mut(16)) {
+        let a = ld_tail(xs);
+        nan |= unord(a, a);
+        st_bytes_tail(os, _mm512_add_epi32(code::<DIV, MODE>(a, d, lo, hi), z));
+    }
+    nan != 0
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn quantize_per_element<const DIV: bool, const MODE: u8>(x: &[f32], p: &PerElement<'_>, out: &mut [u8]) -> bool {
+    let mut nan: __mmask16 = 0;
+    let (x16, xt) = x.as_chunks::<16>();
+    let (f16, ft) = p.factor.as_chunks::<16>();
+    let (l16, lt) = p.lo.as_chunks::<16>();
+    let (h16, ht) = p.hi.as_chunks::<16>();
+    let (z16, zt) = p.zero_point.as_chunks::<16>();
+    let (o16, ot) = out.as_chunks_mut::<16>();
+    for (((((xs, fs), ls), hs), zs), os) in x16.iter().zip(f16).zip(l16).zip(h16).zip(z16).zip(o16) {
+        prefetch::<_, 1>(xs);
+        let a = ld(xs);
+        nan |= unord(a, a);
+        let q = _mm512_add_epi32(code::<DIV, MODE>(a, ld(fs), ld(ls), ld(hs)), ld_i32(zs));
+        // SAFETY: `os` is 16 writable bytes; vpmovdb truncates each lane to its low byte.
+        unsafe { _mm_storeu_si128(os.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q)) };
+    }
+    if !xt.is_empty() {
+        let a = ld_tail(xt);
+        nan |= unord(a, a);
+        let r = code::<DIV, MODE>(a, ld_tail(ft), ld_tail(lt), ld_tail(ht));
+        st_bytes_tail(ot, _mm512_add_epi32(r, ld_tail_i32(zt)));
+    }
+    nan != 0
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn fake_uniform<const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    u: &Uniform,
+    out: &mut [f32],
+    mask: Option<&mut [u8]>,
+) -> bool {
+    let (d, lo, hi, s) =
+        (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi), _mm512_set1_ps(u.scale));
+    let mut nan: __mmask16 = 0;
+    let (xb, xt) = blocks(x);
+    let (ob, ot) = blocks_mut(out);
+    let (mb, mt): (&mut [[u8; 64]], &mut [u8]) = match mask {
+        Some(m) => {
+            let (mb, mt) = m.split_at_mut(m.len() - m.len() % 64);
+            (mb.as_chunks_mut::<64>().0, mt)
+        }
+        None => (&mut [], &mut []),
+    };
+    for (i, ([x0, x1, x2, x3], os)) in xb.iter().zip(ob).enumerate() {
+        let [o0, o1, o2, o3] = os;
+        let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
+        nan |= unord(a, b) | unord(c, e);
+        let (ya, ka) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
+        let (yb, kb) = fake::<DIV, MODE, true>(b, d, lo, hi, s);
+        let (yc, kc) = fake::<DIV, MODE, true>(c, d, lo, hi, s);
+        let (ye, ke) = fake::<DIV, MODE, true>(e, d, lo, hi, s);
+        st(o0, ya);
+        st(o1, yb);
+        st(o2, yc);
+        st(o3, ye);
+        if let Some(m) = mb.get_mut(i) {
+            let k = _mm512_kunpackd(
+                _mm512_kunpackw(ke as __mmask32, kc as __mmask32) as __mmask64,
+                _mm512_kunpackw(kb as __mmask32, ka as __mmask32) as __mmask64,
+            );
+            // SAFETY: `m` is 64 writable bytes (of a bool slice; each byte becomes 0 or 1).
+            unsafe { _mm512_storeu_si512(m.as_mut_ptr().cast(), _mm512_maskz_set1_epi8(k, 1)) };
+        }
+    }
+    let mut mt = mt.chunks_mut(16);
+    for (xs, os) in xt.chunks(16).zip(ot.chunks_mut(16)) {
+        let a = ld_tail(xs);
+        nan |= unord(a, a);
+        let (y, k) = fake::<DIV, MODE, true>(a, d, lo, hi, s);
+        st_tail(os, y);
+        if let Some(m) = mt.next() {
+            st_mask_tail(m, k);
+        }
+    }
+    nan != 0
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn fake_per_element<const DIV: bool, const MODE: u8>(
+    x: &[f32],
+    p: &PerElement<'_>,
+    out: &mut [f32],
+    mask: Option<&mut [u8]>,
+) -> bool {
+    let mut nan: __mmask16 = 0;
+    let (x16, xt) = x.as_chunks::<16>();
+    let (f16, ft) = p.factor.as_chunks::<16>();
+    let (l16, lt) = p.lo.as_chunks::<16>();
+    let (h16, ht) = p.hi.as_chunks::<16>();
+    let (s16, stl) = p.scale.as_chunks::<16>();
+    let (o16, ot) = out.as_chunks_mut::<16>();
+    let (m16, mt): (&mut [[u8; 16]], &mut [u8]) = match mask {
+        Some(m) => m.as_chunks_mut::<16>(),
+        None => (&mut [], &mut []),
+    };
+    for (i, (((((xs, fs), ls), hs), ss), os)) in x16.iter().zip(f16).zip(l16).zip(h16).zip(s16).zip(o16).enumerate() {
+        let a = ld(xs);
+        nan |= unord(a, a);
+        let (y, k) = fake::<DIV, MODE, false>(a, ld(fs), ld(ls), ld(hs), ld(ss));
+        st(os, y);
+        if let Some(m) = m16.get_mut(i) {
+            // SAFETY: `m` is 16 writable bytes (of a bool slice; each byte becomes 0 or 1).
+            unsafe { _mm_storeu_si128(m.as_mut_ptr().cast(), _mm_maskz_set1_epi8(k, 1)) };
+        }
+    }
+    if !xt.is_empty() {
+        let a = ld_tail(xt);
+        nan |= unord(a, a);
+        let (y, k) = fake::<DIV, MODE, false>(a, ld_tail(ft), ld_tail(lt), ld_tail(ht), ld_tail(stl));
+        st_tail(ot, y);
+        if !mt.is_empty() {
+            st_mask_tail(mt, k);
+        }
+    }
+    nan != 0
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn dequantize_uniform<const SIGNED: bool>(q: &[u8], u: &Uniform, out: &mut [f32]) {
+    let (z, s) = (_mm512_set1_epi32(u.zero_point), _mm512_set1_ps(u.scale));
+    let (qb, qt) = blocks(q);
+    let (ob, ot) = blocks_mut(out);
+    for ([q0, q1, q2, q3], os) in qb.iter().zip(ob) {
+        prefetch_w::<_, 4>(os);
+        let [o0, o1, o2, o3] = os;
+        st(o0, dequant(widen::<SIGNED>(ld_codes(q0)), z, s));
+        st(o1, dequant(widen::<SIGNED>(ld_codes(q1)), z, s));
+        st(o2, dequant(widen::<SIGNED>(ld_codes(q2)), z, s));
+        st(o3, dequant(widen::<SIGNED>(ld_codes(q3)), z, s));
+    }
+    for (qs, os) in qt.chunks(16).zip(ot.chunks_mut(16)) {
+        st_tail(os, dequant(widen::<SIGNED>(ld_codes_tail(qs)), z, s));
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn dequantize_per_element<const SIGNED: bool>(q: &[u8], p: &PerElement<'_>, out: &mut [f32]) {
+    let (q16, qt) = q.as_chunks::<16>();
+    let (z16, zt) = p.zero_point.as_chunks::<16>();
+    let (s16, stl) = p.scale.as_chunks::<16>();
+    let (o16, ot) = out.as_chunks_mut::<16>();
+    for (((qs, zs), ss), os) in q16.iter().zip(z16).zip(s16).zip(o16) {
+        st(os, dequant(widen::<SIGNED>(ld_codes(qs)), ld_i32(zs), ld(ss)));
+    }
+    if !qt.is_empty() {
+        st_tail(ot, dequant(widen::<SIGNED>(ld_codes_tail(qt)), ld_tail_i32(zt), ld_tail(stl)));
+    }
+}
+
+/// Pairs of codes `(c0, c1)` in the bytes of each 16-bit lane to `c0 & 15 | (c1 & 15) << 4`, in
+/// the low byte of the lane: `vpmaddubsw` of the nibbles with the byte pair `(1, 16)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn pair_nibbles(c: __m512i) -> __m512i {
+    _mm512_maddubs_epi16(_mm512_and_si512(c, _mm512_set1_epi8(0x0F)), _mm512_set1_epi16(0x1001))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn pack_nibbles(codes: &[u8], out: &mut [u8]) {
+    let n = out.len() - out.len() % 64;
+    let (cb, ct) = codes.split_at(2 * n);
+    let (ob, ot) = out.split_at_mut(n);
+    for ([c0, c1], o) in cb.as_chunks::<64>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
+        // SAFETY: `c0` and `c1` are 64 readable bytes each.
+        let (a, b) = unsafe { (_mm512_loadu_si512(c0.as_ptr().cast()), _mm512_loadu_si512(c1.as_ptr().cast())) };
+        // packus leaves 128-bit lane l holding qwords [a_l, b_l]; put qword 2l + j at 4j + l.
+        let p = _mm512_packus_epi16(pair_nibbles(a), pair_nibbles(b));
+        let p = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), p);
+        // SAFETY: `o` is 64 writable bytes.
+        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), p) };
+    }
+    for (cs, os) in ct.chunks(64).zip(ot.chunks_mut(32)) {
+        // SAFETY: only the first `cs.len() <= 64` bytes are read and the first `os.len() <= 32`
+        // bytes written, all in bounds.
+        unsafe {
+            let c = _mm512_maskz_loadu_epi8(mask64(cs.len()), cs.as_ptr().cast());
+            _mm256_mask_storeu_epi8(
+                os.as_mut_ptr().cast(),
+                mask64(os.len()) as __mmask32,
+                _mm512_cvtepi16_epi8(pair_nibbles(c)),
+            );
+        }
+    }
+}
+
+/// The mask of the first `n <= 64` lanes.
+#[inline(always)]
+fn mask64(n: usize) -> __mmask64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// 32 packed bytes to 64 codes: each byte `b` becomes the 16-bit lane `(b & 15) | (b >> 4) << 8`,
+/// then signed codes are sign-extended by a 16-entry table.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn split_nibbles<const SIGNED: bool>(b: __m256i) -> __m512i {
+    let w = _mm512_cvtepu8_epi16(b);
+    // (w | w << 4) & 0x0F0F: ternary-logic function (A | B) & C.
+    let t = _mm512_ternarylogic_epi32::<0xA8>(w, _mm512_slli_epi16::<4>(w), _mm512_set1_epi16(0x0F0F));
+    if SIGNED {
+        let lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1));
+        _mm512_shuffle_epi8(lut, t)
+    } else {
+        t
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn unpack_nibbles<const SIGNED: bool>(packed: &[u8], out: &mut [u8]) {
+    let n = packed.len() - packed.len() % 32;
+    let (pb, pt) = packed.split_at(n);
+    let (ob, ot) = out.split_at_mut(2 * n);
+    for (p, o) in pb.as_chunks::<32>().0.iter().zip(ob.as_chunks_mut::<64>().0) {
+        // SAFETY: `p` is 32 readable bytes, `o` 64 writable bytes.
+        unsafe {
+            let b = _mm256_loadu_si256(p.as_ptr().cast());
+            _mm512_storeu_si512(o.as_mut_ptr().cast(), split_nibbles::<SIGNED>(b));
+        }
+    }
+    if !pt.is_empty() {
+        // SAFETY: only the first `pt.len() < 32` bytes are read and the first `ot.len() < 64`
+        // bytes written, all in bounds.
+        unsafe {
+            let b = _mm256_maskz_loadu_epi8(mask64(pt.len()) as __mmask32, pt.as_ptr().cast());
+            _mm512_mask_storeu_epi8(ot.as_mut_ptr().cast(), mask64(ot.len()), split_nibbles::<SIGNED>(b));
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn min_max(x: &[f32]) -> (f32, f32, bool) {
+    let mut lo = [_mm512_set1_ps(f32::INFINITY); 4];
+    let mut hi = [_mm512_set1_ps(f32::NEG_INFINITY); 4];
+    let mut nan: __mmask16 = 0;
+    let (xb, xt) = blocks(x);
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 4>(xs);
+        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
+        nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
+        for k in 0..4 {
+            // vminps/vmaxps return the second operand (the accumulator) when `v` is NaN.
+            lo[k] = _mm512_min_ps(v[k], lo[k]);
+            hi[k] = _mm512_max_ps(v[k], hi[k]);
+        }
+    }
+    for xs in xt.chunks(16) {
+        let (v, k) = (ld_tail(xs), lanes(xs.len()));
+        nan |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(k, v, v);
+        lo[0] = _mm512_mask_min_ps(lo[0], k, v, lo[0]);
+        hi[0] = _mm512_mask_max_ps(hi[0], k, v, hi[0]);
+    }
+    let lo = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
+    let hi = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
+    (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), nan != 0)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn abs_max(x: &[f32]) -> (f32, bool) {
+    let mut m = [_mm512_setzero_ps(); 4];
+    let mut nan: __mmask16 = 0;
+    let (xb, xt) = blocks(x);
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 4>(xs);
+        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
+        nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
+        for k in 0..4 {
+            // |NaN| is NaN, so vmaxps keeps the accumulator.
+            m[k] = _mm512_max_ps(_mm512_abs_ps(v[k]), m[k]);
+        }
+    }
+    for xs in xt.chunks(16) {
+        let (v, k) = (ld_tail(xs), lanes(xs.len()));
+        nan |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(k, v, v);
+        m[0] = _mm512_max_ps(_mm512_abs_ps(v), m[0]);
+    }
+    let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
+    (_mm512_reduce_max_ps(m), nan != 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trait
+
+fn check_params(p: &Params<'_>, n: usize) {
+    if let Params::PerElement(e) = p {
+        assert!(
+            [e.factor.len(), e.lo.len(), e.hi.len(), e.zero_point.len(), e.scale.len()].iter().all(|&l| l == n),
+            "per-element parameters must cover the span"
+        );
+    }
+}
+
+impl Avx512 {
+    fn quantize<const SIGNED: bool>(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+        assert_eq!(x.len(), out.len());
+        check_params(&p, x.len());
+        let (min, max) = if SIGNED { (i8::MIN as i32, i8::MAX as i32) } else { (0, u8::MAX as i32) };
+        with_rule!(
+            rule,
+            |DIV, MODE| match p {
+                // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+                Params::Uniform(u) if packs_exactly(&u, min, max) => unsafe {
+                    quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out)
+                },
+                Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
+                // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+                Params::PerElement(e) => unsafe { quantize_per_element::<DIV, MODE>(x, &e, out) },
+            },
+            scalar_quantize::<SIGNED>(x, p, rule, out)
+        )
+    }
+}
+
+/// The scalar kernel on a byte view (for parameters or rules the vector code does not take).
+fn scalar_quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+    if SIGNED {
+        generic::quantize_span(x, p, rule, out, |q| q as i8 as u8)
+    } else {
+        generic::quantize_span(x, p, rule, out, |q| q as u8)
+    }
+}
+
 impl Kernels for Avx512 {
     fn isa(&self) -> Isa {
         Isa::Avx512
     }
+
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
-        Scalar.quantize_i8(x, p, rule, out)
+        self.quantize::<true>(x, p, rule, bytes_mut(out))
     }
+
     fn quantize_u8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
-        Scalar.quantize_u8(x, p, rule, out)
+        self.quantize::<false>(x, p, rule, out)
     }
+
     fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]) {
-        Scalar.dequantize_i8(q, p, out)
+        assert_eq!(q.len(), out.len());
+        check_params(&p, q.len());
+        match p {
+            // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+            Params::Uniform(u) => unsafe { dequantize_uniform::<true>(bytes(q), &u, out) },
+            Params::PerElement(e) => unsafe { dequantize_per_element::<true>(bytes(q), &e, out) },
+        }
     }
+
     fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]) {
-        Scalar.dequantize_u8(q, p, out)
+        assert_eq!(q.len(), out.len());
+        check_params(&p, q.len());
+        match p {
+            // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+            Params::Uniform(u) => unsafe { dequantize_uniform::<false>(q, &u, out) },
+            Params::PerElement(e) => unsafe { dequantize_per_element::<false>(q, &e, out) },
+        }
     }
+
     fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
-        Scalar.fake_quantize(x, p, rule, out, mask)
+        assert_eq!(x.len(), out.len());
+        check_params(&p, x.len());
+        let mask = mask.map(|m| {
+            assert_eq!(m.len(), x.len());
+            // SAFETY: bool is one byte; the kernels store only 0 and 1, valid bools.
+            unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<u8>(), m.len()) }
+        });
+        with_rule!(
+            rule,
+            |DIV, MODE| match p {
+                // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+                Params::Uniform(u) if u.lo <= u.hi => unsafe { fake_uniform::<DIV, MODE>(x, &u, out, mask) },
+                Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
+                Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
+            },
+            Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools))
+        )
     }
+
     fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
-        Scalar.pack_nibbles(codes, out)
+        assert_eq!(codes.len(), 2 * out.len());
+        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+        unsafe { pack_nibbles(bytes(codes), out) }
     }
+
     fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]) {
-        Scalar.unpack_nibbles(packed, signed, out)
+        assert_eq!(out.len(), 2 * packed.len());
+        let out = bytes_mut(out);
+        if signed {
+            // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+            unsafe { unpack_nibbles::<true>(packed, out) }
+        } else {
+            // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+            unsafe { unpack_nibbles::<false>(packed, out) }
+        }
     }
+
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
-        Scalar.min_max(x)
+        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+        unsafe { min_max(x) }
     }
+
     fn abs_max(&self, x: &[f32]) -> (f32, bool) {
-        Scalar.abs_max(x)
+        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
+        unsafe { abs_max(x) }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::arch::x86_64::testkit::x86_kernel_tests!(crate::isa::Isa::Avx512);
 }
