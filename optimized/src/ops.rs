@@ -32,12 +32,13 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::qparams::QParams;
 use quantproof_reference::quantize::{self as refq, PreparedScale, QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
-use quantproof_reference::scheme::{Code, CodeRange, QType};
+use quantproof_reference::scheme::{Code, CodeRange, Granularity, QType};
 
 /// Below this run length, per-element parameters beat one kernel call per run.
 const MIN_RUN: usize = 16;
-/// Short rows are repeated until a per-element span holds at least this many elements.
-const MIN_ROW: usize = 256;
+/// Short rows are repeated until a per-element span holds at least this many elements (the
+/// per-element kernels reach their speed from about 1K elements per call).
+const MIN_ROW: usize = 1024;
 /// Largest span handed to one kernel call (lets threads share a per-tensor span).
 const CHUNK: usize = 1 << 16;
 
@@ -143,18 +144,39 @@ pub struct Plan {
 impl Plan {
     /// Validates `params` for a tensor of `shape` and `len` elements and plans its spans.
     pub fn new(params: &QuantParams, shape: &[usize], len: usize, op: ScaleOp) -> Result<Plan> {
+        if params.granularity == Granularity::PerTensor {
+            // The common case without per-parameter arrays: the same checks as `prepare`, in
+            // its order, and no allocation besides the span list.
+            params.layout(shape, len)?;
+            let prepared = PreparedScale::new(0, params.scales[0], op)?;
+            return Ok(Plan::per_tensor(uniform_of(&prepared, params.zero_points[0], params.range, op), len));
+        }
         let (layout, prepared) = refq::prepare(params, shape, len, op)?;
         let soa = soa_of(&prepared, &params.zero_points, params.range, op);
         Ok(Plan::from_layout(soa, &layout, len))
     }
 
+    fn per_tensor(u: Uniform, n: usize) -> Plan {
+        let spans = (0..n)
+            .step_by(CHUNK)
+            .map(|start| Span { start, len: CHUNK.min(n - start), source: Source::Uniform(u) })
+            .collect();
+        Plan { params: Soa::default(), expanded: Soa::default(), spans, len: n }
+    }
+
     fn from_layout(params: Soa, layout: &ParamLayout, n: usize) -> Plan {
-        let mut spans = Vec::new();
+        let mut spans = Vec::with_capacity(if layout.is_per_tensor() { n / CHUNK + 1 } else { 0 });
         let mut expanded = Soa::default();
         let (c, inner, block) = (layout.axis_len(), layout.inner(), layout.block());
+        // Records a span, cut into CHUNK-sized pieces so threads can share long ones.
         let mut push = |start: usize, len: usize, source: Source| {
-            if len > 0 {
-                spans.push(Span { start, len, source });
+            for off in (0..len).step_by(CHUNK) {
+                let source = match source {
+                    Source::Uniform(u) => Source::Uniform(u),
+                    Source::Params(o) => Source::Params(o + off),
+                    Source::Expanded(o) => Source::Expanded(o + off),
+                };
+                spans.push(Span { start: start + off, len: CHUNK.min(len - off), source });
             }
         };
         if n == 0 {
@@ -193,21 +215,6 @@ impl Plan {
                 }
             }
         }
-        // Cut long spans so threads can share them.
-        let spans = spans
-            .into_iter()
-            .flat_map(|s| {
-                (0..s.len).step_by(CHUNK).map(move |off| Span {
-                    start: s.start + off,
-                    len: CHUNK.min(s.len - off),
-                    source: match s.source {
-                        Source::Uniform(u) => Source::Uniform(u),
-                        Source::Params(o) => Source::Params(o + off),
-                        Source::Expanded(o) => Source::Expanded(o + off),
-                    },
-                })
-            })
-            .collect();
         Plan { params, expanded, spans, len: n }
     }
 
@@ -326,19 +333,24 @@ fn split_groups(spans: &[Span], threads: usize, n: usize) -> Vec<&[Span]> {
     groups
 }
 
+/// The kernel parameters of one scale / zero-point pair.
+fn uniform_of(p: &PreparedScale, z: i32, range: CodeRange, op: ScaleOp) -> Uniform {
+    Uniform {
+        scale: p.scale,
+        factor: match op {
+            ScaleOp::Divide => p.scale,
+            ScaleOp::MultiplyByReciprocal => p.reciprocal,
+        },
+        lo: (range.qmin() - z) as f32,
+        hi: (range.qmax() - z) as f32,
+        zero_point: z,
+    }
+}
+
 fn soa_of(prepared: &[PreparedScale], zero_points: &[i32], range: CodeRange, op: ScaleOp) -> Soa {
     let mut soa = Soa::default();
     for (p, &z) in prepared.iter().zip(zero_points) {
-        soa.push(Uniform {
-            scale: p.scale,
-            factor: match op {
-                ScaleOp::Divide => p.scale,
-                ScaleOp::MultiplyByReciprocal => p.reciprocal,
-            },
-            lo: (range.qmin() - z) as f32,
-            hi: (range.qmax() - z) as f32,
-            zero_point: z,
-        });
+        soa.push(uniform_of(p, z, range, op));
     }
     soa
 }
