@@ -38,7 +38,7 @@ fn engines() -> Vec<Engine> {
     announce();
     isa::available()
         .into_iter()
-        .flat_map(|i| [1, 3].map(|t| Engine::new(i).map(|e| e.with_threads(t))))
+        .flat_map(|i| [1, 3].map(|t| Engine::new(i).map(|e| e.with_threads(t).with_parallel_threshold(1))))
         .collect::<Result<_, _>>()
         .unwrap()
 }
@@ -464,7 +464,7 @@ proptest! {
         let reference = catch_unwind(AssertUnwindSafe(|| d.run_reference(&case)));
         prop_assert!(reference.is_ok(), "the reference panicked on {}", case.describe());
         let reference = reference.unwrap();
-        for e in isa::available().into_iter().flat_map(|i| [1, 2].map(|t| Engine::new(i).unwrap().with_threads(t))) {
+        for e in isa::available().into_iter().flat_map(|i| [1, 2].map(|t| Engine::new(i).unwrap().with_threads(t).with_parallel_threshold(1))) {
             let got = catch_unwind(AssertUnwindSafe(|| d.run_engine(&e, &case)));
             prop_assert!(got.is_ok(), "{} on {} panicked on {}", d.name(), e.isa(), case.describe());
             let got = got.unwrap();

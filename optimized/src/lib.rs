@@ -25,6 +25,7 @@ pub mod arch;
 pub mod isa;
 pub mod kernels;
 pub mod ops;
+pub mod pool;
 pub mod probe;
 
 pub use isa::Isa;

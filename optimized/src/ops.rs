@@ -41,6 +41,12 @@ const MIN_RUN: usize = 16;
 const MIN_ROW: usize = 1024;
 /// Largest span handed to one kernel call (lets threads share a per-tensor span).
 const CHUNK: usize = 1 << 16;
+/// Fewest elements worth a thread of their own. Waking a pool worker costs about 20 us on this
+/// project's machines (a 2-vCPU VM), the time to quantize ~400K elements; measured with
+/// `quantproof bench quantize --threads 2`: 1M and 2M elements ran slower on two threads than on
+/// one, 4M ran 1.8x faster (cache-resident); at 16M both threads share the memory bandwidth.
+pub const MIN_ELEMENTS_PER_THREAD: usize = 1 << 21;
+
 
 /// Code types with SIMD kernels.
 pub trait FastCode: Code {
@@ -241,26 +247,23 @@ impl Plan {
         output: O,
         f: &(dyn Fn(Params<'_>, &[I], O) -> bool + Sync),
     ) -> bool {
-        let groups = split_groups(&self.spans, threads.max(1), self.len);
+        let groups = split_groups(&self.spans, threads, self.len);
         if groups.len() <= 1 {
             return self.run_group(&self.spans, input, per_in, output, 0, f);
         }
         let mut rest = Some(output);
         let mut consumed = 0;
-        std::thread::scope(|scope| {
-            let mut handles = Vec::new();
-            for g in groups {
-                let (Some(first), Some(last), Some(tmp)) = (g.first(), g.last(), rest.take()) else { continue };
-                let (start, end) = (first.start, last.start + last.len);
-                let (_, tail) = tmp.split_at(start - consumed);
-                let (mine, tail) = tail.split_at(end - start);
-                rest = Some(tail);
-                consumed = end;
-                handles.push(scope.spawn(move || self.run_group(g, input, per_in, mine, start, f)));
-            }
-            // A panicking worker is a bug in a kernel, not a property of the data: propagate it.
-            handles.into_iter().fold(false, |acc, h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) | acc)
-        })
+        let mut tasks: Vec<Box<dyn FnOnce() -> bool + Send + '_>> = Vec::new();
+        for g in groups {
+            let (Some(first), Some(last), Some(tmp)) = (g.first(), g.last(), rest.take()) else { continue };
+            let (start, end) = (first.start, last.start + last.len);
+            let (_, tail) = tmp.split_at(start - consumed);
+            let (mine, tail) = tail.split_at(end - start);
+            rest = Some(tail);
+            consumed = end;
+            tasks.push(Box::new(move || self.run_group(g, input, per_in, mine, start, f)));
+        }
+        crate::pool::run(threads, tasks).into_iter().fold(false, |acc, flag| acc | flag)
     }
 
     fn run_group<I, O: Outputs>(
@@ -380,11 +383,16 @@ pub struct MinMax {
 pub struct Engine {
     kernels: &'static dyn Kernels,
     threads: usize,
+    min_per_thread: usize,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("isa", &self.isa()).field("threads", &self.threads).finish()
+        f.debug_struct("Engine")
+            .field("isa", &self.isa())
+            .field("threads", &self.threads)
+            .field("min_per_thread", &self.min_per_thread)
+            .finish()
     }
 }
 
@@ -397,19 +405,36 @@ impl Default for Engine {
 impl Engine {
     /// The kernels of `isa`; fails when this CPU lacks it.
     pub fn new(isa: Isa) -> Result<Engine> {
-        kernels::table(isa).map(|kernels| Engine { kernels, threads: 1 }).ok_or_else(|| isa::unavailable(isa))
+        kernels::table(isa)
+            .map(|kernels| Engine { kernels, threads: 1, min_per_thread: MIN_ELEMENTS_PER_THREAD })
+            .ok_or_else(|| isa::unavailable(isa))
     }
 
     /// The dispatcher's choice ([`isa::selected`]).
     pub fn auto() -> Engine {
         let k = kernels::table(isa::selected()).unwrap_or(&crate::arch::generic::Scalar);
-        Engine { kernels: k, threads: 1 }
+        Engine { kernels: k, threads: 1, min_per_thread: MIN_ELEMENTS_PER_THREAD }
     }
 
-    /// Uses up to `threads` threads (at least 1) for large tensors.
+    /// Uses up to `threads` threads (at least 1) for large tensors: a thread is used only when it
+    /// gets at least [`MIN_ELEMENTS_PER_THREAD`] elements (see [`Engine::with_parallel_threshold`]).
+    /// Results never depend on the thread count.
     pub fn with_threads(mut self, threads: usize) -> Engine {
         self.threads = threads.max(1);
         self
+    }
+
+    /// Sets the fewest elements worth a thread (at least 1). Tests lower it so that small inputs
+    /// exercise the parallel split; benchmarks can use it to measure where threads start to pay.
+    pub fn with_parallel_threshold(mut self, min_elements_per_thread: usize) -> Engine {
+        self.min_per_thread = min_elements_per_thread.max(1);
+        self
+    }
+
+    /// Threads used for `n` elements: at most [`Engine::threads`], each with at least the parallel
+    /// threshold's elements, at least 1.
+    pub fn useful_threads(&self, n: usize) -> usize {
+        self.threads.min(n / self.min_per_thread).max(1)
     }
 
     pub fn isa(&self) -> Isa {
@@ -441,7 +466,7 @@ impl Engine {
             return refq::quantize(x, shape, params, rule, out);
         };
         let k = self.kernels;
-        let nan = plan.run(self.threads, x, 1, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
+        let nan = plan.run(self.useful_threads(x.len()), x, 1, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
         if nan {
             return Err(first_nan(x));
         }
@@ -453,7 +478,7 @@ impl Engine {
         check_len("output", q.len(), out.len())?;
         let plan = Plan::new(params, shape, q.len(), ScaleOp::Divide)?;
         let k = self.kernels;
-        plan.run(self.threads, q, 1, out, &|p, qs, os: &mut [f32]| {
+        plan.run(self.useful_threads(q.len()), q, 1, out, &|p, qs, os: &mut [f32]| {
             C::dequantize(k, qs, p, os);
             false
         });
@@ -479,7 +504,7 @@ impl Engine {
             return refq::fake_quantize(x, shape, params, rule, out, mask);
         };
         let k = self.kernels;
-        let nan = plan.run(self.threads, x, 1, (out, mask), &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| {
+        let nan = plan.run(self.useful_threads(x.len()), x, 1, (out, mask), &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| {
             k.fake_quantize(xs, p, krule, os, ms)
         });
         if nan {
@@ -526,15 +551,12 @@ impl Engine {
     /// input gives `min = +inf, max = -inf`.
     pub fn min_max(&self, x: &[f32]) -> Result<MinMax> {
         let k = self.kernels;
-        let chunks: Vec<&[f32]> = x.chunks(CHUNK.max(x.len().div_ceil(self.threads))).collect();
-        let parts: Vec<(f32, f32, bool)> = if self.threads > 1 && chunks.len() > 1 {
-            std::thread::scope(|s| {
-                let hs: Vec<_> = chunks.iter().map(|c| s.spawn(move || k.min_max(c))).collect();
-                hs.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-            })
-        } else {
-            chunks.iter().map(|c| k.min_max(c)).collect()
-        };
+        let chunks: Vec<&[f32]> = x.chunks(CHUNK.max(x.len().div_ceil(self.useful_threads(x.len())))).collect();
+        let tasks = chunks
+            .iter()
+            .map(|&c| Box::new(move || k.min_max(c)) as Box<dyn FnOnce() -> (f32, f32, bool) + Send + '_>)
+            .collect();
+        let parts = crate::pool::run(self.threads, tasks);
         let mut mm = MinMax { min: f32::INFINITY, max: f32::NEG_INFINITY };
         for (lo, hi, nan) in parts {
             if nan {

@@ -124,7 +124,7 @@ impl Runner {
         for i in isa::available() {
             for &t in threads {
                 if let Ok(e) = Engine::new(i) {
-                    engines.push(e.with_threads(t));
+                    engines.push(e.with_threads(t).with_parallel_threshold(1));
                 }
             }
         }
