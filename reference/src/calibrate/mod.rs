@@ -11,6 +11,16 @@
 //! ([`NonFinitePolicy::Error`]); [`NonFinitePolicy::Skip`] drops them first, as PyTorch's
 //! `HistogramObserver` drops infinities. An observer that saw no data, or only zeros, or one
 //! value, finishes into a defined range (documented per observer), never a crash.
+//!
+//! | module | calibrators | follows |
+//! |---|---|---|
+//! | [`torch`] | MinMax, MovingAverageMinMax, PerChannelMinMax, MovingAveragePerChannelMinMax, Histogram (L2 search) | PyTorch 2.11 `torch.ao.quantization.observer` |
+//! | [`onnxruntime`] | HistogramCollector: entropy, percentile (symmetric or not), distribution; ORT-compatible and exact-streaming modes | ONNX Runtime 1.32 `quantization/calibrate.py` |
+//! | [`numpy_hist`] | numpy's histogram binning rule, the spec every fast histogram builder must match | numpy 2.4 `np.histogram` |
+//! | [`tensorrt`] | entropy calibration: 2048 bins of \|x\|, 128 levels, KL argmin | TensorRT (GTC 2017) |
+//! | [`modelopt`] | MaxCalibrator, HistogramCalibrator (entropy, mse, percentile) | NVIDIA pytorch-quantization / TensorRT-Model-Optimizer |
+//! | [`aciq`] | analytic optimal clipping for Laplace and Gaussian data | Banner et al., ACIQ |
+//! | [`mse`] | a plain MSE search over clipping thresholds on a histogram | quantproof's own |
 
 use crate::error::{QuantError, Result};
 
