@@ -84,7 +84,8 @@ pub fn onnxruntime_compute_scale_zp(
     }
     let scale = (hi as f64 - lo as f64) / (qmax as f64 - qmin as f64);
     if !(scale >= f32::MIN_POSITIVE as f64) {
-        // Also taken when qmin == qmax (0/0 or x/0): ONNX Runtime then yields s = 1, z = 0 too.
+        // Also taken when qmin == qmax (x/0 or 0/0), where ONNX Runtime would produce an infinite
+        // or NaN scale: we return s = 1, z = 0 instead of a scale no kernel can use.
         return Ok(QParams { scale: 1.0, zero_point: 0 });
     }
     let zero_point = if symmetric {

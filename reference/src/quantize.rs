@@ -14,9 +14,10 @@
 //!
 //! `r + z` is formed exactly (in f64), so the clamp sees the true integer. ±∞ inputs saturate to
 //! `qmin`/`qmax`; a NaN input is an error ([`QuantError::NanInput`]), since no code stands for it.
-//! The two ways of applying the scale really differ: PyTorch's `x * (1/s)` and ONNX Runtime's
-//! `x / s` round differently for about one element in a few hundred of the golden vectors, so the
-//! choice is part of a [`crate::profile::Profile`], never an accident of the code.
+//! The two ways of applying the scale really differ: on the golden vectors (which are rich in
+//! ties) PyTorch's `x * (1/s)` and ONNX Runtime's `x / s` give different codes for 125 of 4,237
+//! torch elements and 33 of 2,093 ONNX Runtime elements, so the choice is part of a
+//! [`crate::profile::Profile`], never an accident of the code.
 //!
 //! On error the output buffers' contents are unspecified (they may be partly written).
 
