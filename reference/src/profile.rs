@@ -20,6 +20,22 @@
 //!
 //! The golden vectors recorded from PyTorch 2.11 and ONNX Runtime 1.32 decide each entry; the
 //! test suite replays them through these profiles.
+//!
+//! ## Where a profile deliberately does not follow its framework
+//!
+//! Only where the framework's behaviour is a crash, a silent garbage value or an unchecked input;
+//! each of these is a typed error or the formula's saturation here:
+//!
+//! | input | the framework | quantproof |
+//! |---|---|---|
+//! | `DynamicQuantizeLinear` of an empty tensor | ONNX Runtime: empty output, scale 1, zero point 0 | [`QuantError::EmptyInput`] (a range needs data) |
+//! | `compute_scale_zp` with `rmin > rmax` | ONNX Runtime: widens both to 0 and carries on | [`QuantError::InvalidRange`] |
+//! | quantize with `\|x / s\| >= 2^31` | fbgemm's AVX2 loop converts with `cvtps2dq` and adds the zero point in int32, which wraps: a huge negative value can come out as `qmax` (its scalar tail saturates correctly) | saturates to `qmin` / `qmax`, as the formula says |
+//! | fake-quantize with `\|x / s\| >= 2^63` | PyTorch: the int64 conversion overflows to `INT64_MIN`, so large positive values come out as `qmin` | saturates to `qmax` |
+//! | NaN input | an arbitrary code | [`QuantError::NanInput`] |
+//!
+//! The recorded vectors never reach the third and fourth rows (their largest `\|x / s\|` is about
+//! 34,000).
 
 use crate::error::{check_finite, QuantError, Result};
 use crate::qparams::{self, QParams, TorchObserverConfig};
