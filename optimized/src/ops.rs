@@ -24,7 +24,8 @@
 //! ISA's nibble kernel (and unpacked the same way), so packing never splits a span.
 
 use crate::isa::{self, Isa};
-use crate::kernels::{self, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{self, HistBins, Kernels, Params, PerElement, Rule, Uniform};
+use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::error::{check_len, QuantError, Result};
 use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::params::{ParamLayout, QuantParams};
@@ -41,6 +42,11 @@ const MIN_RUN: usize = 16;
 const MIN_ROW: usize = 1024;
 /// Largest span handed to one kernel call (lets threads share a per-tensor span).
 const CHUNK: usize = 1 << 16;
+/// Largest slice one histogram kernel call counts (its `u32` slots cannot overflow).
+const HIST_CHUNK: usize = 1 << 31;
+/// Below this many elements per thread, reductions and histograms stay on one thread (starting a
+/// thread costs tens of microseconds).
+const MIN_PER_THREAD: usize = 1 << 16;
 
 /// Code types with SIMD kernels.
 pub trait FastCode: Code {
@@ -520,6 +526,83 @@ impl Engine {
         let mut codes = vec![0i8; 2 * packed.len()];
         self.kernels.unpack_nibbles(packed, kind == Int4::Signed, &mut codes);
         self.dequantize(&codes[..n], shape, params, out)
+    }
+
+    /// Runs `f` on up to `threads` contiguous parts of `x` (one part when `x` is small), in
+    /// order; a panicking worker's panic propagates.
+    fn split_run<R: Send>(&self, x: &[f32], f: &(dyn Fn(&[f32]) -> R + Sync)) -> Vec<R> {
+        let parts = self.threads.min(x.len() / MIN_PER_THREAD).max(1);
+        if parts == 1 {
+            return vec![f(x)];
+        }
+        let chunks: Vec<&[f32]> = x.chunks(x.len().div_ceil(parts)).collect();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = chunks.iter().map(|c| s.spawn(move || f(c))).collect();
+            hs.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        })
+    }
+
+    /// `max |x|` (`0` for an empty input); fails on NaN, like [`Engine::min_max`]. Exact: the
+    /// maximum of a set does not depend on how the set is split.
+    pub fn abs_max(&self, x: &[f32]) -> Result<f32> {
+        let k = self.kernels;
+        let mut m = 0f32;
+        for (v, nan) in self.split_run(x, &|c| k.abs_max(c)) {
+            if nan {
+                return Err(first_nan(x));
+            }
+            m = m.max(v);
+        }
+        Ok(m)
+    }
+
+    /// `min |x|` (`+inf` for an empty input); fails on NaN.
+    pub fn abs_min(&self, x: &[f32]) -> Result<f32> {
+        let k = self.kernels;
+        let mut m = f32::INFINITY;
+        for (v, nan) in self.split_run(x, &|c| k.abs_min(c)) {
+            if nan {
+                return Err(first_nan(x));
+            }
+            m = m.min(v);
+        }
+        Ok(m)
+    }
+
+    /// Twin of [`numpy_hist::accumulate`] (with `abs`, of `accumulate` on `|x|`): adds numpy's bin
+    /// counts of `x` over `bins` to `counts` (`np.histogram(x, bins=n, range=...)`; values outside
+    /// the bins and NaN are not counted). Threads split `x` and add their counts (exact: integer
+    /// sums). Bins whose edges are not `linspace`'s arithmetic ([`HistBins::from_edges`]) use the
+    /// reference's builder. Fails when `counts.len() != bins.len()`.
+    pub fn histogram(&self, x: &[f32], bins: &UniformBins, abs: bool, counts: &mut [u64]) -> Result<()> {
+        check_len("histogram counts", bins.len(), counts.len())?;
+        let Some(hb) = HistBins::from_edges(bins.first(), bins.last(), bins.edges()) else {
+            if abs {
+                let a: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+                numpy_hist::accumulate(&a, bins, counts);
+            } else {
+                numpy_hist::accumulate(x, bins, counts);
+            }
+            return Ok(());
+        };
+        let k = self.kernels;
+        let n = bins.len();
+        let parts = self.split_run(x, &|c| {
+            let mut sub = vec![0u32; hb.sub_len()];
+            let mut total = vec![0u64; n];
+            for piece in c.chunks(HIST_CHUNK) {
+                k.histogram(piece, &hb, abs, &mut sub);
+                for s in sub.chunks_exact_mut(n + 1) {
+                    total.iter_mut().zip(&s[..n]).for_each(|(t, &v)| *t += v as u64);
+                    s.fill(0);
+                }
+            }
+            total
+        });
+        for part in parts {
+            counts.iter_mut().zip(part).for_each(|(c, v)| *c += v);
+        }
+        Ok(())
     }
 
     /// Minimum and maximum of `x`; fails on NaN (infinities are returned as they are). An empty
