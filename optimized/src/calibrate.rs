@@ -246,6 +246,7 @@ struct Scratch {
     p: Vec<f32>,
     q: Vec<f32>,
     terms: Vec<f32>,
+    groups: Vec<u64>,
 }
 
 impl Shared<'_> {
@@ -294,15 +295,29 @@ impl Shared<'_> {
         let merged = len / nq;
         let mut q_zeros = len - nq * merged;
         let eps = SMOOTH_EPS as f32;
-        s.q.clear();
-        let mut q_values = Vec::with_capacity(nq);
+        // The end bins' corrections to the non-zero count of the group holding them (as signed
+        // adjustments to the slice's count).
+        let fix = |j: usize| (pval(j) != 0) as isize - (hist[start + j] != 0) as isize;
+        let group_of = |j: usize| if merged > 0 && j < nq * merged { j / merged } else { usize::MAX };
+        let (g0, fix0) = (group_of(0), fix(0));
+        let (gl, fixl) = if last == 0 { (usize::MAX, 0) } else { (group_of(last), fix(last)) };
+        let q_values = &mut s.groups;
+        q_values.clear();
+        let (pre, nz) = (&self.prefix[start..], &self.nonzero[start..]);
         for g in 0..nq {
             let (a, b) = (g * merged, g * merged + merged);
-            let mut total = self.prefix[start + b] - self.prefix[start + a];
+            let mut total = pre[b] - pre[a];
             if g == nq - 1 {
-                total += self.prefix[end] - self.prefix[start + nq * merged];
+                total += self.prefix[end] - pre[nq * merged];
             }
-            let norm = p_nonzero_in(a, b);
+            let mut norm = (nz[b] - nz[a]) as isize;
+            if g == g0 {
+                norm += fix0;
+            }
+            if g == gl {
+                norm += fixl;
+            }
+            // int64 array slot = float64 true division, truncated (the reference's expression).
             let v = if norm != 0 { (total as f64 / norm as f64) as u64 } else { 0 };
             if v == 0 {
                 q_zeros += merged;
@@ -314,19 +329,22 @@ impl Shared<'_> {
             return Ok(f32::INFINITY);
         };
 
-        s.p.clear();
-        s.p.extend(
-            hist[start..end].iter().zip(&self.hf[start..end]).map(|(&c, &f)| if c == 0 { eps } else { f + neg_p }),
-        );
+        // Smoothed P: `c as f32 + (c == 0 ? eps : neg_p)`; a zero count is the only one whose
+        // float32 is 0, and `0 + eps` is `eps`. A select over float32 lanes (vectorizes).
+        s.p.resize(len, 0.0);
+        for (o, &f) in s.p.iter_mut().zip(&self.hf[start..end]) {
+            *o = if f == 0.0 { eps } else { f + neg_p };
+        }
         for j in [0, last] {
             let c = pval(j);
             s.p[j] = c as f32 + if c == 0 { eps } else { neg_p };
         }
-        for &v in &q_values {
-            let qv = if v == 0 { eps } else { v as f32 + neg_q };
-            s.q.extend(std::iter::repeat_n(qv, merged));
+        // Smoothed Q: one value per group, `eps` after the last group.
+        s.q.resize(len, 0.0);
+        for (g, &v) in q_values.iter().enumerate() {
+            s.q[g * merged..g * merged + merged].fill(if v == 0 { eps } else { v as f32 + neg_q });
         }
-        s.q.resize(len, eps);
+        s.q[nq * merged..].fill(eps);
 
         let sp = k.pairwise_sum(&s.p);
         let sq = k.pairwise_sum(&s.q);
@@ -374,8 +392,12 @@ pub fn entropy_threshold(
     let candidates: Vec<usize> = (shared.half..=shared.zero).collect();
     let k = engine.kernels();
     let run = |cs: &[usize]| -> std::result::Result<Vec<f32>, ()> {
-        let mut s =
-            Scratch { p: Vec::with_capacity(n + 1), q: Vec::with_capacity(n + 1), terms: Vec::with_capacity(n + 1) };
+        let mut s = Scratch {
+            p: Vec::with_capacity(n + 1),
+            q: Vec::with_capacity(n + 1),
+            terms: Vec::with_capacity(n + 1),
+            groups: Vec::with_capacity(num_quantized_bins),
+        };
         cs.iter().map(|&i| shared.divergence(k, i, &mut s)).collect()
     };
     // Split by cost (candidate i touches about 2i + 1 bins), contiguous, in order.

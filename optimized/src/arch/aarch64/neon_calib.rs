@@ -139,7 +139,7 @@ pub unsafe fn pairwise_leaf(a: &[f32]) -> f32 {
 unsafe fn ln2(x: float64x2_t, t: &ln::Table) -> (float64x2_t, uint64x2_t) {
     let u = vreinterpretq_u64_f64(x);
     let tmp = vsubq_u64(u, vdupq_n_u64(ln::OFF));
-    let i = vandq_u64(vshrq_n_u64::<{ 52 - ln::TABLE_BITS as i32 }>(tmp), vdupq_n_u64(127));
+    let i = vandq_u64(vshrq_n_u64::<{ 52 - ln::WIDE.bits as i32 }>(tmp), vdupq_n_u64(127));
     let k = vcvtq_f64_s64(vshrq_n_s64::<52>(vreinterpretq_s64_u64(tmp)));
     let z = vreinterpretq_f64_u64(vsubq_u64(u, vandq_u64(tmp, vdupq_n_u64(0xfff << 52))));
     let (i0, i1) = (vgetq_lane_u64::<0>(i) as usize, vgetq_lane_u64::<1>(i) as usize);
@@ -150,8 +150,8 @@ unsafe fn ln2(x: float64x2_t, t: &ln::Table) -> (float64x2_t, uint64x2_t) {
     let (invc, logc) = unsafe { (vld1q_f64(invc.as_ptr()), vld1q_f64(logc.as_ptr())) };
     let r = vfmaq_f64(vdupq_n_f64(-1.0), z, invc);
     let hi = vfmaq_f64(logc, k, vdupq_n_f64(ln::LN2));
-    let mut p = vdupq_n_f64(ln::C[5]);
-    for &c in ln::C[..5].iter().rev() {
+    let mut p = vdupq_n_f64(ln::WIDE.coeffs[5]);
+    for &c in ln::WIDE.coeffs[..5].iter().rev() {
         p = vfmaq_f64(vdupq_n_f64(c), p, r);
     }
     let y = vaddq_f64(hi, vfmaq_f64(r, vmulq_f64(r, r), p));
@@ -188,7 +188,7 @@ unsafe fn kl4(
 #[target_feature(enable = "neon")]
 pub unsafe fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
     assert!(p.len() == q.len() && p.len() == out.len(), "kl_terms: slices of one length");
-    let t = ln::table();
+    let t = ln::table(&ln::WIDE);
     let (spv, sqv) = (vdupq_n_f32(sp), vdupq_n_f32(sq));
     let (pv, pt) = p.as_chunks::<4>();
     let (qv, qt) = q.as_chunks::<4>();

@@ -720,7 +720,7 @@ fn pairwise_leaf(a: &[f32]) -> f32 {
 fn ln4(x: __m256d, t: &ln::Table) -> (__m256d, __m256i) {
     let u = _mm256_castpd_si256(x);
     let tmp = _mm256_sub_epi64(u, _mm256_set1_epi64x(ln::OFF as i64));
-    let i = _mm256_and_si256(_mm256_srli_epi64::<{ 52 - ln::TABLE_BITS as i32 }>(tmp), _mm256_set1_epi64x(127));
+    let i = _mm256_and_si256(_mm256_srli_epi64::<{ 52 - ln::WIDE.bits as i32 }>(tmp), _mm256_set1_epi64x(127));
     let magic = _mm256_set1_pd(4503599627370496.0); // 2^52
     let k12 = _mm256_sub_pd(
         _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<52>(tmp), _mm256_castpd_si256(magic))),
@@ -736,8 +736,8 @@ fn ln4(x: __m256d, t: &ln::Table) -> (__m256d, __m256i) {
     let logc = unsafe { _mm256_i64gather_pd::<8>(t.logc.as_ptr(), i) };
     let r = _mm256_fmadd_pd(z, invc, _mm256_set1_pd(-1.0));
     let hi = _mm256_fmadd_pd(k, _mm256_set1_pd(ln::LN2), logc);
-    let mut p = _mm256_set1_pd(ln::C[5]);
-    for &c in ln::C[..5].iter().rev() {
+    let mut p = _mm256_set1_pd(ln::WIDE.coeffs[5]);
+    for &c in ln::WIDE.coeffs[..5].iter().rev() {
         p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
     }
     let y = _mm256_add_pd(hi, _mm256_fmadd_pd(_mm256_mul_pd(r, r), p, r));
@@ -778,7 +778,7 @@ fn kl8(p: __m256, q: __m256, sp: __m256, sq: __m256, t: &ln::Table) -> (__m256, 
 #[target_feature(enable = "avx2,fma")]
 fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
     assert!(p.len() == q.len() && p.len() == out.len(), "kl_terms: slices of one length");
-    let t = ln::table();
+    let t = ln::table(&ln::WIDE);
     let (spv, sqv) = (_mm256_set1_ps(sp), _mm256_set1_ps(sq));
     let (pv, pt) = p.as_chunks::<8>();
     let (qv, qt) = q.as_chunks::<8>();

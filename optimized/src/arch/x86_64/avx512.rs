@@ -760,25 +760,47 @@ fn pairwise_leaf(a: &[f32]) -> f32 {
     res
 }
 
-/// The f64 logarithm of 8 lanes (`super::super::ln`) and which lanes may be rounded to float32
-/// ([`ln_rounding_is_safe`]).
+/// The 16-entry tables of [`ln::NARROW`], two registers each.
+struct LnTables {
+    invc: [__m512d; 2],
+    logc: [__m512d; 2],
+}
+
+impl LnTables {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+    fn new() -> LnTables {
+        let t = ln::table(&ln::NARROW);
+        let (i, l) = (t.invc.as_chunks::<8>().0, t.logc.as_chunks::<8>().0);
+        // SAFETY (all four loads): each `[f64; 8]` is 8 readable f64 (the tables have 16 entries).
+        unsafe {
+            LnTables {
+                invc: [_mm512_loadu_pd(i[0].as_ptr()), _mm512_loadu_pd(i[1].as_ptr())],
+                logc: [_mm512_loadu_pd(l[0].as_ptr()), _mm512_loadu_pd(l[1].as_ptr())],
+            }
+        }
+    }
+}
+
+/// The float64 logarithm of 8 lanes ([`ln::NARROW`]: the table lookups are `vpermt2pd`) and the
+/// lanes whose rounding to float32 is safe ([`crate::kernels::ln_rounding_is_safe`]).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn ln8(x: __m512d, t: &ln::Table) -> (__m512d, __mmask8) {
+fn ln8(x: __m512d, t: &LnTables) -> (__m512d, __mmask8) {
     let u = _mm512_castpd_si512(x);
     let tmp = _mm512_sub_epi64(u, _mm512_set1_epi64(ln::OFF as i64));
-    let i = _mm512_and_si512(_mm512_srli_epi64::<{ 52 - ln::TABLE_BITS }>(tmp), _mm512_set1_epi64(127));
+    // vpermt2pd reads the low 4 bits of each index: no mask needed.
+    let i = _mm512_srli_epi64::<{ 52 - ln::NARROW.bits }>(tmp);
     let k = _mm512_cvtepi64_pd(_mm512_srai_epi64::<52>(tmp));
     let z =
         _mm512_castsi512_pd(_mm512_sub_epi64(u, _mm512_and_si512(tmp, _mm512_set1_epi64((0xfff_u64 << 52) as i64))));
-    // SAFETY (both gathers): every index is below 128 (masked with 127) and the tables have 128
-    // entries.
-    let invc = unsafe { _mm512_i64gather_pd::<8>(i, t.invc.as_ptr()) };
-    let logc = unsafe { _mm512_i64gather_pd::<8>(i, t.logc.as_ptr()) };
+    let invc = _mm512_permutex2var_pd(t.invc[0], i, t.invc[1]);
+    let logc = _mm512_permutex2var_pd(t.logc[0], i, t.logc[1]);
     let r = _mm512_fmadd_pd(z, invc, _mm512_set1_pd(-1.0));
     let hi = _mm512_fmadd_pd(k, _mm512_set1_pd(ln::LN2), logc);
-    let mut p = _mm512_set1_pd(ln::C[5]);
-    for &c in ln::C[..5].iter().rev() {
+    let (last, rest) = ln::NARROW.coeffs.split_last().unwrap_or((&0.0, &[]));
+    let mut p = _mm512_set1_pd(*last);
+    for &c in rest.iter().rev() {
         p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
     }
     let y = _mm512_add_pd(hi, _mm512_fmadd_pd(_mm512_mul_pd(r, r), p, r));
@@ -788,11 +810,11 @@ fn ln8(x: __m512d, t: &ln::Table) -> (__m512d, __mmask8) {
     (y, safe)
 }
 
-/// [`kl_term`] of 16 lanes: `n <= 16` valid ones; returns the lanes to recompute with the
-/// reference's expression (special logarithm arguments and unsafe roundings).
+/// [`kl_term`] of 16 lanes; returns the lanes to recompute with the reference's expression
+/// (special logarithm arguments and unsafe roundings).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn kl16(p: __m512, q: __m512, sp: __m512, sq: __m512, t: &ln::Table) -> (__m512, __mmask16) {
+fn kl16(p: __m512, q: __m512, sp: __m512, sq: __m512, t: &LnTables) -> (__m512, __mmask16) {
     let pk = _mm512_div_ps(p, sp);
     let qk = _mm512_div_ps(q, sq);
     let zero = _mm512_setzero_ps();
@@ -811,10 +833,10 @@ fn kl16(p: __m512, q: __m512, sp: __m512, sq: __m512, t: &ln::Table) -> (__m512,
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
     assert!(p.len() == q.len() && p.len() == out.len(), "kl_terms: slices of one length");
-    let t = ln::table();
+    let t = LnTables::new();
     let (spv, sqv) = (_mm512_set1_ps(sp), _mm512_set1_ps(sq));
     for ((pc, qc), oc) in p.chunks(16).zip(q.chunks(16)).zip(out.chunks_mut(16)) {
-        let (term, redo) = kl16(ld_tail(pc), ld_tail(qc), spv, sqv, t);
+        let (term, redo) = kl16(ld_tail(pc), ld_tail(qc), spv, sqv, &t);
         st_tail(oc, term);
         let mut redo = redo & lanes(oc.len());
         while redo != 0 {
