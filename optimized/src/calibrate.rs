@@ -444,3 +444,108 @@ pub fn entropy_threshold(
     }
     Ok((lo, hi))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa;
+
+    fn engines() -> Vec<Engine> {
+        isa::available()
+            .into_iter()
+            .filter_map(|i| Engine::new(i).ok())
+            .flat_map(|e| [e.with_threads(1), e.with_threads(2), e.with_threads(3)])
+            .collect()
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Histograms the entropy search meets rarely in real data: sparse, one full bin, all
+    /// zero, huge counts, odd sizes, one or many quantized bins, and ones whose smoothing
+    /// fails in some candidate (the reference's error must come back unchanged).
+    #[test]
+    fn entropy_threshold_equals_the_reference_on_unusual_histograms() {
+        let mut rng = Rng(1);
+        let mut cases: Vec<(Vec<u64>, usize)> = vec![
+            (vec![0; 256], 128),
+            (vec![5; 1], 1),
+            (vec![0, 7], 2),
+            ((0..129).map(|i| (i % 3) as u64).collect(), 128),
+            ((0..300).map(|i| if i == 150 { 1_000_000 } else { 0 }).collect(), 16),
+            ((0..2048).map(|i| if i % 97 == 0 { 1u64 << 40 } else { 0 }).collect(), 128),
+            ((0..1000).map(|i| (i as u64 * 7919) % 13).collect(), 255),
+        ];
+        for n in [128usize, 131, 512, 777] {
+            let h: Vec<u64> = (0..n).map(|_| if rng.next() % 4 == 0 { 0 } else { rng.next() % 1000 }).collect();
+            cases.push((h, [1, 8, 128][(rng.next() % 3) as usize].min(n)));
+        }
+        for (hist, nq) in cases {
+            let n = hist.len();
+            let edges = numpy_hist::linspace_f32(-3.0, 3.0, n + 1);
+            for (min, max) in [(-3.0f32, 3.0f32), (-0.5, 2.0), (0.0, -0.0)] {
+                let want = ort::entropy_threshold(&hist, &edges, nq, min, max);
+                for e in engines() {
+                    let got = entropy_threshold(&e, &hist, &edges, nq, min, max);
+                    match (&got, &want) {
+                        (Ok((a, b)), Ok((c, d))) => {
+                            assert_eq!((a.to_bits(), b.to_bits()), (c.to_bits(), d.to_bits()), "{e:?} n {n} nq {nq}")
+                        }
+                        _ => assert_eq!(got, want, "{e:?} n {n} nq {nq}"),
+                    }
+                }
+            }
+        }
+        // One non-zero bin among 10101: candidates wider than 10000 bins have eps1 >= 1 (ONNX
+        // Runtime asserts) and the search must fail with the reference's error. The reference
+        // first runs ~25M KL terms (0.2 s here, far longer under qemu: x86-64 only).
+        if cfg!(target_arch = "x86_64") {
+            let hist: Vec<u64> = (0..10101).map(|i| (i == 5050) as u64).collect();
+            let edges = numpy_hist::linspace_f32(-3.0, 3.0, hist.len() + 1);
+            let want = ort::entropy_threshold(&hist, &edges, 128, -3.0, 3.0);
+            assert!(want.is_err());
+            for i in isa::available() {
+                let e = Engine::new(i).unwrap().with_threads(2);
+                assert_eq!(entropy_threshold(&e, &hist, &edges, 128, -3.0, 3.0), want, "{e:?}");
+            }
+        }
+        // Argument errors come from the reference itself.
+        let e = Engine::auto();
+        assert_eq!(
+            entropy_threshold(&e, &[1, 2], &[0.0, 1.0], 1, 0.0, 1.0),
+            ort::entropy_threshold(&[1, 2], &[0.0, 1.0], 1, 0.0, 1.0)
+        );
+        assert!(entropy_threshold(&e, &[1, 2], &[0.0, 1.0, 2.0], 4, 0.0, 2.0).is_err());
+    }
+
+    /// The first zero's sign reaches a clamped result: data whose minimum is a zero.
+    #[test]
+    fn zero_extremes_keep_the_references_sign() {
+        let mut spec = CalibrateSpec::percentile();
+        spec.num_bins = 128;
+        spec.symmetric = false;
+        for x in
+            [vec![-0.0f32, 0.0, 1.0, 2.0, 3.0], vec![0.0, -0.0, 1.0, 2.0], vec![-1.0, -0.0, 0.0], vec![0.0; 70_000]]
+        {
+            for s in [spec, CalibrateSpec::entropy()] {
+                let want = ort::run_calibrate(&s, &[&x]).unwrap();
+                for e in engines() {
+                    let got = run_calibrate(&e, &s, &[&x]).unwrap();
+                    let bits = |r: CalibrateResult| match r {
+                        CalibrateResult::Range { min, max } => (min.to_bits(), max.to_bits()),
+                        _ => (0, 0),
+                    };
+                    assert_eq!(bits(got), bits(want), "{e:?} {x:?}");
+                }
+            }
+        }
+    }
+}
