@@ -259,9 +259,10 @@ pub trait Kernels: Sync {
     /// `(min |x|, saw_nan)`, `+inf` when empty; NaN handled as in [`Kernels::min_max`].
     fn abs_min(&self, x: &[f32]) -> (f32, bool);
     /// Counts every element of `x` (of `|x|` when `abs`) into its bin [`HistBins::index`]:
-    /// adds one to `sub[s * (n + 1) + bin]` for one of the four sub-histograms `s` (elements in no
-    /// bin land in slot `n` of one of them). `sub.len()` is [`HistBins::sub_len`]; callers keep
-    /// `x.len()` below `2^32` so that the `u32` slots cannot overflow.
+    /// adds one to `sub[s * (n + 1) + bin]` for one of the four sub-histograms `s`. Slot `n` of
+    /// each sub-histogram is scratch (elements in no bin go there, and kernels may add other
+    /// counts to it): callers ignore it. `sub.len()` is [`HistBins::sub_len`]; callers keep
+    /// `x.len()` below `2^31` so that no `u32` slot can overflow.
     fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]);
     /// numpy's pairwise sum of a float32 array, bit for bit
     /// (`quantproof_reference::calibrate::numpy_hist::pairwise_sum_f32`).

@@ -115,8 +115,6 @@ fn histogram_matches_numpy_counts_on_every_isa() {
                     k.histogram(x, &h, abs, &mut sub);
                     let got: Vec<u64> = (0..n).map(|i| (0..4).map(|s| sub[s * (n + 1) + i] as u64).sum()).collect();
                     assert_eq!(got, want, "{} len {len} abs {abs} over [{lo}, {hi}] / {n}", k.isa());
-                    let none: u64 = (0..4).map(|s| sub[s * (n + 1) + n] as u64).sum();
-                    assert_eq!(got.iter().sum::<u64>() + none, x.len() as u64, "every element lands in one slot");
                 }
             }
         }

@@ -82,7 +82,7 @@ pub unsafe fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32
     let mut bufs = [[b.n; HB]; 2];
     let (blocks, tail) = x.as_chunks::<HB>();
     let mut fresh = 0;
-    for (nb, blk) in blocks.iter().enumerate() {
+    for blk in blocks {
         let [b0, b1] = &mut bufs;
         let (new, old) = if fresh == 0 { (b0, &*b1) } else { (b1, &*b0) };
         let (xs, _) = blk.as_chunks::<4>();
@@ -91,15 +91,13 @@ pub unsafe fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32
         for ((xv, nv), ov) in xs.iter().zip(ns).zip(os) {
             // SAFETY: NEON is present (this function's precondition); `nv` is 4 writable u32.
             unsafe { vst1q_u32(nv.as_mut_ptr(), bin4(load(xv), &c)) };
-            if nb > 0 {
-                generic::count_indices(ov, &mut s);
-            }
+            generic::count_indices(ov, &mut s);
         }
         fresh ^= 1;
     }
-    if !blocks.is_empty() {
-        generic::count_indices(&bufs[fresh ^ 1], &mut s);
-    }
+    // The last block filled. (Before the first block, the `old` buffer holds `n`s: counted in
+    // the scratch slot.)
+    generic::count_indices(&bufs[fresh ^ 1], &mut s);
     let (xv, xt) = tail.as_chunks::<4>();
     let mut idx = [0u32; 4];
     for v in xv {

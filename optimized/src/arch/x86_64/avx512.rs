@@ -708,7 +708,7 @@ fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32]) {
     let mut bufs = [[b.n; HB]; 2];
     let (blocks, tail) = x.as_chunks::<HB>();
     let mut fresh = 0;
-    for (nb, blk) in blocks.iter().enumerate() {
+    for blk in blocks {
         let [b0, b1] = &mut bufs;
         let (new, old) = if fresh == 0 { (b0, &*b1) } else { (b1, &*b0) };
         let (xs, _) = blk.as_chunks::<16>();
@@ -718,15 +718,13 @@ fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32]) {
             let i = bin16(load(ld(xv)), &c);
             // SAFETY: `nv` is 16 writable u32.
             unsafe { _mm512_storeu_si512(nv.as_mut_ptr().cast(), i) };
-            if nb > 0 {
-                generic::count_indices(ov, &mut s);
-            }
+            generic::count_indices(ov, &mut s);
         }
         fresh ^= 1;
     }
-    if !blocks.is_empty() {
-        generic::count_indices(&bufs[fresh ^ 1], &mut s);
-    }
+    // The last block filled. (Before the first block, the `old` buffer holds `n`s: counted in
+    // the scratch slot.)
+    generic::count_indices(&bufs[fresh ^ 1], &mut s);
     let mut idx = [0u32; 16];
     for xs in tail.chunks(16) {
         let i = bin16(load(ld_tail(xs)), &c);
