@@ -52,6 +52,26 @@ and the same `argmin` picks the same candidate:
 Anything the fast path does not reproduce by construction goes to the reference: a candidate
 whose smoothing would fail (ONNX Runtime's assertions, `eps1 >= 1`) makes the whole search rerun
 in the reference's code, which then reports the same error.
+
+# Measured
+
+AMD EPYC (Zen 5) virtual machine, 2 cores, about 3.9 GHz; 2M standard-normal float32 values,
+2048 bins, 128 quantized bins; `quantproof bench calibrate-entropy --size 2M --bins 2048
+--threads T --with-ort` (medians of 15 runs; ONNX Runtime 1.32's `HistogramCollector`, collect
+plus compute, timed in the same run on the same data, found the same thresholds):
+
+| implementation | 1 thread | 2 threads |
+|---|---|---|
+| ONNX Runtime (Python + numpy, single-threaded) | 364 ms | |
+| AVX-512 | 2.8 ms (130x) | 1.7 ms (219x) |
+| AVX2 | 4.1 ms (89x) | 2.4 ms (152x) |
+| scalar kernels | 18.3 ms (20x) | 9.4 ms |
+| the reference | 26 ms | |
+
+Of the AVX-512 single-thread time, the histogram takes 0.65 ms (3.3 Gelem/s: one scalar
+read-modify-write per element, see `Kernels::histogram`), the min/max pass 0.08 ms and the
+entropy search about 1.9 ms: the KL terms about 45% (three float32 divisions and two float64
+logarithms per 16 terms), building the smoothed `P` and `Q` about 35%, the pairwise sums 10%.
 */
 
 use crate::isa::Isa;

@@ -700,6 +700,11 @@ const HB: usize = 256;
 /// 3.7 for the increments alone). The indices are read back one block after they were stored,
 /// never straight out of a just-written vector (store-to-load forwarding from a 64-byte store to
 /// 4-byte loads stalls: 1.4 Gelem/s).
+///
+/// The increments are the limit: one read-modify-write per element, about one per cycle here
+/// (four sub-histograms break the store-to-load chains; packed 16-bit indices and other
+/// block sizes measured no better). The index computation alone runs at ~5.4 Gelem/s. Two threads
+/// reach 5.6-5.9 Gelem/s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32]) {
     let c = BinConsts::new(b);
