@@ -74,6 +74,9 @@ entropy search about 1.9 ms: the KL terms about 45% (three float32 divisions and
 logarithms per 16 terms), building the smoothed `P` and `Q` about 35%, the pairwise sums 10%.
 */
 
+// Negated comparisons (`!(a < b)`) are deliberate, as in the reference: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use crate::isa::Isa;
 use crate::kernels::Kernels;
 use crate::ops::Engine;
