@@ -21,6 +21,18 @@
 //! Every operation is an IEEE single operation with a unique result; no fused multiply-add, no
 //! approximate reciprocal. That is what makes SIMD and scalar bit-identical. A NaN input makes
 //! the kernel return `true` (its outputs are then unspecified); the caller reports the error.
+//!
+//! ## Calibration kernels
+//!
+//! * [`Kernels::histogram`]: numpy's uniform-bin rule ([`HistBins::index`], the reference's
+//!   `numpy_hist::UniformBins::bin_index` with the edges recomputed by `linspace`'s own
+//!   arithmetic), counted into four interleaved `u32` sub-histograms.
+//! * [`Kernels::pairwise_sum`]: numpy's pairwise float32 summation (`np.sum`), the exact
+//!   association of `numpy_hist::pairwise_sum_f32`.
+//! * [`Kernels::kl_terms`]: the terms of ONNX Runtime's KL divergence, `pk * ln(pk / qk)`, with
+//!   the reference's logarithm `(a as f64).ln() as f32`. SIMD kernels evaluate the logarithm
+//!   with their own polynomial and keep its rounding only where it provably equals the
+//!   reference's (see [`LN_GUARD_ULPS`]); the other lanes call the reference's expression.
 
 use crate::isa::Isa;
 use quantproof_reference::quantize::ScaleOp;
@@ -99,6 +111,127 @@ pub struct Rule {
     pub mode: RoundingMode,
 }
 
+/// Uniform histogram bins in the form kernels use: numpy's rule (module docs of
+/// `quantproof_reference::calibrate::numpy_hist`) with the edges recomputed as `linspace_f32`
+/// computes them, `edge(k) = k * step + first` (a product and a sum, each rounded; no FMA) for
+/// `k < n`, and `edge(n) = last`.
+///
+/// [`HistBins::from_edges`] builds one only when that arithmetic reproduces the given edges
+/// exactly, so [`HistBins::index`] is numpy's bin for every input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistBins {
+    /// The lower outer edge.
+    pub first: f32,
+    /// The upper outer edge.
+    pub last: f32,
+    /// `(last - first) / n` (float32), `linspace`'s step.
+    pub step: f32,
+    /// Number of bins, `1 ..= 2^24`.
+    pub n: u32,
+}
+
+impl HistBins {
+    /// The bins whose edges are `edges` (`n + 1` values, `edges[0] = first`,
+    /// `edges[n] = last`), or `None` when they are not exactly `linspace`'s
+    /// `k * step + first` (a degenerate `step == 0`, or edges from elsewhere) or `n` is 0 or
+    /// above `2^24` (where float32 bin indices stop being exact). O(n).
+    pub fn from_edges(first: f32, last: f32, edges: &[f32]) -> Option<HistBins> {
+        let n = edges.len().checked_sub(1)?;
+        if n == 0 || n > 1 << 24 || !(first.is_finite() && last.is_finite()) {
+            return None;
+        }
+        let step = (last - first) / n as f32;
+        let b = HistBins { first, last, step, n: n as u32 };
+        let exact = step != 0.0
+            && edges[n] == last
+            && edges[..n].iter().enumerate().all(|(k, &e)| e.to_bits() == b.edge(k as u32).to_bits());
+        exact.then_some(b)
+    }
+
+    /// `edge(k)`: `k * step + first` for `k < n`, `last` for `k = n`.
+    #[inline(always)]
+    pub fn edge(&self, k: u32) -> f32 {
+        if k >= self.n {
+            self.last
+        } else {
+            k as f32 * self.step + self.first
+        }
+    }
+
+    /// numpy's bin of `x`, or `n` when `x` is counted in no bin (outside `[first, last]`, NaN):
+    ///
+    /// ```text
+    /// f = ((x - first) / (last - first)) * n          (float32, in this order)
+    /// i = min(trunc(f), n - 1)
+    /// if x < edge(i):                      i -= 1
+    /// if x >= edge(i + 1) and i != n - 1:  i += 1
+    /// ```
+    #[inline(always)]
+    pub fn index(&self, x: f32) -> u32 {
+        if !(x >= self.first && x <= self.last) {
+            return self.n;
+        }
+        let n = self.n;
+        let f = ((x - self.first) / (self.last - self.first)) * n as f32;
+        let mut i = (f as u32).min(n - 1);
+        if x < self.edge(i) {
+            i = i.wrapping_sub(1);
+        }
+        if i != n - 1 && x >= self.edge(i.wrapping_add(1)) {
+            i += 1;
+        }
+        // i < n here: x >= first = edge(0) keeps i from wrapping; the `min` so that an index is
+        // a valid slot whatever happens.
+        i.min(n)
+    }
+
+    /// The length of the sub-histogram buffer [`Kernels::histogram`] takes: four of `n + 1`.
+    pub fn sub_len(&self) -> usize {
+        4 * (self.n as usize + 1)
+    }
+}
+
+/// SIMD logarithms in [`Kernels::kl_terms`] are kept only when their float64 value lies more
+/// than this many float64 ulps away from every float32 rounding boundary (a midpoint between
+/// two adjacent float32 values); other lanes are recomputed with the reference's expression.
+///
+/// Why that gives the reference's bits: the SIMD polynomial's relative error is below 2^-46
+/// (documented and tested per ISA), i.e. under 2^7 ulps of its float64 result, and the C
+/// library's `log` is within 1 ulp (glibc documents at most 1 ulp; the tests compare the SIMD
+/// kernels with the reference on millions of arguments, and on every argument whose logarithm
+/// lies near a boundary that the test can find). So the true logarithm, the polynomial's value
+/// and the library's value all lie within `2^7 + 1 < 2^12` ulps of each other, and when the
+/// polynomial's value is farther than that from every boundary, rounding either of them to
+/// float32 gives the same value. About one lane in 2^16 falls back.
+pub const LN_GUARD_ULPS: u64 = 1 << 12;
+
+/// Whether the float64 logarithm `y` (bits) may be rounded to float32 in place of the reference's
+/// (see [`LN_GUARD_ULPS`]): its low 29 bits (the ones float32 rounding drops) are more than
+/// [`LN_GUARD_ULPS`] away from the midpoint pattern `1 << 28`.
+#[inline(always)]
+pub fn ln_rounding_is_safe(y_bits: u64) -> bool {
+    let low = y_bits & ((1 << 29) - 1);
+    low.abs_diff(1 << 28) > LN_GUARD_ULPS
+}
+
+/// The reference's logarithm in ONNX Runtime's KL divergence: `ln` in float64, rounded to
+/// float32.
+#[inline(always)]
+pub fn ln_f32(a: f32) -> f32 {
+    (a as f64).ln() as f32
+}
+
+/// One term of ONNX Runtime's KL divergence (`quantproof_reference::calibrate::onnxruntime::kl_divergence`).
+#[inline(always)]
+pub fn kl_term(p: f32, q: f32, sp: f32, sq: f32) -> f32 {
+    let (pk, qk) = (p / sp, q / sq);
+    if pk > 0.0 && qk > 0.0 {
+        pk * ln_f32(pk / qk)
+    } else {
+        f32::INFINITY
+    }
+}
+
 /// The kernels of one ISA. Callers guarantee that every slice argument has the span's length
 /// (`x.len()`, or `2 * packed.len()` for nibbles); implementations may assert it.
 pub trait Kernels: Sync {
@@ -111,8 +244,7 @@ pub trait Kernels: Sync {
     fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]);
     fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]);
     /// Fake-quantize with optional straight-through mask. Returns true when some `x[i]` is NaN.
-    fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>)
-        -> bool;
+    fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool;
     /// Packs `2 * out.len()` codes (each in `[-8, 15]`, low four bits kept) two per byte: code
     /// `2k` into the low nibble of `out[k]`, code `2k + 1` into the high nibble.
     fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]);
@@ -124,6 +256,19 @@ pub trait Kernels: Sync {
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool);
     /// `(max |x|, saw_nan)`, `0` when empty; NaN handled as in [`Kernels::min_max`].
     fn abs_max(&self, x: &[f32]) -> (f32, bool);
+    /// `(min |x|, saw_nan)`, `+inf` when empty; NaN handled as in [`Kernels::min_max`].
+    fn abs_min(&self, x: &[f32]) -> (f32, bool);
+    /// Counts every element of `x` (of `|x|` when `abs`) into its bin [`HistBins::index`]:
+    /// adds one to `sub[s * (n + 1) + bin]` for one of the four sub-histograms `s`. Slot `n` of
+    /// each sub-histogram is scratch (elements in no bin go there, and kernels may add other
+    /// counts to it): callers ignore it. `sub.len()` is [`HistBins::sub_len`]; callers keep
+    /// `x.len()` below `2^31` so that no `u32` slot can overflow.
+    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]);
+    /// numpy's pairwise sum of a float32 array, bit for bit
+    /// (`quantproof_reference::calibrate::numpy_hist::pairwise_sum_f32`).
+    fn pairwise_sum(&self, a: &[f32]) -> f32;
+    /// `out[i] = kl_term(p[i], q[i], sp, sq)` ([`kl_term`]); all four slices have one length.
+    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]);
 }
 
 /// The kernels of `isa`, or `None` when this CPU lacks it.

@@ -6,6 +6,8 @@
 //! * [`isa`]: detection (cached), the `QUANTPROOF_ISA` environment variable and [`isa::force`];
 //! * [`ops::Engine`]: the operations, with the reference's signatures and results;
 //! * [`kernels`]: the span interface each ISA implements, and the arithmetic it must reproduce;
+//! * [`calibrate`]: ONNX Runtime's histogram calibrators (entropy, percentile, distribution)
+//!   on these kernels, threaded, with the reference's results;
 //! * `arch`: the kernels themselves, one module per ISA.
 //!
 //! Integer results are bit-exact with the reference on every ISA; float results (dequantize,
@@ -22,6 +24,7 @@
 //! ```
 
 pub mod arch;
+pub mod calibrate;
 pub mod isa;
 pub mod kernels;
 pub mod ops;

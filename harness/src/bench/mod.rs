@@ -25,10 +25,11 @@
 //! ## Adding an operation
 //!
 //! Add an entry to [`ops::TABLE`]: a name, the defaults, and a function that builds its
-//! [`Workload`]. The calibrators (entropy, histogram, percentile) plug in the same way; their
-//! workloads return ONNX Runtime's matching collector from [`Workload::ort_collector`], and
-//! `--with-ort` and the report then time it on the same data.
+//! [`Workload`]. The calibrators ([`calib`]: entropy, percentile, distribution, histogram) plug
+//! in the same way; their workloads return ONNX Runtime's matching collector from
+//! [`Workload::ort_collector`], and `--with-ort` and the report then time it on the same data.
 
+pub mod calib;
 pub mod data;
 pub mod ops;
 pub mod timing;
@@ -158,6 +159,9 @@ impl Gran {
     }
 }
 
+/// Histogram bins of the calibration benchmarks unless `--bins` says otherwise (issue 3: 2048).
+pub const DEFAULT_BINS: usize = 2048;
+
 /// What to measure: the resolved options of one benchmark.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Setup {
@@ -168,6 +172,8 @@ pub struct Setup {
     pub granularity: Gran,
     /// Seed of the input data.
     pub seed: u64,
+    /// Histogram bins of the calibrators and `histogram` (`--bins`, default 2048).
+    pub bins: usize,
 }
 
 impl Setup {
@@ -192,7 +198,13 @@ impl Setup {
             return Err("--size must be at least 1".into());
         }
         let profile = profile.unwrap_or(spec.default_profile);
-        Ok(Setup { size, profile, dtype, granularity, seed: 0x5EED_0000 ^ size as u64 })
+        Ok(Setup { size, profile, dtype, granularity, seed: 0x5EED_0000 ^ size as u64, bins: DEFAULT_BINS })
+    }
+
+    /// The same setup with `bins` histogram bins (at least 1).
+    pub fn with_bins(mut self, bins: usize) -> Setup {
+        self.bins = bins.max(1);
+        self
     }
 
     /// Rows of the `[channels, size / channels]` layout: the largest of 256, 64, 16, 4, 2, 1

@@ -7,12 +7,14 @@
 //! | `fake-quantize` | f32 | f32 (no mask) | 4 + 4 |
 //! | `dynamic-quantize` | f32 | u8 codes, scale, zero point | 4 + 1 |
 //! | `min-max` | f32 | min, max | 4 |
+//! | `abs-max`, `histogram`, `calibrate-*` | f32 | see [`super::calib`] | 4 |
 //!
 //! Parameters come from the data: the tensor's (or each row's) min and max turned into a scale
 //! and zero point by the profile's rule, symmetric for `i8` and affine for `u8` (the usual
 //! weights / activations split). Per-axis tensors are `[channels, size / channels]` with one
 //! parameter set per row ([`super::Setup::channels`]).
 
+use super::calib;
 use super::data::channel_scaled_f32;
 use super::{Dtype, Gran, Impl, OrtCase, OrtInput, Setup, Workload};
 use quantproof_optimized::ops::FastCode;
@@ -39,9 +41,8 @@ pub struct OpSpec {
     pub build: fn(&Setup) -> Result<Box<dyn Workload>>,
 }
 
-/// Every operation. Issue 3's calibrators (calibrate-entropy, histogram, percentile) are added
-/// here as further entries.
-pub static TABLE: [OpSpec; 5] = [
+/// Every operation (the calibrators' workloads are in [`super::calib`]).
+pub static TABLE: [OpSpec; 10] = [
     OpSpec {
         name: "quantize",
         summary: "f32 -> codes: clamp(round(x / s) + z)",
@@ -86,6 +87,51 @@ pub static TABLE: [OpSpec; 5] = [
         dtypes: &[Dtype::F32],
         per_axis: false,
         build: build_min_max,
+    },
+    OpSpec {
+        name: "abs-max",
+        summary: "f32 -> max |x|: the range scan of symmetric calibration",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::F32,
+        dtypes: &[Dtype::F32],
+        per_axis: false,
+        build: calib::build_abs_max,
+    },
+    OpSpec {
+        name: "histogram",
+        summary: "f32 -> numpy's bin counts over [-t, t] (--bins): the histogram of ONNX Runtime's calibrators",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::F32,
+        dtypes: &[Dtype::F32],
+        per_axis: false,
+        build: calib::build_histogram,
+    },
+    OpSpec {
+        name: "calibrate-entropy",
+        summary: "ONNX Runtime's entropy calibration (--bins, 128 quantized bins): min/max, histogram, KL search",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::F32,
+        dtypes: &[Dtype::F32],
+        per_axis: false,
+        build: calib::build_entropy,
+    },
+    OpSpec {
+        name: "calibrate-percentile",
+        summary: "ONNX Runtime's percentile calibration (99.999, symmetric, --bins): |x| histogram, cumulative search",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::F32,
+        dtypes: &[Dtype::F32],
+        per_axis: false,
+        build: calib::build_percentile,
+    },
+    OpSpec {
+        name: "calibrate-distribution",
+        summary: "ONNX Runtime's distribution calibration (--bins): histogram, weighted mean and deviation",
+        default_profile: Profile::ONNXRUNTIME,
+        default_dtype: Dtype::F32,
+        dtypes: &[Dtype::F32],
+        per_axis: false,
+        build: calib::build_distribution,
     },
 ];
 
@@ -545,7 +591,11 @@ mod tests {
                         assert_eq!((r.op.as_str(), r.reps, r.elements), (spec.name, 2, 4096));
                         assert!(r.seconds_median > 0.0 && r.gelem_per_s > 0.0);
                     }
-                    if gran == Gran::PerTensor {
+                    if gran == Gran::PerTensor && b.workload.ort_collector().is_some() {
+                        assert!(b.workload.ort_case().is_none());
+                    } else if spec.name == "abs-max" {
+                        assert!(b.workload.ort_case().is_none());
+                    } else if gran == Gran::PerTensor {
                         let c = b.workload.ort_case().unwrap();
                         assert_eq!(c.elements, 4096);
                         assert!(c.expected.len() >= 8, "{}", spec.name);

@@ -5,7 +5,9 @@
 //! quantproof bench quantize --size 16M --isa avx512 --reps 20
 //! quantproof bench reference-quantize --size 1M                      the scalar reference
 //! quantproof bench quantize --size 16M --threads 2 --with-ort --json also ONNX Runtime
-//! quantproof bench calibrate-entropy --size 2M --isa onnxruntime     ONNX Runtime's collector
+//! quantproof bench calibrate-entropy --size 2M --bins 2048 --threads 2 --with-ort --json
+//!                                                                    ours on every ISA, then ONNX Runtime's collector
+//! quantproof bench calibrate-entropy --size 2M --isa onnxruntime     ONNX Runtime's collector only
 //! quantproof bench limits --json                                     this machine's limits
 //! quantproof bench list                                              the operations
 //! ```
@@ -20,15 +22,18 @@ use std::io::Write;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// quantize, dequantize, fake-quantize, dynamic-quantize, min-max, reference-OP (the scalar
-    /// reference of OP), calibrate-entropy / calibrate-percentile / calibrate-distribution
-    /// (ONNX Runtime's, with --isa onnxruntime), limits (this machine's ceilings), list
+    /// quantize, dequantize, fake-quantize, dynamic-quantize, min-max, abs-max, histogram,
+    /// calibrate-entropy, calibrate-percentile, calibrate-distribution, reference-OP (the scalar
+    /// reference of OP), limits (this machine's ceilings), list
     pub op: String,
     /// Elements per run: a number or 64K, 16M, ... (binary multiples)
     #[arg(long, default_value = "1M")]
     pub size: String,
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Histogram bins of histogram and calibrate-* (default 2048)
+    #[arg(long)]
+    pub bins: Option<usize>,
     /// One implementation: scalar, avx2, avx512, neon, reference or onnxruntime (default: every
     /// available ISA)
     #[arg(long)]
@@ -132,7 +137,7 @@ fn list(out: &mut dyn Write) -> i32 {
         text += &format!("{:<18} {:<12} {:<10} {:<10} {}\n", s.name, s.default_profile.name, d.join(","), s.per_axis, s.summary);
     }
     text += "reference-OP: the scalar reference of OP. limits: this machine's ceilings.\n";
-    text += "calibrate-entropy, calibrate-percentile, calibrate-distribution: ONNX Runtime's HistogramCollector (--isa onnxruntime).\n";
+    text += "histogram and calibrate-*: --bins B (default 2048); --with-ort or --isa onnxruntime times ONNX Runtime's HistogramCollector on the same data.\n";
     let _ = out.write_all(text.as_bytes());
     0
 }
@@ -259,7 +264,10 @@ pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
         }
     };
     let setup = match Setup::resolve(spec, size, profile, dtype, gran) {
-        Ok(s) => s,
+        Ok(s) => match args.bins {
+            Some(b) => s.with_bins(b),
+            None => s,
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -313,6 +321,7 @@ mod tests {
             op: op.into(),
             size: "4096".into(),
             threads: 1,
+            bins: None,
             isa: None,
             profile: None,
             dtype: None,

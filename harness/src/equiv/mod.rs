@@ -28,6 +28,7 @@
 //! }
 //! ```
 
+pub mod calib;
 pub mod gen;
 pub mod ops;
 pub mod outcome;

@@ -9,6 +9,9 @@
 //! | `dequantize_packed4_i4`, `_u4` | `quantize::dequantize_packed4` | `Engine::dequantize_packed4` | f32 |
 //! | `dynamic_quantize_torch`, `_onnxruntime` | `Profile::dynamic_quantize` | `Engine::dynamic_quantize` | codes, scale, zero point |
 //! | `min_max` | a naive fold (one line) | `Engine::min_max` | min, max |
+//! | `histogram`, `histogram_abs` | `numpy_hist::counts` (of `\|x\|`) | `Engine::histogram` | bin counts |
+//! | `abs_max` | a naive fold | `Engine::abs_max` | max \|x\| |
+//! | `calibrate_entropy`, `_per_batch`, `calibrate_percentile`, `_asym`, `calibrate_distribution` | `onnxruntime::run_calibrate` | `calibrate::run_calibrate` | thresholds (or mean, deviation, edges) |
 //!
 //! Every comparison is exact (see [`super::outcome`]), except `min_max`, whose kernels do not
 //! order `-0.0` and `+0.0` (documented on `Kernels::min_max`): there a zero of either sign
@@ -59,7 +62,7 @@ pub trait OpDescriptor: Send + Sync {
 
 /// The descriptor table (see the module docs).
 pub fn descriptors() -> Vec<Box<dyn OpDescriptor>> {
-    vec![
+    let table: Vec<Box<dyn OpDescriptor>> = vec![
         Box::new(Quantize::<i8>(PhantomData)),
         Box::new(Quantize::<u8>(PhantomData)),
         Box::new(Dequantize::<i8>(PhantomData)),
@@ -73,7 +76,8 @@ pub fn descriptors() -> Vec<Box<dyn OpDescriptor>> {
         Box::new(DynamicQuantize { profile: Profile::TORCH }),
         Box::new(DynamicQuantize { profile: Profile::ONNXRUNTIME }),
         Box::new(MinMax),
-    ]
+    ];
+    table.into_iter().chain(super::calib::descriptors()).collect()
 }
 
 /// The descriptor called `name`.

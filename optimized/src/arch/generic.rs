@@ -4,7 +4,7 @@
 //! time, with exactly the operations the reference uses.
 
 use crate::isa::Isa;
-use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::rounding::{round_f32, RoundingMode};
 
@@ -161,7 +161,13 @@ fn fq_one<M: Mode>(x: f32, u: &Uniform, op: ScaleOp) -> (f32, bool) {
     ((r.max(u.lo).min(u.hi) + 0.0) * u.scale, r >= u.lo && r <= u.hi)
 }
 
-fn fake_quantize_loop<M: Mode>(x: &[f32], p: Params<'_>, op: ScaleOp, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
+fn fake_quantize_loop<M: Mode>(
+    x: &[f32],
+    p: Params<'_>,
+    op: ScaleOp,
+    out: &mut [f32],
+    mask: Option<&mut [bool]>,
+) -> bool {
     let at = |i: usize| match &p {
         Params::Uniform(u) => *u,
         Params::PerElement(e) => e.at(i),
@@ -236,6 +242,112 @@ pub fn abs_max(x: &[f32]) -> (f32, bool) {
     (m, nan)
 }
 
+pub fn abs_min(x: &[f32]) -> (f32, bool) {
+    let (mut m, mut nan) = (f32::INFINITY, false);
+    for &v in x {
+        if v.is_nan() {
+            nan = true;
+        } else {
+            m = m.min(v.abs());
+        }
+    }
+    (m, nan)
+}
+
+/// Splits the four interleaved sub-histograms of [`Kernels::histogram`].
+#[inline(always)]
+pub fn split_sub(sub: &mut [u32], stride: usize) -> [&mut [u32]; 4] {
+    assert_eq!(sub.len(), 4 * stride, "four sub-histograms of n + 1 slots");
+    let (s0, r) = sub.split_at_mut(stride);
+    let (s1, r) = r.split_at_mut(stride);
+    let (s2, s3) = r.split_at_mut(stride);
+    [s0, s1, s2, s3]
+}
+
+/// Counts bin indices (each `<= n`, the slot of elements in no bin) four at a time into the four
+/// sub-histograms, so that consecutive increments never wait on each other's store.
+#[inline(always)]
+pub fn count_indices(idx: &[u32], sub: &mut [&mut [u32]; 4]) {
+    let (quads, rest) = idx.as_chunks::<4>();
+    for q in quads {
+        for k in 0..4 {
+            sub[k][q[k] as usize] += 1;
+        }
+    }
+    for &i in rest {
+        sub[0][i as usize] += 1;
+    }
+}
+
+/// The histogram spec, one element at a time ([`HistBins::index`]).
+pub fn histogram(x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+    let mut s = split_sub(sub, bins.n as usize + 1);
+    let mut buf = [0u32; 64];
+    for c in x.chunks(64) {
+        for (b, &v) in buf.iter_mut().zip(c) {
+            *b = bins.index(if abs { v.abs() } else { v });
+        }
+        count_indices(&buf[..c.len()], &mut s);
+    }
+}
+
+/// numpy's pairwise recursion (see `numpy_hist::pairwise_sum_f32`) with the 8..=128-element
+/// leaves summed by `leaf` (which must reproduce [`pairwise_leaf`]): `0 + pairwise(a)`.
+#[inline(always)]
+pub fn pairwise_with(a: &[f32], leaf: &impl Fn(&[f32]) -> f32) -> f32 {
+    0.0 + pairwise_rec(a, leaf)
+}
+
+fn pairwise_rec(a: &[f32], leaf: &impl Fn(&[f32]) -> f32) -> f32 {
+    let n = a.len();
+    if n < 8 {
+        let mut res = -0.0f32;
+        for &v in a {
+            res += v;
+        }
+        res
+    } else if n <= 128 {
+        leaf(a)
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        pairwise_rec(&a[..n2], leaf) + pairwise_rec(&a[n2..], leaf)
+    }
+}
+
+/// numpy's leaf of 8 to 128 elements: eight interleaved accumulators `r[j] += a[i + j]`, then
+/// `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, then the `n % 8` last elements in order.
+#[inline(always)]
+pub fn pairwise_leaf(a: &[f32]) -> f32 {
+    let n = a.len();
+    let mut r = [0f32; 8];
+    r.copy_from_slice(&a[..8]);
+    let mut i = 8;
+    while i < n - n % 8 {
+        for j in 0..8 {
+            r[j] += a[i + j];
+        }
+        i += 8;
+    }
+    let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    while i < n {
+        res += a[i];
+        i += 1;
+    }
+    res
+}
+
+pub fn pairwise_sum(a: &[f32]) -> f32 {
+    pairwise_with(a, &pairwise_leaf)
+}
+
+pub fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+    assert!(p.len() == q.len() && p.len() == out.len(), "kl_terms: slices of one length");
+    for ((o, &pv), &qv) in out.iter_mut().zip(p).zip(q) {
+        *o = kl_term(pv, qv, sp, sq);
+    }
+}
+
 /// The scalar kernel family.
 #[derive(Debug, Clone, Copy)]
 pub struct Scalar;
@@ -270,5 +382,17 @@ impl Kernels for Scalar {
     }
     fn abs_max(&self, x: &[f32]) -> (f32, bool) {
         abs_max(x)
+    }
+    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
+        abs_min(x)
+    }
+    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+        histogram(x, bins, abs, sub)
+    }
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        pairwise_sum(a)
+    }
+    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+        kl_terms(p, q, sp, sq, out)
     }
 }

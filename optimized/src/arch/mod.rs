@@ -2,8 +2,11 @@
 //! `x86_64/avx512`, `aarch64/neon`. Each SIMD module exposes a zero-sized token type whose only
 //! constructor checks the CPU, so holding a token proves its features are present.
 
-pub mod generic;
-#[cfg(target_arch = "x86_64")]
-pub mod x86_64;
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+#[cfg(test)]
+mod calib_tests;
+pub mod generic;
+pub mod ln;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;

@@ -1,3 +1,4 @@
 //! AArch64 kernels: Advanced SIMD (NEON, 128-bit).
 
 pub mod neon;
+mod neon_calib;

@@ -66,7 +66,7 @@ that keeps it inside its slice.
 
 use crate::arch::generic;
 use crate::isa::Isa;
-use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{HistBins, Kernels, Params, PerElement, Rule, Uniform};
 use core::arch::aarch64::*;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::rounding::RoundingMode;
@@ -650,6 +650,32 @@ impl Kernels for Neon {
         let (lo, hi, nan, done) = unsafe { min_max_blocks(x) };
         let (tlo, thi, tnan) = generic::min_max(&x[done..]);
         (lo.min(tlo), hi.max(thi), nan | tnan)
+    }
+
+    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
+        // SAFETY: self is a Neon token.
+        unsafe { super::neon_calib::abs_min(x) }
+    }
+
+    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+        // SAFETY: self is a Neon token.
+        unsafe {
+            if abs {
+                super::neon_calib::histogram::<true>(x, bins, sub)
+            } else {
+                super::neon_calib::histogram::<false>(x, bins, sub)
+            }
+        }
+    }
+
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        // SAFETY: self is a Neon token.
+        generic::pairwise_with(a, &|leaf| unsafe { super::neon_calib::pairwise_leaf(leaf) })
+    }
+
+    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+        // SAFETY: self is a Neon token.
+        unsafe { super::neon_calib::kl_terms(p, q, sp, sq, out) }
     }
 
     fn abs_max(&self, x: &[f32]) -> (f32, bool) {

@@ -1,5 +1,6 @@
 /*!
-AVX2 kernels (8 f32 lanes; the token also proves FMA, which these kernels never use).
+AVX2 kernels (8 f32 lanes; the token also proves FMA, which only the float64 logarithm of
+`kl_terms` uses: its result is certified, see `crate::arch::ln`).
 
 Main loops take 32 elements per iteration (four vectors, one 32-byte store of codes), then
 single vectors of 8, then hand the last `n % 8` elements to the generic scalar functions (AVX2
@@ -14,8 +15,9 @@ lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <=
 
 use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
+use crate::arch::ln;
 use crate::isa::Isa;
-use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
 
 /// Proof that this CPU has AVX2 and FMA; only [`Avx2::new`] makes one.
@@ -567,6 +569,230 @@ fn abs_max(x: &[f32]) -> (f32, bool) {
     (lanes(m).into_iter().fold(tm, f32::max), any(nan) | tnan)
 }
 
+#[target_feature(enable = "avx2,fma")]
+fn abs_min(x: &[f32]) -> (f32, bool) {
+    let mut m = [_mm256_set1_ps(f32::INFINITY); 4];
+    let mut nan = _mm256_setzero_ps();
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let (xb, xv, xt) = blocks(x);
+    for xs @ [x0, x1, x2, x3] in xb {
+        prefetch::<_, 2>(xs);
+        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
+        nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
+        for k in 0..4 {
+            // |NaN| is NaN, so vminps keeps the accumulator.
+            m[k] = _mm256_min_ps(_mm256_and_ps(v[k], abs), m[k]);
+        }
+    }
+    for xs in xv {
+        let v = ld(xs);
+        nan = _mm256_or_ps(nan, unord(v, v));
+        m[0] = _mm256_min_ps(_mm256_and_ps(v, abs), m[0]);
+    }
+    let m = _mm256_min_ps(_mm256_min_ps(m[0], m[1]), _mm256_min_ps(m[2], m[3]));
+    let (tm, tnan) = generic::abs_min(xt);
+    (lanes(m).into_iter().fold(tm, f32::min), any(nan) | tnan)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration: histogram, pairwise sum, KL terms
+
+/// The constants of [`HistBins::index`] in vectors.
+struct BinConsts {
+    first: __m256,
+    last: __m256,
+    width: __m256,
+    nf: __m256,
+    step: __m256,
+    one: __m256,
+    nm1: __m256i,
+    none: __m256i,
+}
+
+impl BinConsts {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn new(b: &HistBins) -> BinConsts {
+        BinConsts {
+            first: _mm256_set1_ps(b.first),
+            last: _mm256_set1_ps(b.last),
+            width: _mm256_set1_ps(b.last - b.first),
+            nf: _mm256_set1_ps(b.n as f32),
+            step: _mm256_set1_ps(b.step),
+            one: _mm256_set1_ps(1.0),
+            nm1: _mm256_set1_epi32(b.n as i32 - 1),
+            none: _mm256_set1_epi32(b.n as i32),
+        }
+    }
+}
+
+/// [`HistBins::index`] of 8 lanes, as in the AVX-512 kernel (see its `bin16`). Comparison
+/// results are all-ones lanes (`-1`): `i + down` steps down, `i - up` steps up.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn bin8(x: __m256, c: &BinConsts) -> __m256i {
+    let inside = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(x, c.first), _mm256_cmp_ps::<_CMP_LE_OQ>(x, c.last));
+    let f = _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(x, c.first), c.width), c.nf);
+    let i = _mm256_min_epi32(_mm256_cvttps_epi32(f), c.nm1);
+    let fi = _mm256_cvtepi32_ps(i);
+    let below = _mm256_add_ps(_mm256_mul_ps(fi, c.step), c.first);
+    let above = _mm256_add_ps(_mm256_mul_ps(_mm256_add_ps(fi, c.one), c.step), c.first);
+    let down = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(x, below));
+    let up = _mm256_andnot_si256(
+        _mm256_or_si256(down, _mm256_cmpeq_epi32(i, c.nm1)),
+        _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(x, above)),
+    );
+    let i = _mm256_sub_epi32(_mm256_add_epi32(i, down), up);
+    let i = _mm256_blendv_epi8(c.none, i, _mm256_castps_si256(inside));
+    // Unsigned min: whatever a lane holds, the slot is at most n.
+    _mm256_min_epu32(i, c.none)
+}
+
+/// Elements per histogram block (see the AVX-512 kernel's `histogram` for the interleaving).
+const HB: usize = 256;
+
+#[target_feature(enable = "avx2,fma")]
+fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32]) {
+    let c = BinConsts::new(b);
+    let mut s = generic::split_sub(sub, b.n as usize + 1);
+    let absm = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let load = |v: __m256| if ABS { _mm256_and_ps(v, absm) } else { v };
+    let mut bufs = [[b.n; HB]; 2];
+    let (blocks, tail) = x.as_chunks::<HB>();
+    let mut fresh = 0;
+    for blk in blocks {
+        let [b0, b1] = &mut bufs;
+        let (new, old) = if fresh == 0 { (b0, &*b1) } else { (b1, &*b0) };
+        let (xs, _) = blk.as_chunks::<8>();
+        let (ns, _) = new.as_chunks_mut::<8>();
+        let (os, _) = old.as_chunks::<8>();
+        for ((xv, nv), ov) in xs.iter().zip(ns).zip(os) {
+            let i = bin8(load(ld(xv)), &c);
+            // SAFETY: `nv` is 8 writable u32.
+            unsafe { _mm256_storeu_si256(nv.as_mut_ptr().cast(), i) };
+            generic::count_indices(ov, &mut s);
+        }
+        fresh ^= 1;
+    }
+    // The last block filled. (Before the first block, the `old` buffer holds `n`s: counted in
+    // the scratch slot.)
+    generic::count_indices(&bufs[fresh ^ 1], &mut s);
+    let (xv, xt) = tail.as_chunks::<8>();
+    let mut idx = [0u32; 8];
+    for v in xv {
+        // SAFETY: `idx` is 8 writable u32.
+        unsafe { _mm256_storeu_si256(idx.as_mut_ptr().cast(), bin8(load(ld(v)), &c)) };
+        generic::count_indices(&idx, &mut s);
+    }
+    let t: Vec<u32> = xt.iter().map(|&v| b.index(if ABS { v.abs() } else { v })).collect();
+    generic::count_indices(&t, &mut s);
+}
+
+/// numpy's 8..=128-element pairwise leaf (`generic::pairwise_leaf`): the eight accumulators are
+/// the eight lanes of one register, added in numpy's order.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn pairwise_leaf(a: &[f32]) -> f32 {
+    let (v, rest) = a.as_chunks::<8>();
+    let mut r = ld(&v[0]);
+    for c in &v[1..] {
+        r = _mm256_add_ps(r, ld(c));
+    }
+    // hadd within 128-bit halves: [r0+r1, r2+r3, ..], [r4+r5, r6+r7, ..]; again:
+    // [(r0+r1)+(r2+r3)], [(r4+r5)+(r6+r7)].
+    let h = _mm256_hadd_ps(r, r);
+    let h = _mm256_hadd_ps(h, h);
+    let mut res = _mm_cvtss_f32(_mm256_castps256_ps128(h)) + _mm_cvtss_f32(_mm256_extractf128_ps::<1>(h));
+    for &t in rest {
+        res += t;
+    }
+    res
+}
+
+/// The f64 logarithm of 4 lanes (`crate::arch::ln`) and which lanes may be rounded to float32
+/// (all-ones lanes). AVX2 has no 64-bit arithmetic shift nor `i64 -> f64` conversion: `k` is
+/// the logical shift's 12 bits made a float64 through the `2^52` trick, minus 4096 when its sign
+/// bit is set.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn ln4(x: __m256d, t: &ln::Table) -> (__m256d, __m256i) {
+    let u = _mm256_castpd_si256(x);
+    let tmp = _mm256_sub_epi64(u, _mm256_set1_epi64x(ln::OFF as i64));
+    let i = _mm256_and_si256(_mm256_srli_epi64::<{ 52 - ln::WIDE.bits as i32 }>(tmp), _mm256_set1_epi64x(127));
+    let magic = _mm256_set1_pd(4503599627370496.0); // 2^52
+    let k12 = _mm256_sub_pd(
+        _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<52>(tmp), _mm256_castpd_si256(magic))),
+        magic,
+    );
+    let neg = _mm256_cmp_pd::<_CMP_GE_OQ>(k12, _mm256_set1_pd(2048.0));
+    let k = _mm256_sub_pd(k12, _mm256_and_pd(neg, _mm256_set1_pd(4096.0)));
+    let z =
+        _mm256_castsi256_pd(_mm256_sub_epi64(u, _mm256_and_si256(tmp, _mm256_set1_epi64x((0xfff_u64 << 52) as i64))));
+    // SAFETY (both gathers): every index is below 128 (masked with 127) and the tables have 128
+    // entries.
+    let invc = unsafe { _mm256_i64gather_pd::<8>(t.invc.as_ptr(), i) };
+    let logc = unsafe { _mm256_i64gather_pd::<8>(t.logc.as_ptr(), i) };
+    let r = _mm256_fmadd_pd(z, invc, _mm256_set1_pd(-1.0));
+    let hi = _mm256_fmadd_pd(k, _mm256_set1_pd(ln::LN2), logc);
+    let mut p = _mm256_set1_pd(ln::WIDE.coeffs[5]);
+    for &c in ln::WIDE.coeffs[..5].iter().rev() {
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
+    }
+    let y = _mm256_add_pd(hi, _mm256_fmadd_pd(_mm256_mul_pd(r, r), p, r));
+    // |low - 2^28| > G, with low < 2^29: signed 64-bit compares suffice.
+    let low = _mm256_and_si256(_mm256_castpd_si256(y), _mm256_set1_epi64x((1 << 29) - 1));
+    let d = _mm256_sub_epi64(low, _mm256_set1_epi64x(1 << 28));
+    let g = LN_GUARD_ULPS as i64;
+    let safe =
+        _mm256_or_si256(_mm256_cmpgt_epi64(d, _mm256_set1_epi64x(g)), _mm256_cmpgt_epi64(_mm256_set1_epi64x(-g), d));
+    (y, safe)
+}
+
+/// [`kl_term`] of 8 lanes; returns the lanes (as a bit mask) to recompute with the reference's
+/// expression (special logarithm arguments and unsafe roundings).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn kl8(p: __m256, q: __m256, sp: __m256, sq: __m256, t: &ln::Table) -> (__m256, u32) {
+    let pk = _mm256_div_ps(p, sp);
+    let qk = _mm256_div_ps(q, sq);
+    let zero = _mm256_setzero_ps();
+    let valid = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(pk, zero), _mm256_cmp_ps::<_CMP_GT_OQ>(qk, zero));
+    let a = _mm256_div_ps(pk, qk);
+    let normal = _mm256_and_ps(
+        _mm256_cmp_ps::<_CMP_GT_OQ>(a, zero),
+        _mm256_cmp_ps::<_CMP_LT_OQ>(a, _mm256_set1_ps(f32::INFINITY)),
+    );
+    let (ylo, slo) = ln4(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), t);
+    let (yhi, shi) = ln4(_mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a)), t);
+    let y = _mm256_set_m128(_mm256_cvtpd_ps(yhi), _mm256_cvtpd_ps(ylo));
+    let safe =
+        (_mm256_movemask_pd(_mm256_castsi256_pd(slo)) | (_mm256_movemask_pd(_mm256_castsi256_pd(shi)) << 4)) as u32;
+    let term = _mm256_blendv_ps(_mm256_set1_ps(f32::INFINITY), _mm256_mul_ps(pk, y), valid);
+    let valid = _mm256_movemask_ps(valid) as u32;
+    let normal = _mm256_movemask_ps(normal) as u32;
+    (term, valid & !(normal & safe))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+    assert!(p.len() == q.len() && p.len() == out.len(), "kl_terms: slices of one length");
+    let t = ln::table(&ln::WIDE);
+    let (spv, sqv) = (_mm256_set1_ps(sp), _mm256_set1_ps(sq));
+    let (pv, pt) = p.as_chunks::<8>();
+    let (qv, qt) = q.as_chunks::<8>();
+    let (ov, ot) = out.as_chunks_mut::<8>();
+    for ((pc, qc), oc) in pv.iter().zip(qv).zip(ov) {
+        let (term, mut redo) = kl8(ld(pc), ld(qc), spv, sqv, t);
+        st(oc, term);
+        while redo != 0 {
+            let j = redo.trailing_zeros() as usize;
+            oc[j] = kl_term(pc[j], qc[j], sp, sq);
+            redo &= redo - 1;
+        }
+    }
+    generic::kl_terms(pt, qt, sp, sq, ot);
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn lanes(v: __m256) -> [f32; 8] {
@@ -738,6 +964,32 @@ impl Kernels for Avx2 {
     fn abs_max(&self, x: &[f32]) -> (f32, bool) {
         // SAFETY: the token proves AVX2 and FMA.
         unsafe { abs_max(x) }
+    }
+
+    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { abs_min(x) }
+    }
+
+    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe {
+            if abs {
+                histogram::<true>(x, bins, sub)
+            } else {
+                histogram::<false>(x, bins, sub)
+            }
+        }
+    }
+
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        // SAFETY: the token proves AVX2 and FMA.
+        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
+    }
+
+    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+        // SAFETY: the token proves AVX2 and FMA.
+        unsafe { kl_terms(p, q, sp, sq, out) }
     }
 }
 

@@ -49,6 +49,17 @@ nearest rounding boundary, with a `vdivps` fallback; the certificate agreed with
 every f32 input for several divisors), but its three extra operations per vector compete for
 the same pipes and it measured 17-19 Gelem/s, slower than dividing. It was removed.
 
+# Calibration kernels
+
+`histogram`, `pairwise_sum`, `kl_terms` and `abs_min` follow [`crate::kernels`]' calibration
+section. The histogram's index uses the reference's float32 operations (`vdivps` included) and
+compares against edges recomputed as `linspace` computes them, so its counts are numpy's by
+construction; its increments are scalar (four sub-histograms) and interleaved with the next
+block's vector work. `kl_terms` is the one place FMA appears: inside a float64 logarithm whose
+float32 rounding is used only where it is certified equal to the reference's
+(`crate::arch::ln`, [`crate::kernels::LN_GUARD_ULPS`]); every float32 operation of the terms
+themselves is the reference's, unfused.
+
 # NaN and infinities
 
 A NaN input makes a kernel return `true`; the vector loops OR an unordered compare of the inputs
