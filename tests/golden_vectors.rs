@@ -21,7 +21,7 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("onnxruntime", "dynamic_quantize", true),
     ("torch", "lsq", false),
     ("torch", "observe", false),
-    ("onnxruntime", "calibrate", false),
+    ("onnxruntime", "calibrate", true),
 ];
 
 fn extra_dir() -> PathBuf {

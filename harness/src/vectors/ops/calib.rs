@@ -13,7 +13,9 @@
 //! (`one`: every batch in one `collect()` call, which ONNX Runtime flattens into one array, the
 //! default; `per_batch`: one call per batch); inputs `batch0`, `batch1`, ...; outputs `min`,
 //! `max` (or `avg`, `std` for distribution) as f64 `[1]`. Computed by
-//! [`quantproof_reference::calibrate::onnxruntime::run_calibrate`]. Reference only.
+//! [`quantproof_reference::calibrate::onnxruntime::run_calibrate`] and, on every ISA, by its fast
+//! twin [`quantproof_optimized::calibrate::run_calibrate`] (SIMD histograms, parallel entropy
+//! search).
 
 use super::{input, input_f32, outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Data, Tensor};
@@ -99,9 +101,6 @@ fn f64_1(v: f32) -> Tensor {
 }
 
 pub fn calibrate(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    if let Path::Optimized(_) = path {
-        return Err(OpError::Unsupported("calibrate has no optimized twin".into()));
-    }
     if profile.name != "onnxruntime" {
         return Err(OpError::Unsupported(format!("calibrate under profile {}", profile.name)));
     }
@@ -122,7 +121,11 @@ pub fn calibrate(case: &Case, profile: &Profile, path: Path) -> OpResult {
     )
     .map_err(|e| OpError::Malformed(format!("attrs: {e}")))?;
     let data: Vec<&[f32]> = batches(case)?.into_iter().map(|(d, _)| d).collect();
-    Ok(match run_calibrate(&spec, &data)? {
+    let result = match path {
+        Path::Reference => run_calibrate(&spec, &data)?,
+        Path::Optimized(engine) => quantproof_optimized::calibrate::run_calibrate(&engine, &spec, &data)?,
+    };
+    Ok(match result {
         CalibrateResult::Range { min, max } => outputs([("min", f64_1(min)), ("max", f64_1(max))]),
         CalibrateResult::Distribution { avg, std, .. } => outputs([("avg", f64_1(avg)), ("std", f64_1(std))]),
     })

@@ -109,7 +109,7 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "choose_qparams", profiles: &["onnxruntime"], optimized: false, run: qparams::choose_qparams },
     OpSpec { op: "lsq", profiles: &["torch"], optimized: false, run: qat::lsq },
     OpSpec { op: "observe", profiles: &["torch"], optimized: false, run: calib::observe },
-    OpSpec { op: "calibrate", profiles: &["onnxruntime"], optimized: false, run: calib::calibrate },
+    OpSpec { op: "calibrate", profiles: &["onnxruntime"], optimized: true, run: calib::calibrate },
 ];
 
 /// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
