@@ -126,7 +126,12 @@ pub fn run(options: &Options, log: &mut dyn FnMut(&str)) -> Result<PathBuf, Stri
         log(&format!("!!! ONNX Runtime will NOT be measured: {why}"));
     }
 
-    let grid = speed::Grid { sizes: options.sizes(), threads: options.threads.clone(), reps: options.reps() };
+    let grid = speed::Grid {
+        sizes: options.sizes(),
+        calib_size: Some(options.calib_size()),
+        threads: options.threads.clone(),
+        reps: options.reps(),
+    };
     let speed = speed::run(&grid, &mut limits, ort.as_ref().ok(), log);
 
     let calibrators = match &ort {
@@ -263,13 +268,14 @@ impl Report {
     /// The speed table, for one operation or all.
     fn speed_table(&self, op: Option<&str>) -> Table {
         let mut t = Table::new(&[
-            "op", "implementation", "elements", "threads", "median (us)", "Gelem/s", "GB/s", "ceiling GB/s",
+            "op", "profile", "implementation", "elements", "threads", "median (us)", "Gelem/s", "GB/s", "ceiling GB/s",
             "% of ceiling", "x reference", "x ONNX Runtime", "reps", "output check",
         ]);
         for r in self.speed.rows.iter().filter(|r| op.is_none_or(|o| r.record.op == o)) {
             let rec = &r.record;
             t.push(vec![
                 Cell::text(&rec.op),
+                Cell::text(&rec.profile),
                 Cell::text(&rec.isa),
                 Cell::text(format_size(rec.elements)),
                 Cell::num(rec.threads as f64, 0),
@@ -510,8 +516,10 @@ impl Report {
             s,
             "Each operation at {} elements on {} thread(s): the reference (single-threaded, the oracle), every available ISA \
              (`Engine::with_threads`), and ONNX Runtime on the same data. Input: normal values, 256 rows of different magnitudes \
-             (seeded); parameters from the data under the operation's default profile (quantize, dequantize, dynamic-quantize, \
-             min-max: onnxruntime; fake-quantize: torch), i8 symmetric (dynamic-quantize: u8), per-tensor. Timing: one warm-up \
+             (seeded); parameters from the data under the operation's default profile (dequantize, dynamic-quantize, \
+             min-max: onnxruntime; fake-quantize: torch; quantize under both: onnxruntime divides by the scale, torch \
+             multiplies by its f32 reciprocal, and vdivps caps the first), i8 symmetric (dynamic-quantize: u8), per-tensor; \
+             the calibrators at 2M elements (the size their targets are stated at) and the largest grid size. Timing: one warm-up \
              run, then the median of repeated runs (`std::time::Instant`), inputs and outputs allocated and page-faulted once. \
              GB/s counts compulsory traffic (inputs read once, outputs written once). *Ceiling*: this machine's read bandwidth \
              over a buffer of the same size on the same threads (an optimistic bound: writes cost at least as much as reads). \
@@ -574,8 +582,8 @@ impl Report {
                 s,
                 "`onnxruntime.quantization.calibrate.HistogramCollector` on {} normal float32 values (seeded): construction, one \
                  `collect` and `compute_collection_result`, single process. entropy: 2048 bins, 128 quantized bins; percentile: \
-                 99.999, 2048 bins, symmetric; distribution: 2048 bins. quantproof's own calibrators will be timed next to these \
-                 when they join the benchmark table (integration point: `harness/src/bench/ops.rs::TABLE`).\n",
+                 99.999, 2048 bins, symmetric; distribution: 2048 bins (the same collectors are timed against quantproof's in the \
+                 calibrate-* tables above, on the same data as ours, and their results compared with ours).\n",
                 format_size(o.calib_size())
             );
             s.push_str(&self.calibrator_table().to_markdown());

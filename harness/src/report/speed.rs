@@ -6,6 +6,7 @@ use crate::bench::timing::Reps;
 use crate::bench::{Bench, Impl, Record, Setup, TABLE};
 use crate::machine::Limits;
 use crate::ort::Ort;
+use quantproof_reference::profile::Profile;
 
 /// One measured figure with its comparisons.
 #[derive(Debug, Clone)]
@@ -36,17 +37,58 @@ pub struct SpeedResults {
 #[derive(Debug, Clone)]
 pub struct Grid {
     pub sizes: Vec<usize>,
+    /// The calibrators' size (replacing the grid's sizes below it), when set.
+    pub calib_size: Option<usize>,
     pub threads: Vec<usize>,
     pub reps: Reps,
+}
+
+/// The profiles an operation is measured under: quantize under both ways of applying the scale
+/// (ONNX Runtime divides, PyTorch multiplies by the reciprocal: they run at different speeds),
+/// everything else under its default.
+fn profiles_of(op: &str) -> Vec<Option<Profile>> {
+    match op {
+        "quantize" => vec![Some(Profile::ONNXRUNTIME), Some(Profile::TORCH)],
+        _ => vec![None],
+    }
+}
+
+/// The sizes an operation is measured at: the calibrators at `calib_size` (the size their
+/// targets are stated for) instead of the smallest grid size.
+fn sizes_of(op: &str, grid: &Grid) -> Vec<usize> {
+    match (op.starts_with("calibrate-"), grid.calib_size) {
+        (true, Some(c)) => {
+            let mut v: Vec<usize> = grid.sizes.iter().copied().filter(|&s| s > c).collect();
+            v.insert(0, c);
+            v
+        }
+        _ => grid.sizes.clone(),
+    }
+}
+
+/// `Some(description)` when ONNX Runtime's calibration result (its record's `detail.result`)
+/// equals ours on the same data (`ours`: the workload's `detail.result`), an explanation when not.
+fn compare_calibration(ort: &serde_json::Value, ours: &serde_json::Value) -> String {
+    let keys: &[&str] = if ort.get("avg").is_some() { &["avg", "std"] } else { &["low", "high"] };
+    let mut parts = Vec::new();
+    for &k in keys {
+        match (ort.get(k).and_then(|v| v.as_f64()), ours.get(k).and_then(|v| v.as_f64())) {
+            (Some(a), Some(b)) if a as f32 == b as f32 => parts.push(format!("{k} {b}")),
+            (a, b) => return format!("differs from the reference: {k} {a:?} (ONNX Runtime) vs {b:?}"),
+        }
+    }
+    format!("same result as the reference ({})", parts.join(", "))
 }
 
 /// Runs the grid. `log` gets one line per workload.
 pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn FnMut(&str)) -> SpeedResults {
     let mut res = SpeedResults::default();
     for spec in TABLE.iter() {
-        for &size in &grid.sizes {
-            log(&format!("speed: {} x {}", spec.name, crate::bench::format_size(size)));
-            let setup = match Setup::resolve(spec, size, None, None, None) {
+        for profile in profiles_of(spec.name) {
+        for size in sizes_of(spec.name, grid) {
+            let label = profile.map_or(String::new(), |p| format!(" ({})", p.name));
+            log(&format!("speed: {}{label} x {}", spec.name, crate::bench::format_size(size)));
+            let setup = match Setup::resolve(spec, size, profile, None, None) {
                 Ok(s) => s,
                 Err(e) => {
                     res.failures.push(e);
@@ -86,7 +128,15 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
                 } else if let Some((c, x)) = bench.workload.ort_collector() {
                     // ONNX Runtime's collectors are single-threaded Python/numpy.
                     match ort.calibrator(&c, x, reps.unwrap_or(3)) {
-                        Ok(r) => records.push(r),
+                        Ok(mut r) => {
+                            let ours = bench.workload.detail();
+                            if let (Some(o), Some(q)) =
+                                (r.detail.as_ref().and_then(|d| d.get("result")), ours.get("result"))
+                            {
+                                r.verified = compare_calibration(o, q);
+                            }
+                            records.push(r)
+                        }
                         Err(e) => res.ort_failures.push(format!("{} {}: {e}", spec.name, size)),
                     }
                 }
@@ -109,6 +159,7 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
                     record: r.clone(),
                 });
             }
+        }
         }
     }
     res
