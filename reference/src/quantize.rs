@@ -176,13 +176,7 @@ pub fn quantize<C: Code>(
     out: &mut [C],
 ) -> Result<()> {
     params.range.check_storage::<C>()?;
-    check_len("output", x.len(), out.len())?;
-    let (layout, scales) = prepare(params, shape, x.len(), rule.scale_op)?;
-    for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
-        let p = layout.index(i);
-        *o = C::from_code(quantize_value(xi, &scales[p], params.zero_points[p], params.range, rule, i)?);
-    }
-    Ok(())
+    quantize_into(x, shape, params, rule, out, C::from_code)
 }
 
 /// Quantizes into `i32` codes (any range of up to 16 bits), for widths without a storage type.
@@ -193,11 +187,24 @@ pub fn quantize_codes(
     rule: QuantizeRule,
     out: &mut [i32],
 ) -> Result<()> {
+    quantize_into(x, shape, params, rule, out, |q| q)
+}
+
+/// The loop both quantize functions share: each element through [`quantize_value`], stored by
+/// `store`.
+fn quantize_into<T>(
+    x: &[f32],
+    shape: &[usize],
+    params: &QuantParams,
+    rule: QuantizeRule,
+    out: &mut [T],
+    store: impl Fn(i32) -> T,
+) -> Result<()> {
     check_len("output", x.len(), out.len())?;
     let (layout, scales) = prepare(params, shape, x.len(), rule.scale_op)?;
     for (i, (&xi, o)) in x.iter().zip(out.iter_mut()).enumerate() {
         let p = layout.index(i);
-        *o = quantize_value(xi, &scales[p], params.zero_points[p], params.range, rule, i)?;
+        *o = store(quantize_value(xi, &scales[p], params.zero_points[p], params.range, rule, i)?);
     }
     Ok(())
 }

@@ -337,57 +337,38 @@ pub fn counts_explicit(data: &[f32], edges: &[f64]) -> Result<Vec<u64>> {
 /// `0 + pairwise(a)` where `pairwise` adds blocks of up to 128 elements with eight interleaved
 /// float32 accumulators and splits larger arrays in halves (rounded down to a multiple of 8).
 pub fn pairwise_sum_f32(a: &[f32]) -> f32 {
-    0.0 + pairwise_f32(a)
-}
-
-fn pairwise_f32(a: &[f32]) -> f32 {
-    let n = a.len();
-    if n < 8 {
-        let mut res = -0.0f32;
-        for &v in a {
-            res += v;
-        }
-        res
-    } else if n <= 128 {
-        let mut r = [0f32; 8];
-        r.copy_from_slice(&a[..8]);
-        let mut i = 8;
-        while i < n - n % 8 {
-            for j in 0..8 {
-                r[j] += a[i + j];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        while i < n {
-            res += a[i];
-            i += 1;
-        }
-        res
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise_f32(&a[..n2]) + pairwise_f32(&a[n2..])
-    }
+    0.0 + pairwise(a)
 }
 
 /// numpy's pairwise summation of a contiguous float64 array (`np.sum`), as
 /// [`pairwise_sum_f32`] in float64.
 pub fn pairwise_sum_f64(a: &[f64]) -> f64 {
-    0.0 + pairwise_f64(a)
+    0.0 + pairwise(a)
 }
 
-fn pairwise_f64(a: &[f64]) -> f64 {
+/// The float types numpy's pairwise summation runs in (each in its own precision).
+trait PairwiseFloat: Copy + std::ops::Add<Output = Self> + std::ops::AddAssign {
+    const NEG_ZERO: Self;
+}
+
+impl PairwiseFloat for f32 {
+    const NEG_ZERO: f32 = -0.0;
+}
+
+impl PairwiseFloat for f64 {
+    const NEG_ZERO: f64 = -0.0;
+}
+
+fn pairwise<T: PairwiseFloat>(a: &[T]) -> T {
     let n = a.len();
     if n < 8 {
-        let mut res = -0.0f64;
+        let mut res = T::NEG_ZERO;
         for &v in a {
             res += v;
         }
         res
     } else if n <= 128 {
-        let mut r = [0f64; 8];
-        r.copy_from_slice(&a[..8]);
+        let mut r = [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]];
         let mut i = 8;
         while i < n - n % 8 {
             for j in 0..8 {
@@ -404,7 +385,7 @@ fn pairwise_f64(a: &[f64]) -> f64 {
     } else {
         let mut n2 = n / 2;
         n2 -= n2 % 8;
-        pairwise_f64(&a[..n2]) + pairwise_f64(&a[n2..])
+        pairwise(&a[..n2]) + pairwise(&a[n2..])
     }
 }
 
