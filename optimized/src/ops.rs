@@ -252,13 +252,12 @@ impl Plan {
         &self,
         threads: usize,
         input: &[I],
-        per_in: usize,
         output: O,
         f: &(dyn Fn(Params<'_>, &[I], O) -> bool + Sync),
     ) -> bool {
         let groups = split_groups(&self.spans, threads, self.len);
         if groups.len() <= 1 {
-            return self.run_group(&self.spans, input, per_in, output, 0, f);
+            return self.run_group(&self.spans, input, output, 0, f);
         }
         let mut rest = Some(output);
         let mut consumed = 0;
@@ -270,7 +269,7 @@ impl Plan {
             let (mine, tail) = tail.split_at(end - start);
             rest = Some(tail);
             consumed = end;
-            tasks.push(Box::new(move || self.run_group(g, input, per_in, mine, start, f)));
+            tasks.push(Box::new(move || self.run_group(g, input, mine, start, f)));
         }
         crate::pool::run(threads, tasks).into_iter().fold(false, |acc, flag| acc | flag)
     }
@@ -279,7 +278,6 @@ impl Plan {
         &self,
         spans: &[Span],
         input: &[I],
-        per_in: usize,
         mut output: O,
         base: usize,
         f: &(dyn Fn(Params<'_>, &[I], O) -> bool + Sync),
@@ -287,7 +285,7 @@ impl Plan {
         let mut flag = false;
         let mut at = base;
         for s in spans {
-            let inp = &input[s.start * per_in..(s.start + s.len) * per_in];
+            let inp = &input[s.start..s.start + s.len];
             let (_, rest) = output.split_at(s.start - at);
             let (mine, rest) = rest.split_at(s.len);
             output = rest;
@@ -475,7 +473,7 @@ impl Engine {
             return refq::quantize(x, shape, params, rule, out);
         };
         let k = self.kernels;
-        let nan = plan.run(self.useful_threads(x.len()), x, 1, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
+        let nan = plan.run(self.useful_threads(x.len()), x, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
         if nan {
             return Err(first_nan(x));
         }
@@ -487,7 +485,7 @@ impl Engine {
         check_len("output", q.len(), out.len())?;
         let plan = Plan::new(params, shape, q.len(), ScaleOp::Divide)?;
         let k = self.kernels;
-        plan.run(self.useful_threads(q.len()), q, 1, out, &|p, qs, os: &mut [f32]| {
+        plan.run(self.useful_threads(q.len()), q, out, &|p, qs, os: &mut [f32]| {
             C::dequantize(k, qs, p, os);
             false
         });
@@ -513,7 +511,7 @@ impl Engine {
             return refq::fake_quantize(x, shape, params, rule, out, mask);
         };
         let k = self.kernels;
-        let nan = plan.run(self.useful_threads(x.len()), x, 1, (out, mask), &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| {
+        let nan = plan.run(self.useful_threads(x.len()), x, (out, mask), &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| {
             k.fake_quantize(xs, p, krule, os, ms)
         });
         if nan {
