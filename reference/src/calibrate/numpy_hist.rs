@@ -49,44 +49,55 @@ pub type CountKernel = fn(data: &[f32], bins: &UniformBins, counts: &mut [u64]);
 /// y[num - 1] = stop
 /// ```
 pub fn linspace_f32(start: f32, stop: f32, num: usize) -> Vec<f32> {
-    if num == 0 {
-        return Vec::new();
-    }
-    if num == 1 {
-        return vec![start];
-    }
-    let div = (num - 1) as f32;
-    let delta = stop - start;
-    let step = delta / div;
-    let mut y: Vec<f32> = (0..num)
-        .map(|k| {
-            let k = k as f32;
-            if step == 0.0 {
-                (k / div) * delta + start
-            } else {
-                k * step + start
-            }
-        })
-        .collect();
-    y[num - 1] = stop;
-    y
+    linspace(start, stop, num)
 }
 
 /// `numpy.linspace(start, stop, num)` computed in float64 (Python number arguments).
 pub fn linspace_f64(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    linspace(start, stop, num)
+}
+
+/// The float types `linspace` runs in (each in its own precision).
+trait LinspaceFloat:
+    Copy
+    + PartialEq
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    const ZERO: Self;
+    fn from_usize(k: usize) -> Self;
+}
+
+impl LinspaceFloat for f32 {
+    const ZERO: f32 = 0.0;
+    fn from_usize(k: usize) -> f32 {
+        k as f32
+    }
+}
+
+impl LinspaceFloat for f64 {
+    const ZERO: f64 = 0.0;
+    fn from_usize(k: usize) -> f64 {
+        k as f64
+    }
+}
+
+fn linspace<T: LinspaceFloat>(start: T, stop: T, num: usize) -> Vec<T> {
     if num == 0 {
         return Vec::new();
     }
     if num == 1 {
         return vec![start];
     }
-    let div = (num - 1) as f64;
+    let div = T::from_usize(num - 1);
     let delta = stop - start;
     let step = delta / div;
-    let mut y: Vec<f64> = (0..num)
+    let mut y: Vec<T> = (0..num)
         .map(|k| {
-            let k = k as f64;
-            if step == 0.0 {
+            let k = T::from_usize(k);
+            if step == T::ZERO {
                 (k / div) * delta + start
             } else {
                 k * step + start

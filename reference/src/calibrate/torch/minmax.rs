@@ -119,11 +119,16 @@ impl MinMaxObserver {
 
     /// `calculate_qparams()`.
     pub fn qparams(&self) -> Result<QParams> {
-        if self.is_empty() {
-            return Ok(empty_observer_qparams());
-        }
-        torch_observer_qparams(self.min, self.max, &self.cfg)
+        running_qparams(self.min, self.max, &self.cfg)
     }
+}
+
+/// `calculate_qparams()` of a running `[min, max]`: PyTorch's default before any data, its rule after.
+fn running_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<QParams> {
+    if min == f32::INFINITY && max == f32::NEG_INFINITY {
+        return Ok(empty_observer_qparams());
+    }
+    torch_observer_qparams(min, max, cfg)
 }
 
 impl Observer for MinMaxObserver {
@@ -210,10 +215,7 @@ impl MovingAverageMinMaxObserver {
 
     /// `calculate_qparams()`.
     pub fn qparams(&self) -> Result<QParams> {
-        if self.is_empty() {
-            return Ok(empty_observer_qparams());
-        }
-        torch_observer_qparams(self.min, self.max, &self.cfg)
+        running_qparams(self.min, self.max, &self.cfg)
     }
 }
 
