@@ -20,6 +20,7 @@
 //! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
+//! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
 //! ## Notation
@@ -46,6 +47,7 @@ pub mod profile;
 pub mod qat;
 pub mod qparams;
 pub mod quantize;
+pub mod rng;
 pub mod rounding;
 pub mod scheme;
 

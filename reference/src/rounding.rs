@@ -127,10 +127,7 @@ pub fn round_f32(v: f32, mode: RoundingMode, index: u64) -> f32 {
 /// number can be computed alone, so threads and SIMD lanes need no shared state.
 #[inline]
 pub fn stochastic_uniform(seed: u64, index: u64) -> f32 {
-    let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::rng::mix64(seed.wrapping_add(index.wrapping_add(1).wrapping_mul(crate::rng::GAMMA)));
     (z >> 40) as f32 * (1.0 / 16_777_216.0)
 }
 

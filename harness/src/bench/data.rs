@@ -3,40 +3,7 @@
 //! Benchmarks run on realistic values, not zeros or ramps: normal-ish floats as activations and
 //! weights are. Everything is seeded, so a report can be reproduced value for value.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, good enough for test data.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `(0, 1)`, never exactly 0 or 1.
-    pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-
-    /// Laplace with scale `b` (mean 0): heavier tails than the normal, like trained weights.
-    pub fn laplace(&mut self, b: f64) -> f64 {
-        let u = self.uniform() - 0.5;
-        -b * u.signum() * (1.0 - 2.0 * u.abs()).ln()
-    }
-}
+pub use quantproof_reference::rng::Rng;
 
 /// `n` standard-normal f32 values.
 pub fn normal_f32(n: usize, seed: u64) -> Vec<f32> {
@@ -51,7 +18,7 @@ pub fn channel_scaled_f32(rows: usize, cols: usize, spread: f64, seed: u64) -> V
     let mut r = Rng::new(seed);
     let mut x = Vec::with_capacity(rows * cols);
     for _ in 0..rows {
-        let f = spread.powf(2.0 * r.uniform() - 1.0);
+        let f = spread.powf(2.0 * r.open_unit() - 1.0);
         for _ in 0..cols {
             x.push((r.normal() * f) as f32);
         }

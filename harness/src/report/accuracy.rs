@@ -61,7 +61,7 @@ pub fn tensors() -> Vec<Tensor> {
     // Hidden states [128, 384]: per-feature gain and bias, four outlier features at 25x.
     let (t, h) = (128, 384);
     let gains: Vec<f64> = (0..h)
-        .map(|c| if [17, 101, 233, 340].contains(&c) { 25.0 } else { 0.5 + r.uniform() })
+        .map(|c| if [17, 101, 233, 340].contains(&c) { 25.0 } else { 0.5 + r.open_unit() })
         .collect();
     let biases: Vec<f64> = (0..h).map(|_| 0.1 * r.normal()).collect();
     let mut a = Vec::with_capacity(t * h);
@@ -256,7 +256,7 @@ impl Panel {
 pub fn two_bumps(n: usize) -> Vec<f32> {
     let mut r = Rng::new(0x5EED_0004);
     (0..n)
-        .map(|_| if r.uniform() < 0.7 { 1.0 + 0.6 * r.normal() } else { -1.2 + 0.4 * r.normal() } as f32)
+        .map(|_| if r.open_unit() < 0.7 { 1.0 + 0.6 * r.normal() } else { -1.2 + 0.4 * r.normal() } as f32)
         .collect()
 }
 
