@@ -25,10 +25,8 @@ fn sweep_all(threads: &[usize], specs_of: &(dyn Fn(&dyn OpDescriptor) -> Vec<Cas
     let ops = descriptors();
     let t0 = Instant::now();
     let summaries: Vec<String> = std::thread::scope(|s| {
-        let halves: Vec<Vec<&Box<dyn OpDescriptor>>> = vec![
-            ops.iter().step_by(2).collect(),
-            ops.iter().skip(1).step_by(2).collect(),
-        ];
+        let halves: Vec<Vec<&Box<dyn OpDescriptor>>> =
+            vec![ops.iter().step_by(2).collect(), ops.iter().skip(1).step_by(2).collect()];
         let handles: Vec<_> = halves
             .into_iter()
             .map(|half| {
@@ -106,11 +104,7 @@ fn mixes() -> impl Strategy<Value = Mix> {
 }
 
 fn config(cases: u32, file: &'static str) -> Config {
-    Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(file))),
-        ..Config::default()
-    }
+    Config { cases, failure_persistence: Some(Box::new(FileFailurePersistence::Direct(file))), ..Config::default() }
 }
 
 proptest! {

@@ -24,8 +24,14 @@ use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{CodeRange, Granularity, QType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-const QUANTIZE_OPS: &[&str] =
-    &["quantize_i8", "quantize_u8", "fake_quantize", "fake_quantize_mask", "quantize_packed4_i4", "quantize_packed4_u4"];
+const QUANTIZE_OPS: &[&str] = &[
+    "quantize_i8",
+    "quantize_u8",
+    "fake_quantize",
+    "fake_quantize_mask",
+    "quantize_packed4_i4",
+    "quantize_packed4_u4",
+];
 const DEQUANTIZE_OPS: &[&str] = &["dequantize_i8", "dequantize_u8", "dequantize_packed4_i4", "dequantize_packed4_u4"];
 const DYNAMIC_OPS: &[&str] = &["dynamic_quantize_torch", "dynamic_quantize_onnxruntime"];
 
@@ -110,7 +116,13 @@ fn nan_input_is_an_error_with_its_index() {
             expect("NaN input", op, &c, Some(QuantError::NanInput { what: "x", index: 4 }), &engines);
         }
     }
-    expect("NaN input", "min_max", &base("min_max").with_x(x.to_vec()), Some(QuantError::NanInput { what: "x", index: 4 }), &engines);
+    expect(
+        "NaN input",
+        "min_max",
+        &base("min_max").with_x(x.to_vec()),
+        Some(QuantError::NanInput { what: "x", index: 4 }),
+        &engines,
+    );
     for op in DYNAMIC_OPS {
         let c = case_for(op, &[6], per_tensor(1.0, 0), &x);
         expect("NaN input", op, &c, Some(QuantError::NonFinite { what: "x", index: 4, value: f64::NAN }), &engines);
@@ -126,7 +138,13 @@ fn infinities_are_errors_only_where_a_range_is_read() {
         x[4] = f32::NAN;
         for op in DYNAMIC_OPS {
             let c = case_for(op, &[6], per_tensor(1.0, 0), &x);
-            expect("infinite input", op, &c, Some(QuantError::NonFinite { what: "x", index: 2, value: inf as f64 }), &engines);
+            expect(
+                "infinite input",
+                op,
+                &c,
+                Some(QuantError::NonFinite { what: "x", index: 2, value: inf as f64 }),
+                &engines,
+            );
         }
         // Quantizers saturate infinities; min/max returns them.
         x[4] = 1.0;
@@ -148,7 +166,13 @@ fn invalid_scales() {
     // The index of the bad parameter, per axis and per block.
     for op in param_ops() {
         let p = QuantParams::per_axis(1, vec![0.1, 0.2, -2.0], vec![0; 3], r07());
-        expect("invalid scale", op, &case_for(op, &[2, 3], p, &X6), Some(QuantError::InvalidScale { index: 2, scale: -2.0 }), &engines);
+        expect(
+            "invalid scale",
+            op,
+            &case_for(op, &[2, 3], p, &X6),
+            Some(QuantError::InvalidScale { index: 2, scale: -2.0 }),
+            &engines,
+        );
         let p = QuantParams::per_block(1, 3, vec![0.1, f32::NAN], vec![0; 2], r07());
         let want = QuantError::InvalidScale { index: 1, scale: f64::NAN };
         expect("invalid scale", op, &case_for(op, &[2, 3], p, &X6), Some(want), &engines);
@@ -210,8 +234,16 @@ fn axes_counts_and_blocks() {
     let engines = engines();
     let s3 = || vec![0.1f32; 3];
     let cases: Vec<(&str, QuantParams, QuantError)> = vec![
-        ("axis out of range", QuantParams::per_axis(2, s3(), vec![0; 3], r07()), QuantError::AxisOutOfRange { axis: 2, rank: 2 }),
-        ("axis out of range", QuantParams::per_block(7, 1, s3(), vec![0; 3], r07()), QuantError::AxisOutOfRange { axis: 7, rank: 2 }),
+        (
+            "axis out of range",
+            QuantParams::per_axis(2, s3(), vec![0; 3], r07()),
+            QuantError::AxisOutOfRange { axis: 2, rank: 2 },
+        ),
+        (
+            "axis out of range",
+            QuantParams::per_block(7, 1, s3(), vec![0; 3], r07()),
+            QuantError::AxisOutOfRange { axis: 7, rank: 2 },
+        ),
         (
             "per-axis count mismatch",
             QuantParams::per_axis(1, vec![0.1; 2], vec![0; 3], r07()),
@@ -256,7 +288,13 @@ fn shapes_that_do_not_match_the_data() {
     for shape in [vec![2usize, 2], vec![7], vec![], vec![usize::MAX, 2], vec![0, 6]] {
         for op in param_ops() {
             let c = case_for(op, &shape, per_tensor(0.1, 0), &X6);
-            expect("shape mismatch", op, &c, Some(QuantError::ShapeMismatch { shape: shape.clone(), len: 6 }), &engines);
+            expect(
+                "shape mismatch",
+                op,
+                &c,
+                Some(QuantError::ShapeMismatch { shape: shape.clone(), len: 6 }),
+                &engines,
+            );
         }
     }
 }
@@ -265,7 +303,13 @@ fn shapes_that_do_not_match_the_data() {
 fn empty_input_to_dynamic_quantization() {
     let engines = engines();
     for op in DYNAMIC_OPS {
-        expect("empty input", op, &case_for(op, &[0], per_tensor(1.0, 0), &[]), Some(QuantError::EmptyInput { what: "x" }), &engines);
+        expect(
+            "empty input",
+            op,
+            &case_for(op, &[0], per_tensor(1.0, 0), &[]),
+            Some(QuantError::EmptyInput { what: "x" }),
+            &engines,
+        );
     }
     // Elsewhere an empty tensor is fine.
     for op in param_ops().into_iter().chain(["min_max"]) {
@@ -285,7 +329,11 @@ fn output_and_mask_lengths() {
                 // There the output length sets the element count: the packed input is then wrong
                 // (unless it still needs the same number of bytes, when the shape is).
                 if packed_len(c.out_len) != c.packed.len() {
-                    QuantError::LengthMismatch { what: "packed input", expected: packed_len(c.out_len), got: c.packed.len() }
+                    QuantError::LengthMismatch {
+                        what: "packed input",
+                        expected: packed_len(c.out_len),
+                        got: c.packed.len(),
+                    }
                 } else {
                     QuantError::ShapeMismatch { shape: vec![2, 3], len: c.out_len }
                 }
@@ -297,13 +345,25 @@ fn output_and_mask_lengths() {
         }
         let mut c = base("fake_quantize_mask");
         c.mask_len = (6 + delta) as usize;
-        expect("mask length", "fake_quantize_mask", &c, Some(QuantError::LengthMismatch { what: "mask", expected: 6, got: c.mask_len }), &engines);
+        expect(
+            "mask length",
+            "fake_quantize_mask",
+            &c,
+            Some(QuantError::LengthMismatch { what: "mask", expected: 6, got: c.mask_len }),
+            &engines,
+        );
     }
     // Packed input one byte too long.
     for op in ["dequantize_packed4_i4", "dequantize_packed4_u4"] {
         let mut c = base(op);
         c.packed.push(0x77);
-        expect("packed input length", op, &c, Some(QuantError::LengthMismatch { what: "packed input", expected: 3, got: 4 }), &engines);
+        expect(
+            "packed input length",
+            op,
+            &c,
+            Some(QuantError::LengthMismatch { what: "packed input", expected: 3, got: 4 }),
+            &engines,
+        );
     }
 }
 
@@ -376,8 +436,30 @@ fn wild() -> impl Strategy<Value = Wild> {
         1 => proptest::sample::select(vec![0.0f32, -1.0, f32::NAN, f32::INFINITY, 1e-40]),
     ];
     let zero_points = prop_oneof![3 => 0i32..=5, 1 => -10i32..=300];
-    let xs = proptest::sample::select(vec![0.0f32, -0.0, 1.5, -2.5, 0.35, 1e30, -1e30, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 100.0]);
-    let ranges = proptest::sample::select(vec![(-128, 127), (0, 255), (-8, 7), (0, 15), (0, 7), (-1, 300), (5, 5), (-300, -200), (0, 0)]);
+    let xs = proptest::sample::select(vec![
+        0.0f32,
+        -0.0,
+        1.5,
+        -2.5,
+        0.35,
+        1e30,
+        -1e30,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        100.0,
+    ]);
+    let ranges = proptest::sample::select(vec![
+        (-128, 127),
+        (0, 255),
+        (-8, 7),
+        (0, 15),
+        (0, 7),
+        (-1, 300),
+        (5, 5),
+        (-300, -200),
+        (0, 0),
+    ]);
     let small_delta = || prop_oneof![12 => Just(0i64), 1 => Just(-1i64), 1 => Just(1i64), 1 => -3i64..=3];
     (
         (0usize..13, dims(), granularities(), small_delta()),
@@ -385,22 +467,29 @@ fn wild() -> impl Strategy<Value = Wild> {
         (proptest::collection::vec(xs, 0..=40), small_delta(), small_delta(), small_delta(), small_delta()),
         (0usize..12, 0usize..4),
     )
-        .prop_map(|((op, shape, granularity, count_delta), (scales, zero_points, range), (x, len_delta, out_delta, mask_delta, packed_delta), (rule, offset))| Wild {
-            op,
-            shape,
-            granularity,
-            count_delta,
-            scales,
-            zero_points,
-            range,
-            x,
-            len_delta,
-            out_delta,
-            mask_delta,
-            packed_delta,
-            rule,
-            offset,
-        })
+        .prop_map(
+            |(
+                (op, shape, granularity, count_delta),
+                (scales, zero_points, range),
+                (x, len_delta, out_delta, mask_delta, packed_delta),
+                (rule, offset),
+            )| Wild {
+                op,
+                shape,
+                granularity,
+                count_delta,
+                scales,
+                zero_points,
+                range,
+                x,
+                len_delta,
+                out_delta,
+                mask_delta,
+                packed_delta,
+                rule,
+                offset,
+            },
+        )
 }
 
 /// Builds a case from arbitrary ingredients: the data length is the shape's element count (when
@@ -422,10 +511,17 @@ fn wild_case(op: &str, w: &Wild) -> Case {
         }
     };
     let count = (want_count as i64 + w.count_delta).clamp(0, 300) as usize;
-    let cycle = |v: &[f32], d: f32| (0..count).map(|i| if v.is_empty() { d } else { v[i % v.len()] }).collect::<Vec<_>>();
+    let cycle =
+        |v: &[f32], d: f32| (0..count).map(|i| if v.is_empty() { d } else { v[i % v.len()] }).collect::<Vec<_>>();
     let scales = cycle(&w.scales, 0.1);
-    let zero_points: Vec<i32> = (0..count).map(|i| if w.zero_points.is_empty() { 0 } else { w.zero_points[i % w.zero_points.len()] }).collect();
-    let params = QuantParams { granularity: w.granularity, scales, zero_points, range: CodeRange::new(w.range.0, w.range.1).unwrap() };
+    let zero_points: Vec<i32> =
+        (0..count).map(|i| if w.zero_points.is_empty() { 0 } else { w.zero_points[i % w.zero_points.len()] }).collect();
+    let params = QuantParams {
+        granularity: w.granularity,
+        scales,
+        zero_points,
+        range: CodeRange::new(w.range.0, w.range.1).unwrap(),
+    };
     let mut c = case_for(op, &w.shape, params, &[]);
     c.offset = w.offset;
     let mut buf = vec![f32::NAN; w.offset];

@@ -59,7 +59,8 @@ fn round_trip_every_width_code_and_zero_point() {
             // Widths up to 8 bits at every scale; wider ones at a rotating subset when the
             // budget is reduced (every scale still meets several wide widths).
             let take = if bits <= 8 { SCALES.len() } else { budget.count(SCALES.len()).min(SCALES.len()) };
-            let scales: Vec<f32> = (0..take).map(|i| SCALES[(i + 2 * bits as usize + signed as usize) % SCALES.len()]).collect();
+            let scales: Vec<f32> =
+                (0..take).map(|i| SCALES[(i + 2 * bits as usize + signed as usize) % SCALES.len()]).collect();
             for &s in &scales {
                 for rule in nearest_rules() {
                     let r = round_trip_width(qtype, &zps, s, rule).unwrap();

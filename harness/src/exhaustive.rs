@@ -250,7 +250,12 @@ pub fn round_trip_width(qtype: QType, zero_points: &[i32], scale: f32, rule: Qua
 /// code and every zero point, and for 4-bit codes `dequantize_packed4` then `quantize_packed4`
 /// (every code, every zero point, odd lengths included).
 pub fn round_trip_typed(scale: f32, rule: QuantizeRule) -> Result<Proof> {
-    fn typed<C: quantproof_reference::scheme::Code>(qtype: QType, scale: f32, rule: QuantizeRule, proof: &mut Proof) -> Result<()> {
+    fn typed<C: quantproof_reference::scheme::Code>(
+        qtype: QType,
+        scale: f32,
+        rule: QuantizeRule,
+        proof: &mut Proof,
+    ) -> Result<()> {
         let range = qtype.full_range();
         let codes: Vec<C> = (range.qmin()..=range.qmax()).map(C::from_code).collect();
         let n = codes.len();
@@ -260,7 +265,9 @@ pub fn round_trip_typed(scale: f32, rule: QuantizeRule) -> Result<Proof> {
             refq::dequantize(&codes, &[n], &p, &mut x)?;
             refq::quantize(&x, &[n], &p, rule, &mut back)?;
             for i in 0..n {
-                proof.record(codes[i] == back[i], || format!("{} q = {:?}, z = {z} -> {:?}", qtype.name(), codes[i], back[i]));
+                proof.record(codes[i] == back[i], || {
+                    format!("{} q = {:?}, z = {z} -> {:?}", qtype.name(), codes[i], back[i])
+                });
             }
         }
         Ok(())
@@ -419,7 +426,10 @@ impl Sweep {
                 off_by_one += 1;
             }
             proof.record(ok, || {
-                format!("x = {:e}: q {} -> {:e} -> {}; fq {:e} -> {:e} (mask {})", xs[i], q1[i], y[i], q2[i], f1[i], f2[i], m2[i])
+                format!(
+                    "x = {:e}: q {} -> {:e} -> {}; fq {:e} -> {:e} (mask {})",
+                    xs[i], q1[i], y[i], q2[i], f1[i], f2[i], m2[i]
+                )
             });
         }
         Ok(RoundTrip { proof, off_by_one })
@@ -469,7 +479,13 @@ pub fn kernel_dequantize_every_code(engine: &Engine, scales: &[f32]) -> Result<P
                 engine.dequantize(&codes, &[m], &p, &mut got)?;
                 for i in 0..m {
                     proof.record(want[i].to_bits() == got[i].to_bits(), || {
-                        format!("{} code {:?}, z = {z}, scale {s:e}: reference {:e}, engine {:e}", qtype.name(), codes[i], want[i], got[i])
+                        format!(
+                            "{} code {:?}, z = {z}, scale {s:e}: reference {:e}, engine {:e}",
+                            qtype.name(),
+                            codes[i],
+                            want[i],
+                            got[i]
+                        )
                     });
                 }
                 for rule in nearest_rules() {
@@ -477,7 +493,13 @@ pub fn kernel_dequantize_every_code(engine: &Engine, scales: &[f32]) -> Result<P
                     engine.quantize(&got, &[m], &p, rule, &mut back)?;
                     for i in 0..m {
                         proof.record(back[i] == codes[i], || {
-                            format!("{} code {:?}, z = {z}, scale {s:e}, {}: back to {:?}", qtype.name(), codes[i], rule_name(rule), back[i])
+                            format!(
+                                "{} code {:?}, z = {z}, scale {s:e}, {}: back to {:?}",
+                                qtype.name(),
+                                codes[i],
+                                rule_name(rule),
+                                back[i]
+                            )
                         });
                     }
                 }
@@ -497,7 +519,8 @@ pub fn kernel_nibble_pairs(engine: &Engine) -> Result<Proof> {
     let k = engine.kernels();
     for kind in [Int4::Signed, Int4::Unsigned] {
         let r = kind.qtype().full_range();
-        let pairs: Vec<i32> = (r.qmin()..=r.qmax()).flat_map(|a| (r.qmin()..=r.qmax()).flat_map(move |b| [a, b])).collect();
+        let pairs: Vec<i32> =
+            (r.qmin()..=r.qmax()).flat_map(|a| (r.qmin()..=r.qmax()).flat_map(move |b| [a, b])).collect();
         // Kernel level: all 256 pairs in one call, and again shifted by one pair (tails).
         let mut want = vec![0u8; pairs.len() / 2];
         pack::pack4(&pairs, kind, &mut want)?;
@@ -506,7 +529,9 @@ pub fn kernel_nibble_pairs(engine: &Engine) -> Result<Proof> {
             let mut got = vec![0u8; codes.len() / 2];
             k.pack_nibbles(&codes, &mut got);
             for (i, (&w, &g)) in want[skip..].iter().zip(&got).enumerate() {
-                proof.record(w == g, || format!("{} pack pair {}: reference {w:#04x}, kernel {g:#04x}", kind.name(), i + skip));
+                proof.record(w == g, || {
+                    format!("{} pack pair {}: reference {w:#04x}, kernel {g:#04x}", kind.name(), i + skip)
+                });
             }
         }
         let bytes: Vec<u8> = (0..=255u8).collect();
@@ -516,7 +541,9 @@ pub fn kernel_nibble_pairs(engine: &Engine) -> Result<Proof> {
             let mut got = vec![0i8; 2 * (256 - skip)];
             k.unpack_nibbles(&bytes[skip..], kind == Int4::Signed, &mut got);
             for (i, (&w, &g)) in want_codes[2 * skip..].iter().zip(&got).enumerate() {
-                proof.record(w == g as i32, || format!("{} unpack code {}: reference {w}, kernel {g}", kind.name(), i + 2 * skip));
+                proof.record(w == g as i32, || {
+                    format!("{} unpack code {}: reference {w}, kernel {g}", kind.name(), i + 2 * skip)
+                });
             }
         }
         // Public API: quantize every pair (scale 1, zero point 0: codes are their own inputs),

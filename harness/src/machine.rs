@@ -29,11 +29,8 @@ use std::time::Instant;
 
 /// Values measured earlier on a quiet machine of this project (AMD EPYC with AVX-512 VNNI, one
 /// core), quoted only for comparison: `(limit, kernel prefix, value)`.
-pub const QUIET_REFERENCE: [(&str, &str, f64); 3] = [
-    ("read_bandwidth", "avx512", 31.0),
-    ("int8_dot_peak", "avx512-vnni", 940.0),
-    ("f32_fma_peak", "avx512", 234.0),
-];
+pub const QUIET_REFERENCE: [(&str, &str, f64); 3] =
+    [("read_bandwidth", "avx512", 31.0), ("int8_dot_peak", "avx512-vnni", 940.0), ("f32_fma_peak", "avx512", 234.0)];
 
 /// One measured ceiling: a line of `quantproof bench limits --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -415,7 +412,10 @@ mod tests {
     #[test]
     fn limits_have_sane_shapes() {
         let l = read_bandwidth(ReadKernel::best(), 64 << 10, 2, TINY).unwrap();
-        assert_eq!((l.limit.as_str(), l.unit.as_str(), l.threads, l.bytes), ("read_bandwidth", "GB/s", 2, Some(64 << 10)));
+        assert_eq!(
+            (l.limit.as_str(), l.unit.as_str(), l.threads, l.bytes),
+            ("read_bandwidth", "GB/s", 2, Some(64 << 10))
+        );
         assert!(l.value > 0.0 && l.value.is_finite());
         let c = copy_bandwidth(64 << 10, 1, TINY);
         assert!(c.value > 0.0 && c.value.is_finite());

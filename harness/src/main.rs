@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "quantproof", version, about = "Executable specification of neural-network quantization: verify, benchmark, report.")]
+#[command(
+    name = "quantproof",
+    version,
+    about = "Executable specification of neural-network quantization: verify, benchmark, report."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

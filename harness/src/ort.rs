@@ -113,7 +113,8 @@ pub fn setup(log: &mut dyn FnMut(&str)) -> Result<Ort, String> {
         std::fs::write(&script, SCRIPT).map_err(|e| format!("cannot write {}: {e}", script.display()))?;
     }
     let out = run(Command::new(&python).arg(&script).arg("versions"), "ort_bench.py versions")?;
-    let versions = serde_json::from_str(out.trim()).map_err(|e| format!("ort_bench.py versions printed {out:?}: {e}"))?;
+    let versions =
+        serde_json::from_str(out.trim()).map_err(|e| format!("ort_bench.py versions printed {out:?}: {e}"))?;
     Ok(Ort { venv, python, script, versions })
 }
 
@@ -163,7 +164,8 @@ impl Ort {
     pub fn bench_case(&self, case: &OrtCase<'_>, threads: usize, reps: Option<usize>) -> Result<Record, String> {
         let input = TempFile::new("in");
         let output = TempFile::new("out");
-        std::fs::write(&input.0, case.input.to_bytes()).map_err(|e| format!("cannot write {}: {e}", input.0.display()))?;
+        std::fs::write(&input.0, case.input.to_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", input.0.display()))?;
         let mut cmd = Command::new(&self.python);
         cmd.arg(&self.script)
             .args(["op", "--op", case.op, "--dtype", case.dtype.name()])
@@ -262,7 +264,10 @@ mod tests {
     #[test]
     fn output_comparison() {
         assert!(compare_outputs(&[1, 2, 3, 4], &[1, 2, 3, 4], 1).starts_with("bit-exact"));
-        assert_eq!(compare_outputs(&[1, 9, 3, 9], &[1, 2, 3, 4], 1), "DIFFERS from the reference: 2 of 4 elements, first at 1");
+        assert_eq!(
+            compare_outputs(&[1, 9, 3, 9], &[1, 2, 3, 4], 1),
+            "DIFFERS from the reference: 2 of 4 elements, first at 1"
+        );
         assert_eq!(
             compare_outputs(&[0, 0, 0, 0, 1, 0, 0, 0], &[0; 8], 4),
             "DIFFERS from the reference: 1 of 2 elements, first at 1"

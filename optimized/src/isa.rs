@@ -198,8 +198,21 @@ pub fn cpu_features() -> Vec<(&'static str, bool)> {
         macro_rules! f {
             ($($name:tt),*) => { $( v.push(($name, std::is_x86_feature_detected!($name))); )* };
         }
-        f!("sse4.1", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni",
-           "avx512bf16", "avx512fp16", "avxvnni");
+        f!(
+            "sse4.1",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512dq",
+            "avx512vnni",
+            "avx512bf16",
+            "avx512fp16",
+            "avxvnni"
+        );
     }
     #[cfg(target_arch = "aarch64")]
     {

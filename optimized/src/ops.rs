@@ -473,7 +473,8 @@ impl Engine {
             return refq::quantize(x, shape, params, rule, out);
         };
         let k = self.kernels;
-        let nan = plan.run(self.useful_threads(x.len()), x, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
+        let nan =
+            plan.run(self.useful_threads(x.len()), x, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
         if nan {
             return Err(first_nan(x));
         }
@@ -481,7 +482,13 @@ impl Engine {
     }
 
     /// Twin of [`quantproof_reference::quantize::dequantize`].
-    pub fn dequantize<C: FastCode>(&self, q: &[C], shape: &[usize], params: &QuantParams, out: &mut [f32]) -> Result<()> {
+    pub fn dequantize<C: FastCode>(
+        &self,
+        q: &[C],
+        shape: &[usize],
+        params: &QuantParams,
+        out: &mut [f32],
+    ) -> Result<()> {
         check_len("output", q.len(), out.len())?;
         let plan = Plan::new(params, shape, q.len(), ScaleOp::Divide)?;
         let k = self.kernels;
@@ -511,9 +518,13 @@ impl Engine {
             return refq::fake_quantize(x, shape, params, rule, out, mask);
         };
         let k = self.kernels;
-        let nan = plan.run(self.useful_threads(x.len()), x, (out, mask), &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| {
-            k.fake_quantize(xs, p, krule, os, ms)
-        });
+        let nan =
+            plan.run(
+                self.useful_threads(x.len()),
+                x,
+                (out, mask),
+                &|p, xs, (os, ms): (&mut [f32], Option<&mut [bool]>)| k.fake_quantize(xs, p, krule, os, ms),
+            );
         if nan {
             return Err(first_nan(x));
         }

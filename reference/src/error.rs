@@ -65,10 +65,9 @@ impl fmt::Display for QuantError {
                 f,
                 "scale[{index}] = {scale:e}: 1/scale overflows f32, so it cannot be applied as a multiplication"
             ),
-            ZeroPointOutOfRange { index, zero_point, qmin, qmax } => write!(
-                f,
-                "zero_point[{index}] = {zero_point} lies outside the code range [{qmin}, {qmax}]"
-            ),
+            ZeroPointOutOfRange { index, zero_point, qmin, qmax } => {
+                write!(f, "zero_point[{index}] = {zero_point} lies outside the code range [{qmin}, {qmax}]")
+            }
             EmptyCodeRange { qmin, qmax } => write!(f, "qmin = {qmin} is greater than qmax = {qmax}"),
             CodeRangeExceedsStorage { qmin, qmax, storage } => {
                 write!(f, "code range [{qmin}, {qmax}] does not fit the storage type {storage}")
@@ -78,10 +77,9 @@ impl fmt::Display for QuantError {
             ParamCountMismatch { what, expected, got } => {
                 write!(f, "{what}: expected {expected} parameters, got {got}")
             }
-            InvalidBlockSize { block_size, axis_len } => write!(
-                f,
-                "block size {block_size} must be positive and divide the axis length {axis_len}"
-            ),
+            InvalidBlockSize { block_size, axis_len } => {
+                write!(f, "block size {block_size} must be positive and divide the axis length {axis_len}")
+            }
             ShapeMismatch { shape, len } => {
                 write!(f, "shape {shape:?} does not describe {len} elements")
             }

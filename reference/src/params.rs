@@ -82,7 +82,11 @@ impl QuantParams {
             }
         };
         if self.scales.len() != layout.count {
-            return Err(QuantError::ParamCountMismatch { what: "scales", expected: layout.count, got: self.scales.len() });
+            return Err(QuantError::ParamCountMismatch {
+                what: "scales",
+                expected: layout.count,
+                got: self.scales.len(),
+            });
         }
         if self.zero_points.len() != layout.count {
             return Err(QuantError::ParamCountMismatch {
@@ -219,7 +223,10 @@ mod tests {
         assert!(matches!(bad(QuantParams::per_tensor(f32::INFINITY, 0, r), &[3], 3), QuantError::InvalidScale { .. }));
         assert!(matches!(bad(QuantParams::per_tensor(1.0, 200, r), &[3], 3), QuantError::ZeroPointOutOfRange { .. }));
         assert!(matches!(bad(QuantParams::per_tensor(1.0, 0, r), &[3], 4), QuantError::ShapeMismatch { .. }));
-        assert!(matches!(bad(QuantParams::per_tensor(1.0, 0, r), &[usize::MAX, 3], 4), QuantError::ShapeMismatch { .. }));
+        assert!(matches!(
+            bad(QuantParams::per_tensor(1.0, 0, r), &[usize::MAX, 3], 4),
+            QuantError::ShapeMismatch { .. }
+        ));
         assert!(matches!(
             bad(QuantParams::per_axis(2, vec![1.0; 3], vec![0; 3], r), &[3, 3], 9),
             QuantError::AxisOutOfRange { .. }

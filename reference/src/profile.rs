@@ -38,11 +38,11 @@
 //! 34,000).
 
 use crate::error::{check_finite, QuantError, Result};
+use crate::params::QuantParams;
 use crate::qparams::{self, QParams, TorchObserverConfig};
 use crate::quantize::{self, QuantizeRule, ScaleOp};
 use crate::rounding::RoundingMode;
 use crate::scheme::{CodeRange, QType};
-use crate::params::QuantParams;
 
 /// What the caller wants parameters for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,13 +130,9 @@ impl QParamsRule {
     pub fn choose(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<QParams> {
         match self {
             QParamsRule::TorchObserver { eps } => qparams::torch_observer_qparams(rmin, rmax, &torch_config(req, *eps)),
-            QParamsRule::OnnxRuntime { min_real_range } => qparams::onnxruntime_compute_scale_zp(
-                rmin,
-                rmax,
-                self.code_range(req)?,
-                req.symmetric,
-                *min_real_range,
-            ),
+            QParamsRule::OnnxRuntime { min_real_range } => {
+                qparams::onnxruntime_compute_scale_zp(rmin, rmax, self.code_range(req)?, req.symmetric, *min_real_range)
+            }
             QParamsRule::Quantproof => qparams::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetric),
         }
     }
@@ -291,7 +287,10 @@ mod tests {
     #[test]
     fn dynamic_quantize_errors() {
         let mut out = [0u8; 2];
-        assert!(matches!(Profile::ONNXRUNTIME.dynamic_quantize(&[], &mut out[..0]), Err(QuantError::EmptyInput { .. })));
+        assert!(matches!(
+            Profile::ONNXRUNTIME.dynamic_quantize(&[], &mut out[..0]),
+            Err(QuantError::EmptyInput { .. })
+        ));
         assert!(matches!(
             Profile::ONNXRUNTIME.dynamic_quantize(&[1.0, f32::INFINITY], &mut out),
             Err(QuantError::NonFinite { .. })

@@ -392,7 +392,8 @@ mod tests {
         // A narrower unsigned type is a custom range: the zero point is its midpoint, not 128.
         let cfg = TorchObserverConfig::new(QType::U4, true, false);
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 7);
-        let cfg = TorchObserverConfig { custom_range: Some(r(0, 15)), ..TorchObserverConfig::new(QType::U8, true, false) };
+        let cfg =
+            TorchObserverConfig { custom_range: Some(r(0, 15)), ..TorchObserverConfig::new(QType::U8, true, false) };
         let p = torch_observer_qparams(-1.0, 3.0, &cfg).unwrap();
         assert_eq!((p.scale, p.zero_point), (0.4, 7));
         // All zeros: scale falls back to eps.

@@ -154,12 +154,8 @@ pub fn prepare(
     op: ScaleOp,
 ) -> Result<(ParamLayout, Vec<PreparedScale>)> {
     let layout = params.layout(shape, len)?;
-    let scales = params
-        .scales
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| PreparedScale::new(i, s, op))
-        .collect::<Result<Vec<_>>>()?;
+    let scales =
+        params.scales.iter().enumerate().map(|(i, &s)| PreparedScale::new(i, s, op)).collect::<Result<Vec<_>>>()?;
     Ok((layout, scales))
 }
 

@@ -97,9 +97,8 @@ impl QType {
         } else {
             return Err(QuantError::InvalidArgument { what: "code type", detail: format!("{s:?}") });
         };
-        let bits: u32 = digits
-            .parse()
-            .map_err(|_| QuantError::InvalidArgument { what: "code type", detail: format!("{s:?}") })?;
+        let bits: u32 =
+            digits.parse().map_err(|_| QuantError::InvalidArgument { what: "code type", detail: format!("{s:?}") })?;
         QType::new(bits, signed)
     }
 }

@@ -52,12 +52,8 @@ fn parse(v: &Value) -> Case {
             t["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
         })
         .collect();
-    let expected = v["outputs"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, t)| (k.clone(), t["data"][0].as_f64().unwrap()))
-        .collect();
+    let expected =
+        v["outputs"].as_object().unwrap().iter().map(|(k, t)| (k.clone(), t["data"][0].as_f64().unwrap())).collect();
     let tol = &v["tolerance"];
     Case {
         name: v["name"].as_str().unwrap().to_string(),
@@ -206,10 +202,16 @@ fn data(seed: u64, n: usize, shape: u8) -> Vec<f32> {
         .map(|_| {
             let u = next().clamp(1e-12, 1.0 - 1e-12);
             let v = match shape % 4 {
-                0 => (u / (1.0 - u)).ln(),                   // logistic
-                1 => -(1.0 - u).ln() * 3.0,                   // exponential, positive
-                2 => if u < 0.3 { 0.0 } else { (u - 0.3) * 10.0 }, // ReLU-like with zeros
-                _ => (u - 0.5).powi(3) * 1000.0,              // heavy centre, wide tails
+                0 => (u / (1.0 - u)).ln(),  // logistic
+                1 => -(1.0 - u).ln() * 3.0, // exponential, positive
+                2 => {
+                    if u < 0.3 {
+                        0.0
+                    } else {
+                        (u - 0.3) * 10.0
+                    }
+                } // ReLU-like with zeros
+                _ => (u - 0.5).powi(3) * 1000.0, // heavy centre, wide tails
             };
             v as f32
         })
@@ -370,7 +372,9 @@ fn memory_is_bounded_by_bins() {
     assert_eq!(after_one, 2048 * 8 + 2049 * 4);
 
     // compatible mode: the bins grow with the range only, not with the data
-    let mut compat = HistogramCollector::new(CalibrateSpec { num_bins: 2048, num_quantized_bins: 128, ..CalibrateSpec::entropy() }).unwrap();
+    let mut compat =
+        HistogramCollector::new(CalibrateSpec { num_bins: 2048, num_quantized_bins: 128, ..CalibrateSpec::entropy() })
+            .unwrap();
     let widest = batches.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
     compat.observe(&[-widest, widest]).unwrap();
     let size = compat.heap_bytes();

@@ -44,7 +44,9 @@ fn parse_case(line: &str) -> Case {
     if let Some(b) = a.get("bins").and_then(Value::as_u64) {
         spec.bins = b as usize;
     }
-    if let (Some(lo), Some(hi)) = (a.get("quant_min").and_then(Value::as_i64), a.get("quant_max").and_then(Value::as_i64)) {
+    if let (Some(lo), Some(hi)) =
+        (a.get("quant_min").and_then(Value::as_i64), a.get("quant_max").and_then(Value::as_i64))
+    {
         spec.quant_range = Some(quantproof_reference::CodeRange::new(lo as i32, hi as i32).unwrap());
     }
     if a.get("skip_non_finite").and_then(Value::as_bool) == Some(true) {
@@ -372,7 +374,9 @@ fn no_data_gives_pytorch_defaults() {
 /// the same for every observer.
 #[test]
 fn zeros_and_single_values() {
-    for (value, dtype, sym) in [(0.0f32, QType::U8, false), (0.0, QType::I8, true), (2.5, QType::U8, false), (-3.0, QType::I8, true)] {
+    for (value, dtype, sym) in
+        [(0.0f32, QType::U8, false), (0.0, QType::I8, true), (2.5, QType::U8, false), (-3.0, QType::I8, true)]
+    {
         let c = cfg(dtype, sym, false);
         let expected = quantproof_reference::qparams::torch_observer_qparams(value, value, &c).unwrap();
         let x = vec![value; 33];
@@ -444,10 +448,7 @@ fn bad_shapes_and_configurations_are_typed_errors() {
     assert!(matches!(p.observe(&[1.0; 6], &[6]), Err(QuantError::InvalidArgument { .. })));
     p.observe(&[1.0; 6], &[2, 3]).unwrap();
     assert!(matches!(p.observe(&[1.0; 6], &[3, 2]), Err(QuantError::ParamCountMismatch { .. })));
-    assert!(matches!(
-        MinMaxObserver::new(cfg(QType::U8, true, true)),
-        Err(QuantError::Unsupported { .. })
-    ));
+    assert!(matches!(MinMaxObserver::new(cfg(QType::U8, true, true)), Err(QuantError::Unsupported { .. })));
     assert!(HistogramObserver::new(cfg(QType::U8, true, true), 2048).is_ok());
     assert!(matches!(HistogramObserver::new(c, 0), Err(QuantError::InvalidArgument { .. })));
     assert!(MovingAverageMinMaxObserver::new(c, f64::NAN).is_err());

@@ -244,7 +244,11 @@ impl Impl {
 
     /// Every available ISA with `threads` threads, narrowest first.
     pub fn all_isas(threads: usize) -> Vec<Impl> {
-        isa::available().into_iter().filter_map(|i| Engine::new(i).ok()).map(|e| Impl::Engine(e.with_threads(threads))).collect()
+        isa::available()
+            .into_iter()
+            .filter_map(|i| Engine::new(i).ok())
+            .map(|e| Impl::Engine(e.with_threads(threads)))
+            .collect()
     }
 
     /// `reference`, or an available ISA by name.
@@ -252,7 +256,8 @@ impl Impl {
         if name.eq_ignore_ascii_case("reference") || name.eq_ignore_ascii_case("ref") {
             return Ok(Impl::Reference);
         }
-        let isa = Isa::parse(name).ok_or_else(|| format!("unknown ISA {name:?} (scalar, avx2, avx512, neon, reference)"))?;
+        let isa =
+            Isa::parse(name).ok_or_else(|| format!("unknown ISA {name:?} (scalar, avx2, avx512, neon, reference)"))?;
         Engine::new(isa).map(|e| Impl::Engine(e.with_threads(threads))).map_err(|e| e.to_string())
     }
 }
@@ -367,7 +372,14 @@ impl Bench {
         };
         let w = &mut self.workload;
         let t: Timing = timing::measure(reps, || w.run(imp)).map_err(|e| fail(e.to_string()))?;
-        Ok(self.record(imp.name(), imp.threads(), t, verified, self.workload.bytes_per_element(), Some(self.workload.detail())))
+        Ok(self.record(
+            imp.name(),
+            imp.threads(),
+            t,
+            verified,
+            self.workload.bytes_per_element(),
+            Some(self.workload.detail()),
+        ))
     }
 
     /// A record for this workload from a timing.
@@ -450,8 +462,21 @@ mod tests {
         let r = b.record("scalar", 2, t, "checked".into(), 5.0, None);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         for key in [
-            "op", "isa", "threads", "elements", "profile", "dtype", "granularity", "reps", "seconds_median",
-            "seconds_min", "seconds_max", "gelem_per_s", "gbytes_per_s", "bytes_per_element", "verified",
+            "op",
+            "isa",
+            "threads",
+            "elements",
+            "profile",
+            "dtype",
+            "granularity",
+            "reps",
+            "seconds_median",
+            "seconds_min",
+            "seconds_max",
+            "gelem_per_s",
+            "gbytes_per_s",
+            "bytes_per_element",
+            "verified",
         ] {
             assert!(v.get(key).is_some(), "missing {key}: {v}");
         }

@@ -196,7 +196,9 @@ fn first_difference<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) -> st
     let bad = got.iter().zip(want).filter(|(g, w)| g != w).count();
     match got.iter().zip(want).position(|(g, w)| g != w) {
         None => Ok(()),
-        Some(i) => Err(format!("{bad} of {} elements differ; first at {i}: got {:?}, want {:?}", got.len(), got[i], want[i])),
+        Some(i) => {
+            Err(format!("{bad} of {} elements differ; first at {i}: got {:?}, want {:?}", got.len(), got[i], want[i]))
+        }
     }
 }
 
@@ -247,7 +249,8 @@ impl<C: FastCode> Workload for Quantize<C> {
     fn scramble(&mut self) {
         // Codes one past the range where possible, so a kernel that writes nothing is caught.
         let junk = C::from_code(self.params.range.qmin() - 1);
-        let junk = if junk == C::from_code(self.params.range.qmin()) { C::from_code(self.params.range.qmax()) } else { junk };
+        let junk =
+            if junk == C::from_code(self.params.range.qmin()) { C::from_code(self.params.range.qmax()) } else { junk };
         self.out.iter_mut().enumerate().for_each(|(i, o)| *o = if i % 2 == 0 { junk } else { C::from_code(0) });
     }
     fn verify(&self) -> std::result::Result<(), String> {

@@ -134,7 +134,14 @@ fn list(out: &mut dyn Write) -> i32 {
     let mut text = format!("{:<18} {:<12} {:<10} {:<10} what\n", "op", "profile", "dtypes", "per-axis");
     for s in TABLE.iter() {
         let d: Vec<&str> = s.dtypes.iter().map(|d| d.name()).collect();
-        text += &format!("{:<18} {:<12} {:<10} {:<10} {}\n", s.name, s.default_profile.name, d.join(","), s.per_axis, s.summary);
+        text += &format!(
+            "{:<18} {:<12} {:<10} {:<10} {}\n",
+            s.name,
+            s.default_profile.name,
+            d.join(","),
+            s.per_axis,
+            s.summary
+        );
     }
     text += "reference-OP: the scalar reference of OP. limits: this machine's ceilings.\n";
     text += "histogram and calibrate-*: --bins B (default 2048); --with-ort or --isa onnxruntime times ONNX Runtime's HistogramCollector on the same data.\n";
@@ -231,11 +238,15 @@ pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
             return 2;
         }
     };
-    let want_ort_only = args.isa.as_deref().is_some_and(|i| i.eq_ignore_ascii_case("onnxruntime") || i.eq_ignore_ascii_case("ort"));
+    let want_ort_only =
+        args.isa.as_deref().is_some_and(|i| i.eq_ignore_ascii_case("onnxruntime") || i.eq_ignore_ascii_case("ort"));
     let Some((spec, reference_only)) = bench::lookup(&args.op) else {
         if let Some(method) = args.op.strip_prefix("calibrate-") {
             if want_ort_only || args.with_ort {
-                eprintln!("note: quantproof's {} is not in the benchmark table yet; measuring ONNX Runtime's only", args.op);
+                eprintln!(
+                    "note: quantproof's {} is not in the benchmark table yet; measuring ONNX Runtime's only",
+                    args.op
+                );
                 return ort_calibrator(out, &args, method, size);
             }
         }
@@ -349,7 +360,10 @@ mod tests {
         let isas: Vec<String> = quantproof_optimized::isa::available().iter().map(|i| i.name().to_string()).collect();
         assert_eq!(recs.iter().map(|r| r.isa.clone()).collect::<Vec<_>>(), isas);
         for r in &recs {
-            assert_eq!((r.op.as_str(), r.threads, r.elements, r.reps, r.dtype.as_str()), ("quantize", 1, 4096, 3, "i8"));
+            assert_eq!(
+                (r.op.as_str(), r.threads, r.elements, r.reps, r.dtype.as_str()),
+                ("quantize", 1, 4096, 3, "i8")
+            );
             assert_eq!(r.verified, "bit-exact with the reference");
             assert!(r.seconds_min <= r.seconds_median && r.seconds_median <= r.seconds_max);
         }
@@ -357,7 +371,8 @@ mod tests {
         assert_eq!(code, 0);
         let r: Record = serde_json::from_str(out.trim()).unwrap();
         assert_eq!((r.op.as_str(), r.isa.as_str()), ("quantize", "reference"));
-        let (code, out) = output(Args { dtype: Some("u8".into()), granularity: Some("per-axis".into()), ..args("quantize") });
+        let (code, out) =
+            output(Args { dtype: Some("u8".into()), granularity: Some("per-axis".into()), ..args("quantize") });
         assert_eq!(code, 0);
         assert!(out.lines().all(|l| l.contains(r#""granularity":"per-axis""#) && l.contains(r#""dtype":"u8""#)));
         let (code, out) = output(Args { json: false, isa: Some("scalar".into()), ..args("min-max") });

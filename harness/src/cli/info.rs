@@ -27,7 +27,13 @@ pub fn render() -> String {
         } else {
             "not compiled for this target"
         };
-        let _ = writeln!(s, "  {:<8} {:<28} needs {}", i.name(), state, if i.features().is_empty() { "-".to_string() } else { i.features().join("+") });
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<28} needs {}",
+            i.name(),
+            state,
+            if i.features().is_empty() { "-".to_string() } else { i.features().join("+") }
+        );
     }
     let env = match isa::env_override() {
         Ok(None) => "unset".to_string(),

@@ -2,5 +2,5 @@
 
 pub mod bench;
 pub mod info;
-pub mod verify;
 pub mod report;
+pub mod verify;

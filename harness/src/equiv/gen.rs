@@ -765,7 +765,12 @@ mod tests {
                 for _ in 0..20 {
                     let (shape, g, count) = gen_shape(&mut rng, layout, len);
                     let n = numel(&shape);
-                    let p = QuantParams { granularity: g, scales: vec![1.0; count], zero_points: vec![0; count], range: QType::I8.full_range() };
+                    let p = QuantParams {
+                        granularity: g,
+                        scales: vec![1.0; count],
+                        zero_points: vec![0; count],
+                        range: QType::I8.full_range(),
+                    };
                     let l = p.layout(&shape, n).unwrap_or_else(|e| panic!("{layout:?} {shape:?}: {e}"));
                     assert_eq!(len == 0, n == 0, "{layout:?} {shape:?}");
                     if layout == Layout::PerTensor {

@@ -428,7 +428,8 @@ impl OpDescriptor for DynamicQuantize {
             x[i] = rmin;
             x[j] = rmax;
         }
-        let mut case = Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()));
+        let mut case =
+            Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()));
         case.spec = *spec;
         case.profile = self.profile;
         case.rule = self.profile.quantize;
@@ -476,14 +477,19 @@ impl OpDescriptor for MinMax {
         let x = case.x();
         let at = |v: f32| x.iter().position(|&e| e.to_bits() == v.to_bits());
         let want = naive_min_max(x);
-        format!("{tensor} over {} elements; the oracle's answer {want:?} first occurs at {:?}", x.len(), want.as_ref().map(|&(a, b)| (at(a), at(b))))
+        format!(
+            "{tensor} over {} elements; the oracle's answer {want:?} first occurs at {:?}",
+            x.len(),
+            want.as_ref().map(|&(a, b)| (at(a), at(b)))
+        )
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let ep = ElementParams { scale: gen::gen_scale(&mut rng), lo: -128, hi: 127 };
         let x = gen::gen_xs(&mut rng, spec.len, spec.mix, spec.rule.scale_op, false, |_| ep);
         let n = x.len();
-        let mut case = Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
+        let mut case =
+            Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
         case.spec = *spec;
         case.offset = spec.offset;
         gen::set_x(&mut case, x);

@@ -179,7 +179,10 @@ fn summarize(o: &Outcome) -> String {
     match o {
         Ok(ts) => format!(
             "Ok({})",
-            ts.iter().map(|t| format!("{}: {}[{}]", t.name, t.data.type_name(), t.data.len())).collect::<Vec<_>>().join(", ")
+            ts.iter()
+                .map(|t| format!("{}: {}[{}]", t.name, t.data.type_name(), t.data.len()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Err(e) => format!("Err({e:?})"),
     }

@@ -102,7 +102,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {} ({} thread(s)) differs from the reference: {}", self.op, self.isa, self.threads, self.difference)?;
+        write!(
+            f,
+            "{} on {} ({} thread(s)) differs from the reference: {}",
+            self.op, self.isa, self.threads, self.difference
+        )?;
         if let Some(e) = &self.element {
             write!(f, "\n  element: {e}")?;
         }

@@ -60,9 +60,8 @@ pub fn tensors() -> Vec<Tensor> {
     }
     // Hidden states [128, 384]: per-feature gain and bias, four outlier features at 25x.
     let (t, h) = (128, 384);
-    let gains: Vec<f64> = (0..h)
-        .map(|c| if [17, 101, 233, 340].contains(&c) { 25.0 } else { 0.5 + r.open_unit() })
-        .collect();
+    let gains: Vec<f64> =
+        (0..h).map(|c| if [17, 101, 233, 340].contains(&c) { 25.0 } else { 0.5 + r.open_unit() }).collect();
     let biases: Vec<f64> = (0..h).map(|_| 0.1 * r.normal()).collect();
     let mut a = Vec::with_capacity(t * h);
     for _ in 0..t {
@@ -222,12 +221,8 @@ pub fn clip_sweep(t: &Tensor, bits: u32, steps: usize) -> Result<Sweep> {
         let stats = analyze(&t.x, &t.shape, &p, rule).map_err(err)?;
         points.push(SweepPoint { ratio, alpha, scale, stats });
     }
-    let best = points
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.stats.mse.total_cmp(&b.1.stats.mse))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    let best =
+        points.iter().enumerate().min_by(|a, b| a.1.stats.mse.total_cmp(&b.1.stats.mse)).map(|(i, _)| i).unwrap_or(0);
     Ok(Sweep { tensor: t.name, bits, points, best })
 }
 
@@ -255,9 +250,7 @@ impl Panel {
 /// The seed-004 data: 0.7 N(1, 0.6^2) + 0.3 N(-1.2, 0.4^2), `n` values.
 pub fn two_bumps(n: usize) -> Vec<f32> {
     let mut r = Rng::new(0x5EED_0004);
-    (0..n)
-        .map(|_| if r.open_unit() < 0.7 { 1.0 + 0.6 * r.normal() } else { -1.2 + 0.4 * r.normal() } as f32)
-        .collect()
+    (0..n).map(|_| if r.open_unit() < 0.7 { 1.0 + 0.6 * r.normal() } else { -1.2 + 0.4 * r.normal() } as f32).collect()
 }
 
 fn panel(x: &[f32], title: String, note: &'static str, scale: f32, zero_point: i32, range: CodeRange) -> Result<Panel> {
@@ -293,18 +286,54 @@ pub fn scale_zero_point_panels(x: &[f32]) -> Result<Vec<Panel>> {
     let a4 = quantproof_qparams(lo, hi, u4, false).map_err(err)?;
     let z_moved = (a.zero_point + 2).min(u3.qmax());
     Ok(vec![
-        panel(x, format!("affine min-max, 3-bit [0, 7]: s = {:.3}, z = {}", a.scale, a.zero_point),
-              "the grid spans [min, max]: every code is used", a.scale, a.zero_point, u3)?,
-        panel(x, format!("symmetric max|x|, 3-bit [-3, 3]: s = {:.3}, z = 0", s.scale),
-              "z = 0 centres the grid on 0: codes below the data's minimum are wasted", s.scale, 0, s3)?,
-        panel(x, format!("scale too large (2 s), 3-bit: s = {:.3}, z = {}", 2.0 * a.scale, a.zero_point),
-              "a range twice too wide: coarser steps, codes past the data unused", 2.0 * a.scale, a.zero_point, u3)?,
-        panel(x, format!("scale too small (s / 2), 3-bit: s = {:.3}, z = {}", 0.5 * a.scale, a.zero_point),
-              "a range half as wide: fine steps, but both tails are clipped to the end codes", 0.5 * a.scale, a.zero_point, u3)?,
-        panel(x, format!("zero point moved (z + 2), 3-bit: s = {:.3}, z = {}", a.scale, z_moved),
-              "a larger z shifts the grid left by 2 s: the lower tail gains codes, the upper tail is clipped", a.scale, z_moved, u3)?,
-        panel(x, format!("affine min-max, 4-bit [0, 15]: s = {:.3}, z = {}", a4.scale, a4.zero_point),
-              "one more bit halves the step and the round error's size", a4.scale, a4.zero_point, u4)?,
+        panel(
+            x,
+            format!("affine min-max, 3-bit [0, 7]: s = {:.3}, z = {}", a.scale, a.zero_point),
+            "the grid spans [min, max]: every code is used",
+            a.scale,
+            a.zero_point,
+            u3,
+        )?,
+        panel(
+            x,
+            format!("symmetric max|x|, 3-bit [-3, 3]: s = {:.3}, z = 0", s.scale),
+            "z = 0 centres the grid on 0: codes below the data's minimum are wasted",
+            s.scale,
+            0,
+            s3,
+        )?,
+        panel(
+            x,
+            format!("scale too large (2 s), 3-bit: s = {:.3}, z = {}", 2.0 * a.scale, a.zero_point),
+            "a range twice too wide: coarser steps, codes past the data unused",
+            2.0 * a.scale,
+            a.zero_point,
+            u3,
+        )?,
+        panel(
+            x,
+            format!("scale too small (s / 2), 3-bit: s = {:.3}, z = {}", 0.5 * a.scale, a.zero_point),
+            "a range half as wide: fine steps, but both tails are clipped to the end codes",
+            0.5 * a.scale,
+            a.zero_point,
+            u3,
+        )?,
+        panel(
+            x,
+            format!("zero point moved (z + 2), 3-bit: s = {:.3}, z = {}", a.scale, z_moved),
+            "a larger z shifts the grid left by 2 s: the lower tail gains codes, the upper tail is clipped",
+            a.scale,
+            z_moved,
+            u3,
+        )?,
+        panel(
+            x,
+            format!("affine min-max, 4-bit [0, 15]: s = {:.3}, z = {}", a4.scale, a4.zero_point),
+            "one more bit halves the step and the round error's size",
+            a4.scale,
+            a4.zero_point,
+            u4,
+        )?,
     ])
 }
 
@@ -347,7 +376,9 @@ mod tests {
         let rows = schemes(&ts[..1]).unwrap();
         assert_eq!(rows.len(), 2 * 2 * 2 * 3);
         let find = |pc: bool, bits: u32| {
-            rows.iter().find(|r| r.per_channel == pc && r.symmetric && r.bits == bits && r.profile == "quantproof").unwrap()
+            rows.iter()
+                .find(|r| r.per_channel == pc && r.symmetric && r.bits == bits && r.profile == "quantproof")
+                .unwrap()
         };
         for bits in [8, 4] {
             assert!(find(true, bits).stats.sqnr_db > find(false, bits).stats.sqnr_db + 1.0, "{bits}");

@@ -191,7 +191,8 @@ fn date_utc() -> String {
 
 fn git_describe() -> Option<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--short", "HEAD"]).output().ok()?;
+    let out =
+        std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--short", "HEAD"]).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -246,8 +247,19 @@ impl Report {
     }
 
     fn limits_table(&self) -> Table {
-        let mut t = Table::new(&["limit", "kernel", "threads", "working set", "value", "unit", "best of", "quiet reference (earlier, not this run)"]);
-        let rank = |l: &str| ["read_bandwidth", "copy_bandwidth", "int8_dot_peak", "f32_fma_peak"].iter().position(|&k| k == l);
+        let mut t = Table::new(&[
+            "limit",
+            "kernel",
+            "threads",
+            "working set",
+            "value",
+            "unit",
+            "best of",
+            "quiet reference (earlier, not this run)",
+        ]);
+        let rank = |l: &str| {
+            ["read_bandwidth", "copy_bandwidth", "int8_dot_peak", "f32_fma_peak"].iter().position(|&k| k == l)
+        };
         let mut sorted: Vec<&machine::Limit> = self.limits.measured.iter().collect();
         sorted.sort_by_key(|l| (rank(&l.limit), l.kernel.clone(), l.threads, l.bytes));
         for l in sorted {
@@ -268,8 +280,20 @@ impl Report {
     /// The speed table, for one operation or all.
     fn speed_table(&self, op: Option<&str>) -> Table {
         let mut t = Table::new(&[
-            "op", "profile", "implementation", "elements", "threads", "median (us)", "Gelem/s", "GB/s", "ceiling GB/s",
-            "% of ceiling", "x reference", "x ONNX Runtime", "reps", "output check",
+            "op",
+            "profile",
+            "implementation",
+            "elements",
+            "threads",
+            "median (us)",
+            "Gelem/s",
+            "GB/s",
+            "ceiling GB/s",
+            "% of ceiling",
+            "x reference",
+            "x ONNX Runtime",
+            "reps",
+            "output check",
         ]);
         for r in self.speed.rows.iter().filter(|r| op.is_none_or(|o| r.record.op == o)) {
             let rec = &r.record;
@@ -295,8 +319,18 @@ impl Report {
 
     fn scheme_table(&self, tensor: Option<&str>) -> Table {
         let mut t = Table::new(&[
-            "tensor", "scheme", "profile", "codes", "MSE", "round MSE", "clip MSE", "clipped %", "SQNR dB", "eff. bits",
-            "levels used", "max round err (steps)",
+            "tensor",
+            "scheme",
+            "profile",
+            "codes",
+            "MSE",
+            "round MSE",
+            "clip MSE",
+            "clipped %",
+            "SQNR dB",
+            "eff. bits",
+            "levels used",
+            "max round err (steps)",
         ]);
         for r in self.schemes.iter().filter(|r| tensor.is_none_or(|n| r.tensor == n)) {
             let s = &r.stats;
@@ -320,7 +354,17 @@ impl Report {
 
     fn sweep_table(&self, best_only: bool) -> Table {
         let mut t = Table::new(&[
-            "tensor", "bits", "threshold / max|x|", "threshold", "scale", "MSE", "round MSE", "clip MSE", "clipped %", "SQNR dB", "best",
+            "tensor",
+            "bits",
+            "threshold / max|x|",
+            "threshold",
+            "scale",
+            "MSE",
+            "round MSE",
+            "clip MSE",
+            "clipped %",
+            "SQNR dB",
+            "best",
         ]);
         for sw in &self.sweeps {
             for (i, p) in sw.points.iter().enumerate() {
@@ -339,7 +383,13 @@ impl Report {
                     Cell::sci(p.stats.clip_mse, 3),
                     Cell::num(100.0 * p.stats.clipped_fraction, 3),
                     Cell::opt(Some(p.stats.sqnr_db), 2, ""),
-                    Cell::text(if i == sw.best { "lowest MSE" } else if last { "min-max (no clipping)" } else { "" }),
+                    Cell::text(if i == sw.best {
+                        "lowest MSE"
+                    } else if last {
+                        "min-max (no clipping)"
+                    } else {
+                        ""
+                    }),
                 ]);
             }
         }
@@ -347,7 +397,17 @@ impl Report {
     }
 
     fn panel_table(&self) -> Table {
-        let mut t = Table::new(&["panel", "scale", "zero point", "codes", "codes used", "clipped %", "round MSE", "clip MSE", "SQNR dB"]);
+        let mut t = Table::new(&[
+            "panel",
+            "scale",
+            "zero point",
+            "codes",
+            "codes used",
+            "clipped %",
+            "round MSE",
+            "clip MSE",
+            "SQNR dB",
+        ]);
         for p in &self.panels {
             let s = &p.stats;
             t.push(vec![
@@ -378,10 +438,22 @@ impl Report {
                         Cell::num(r.seconds_min, 3),
                         Cell::num(r.reps as f64, 0),
                         Cell::text(d.get("result").map(|v| v.to_string()).unwrap_or_default()),
-                        Cell::text(d.get("versions").and_then(|v| v.get("onnxruntime")).map(|v| v.to_string()).unwrap_or_default()),
+                        Cell::text(
+                            d.get("versions")
+                                .and_then(|v| v.get("onnxruntime"))
+                                .map(|v| v.to_string())
+                                .unwrap_or_default(),
+                        ),
                     ]);
                 }
-                Err(e) => t.push(vec![Cell::text("failed"), Cell::Missing(String::new()), Cell::Missing(String::new()), Cell::Missing(String::new()), Cell::Missing(String::new()), Cell::text(e)]),
+                Err(e) => t.push(vec![
+                    Cell::text("failed"),
+                    Cell::Missing(String::new()),
+                    Cell::Missing(String::new()),
+                    Cell::Missing(String::new()),
+                    Cell::Missing(String::new()),
+                    Cell::text(e),
+                ]),
             }
         }
         t
@@ -434,7 +506,11 @@ impl Report {
         }
         let present: Vec<&str> = m.features.iter().filter(|f| f.1).map(|f| f.0.as_str()).collect();
         let absent: Vec<&str> = m.features.iter().filter(|f| !f.1).map(|f| f.0.as_str()).collect();
-        let _ = writeln!(s, "- CPU features present: {}", if present.is_empty() { "none checked".into() } else { present.join(", ") });
+        let _ = writeln!(
+            s,
+            "- CPU features present: {}",
+            if present.is_empty() { "none checked".into() } else { present.join(", ") }
+        );
         if !absent.is_empty() {
             let _ = writeln!(s, "- CPU features absent: {}", absent.join(", "));
         }
@@ -453,8 +529,11 @@ impl Report {
             let _ = writeln!(s, "\n- limit not measured: {e}");
         }
         let _ = writeln!(s, "\n![read bandwidth against working-set size](bandwidth.svg)\n");
-        let _ = writeln!(s, "*Read bandwidth against working-set size: where the caches end, the ceiling drops to memory bandwidth. \
-                            Speed figures below are held to the ceiling at their own working set.*");
+        let _ = writeln!(
+            s,
+            "*Read bandwidth against working-set size: where the caches end, the ceiling drops to memory bandwidth. \
+                            Speed figures below are held to the ceiling at their own working set.*"
+        );
 
         // 2. Correctness
         let _ = writeln!(s, "\n## 2. Correctness\n");
@@ -481,7 +560,8 @@ impl Report {
                     ]);
                 }
                 s.push_str(&t.to_markdown());
-                let _ = writeln!(s, "\n`vectors: {} passed, {} failed, {} skipped`", sum.passed, sum.failed, sum.skipped);
+                let _ =
+                    writeln!(s, "\n`vectors: {} passed, {} failed, {} skipped`", sum.passed, sum.failed, sum.skipped);
             }
             correctness::Golden::Unavailable(why) => {
                 let _ = writeln!(s, "**Not run**: {why}. No golden-vector figure is claimed by this report.");
@@ -550,12 +630,18 @@ impl Report {
                 );
             }
             Err(why) => {
-                let _ = writeln!(s, "> **ONNX Runtime was NOT measured in this run**: {why}. The `x ONNX Runtime` column is empty.\n");
+                let _ = writeln!(
+                    s,
+                    "> **ONNX Runtime was NOT measured in this run**: {why}. The `x ONNX Runtime` column is empty.\n"
+                );
             }
         }
         let _ = writeln!(s, "![throughput per operation and implementation](speed.svg)\n");
-        let _ = writeln!(s, "*Throughput per operation, implementation, size and thread count (log scale); the black bar is the \
-                            read-bandwidth ceiling at that working set expressed in elements per second.*\n");
+        let _ = writeln!(
+            s,
+            "*Throughput per operation, implementation, size and thread count (log scale); the black bar is the \
+                            read-bandwidth ceiling at that working set expressed in elements per second.*\n"
+        );
         let mut ops: Vec<String> = Vec::new();
         for r in &self.speed.rows {
             if !ops.contains(&r.record.op) {

@@ -74,7 +74,10 @@ pub fn bandwidth_chart(path: &Path, limits: &[Limit]) -> Result<()> {
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Read bandwidth of this machine against working-set size (stream-sum, best ISA, best run)", ("sans-serif", 17))
+        .caption(
+            "Read bandwidth of this machine against working-set size (stream-sum, best ISA, best run)",
+            ("sans-serif", 17),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -94,14 +97,16 @@ pub fn bandwidth_chart(path: &Path, limits: &[Limit]) -> Result<()> {
         let color = Palette99::pick(k).to_rgba();
         let mut s: Vec<(f64, f64)> = pts.iter().filter(|p| p.0 == *t).map(|p| (p.1, p.2)).collect();
         s.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart.draw_series(LineSeries::new(s.clone(), color.stroke_width(2))).map_err(e)?.label(format!("{t} thread(s)")).legend(
-            move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)),
-        );
+        chart
+            .draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(format!("{t} thread(s)"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         chart.draw_series(s.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(e)?;
         chart
-            .draw_series(s.iter().map(|&(x, y)| {
-                Text::new(format!("{y:.1}"), (x, y), label_style(12, HPos::Left, VPos::Bottom))
-            }))
+            .draw_series(
+                s.iter().map(|&(x, y)| Text::new(format!("{y:.1}"), (x, y), label_style(12, HPos::Left, VPos::Bottom))),
+            )
             .map_err(e)?;
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).draw().map_err(e)?;
@@ -153,7 +158,9 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
     }
     let x = 20 + 150 * isas.len() as i32;
     legend.draw(&PathElement::new(vec![(x, 14), (x + 14, 14)], BLACK.stroke_width(3))).map_err(e)?;
-    legend.draw(&Text::new("read-bandwidth ceiling", (x + 20, 14), label_style(12, HPos::Left, VPos::Center))).map_err(e)?;
+    legend
+        .draw(&Text::new("read-bandwidth ceiling", (x + 20, 14), label_style(12, HPos::Left, VPos::Center)))
+        .map_err(e)?;
     let panels = body.split_evenly((sizes.len(), threads.len()));
     for (pi, area) in panels.iter().enumerate() {
         let (size, t) = (sizes[pi / threads.len()], threads[pi % threads.len()]);
@@ -188,14 +195,19 @@ pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[u
                         })
                         .map(|r| {
                             let x0 = i as f64 + 0.1 + k as f64 * width;
-                            Rectangle::new([(x0, ymin), (x0 + width * 0.9, r.record.gelem_per_s.max(ymin))], color.filled())
+                            Rectangle::new(
+                                [(x0, ymin), (x0 + width * 0.9, r.record.gelem_per_s.max(ymin))],
+                                color.filled(),
+                            )
                         })
                 })
                 .collect();
             chart.draw_series(bars).map_err(e)?;
         }
         for (i, op) in ops.iter().enumerate() {
-            if let Some(r) = rows.iter().find(|r| &r.record.op == op && r.record.elements == size && r.record.threads == t) {
+            if let Some(r) =
+                rows.iter().find(|r| &r.record.op == op && r.record.elements == size && r.record.threads == t)
+            {
                 if let Some(c) = r.ceiling_gbs {
                     let y = c / r.record.bytes_per_element;
                     chart
@@ -217,14 +229,21 @@ pub fn clip_sweep_chart(path: &Path, sweeps: &[Sweep]) -> Result<()> {
     let root = SVGBackend::new(path, (520 * sweeps.len().max(1) as u32, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = root
-        .titled("Round error against clip error (seed 001): MSE vs clipping threshold, per-tensor symmetric", ("sans-serif", 15))
+        .titled(
+            "Round error against clip error (seed 001): MSE vs clipping threshold, per-tensor symmetric",
+            ("sans-serif", 15),
+        )
         .map_err(e)?;
     let panels = root.split_evenly((1, sweeps.len().max(1)));
     for (sw, area) in sweeps.iter().zip(panels.iter()) {
-        let all = sw.points.iter().flat_map(|p| [p.stats.mse, p.stats.round_mse, p.stats.clip_mse]).filter(|v| *v > 0.0);
+        let all =
+            sw.points.iter().flat_map(|p| [p.stats.mse, p.stats.round_mse, p.stats.clip_mse]).filter(|v| *v > 0.0);
         let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{}, {}-bit, codes [-{q}, {q}]", sw.tensor, sw.bits, q = (1 << (sw.bits - 1)) - 1), ("sans-serif", 14))
+            .caption(
+                format!("{}, {}-bit, codes [-{q}, {q}]", sw.tensor, sw.bits, q = (1 << (sw.bits - 1)) - 1),
+                ("sans-serif", 14),
+            )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(65)
@@ -302,8 +321,11 @@ pub fn scale_zero_point_chart(path: &Path, x: &[f32], panels: &[Panel]) -> Resul
         let ghi = p.value(p.range.qmax()) + s / 2.0;
         let (lo, hi) = (xlo.min(glo) - 0.3, xhi.max(ghi) + 0.3);
         let hist = density(x, lo, hi, 120);
-        let steps: Vec<(f64, f64, f64)> =
-            p.code_counts.iter().map(|&(q, c)| (p.value(q) - s / 2.0, p.value(q) + s / 2.0, c as f64 / (n * s))).collect();
+        let steps: Vec<(f64, f64, f64)> = p
+            .code_counts
+            .iter()
+            .map(|&(q, c)| (p.value(q) - s / 2.0, p.value(q) + s / 2.0, c as f64 / (n * s)))
+            .collect();
         let ymax = hist.iter().chain(steps.iter()).map(|h| h.2).fold(0.0, f64::max) * 1.2;
         let st = &p.stats;
         let mut chart = ChartBuilder::on(area)
@@ -328,24 +350,41 @@ pub fn scale_zero_point_chart(path: &Path, x: &[f32], panels: &[Panel]) -> Resul
             .draw()
             .map_err(e)?;
         chart
-            .draw_series(hist.iter().map(|&(a, b, h)| Rectangle::new([(a, 0.0), (b, h)], RGBColor(150, 150, 150).mix(0.6).filled())))
+            .draw_series(
+                hist.iter()
+                    .map(|&(a, b, h)| Rectangle::new([(a, 0.0), (b, h)], RGBColor(150, 150, 150).mix(0.6).filled())),
+            )
             .map_err(e)?;
         chart
-            .draw_series(steps.iter().map(|&(a, b, h)| Rectangle::new([(a, 0.0), (b, h)], RGBColor(31, 119, 180).mix(0.35).filled())))
+            .draw_series(
+                steps
+                    .iter()
+                    .map(|&(a, b, h)| Rectangle::new([(a, 0.0), (b, h)], RGBColor(31, 119, 180).mix(0.35).filled())),
+            )
             .map_err(e)?;
         chart
-            .draw_series(steps.iter().map(|&(a, b, h)| Rectangle::new([(a, 0.0), (b, h)], RGBColor(31, 119, 180).stroke_width(1))))
+            .draw_series(
+                steps
+                    .iter()
+                    .map(|&(a, b, h)| Rectangle::new([(a, 0.0), (b, h)], RGBColor(31, 119, 180).stroke_width(1))),
+            )
             .map_err(e)?;
         for &(q, _) in &p.code_counts {
             let v = p.value(q);
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(v, 0.0), (v, ymax * 0.9)], RGBColor(214, 39, 40).stroke_width(1))))
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(v, 0.0), (v, ymax * 0.9)],
+                    RGBColor(214, 39, 40).stroke_width(1),
+                )))
                 .map_err(e)?;
             chart
                 .draw_series(std::iter::once(Text::new(
                     q.to_string(),
                     (v, ymax * 0.9),
-                    ("sans-serif", 11).into_font().color(&RGBColor(214, 39, 40)).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    ("sans-serif", 11)
+                        .into_font()
+                        .color(&RGBColor(214, 39, 40))
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )))
                 .map_err(e)?;
         }

@@ -85,81 +85,82 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
     let mut res = SpeedResults::default();
     for spec in TABLE.iter() {
         for profile in profiles_of(spec.name) {
-        for size in sizes_of(spec.name, grid) {
-            let label = profile.map_or(String::new(), |p| format!(" ({})", p.name));
-            log(&format!("speed: {}{label} x {}", spec.name, crate::bench::format_size(size)));
-            let setup = match Setup::resolve(spec, size, profile, None, None) {
-                Ok(s) => s,
-                Err(e) => {
-                    res.failures.push(e);
-                    continue;
-                }
-            };
-            let mut bench = match Bench::new(spec, setup) {
-                Ok(b) => b,
-                Err(e) => {
-                    res.failures.push(e);
-                    continue;
-                }
-            };
-            let mut records = Vec::new();
-            let mut impls = vec![Impl::Reference];
-            for &t in &grid.threads {
-                impls.extend(Impl::all_isas(t));
-            }
-            for imp in &impls {
-                match bench.measure(imp, grid.reps) {
-                    Ok(r) => records.push(r),
-                    Err(f) => res.failures.push(f.to_string()),
-                }
-            }
-            if let Some(ort) = ort {
-                let reps = match grid.reps {
-                    Reps::Fixed(n) => Some(n),
-                    _ => None,
+            for size in sizes_of(spec.name, grid) {
+                let label = profile.map_or(String::new(), |p| format!(" ({})", p.name));
+                log(&format!("speed: {}{label} x {}", spec.name, crate::bench::format_size(size)));
+                let setup = match Setup::resolve(spec, size, profile, None, None) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        res.failures.push(e);
+                        continue;
+                    }
                 };
-                if let Some(case) = bench.workload.ort_case() {
-                    for &t in &grid.threads {
-                        match ort.bench_case(&case, t, reps) {
-                            Ok(r) => records.push(r),
-                            Err(e) => res.ort_failures.push(format!("{} {} threads {t}: {e}", spec.name, size)),
-                        }
+                let mut bench = match Bench::new(spec, setup) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        res.failures.push(e);
+                        continue;
                     }
-                } else if let Some((c, x)) = bench.workload.ort_collector() {
-                    // ONNX Runtime's collectors are single-threaded Python/numpy.
-                    match ort.calibrator(&c, x, reps.unwrap_or(3)) {
-                        Ok(mut r) => {
-                            let ours = bench.workload.detail();
-                            if let (Some(o), Some(q)) =
-                                (r.detail.as_ref().and_then(|d| d.get("result")), ours.get("result"))
-                            {
-                                r.verified = compare_calibration(o, q);
-                            }
-                            records.push(r)
-                        }
-                        Err(e) => res.ort_failures.push(format!("{} {}: {e}", spec.name, size)),
+                };
+                let mut records = Vec::new();
+                let mut impls = vec![Impl::Reference];
+                for &t in &grid.threads {
+                    impls.extend(Impl::all_isas(t));
+                }
+                for imp in &impls {
+                    match bench.measure(imp, grid.reps) {
+                        Ok(r) => records.push(r),
+                        Err(f) => res.failures.push(f.to_string()),
                     }
                 }
+                if let Some(ort) = ort {
+                    let reps = match grid.reps {
+                        Reps::Fixed(n) => Some(n),
+                        _ => None,
+                    };
+                    if let Some(case) = bench.workload.ort_case() {
+                        for &t in &grid.threads {
+                            match ort.bench_case(&case, t, reps) {
+                                Ok(r) => records.push(r),
+                                Err(e) => res.ort_failures.push(format!("{} {} threads {t}: {e}", spec.name, size)),
+                            }
+                        }
+                    } else if let Some((c, x)) = bench.workload.ort_collector() {
+                        // ONNX Runtime's collectors are single-threaded Python/numpy.
+                        match ort.calibrator(&c, x, reps.unwrap_or(3)) {
+                            Ok(mut r) => {
+                                let ours = bench.workload.detail();
+                                if let (Some(o), Some(q)) =
+                                    (r.detail.as_ref().and_then(|d| d.get("result")), ours.get("result"))
+                                {
+                                    r.verified = compare_calibration(o, q);
+                                }
+                                records.push(r)
+                            }
+                            Err(e) => res.ort_failures.push(format!("{} {}: {e}", spec.name, size)),
+                        }
+                    }
+                }
+                drop(bench);
+                let ref_s = records.iter().find(|r| r.isa == "reference").map(|r| r.seconds_median);
+                for r in &records {
+                    let ceiling =
+                        limits.read_bandwidth_at((r.elements as f64 * r.bytes_per_element) as usize, r.threads).ok();
+                    let ort_rate = records
+                        .iter()
+                        .filter(|o| o.isa == "onnxruntime")
+                        .find(|o| o.threads == r.threads)
+                        .or_else(|| records.iter().find(|o| o.isa == "onnxruntime" && o.op.starts_with("calibrate-")))
+                        .map(|o| o.gelem_per_s);
+                    res.rows.push(SpeedRow {
+                        ceiling_gbs: ceiling,
+                        fraction: ceiling.map(|c| r.gbytes_per_s / c),
+                        speedup: ref_s.map(|s| s / r.seconds_median),
+                        vs_ort: ort_rate.filter(|&o| o > 0.0 && r.isa != "onnxruntime").map(|o| r.gelem_per_s / o),
+                        record: r.clone(),
+                    });
+                }
             }
-            drop(bench);
-            let ref_s = records.iter().find(|r| r.isa == "reference").map(|r| r.seconds_median);
-            for r in &records {
-                let ceiling = limits.read_bandwidth_at((r.elements as f64 * r.bytes_per_element) as usize, r.threads).ok();
-                let ort_rate = records
-                    .iter()
-                    .filter(|o| o.isa == "onnxruntime")
-                    .find(|o| o.threads == r.threads)
-                    .or_else(|| records.iter().find(|o| o.isa == "onnxruntime" && o.op.starts_with("calibrate-")))
-                    .map(|o| o.gelem_per_s);
-                res.rows.push(SpeedRow {
-                    ceiling_gbs: ceiling,
-                    fraction: ceiling.map(|c| r.gbytes_per_s / c),
-                    speedup: ref_s.map(|s| s / r.seconds_median),
-                    vs_ort: ort_rate.filter(|&o| o > 0.0 && r.isa != "onnxruntime").map(|o| r.gelem_per_s / o),
-                    record: r.clone(),
-                });
-            }
-        }
         }
     }
     res

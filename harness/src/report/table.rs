@@ -89,7 +89,10 @@ impl Table {
         s.push_str(&line(self.headers.iter().map(|h| Cell::Text(h.clone()).markdown()).collect()));
         let numeric = |c: usize| {
             self.rows.iter().any(|r| matches!(r[c], Cell::Num(..) | Cell::Sci(..)))
-                && self.rows.iter().all(|r| !matches!(r[c], Cell::Text(ref t) if !t.is_empty() && t != "inf" && t != "-inf"))
+                && self
+                    .rows
+                    .iter()
+                    .all(|r| !matches!(r[c], Cell::Text(ref t) if !t.is_empty() && t != "inf" && t != "-inf"))
         };
         let seps: Vec<String> =
             (0..self.headers.len()).map(|c| if numeric(c) { "---:".to_string() } else { "---".to_string() }).collect();
@@ -124,7 +127,13 @@ mod tests {
         let mut t = Table::new(&["op", "Gelem/s", "note", "mse"]);
         t.push(vec![Cell::text("quantize"), Cell::num(1.23456, 2), Cell::text("a|b"), Cell::sci(0.000123456, 3)]);
         t.push(vec![Cell::text("min, max"), Cell::opt(None, 2, "not measured")]);
-        t.push(vec![Cell::text("x"), Cell::opt(Some(f64::INFINITY), 1, "?"), Cell::text("line\nbreak"), Cell::sci(5e-9, 2), Cell::text("cut")]);
+        t.push(vec![
+            Cell::text("x"),
+            Cell::opt(Some(f64::INFINITY), 1, "?"),
+            Cell::text("line\nbreak"),
+            Cell::sci(5e-9, 2),
+            Cell::text("cut"),
+        ]);
         t
     }
 

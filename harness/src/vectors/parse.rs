@@ -343,7 +343,8 @@ fn floats<T: FromNonFinite>(items: &[Value], what: &str, cast: impl Fn(f64) -> O
             // quantproof's extension for its own extra cases: the strings "inf", "-inf" and "nan"
             // (the recorded framework vectors never hold non-finite values).
             if let Some(special) = v.as_str().and_then(non_finite) {
-                return cast_non_finite(special).ok_or_else(|| format!("{what}.data[{i}]: {special} does not fit the dtype"));
+                return cast_non_finite(special)
+                    .ok_or_else(|| format!("{what}.data[{i}]: {special} does not fit the dtype"));
             }
             let x = v.as_f64().ok_or_else(|| format!("{what}.data[{i}]: expected a number, got {}", kind(v)))?;
             cast(x).ok_or_else(|| format!("{what}.data[{i}]: {x} is not a finite value of the tensor's dtype"))
@@ -385,7 +386,9 @@ fn tolerance(v: &Value) -> Result<Tolerance, String> {
     for (key, val) in m {
         let x = match val {
             Value::Null => continue,
-            other => other.as_f64().ok_or_else(|| format!("tolerance.{key}: expected a number, got {}", kind(other)))?,
+            other => {
+                other.as_f64().ok_or_else(|| format!("tolerance.{key}: expected a number, got {}", kind(other)))?
+            }
         };
         if !(x.is_finite() && x >= 0.0) {
             return Err(format!("tolerance.{key}: {x} must be finite and non-negative"));

@@ -202,7 +202,10 @@ impl Runner {
 
     /// `reference` and the engines' ISA names.
     pub fn path_names(&self) -> Vec<String> {
-        std::iter::once(Path::Reference).chain(self.engines.iter().map(|&e| Path::Optimized(e))).map(|p| p.name()).collect()
+        std::iter::once(Path::Reference)
+            .chain(self.engines.iter().map(|&e| Path::Optimized(e)))
+            .map(|p| p.name())
+            .collect()
     }
 
     /// Reads every `*.jsonl` under each root (recursively; a root may also be a file) and runs
@@ -213,9 +216,7 @@ impl Runner {
         for root in roots {
             let root = root.as_ref();
             match find_jsonl(root) {
-                Ok(found) if found.is_empty() => {
-                    cases.push(file_failure(root, "no *.jsonl files found".to_string()))
-                }
+                Ok(found) if found.is_empty() => cases.push(file_failure(root, "no *.jsonl files found".to_string())),
                 Ok(found) => {
                     for f in found {
                         self.run_file(&f, &mut cases);
@@ -318,10 +319,17 @@ impl Runner {
                     for (out, expected) in &case.outputs {
                         let failure = match got.get(out) {
                             None => Some((format!("the op produced no output {out:?}"), Vec::new())),
-                            Some(g) => compare(g, expected, case.tolerance.as_ref()).err().map(|f| (f.message, f.mismatches)),
+                            Some(g) => {
+                                compare(g, expected, case.tolerance.as_ref()).err().map(|f| (f.message, f.mismatches))
+                            }
                         };
                         if let Some((message, mismatches)) = failure {
-                            r.failures.push(PathFailure { path: name.clone(), output: Some(out.clone()), message, mismatches });
+                            r.failures.push(PathFailure {
+                                path: name.clone(),
+                                output: Some(out.clone()),
+                                message,
+                                mismatches,
+                            });
                         }
                     }
                 }
@@ -359,7 +367,12 @@ fn file_failure(path: &FsPath, message: String) -> CaseResult {
         paths: Vec::new(),
         not_run: Vec::new(),
         skip_reason: None,
-        failures: vec![PathFailure { path: "-".to_string(), output: None, message: format!("{file}: {message}"), mismatches: Vec::new() }],
+        failures: vec![PathFailure {
+            path: "-".to_string(),
+            output: None,
+            message: format!("{file}: {message}"),
+            mismatches: Vec::new(),
+        }],
     }
 }
 

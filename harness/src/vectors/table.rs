@@ -7,7 +7,13 @@ use std::fmt::Write;
 /// Renders `summary` (with every case listed when `verbose`).
 pub fn render(summary: &Summary, verbose: bool) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "golden vectors ({}): {} files, paths: {}", summary.format, summary.files.len(), summary.paths.join(", "));
+    let _ = writeln!(
+        s,
+        "golden vectors ({}): {} files, paths: {}",
+        summary.format,
+        summary.files.len(),
+        summary.paths.join(", ")
+    );
     let _ = writeln!(s);
     s.push_str(&render_table(summary));
     if verbose {

@@ -268,7 +268,9 @@ impl Observer for AciqObserver {
 
     fn merge(&mut self, other: &Self) -> Result<()> {
         if self.prior != other.prior || self.bits != other.bits {
-            return Err(QuantError::Unsupported { what: "merging ACIQ observers with different priors or bits".into() });
+            return Err(QuantError::Unsupported {
+                what: "merging ACIQ observers with different priors or bits".into(),
+            });
         }
         match (&mut self.deviation, &other.deviation) {
             (None, None) => {
@@ -370,6 +372,9 @@ mod tests {
         assert!((o.scale().unwrap() - 1.5).abs() < 1e-15);
         assert!(AciqObserver::new(Prior::Gaussian, 0).is_err());
         assert!(calibrate(Prior::Gaussian, 4, &[], NonFinitePolicy::Error).is_err());
-        assert_eq!(calibrate(Prior::Gaussian, 4, &[&[3.0; 5]], NonFinitePolicy::Error).unwrap(), Range { min: 3.0, max: 3.0 });
+        assert_eq!(
+            calibrate(Prior::Gaussian, 4, &[&[3.0; 5]], NonFinitePolicy::Error).unwrap(),
+            Range { min: 3.0, max: 3.0 }
+        );
     }
 }

@@ -67,7 +67,9 @@ impl NonFinitePolicy {
             None => Ok(std::borrow::Cow::Borrowed(x)),
             Some((index, value)) => match self {
                 NonFinitePolicy::Error => Err(QuantError::NonFinite { what: "batch", index, value: value as f64 }),
-                NonFinitePolicy::Skip => Ok(std::borrow::Cow::Owned(x.iter().copied().filter(|v| v.is_finite()).collect())),
+                NonFinitePolicy::Skip => {
+                    Ok(std::borrow::Cow::Owned(x.iter().copied().filter(|v| v.is_finite()).collect()))
+                }
             },
         }
     }

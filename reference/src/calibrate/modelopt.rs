@@ -328,7 +328,8 @@ impl HistogramCalibrator {
             match &mut self.hist {
                 Some(Hist::Torch { counts, .. }) => counts.iter_mut().zip(add).for_each(|(c, a)| *c += a),
                 _ => {
-                    self.hist = Some(Hist::Torch { counts: add, edges: torch_linspace_f32(0.0, amax, self.num_bins + 1) })
+                    self.hist =
+                        Some(Hist::Torch { counts: add, edges: torch_linspace_f32(0.0, amax, self.num_bins + 1) })
                 }
             }
             return Ok(());
@@ -498,7 +499,14 @@ pub fn scipy_entropy(pk: &[f64], qk: &[f64]) -> f64 {
 
 /// `_compute_amax_entropy(calib_hist, calib_bin_edges, num_bits, unsigned, stride, start_bin)`
 /// (see the module docs). `edges.len()` must be `hist.len() + 1`.
-pub fn entropy_amax(hist: &[u64], edges: &[f64], num_bits: u32, unsigned: bool, stride: usize, start_bin: usize) -> Result<f64> {
+pub fn entropy_amax(
+    hist: &[u64],
+    edges: &[f64],
+    num_bits: u32,
+    unsigned: bool,
+    stride: usize,
+    start_bin: usize,
+) -> Result<f64> {
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     let shift = check_bits(num_bits, unsigned)?;
     if hist.len() < 2 || stride == 0 || start_bin == 0 || start_bin > hist.len() {
@@ -558,7 +566,14 @@ pub fn fake_tensor_quant(x: f32, amax: f32, num_bits: u32, unsigned: bool) -> Re
 
 /// `_compute_amax_mse`: the bin centre `c_i` (`i >= start_bin`, step `stride`) minimizing
 /// `mean((fake_quant(c, c_i) - c)^2 * counts)` over all centres `c` (first minimum).
-pub fn mse_amax(hist: &[u64], edges: &[f32], num_bits: u32, unsigned: bool, stride: usize, start_bin: usize) -> Result<f32> {
+pub fn mse_amax(
+    hist: &[u64],
+    edges: &[f32],
+    num_bits: u32,
+    unsigned: bool,
+    stride: usize,
+    start_bin: usize,
+) -> Result<f32> {
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     check_bits(num_bits, unsigned)?;
     let centers: Vec<f32> = edges.windows(2).map(|w| (w[1] + w[0]) / 2.0).collect();
@@ -589,7 +604,10 @@ pub fn mse_amax(hist: &[u64], edges: &[f32], num_bits: u32, unsigned: bool, stri
 pub fn percentile_amax(hist: &[u64], edges: &[f64], percentile: f64) -> Result<f64> {
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     if !(0.0..=100.0).contains(&percentile) {
-        return Err(QuantError::InvalidArgument { what: "percentile", detail: format!("{percentile}: must be in [0, 100]") });
+        return Err(QuantError::InvalidArgument {
+            what: "percentile",
+            detail: format!("{percentile}: must be in [0, 100]"),
+        });
     }
     let cdf = numpy_hist::normalized_cumsum(hist);
     Ok(edges[numpy_hist::searchsorted_left(&cdf, percentile / 100.0)])

@@ -139,7 +139,10 @@ impl MseCalibrator {
     pub fn new(amax: f32, cfg: MseConfig) -> Result<MseCalibrator> {
         cfg.validate()?;
         if !(amax.is_finite() && amax >= 0.0) {
-            return Err(QuantError::InvalidArgument { what: "amax", detail: format!("{amax}: must be finite and >= 0") });
+            return Err(QuantError::InvalidArgument {
+                what: "amax",
+                detail: format!("{amax}: must be finite and >= 0"),
+            });
         }
         let bins = UniformBins::new(-amax, amax, cfg.num_bins)?;
         let hist = vec![0; bins.len()];
@@ -215,11 +218,13 @@ mod tests {
     #[test]
     fn gaussian_threshold_is_inside_the_range() {
         // a deterministic bell shape
-        let x: Vec<f32> = (0..20001).map(|i| {
-            let u = (i as f64 + 0.5) / 20001.0;
-            // inverse of a logistic CDF: heavy enough tails
-            (u / (1.0 - u)).ln() as f32
-        }).collect();
+        let x: Vec<f32> = (0..20001)
+            .map(|i| {
+                let u = (i as f64 + 0.5) / 20001.0;
+                // inverse of a logistic CDF: heavy enough tails
+                (u / (1.0 - u)).ln() as f32
+            })
+            .collect();
         let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         let mut c = MseCalibrator::new(amax, MseConfig::default()).unwrap();
         c.observe(&x).unwrap();

@@ -327,7 +327,10 @@ pub fn bin_index_explicit(x: f64, edges: &[f64]) -> Option<usize> {
 /// raises otherwise, and so does this).
 pub fn counts_explicit(data: &[f32], edges: &[f64]) -> Result<Vec<u64>> {
     if edges.len() < 2 {
-        return Err(QuantError::InvalidArgument { what: "histogram bins", detail: "at least two edges are needed".into() });
+        return Err(QuantError::InvalidArgument {
+            what: "histogram bins",
+            detail: "at least two edges are needed".into(),
+        });
     }
     if edges.iter().any(|e| e.is_nan()) || edges.windows(2).any(|w| w[0] > w[1]) {
         return Err(QuantError::InvalidArgument {
@@ -471,7 +474,10 @@ pub fn argmin_last(v: &[f64]) -> Option<usize> {
 /// create an extra bin after the one containing amax", as both sources note).
 pub fn grow_edges(edges: &[f64], amax: f64, ty: ScalarType) -> Result<Vec<f64>> {
     if edges.len() < 2 {
-        return Err(QuantError::InvalidArgument { what: "histogram bins", detail: "at least two edges are needed".into() });
+        return Err(QuantError::InvalidArgument {
+            what: "histogram bins",
+            detail: "at least two edges are needed".into(),
+        });
     }
     let round = |v: f64| match ty {
         ScalarType::F32 => v as f32 as f64,

@@ -137,10 +137,9 @@ impl Scenario {
         match s {
             "same" => Ok(Scenario::Same),
             "p3" => Ok(Scenario::P3),
-            _ => Err(QuantError::InvalidArgument {
-                what: "scenario",
-                detail: format!("{s:?}: must be 'same' or 'p3'"),
-            }),
+            _ => {
+                Err(QuantError::InvalidArgument { what: "scenario", detail: format!("{s:?}: must be 'same' or 'p3'") })
+            }
         }
     }
 
@@ -363,7 +362,9 @@ fn min_max(x: &[f32]) -> (f32, f32) {
     let mut it = x.iter().copied().filter(|v| !v.is_nan());
     match it.next() {
         None => (0.0, 0.0),
-        Some(first) => it.fold((first, first), |(lo, hi), v| (if v < lo { v } else { lo }, if v > hi { v } else { hi })),
+        Some(first) => {
+            it.fold((first, first), |(lo, hi), v| (if v < lo { v } else { lo }, if v > hi { v } else { hi }))
+        }
     }
 }
 
@@ -460,13 +461,7 @@ pub fn merge_value(old: &OrtHistogram, x: &[f32], kernel: CountKernel) -> Result
         hist[h..new_n - h].iter_mut().zip(old_hist).for_each(|(v, o)| *v += o);
         (hist, bins.edges().to_vec(), t)
     };
-    Ok(OrtHistogram::Value {
-        hist,
-        edges,
-        min: py_min(*old_min, new_min),
-        max: py_max(*old_max, new_max),
-        threshold,
-    })
+    Ok(OrtHistogram::Value { hist, edges, min: py_min(*old_min, new_min), max: py_max(*old_max, new_max), threshold })
 }
 
 /// `collect_absolute_value` for a tensor seen for the first time: `np.histogram(|x|, num_bins)`
@@ -589,7 +584,13 @@ fn ln_f32(x: f32) -> f32 {
 
 /// `HistogramCollector.get_entropy_threshold` (see the module docs), returning the clamped
 /// thresholds. `edges.len()` must be `hist.len() + 1`.
-pub fn entropy_threshold(hist: &[u64], edges: &[f32], num_quantized_bins: usize, min: f32, max: f32) -> Result<(f32, f32)> {
+pub fn entropy_threshold(
+    hist: &[u64],
+    edges: &[f32],
+    num_quantized_bins: usize,
+    min: f32,
+    max: f32,
+) -> Result<(f32, f32)> {
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     if num_quantized_bins == 0 {
         return Err(QuantError::InvalidArgument { what: "num_quantized_bins", detail: "must be positive".into() });
@@ -626,9 +627,8 @@ pub fn entropy_threshold(hist: &[u64], edges: &[f32], num_quantized_bins: usize,
 
         // candidate q: merge the slice into groups, expand over the non-zero bins of p
         let merged = sliced.len() / num_quantized_bins;
-        let mut groups: Vec<u64> = (0..num_quantized_bins)
-            .map(|k| sliced[k * merged..k * merged + merged].iter().sum())
-            .collect();
+        let mut groups: Vec<u64> =
+            (0..num_quantized_bins).map(|k| sliced[k * merged..k * merged + merged].iter().sum()).collect();
         groups[num_quantized_bins - 1] += sliced[num_quantized_bins * merged..].iter().sum::<u64>();
         let mut q = vec![0u64; p.len()];
         for (k, &g) in groups.iter().enumerate() {
@@ -661,7 +661,14 @@ pub fn entropy_threshold(hist: &[u64], edges: &[f32], num_quantized_bins: usize,
 }
 
 /// `HistogramCollector.compute_percentile` for one histogram (see the module docs).
-pub fn percentile_range(hist: &[u64], edges: &[f32], percentile: f64, symmetric: bool, min: f32, max: f32) -> Result<(f32, f32)> {
+pub fn percentile_range(
+    hist: &[u64],
+    edges: &[f32],
+    percentile: f64,
+    symmetric: bool,
+    min: f32,
+    max: f32,
+) -> Result<(f32, f32)> {
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     if !(0.0..=100.0).contains(&percentile) {
         return Err(QuantError::InvalidArgument {

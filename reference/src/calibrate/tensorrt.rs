@@ -133,11 +133,8 @@ pub fn divergences(hist: &[u64], overflow: u64, cfg: &EntropyConfig) -> Result<V
                 continue;
             }
             let p = pc as f64 / total;
-            let q = if c == 0 {
-                0.0
-            } else {
-                level_sum[level(j)] as f64 / level_nonzero[level(j)] as f64 / inside as f64
-            };
+            let q =
+                if c == 0 { 0.0 } else { level_sum[level(j)] as f64 / level_nonzero[level(j)] as f64 / inside as f64 };
             if q == 0.0 {
                 kl = f64::INFINITY;
                 break;
@@ -188,7 +185,10 @@ impl EntropyCalibrator {
     pub fn new(amax: f32, cfg: EntropyConfig) -> Result<EntropyCalibrator> {
         cfg.validate()?;
         if !(amax.is_finite() && amax >= 0.0) {
-            return Err(QuantError::InvalidArgument { what: "amax", detail: format!("{amax}: must be finite and >= 0") });
+            return Err(QuantError::InvalidArgument {
+                what: "amax",
+                detail: format!("{amax}: must be finite and >= 0"),
+            });
         }
         Ok(EntropyCalibrator { cfg, amax, hist: vec![0; cfg.num_bins], overflow: 0, policy: NonFinitePolicy::Error })
     }

@@ -46,12 +46,12 @@ mod aten;
 mod histogram;
 mod minmax;
 
+pub use crate::qparams::TorchObserverConfig;
 pub use histogram::{HistogramObserver, DEFAULT_BINS, MAX_BINS, SEARCH_STEP, UPSAMPLE_RATE};
 pub use minmax::{
     MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver,
     DEFAULT_AVERAGING_CONSTANT,
 };
-pub use crate::qparams::TorchObserverConfig;
 
 use crate::calibrate::{ChannelObserver, NonFinitePolicy, Observer};
 use crate::error::{QuantError, Result};

@@ -59,8 +59,10 @@ pub fn observe(case: &Case, profile: &Profile, path: Path) -> OpResult {
     fn malformed(key: &'static str) -> impl Fn(quantproof_reference::QuantError) -> OpError {
         move |e| OpError::Malformed(format!("attrs.{key}: {e}"))
     }
-    let kind = TorchObserverKind::parse(a.opt_str("observer")?.ok_or_else(|| OpError::Malformed("attrs.observer is missing".into()))?)
-        .map_err(malformed("observer"))?;
+    let kind = TorchObserverKind::parse(
+        a.opt_str("observer")?.ok_or_else(|| OpError::Malformed("attrs.observer is missing".into()))?,
+    )
+    .map_err(malformed("observer"))?;
     let dtype = QType::parse(a.opt_str("dtype")?.unwrap_or("u8")).map_err(malformed("dtype"))?;
     let qscheme = QScheme::parse(a.opt_str("qscheme")?.unwrap_or("per_tensor_affine")).map_err(malformed("qscheme"))?;
     let mut spec = ObserveSpec::new(kind, dtype, qscheme, a.opt_bool("reduce_range")?.unwrap_or(false));
@@ -90,7 +92,10 @@ pub fn observe(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let r = run_observe(&spec, &batches(case)?)?;
     Ok(outputs([
         ("scale", vec1(r.scale)),
-        ("zero_point", Tensor::new(vec![r.zero_point.len()], Data::I64(r.zero_point.iter().map(|&z| z as i64).collect()))),
+        (
+            "zero_point",
+            Tensor::new(vec![r.zero_point.len()], Data::I64(r.zero_point.iter().map(|&z| z as i64).collect())),
+        ),
         ("min_val", vec1(r.min_val)),
         ("max_val", vec1(r.max_val)),
     ]))

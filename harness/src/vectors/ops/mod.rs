@@ -165,7 +165,9 @@ impl<'a> Attrs<'a> {
     /// An integer attr, `None` when absent or null.
     pub fn opt_int(&self, key: &str) -> Result<Option<i64>, OpError> {
         self.get(key)
-            .map(|v| exact_int(v).ok_or_else(|| OpError::Malformed(format!("attrs.{key}: expected an integer, got {v}"))))
+            .map(|v| {
+                exact_int(v).ok_or_else(|| OpError::Malformed(format!("attrs.{key}: expected an integer, got {v}")))
+            })
             .transpose()
     }
 

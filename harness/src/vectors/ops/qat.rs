@@ -25,7 +25,15 @@ pub fn lsq(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let (_, scale) = input_f32(case, "scale")?;
     let (_, zero_point) = input_f32(case, "zero_point")?;
     let (_, grad_y) = input_f32(case, "grad_y")?;
-    let out = run_lsq_case(&LsqCase { qmin: a.int("qmin")?, qmax: a.int("qmax")?, grad_factor, x, scale, zero_point, grad_y })?;
+    let out = run_lsq_case(&LsqCase {
+        qmin: a.int("qmin")?,
+        qmax: a.int("qmax")?,
+        grad_factor,
+        x,
+        scale,
+        zero_point,
+        grad_y,
+    })?;
     Ok(outputs([
         ("y", Tensor::new(xt.shape.clone(), Data::F32(out.y))),
         ("grad_x", Tensor::new(xt.shape.clone(), Data::F32(out.grad_x))),

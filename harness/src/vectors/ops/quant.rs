@@ -147,8 +147,12 @@ pub fn quantize(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let y = match Storage::of(codes.qtype) {
         Storage::I8 => Data::I8(quantize_fast::<i8>(path, x, shape, &p, rule)?),
         Storage::U8 => Data::U8(quantize_fast::<u8>(path, x, shape, &p, rule)?),
-        Storage::I16 => Data::I32(quantize_reference::<i16>(path, x, shape, &p, rule)?.into_iter().map(i32::from).collect()),
-        Storage::U16 => Data::I32(quantize_reference::<u16>(path, x, shape, &p, rule)?.into_iter().map(i32::from).collect()),
+        Storage::I16 => {
+            Data::I32(quantize_reference::<i16>(path, x, shape, &p, rule)?.into_iter().map(i32::from).collect())
+        }
+        Storage::U16 => {
+            Data::I32(quantize_reference::<u16>(path, x, shape, &p, rule)?.into_iter().map(i32::from).collect())
+        }
     };
     Ok(outputs([("y", Tensor::new(xt.shape.clone(), y))]))
 }
@@ -163,12 +167,7 @@ fn dequantize_fast<C: FastCode>(path: Path, q: &[C], shape: &[usize], p: &QuantP
 }
 
 /// Wide codes given as i32/i64 data, converted to the storage type `C` (each must fit `qtype`).
-fn dequantize_wide<C: Code>(
-    path: Path,
-    t: &Tensor,
-    qtype: QType,
-    p: &QuantParams,
-) -> Result<Vec<f32>, OpError> {
+fn dequantize_wide<C: Code>(path: Path, t: &Tensor, qtype: QType, p: &QuantParams) -> Result<Vec<f32>, OpError> {
     if let Path::Optimized(_) = path {
         return Err(no_kernel("16-bit codes"));
     }

@@ -430,7 +430,8 @@ mod tests {
         };
         for case in 0..24 {
             let bins = [2048, 100, 7, 1][case % 4];
-            let mut o = HistogramObserver::new(TorchObserverConfig::new(QType::U8, case % 3 == 0, false), bins).unwrap();
+            let mut o =
+                HistogramObserver::new(TorchObserverConfig::new(QType::U8, case % 3 == 0, false), bins).unwrap();
             for b in 0..1 + case % 3 {
                 let n = 10 + (next() * 300.0) as usize;
                 let spread = 1.0 + b as f32 * next() * 5.0;

@@ -526,8 +526,9 @@ impl ChannelObserver for MovingAveragePerChannelMinMaxObserver {
     /// Always [`QuantError::Unsupported`]: the moving average is order-dependent.
     fn merge(&mut self, _other: &MovingAveragePerChannelMinMaxObserver) -> Result<()> {
         Err(QuantError::Unsupported {
-            what: "merging MovingAveragePerChannelMinMaxObservers: the moving average depends on the order of the batches"
-                .into(),
+            what:
+                "merging MovingAveragePerChannelMinMaxObservers: the moving average depends on the order of the batches"
+                    .into(),
         })
     }
 
