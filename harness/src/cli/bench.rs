@@ -15,6 +15,7 @@
 use crate::bench::data::normal_f32;
 use crate::bench::timing::Reps;
 use crate::bench::{self, format_size, Bench, Dtype, Gran, Impl, Record, Setup, TABLE};
+use crate::cli::domain;
 use crate::machine::{self, Effort, Limits};
 use crate::ort;
 use quantproof_reference::profile::Profile;
@@ -219,6 +220,32 @@ fn measure_ort(out: &mut dyn Write, args: &Args, bench: &Bench) -> i32 {
     }
 }
 
+/// Bytes a workload holds per element at most: the f32 input, the reference's output, the
+/// implementation's output and a mask or second output, each up to 4 bytes, plus the planner's
+/// per-element parameters (fake-quantize per-axis is the largest).
+const WORKLOAD_BYTES_PER_ELEMENT: u128 = 32;
+
+/// Checks every argument against its domain ([`domain`]) before anything is allocated; returns
+/// the size in elements.
+fn check_args(args: &Args) -> Result<usize, String> {
+    domain::env_isa()?;
+    let size = bench::parse_size(&args.size)?;
+    domain::in_range("--size", size, 1, domain::MAX_ELEMENTS)?;
+    domain::in_range("--threads", args.threads, 1, domain::MAX_THREADS)?;
+    if let Some(r) = args.reps {
+        domain::in_range("--reps", r, 1, domain::MAX_REPS)?;
+    }
+    let bins = args.bins.unwrap_or(2048);
+    if args.bins.is_some() {
+        domain::in_range("--bins", bins, 1, domain::MAX_BINS)?;
+    }
+    // Histograms: one u64 count per bin per thread, and four u32 sub-histograms per thread.
+    let per_thread_bins = bins as u128 * (8 + 16);
+    let bytes = size as u128 * WORKLOAD_BYTES_PER_ELEMENT + per_thread_bins * args.threads as u128;
+    domain::fits_in_memory(&format!("--size {}", args.size), bytes)?;
+    Ok(size)
+}
+
 /// `quantproof bench`, printing to stdout.
 pub fn run(args: Args) -> i32 {
     run_to(args, &mut std::io::stdout().lock())
@@ -231,7 +258,7 @@ pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
         "list" => return list(out),
         _ => {}
     }
-    let size = match bench::parse_size(&args.size) {
+    let size = match check_args(&args) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: {e}");
@@ -387,6 +414,20 @@ mod tests {
         assert_eq!(run(Args { isa: Some("mmx".into()), ..args("quantize") }), 2);
         assert_eq!(run(Args { profile: Some("tflite?".into()), ..args("quantize") }), 2);
         assert_eq!(run(Args { dtype: Some("i8".into()), ..args("dynamic-quantize") }), 2);
+        for bad in [
+            Args { threads: 0, ..args("quantize") },
+            Args { threads: 1 << 20, ..args("quantize") },
+            Args { reps: Some(0), ..args("quantize") },
+            Args { bins: Some(0), ..args("histogram") },
+            Args { bins: Some(1 << 40), ..args("histogram") },
+            Args { size: "0".into(), ..args("quantize") },
+            Args { size: "100G".into(), ..args("quantize") },
+            Args { size: "1000000G".into(), ..args("quantize") },
+        ] {
+            let what = format!("{bad:?}");
+            assert_eq!(check_args(&bad).map(|_| ()).is_err(), true, "{what}");
+            assert_eq!(run(bad), 2, "{what}");
+        }
         let (code, out) = output(args("list"));
         assert_eq!(code, 0);
         for spec in TABLE.iter() {

@@ -1,6 +1,7 @@
 //! The `quantproof` subcommands, one module each.
 
 pub mod bench;
+pub mod domain;
 pub mod info;
 pub mod report;
 pub mod verify;

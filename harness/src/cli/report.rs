@@ -26,7 +26,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> i32 {
-    let mut threads: Vec<usize> = args.threads.iter().map(|&t| t.max(1)).collect();
+    if let Err(e) = crate::cli::domain::env_isa() {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    for &t in &args.threads {
+        if let Err(e) = crate::cli::domain::in_range("--threads", t, 1, crate::cli::domain::MAX_THREADS) {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    if args.threads.is_empty() {
+        eprintln!("error: --threads needs at least one thread count");
+        return 2;
+    }
+    let mut threads = args.threads.clone();
     threads.sort();
     threads.dedup();
     let options = Options { out: args.out, quick: args.quick, ort: !args.no_ort, threads };

@@ -19,9 +19,18 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Runs the command; returns the exit status (0 when nothing failed, 1 when a case failed,
-/// 2 for a usage error).
+/// Exit status when no case failed but none passed either (every case skipped, or no case
+/// found): nothing was verified, which a script must not mistake for success.
+pub const NOTHING_VERIFIED: i32 = 3;
+
+/// Runs the command; returns the exit status: 0 when every case that ran passed and at least one
+/// did, 1 when a case failed, 2 for a usage error (an unknown or unavailable ISA, in `--isa` or
+/// `QUANTPROOF_ISA`), [`NOTHING_VERIFIED`] when no case passed.
 pub fn run(args: &Args) -> i32 {
+    if let Err(e) = crate::cli::domain::env_isa() {
+        eprintln!("quantproof verify-vectors: {e}");
+        return 2;
+    }
     let isa = match args.isa.as_deref().map(|s| (s, Isa::parse(s))) {
         None => None,
         Some((_, Some(i))) => Some(i),
@@ -57,6 +66,14 @@ pub fn run(args: &Args) -> i32 {
     let _ = out.flush();
     if summary.failed > 0 {
         1
+    } else if summary.passed == 0 {
+        eprintln!(
+            "quantproof verify-vectors: nothing was verified ({} case(s) found, all skipped): \
+             no supported op and profile in {}",
+            summary.skipped,
+            args.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        NOTHING_VERIFIED
     } else {
         0
     }

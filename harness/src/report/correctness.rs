@@ -45,10 +45,40 @@ pub struct InRun {
     pub kernels_exact: usize,
     /// Reference measurements (the oracle itself, nothing to compare).
     pub reference_runs: usize,
-    /// ONNX Runtime measurements whose output equalled the reference's.
+    /// ONNX Runtime operator measurements whose output equalled the reference's bit for bit.
     pub ort_exact: usize,
-    /// ONNX Runtime measurements whose output differed.
+    /// ONNX Runtime calibrator measurements whose thresholds equalled ours.
+    pub ort_same_result: usize,
+    /// ONNX Runtime measurements whose output was not compared (say so, never count them as
+    /// differences).
+    pub ort_not_compared: usize,
+    /// ONNX Runtime measurements whose output differed from the reference's.
     pub ort_differs: usize,
+}
+
+/// How a record's `verified` field classifies an ONNX Runtime measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrtVerdict {
+    Exact,
+    SameResult,
+    NotCompared,
+    Differs,
+}
+
+/// The verdict of a `verified` text (the strings `crate::ort` and the report's speed grid
+/// write). An unrecognised text counts as a difference: a check that cannot be read has not
+/// passed.
+pub fn ort_verdict(verified: &str) -> OrtVerdict {
+    let v = verified.trim_start();
+    if v.starts_with("bit-exact") {
+        OrtVerdict::Exact
+    } else if v.starts_with("same result") {
+        OrtVerdict::SameResult
+    } else if v.starts_with("not compared") || v.starts_with("not checked") {
+        OrtVerdict::NotCompared
+    } else {
+        OrtVerdict::Differs
+    }
 }
 
 pub fn in_run_checks(rows: &[SpeedRow]) -> InRun {
@@ -57,11 +87,37 @@ pub fn in_run_checks(rows: &[SpeedRow]) -> InRun {
         let v = &r.record.verified;
         match r.record.isa.as_str() {
             "reference" => c.reference_runs += 1,
-            "onnxruntime" if v.starts_with("bit-exact") => c.ort_exact += 1,
-            "onnxruntime" => c.ort_differs += 1,
+            "onnxruntime" => match ort_verdict(v) {
+                OrtVerdict::Exact => c.ort_exact += 1,
+                OrtVerdict::SameResult => c.ort_same_result += 1,
+                OrtVerdict::NotCompared => c.ort_not_compared += 1,
+                OrtVerdict::Differs => c.ort_differs += 1,
+            },
             _ if v.starts_with("bit-exact") => c.kernels_exact += 1,
             _ => {}
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ort_verdicts_do_not_alarm_without_cause() {
+        assert_eq!(ort_verdict("bit-exact with the reference (onnxruntime semantics)"), OrtVerdict::Exact);
+        assert_eq!(ort_verdict("same result as the reference (low -1, high 1)"), OrtVerdict::SameResult);
+        assert_eq!(
+            ort_verdict("not compared (quantproof's calibrators are compared by their own tests)"),
+            OrtVerdict::NotCompared
+        );
+        assert_eq!(ort_verdict("not checked"), OrtVerdict::NotCompared);
+        assert_eq!(ort_verdict("DIFFERS from the reference: 3 of 9 elements, first at 2"), OrtVerdict::Differs);
+        assert_eq!(
+            ort_verdict("differs from the reference: low Some(1.0) (ONNX Runtime) vs None"),
+            OrtVerdict::Differs
+        );
+        assert_eq!(ort_verdict(""), OrtVerdict::Differs);
+    }
 }

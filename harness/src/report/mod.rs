@@ -583,8 +583,9 @@ impl Report {
             let _ = writeln!(
                 s,
                 "- ONNX Runtime's outputs compared with the reference under ONNX Runtime's semantics (division, ties to even, \
-                 saturation to the type's range): {} bit-exact, {} different.",
-                c.ort_exact, c.ort_differs
+                 saturation to the type's range): {} operator output(s) bit-exact, {} calibrator result(s) identical, \
+                 {} different, {} not compared.",
+                c.ort_exact, c.ort_same_result, c.ort_differs, c.ort_not_compared
             );
         }
 
