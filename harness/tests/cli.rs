@@ -135,7 +135,7 @@ fn malformed_vector_files_fail_with_the_place_and_the_problem() {
         ),
         ("missing-attr", GOOD.replace(r#""scale":[0.5],"#, "").into_bytes(), "scale"),
         ("nan-scale", GOOD.replace(r#""scale":[0.5]"#, r#""scale":[1e999]"#).into_bytes(), ""),
-        ("truncated", GOOD[..GOOD.len() / 2].as_bytes().to_vec(), "truncated.jsonl:1"),
+        ("truncated", GOOD.as_bytes()[..GOOD.len() / 2].to_vec(), "truncated.jsonl:1"),
     ];
     for (name, bytes, needle) in &cases {
         let f = write(&d, &format!("{name}.jsonl"), bytes);
