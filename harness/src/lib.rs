@@ -17,6 +17,7 @@ pub mod bench;
 pub mod cli;
 pub mod equiv;
 pub mod exhaustive;
+pub mod fuzz;
 pub mod machine;
 pub mod ort;
 pub mod report;
