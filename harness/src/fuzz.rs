@@ -330,8 +330,8 @@ pub fn ops(engines: &[Engine], data: &[u8]) {
         assert_eq!(
             got,
             want,
-            "{} on {} ({} threads) differs from the reference on {i:?}",
-            format!("{:?}", i.op),
+            "{:?} on {} ({} threads) differs from the reference on {i:?}",
+            i.op,
             e.isa(),
             e.threads()
         );
