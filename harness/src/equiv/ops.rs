@@ -11,7 +11,7 @@
 //! | `min_max` | a naive fold (one line) | `Engine::min_max` | min, max |
 //! | `histogram`, `histogram_abs` | `numpy_hist::counts` (of `\|x\|`) | `Engine::histogram` | bin counts |
 //! | `abs_max` | a naive fold | `Engine::abs_max` | max \|x\| |
-//! | `calibrate_entropy`, `_per_batch`, `calibrate_percentile`, `_asym`, `calibrate_distribution` | `onnxruntime::run_calibrate` | `calibrate::run_calibrate` | thresholds (or mean, deviation, edges) |
+//! | `calibrate_entropy`, `_per_batch`, `calibrate_percentile`, `_asym`, `calibrate_distribution` | `vectors::ops::calib::run_calibrate` | `run_calibrate_on` | thresholds (or mean, deviation, edges) |
 //!
 //! Every comparison is exact (see [`super::outcome`]), except `min_max`, whose kernels do not
 //! order `-0.0` and `+0.0` (documented on `Kernels::min_max`): there a zero of either sign

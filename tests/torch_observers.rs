@@ -4,9 +4,10 @@
 //! observers promise: exact merges, bounded work, the non-finite policy, degenerate inputs.
 
 use proptest::prelude::*;
+use quantproof_harness::vectors::ops::calib::{run_observe, ObserveSpec, ObserverKind};
 use quantproof_reference::calibrate::torch::{
-    run_observe, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-    ObserveSpec, PerChannelMinMaxObserver, QScheme, TorchObserverKind,
+    HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver, QScheme,
 };
 use quantproof_reference::calibrate::{ChannelObserver, NonFinitePolicy, Observer};
 use quantproof_reference::qparams::TorchObserverConfig;
@@ -30,7 +31,7 @@ fn parse_case(line: &str) -> Case {
     assert_eq!(v["profile"], "torch");
     let a = &v["attrs"];
     let mut spec = ObserveSpec::new(
-        TorchObserverKind::parse(a["observer"].as_str().unwrap()).unwrap(),
+        ObserverKind::parse(a["observer"].as_str().unwrap()).unwrap(),
         QType::parse(a["dtype"].as_str().unwrap()).unwrap(),
         QScheme::parse(a["qscheme"].as_str().unwrap()).unwrap(),
         a["reduce_range"].as_bool().unwrap(),
@@ -364,7 +365,7 @@ fn no_data_gives_pytorch_defaults() {
     let mut p = PerChannelMinMaxObserver::new(c, 0).unwrap();
     p.observe(&[], &[0, 3]).unwrap();
     assert_eq!(p.qparams().unwrap(), vec![one]);
-    let spec = ObserveSpec::new(TorchObserverKind::Histogram, QType::U8, QScheme::PerTensorAffine, false);
+    let spec = ObserveSpec::new(ObserverKind::Histogram, QType::U8, QScheme::PerTensorAffine, false);
     let r = run_observe(&spec, &[(&[], &[0])]).unwrap();
     assert_eq!((r.scale, r.zero_point), (vec![1.0], vec![0]));
     assert_eq!((r.min_val, r.max_val), (vec![f32::INFINITY], vec![f32::NEG_INFINITY]));
@@ -452,11 +453,11 @@ fn bad_shapes_and_configurations_are_typed_errors() {
     assert!(HistogramObserver::new(cfg(QType::U8, true, true), 2048).is_ok());
     assert!(matches!(HistogramObserver::new(c, 0), Err(QuantError::InvalidArgument { .. })));
     assert!(MovingAverageMinMaxObserver::new(c, f64::NAN).is_err());
-    let spec = ObserveSpec::new(TorchObserverKind::MinMax, QType::U8, QScheme::PerChannelAffine, false);
+    let spec = ObserveSpec::new(ObserverKind::MinMax, QType::U8, QScheme::PerChannelAffine, false);
     assert!(matches!(run_observe(&spec, &[]), Err(QuantError::Unsupported { .. })));
-    let spec = ObserveSpec::new(TorchObserverKind::MinMax, QType::U8, QScheme::PerTensorAffine, false);
+    let spec = ObserveSpec::new(ObserverKind::MinMax, QType::U8, QScheme::PerTensorAffine, false);
     assert!(matches!(run_observe(&spec, &[(&[1.0, 2.0], &[3])]), Err(QuantError::ShapeMismatch { .. })));
-    assert!(TorchObserverKind::parse("HistogramObserver").is_ok());
-    assert!(TorchObserverKind::parse("kl").is_err());
+    assert!(ObserverKind::parse("HistogramObserver").is_ok());
+    assert!(ObserverKind::parse("kl").is_err());
     assert!(QScheme::parse("torch.per_channel_affine_float_qparams").is_err());
 }

@@ -2,9 +2,10 @@
 //! other (the identities between PyTorch's learnable op, LSQ and LSQ+ that `qat`'s module docs
 //! state).
 
+use quantproof_harness::vectors::ops::qat::{run_lsq_case, run_lsq_case_with, LsqCase};
 use quantproof_reference::params::QuantParams;
 use quantproof_reference::profile::Profile;
-use quantproof_reference::qat::{self, LsqCase, LsqParams, SteFakeQuantize, TorchCpuArith, TorchLearnableFakeQuantize};
+use quantproof_reference::qat::{self, LsqParams, SteFakeQuantize, TorchCpuArith, TorchLearnableFakeQuantize};
 use quantproof_reference::scheme::{CodeRange, QType};
 use serde_json::Value;
 
@@ -110,7 +111,7 @@ fn lsq_golden_vectors_pass_and_are_bit_exact() {
         let name = c["name"].as_str().unwrap();
         assert_eq!(c["op"], "lsq");
         let rec = Recorded::parse(c);
-        let out = qat::run_lsq_case(&rec.case()).unwrap();
+        let out = run_lsq_case(&rec.case()).unwrap();
         let (abs, rel) = (tol(c, "abs"), tol(c, "rel"));
         let o = &c["outputs"];
         for (key, got) in [
@@ -136,7 +137,7 @@ fn the_recorded_bits_need_fma_and_eight_lanes() {
         let mismatches = vectors("lsq")
             .iter()
             .filter(|c| {
-                let out = qat::run_lsq_case_with(&Recorded::parse(c).case(), arith).unwrap();
+                let out = run_lsq_case_with(&Recorded::parse(c).case(), arith).unwrap();
                 let o = &c["outputs"];
                 !(same_bits(&out.grad_scale, &f32s(&o["grad_scale"])) && same_bits(&out.grad_x, &f32s(&o["grad_x"])))
             })
