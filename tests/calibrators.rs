@@ -8,6 +8,7 @@ use quantproof_reference::calibrate::onnxruntime::{
     self as ort, CalibrateResult, CalibrateSpec, HistogramCollector, Method, RangePass,
 };
 use quantproof_reference::calibrate::{aciq, modelopt, mse, tensorrt, NonFinitePolicy, Observer, Range};
+use quantproof_reference::rng::Rng;
 use quantproof_reference::QuantError;
 use serde_json::Value;
 
@@ -199,16 +200,10 @@ fn ort_collect_rejects_ragged_lists_and_nonfinite() {
 
 /// Deterministic pseudo-random data of a few shapes (normal-ish, skewed, with zeros).
 fn data(seed: u64, n: usize, shape: u8) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
-            let u = next().clamp(1e-12, 1.0 - 1e-12);
+            let u = rng.open_unit();
             let v = match shape % 4 {
                 0 => (u / (1.0 - u)).ln(),  // logistic
                 1 => -(1.0 - u).ln() * 3.0, // exponential, positive

@@ -19,7 +19,7 @@ use quantproof_optimized::ops::Engine;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
-use quantproof_reference::params::QuantParams;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::scheme::QType;
 
 fn next_up(x: f32) -> f32 {

@@ -428,8 +428,10 @@ impl OpDescriptor for DynamicQuantize {
             x[i] = rmin;
             x[j] = rmax;
         }
-        let mut case =
-            Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()));
+        let mut case = Case::manual(
+            &[n],
+            quantproof_reference::quant_params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()),
+        );
         case.spec = *spec;
         case.profile = self.profile;
         case.rule = self.profile.quantize;
@@ -488,8 +490,10 @@ impl OpDescriptor for MinMax {
         let ep = ElementParams { scale: gen::gen_scale(&mut rng), lo: -128, hi: 127 };
         let x = gen::gen_xs(&mut rng, spec.len, spec.mix, spec.rule.scale_op, false, |_| ep);
         let n = x.len();
-        let mut case =
-            Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
+        let mut case = Case::manual(
+            &[n],
+            quantproof_reference::quant_params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()),
+        );
         case.spec = *spec;
         case.offset = spec.offset;
         gen::set_x(&mut case, x);

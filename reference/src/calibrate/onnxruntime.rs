@@ -320,28 +320,6 @@ fn min_max(x: &[f32]) -> (f32, f32) {
     }
 }
 
-/// numpy's float32 `a // b` (`npy_floor_divide`: `fmod`, then the quotient snapped to an
-/// integer).
-fn floor_divide_f32(a: f32, b: f32) -> f32 {
-    if b == 0.0 {
-        return a / b;
-    }
-    let m = a % b;
-    let mut div = (a - m) / b;
-    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
-        div -= 1.0;
-    }
-    if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f32.copysign(a / b)
-    }
-}
-
 fn check_bins(n: usize) -> Result<()> {
     if n > MAX_BINS {
         return Err(QuantError::InvalidArgument {
@@ -397,7 +375,7 @@ pub fn merge_value(old: &OrtHistogram, x: &[f32], kernel: CountKernel) -> Result
         (hist, bins.edges().to_vec(), new_t)
     } else {
         let stride = 2.0 * *old_t / n as f32;
-        let h = floor_divide_f32(new_t - *old_t, stride) + 1.0;
+        let h = numpy_hist::floor_divide_f32(new_t - *old_t, stride) + 1.0;
         if !(h.is_finite() && (h as f64) <= MAX_BINS as f64) {
             return Err(QuantError::InvalidArgument {
                 what: "histogram growth",
@@ -1015,17 +993,6 @@ pub fn check_same_lengths(batches: &[&[f32]]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floor_divide_matches_python() {
-        assert_eq!(floor_divide_f32(7.0, 2.0), 3.0);
-        assert_eq!(floor_divide_f32(-7.0, 2.0), -4.0);
-        // np.float32 values (Python's float64 0.3 // 0.1 is 2.0, float32's is 3.0)
-        assert_eq!(floor_divide_f32(0.3, 0.1), 3.0);
-        assert_eq!(floor_divide_f32(1.0, 0.1), 9.0);
-        assert_eq!(floor_divide_f32(0.7, 0.1), 6.0);
-        assert_eq!(floor_divide_f32(6.0, 2.0), 3.0);
-    }
 
     #[test]
     fn smoothing_follows_ort() {

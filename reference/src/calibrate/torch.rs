@@ -13,7 +13,7 @@
 //! channel, or `bins` floats; never the data. The arithmetic is PyTorch's, operation by
 //! operation: f32 tensors, Python floats (f64) where PyTorch computes in Python, rounded to f32
 //! where they meet a tensor. The scale and zero point come from
-//! [`crate::qparams::torch_observer_qparams`] under a [`TorchObserverConfig`] (dtype, symmetric
+//! [`crate::choose_params::torch_observer_qparams`] under a [`TorchObserverConfig`] (dtype, symmetric
 //! or affine, `reduce_range`, custom `quant_min` / `quant_max`, `eps`), with PyTorch's default
 //! `s = 1, z = 0` when no data was observed.
 //!
@@ -28,7 +28,7 @@
 //!
 //! ```
 //! use quantproof_reference::calibrate::{torch::MinMaxObserver, Observer};
-//! use quantproof_reference::qparams::TorchObserverConfig;
+//! use quantproof_reference::choose_params::TorchObserverConfig;
 //! use quantproof_reference::QType;
 //!
 //! let mut obs = MinMaxObserver::new(TorchObserverConfig::new(QType::U8, false, false)).unwrap();
@@ -38,23 +38,22 @@
 //! assert_eq!((p.scale, p.zero_point), (4.0 / 255.0, 64));
 //! ```
 
-mod aten;
 mod histogram;
 mod minmax;
 
-pub use crate::qparams::TorchObserverConfig;
+pub use crate::choose_params::TorchObserverConfig;
 pub use histogram::{HistogramObserver, DEFAULT_BINS, MAX_BINS, SEARCH_STEP, UPSAMPLE_RATE};
 pub use minmax::{
     MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver,
     DEFAULT_AVERAGING_CONSTANT,
 };
 
+use crate::choose_params::ScaleZeroPoint;
 use crate::error::{QuantError, Result};
-use crate::qparams::QParams;
 
 /// PyTorch's `calculate_qparams()` before any data: `tensor([1.0]), tensor([0])`.
-fn empty_observer_qparams() -> QParams {
-    QParams { scale: 1.0, zero_point: 0 }
+fn empty_observer_qparams() -> ScaleZeroPoint {
+    ScaleZeroPoint { scale: 1.0, zero_point: 0 }
 }
 
 fn unobserved(what: &'static str) -> QuantError {

@@ -31,9 +31,9 @@ use quantproof_reference::calibrate::torch::{
     PerChannelMinMaxObserver, QScheme, TorchObserverConfig, DEFAULT_AVERAGING_CONSTANT, DEFAULT_BINS,
 };
 use quantproof_reference::calibrate::{ChannelObserver, NonFinitePolicy, Observer};
+use quantproof_reference::choose_params::ScaleZeroPoint;
 use quantproof_reference::error::{QuantError, Result};
 use quantproof_reference::profile::Profile;
-use quantproof_reference::qparams::QParams;
 use quantproof_reference::scheme::{CodeRange, QType};
 
 /// Batches of a case, in order: (data, shape).
@@ -271,7 +271,7 @@ pub struct ObserveResult {
     pub max_val: Vec<f32>,
 }
 
-fn split(params: &[QParams]) -> (Vec<f32>, Vec<i32>) {
+fn split(params: &[ScaleZeroPoint]) -> (Vec<f32>, Vec<i32>) {
     (params.iter().map(|p| p.scale).collect(), params.iter().map(|p| p.zero_point).collect())
 }
 
