@@ -18,7 +18,7 @@ use quantproof_harness::equiv::{announce, descriptor, descriptors, Budget, Case}
 use quantproof_optimized::{isa, Engine};
 use quantproof_reference::error::QuantError;
 use quantproof_reference::pack::{packed_len, Int4};
-use quantproof_reference::params::QuantParams;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{CodeRange, Granularity, QType};

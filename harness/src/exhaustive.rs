@@ -57,7 +57,7 @@ use quantproof_optimized::ops::Engine;
 use quantproof_reference::analysis;
 use quantproof_reference::error::Result;
 use quantproof_reference::pack::{self, Int4};
-use quantproof_reference::params::QuantParams;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{self as refq, PreparedScale, QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{CodeRange, QType};

@@ -20,8 +20,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 use quantproof_optimized::kernels::{Params, Rule, Uniform};
 use quantproof_optimized::{isa, Engine, Isa};
 use quantproof_reference::pack::{self, Int4};
-use quantproof_reference::params::QuantParams;
 use quantproof_reference::profile::Profile;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{self as refq, ScaleOp};
 use quantproof_reference::scheme::QType;
 use std::hint::black_box;

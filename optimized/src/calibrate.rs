@@ -5,8 +5,9 @@ bit for bit, and the same errors.
 
 # What runs where
 
-[`run_calibrate`] is the twin of the reference's `run_calibrate`. For one `collect` call (the
-golden vectors' and ONNX Runtime's usual case) it runs the reference's exact streaming algorithm:
+[`one_collect`] and [`compute`] are the twins of the reference's exact streaming collector
+(`HistogramCollector::streaming` after a `RangePass`) and of its `compute`. For one `collect`
+call (the golden vectors' and ONNX Runtime's usual case) they run the reference's algorithm:
 
 1. a range pass: [`Engine::min_max`] per batch (threaded), plus [`Engine::abs_min`] for the
    `|x|` histogram of symmetric percentile; a batch with NaN or an infinity fails with the
@@ -16,9 +17,9 @@ golden vectors' and ONNX Runtime's usual case) it runs the reference's exact str
 3. `compute_collection_result`: the entropy search below; percentile and distribution are
    `O(bins)` and run the reference's code on the fast histogram.
 
-One `collect` call per batch (`CollectCalls::PerBatch`) re-bins every batch in ONNX Runtime's
-order-dependent way; it runs the reference's collector with the ISA's histogram kernel plugged in
-as its `CountKernel` (single-threaded), then the fast `compute`.
+One `collect` call per batch re-bins every batch in ONNX Runtime's order-dependent way: the
+reference's compatible collector with the ISA's histogram kernel plugged in as its `CountKernel`
+([`count_kernel`], single-threaded), then the fast [`compute`].
 
 The observed minimum and maximum feed the final clamp, and a zero extreme's sign can reach the
 result (`lo = max(lo, min)` returns `min` itself). The reference keeps the first of equal values
@@ -82,9 +83,9 @@ use crate::kernels::Kernels;
 use crate::ops::Engine;
 use quantproof_reference::calibrate::numpy_hist::{self, CountKernel, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{
-    self as ort, CalibrateResult, CalibrateSpec, CollectCalls, HistogramCollector, Method, OrtHistogram, SMOOTH_EPS,
+    self as ort, CalibrateResult, CalibrateSpec, Method, OrtHistogram, SMOOTH_EPS,
 };
-use quantproof_reference::calibrate::{NonFinitePolicy, Observer};
+use quantproof_reference::calibrate::NonFinitePolicy;
 use quantproof_reference::error::{QuantError, Result};
 
 /// Python's `max(a, b)`: `a` unless `b > a` (the reference's `py_max`).
@@ -96,21 +97,6 @@ fn py_max(a: f32, b: f32) -> f32 {
     }
 }
 
-/// ONNX Runtime's `np.asarray(list_of_arrays)` needs arrays of one shape (the reference's
-/// check, with its error).
-fn check_same_lengths(batches: &[&[f32]]) -> Result<()> {
-    if let Some(first) = batches.first() {
-        if let Some(b) = batches.iter().find(|b| b.len() != first.len()) {
-            return Err(QuantError::LengthMismatch {
-                what: "batches of one collect() call (ONNX Runtime's np.asarray of a ragged list raises)",
-                expected: first.len(),
-                got: b.len(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// The value `v` (a minimum or maximum found by a SIMD reduction) with the sign the reference
 /// gives it: for a zero, the sign of the first zero in the data.
 fn first_zero_sign(v: f32, batches: &[&[f32]]) -> f32 {
@@ -118,27 +104,6 @@ fn first_zero_sign(v: f32, batches: &[&[f32]]) -> f32 {
         return v;
     }
     batches.iter().flat_map(|b| b.iter()).copied().find(|&e| e == 0.0).unwrap_or(v)
-}
-
-/// Twin of `onnxruntime::run_calibrate`: the batches in one `collect` call (exact streaming:
-/// range pass, histogram pass) or one call each, then `compute_collection_result`.
-pub fn run_calibrate(engine: &Engine, spec: &CalibrateSpec, batches: &[&[f32]]) -> Result<CalibrateResult> {
-    spec.validate()?;
-    match spec.collect {
-        CollectCalls::One => {
-            check_same_lengths(batches)?;
-            let histogram = one_collect(engine, spec, batches)?;
-            compute(engine, spec, &histogram)
-        }
-        CollectCalls::PerBatch => {
-            let mut c = HistogramCollector::new(*spec)?.with_kernel(count_kernel(engine.isa()));
-            batches.iter().try_for_each(|b| c.observe(b))?;
-            match c.histogram() {
-                None => Err(QuantError::EmptyInput { what: "histogram (collect() was never called)" }),
-                Some(h) => compute(engine, spec, &h),
-            }
-        }
-    }
 }
 
 /// The histogram ONNX Runtime's single `collect` call builds for `batches` (what the reference's
@@ -474,6 +439,8 @@ pub fn entropy_threshold(
 mod tests {
     use super::*;
     use crate::isa;
+    use quantproof_reference::calibrate::onnxruntime::{HistogramCollector, RangePass};
+    use quantproof_reference::calibrate::Observer;
 
     fn engines() -> Vec<Engine> {
         isa::available()
@@ -561,9 +528,13 @@ mod tests {
             [vec![-0.0f32, 0.0, 1.0, 2.0, 3.0], vec![0.0, -0.0, 1.0, 2.0], vec![-1.0, -0.0, 0.0], vec![0.0; 70_000]]
         {
             for s in [spec, CalibrateSpec::entropy()] {
-                let want = ort::run_calibrate(&s, &[&x]).unwrap();
+                let mut first = RangePass::new(NonFinitePolicy::Error);
+                first.observe(&x).unwrap();
+                let mut c = HistogramCollector::streaming(s, &first).unwrap();
+                c.observe(&x).unwrap();
+                let want = c.result().unwrap();
                 for e in engines() {
-                    let got = run_calibrate(&e, &s, &[&x]).unwrap();
+                    let got = compute(&e, &s, &one_collect(&e, &s, &[&x]).unwrap()).unwrap();
                     let bits = |r: CalibrateResult| match r {
                         CalibrateResult::Range { min, max } => (min.to_bits(), max.to_bits()),
                         _ => (0, 0),

@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use quantproof_optimized::ops::Engine;
-//! use quantproof_reference::{params::QuantParams, profile::Profile, scheme::QType};
+//! use quantproof_reference::{quant_params::QuantParams, profile::Profile, scheme::QType};
 //! let p = QuantParams::per_tensor(0.5, 3, QType::I8.full_range());
 //! let mut q = [0i8; 3];
 //! Engine::auto().quantize(&[0.25, 0.75, 100.0], &[3], &p, Profile::TORCH.quantize, &mut q).unwrap();

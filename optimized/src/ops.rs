@@ -26,11 +26,11 @@
 use crate::isa::{self, Isa};
 use crate::kernels::{self, HistBins, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
+use quantproof_reference::choose_params::ScaleZeroPoint;
 use quantproof_reference::error::{check_len, QuantError, Result};
 use quantproof_reference::pack::{packed_len, Int4};
-use quantproof_reference::params::{ParamLayout, QuantParams};
 use quantproof_reference::profile::Profile;
-use quantproof_reference::qparams::QParams;
+use quantproof_reference::quant_params::{ParamLayout, QuantParams};
 use quantproof_reference::quantize::{self as refq, PreparedScale, QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{Code, CodeRange, Granularity, QType};
@@ -659,7 +659,7 @@ impl Engine {
     }
 
     /// Twin of [`Profile::dynamic_quantize`]: uint8 codes with parameters read from the data.
-    pub fn dynamic_quantize(&self, profile: &Profile, x: &[f32], out: &mut [u8]) -> Result<QParams> {
+    pub fn dynamic_quantize(&self, profile: &Profile, x: &[f32], out: &mut [u8]) -> Result<ScaleZeroPoint> {
         if x.is_empty() {
             return Err(QuantError::EmptyInput { what: "x" });
         }

@@ -44,8 +44,8 @@ use std::ops::RangeInclusive;
 
 use crate::calibrate::Range;
 use crate::error::{check_finite, check_len, QuantError, Result};
-use crate::params::{ParamLayout, QuantParams};
 use crate::profile::{min_max, Profile, QParamsRequest};
+use crate::quant_params::{ParamLayout, QuantParams};
 use crate::quantize::{dequantize_value, quantize_codes, QuantizeRule};
 use crate::scheme::{CodeRange, QType};
 
@@ -457,7 +457,7 @@ impl GranularityComparison {
 
 /// Minimum and maximum of each channel along `axis`.
 fn channel_ranges(x: &[f32], shape: &[usize], axis: usize) -> Result<Vec<(f32, f32)>> {
-    if crate::params::checked_numel(shape) != Some(x.len()) {
+    if crate::quant_params::checked_numel(shape) != Some(x.len()) {
         return Err(QuantError::ShapeMismatch { shape: shape.to_vec(), len: x.len() });
     }
     if axis >= shape.len() {

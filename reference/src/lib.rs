@@ -12,10 +12,10 @@
 //! |---|---|
 //! | [`scheme`] | code types (2 to 16 bits, signed or not), full / narrow ranges, granularity |
 //! | [`rounding`] | half-to-even, half-away, half-up, floor, toward-zero, stochastic |
-//! | [`params`] | scales and zero points per tensor, per axis, per block; validation |
+//! | [`quant_params`] | [`QuantParams`]: the scales, zero points, granularity and code range a quantize call takes; validation against a shape |
 //! | [`quantize`] | quantize, dequantize, fake-quantize and its straight-through mask; 4-bit packed |
 //! | [`pack`] | 4-bit codes two per byte |
-//! | [`qparams`] | scale and zero point from a range: PyTorch, ONNX Runtime, ours |
+//! | [`choose_params`] | *choosing* a [`ScaleZeroPoint`] (one scale, one zero point) from a real range: PyTorch, ONNX Runtime, ours |
 //! | [`profile`] | each framework's choices as one value: `torch`, `onnxruntime`, `quantproof` |
 //! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
@@ -23,13 +23,18 @@
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
+//! Two names that are easy to confuse are kept apart on purpose: a [`ScaleZeroPoint`] is one pair
+//! `(s, z)`, what a range rule computes; a [`QuantParams`] is everything a quantize call needs
+//! (every pair of a tensor, their granularity and the code range). Observers hand out ready
+//! `QuantParams`.
+//!
 //! ## Notation
 //!
 //! `x` real input (f32), `s` scale, `z` zero point, `q` code, `[qmin, qmax]` code range,
 //! `x^ = (q - z) s` the dequantized value. `RN(v)` is `v` rounded to the nearest f32.
 //!
 //! ```
-//! use quantproof_reference::{profile::Profile, params::QuantParams, quantize, scheme::QType};
+//! use quantproof_reference::{profile::Profile, quant_params::QuantParams, quantize, scheme::QType};
 //! let p = QuantParams::per_tensor(0.5, 3, QType::I8.full_range());
 //! let mut q = [0i8; 3];
 //! quantize::quantize(&[0.25, 0.75, 100.0], &[3], &p, Profile::ONNXRUNTIME.quantize, &mut q).unwrap();
@@ -39,21 +44,23 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+mod aten;
 pub mod calibrate;
+pub mod choose_params;
 pub mod error;
 pub mod pack;
-pub mod params;
 pub mod profile;
 pub mod qat;
-pub mod qparams;
+pub mod quant_params;
 pub mod quantize;
 pub mod rng;
 pub mod rounding;
 pub mod scheme;
 
+pub use choose_params::ScaleZeroPoint;
 pub use error::{QuantError, Result};
-pub use params::QuantParams;
 pub use profile::Profile;
+pub use quant_params::QuantParams;
 pub use quantize::{QuantizeRule, ScaleOp};
 pub use rounding::RoundingMode;
 pub use scheme::{Code, CodeRange, Granularity, QType};

@@ -37,9 +37,9 @@
 //! The recorded vectors never reach the third and fourth rows (their largest `\|x / s\|` is about
 //! 34,000).
 
+use crate::choose_params::{self, ScaleZeroPoint, TorchObserverConfig};
 use crate::error::{check_finite, QuantError, Result};
-use crate::params::QuantParams;
-use crate::qparams::{self, QParams, TorchObserverConfig};
+use crate::quant_params::QuantParams;
 use crate::quantize::{self, QuantizeRule, ScaleOp};
 use crate::rounding::RoundingMode;
 use crate::scheme::{CodeRange, QType};
@@ -77,11 +77,11 @@ impl QParamsRequest {
 /// How a profile turns a real range into a scale and zero point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum QParamsRule {
-    /// PyTorch's observers ([`qparams::torch_observer_qparams`]) with their `eps`.
+    /// PyTorch's observers ([`choose_params::torch_observer_qparams`]) with their `eps`.
     TorchObserver { eps: f32 },
-    /// ONNX Runtime's `compute_scale_zp` ([`qparams::onnxruntime_compute_scale_zp`]).
+    /// ONNX Runtime's `compute_scale_zp` ([`choose_params::onnxruntime_compute_scale_zp`]).
     OnnxRuntime { min_real_range: Option<f32> },
-    /// quantproof's default ([`qparams::quantproof_qparams`]).
+    /// quantproof's default ([`choose_params::quantproof_qparams`]).
     Quantproof,
 }
 
@@ -127,13 +127,21 @@ impl QParamsRule {
     }
 
     /// Scale and zero point for the real range `[rmin, rmax]`.
-    pub fn choose(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<QParams> {
+    pub fn choose(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<ScaleZeroPoint> {
         match self {
-            QParamsRule::TorchObserver { eps } => qparams::torch_observer_qparams(rmin, rmax, &torch_config(req, *eps)),
-            QParamsRule::OnnxRuntime { min_real_range } => {
-                qparams::onnxruntime_compute_scale_zp(rmin, rmax, self.code_range(req)?, req.symmetric, *min_real_range)
+            QParamsRule::TorchObserver { eps } => {
+                choose_params::torch_observer_qparams(rmin, rmax, &torch_config(req, *eps))
             }
-            QParamsRule::Quantproof => qparams::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetric),
+            QParamsRule::OnnxRuntime { min_real_range } => choose_params::onnxruntime_compute_scale_zp(
+                rmin,
+                rmax,
+                self.code_range(req)?,
+                req.symmetric,
+                *min_real_range,
+            ),
+            QParamsRule::Quantproof => {
+                choose_params::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetric)
+            }
         }
     }
 }
@@ -151,10 +159,10 @@ fn torch_config(req: &QParamsRequest, eps: f32) -> TorchObserverConfig {
 /// How a profile quantizes activations at run time (dynamic quantization).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DynamicRule {
-    /// ONNX `DynamicQuantizeLinear`: uint8, [`qparams::onnxruntime_dynamic_qparams`].
+    /// ONNX `DynamicQuantizeLinear`: uint8, [`choose_params::onnxruntime_dynamic_qparams`].
     OnnxRuntime,
     /// PyTorch's dynamic linear: uint8 `[0, 255]` through
-    /// [`qparams::torch_choose_quantization_params`] (`reduce_range` halves it, as fbgemm's
+    /// [`choose_params::torch_choose_quantization_params`] (`reduce_range` halves it, as fbgemm's
     /// default qconfig does).
     Torch { reduce_range: bool },
 }
@@ -226,14 +234,14 @@ impl Profile {
     }
 
     /// Scale and zero point for `[rmin, rmax]` under this profile.
-    pub fn choose_qparams(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<QParams> {
+    pub fn choose_qparams(&self, rmin: f32, rmax: f32, req: &QParamsRequest) -> Result<ScaleZeroPoint> {
         self.qparams.choose(rmin, rmax, req)
     }
 
     /// Dynamic quantization of `x` to uint8: the range is read from the data, the parameters
     /// chosen by [`Profile::dynamic`] and the data quantized with [`Profile::quantize`]. Fails on
     /// empty input and on NaN or infinity (a range needs finite values).
-    pub fn dynamic_quantize(&self, x: &[f32], out: &mut [u8]) -> Result<QParams> {
+    pub fn dynamic_quantize(&self, x: &[f32], out: &mut [u8]) -> Result<ScaleZeroPoint> {
         let (min, max) = min_max(x)?;
         let p = self.dynamic_qparams(min, max)?;
         let params = QuantParams::per_tensor(p.scale, p.zero_point, QType::U8.full_range());
@@ -242,11 +250,11 @@ impl Profile {
     }
 
     /// The dynamic rule's parameters for a data range.
-    pub fn dynamic_qparams(&self, min: f32, max: f32) -> Result<QParams> {
+    pub fn dynamic_qparams(&self, min: f32, max: f32) -> Result<ScaleZeroPoint> {
         match self.dynamic {
-            DynamicRule::OnnxRuntime => qparams::onnxruntime_dynamic_qparams(min, max),
+            DynamicRule::OnnxRuntime => choose_params::onnxruntime_dynamic_qparams(min, max),
             DynamicRule::Torch { reduce_range } => {
-                qparams::torch_choose_quantization_params(min, max, 0, 255, false, false, reduce_range)
+                choose_params::torch_choose_quantization_params(min, max, 0, 255, false, false, reduce_range)
             }
         }
     }

@@ -92,9 +92,10 @@
 //! `x^ = round_half_even(clamp(u, n, p)) * s + beta`. The gradients use the same `u` (so the
 //! branches agree with the forward pass) and are formed and summed in f64.
 
+use crate::aten;
 use crate::error::{check_len, QuantError, Result};
-use crate::params::{check_scale, checked_numel, QuantParams};
 use crate::profile::Profile;
+use crate::quant_params::{check_scale, checked_numel, QuantParams};
 use crate::quantize::{fake_quantize, fake_quantize_backward, PreparedScale, QuantizeRule, ScaleOp};
 use crate::scheme::CodeRange;
 
@@ -471,139 +472,6 @@ fn axis_split(shape: &[usize], len: usize, axis: usize) -> Result<(usize, usize,
     Ok((outer, shape[axis], inner))
 }
 
-// ------------------------------------------------------------------------------------------------
-// ATen's cascade sum
-// ------------------------------------------------------------------------------------------------
-
-const SUM_LEVELS: usize = 4;
-const SUM_ILP: usize = 4;
-
-/// ATen's `utils::CeilLog2`: 1 for `x <= 2`, else `ceil(log2(x))`.
-fn ceil_log2(x: usize) -> usize {
-    if x <= 2 {
-        1
-    } else {
-        (usize::BITS - (x - 1).leading_zeros()) as usize
-    }
-}
-
-/// ATen's `multi_row_sum`: `nrows` running sums, each `width` lanes wide, over `size` rows
-/// (`load(i, k, lane)`). Rows are added into level 0; every `2^p` rows (`p = max(4,
-/// ceil_log2(size) / 4)`) level 0 is carried into level 1, and so on up to level 3, so that only
-/// partial sums of similar magnitude meet. Returns `nrows * width` sums, row-major.
-fn multi_row_sum(nrows: usize, width: usize, size: usize, load: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
-    let level_power = (ceil_log2(size) / SUM_LEVELS).max(4);
-    let level_step = 1u64 << level_power;
-    let level_mask = level_step - 1;
-    let row = nrows * width;
-    let mut acc = vec![0f32; SUM_LEVELS * row];
-    let add_row = |acc: &mut [f32], i: usize| {
-        for k in 0..nrows {
-            for l in 0..width {
-                acc[k * width + l] += load(i, k, l);
-            }
-        }
-    };
-    let mut i = 0usize;
-    while (i as u64) + level_step <= size as u64 {
-        for _ in 0..level_step {
-            add_row(&mut acc, i);
-            i += 1;
-        }
-        for j in 1..SUM_LEVELS {
-            for e in 0..row {
-                acc[j * row + e] += acc[(j - 1) * row + e];
-                acc[(j - 1) * row + e] = 0.0;
-            }
-            if (i as u64) & (level_mask << (j * level_power)) != 0 {
-                break;
-            }
-        }
-    }
-    while i < size {
-        add_row(&mut acc, i);
-        i += 1;
-    }
-    for j in 1..SUM_LEVELS {
-        for e in 0..row {
-            acc[e] += acc[j * row + e];
-        }
-    }
-    acc.truncate(row);
-    acc
-}
-
-/// ATen's `row_sum`: the rows split into `SUM_ILP = 4` interleaved partial sums
-/// ([`multi_row_sum`] over rows of 4), the leftover rows added to the first, then partial sums
-/// 1, 2, 3 added to it. `load(i, lane)`.
-fn row_sum(width: usize, size: usize, load: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    let size_ilp = size / SUM_ILP;
-    let mut ps = multi_row_sum(SUM_ILP, width, size_ilp, |i, k, l| load(i * SUM_ILP + k, l));
-    for i in size_ilp * SUM_ILP..size {
-        for (l, p) in ps[..width].iter_mut().enumerate() {
-            *p += load(i, l);
-        }
-    }
-    for k in 1..SUM_ILP {
-        for l in 0..width {
-            ps[l] += ps[k * width + l];
-        }
-    }
-    ps.truncate(width);
-    ps
-}
-
-/// The sum of one contiguous row: `vectorized_inner_sum` when it holds at least `lanes`
-/// elements, else the scalar `row_sum`.
-fn contiguous_row_sum(row: &[f32], lanes: usize) -> f32 {
-    if row.len() >= lanes {
-        let vec_size = row.len() / lanes;
-        let vacc = row_sum(lanes, vec_size, |i, l| row[i * lanes + l]);
-        let mut acc = 0f32;
-        for &v in &row[vec_size * lanes..] {
-            acc += v;
-        }
-        for v in vacc {
-            acc += v;
-        }
-        acc
-    } else {
-        row_sum(1, row.len(), |i, _| row[i])[0]
-    }
-}
-
-/// Column sums of a row-major `[rows, cols]` block (`cols >= 2`): `vectorized_outer_sum` when
-/// `cols >= lanes` (groups of `4 lanes` columns by [`multi_row_sum`], then groups of `lanes` by
-/// [`row_sum`], then single columns), else `scalar_outer_sum` (groups of 4 columns, then single).
-fn column_sums(v: &[f32], rows: usize, cols: usize, lanes: usize) -> Vec<f32> {
-    let mut out = vec![0f32; cols];
-    let at = |i: usize, c: usize| v[i * cols + c];
-    let mut j = 0;
-    let group = if cols >= lanes { 4 * lanes } else { 4 };
-    while j + group <= cols {
-        let w = group / 4;
-        let sums = multi_row_sum(4, w, rows, |i, k, l| at(i, j + k * w + l));
-        for (e, s) in sums.into_iter().enumerate() {
-            out[j + e] += s;
-        }
-        j += group;
-    }
-    if cols >= lanes {
-        while j + lanes <= cols {
-            let sums = row_sum(lanes, rows, |i, l| at(i, j + l));
-            for (l, s) in sums.into_iter().enumerate() {
-                out[j + l] += s;
-            }
-            j += lanes;
-        }
-    }
-    while j < cols {
-        out[j] += row_sum(1, rows, |i, _| at(i, j))[0];
-        j += 1;
-    }
-    out
-}
-
 /// `torch.sum` of a contiguous f32 tensor on the CPU, in ATen's order (`cascade_sum` in
 /// `SumKernel.cpp`, single-threaded): with `lanes`-wide vectors `V_k = x[k lanes .. (k+1) lanes]`,
 ///
@@ -619,7 +487,7 @@ fn column_sums(v: &[f32], rows: usize, cols: usize, lanes: usize) -> Vec<f32> {
 /// gives the single-thread result. `lanes` is 8 for AVX2 and the default build, 16 for AVX-512.
 pub fn torch_cascade_sum(x: &[f32], lanes: usize) -> Result<f32> {
     check_lanes(lanes)?;
-    Ok(0.0 + contiguous_row_sum(x, lanes))
+    Ok(aten::cascade_sum(x, lanes))
 }
 
 /// `v.sum(dims)` over every axis but `axis` of a contiguous f32 tensor of `shape`, in ATen's
@@ -639,78 +507,22 @@ pub fn torch_sum_except_axis(v: &[f32], shape: &[usize], axis: usize, lanes: usi
         return Ok(vec![0.0; channels]);
     }
     if channels == 1 {
-        return Ok(vec![0.0 + contiguous_row_sum(v, lanes)]);
+        return Ok(vec![aten::cascade_sum(v, lanes)]);
     }
     if inner == 1 {
         if outer == 1 {
             return Ok(v.iter().map(|&e| 0.0 + e).collect());
         }
-        return Ok(column_sums(v, outer, channels, lanes));
+        return Ok(aten::column_sums(v, outer, channels, lanes));
     }
     let mut out = vec![0f32; channels];
     for (c, o) in out.iter_mut().enumerate() {
         for k in 0..outer {
             let start = (k * channels + c) * inner;
-            *o += contiguous_row_sum(&v[start..start + inner], lanes);
+            *o += aten::contiguous_row_sum(&v[start..start + inner], lanes);
         }
     }
     Ok(out)
-}
-
-// ------------------------------------------------------------------------------------------------
-// The golden-vector entry point
-// ------------------------------------------------------------------------------------------------
-
-/// One `lsq` case of the golden vectors (VECTORS.md): attrs `qmin`, `qmax`, `grad_factor`;
-/// inputs `x`, `scale[1]`, `zero_point[1]` (f32, learnable), `grad_y`.
-#[derive(Debug, Clone, Copy)]
-pub struct LsqCase<'a> {
-    pub qmin: i64,
-    pub qmax: i64,
-    pub grad_factor: f64,
-    pub x: &'a [f32],
-    pub scale: &'a [f32],
-    pub zero_point: &'a [f32],
-    pub grad_y: &'a [f32],
-}
-
-/// The outputs of an `lsq` case: `y`, `grad_x` (one per element), `grad_scale[1]`,
-/// `grad_zero_point[1]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LsqOutputs {
-    pub y: Vec<f32>,
-    pub grad_x: Vec<f32>,
-    pub grad_scale: Vec<f32>,
-    pub grad_zero_point: Vec<f32>,
-}
-
-/// Runs one `lsq` golden case under the `torch` profile with the arithmetic of the build that
-/// recorded the vectors ([`TorchCpuArith::X86_AVX2`]): the forward
-/// [`torch_learnable_per_tensor_forward`] and the backward
-/// [`torch_learnable_per_tensor_backward`].
-pub fn run_lsq_case(case: &LsqCase<'_>) -> Result<LsqOutputs> {
-    run_lsq_case_with(case, TorchCpuArith::X86_AVX2)
-}
-
-/// [`run_lsq_case`] with another build's arithmetic. Errors: `qmin`/`qmax` outside i32 or
-/// `qmin > qmax`, `scale` or `zero_point` not of length 1, and those of the forward and backward.
-pub fn run_lsq_case_with(case: &LsqCase<'_>, arith: TorchCpuArith) -> Result<LsqOutputs> {
-    let to_i32 = |v: i64| {
-        i32::try_from(v)
-            .map_err(|_| QuantError::InvalidArgument { what: "code range", detail: format!("{v} does not fit i32") })
-    };
-    let range = CodeRange::new(to_i32(case.qmin)?, to_i32(case.qmax)?)?;
-    if case.scale.len() != 1 {
-        return Err(QuantError::ParamCountMismatch { what: "scale", expected: 1, got: case.scale.len() });
-    }
-    if case.zero_point.len() != 1 {
-        return Err(QuantError::ParamCountMismatch { what: "zero_point", expected: 1, got: case.zero_point.len() });
-    }
-    let (s, z) = (case.scale[0], case.zero_point[0]);
-    let mut y = vec![0f32; case.x.len()];
-    torch_learnable_per_tensor_forward(case.x, s, z, range, &mut y)?;
-    let grads = torch_learnable_per_tensor_backward(case.x, s, z, range, case.grad_factor, case.grad_y, arith)?;
-    Ok(LsqOutputs { y, grad_x: grads.grad_x, grad_scale: grads.grad_scale, grad_zero_point: grads.grad_zero_point })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1104,14 +916,6 @@ mod tests {
         assert!(matches!(e, Err(QuantError::AxisOutOfRange { .. })));
         let e = torch_learnable_per_channel_backward(&x, &[2], 0, &[1.0, 1.0], &[0.0], u8r, 1.0, &gy, a);
         assert!(matches!(e, Err(QuantError::LengthMismatch { .. })));
-        // run_lsq_case input checks.
-        let case =
-            LsqCase { qmin: 5, qmax: 1, grad_factor: 1.0, x: &x, scale: &[1.0], zero_point: &[0.0], grad_y: &gy };
-        assert!(matches!(run_lsq_case(&case), Err(QuantError::EmptyCodeRange { .. })));
-        let case = LsqCase { qmin: 0, qmax: 1 << 40, ..case };
-        assert!(matches!(run_lsq_case(&case), Err(QuantError::InvalidArgument { .. })));
-        let case = LsqCase { qmin: 0, qmax: 255, scale: &[1.0, 2.0], ..case };
-        assert!(matches!(run_lsq_case(&case), Err(QuantError::ParamCountMismatch { .. })));
     }
 
     #[test]

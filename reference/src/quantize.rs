@@ -23,7 +23,7 @@
 
 use crate::error::{check_len, QuantError, Result};
 use crate::pack::{self, Int4};
-use crate::params::{ParamLayout, QuantParams};
+use crate::quant_params::{ParamLayout, QuantParams};
 use crate::rounding::{round_f32, RoundingMode};
 use crate::scheme::{Code, CodeRange};
 
@@ -79,7 +79,7 @@ pub struct PreparedScale {
 impl PreparedScale {
     /// Checks `scale` for `op` and precomputes its reciprocal. `index` names it in errors.
     pub fn new(index: usize, scale: f32, op: ScaleOp) -> Result<PreparedScale> {
-        crate::params::check_scale(index, scale)?;
+        crate::quant_params::check_scale(index, scale)?;
         let reciprocal = 1.0f32 / scale;
         if op == ScaleOp::MultiplyByReciprocal && !reciprocal.is_finite() {
             return Err(QuantError::ReciprocalOverflow { index, scale: scale as f64 });

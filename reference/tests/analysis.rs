@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 use quantproof_reference::analysis::{self, ErrorStats};
 use quantproof_reference::calibrate::Range;
-use quantproof_reference::params::QuantParams;
 use quantproof_reference::profile::{Profile, QParamsRequest};
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{fake_quantize, QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{CodeRange, QType};

@@ -3,7 +3,7 @@
 //!
 //! | op | what runs | checked against | ONNX Runtime (`--with-ort`) |
 //! |---|---|---|---|
-//! | `calibrate-entropy` | min/max pass, histogram, entropy search (`--bins`, 128 quantized bins) | the reference's `run_calibrate`, bit for bit | `HistogramCollector(method="entropy")`: collect + compute |
+//! | `calibrate-entropy` | min/max pass, histogram, entropy search (`--bins`, 128 quantized bins) | the reference's collectors (`vectors::ops::calib::run_calibrate`), bit for bit | `HistogramCollector(method="entropy")`: collect + compute |
 //! | `calibrate-percentile` | min/max and min \|x\| passes, \|x\| histogram, percentile 99.999 (symmetric) | the same | `HistogramCollector(method="percentile", symmetric=True)` |
 //! | `calibrate-distribution` | min/max pass, histogram, weighted mean and deviation | the same | `HistogramCollector(method="distribution")` |
 //! | `histogram` | numpy's bin counts over `[-t, t]`, `t = max(|min|, |max|)` (the entropy calibrator's bins) | `numpy_hist::counts` | `HistogramCollector(method="distribution")`, whose collect is exactly this (`np.histogram` plus min/max) and whose compute is `O(bins)` |
@@ -14,9 +14,9 @@
 use super::data::normal_f32;
 use super::{Impl, Setup, Workload};
 use crate::ort::Collector;
-use quantproof_optimized::calibrate;
+use crate::vectors::ops::calib::{run_calibrate, run_calibrate_on, CollectCalls};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
-use quantproof_reference::calibrate::onnxruntime::{self as ort, CalibrateResult, CalibrateSpec, Method};
+use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
 use serde_json::json;
 
@@ -68,7 +68,7 @@ fn build(setup: &Setup, method: Method) -> Result<Box<dyn Workload>> {
     let spec = spec_for(method, setup.bins);
     spec.validate()?;
     let x = normal_f32(setup.size, setup.seed);
-    let expected = ort::run_calibrate(&spec, &[&x])?;
+    let expected = run_calibrate(&spec, CollectCalls::One, &[&x])?;
     Ok(Box::new(Calibrate { spec, x, got: None, expected }))
 }
 
@@ -87,8 +87,8 @@ pub fn build_distribution(setup: &Setup) -> Result<Box<dyn Workload>> {
 impl Workload for Calibrate {
     fn run(&mut self, imp: &Impl) -> Result<()> {
         self.got = Some(match imp {
-            Impl::Reference => ort::run_calibrate(&self.spec, &[&self.x])?,
-            Impl::Engine(e) => calibrate::run_calibrate(e, &self.spec, &[&self.x])?,
+            Impl::Reference => run_calibrate(&self.spec, CollectCalls::One, &[&self.x])?,
+            Impl::Engine(e) => run_calibrate_on(e, &self.spec, CollectCalls::One, &[&self.x])?,
         });
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Descriptors for the calibration path: the histogram builder against numpy's rule
 //! (`numpy_hist::counts`), `max |x|` against a fold, and the fast calibrators
-//! (`quantproof_optimized::calibrate::run_calibrate`) against the reference's
-//! (`onnxruntime::run_calibrate`), results and errors compared exactly.
+//! (`vectors::ops::calib::run_calibrate_on`) against the reference's
+//! (`vectors::ops::calib::run_calibrate`), results and errors compared exactly.
 //!
 //! Inputs are adversarial for binning: values exactly on every kind of edge (first, interior,
 //! last), one ulp either side of them, just outside the range, signed zeros, subnormals, NaN and
@@ -14,12 +14,12 @@ use super::gen::{Case, CaseSpec, Class, Mix};
 use super::ops::OpDescriptor;
 use super::outcome::{Outcome, Tensor};
 use super::rng::{hash_str, Rng};
-use quantproof_optimized::calibrate;
+use crate::vectors::ops::calib::{run_calibrate, run_calibrate_on, CollectCalls};
 use quantproof_optimized::ops::Engine;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
-use quantproof_reference::calibrate::onnxruntime::{self as ort, CalibrateResult, CalibrateSpec, CollectCalls, Method};
+use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
-use quantproof_reference::params::QuantParams;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::scheme::QType;
 
 fn next_up(x: f32) -> f32 {
@@ -217,7 +217,7 @@ impl OpDescriptor for AbsMax {
     }
 }
 
-/// `calibrate::run_calibrate` against the reference's `run_calibrate`.
+/// [`run_calibrate_on`] (the fast calibrators) against [`run_calibrate`] (the reference's).
 pub struct Calibrate {
     pub name: &'static str,
     pub method: Method,
@@ -235,7 +235,6 @@ impl Calibrate {
             Method::Distribution => CalibrateSpec::distribution(),
         };
         s.symmetric = self.symmetric;
-        s.collect = self.collect;
         // 2048 bins costs the reference's entropy search ~10 ms on x86-64; far more under qemu.
         let many: &[usize] = if cfg!(target_arch = "x86_64") { &[512, 1000, 2048] } else { &[512, 600] };
         s.num_bins = match self.method {
@@ -290,11 +289,11 @@ impl OpDescriptor for Calibrate {
     }
     fn run_reference(&self, case: &Case) -> Outcome {
         let (s, k) = self.spec(&case.spec);
-        Ok(result_tensor(ort::run_calibrate(&s, &self.batches(case, k))?))
+        Ok(result_tensor(run_calibrate(&s, self.collect, &self.batches(case, k))?))
     }
     fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome {
         let (s, k) = self.spec(&case.spec);
-        Ok(result_tensor(calibrate::run_calibrate(engine, &s, &self.batches(case, k))?))
+        Ok(result_tensor(run_calibrate_on(engine, &s, self.collect, &self.batches(case, k))?))
     }
     fn explain(&self, case: &Case, tensor: &str, index: usize) -> String {
         let (s, k) = self.spec(&case.spec);

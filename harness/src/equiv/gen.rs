@@ -43,8 +43,8 @@
 
 use super::rng::Rng;
 use quantproof_reference::pack::{packed_len, Int4};
-use quantproof_reference::params::QuantParams;
 use quantproof_reference::profile::Profile;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{CodeRange, Granularity, QType};

@@ -11,7 +11,7 @@
 //! | `min_max` | a naive fold (one line) | `Engine::min_max` | min, max |
 //! | `histogram`, `histogram_abs` | `numpy_hist::counts` (of `\|x\|`) | `Engine::histogram` | bin counts |
 //! | `abs_max` | a naive fold | `Engine::abs_max` | max \|x\| |
-//! | `calibrate_entropy`, `_per_batch`, `calibrate_percentile`, `_asym`, `calibrate_distribution` | `onnxruntime::run_calibrate` | `calibrate::run_calibrate` | thresholds (or mean, deviation, edges) |
+//! | `calibrate_entropy`, `_per_batch`, `calibrate_percentile`, `_asym`, `calibrate_distribution` | `vectors::ops::calib::run_calibrate` | `run_calibrate_on` | thresholds (or mean, deviation, edges) |
 //!
 //! Every comparison is exact (see [`super::outcome`]), except `min_max`, whose kernels do not
 //! order `-0.0` and `+0.0` (documented on `Kernels::min_max`): there a zero of either sign
@@ -428,8 +428,10 @@ impl OpDescriptor for DynamicQuantize {
             x[i] = rmin;
             x[j] = rmax;
         }
-        let mut case =
-            Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()));
+        let mut case = Case::manual(
+            &[n],
+            quantproof_reference::quant_params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()),
+        );
         case.spec = *spec;
         case.profile = self.profile;
         case.rule = self.profile.quantize;
@@ -488,8 +490,10 @@ impl OpDescriptor for MinMax {
         let ep = ElementParams { scale: gen::gen_scale(&mut rng), lo: -128, hi: 127 };
         let x = gen::gen_xs(&mut rng, spec.len, spec.mix, spec.rule.scale_op, false, |_| ep);
         let n = x.len();
-        let mut case =
-            Case::manual(&[n], quantproof_reference::params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
+        let mut case = Case::manual(
+            &[n],
+            quantproof_reference::quant_params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()),
+        );
         case.spec = *spec;
         case.offset = spec.offset;
         gen::set_x(&mut case, x);

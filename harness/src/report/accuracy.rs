@@ -17,9 +17,9 @@
 
 use crate::bench::data::Rng;
 use quantproof_reference::analysis::{analyze, ErrorStats};
-use quantproof_reference::params::QuantParams;
+use quantproof_reference::choose_params::quantproof_qparams;
 use quantproof_reference::profile::{self, Profile, QParamsRequest};
-use quantproof_reference::qparams::quantproof_qparams;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{quantize_codes, QuantizeRule};
 use quantproof_reference::scheme::{CodeRange, QType};
 

@@ -347,6 +347,34 @@ pub fn counts_explicit(data: &[f32], edges: &[f64]) -> Result<Vec<u64>> {
     Ok(c)
 }
 
+/// numpy's float32 `a // b` (`npy_floor_divide`: `fmod`, then the quotient snapped to an
+/// integer). ATen's `div_floor_floating` performs the same operations.
+///
+/// ```text
+/// b == 0: a / b
+/// m = fmod(a, b); div = (a - m) / b; if m != 0 and sign(b) != sign(m): div -= 1
+/// div != 0: f = floor(div), plus 1 if div - f > 0.5;   div == 0: copysign(0, a / b)
+/// ```
+pub fn floor_divide_f32(a: f32, b: f32) -> f32 {
+    if b == 0.0 {
+        return a / b;
+    }
+    let m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    if div != 0.0 {
+        let mut f = div.floor();
+        if div - f > 0.5 {
+            f += 1.0;
+        }
+        f
+    } else {
+        0.0f32.copysign(a / b)
+    }
+}
+
 /// numpy's pairwise summation of a contiguous float32 array, as `np.sum` runs it:
 /// `0 + pairwise(a)` where `pairwise` adds blocks of up to 128 elements with eight interleaved
 /// float32 accumulators and splits larger arrays in halves (rounded down to a multiple of 8).
@@ -506,20 +534,6 @@ mod tests {
         (0..n).find(|&i| edges[i] <= x && (x < edges[i + 1] || (i == n - 1 && x <= edges[n])))
     }
 
-    fn next_up(x: f32) -> f32 {
-        if x == 0.0 {
-            f32::from_bits(1)
-        } else if x > 0.0 {
-            f32::from_bits(x.to_bits() + 1)
-        } else {
-            f32::from_bits(x.to_bits() - 1)
-        }
-    }
-
-    fn next_down(x: f32) -> f32 {
-        -next_up(-x)
-    }
-
     #[test]
     fn linspace_matches_numpy_values() {
         // np.linspace(np.float32(-1.5), np.float32(2.25), 4): step 1.25
@@ -553,7 +567,7 @@ mod tests {
         assert!(UniformBins::new(f32::NEG_INFINITY, 0.0, 4).is_err());
         assert!(UniformBins::new(-3e38, 3e38, 4).is_err());
         // two adjacent floats cannot hold 2048 bins
-        assert!(UniformBins::new(1.0, next_up(1.0), 2048).is_err());
+        assert!(UniformBins::new(1.0, 1.0f32.next_up(), 2048).is_err());
         let b = UniformBins::new(2.0, 2.0, 4).unwrap();
         assert_eq!(b.edges(), &[1.5, 1.75, 2.0, 2.25, 2.5]);
     }
@@ -581,7 +595,7 @@ mod tests {
             let b = UniformBins::new(lo, hi, n).unwrap();
             let mut probes = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
             for &e in b.edges() {
-                probes.extend([e, next_up(e), next_down(e)]);
+                probes.extend([e, e.next_up(), e.next_down()]);
             }
             for &x in &probes {
                 assert_eq!(b.bin_index(x), brute(x, b.edges()), "x = {x:e} over [{lo}, {hi}] / {n}");
@@ -600,6 +614,17 @@ mod tests {
         assert_eq!(bin_index_explicit(2.6, &e), None);
         assert_eq!(bin_index_explicit(f64::NAN, &e), None);
         assert!(counts_explicit(&[1.0], &[0.0, 2.0, 1.0]).is_err());
+    }
+
+    #[test]
+    fn floor_divide_matches_python() {
+        assert_eq!(floor_divide_f32(7.0, 2.0), 3.0);
+        assert_eq!(floor_divide_f32(-7.0, 2.0), -4.0);
+        // np.float32 values (Python's float64 0.3 // 0.1 is 2.0, float32's is 3.0)
+        assert_eq!(floor_divide_f32(0.3, 0.1), 3.0);
+        assert_eq!(floor_divide_f32(1.0, 0.1), 9.0);
+        assert_eq!(floor_divide_f32(0.7, 0.1), 6.0);
+        assert_eq!(floor_divide_f32(6.0, 2.0), 3.0);
     }
 
     #[test]

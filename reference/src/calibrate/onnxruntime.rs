@@ -63,8 +63,8 @@
 //! * [`HistogramCollector::streaming`] (exact streaming): a first pass ([`RangePass`], mergeable)
 //!   finds the ranges; the second pass histograms over the bins that ONNX Runtime's single
 //!   `collect` call would use for the same data, so its result equals that call's result, and
-//!   partial histograms over these fixed bins merge exactly (counts add). [`run_calibrate`] uses
-//!   this mode for "all batches in one collect call".
+//!   partial histograms over these fixed bins merge exactly (counts add): "all batches in one
+//!   `collect` call" is a [`RangePass`] over them, then this collector over them.
 //!
 //! # Degenerate inputs and non-finite values
 //!
@@ -151,16 +151,6 @@ impl Scenario {
     }
 }
 
-/// How the batches reach `collect`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CollectCalls {
-    /// All batches in one `collect` call (what `HistogramCalibrater.collect_data` does, and what
-    /// the golden vectors record).
-    One,
-    /// One `collect` call per batch (attribute `"collect": "per_batch"` in the extra vectors).
-    PerBatch,
-}
-
 /// The `HistogramCollector` configuration (the `calibrate` op's attributes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CalibrateSpec {
@@ -170,7 +160,6 @@ pub struct CalibrateSpec {
     pub num_quantized_bins: usize,
     pub percentile: f64,
     pub scenario: Scenario,
-    pub collect: CollectCalls,
 }
 
 impl CalibrateSpec {
@@ -184,7 +173,6 @@ impl CalibrateSpec {
             num_quantized_bins: 128,
             percentile: 99.999,
             scenario: Scenario::Same,
-            collect: CollectCalls::One,
         }
     }
 
@@ -198,7 +186,6 @@ impl CalibrateSpec {
             num_quantized_bins: 2048,
             percentile: 99.999,
             scenario: Scenario::Same,
-            collect: CollectCalls::One,
         }
     }
 
@@ -211,42 +198,7 @@ impl CalibrateSpec {
             num_quantized_bins: 2048,
             percentile: 99.999,
             scenario: Scenario::Same,
-            collect: CollectCalls::One,
         }
-    }
-
-    /// The spec from the `calibrate` op's attributes (VECTORS.md); `collect` is `"one"` (or
-    /// absent) or `"per_batch"`.
-    pub fn from_attrs(
-        method: &str,
-        symmetric: bool,
-        num_bins: usize,
-        num_quantized_bins: usize,
-        percentile: f64,
-        scenario: &str,
-        collect: Option<&str>,
-    ) -> Result<CalibrateSpec> {
-        let collect = match collect {
-            None | Some("one") => CollectCalls::One,
-            Some("per_batch") => CollectCalls::PerBatch,
-            Some(other) => {
-                return Err(QuantError::InvalidArgument {
-                    what: "collect",
-                    detail: format!("{other:?}: must be 'one' or 'per_batch'"),
-                })
-            }
-        };
-        let spec = CalibrateSpec {
-            method: Method::parse(method)?,
-            symmetric,
-            num_bins,
-            num_quantized_bins,
-            percentile,
-            scenario: Scenario::parse(scenario)?,
-            collect,
-        };
-        spec.validate()?;
-        Ok(spec)
     }
 
     /// Checks what ONNX Runtime checks (at collect or compute time) before any data is seen.
@@ -368,28 +320,6 @@ fn min_max(x: &[f32]) -> (f32, f32) {
     }
 }
 
-/// numpy's float32 `a // b` (`npy_floor_divide`: `fmod`, then the quotient snapped to an
-/// integer).
-fn floor_divide_f32(a: f32, b: f32) -> f32 {
-    if b == 0.0 {
-        return a / b;
-    }
-    let m = a % b;
-    let mut div = (a - m) / b;
-    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
-        div -= 1.0;
-    }
-    if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f32.copysign(a / b)
-    }
-}
-
 fn check_bins(n: usize) -> Result<()> {
     if n > MAX_BINS {
         return Err(QuantError::InvalidArgument {
@@ -445,7 +375,7 @@ pub fn merge_value(old: &OrtHistogram, x: &[f32], kernel: CountKernel) -> Result
         (hist, bins.edges().to_vec(), new_t)
     } else {
         let stride = 2.0 * *old_t / n as f32;
-        let h = floor_divide_f32(new_t - *old_t, stride) + 1.0;
+        let h = numpy_hist::floor_divide_f32(new_t - *old_t, stride) + 1.0;
         if !(h.is_finite() && (h as f64) <= MAX_BINS as f64) {
             return Err(QuantError::InvalidArgument {
                 what: "histogram growth",
@@ -1045,8 +975,9 @@ impl Observer for HistogramCollector {
     }
 }
 
-/// ONNX Runtime's `np.asarray(list_of_arrays)` needs arrays of one shape.
-fn check_same_lengths(batches: &[&[f32]]) -> Result<()> {
+/// ONNX Runtime's `np.asarray(list_of_arrays)` needs arrays of one shape: the check every
+/// "one `collect` call with a list of arrays" makes first.
+pub fn check_same_lengths(batches: &[&[f32]]) -> Result<()> {
     if let Some(first) = batches.first() {
         if let Some(b) = batches.iter().find(|b| b.len() != first.len()) {
             return Err(QuantError::LengthMismatch {
@@ -1059,43 +990,9 @@ fn check_same_lengths(batches: &[&[f32]]) -> Result<()> {
     Ok(())
 }
 
-/// Runs one `calibrate` golden case: the batches go to one `collect` call (through the exact
-/// streaming mode: a range pass, then a histogram pass, no concatenated copy; like ONNX Runtime it
-/// requires batches of equal length) or to one call each (`CollectCalls::PerBatch`, the
-/// compatible mode), then `compute_collection_result`.
-pub fn run_calibrate(spec: &CalibrateSpec, batches: &[&[f32]]) -> Result<CalibrateResult> {
-    spec.validate()?;
-    match spec.collect {
-        CollectCalls::One => {
-            check_same_lengths(batches)?;
-            let mut first = RangePass::new(NonFinitePolicy::Error);
-            batches.iter().try_for_each(|b| first.observe(b))?;
-            let mut c = HistogramCollector::streaming(*spec, &first)?;
-            batches.iter().try_for_each(|b| c.observe(b))?;
-            c.result()
-        }
-        CollectCalls::PerBatch => {
-            let mut c = HistogramCollector::new(*spec)?;
-            batches.iter().try_for_each(|b| c.observe(b))?;
-            c.result()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floor_divide_matches_python() {
-        assert_eq!(floor_divide_f32(7.0, 2.0), 3.0);
-        assert_eq!(floor_divide_f32(-7.0, 2.0), -4.0);
-        // np.float32 values (Python's float64 0.3 // 0.1 is 2.0, float32's is 3.0)
-        assert_eq!(floor_divide_f32(0.3, 0.1), 3.0);
-        assert_eq!(floor_divide_f32(1.0, 0.1), 9.0);
-        assert_eq!(floor_divide_f32(0.7, 0.1), 6.0);
-        assert_eq!(floor_divide_f32(6.0, 2.0), 3.0);
-    }
 
     #[test]
     fn smoothing_follows_ort() {
@@ -1120,7 +1017,13 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_have_ort_results() {
-        let run = |spec: CalibrateSpec, x: &[f32]| run_calibrate(&spec, &[x]);
+        let run = |spec: CalibrateSpec, x: &[f32]| {
+            let mut first = RangePass::new(NonFinitePolicy::Error);
+            first.observe(x)?;
+            let mut c = HistogramCollector::streaming(spec, &first)?;
+            c.observe(x)?;
+            c.result()
+        };
         let entropy = CalibrateSpec::entropy();
         let mut pct = CalibrateSpec::percentile();
         pct.num_bins = 128;

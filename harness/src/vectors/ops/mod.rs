@@ -14,8 +14,8 @@
 //! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
-mod calib;
-mod qat;
+pub mod calib;
+pub mod qat;
 mod qparams;
 mod quant;
 

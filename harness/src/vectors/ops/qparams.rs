@@ -2,15 +2,15 @@
 //!
 //! `onnxruntime`: `onnxruntime.quantization.quant_utils.compute_scale_zp(rmin, rmax, qmin, qmax,
 //! symmetric, min_real_range)` on f32 scalars, reproduced by
-//! [`quantproof_reference::qparams::onnxruntime_compute_scale_zp`]. Attrs `qmin`, `qmax`,
+//! [`quantproof_reference::choose_params::onnxruntime_compute_scale_zp`]. Attrs `qmin`, `qmax`,
 //! `symmetric` (default false) and the optional `min_real_range`; inputs `rmin`, `rmax` (one f32
 //! element each); outputs `scale` (f32) and `zero_point` (i64), shaped like `rmin`. There is no
 //! optimized twin: parameters are chosen once per tensor, not per element.
 
 use super::{input_f32, outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Data, Tensor};
+use quantproof_reference::choose_params::onnxruntime_compute_scale_zp;
 use quantproof_reference::profile::Profile;
-use quantproof_reference::qparams::onnxruntime_compute_scale_zp;
 use quantproof_reference::scheme::CodeRange;
 
 fn one(case: &Case, name: &str) -> Result<(Vec<usize>, f32), OpError> {

@@ -16,8 +16,8 @@ use super::{input, input_f32, mask_to_f32, outputs, scalar, Attrs, OpError, OpRe
 use crate::vectors::parse::{Case, Data, Tensor};
 use quantproof_optimized::ops::FastCode;
 use quantproof_reference::error::QuantError;
-use quantproof_reference::params::QuantParams;
 use quantproof_reference::profile::Profile;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{self as refq, QuantizeRule};
 use quantproof_reference::scheme::{Code, CodeRange, Granularity, QType};
 

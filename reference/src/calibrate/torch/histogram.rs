@@ -1,10 +1,10 @@
 //! `torch.ao.quantization.HistogramObserver` (PyTorch 2.11), exactly.
 
-use super::aten::{self, Linspace};
 use super::{check_same_config, empty_observer_qparams, unobserved};
+use crate::aten::{self, Linspace};
 use crate::calibrate::{NonFinitePolicy, Observer, Range};
+use crate::choose_params::{torch_observer_qparams, ScaleZeroPoint, TorchObserverConfig};
 use crate::error::{QuantError, Result};
-use crate::qparams::{torch_observer_qparams, QParams, TorchObserverConfig};
 
 /// PyTorch's default number of histogram bins.
 pub const DEFAULT_BINS: usize = 2048;
@@ -159,7 +159,7 @@ impl HistogramObserver {
 
     /// `calculate_qparams()`: PyTorch's default `s = 1, z = 0` before any data, otherwise
     /// [`torch_observer_qparams`] of the searched range.
-    pub fn qparams(&self) -> Result<QParams> {
+    pub fn qparams(&self) -> Result<ScaleZeroPoint> {
         match self.searched_range() {
             None => Ok(empty_observer_qparams()),
             Some((lo, hi)) => torch_observer_qparams(lo, hi, &self.cfg),
@@ -421,13 +421,8 @@ mod tests {
 
     #[test]
     fn bisection_search_equals_the_literal_loop() {
-        let mut state = 0x2545F4914F6CDD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = crate::rng::Rng::new(0x2545F4914F6CDD1D);
+        let mut next = move || rng.unit() as f32;
         for case in 0..24 {
             let bins = [2048, 100, 7, 1][case % 4];
             let mut o =

@@ -3,8 +3,8 @@
 
 use super::{check_same_config, empty_observer_qparams, unobserved};
 use crate::calibrate::{ChannelObserver, NonFinitePolicy, Observer, Range};
+use crate::choose_params::{torch_observer_qparams, ScaleZeroPoint, TorchObserverConfig};
 use crate::error::{QuantError, Result};
-use crate::qparams::{torch_observer_qparams, QParams, TorchObserverConfig};
 use crate::scheme::QType;
 
 /// PyTorch's default `averaging_constant`.
@@ -118,13 +118,13 @@ impl MinMaxObserver {
     }
 
     /// `calculate_qparams()`.
-    pub fn qparams(&self) -> Result<QParams> {
+    pub fn qparams(&self) -> Result<ScaleZeroPoint> {
         running_qparams(self.min, self.max, &self.cfg)
     }
 }
 
 /// `calculate_qparams()` of a running `[min, max]`: PyTorch's default before any data, its rule after.
-fn running_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<QParams> {
+fn running_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<ScaleZeroPoint> {
     if min == f32::INFINITY && max == f32::NEG_INFINITY {
         return Ok(empty_observer_qparams());
     }
@@ -214,7 +214,7 @@ impl MovingAverageMinMaxObserver {
     }
 
     /// `calculate_qparams()`.
-    pub fn qparams(&self) -> Result<QParams> {
+    pub fn qparams(&self) -> Result<ScaleZeroPoint> {
         running_qparams(self.min, self.max, &self.cfg)
     }
 }
@@ -316,7 +316,7 @@ fn channel_unobserved(lo: f32, hi: f32) -> bool {
 /// Per-channel `calculate_qparams()`: PyTorch returns a single `s = 1, z = 0` before any data;
 /// a channel that never saw a finite value (possible only under [`NonFinitePolicy::Skip`]) also
 /// gets `s = 1, z = 0`.
-fn channel_qparams(min: &[f32], max: &[f32], cfg: &TorchObserverConfig) -> Result<Vec<QParams>> {
+fn channel_qparams(min: &[f32], max: &[f32], cfg: &TorchObserverConfig) -> Result<Vec<ScaleZeroPoint>> {
     if min.is_empty() {
         return Ok(vec![empty_observer_qparams()]);
     }
@@ -387,7 +387,7 @@ impl PerChannelMinMaxObserver {
     }
 
     /// `calculate_qparams()`, one per channel (see `channel_qparams` for the empty cases).
-    pub fn qparams(&self) -> Result<Vec<QParams>> {
+    pub fn qparams(&self) -> Result<Vec<ScaleZeroPoint>> {
         channel_qparams(&self.min, &self.max, &self.cfg)
     }
 }
@@ -491,7 +491,7 @@ impl MovingAveragePerChannelMinMaxObserver {
     }
 
     /// `calculate_qparams()`, one per channel.
-    pub fn qparams(&self) -> Result<Vec<QParams>> {
+    pub fn qparams(&self) -> Result<Vec<ScaleZeroPoint>> {
         channel_qparams(&self.min, &self.max, &self.cfg)
     }
 }

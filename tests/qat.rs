@@ -2,9 +2,11 @@
 //! other (the identities between PyTorch's learnable op, LSQ and LSQ+ that `qat`'s module docs
 //! state).
 
-use quantproof_reference::params::QuantParams;
+use quantproof_harness::vectors::ops::qat::{run_lsq_case, run_lsq_case_with, LsqCase};
 use quantproof_reference::profile::Profile;
-use quantproof_reference::qat::{self, LsqCase, LsqParams, SteFakeQuantize, TorchCpuArith, TorchLearnableFakeQuantize};
+use quantproof_reference::qat::{self, LsqParams, SteFakeQuantize, TorchCpuArith, TorchLearnableFakeQuantize};
+use quantproof_reference::quant_params::QuantParams;
+use quantproof_reference::rng::Rng;
 use quantproof_reference::scheme::{CodeRange, QType};
 use serde_json::Value;
 
@@ -42,20 +44,9 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// SplitMix64: a deterministic source of test data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// Uniform in [lo, hi), from the workspace's generator.
+fn uniform(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * rng.unit()
 }
 
 fn range(qmin: i32, qmax: i32) -> CodeRange {
@@ -110,7 +101,7 @@ fn lsq_golden_vectors_pass_and_are_bit_exact() {
         let name = c["name"].as_str().unwrap();
         assert_eq!(c["op"], "lsq");
         let rec = Recorded::parse(c);
-        let out = qat::run_lsq_case(&rec.case()).unwrap();
+        let out = run_lsq_case(&rec.case()).unwrap();
         let (abs, rel) = (tol(c, "abs"), tol(c, "rel"));
         let o = &c["outputs"];
         for (key, got) in [
@@ -136,7 +127,7 @@ fn the_recorded_bits_need_fma_and_eight_lanes() {
         let mismatches = vectors("lsq")
             .iter()
             .filter(|c| {
-                let out = qat::run_lsq_case_with(&Recorded::parse(c).case(), arith).unwrap();
+                let out = run_lsq_case_with(&Recorded::parse(c).case(), arith).unwrap();
                 let o = &c["outputs"];
                 !(same_bits(&out.grad_scale, &f32s(&o["grad_scale"])) && same_bits(&out.grad_x, &f32s(&o["grad_x"])))
             })
@@ -182,12 +173,12 @@ fn ste_matches_torch_fake_quantize_vectors() {
 fn learnable_grad_x_is_the_ste_mask_for_nonnegative_integer_zero_points() {
     // With an integer z >= 0 both passes use the same zero point; the backward's fused
     // nearbyint(z + x/s) then agrees with the forward's z + nearbyint(x/s) away from ties.
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let rule = Profile::TORCH.fake_quantize_rule().unwrap();
     for (qmin, qmax, z) in [(0, 255, 37), (-128, 127, 0), (0, 15, 3), (-8, 7, 2)] {
         let r = range(qmin, qmax);
         let s = 0.037f32;
-        let x: Vec<f32> = (0..500).map(|_| rng.uniform(-1.5, 1.5) as f32 * (qmax - qmin) as f32 * s).collect();
+        let x: Vec<f32> = (0..500).map(|_| uniform(&mut rng, -1.5, 1.5) as f32 * (qmax - qmin) as f32 * s).collect();
         let gy = vec![1f32; x.len()];
         let mut y = vec![0f32; x.len()];
         let ste = SteFakeQuantize::forward(&x, &[x.len()], &QuantParams::per_tensor(s, z, r), rule, &mut y).unwrap();
@@ -206,11 +197,11 @@ fn learnable_grad_x_is_the_ste_mask_for_nonnegative_integer_zero_points() {
 /// Data on a smooth region of `s`: `x = (k + d) s` with `|d| <= 0.3`, so that scaling `s` by
 /// `1 +- 1e-3` moves no element across a rounding boundary (for `|k| <= 150`); `k` runs past
 /// the code range on both sides so the clipped branches are exercised too.
-fn smooth_data(rng: &mut Rng, s: f32, kmin: i32, kmax: i32, n: usize) -> Vec<f32> {
+fn smooth_data(mut rng: &mut Rng, s: f32, kmin: i32, kmax: i32, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| {
-            let k = (rng.uniform(kmin as f64, kmax as f64 + 1.0)).floor();
-            ((k + rng.uniform(-0.3, 0.3)) * s as f64) as f32
+            let k = (uniform(&mut rng, kmin as f64, kmax as f64 + 1.0)).floor();
+            ((k + uniform(&mut rng, -0.3, 0.3)) * s as f64) as f32
         })
         .collect()
 }
@@ -222,13 +213,13 @@ fn dot(gy: &[f32], y: &[f32]) -> f64 {
 
 #[test]
 fn torch_scale_gradient_matches_finite_differences() {
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let arith = TorchCpuArith::X86_AVX2;
     for (qmin, qmax, z) in [(0i32, 255i32, 100i32), (-8, 7, 0), (-128, 127, -2), (0, 15, 4)] {
         let r = range(qmin, qmax);
         let s = 0.05f32;
         let x = smooth_data(&mut rng, s, qmin - z - 12, qmax - z + 12, 400);
-        let gy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let gy: Vec<f32> = (0..x.len()).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
         // The backward zero point must equal the forward one. For z >= 0 an integer does; a
         // negative integer is moved up by one in the backward pass, and -2.5 is the one float
         // both passes read as -2 (ties to even forward, trunc(-2.5 + 0.5) backward).
@@ -279,14 +270,14 @@ fn torch_scale_gradient_matches_finite_differences() {
 
 #[test]
 fn lsq_and_lsq_plus_gradients_match_finite_differences() {
-    let mut rng = Rng(23);
+    let mut rng = Rng::new(23);
     for (qmin, qmax, offset) in [(-8i32, 7i32, 0.0f32), (0, 15, -0.4), (-128, 127, 0.25), (0, 3, 0.1)] {
         let r = range(qmin, qmax);
         let s = 0.05f32;
         let g = qat::lsq_grad_scale(400, qmax).unwrap();
         // x = (k + d) s + beta keeps (x - beta)/s away from ties and from the clip points.
         let x: Vec<f32> = smooth_data(&mut rng, s, qmin - 10, qmax + 10, 400).iter().map(|&v| v + offset).collect();
-        let gy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let gy: Vec<f32> = (0..x.len()).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
         let p = LsqParams { scale: s, offset, range: r };
         let loss = |p: LsqParams| {
             let mut y = vec![0f32; x.len()];
@@ -327,7 +318,7 @@ fn lsq_and_lsq_plus_gradients_match_finite_differences() {
 
 #[test]
 fn torch_op_is_lsq_plus_with_offset_minus_z_s() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let arith = TorchCpuArith::X86_AVX2;
     for (qmin, qmax, z) in [(0i32, 255i32, 60i32), (-128, 127, 0), (0, 15, 5), (-8, 7, 3)] {
         let r = range(qmin, qmax);
@@ -341,7 +332,7 @@ fn torch_op_is_lsq_plus_with_offset_minus_z_s() {
                 k != qmin && k != qmax
             })
             .collect();
-        let gy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let gy: Vec<f32> = (0..x.len()).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
         let g = qat::torch_grad_factor(x.len(), qmax.max(1)).unwrap();
         let torch = qat::torch_learnable_per_tensor_backward(&x, s, z as f32, r, g, &gy, arith).unwrap();
         let beta = -(z as f32) * s;
@@ -392,7 +383,7 @@ fn clip_before_round_differs_in_the_end_cells() {
 
 #[test]
 fn per_channel_backward_is_per_tensor_backward_per_channel() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let arith = TorchCpuArith::X86_AVX2;
     let r = range(0, 255);
     // [outer, C, inner] = [3, 4, 10] along axis 1, and the channel-last layout [30, 4] along axis 1.
@@ -402,8 +393,8 @@ fn per_channel_backward_is_per_tensor_backward_per_channel() {
         let inner: usize = shp[axis + 1..].iter().product();
         let scales: Vec<f32> = (0..c).map(|i| 0.01 + 0.005 * i as f32).collect();
         let zps: Vec<f32> = (0..c).map(|i| 20.0 + 50.0 * i as f32).collect();
-        let x: Vec<f32> = (0..n).map(|_| rng.uniform(-3.0, 3.0) as f32).collect();
-        let gy: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let x: Vec<f32> = (0..n).map(|_| uniform(&mut rng, -3.0, 3.0) as f32).collect();
+        let gy: Vec<f32> = (0..n).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
         let pc = qat::torch_learnable_per_channel_backward(&x, &shp, axis, &scales, &zps, r, 0.5, &gy, arith).unwrap();
         let mut y = vec![0f32; n];
         qat::torch_learnable_per_channel_forward(&x, &shp, axis, &scales, &zps, r, &mut y).unwrap();
@@ -431,10 +422,10 @@ fn per_channel_backward_is_per_tensor_backward_per_channel() {
 #[test]
 fn learnable_module_trains_its_scale_and_zero_point() {
     // Gradient descent on the fake-quantization MSE of a skewed signal (range about [-1.3, 2.7]).
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let x: Vec<f32> = (0..2048)
         .map(|_| {
-            let u: f64 = (0..4).map(|_| rng.uniform(-1.0, 1.0)).sum::<f64>();
+            let u: f64 = (0..4).map(|_| uniform(&mut rng, -1.0, 1.0)).sum::<f64>();
             (0.7 + 0.5 * u) as f32
         })
         .collect();

@@ -13,11 +13,20 @@
 use crate::error::{QuantError, Result};
 use crate::scheme::{CodeRange, QType};
 
-/// A scale and zero point.
+/// One scale and one zero point: what a range rule chooses. A quantize call takes a
+/// [`crate::QuantParams`] ([`ScaleZeroPoint::per_tensor`] makes one).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QParams {
+pub struct ScaleZeroPoint {
     pub scale: f32,
     pub zero_point: i32,
+}
+
+impl ScaleZeroPoint {
+    /// Per-tensor [`QuantParams`](crate::QuantParams) with this pair and the code range it was
+    /// chosen for.
+    pub fn per_tensor(self, range: CodeRange) -> crate::QuantParams {
+        crate::QuantParams::per_tensor(self.scale, self.zero_point, range)
+    }
 }
 
 fn check_range(rmin: f32, rmax: f32) -> Result<()> {
@@ -43,7 +52,7 @@ fn check_contains_zero(qmin: i32, qmax: i32) -> Result<()> {
 }
 
 fn finite_scale(scale: f32) -> Result<f32> {
-    crate::params::check_scale(0, scale).map(|_| scale)
+    crate::quant_params::check_scale(0, scale).map(|_| scale)
 }
 
 /// ONNX Runtime's `onnxruntime.quantization.quant_utils.compute_scale_zp` (1.32).
@@ -65,7 +74,7 @@ pub fn onnxruntime_compute_scale_zp(
     range: CodeRange,
     symmetric: bool,
     min_real_range: Option<f32>,
-) -> Result<QParams> {
+) -> Result<ScaleZeroPoint> {
     check_range(rmin, rmax)?;
     let (qmin, qmax) = (range.qmin(), range.qmax());
     check_contains_zero(qmin, qmax)?;
@@ -86,14 +95,14 @@ pub fn onnxruntime_compute_scale_zp(
     if !(scale >= f32::MIN_POSITIVE as f64) {
         // Also taken when qmin == qmax (x/0 or 0/0), where ONNX Runtime would produce an infinite
         // or NaN scale: we return s = 1, z = 0 instead of a scale no kernel can use.
-        return Ok(QParams { scale: 1.0, zero_point: 0 });
+        return Ok(ScaleZeroPoint { scale: 1.0, zero_point: 0 });
     }
     let zero_point = if symmetric {
         ((qmin as f64 + qmax as f64) / 2.0).round_ties_even()
     } else {
         (qmin as f64 - lo as f64 / scale).round_ties_even()
     };
-    Ok(QParams { scale: finite_scale(scale as f32)?, zero_point: range.clamp_f64(zero_point) as i32 })
+    Ok(ScaleZeroPoint { scale: finite_scale(scale as f32)?, zero_point: range.clamp_f64(zero_point) as i32 })
 }
 
 /// ONNX `DynamicQuantizeLinear`'s parameters from the data's min and max (uint8, `[0, 255]`),
@@ -104,14 +113,14 @@ pub fn onnxruntime_compute_scale_zp(
 /// s = hi == lo ? 1 : (hi - lo) / 255
 /// z = round_half_even(clamp(0 - lo / s, 0, 255))
 /// ```
-pub fn onnxruntime_dynamic_qparams(min: f32, max: f32) -> Result<QParams> {
+pub fn onnxruntime_dynamic_qparams(min: f32, max: f32) -> Result<ScaleZeroPoint> {
     check_range(min, max)?;
     let lo = min.min(0.0);
     let hi = max.max(0.0);
     let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
     let scale = finite_scale(scale)?;
     let z = (0.0f32 - lo / scale).clamp(0.0, 255.0).round_ties_even();
-    Ok(QParams { scale, zero_point: z as i32 })
+    Ok(ScaleZeroPoint { scale, zero_point: z as i32 })
 }
 
 /// The knobs of a PyTorch observer that decide its parameters
@@ -185,7 +194,7 @@ impl TorchObserverConfig {
 /// is 128 even when `reduce_range` shrinks the range to `[0, 127]` (PyTorch's behaviour: the
 /// quantize op then clamps to the dtype's full range). An observer that saw no data returns
 /// `s = 1, z = 0` in PyTorch; that case belongs to the observer, not to this function.
-pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<QParams> {
+pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<ScaleZeroPoint> {
     check_range(min, max)?;
     let range = cfg.code_range()?;
     let (qmin, qmax) = (range.qmin(), range.qmax());
@@ -203,12 +212,12 @@ pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> 
         } else {
             (qmin + qmax).div_euclid(2)
         };
-        Ok(QParams { scale: finite_scale(scale)?, zero_point })
+        Ok(ScaleZeroPoint { scale: finite_scale(scale)?, zero_point })
     } else {
         let scale = ((hi - lo) / (qmax - qmin) as f32).max(cfg.eps);
         let scale = finite_scale(scale)?;
         let z = qmin as i64 - (lo / scale).round_ties_even() as i64;
-        Ok(QParams { scale, zero_point: z.clamp(qmin as i64, qmax as i64) as i32 })
+        Ok(ScaleZeroPoint { scale, zero_point: z.clamp(qmin as i64, qmax as i64) as i32 })
     }
 }
 
@@ -235,7 +244,7 @@ pub fn torch_choose_quantization_params(
     preserve_sparsity: bool,
     force_scale_power_of_two: bool,
     reduce_range: bool,
-) -> Result<QParams> {
+) -> Result<ScaleZeroPoint> {
     check_range(min, max)?;
     if reduce_range {
         qmin /= 2;
@@ -297,7 +306,7 @@ pub fn torch_choose_quantization_params(
     } else {
         z0.round_ties_even() as i32
     };
-    Ok(QParams { scale: finite_scale(scale as f32)?, zero_point })
+    Ok(ScaleZeroPoint { scale: finite_scale(scale as f32)?, zero_point })
 }
 
 /// quantproof's own rule, for users who follow no framework. It never clips the observed range
@@ -314,7 +323,7 @@ pub fn torch_choose_quantization_params(
 /// Rounding the scale up (never down) keeps `hi / s <= qmax - z` and `lo / s >= qmin - z`, so
 /// the extremes are not clipped by the scale's rounding; the zero point's rounding can still
 /// move the affine extremes by up to half a step, which is the rounding error bound.
-pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetric: bool) -> Result<QParams> {
+pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetric: bool) -> Result<ScaleZeroPoint> {
     check_range(rmin, rmax)?;
     let (qmin, qmax) = (range.qmin(), range.qmax());
     check_contains_zero(qmin, qmax)?;
@@ -325,17 +334,17 @@ pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetric: boo
         let half = (qmax - z).min(z - qmin);
         let a = (-lo).max(hi);
         if a == 0.0 || half <= 0 {
-            return Ok(QParams { scale: 1.0, zero_point: z });
+            return Ok(ScaleZeroPoint { scale: 1.0, zero_point: z });
         }
-        Ok(QParams { scale: finite_scale(round_up_f32(a / half as f64))?, zero_point: z })
+        Ok(ScaleZeroPoint { scale: finite_scale(round_up_f32(a / half as f64))?, zero_point: z })
     } else {
         if hi == lo || qmax == qmin {
-            return Ok(QParams { scale: 1.0, zero_point: range.clamp_f64(0.0) as i32 });
+            return Ok(ScaleZeroPoint { scale: 1.0, zero_point: range.clamp_f64(0.0) as i32 });
         }
         let s = round_up_f32((hi - lo) / (qmax - qmin) as f64);
         let scale = finite_scale(s)?;
         let z = (qmin as f64 - lo / scale as f64).round_ties_even();
-        Ok(QParams { scale, zero_point: range.clamp_f64(z) as i32 })
+        Ok(ScaleZeroPoint { scale, zero_point: range.clamp_f64(z) as i32 })
     }
 }
 
@@ -366,7 +375,7 @@ mod tests {
         assert_eq!(q(-8, 7), 0);
         assert_eq!(q(0, 254), 127);
         let p = onnxruntime_compute_scale_zp(0.0, 0.0, r(0, 255), false, None).unwrap();
-        assert_eq!(p, QParams { scale: 1.0, zero_point: 0 });
+        assert_eq!(p, ScaleZeroPoint { scale: 1.0, zero_point: 0 });
         assert!(onnxruntime_compute_scale_zp(0.0, 1.0, r(1, 255), false, None).is_err());
     }
 

@@ -2,13 +2,20 @@
 //! exact merges, monotone percentiles, bounded memory, numpy's binning rule.
 
 use proptest::prelude::*;
+use quantproof_harness::vectors::ops::calib::{calibrate_spec, run_calibrate as run_calibrate_with, CollectCalls};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{
-    self as ort, run_calibrate, CalibrateResult, CalibrateSpec, CollectCalls, HistogramCollector, Method, RangePass,
+    self as ort, CalibrateResult, CalibrateSpec, HistogramCollector, Method, RangePass,
 };
 use quantproof_reference::calibrate::{aciq, modelopt, mse, tensorrt, NonFinitePolicy, Observer, Range};
+use quantproof_reference::rng::Rng;
 use quantproof_reference::QuantError;
 use serde_json::Value;
+
+/// All batches in one `collect` call.
+fn run_calibrate_one(spec: &CalibrateSpec, batches: &[&[f32]]) -> Result<CalibrateResult, QuantError> {
+    run_calibrate_with(spec, CollectCalls::One, batches)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Golden vectors
@@ -17,6 +24,7 @@ use serde_json::Value;
 struct Case {
     name: String,
     spec: CalibrateSpec,
+    collect: CollectCalls,
     batches: Vec<Vec<f32>>,
     expected: Vec<(String, f64)>,
     abs: f64,
@@ -34,7 +42,7 @@ fn parse(v: &Value) -> Case {
     assert_eq!(v["op"], "calibrate");
     assert_eq!(v["profile"], "onnxruntime");
     let a = &v["attrs"];
-    let spec = CalibrateSpec::from_attrs(
+    let (spec, collect) = calibrate_spec(
         a["method"].as_str().unwrap(),
         a["symmetric"].as_bool().unwrap(),
         a["num_bins"].as_u64().unwrap() as usize,
@@ -58,6 +66,7 @@ fn parse(v: &Value) -> Case {
     Case {
         name: v["name"].as_str().unwrap().to_string(),
         spec,
+        collect,
         batches,
         expected,
         abs: tol.get("abs").and_then(Value::as_f64).unwrap_or(0.0),
@@ -85,7 +94,7 @@ fn replay(file: &str, min_cases: usize) -> (usize, usize) {
     assert!(cases.len() >= min_cases, "{file}: {} cases", cases.len());
     let (mut exact, mut failures) = (0, Vec::new());
     for c in &cases {
-        let r = run_calibrate(&c.spec, &refs(&c.batches)).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let r = run_calibrate_with(&c.spec, c.collect, &refs(&c.batches)).unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let mut all_exact = true;
         for (k, want) in &c.expected {
             let got = output(&r, k);
@@ -129,7 +138,7 @@ fn extra_onnxruntime_calibrate_per_batch_collect() {
 fn streaming_equals_one_collect_call() {
     for file in ["tests/vectors/onnxruntime/calibrate.jsonl", "tests/vectors-extra/onnxruntime/calibrate_extra.jsonl"] {
         for c in load(file) {
-            assert_eq!(c.spec.collect, CollectCalls::One);
+            assert_eq!(c.collect, CollectCalls::One);
             let batches = refs(&c.batches);
             let mut compat = HistogramCollector::new(c.spec).unwrap();
             compat.collect_list(&batches).unwrap();
@@ -164,7 +173,7 @@ fn streaming_merge_equals_sequential_on_golden_data() {
         let mut sequential = empty.clone();
         sequential.observe(&all).unwrap();
         assert_eq!(merged.result().unwrap(), sequential.result().unwrap(), "{}", c.name);
-        let want = run_calibrate(&c.spec, &refs(&c.batches)).unwrap();
+        let want = run_calibrate_with(&c.spec, c.collect, &refs(&c.batches)).unwrap();
         assert_eq!(merged.result().unwrap(), want, "{}", c.name);
     }
 }
@@ -172,17 +181,17 @@ fn streaming_merge_equals_sequential_on_golden_data() {
 #[test]
 fn ort_collect_rejects_ragged_lists_and_nonfinite() {
     let spec = CalibrateSpec::entropy();
-    let e = run_calibrate(&spec, &[&[1.0, 2.0], &[3.0]]).unwrap_err();
+    let e = run_calibrate_one(&spec, &[&[1.0, 2.0], &[3.0]]).unwrap_err();
     assert!(matches!(e, QuantError::LengthMismatch { .. }));
-    let e = run_calibrate(&spec, &[&[1.0, f32::INFINITY]]).unwrap_err();
+    let e = run_calibrate_one(&spec, &[&[1.0, f32::INFINITY]]).unwrap_err();
     assert!(matches!(e, QuantError::NonFinite { index: 1, .. }));
     let mut c = HistogramCollector::new(spec).unwrap().with_policy(NonFinitePolicy::Skip);
     c.observe(&[1.0, f32::NAN, -4.0, f32::NEG_INFINITY]).unwrap();
     assert_eq!(c.result().unwrap(), CalibrateResult::Range { min: -4.0, max: 1.0 });
     // distribution needs 512 bins; percentile must be in [0, 100]
-    assert!(CalibrateSpec::from_attrs("distribution", false, 128, 128, 99.0, "same", None).is_err());
-    assert!(CalibrateSpec::from_attrs("percentile", true, 128, 128, 100.5, "same", None).is_err());
-    assert!(CalibrateSpec::from_attrs("minmax", true, 128, 128, 99.0, "same", None).is_err());
+    assert!(calibrate_spec("distribution", false, 128, 128, 99.0, "same", None).is_err());
+    assert!(calibrate_spec("percentile", true, 128, 128, 100.5, "same", None).is_err());
+    assert!(calibrate_spec("minmax", true, 128, 128, 99.0, "same", None).is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,16 +200,10 @@ fn ort_collect_rejects_ragged_lists_and_nonfinite() {
 
 /// Deterministic pseudo-random data of a few shapes (normal-ish, skewed, with zeros).
 fn data(seed: u64, n: usize, shape: u8) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
-            let u = next().clamp(1e-12, 1.0 - 1e-12);
+            let u = rng.open_unit();
             let v = match shape % 4 {
                 0 => (u / (1.0 - u)).ln(),  // logistic
                 1 => -(1.0 - u).ln() * 3.0, // exponential, positive
@@ -237,7 +240,7 @@ proptest! {
         let mut spec = CalibrateSpec::percentile();
         spec.symmetric = sym;
         spec.num_bins = 512;
-        let at = |p: f64| { let mut s = spec; s.percentile = p; range_of(run_calibrate(&s, &[&x]).unwrap()) };
+        let at = |p: f64| { let mut s = spec; s.percentile = p; range_of(run_calibrate_one(&s, &[&x]).unwrap()) };
         let (lo1, hi1) = at(p1);
         let (lo2, hi2) = at(p2);
         prop_assert!(lo2 <= lo1 && hi2 >= hi1, "p {p1} -> ({lo1}, {hi1}), p {p2} -> ({lo2}, {hi2})");
@@ -409,7 +412,7 @@ fn ort_compatible_mode_is_order_dependent() {
 fn percentile_symmetric_is_clamped_to_observed_values() {
     // all positive data: the symmetric range is cut at the observed minimum
     let x: Vec<f32> = (1..=1000).map(|i| i as f32 * 0.01).collect();
-    let r = run_calibrate(&CalibrateSpec::percentile(), &[&x]).unwrap();
+    let r = run_calibrate_one(&CalibrateSpec::percentile(), &[&x]).unwrap();
     assert_eq!(range_of(r).0, 0.01);
 }
 
@@ -419,7 +422,7 @@ fn ort_entropy_defaults_give_min_max_on_every_shape() {
         let x = data(11, 4000, shape);
         let lo = x.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let r = run_calibrate(&CalibrateSpec::entropy(), &[&x]).unwrap();
+        let r = run_calibrate_one(&CalibrateSpec::entropy(), &[&x]).unwrap();
         assert_eq!(r, CalibrateResult::Range { min: lo, max: hi });
     }
 }

@@ -1,4 +1,5 @@
-//! The handful of ATen CPU kernels that `HistogramObserver` is built from, reproduced operation
+//! The handful of ATen CPU kernels that `HistogramObserver` and the learnable fake-quantize
+//! backward ([`crate::qat`]) are built from, reproduced operation
 //! by operation in f32 (PyTorch 2.11, x86-64 with its AVX2 or AVX-512 kernels).
 //!
 //! Each function names the kernel it mirrors and the arithmetic that kernel performs. Where the
@@ -21,7 +22,7 @@
 /// ```
 /// so the first element is `start` and the last is `end` exactly (for a finite step).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Linspace {
+pub(crate) struct Linspace {
     start: f32,
     end: f32,
     step: f32,
@@ -30,12 +31,12 @@ pub(super) struct Linspace {
 
 impl Linspace {
     /// `steps >= 2`.
-    pub(super) fn new(start: f32, end: f32, steps: usize) -> Linspace {
+    pub(crate) fn new(start: f32, end: f32, steps: usize) -> Linspace {
         let step = (end - start) / (steps - 1) as f32;
         Linspace { start, end, step, steps }
     }
 
-    pub(super) fn at(&self, i: usize) -> f32 {
+    pub(crate) fn at(&self, i: usize) -> f32 {
         if i < self.steps / 2 {
             self.step.mul_add(i as f32, self.start)
         } else {
@@ -45,35 +46,14 @@ impl Linspace {
 }
 
 /// `c10::div_floor_floating(a, b)`: Python's `a // b` on floats, as ATen computes it for
-/// `torch.div(a, b, rounding_mode="floor")`.
-///
-/// ```text
-/// b == 0: a / b
-/// mod = fmod(a, b); div = (a - mod) / b; if mod != 0 and sign(b) != sign(mod): div -= 1
-/// div != 0: f = floor(div), plus 1 if div - f > 0.5;   div == 0: copysign(0, a / b)
-/// ```
-pub(super) fn div_floor(a: f32, b: f32) -> f32 {
-    if b == 0.0 {
-        return a / b;
-    }
-    let m = a % b;
-    let mut div = (a - m) / b;
-    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
-        div -= 1.0;
-    }
-    if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f32.copysign(a / b)
-    }
+/// `torch.div(a, b, rounding_mode="floor")`: the same operations as numpy's float32 `//`
+/// ([`crate::calibrate::numpy_hist::floor_divide_f32`]).
+pub(crate) fn div_floor(a: f32, b: f32) -> f32 {
+    crate::calibrate::numpy_hist::floor_divide_f32(a, b)
 }
 
 /// `torch.clamp(x, lo, hi)` on f32: NaN propagates, otherwise `min(max(x, lo), hi)`.
-pub(super) fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+pub(crate) fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
     if x.is_nan() {
         x
     } else {
@@ -105,7 +85,7 @@ pub(super) fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
 ///
 /// Returns `false` (and adds nothing) where PyTorch raises: a range that is not finite after
 /// the correction, or `lo >= hi`.
-pub(super) fn histc_into(x: &[f32], lo: f32, hi: f32, hist: &mut [f32]) -> bool {
+pub(crate) fn histc_into(x: &[f32], lo: f32, hi: f32, hist: &mut [f32]) -> bool {
     let bins = hist.len();
     if bins == 0 {
         return false;
@@ -151,7 +131,7 @@ pub(super) fn histc_into(x: &[f32], lo: f32, hi: f32, hist: &mut [f32]) -> bool 
 
 /// `torch.aminmax(x)` of a non-empty slice without NaN: the first minimum and first maximum in
 /// index order (the sign of a zero is irrelevant to every use here).
-pub(super) fn aminmax(x: &[f32]) -> (f32, f32) {
+pub(crate) fn aminmax(x: &[f32]) -> (f32, f32) {
     let mut mn = f32::INFINITY;
     let mut mx = f32::NEG_INFINITY;
     for &v in x {
@@ -167,7 +147,7 @@ pub(super) fn aminmax(x: &[f32]) -> (f32, f32) {
 
 /// `torch.bucketize(v, boundaries, right=True)`: ATen's `cus_upper_bound`, the number of
 /// leading boundaries `b` with `!(b > v)` found by bisection (a NaN `v` goes past the end).
-pub(super) fn bucketize_right(v: f32, boundaries: &[f32]) -> usize {
+pub(crate) fn bucketize_right(v: f32, boundaries: &[f32]) -> usize {
     let (mut start, mut end) = (0usize, boundaries.len());
     while start < end {
         let mid = start + ((end - start) >> 1);
@@ -182,7 +162,7 @@ pub(super) fn bucketize_right(v: f32, boundaries: &[f32]) -> usize {
 }
 
 /// `torch.cumsum(x, 0)` for f32 on the CPU: prefix sums accumulated in f64, each rounded to f32.
-pub(super) fn cumsum(x: &[f32]) -> Vec<f32> {
+pub(crate) fn cumsum(x: &[f32]) -> Vec<f32> {
     let mut acc = 0.0f64;
     x.iter()
         .map(|&v| {
@@ -194,10 +174,10 @@ pub(super) fn cumsum(x: &[f32]) -> Vec<f32> {
 
 /// The vector width (f32 lanes) whose summation order [`cascade_sum`] reproduces: ATen's AVX2
 /// kernels, which PyTorch also runs on AVX-512 machines (the sum kernel has no AVX-512 build).
-pub(super) const SUM_LANES: usize = 8;
+pub(crate) const SUM_LANES: usize = 8;
 
 /// `torch.sum(x)` of a contiguous f32 vector on the CPU (`SumKernel.cpp`), single-threaded,
-/// for `lanes`-wide vectors:
+/// for `lanes`-wide vectors (`lanes >= 1`):
 ///
 /// ```text
 /// n >= lanes (vectorized_inner_sum):
@@ -212,89 +192,12 @@ pub(super) const SUM_LANES: usize = 8;
 /// Checked bit for bit against `torch.sum` (one thread) for lengths 1 to 300000. Above 32768
 /// elements PyTorch splits the sum across threads, so its order then depends on the thread
 /// count; this is the one-thread order (it matters only for histograms of more than 32768 bins).
-pub(super) fn cascade_sum(x: &[f32], lanes: usize) -> f32 {
-    let lanes = lanes.max(1);
-    if lanes > 1 && x.len() >= lanes {
-        let vec_size = x.len() / lanes;
-        let vector = row_sum(&x[..vec_size * lanes], lanes);
-        let mut s = 0.0f32;
-        for &v in &x[vec_size * lanes..] {
-            s += v;
-        }
-        for &v in &vector {
-            s += v;
-        }
-        0.0 + s
-    } else {
-        0.0 + row_sum(x, 1)[0]
-    }
+pub(crate) fn cascade_sum(x: &[f32], lanes: usize) -> f32 {
+    0.0 + contiguous_row_sum(x, lanes.max(1))
 }
 
-/// ATen's `row_sum` over `x` read as `x.len() / lanes` items of `lanes` lanes each.
-fn row_sum(x: &[f32], lanes: usize) -> Vec<f32> {
-    let items = x.len() / lanes;
-    let item = |i: usize| &x[i * lanes..(i + 1) * lanes];
-    let size_ilp = items / 4;
-    let mut partial = multi_row_sum(size_ilp, lanes, |row, k| item(row * 4 + k));
-    for i in size_ilp * 4..items {
-        add_into(&mut partial[0], item(i));
-    }
-    for k in 1..4 {
-        let p = partial[k].clone();
-        add_into(&mut partial[0], &p);
-    }
-    let [first, ..] = partial;
-    first
-}
-
-fn add_into(acc: &mut [f32], v: &[f32]) {
-    for (a, b) in acc.iter_mut().zip(v) {
-        *a += *b;
-    }
-}
-
-/// ATen's `multi_row_sum` with 4 rows of `lanes`-wide vectors.
-fn multi_row_sum<'a>(size: usize, lanes: usize, load: impl Fn(usize, usize) -> &'a [f32]) -> [Vec<f32>; 4] {
-    const LEVELS: usize = 4;
-    let level_power = 4usize.max(ceil_log2(size) / LEVELS);
-    let level_step = 1usize << level_power;
-    let level_mask = level_step - 1;
-    let zero = || -> [Vec<f32>; 4] { std::array::from_fn(|_| vec![0.0f32; lanes]) };
-    let mut acc: [[Vec<f32>; 4]; LEVELS] = std::array::from_fn(|_| zero());
-    let add_row = |acc0: &mut [Vec<f32>; 4], row: usize| {
-        for (k, a) in acc0.iter_mut().enumerate() {
-            add_into(a, load(row, k));
-        }
-    };
-    let mut i = 0usize;
-    while i + level_step <= size {
-        for _ in 0..level_step {
-            add_row(&mut acc[0], i);
-            i += 1;
-        }
-        for j in 1..LEVELS {
-            let lower = std::mem::replace(&mut acc[j - 1], zero());
-            for (a, l) in acc[j].iter_mut().zip(&lower) {
-                add_into(a, l);
-            }
-            let mask = level_mask << (j * level_power);
-            if i & mask != 0 {
-                break;
-            }
-        }
-    }
-    while i < size {
-        add_row(&mut acc[0], i);
-        i += 1;
-    }
-    let [mut first, rest @ ..] = acc;
-    for level in &rest {
-        for (a, l) in first.iter_mut().zip(level) {
-            add_into(a, l);
-        }
-    }
-    first
-}
+const SUM_LEVELS: usize = 4;
+const SUM_ILP: usize = 4;
 
 /// ATen's `utils::CeilLog2`: 1 for `x <= 2`, else `ceil(log2(x))`.
 fn ceil_log2(x: usize) -> usize {
@@ -303,6 +206,123 @@ fn ceil_log2(x: usize) -> usize {
     } else {
         (usize::BITS - (x - 1).leading_zeros()) as usize
     }
+}
+
+/// ATen's `multi_row_sum`: `nrows` running sums, each `width` lanes wide, over `size` rows
+/// (`load(i, k, lane)`). Rows are added into level 0; every `2^p` rows (`p = max(4,
+/// ceil_log2(size) / 4)`) level 0 is carried into level 1, and so on up to level 3, so that only
+/// partial sums of similar magnitude meet. Returns `nrows * width` sums, row-major.
+fn multi_row_sum(nrows: usize, width: usize, size: usize, load: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
+    let level_power = (ceil_log2(size) / SUM_LEVELS).max(4);
+    let level_step = 1u64 << level_power;
+    let level_mask = level_step - 1;
+    let row = nrows * width;
+    let mut acc = vec![0f32; SUM_LEVELS * row];
+    let add_row = |acc: &mut [f32], i: usize| {
+        for k in 0..nrows {
+            for l in 0..width {
+                acc[k * width + l] += load(i, k, l);
+            }
+        }
+    };
+    let mut i = 0usize;
+    while (i as u64) + level_step <= size as u64 {
+        for _ in 0..level_step {
+            add_row(&mut acc, i);
+            i += 1;
+        }
+        for j in 1..SUM_LEVELS {
+            for e in 0..row {
+                acc[j * row + e] += acc[(j - 1) * row + e];
+                acc[(j - 1) * row + e] = 0.0;
+            }
+            if (i as u64) & (level_mask << (j * level_power)) != 0 {
+                break;
+            }
+        }
+    }
+    while i < size {
+        add_row(&mut acc, i);
+        i += 1;
+    }
+    for j in 1..SUM_LEVELS {
+        for e in 0..row {
+            acc[e] += acc[j * row + e];
+        }
+    }
+    acc.truncate(row);
+    acc
+}
+
+/// ATen's `row_sum`: the rows split into `SUM_ILP = 4` interleaved partial sums
+/// ([`multi_row_sum`] over rows of 4), the leftover rows added to the first, then partial sums
+/// 1, 2, 3 added to it. `load(i, lane)`.
+fn row_sum(width: usize, size: usize, load: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let size_ilp = size / SUM_ILP;
+    let mut ps = multi_row_sum(SUM_ILP, width, size_ilp, |i, k, l| load(i * SUM_ILP + k, l));
+    for i in size_ilp * SUM_ILP..size {
+        for (l, p) in ps[..width].iter_mut().enumerate() {
+            *p += load(i, l);
+        }
+    }
+    for k in 1..SUM_ILP {
+        for l in 0..width {
+            ps[l] += ps[k * width + l];
+        }
+    }
+    ps.truncate(width);
+    ps
+}
+
+/// The sum of one contiguous row: `vectorized_inner_sum` when it holds at least `lanes`
+/// elements, else the scalar `row_sum`.
+pub(crate) fn contiguous_row_sum(row: &[f32], lanes: usize) -> f32 {
+    if row.len() >= lanes {
+        let vec_size = row.len() / lanes;
+        let vacc = row_sum(lanes, vec_size, |i, l| row[i * lanes + l]);
+        let mut acc = 0f32;
+        for &v in &row[vec_size * lanes..] {
+            acc += v;
+        }
+        for v in vacc {
+            acc += v;
+        }
+        acc
+    } else {
+        row_sum(1, row.len(), |i, _| row[i])[0]
+    }
+}
+
+/// Column sums of a row-major `[rows, cols]` block (`cols >= 2`): `vectorized_outer_sum` when
+/// `cols >= lanes` (groups of `4 lanes` columns by [`multi_row_sum`], then groups of `lanes` by
+/// [`row_sum`], then single columns), else `scalar_outer_sum` (groups of 4 columns, then single).
+pub(crate) fn column_sums(v: &[f32], rows: usize, cols: usize, lanes: usize) -> Vec<f32> {
+    let mut out = vec![0f32; cols];
+    let at = |i: usize, c: usize| v[i * cols + c];
+    let mut j = 0;
+    let group = if cols >= lanes { 4 * lanes } else { 4 };
+    while j + group <= cols {
+        let w = group / 4;
+        let sums = multi_row_sum(4, w, rows, |i, k, l| at(i, j + k * w + l));
+        for (e, s) in sums.into_iter().enumerate() {
+            out[j + e] += s;
+        }
+        j += group;
+    }
+    if cols >= lanes {
+        while j + lanes <= cols {
+            let sums = row_sum(lanes, rows, |i, l| at(i, j + l));
+            for (l, s) in sums.into_iter().enumerate() {
+                out[j + l] += s;
+            }
+            j += lanes;
+        }
+    }
+    while j < cols {
+        out[j] += row_sum(1, rows, |i, _| at(i, j))[0];
+        j += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -393,8 +413,10 @@ mod tests {
         assert_eq!(ceil_log2(1025), 11);
     }
 
-    /// `torch.sum` (PyTorch 2.11, one thread) of a fixed pseudo-random vector whose elements
-    /// span 20 binades of both signs, recorded as f32 bits: the order of the additions shows.
+    /// `torch.sum` (PyTorch 2.11, one thread) of a fixed vector whose elements span 20 binades
+    /// of both signs, recorded as f32 bits: the order of the additions shows. `gen` is the hash
+    /// formula the recording script used (a fixture, not a generator: the recorded bits depend
+    /// on it).
     #[test]
     fn cascade_sum_matches_recorded_torch_sums() {
         let gen = |n: usize| -> Vec<f32> {

@@ -4,12 +4,14 @@
 //! observers promise: exact merges, bounded work, the non-finite policy, degenerate inputs.
 
 use proptest::prelude::*;
+use quantproof_harness::vectors::ops::calib::{run_observe, ObserveSpec, ObserverKind};
 use quantproof_reference::calibrate::torch::{
-    run_observe, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-    ObserveSpec, PerChannelMinMaxObserver, QScheme, TorchObserverKind,
+    HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver, QScheme,
 };
 use quantproof_reference::calibrate::{ChannelObserver, NonFinitePolicy, Observer};
-use quantproof_reference::qparams::TorchObserverConfig;
+use quantproof_reference::choose_params::TorchObserverConfig;
+use quantproof_reference::rng::Rng;
 use quantproof_reference::{QType, QuantError};
 use serde_json::Value;
 
@@ -30,7 +32,7 @@ fn parse_case(line: &str) -> Case {
     assert_eq!(v["profile"], "torch");
     let a = &v["attrs"];
     let mut spec = ObserveSpec::new(
-        TorchObserverKind::parse(a["observer"].as_str().unwrap()).unwrap(),
+        ObserverKind::parse(a["observer"].as_str().unwrap()).unwrap(),
         QType::parse(a["dtype"].as_str().unwrap()).unwrap(),
         QScheme::parse(a["qscheme"].as_str().unwrap()).unwrap(),
         a["reduce_range"].as_bool().unwrap(),
@@ -199,10 +201,8 @@ proptest! {
     ) {
         let axis = axis.rem_euclid(dims.len() as isize) - if seed % 2 == 0 { 0 } else { dims.len() as isize };
         let n: usize = dims.iter().product();
-        let mut state = seed;
-        let mut batch = || -> Vec<f32> {
-            (0..n).map(|_| { state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 20.0 }).collect()
-        };
+        let mut rng = Rng::new(seed);
+        let mut batch = || -> Vec<f32> { (0..n).map(|_| ((rng.unit() - 0.5) * 20.0) as f32).collect() };
         let a: Vec<Vec<f32>> = (0..na).map(|_| batch()).collect();
         let b: Vec<Vec<f32>> = (0..nb).map(|_| batch()).collect();
         let new = || PerChannelMinMaxObserver::new(cfg(QType::I8, seed % 3 == 0, false), axis).unwrap();
@@ -341,7 +341,7 @@ fn skip_equals_observing_the_finite_values() {
     p.observe(&[1.0, -1.0, f32::NAN, f32::INFINITY], &[2, 2]).unwrap();
     let q = p.qparams().unwrap();
     assert_eq!((q[1].scale, q[1].zero_point), (1.0, 0));
-    assert_eq!(q[0], quantproof_reference::qparams::torch_observer_qparams(-1.0, 1.0, &c).unwrap());
+    assert_eq!(q[0], quantproof_reference::choose_params::torch_observer_qparams(-1.0, 1.0, &c).unwrap());
     assert!(matches!(p.ranges(), Err(QuantError::EmptyInput { .. })));
     p.observe(&[0.0, 0.0, 2.0, 3.0], &[2, 2]).unwrap();
     assert_eq!(p.min_val(), [-1.0, 2.0]);
@@ -353,7 +353,7 @@ fn skip_equals_observing_the_finite_values() {
 #[test]
 fn no_data_gives_pytorch_defaults() {
     let c = cfg(QType::U8, false, false);
-    let one = quantproof_reference::qparams::QParams { scale: 1.0, zero_point: 0 };
+    let one = quantproof_reference::choose_params::ScaleZeroPoint { scale: 1.0, zero_point: 0 };
     let mut m = MinMaxObserver::new(c).unwrap();
     m.observe(&[]).unwrap();
     assert_eq!(m.qparams().unwrap(), one);
@@ -364,7 +364,7 @@ fn no_data_gives_pytorch_defaults() {
     let mut p = PerChannelMinMaxObserver::new(c, 0).unwrap();
     p.observe(&[], &[0, 3]).unwrap();
     assert_eq!(p.qparams().unwrap(), vec![one]);
-    let spec = ObserveSpec::new(TorchObserverKind::Histogram, QType::U8, QScheme::PerTensorAffine, false);
+    let spec = ObserveSpec::new(ObserverKind::Histogram, QType::U8, QScheme::PerTensorAffine, false);
     let r = run_observe(&spec, &[(&[], &[0])]).unwrap();
     assert_eq!((r.scale, r.zero_point), (vec![1.0], vec![0]));
     assert_eq!((r.min_val, r.max_val), (vec![f32::INFINITY], vec![f32::NEG_INFINITY]));
@@ -378,7 +378,7 @@ fn zeros_and_single_values() {
         [(0.0f32, QType::U8, false), (0.0, QType::I8, true), (2.5, QType::U8, false), (-3.0, QType::I8, true)]
     {
         let c = cfg(dtype, sym, false);
-        let expected = quantproof_reference::qparams::torch_observer_qparams(value, value, &c).unwrap();
+        let expected = quantproof_reference::choose_params::torch_observer_qparams(value, value, &c).unwrap();
         let x = vec![value; 33];
         let mut m = MinMaxObserver::new(c).unwrap();
         m.observe(&x).unwrap();
@@ -393,7 +393,7 @@ fn zeros_and_single_values() {
         }
     }
     let c = cfg(QType::U8, false, false);
-    assert_eq!(quantproof_reference::qparams::torch_observer_qparams(0.0, 0.0, &c).unwrap().scale, f32::EPSILON);
+    assert_eq!(quantproof_reference::choose_params::torch_observer_qparams(0.0, 0.0, &c).unwrap().scale, f32::EPSILON);
 }
 
 /// State never grows with the data; tiny, huge and overflowing ranges finish (or fail with a
@@ -452,11 +452,11 @@ fn bad_shapes_and_configurations_are_typed_errors() {
     assert!(HistogramObserver::new(cfg(QType::U8, true, true), 2048).is_ok());
     assert!(matches!(HistogramObserver::new(c, 0), Err(QuantError::InvalidArgument { .. })));
     assert!(MovingAverageMinMaxObserver::new(c, f64::NAN).is_err());
-    let spec = ObserveSpec::new(TorchObserverKind::MinMax, QType::U8, QScheme::PerChannelAffine, false);
+    let spec = ObserveSpec::new(ObserverKind::MinMax, QType::U8, QScheme::PerChannelAffine, false);
     assert!(matches!(run_observe(&spec, &[]), Err(QuantError::Unsupported { .. })));
-    let spec = ObserveSpec::new(TorchObserverKind::MinMax, QType::U8, QScheme::PerTensorAffine, false);
+    let spec = ObserveSpec::new(ObserverKind::MinMax, QType::U8, QScheme::PerTensorAffine, false);
     assert!(matches!(run_observe(&spec, &[(&[1.0, 2.0], &[3])]), Err(QuantError::ShapeMismatch { .. })));
-    assert!(TorchObserverKind::parse("HistogramObserver").is_ok());
-    assert!(TorchObserverKind::parse("kl").is_err());
+    assert!(ObserverKind::parse("HistogramObserver").is_ok());
+    assert!(ObserverKind::parse("kl").is_err());
     assert!(QScheme::parse("torch.per_channel_affine_float_qparams").is_err());
 }
