@@ -25,7 +25,7 @@ use quantproof_optimized::isa;
 use quantproof_optimized::ops::Engine;
 use quantproof_reference::error::QuantError;
 use quantproof_reference::pack::{packed_len, Int4};
-use quantproof_reference::params::QuantParams;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quantize::{self as refq, QuantizeRule, ScaleOp};
 use quantproof_reference::rng::Rng;
