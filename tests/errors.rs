@@ -21,7 +21,7 @@ use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
-use quantproof_reference::scheme::{CodeRange, Granularity, QType};
+use quantproof_reference::scheme::{Axis, CodeRange, Granularity, QType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 const QUANTIZE_OPS: &[&str] = &[
@@ -425,8 +425,9 @@ fn dims() -> impl Strategy<Value = Vec<usize>> {
 fn granularities() -> impl Strategy<Value = Granularity> {
     prop_oneof![
         Just(Granularity::PerTensor),
-        (0usize..=4).prop_map(|axis| Granularity::PerAxis { axis }),
-        (0usize..=4, 0usize..=4).prop_map(|(axis, block_size)| Granularity::PerBlock { axis, block_size }),
+        (-5i64..=4).prop_map(|axis| Granularity::PerAxis { axis: Axis::new(axis) }),
+        (-5i64..=4, 0usize..=4)
+            .prop_map(|(axis, block_size)| Granularity::PerBlock { axis: Axis::new(axis), block_size }),
     ]
 }
 
@@ -503,8 +504,9 @@ fn wild_case(op: &str, w: &Wild) -> Case {
     let dim = |a: usize| w.shape.get(a).copied().unwrap_or(1).min(64);
     let want_count = match w.granularity {
         Granularity::PerTensor => 1,
-        Granularity::PerAxis { axis } => dim(axis),
+        Granularity::PerAxis { axis } => dim(axis.resolve(rank).unwrap_or(rank)),
         Granularity::PerBlock { axis, block_size } => {
+            let axis = axis.resolve(rank).unwrap_or(rank);
             let outer: usize = w.shape[..axis.min(rank)].iter().map(|&d| d.min(64)).product();
             let inner: usize = w.shape.get(axis + 1..).map_or(1, |s| s.iter().map(|&d| d.min(64)).product());
             outer * (dim(axis) / block_size.max(1)) * inner

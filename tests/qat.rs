@@ -477,7 +477,7 @@ fn learnable_module_clamps_scale_and_zeroes_symmetric_zero_point() {
         scale: vec![-1.0, 1e-12],
         zero_point: vec![3.3, -1.0],
         range: QType::I8.full_range(),
-        axis: Some(0),
+        axis: Some(0.into()),
         symmetric: true,
         use_grad_scaling: true,
         arith: TorchCpuArith::X86_AVX2,

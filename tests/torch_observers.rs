@@ -41,7 +41,7 @@ fn parse_case(line: &str) -> Case {
         spec.averaging_constant = c;
     }
     if let Some(c) = a.get("ch_axis").and_then(Value::as_i64) {
-        spec.ch_axis = c as isize;
+        spec.ch_axis = (c as i64).into();
     }
     if let Some(b) = a.get("bins").and_then(Value::as_u64) {
         spec.bins = b as usize;
@@ -188,7 +188,7 @@ proptest! {
         oa.merge(&ob).unwrap();
         prop_assert_eq!(oa.min_val().to_bits(), seq.min_val().to_bits());
         prop_assert_eq!(oa.max_val().to_bits(), seq.max_val().to_bits());
-        prop_assert_eq!(oa.qparams().unwrap(), seq.qparams().unwrap());
+        prop_assert_eq!(oa.scale_zero_point().unwrap(), seq.scale_zero_point().unwrap());
     }
 
     #[test]
@@ -213,7 +213,7 @@ proptest! {
         oa.merge(&ob).unwrap();
         prop_assert_eq!(oa.min_val(), seq.min_val());
         prop_assert_eq!(oa.max_val(), seq.max_val());
-        prop_assert_eq!(oa.qparams().unwrap(), seq.qparams().unwrap());
+        prop_assert_eq!(oa.scale_zero_points().unwrap(), seq.scale_zero_points().unwrap());
         if na + nb > 0 {
             prop_assert_eq!(oa.min_val().len(), dims[axis.rem_euclid(dims.len() as isize) as usize]);
         }
@@ -233,7 +233,7 @@ proptest! {
         for x in &b { ob.observe(x).unwrap(); }
         oa.merge(&ob).unwrap();
         prop_assert_eq!(&oa, &seq);
-        prop_assert_eq!(oa.qparams().unwrap(), seq.qparams().unwrap());
+        prop_assert_eq!(oa.scale_zero_point().unwrap(), seq.scale_zero_point().unwrap());
     }
 
     /// In general: the merged range is the union, the mass is kept, merging is commutative bit
@@ -263,7 +263,7 @@ proptest! {
         let mass = |o: &HistogramObserver| o.histogram().iter().map(|&v| v as f64).sum::<f64>();
         let expected = mass(&oa) + mass(&ob);
         prop_assert!((mass(&ab) - expected).abs() <= 1e-5 * expected.max(1.0), "{} vs {}", mass(&ab), expected);
-        ab.qparams().unwrap();
+        ab.scale_zero_point().unwrap();
     }
 }
 
@@ -334,12 +334,12 @@ fn skip_equals_observing_the_finite_values() {
         ma_clean.observe(&finite(x)).unwrap();
     }
     assert_eq!(skip.histogram(), clean.histogram());
-    assert_eq!(skip.qparams().unwrap(), clean.qparams().unwrap());
+    assert_eq!(skip.scale_zero_point().unwrap(), clean.scale_zero_point().unwrap());
     assert_eq!((ma_skip.min_val(), ma_skip.max_val()), (ma_clean.min_val(), ma_clean.max_val()));
     // Per channel: a channel with no finite value is left unobserved (s = 1, z = 0).
     let mut p = PerChannelMinMaxObserver::new(c, 0).unwrap().with_policy(NonFinitePolicy::Skip);
     p.observe(&[1.0, -1.0, f32::NAN, f32::INFINITY], &[2, 2]).unwrap();
-    let q = p.qparams().unwrap();
+    let q = p.scale_zero_points().unwrap();
     assert_eq!((q[1].scale, q[1].zero_point), (1.0, 0));
     assert_eq!(q[0], quantproof_reference::choose_params::torch_observer_qparams(-1.0, 1.0, &c).unwrap());
     assert!(matches!(p.ranges(), Err(QuantError::EmptyInput { .. })));
@@ -356,14 +356,14 @@ fn no_data_gives_pytorch_defaults() {
     let one = quantproof_reference::choose_params::ScaleZeroPoint { scale: 1.0, zero_point: 0 };
     let mut m = MinMaxObserver::new(c).unwrap();
     m.observe(&[]).unwrap();
-    assert_eq!(m.qparams().unwrap(), one);
+    assert_eq!(m.scale_zero_point().unwrap(), one);
     assert!(matches!(m.range(), Err(QuantError::EmptyInput { .. })));
     let h = HistogramObserver::new(c, 2048).unwrap();
-    assert_eq!(h.qparams().unwrap(), one);
+    assert_eq!(h.scale_zero_point().unwrap(), one);
     assert!(h.range().is_err());
     let mut p = PerChannelMinMaxObserver::new(c, 0).unwrap();
     p.observe(&[], &[0, 3]).unwrap();
-    assert_eq!(p.qparams().unwrap(), vec![one]);
+    assert_eq!(p.scale_zero_points().unwrap(), vec![one]);
     let spec = ObserveSpec::new(ObserverKind::Histogram, QType::U8, QScheme::PerTensorAffine, false);
     let r = run_observe(&spec, &[(&[], &[0])]).unwrap();
     assert_eq!((r.scale, r.zero_point), (vec![1.0], vec![0]));
@@ -382,13 +382,13 @@ fn zeros_and_single_values() {
         let x = vec![value; 33];
         let mut m = MinMaxObserver::new(c).unwrap();
         m.observe(&x).unwrap();
-        assert_eq!(m.qparams().unwrap(), expected);
+        assert_eq!(m.scale_zero_point().unwrap(), expected);
         for bins in [2048, 3, 1] {
             let mut h = HistogramObserver::new(c, bins).unwrap();
             h.observe(&x).unwrap();
             h.observe(&x[..5]).unwrap();
             assert_eq!(h.searched_range(), Some((value, value)), "{value} {bins}");
-            assert_eq!(h.qparams().unwrap(), expected);
+            assert_eq!(h.scale_zero_point().unwrap(), expected);
             assert_eq!(h.histogram().iter().sum::<f32>(), 38.0);
         }
     }
@@ -413,14 +413,14 @@ fn bounded_state_and_extreme_ranges() {
     }
     assert_eq!(h.histogram().len(), 2048);
     assert_eq!(p.min_val().len(), 5);
-    h.qparams().unwrap();
+    h.scale_zero_point().unwrap();
     // A tiny range of subnormal width, and subnormal values.
     for x in [vec![1.0f32, 1.0 + f32::EPSILON], vec![1e-44f32, 3e-44, -2e-45], vec![f32::MIN_POSITIVE, 0.0]] {
         let mut h = HistogramObserver::new(c, 2048).unwrap();
         h.observe(&x).unwrap();
         let (lo, hi) = h.searched_range().unwrap();
         assert!(lo.is_finite() && hi.is_finite() && lo <= hi, "{x:?}: {lo} {hi}");
-        h.qparams().unwrap();
+        h.scale_zero_point().unwrap();
     }
     // A range whose width overflows f32 is refused before the state changes.
     let mut h = HistogramObserver::new(c, 2048).unwrap();
@@ -435,7 +435,7 @@ fn bounded_state_and_extreme_ranges() {
     // MinMax keeps the range; its scale would be infinite: a typed error, not a panic.
     let mut m = MinMaxObserver::new(c).unwrap();
     m.observe(&[-3e38, 3e38]).unwrap();
-    assert!(matches!(m.qparams(), Err(QuantError::InvalidScale { .. })));
+    assert!(matches!(m.scale_zero_point(), Err(QuantError::InvalidScale { .. })));
 }
 
 #[test]

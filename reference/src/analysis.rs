@@ -47,7 +47,7 @@ use crate::error::{check_finite, check_len, QuantError, Result};
 use crate::profile::{min_max, Profile, QParamsRequest};
 use crate::quant_params::{ParamLayout, QuantParams};
 use crate::quantize::{dequantize_value, quantize_codes, QuantizeRule};
-use crate::scheme::{CodeRange, QType};
+use crate::scheme::{Axis, CodeRange, QType};
 
 /// Error statistics of quantizing one tensor (or one channel of it).
 #[derive(Debug, Clone, PartialEq)]
@@ -218,13 +218,11 @@ fn stats_of(x: &[f32], codes: &[i32], layout: &ParamLayout, params: &QuantParams
 pub fn analyze_per_channel(
     x: &[f32],
     shape: &[usize],
-    axis: usize,
+    axis: impl Into<Axis>,
     params: &QuantParams,
     rule: QuantizeRule,
 ) -> Result<Vec<ErrorStats>> {
-    if axis >= shape.len() {
-        return Err(QuantError::AxisOutOfRange { axis, rank: shape.len() });
-    }
+    let axis = axis.into().resolve(shape.len())?;
     let (codes, layout) = codes_of(x, shape, params, rule)?;
     Ok(channel_stats(x, shape, axis, &codes, &layout, params))
 }
@@ -456,13 +454,11 @@ impl GranularityComparison {
 }
 
 /// Minimum and maximum of each channel along `axis`.
-fn channel_ranges(x: &[f32], shape: &[usize], axis: usize) -> Result<Vec<(f32, f32)>> {
+fn channel_ranges(x: &[f32], shape: &[usize], axis: Axis) -> Result<Vec<(f32, f32)>> {
     if crate::quant_params::checked_numel(shape) != Some(x.len()) {
         return Err(QuantError::ShapeMismatch { shape: shape.to_vec(), len: x.len() });
     }
-    if axis >= shape.len() {
-        return Err(QuantError::AxisOutOfRange { axis, rank: shape.len() });
-    }
+    let axis = axis.resolve(shape.len())?;
     if x.is_empty() {
         return Err(QuantError::EmptyInput { what: "x" });
     }
@@ -484,11 +480,13 @@ fn channel_ranges(x: &[f32], shape: &[usize], axis: usize) -> Result<Vec<(f32, f
 pub fn compare_granularity(
     x: &[f32],
     shape: &[usize],
-    axis: usize,
+    axis: impl Into<Axis>,
     profile: &Profile,
     req: &QParamsRequest,
 ) -> Result<GranularityComparison> {
+    let axis = axis.into();
     let per_channel_ranges = channel_ranges(x, shape, axis)?;
+    let axis = axis.resolve(shape.len())?;
     let code_range = profile.qparams.code_range(req)?;
     let (lo, hi) = min_max(x)?;
     let t = profile.choose_qparams(lo, hi, req)?;
@@ -534,7 +532,7 @@ pub fn bit_sweep(
     x: &[f32],
     shape: &[usize],
     bits: RangeInclusive<u32>,
-    axis: Option<usize>,
+    axis: Option<Axis>,
     profile: &Profile,
     req: &QParamsRequest,
 ) -> Result<Vec<SweepRow>> {

@@ -150,7 +150,13 @@ impl TorchObserverConfig {
     /// full range whatever `reduce_range` says (PyTorch ignores it there); a customized range
     /// (and the full range of any other width, which PyTorch can only express as one) is halved
     /// with floor division when `reduce_range` is set.
+    ///
+    /// A custom range must contain 0 (PyTorch: "User-specified quantization range must include
+    /// 0"); anything else is [`QuantError::InvalidArgument`].
     pub fn code_range(&self) -> Result<CodeRange> {
+        if let Some(r) = self.custom_range {
+            check_contains_zero(r.qmin(), r.qmax())?;
+        }
         let custom = match self.custom_range {
             Some(r) => Some(r),
             None if self.dtype == QType::I8 || self.dtype == QType::U8 => None,

@@ -25,8 +25,9 @@ pub enum QuantError {
     CodeRangeExceedsStorage { qmin: i64, qmax: i64, storage: &'static str },
     /// A bit width outside 2..=16.
     BitWidthOutOfRange { bits: u32 },
-    /// An axis that the tensor does not have.
-    AxisOutOfRange { axis: usize, rank: usize },
+    /// An axis that the tensor does not have (`axis` as the caller gave it, negative counting
+    /// from the back).
+    AxisOutOfRange { axis: i64, rank: usize },
     /// A parameter list whose length does not match what the granularity needs.
     ParamCountMismatch { what: &'static str, expected: usize, got: usize },
     /// A block size that is zero or does not divide the length of its axis.
@@ -41,6 +42,15 @@ pub enum QuantError {
     InvalidRange { min: f64, max: f64 },
     /// An argument outside its documented domain (percentile above 100, zero bins, ...).
     InvalidArgument { what: &'static str, detail: String },
+    /// A numeric parameter outside its documented domain (`domain` says which values are
+    /// accepted, for example `(0, 1]`).
+    OutOfDomain { what: &'static str, value: f64, domain: &'static str },
+    /// A count or size above the limit that keeps work and memory bounded (checked before any
+    /// allocation; each limit is documented where the parameter is).
+    TooLarge { what: &'static str, value: u128, limit: u128 },
+    /// A computation whose f32 (or f64) arithmetic overflows for these inputs, where the
+    /// framework would silently produce an infinity or NaN.
+    Overflow { what: &'static str, detail: String },
     /// An accumulator that can overflow for the given sizes.
     AccumulatorOverflow { what: &'static str, detail: String },
     /// A combination this implementation does not provide (named, never silently approximated).
@@ -73,7 +83,12 @@ impl fmt::Display for QuantError {
                 write!(f, "code range [{qmin}, {qmax}] does not fit the storage type {storage}")
             }
             BitWidthOutOfRange { bits } => write!(f, "bit width {bits} is outside 2..=16"),
-            AxisOutOfRange { axis, rank } => write!(f, "axis {axis} is out of range for a tensor of rank {rank}"),
+            AxisOutOfRange { axis, rank } => write!(
+                f,
+                "axis {axis} is out of range for a tensor of rank {rank} (valid: {} to {})",
+                -(*rank as i128),
+                *rank as i128 - 1
+            ),
             ParamCountMismatch { what, expected, got } => {
                 write!(f, "{what}: expected {expected} parameters, got {got}")
             }
@@ -89,6 +104,13 @@ impl fmt::Display for QuantError {
             EmptyInput { what } => write!(f, "{what} is empty; at least one element is needed"),
             InvalidRange { min, max } => write!(f, "range min {min} is greater than max {max}"),
             InvalidArgument { what, detail } => write!(f, "invalid {what}: {detail}"),
+            OutOfDomain { what, value, domain } => {
+                write!(f, "{what} = {value} is outside its domain {domain}")
+            }
+            TooLarge { what, value, limit } => {
+                write!(f, "{what} = {value} is above the limit {limit} (it bounds work and memory)")
+            }
+            Overflow { what, detail } => write!(f, "{what} overflows: {detail}"),
             AccumulatorOverflow { what, detail } => write!(f, "{what} can overflow its accumulator: {detail}"),
             Unsupported { what } => write!(f, "unsupported: {what}"),
         }

@@ -97,7 +97,7 @@ use crate::error::{check_len, QuantError, Result};
 use crate::profile::Profile;
 use crate::quant_params::{check_scale, checked_numel, QuantParams};
 use crate::quantize::{fake_quantize, fake_quantize_backward, PreparedScale, QuantizeRule, ScaleOp};
-use crate::scheme::CodeRange;
+use crate::scheme::{Axis, CodeRange};
 
 // ------------------------------------------------------------------------------------------------
 // Straight-through estimator
@@ -383,7 +383,7 @@ pub fn torch_learnable_per_tensor_backward(
 pub fn torch_learnable_per_channel_forward(
     x: &[f32],
     shape: &[usize],
-    axis: usize,
+    axis: impl Into<Axis>,
     scales: &[f32],
     zero_points: &[f32],
     range: CodeRange,
@@ -395,7 +395,7 @@ pub fn torch_learnable_per_channel_forward(
         .enumerate()
         .map(|(i, &z)| torch_channel_zero_point(i, z, range).map(|v| v as i32))
         .collect::<Result<Vec<_>>>()?;
-    let params = QuantParams::per_axis(axis, scales.to_vec(), zs, range);
+    let params = QuantParams::per_axis(axis.into(), scales.to_vec(), zs, range);
     fake_quantize(x, shape, &params, Profile::TORCH.fake_quantize_rule()?, y, None)
 }
 
@@ -412,7 +412,7 @@ pub fn torch_learnable_per_channel_forward(
 pub fn torch_learnable_per_channel_backward(
     x: &[f32],
     shape: &[usize],
-    axis: usize,
+    axis: impl Into<Axis>,
     scales: &[f32],
     zero_points: &[f32],
     range: CodeRange,
@@ -424,6 +424,7 @@ pub fn torch_learnable_per_channel_backward(
     check_len("grad_y", x.len(), grad_y.len())?;
     check_len("zero_point", scales.len(), zero_points.len())?;
     check_backward_range(range)?;
+    let axis = axis.into();
     let (_, channels, inner) = axis_split(shape, x.len(), axis)?;
     if scales.len() != channels {
         return Err(QuantError::ParamCountMismatch { what: "scales", expected: channels, got: scales.len() });
@@ -460,13 +461,11 @@ pub fn torch_learnable_per_channel_backward(
 }
 
 /// `(outer, axis_len, inner)` of `shape` around `axis`, after checking it describes `len`.
-fn axis_split(shape: &[usize], len: usize, axis: usize) -> Result<(usize, usize, usize)> {
+fn axis_split(shape: &[usize], len: usize, axis: Axis) -> Result<(usize, usize, usize)> {
     if checked_numel(shape) != Some(len) {
         return Err(QuantError::ShapeMismatch { shape: shape.to_vec(), len });
     }
-    if axis >= shape.len() {
-        return Err(QuantError::AxisOutOfRange { axis, rank: shape.len() });
-    }
+    let axis = axis.resolve(shape.len())?;
     let outer = shape[..axis].iter().product();
     let inner = shape[axis + 1..].iter().product();
     Ok((outer, shape[axis], inner))
@@ -500,9 +499,9 @@ pub fn torch_cascade_sum(x: &[f32], lanes: usize) -> Result<f32> {
 /// * `inner == 1`, `outer > 1`: column sums of the `[outer, C]` matrix (ATen's outer-reduction
 ///   kernels, whose grouping depends on the column index);
 /// * `inner == outer == 1` (a 1-D tensor): the elements themselves.
-pub fn torch_sum_except_axis(v: &[f32], shape: &[usize], axis: usize, lanes: usize) -> Result<Vec<f32>> {
+pub fn torch_sum_except_axis(v: &[f32], shape: &[usize], axis: impl Into<Axis>, lanes: usize) -> Result<Vec<f32>> {
     check_lanes(lanes)?;
-    let (outer, channels, inner) = axis_split(shape, v.len(), axis)?;
+    let (outer, channels, inner) = axis_split(shape, v.len(), axis.into())?;
     if v.is_empty() {
         return Ok(vec![0.0; channels]);
     }
@@ -543,7 +542,7 @@ pub struct TorchLearnableFakeQuantize {
     pub zero_point: Vec<f32>,
     pub range: CodeRange,
     /// The channel axis (`ch_axis`) for per-channel schemes.
-    pub axis: Option<usize>,
+    pub axis: Option<Axis>,
     /// `per_tensor_symmetric` / `per_channel_symmetric`.
     pub symmetric: bool,
     pub use_grad_scaling: bool,

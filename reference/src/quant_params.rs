@@ -13,7 +13,7 @@
 //!   blocked `QuantizeLinear` lays it out).
 
 use crate::error::{QuantError, Result};
-use crate::scheme::{CodeRange, Granularity};
+use crate::scheme::{Axis, CodeRange, Granularity};
 
 /// Scales and zero points with their granularity and the code range `[qmin, qmax]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,20 +30,20 @@ impl QuantParams {
         QuantParams { granularity: Granularity::PerTensor, scales: vec![scale], zero_points: vec![zero_point], range }
     }
 
-    /// One scale and zero point per index along `axis`.
-    pub fn per_axis(axis: usize, scales: Vec<f32>, zero_points: Vec<i32>, range: CodeRange) -> QuantParams {
-        QuantParams { granularity: Granularity::PerAxis { axis }, scales, zero_points, range }
+    /// One scale and zero point per index along `axis` (negative counts from the back).
+    pub fn per_axis(axis: impl Into<Axis>, scales: Vec<f32>, zero_points: Vec<i32>, range: CodeRange) -> QuantParams {
+        QuantParams { granularity: Granularity::PerAxis { axis: axis.into() }, scales, zero_points, range }
     }
 
     /// One scale and zero point per block of `block_size` indices along `axis`.
     pub fn per_block(
-        axis: usize,
+        axis: impl Into<Axis>,
         block_size: usize,
         scales: Vec<f32>,
         zero_points: Vec<i32>,
         range: CodeRange,
     ) -> QuantParams {
-        QuantParams { granularity: Granularity::PerBlock { axis, block_size }, scales, zero_points, range }
+        QuantParams { granularity: Granularity::PerBlock { axis: axis.into(), block_size }, scales, zero_points, range }
     }
 
     /// Checks the parameters against a tensor of `shape` holding `len` elements and returns the
@@ -64,9 +64,7 @@ impl QuantParams {
         let layout = match axis {
             None => ParamLayout { kind: LayoutKind::PerTensor, axis_len: 1, inner: 1, block: 1, count: 1 },
             Some(axis) => {
-                if axis >= rank {
-                    return Err(QuantError::AxisOutOfRange { axis, rank });
-                }
+                let axis = axis.resolve(rank)?;
                 let axis_len = shape[axis];
                 let inner: usize = shape[axis + 1..].iter().product();
                 let outer: usize = shape[..axis].iter().product();

@@ -204,17 +204,79 @@ impl_code!(u8, "u8");
 impl_code!(i16, "i16");
 impl_code!(u16, "u16");
 
+/// A tensor axis as the user wrote it: `0, 1, ...` from the front, `-1, -2, ...` from the back
+/// (PyTorch's `ch_axis`, numpy's and ONNX's `axis`). It is resolved against a tensor's rank when
+/// the shape is known ([`Axis::resolve`]); an axis the tensor does not have is
+/// [`QuantError::AxisOutOfRange`] with the value exactly as given, sign included.
+///
+/// Every integer type converts into it, so `QuantParams::per_axis(1, ...)` and
+/// `PerChannelMinMaxObserver::new(cfg, -1)` both read naturally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Axis(i64);
+
+impl Axis {
+    pub const fn new(axis: i64) -> Axis {
+        Axis(axis)
+    }
+
+    /// The value as given (negative counts from the back).
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The index `0..rank` this axis names in a tensor of rank `rank`: `axis` itself when
+    /// `0 <= axis < rank`, `rank + axis` when `-rank <= axis < 0`.
+    pub fn resolve(self, rank: usize) -> Result<usize> {
+        let r = i64::try_from(rank).unwrap_or(i64::MAX);
+        let a = if self.0 < 0 { self.0.checked_add(r) } else { Some(self.0) };
+        match a {
+            Some(a) if (0..r).contains(&a) => Ok(a as usize),
+            _ => Err(QuantError::AxisOutOfRange { axis: self.0, rank }),
+        }
+    }
+}
+
+impl std::fmt::Display for Axis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+macro_rules! axis_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Axis {
+            fn from(a: $t) -> Axis {
+                Axis(a as i64)
+            }
+        }
+    )*};
+}
+axis_from!(i8, i16, i32, i64, u8, u16, u32);
+
+impl From<isize> for Axis {
+    fn from(a: isize) -> Axis {
+        Axis(a as i64)
+    }
+}
+
+/// `usize` axes above `i64::MAX` saturate there (they are out of range for any tensor anyway).
+impl From<usize> for Axis {
+    fn from(a: usize) -> Axis {
+        Axis(i64::try_from(a).unwrap_or(i64::MAX))
+    }
+}
+
 /// How many elements share one scale and zero point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Granularity {
     /// One scale and zero point for the whole tensor ("per-layer").
     PerTensor,
     /// One per index along `axis` ("per-channel").
-    PerAxis { axis: usize },
+    PerAxis { axis: Axis },
     /// One per run of `block_size` consecutive indices along `axis`, separately for every
     /// position of the other axes (ONNX's blocked quantization: the parameter tensor has the
     /// input's shape with the axis length divided by `block_size`).
-    PerBlock { axis: usize, block_size: usize },
+    PerBlock { axis: Axis, block_size: usize },
 }
 
 #[cfg(test)]
@@ -237,6 +299,23 @@ mod tests {
         assert_eq!(QType::new(3, true).unwrap().narrow_range().levels(), 7);
         assert!(QType::new(1, true).is_err());
         assert!(QType::new(17, false).is_err());
+    }
+
+    #[test]
+    fn axes_resolve_with_their_sign() {
+        assert_eq!(Axis::from(1).resolve(3).unwrap(), 1);
+        assert_eq!(Axis::from(-1).resolve(3).unwrap(), 2);
+        assert_eq!(Axis::from(-3).resolve(3).unwrap(), 0);
+        assert_eq!(Axis::from(-4).resolve(3), Err(QuantError::AxisOutOfRange { axis: -4, rank: 3 }));
+        assert_eq!(Axis::from(3).resolve(3), Err(QuantError::AxisOutOfRange { axis: 3, rank: 3 }));
+        assert_eq!(
+            Axis::from(usize::MAX).resolve(3).unwrap_err(),
+            QuantError::AxisOutOfRange { axis: i64::MAX, rank: 3 }
+        );
+        assert_eq!(
+            Axis::from(i64::MIN).resolve(0).unwrap_err(),
+            QuantError::AxisOutOfRange { axis: i64::MIN, rank: 0 }
+        );
     }
 
     #[test]

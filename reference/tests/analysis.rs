@@ -263,7 +263,7 @@ fn bit_sweep_gains_6_db_per_bit() {
     // Min-max parameters never clip.
     assert!(rows.iter().all(|r| r.stats.clip_mse == 0.0));
     // Per channel works too, and errors are typed.
-    let per_ch = analysis::bit_sweep(&x, &[100, 500], 4..=8, Some(0), &Profile::QUANTPROOF, &req).unwrap();
+    let per_ch = analysis::bit_sweep(&x, &[100, 500], 4..=8, Some(0.into()), &Profile::QUANTPROOF, &req).unwrap();
     assert_eq!(per_ch.len(), 5);
     assert_eq!(per_ch[0].params.scales.len(), 100);
     assert!(matches!(

@@ -47,7 +47,7 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
-use quantproof_reference::scheme::{CodeRange, Granularity, QType};
+use quantproof_reference::scheme::{Axis, CodeRange, Granularity, QType};
 
 /// How a case's parameters are laid out over its tensor (see the module docs' table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -345,13 +345,13 @@ pub fn gen_shape(rng: &mut Rng, layout: Layout, len: usize) -> (Vec<usize>, Gran
             let c = if len == 0 { rng.range_usize(1, 8) } else { rng.pick(&divisors(len)) };
             let o = if len == 0 { 0 } else { len / c };
             if o == 1 && rng.chance(0.4) {
-                (vec![c], Granularity::PerAxis { axis: 0 }, c)
+                (vec![c], Granularity::PerAxis { axis: Axis::new(0) }, c)
             } else if rng.chance(0.3) {
                 let a = if o == 0 { 0 } else { rng.pick(&divisors(o)) };
                 let b = o.checked_div(a).unwrap_or_else(|| rng.range_usize(1, 3));
-                (vec![a, b, c], Granularity::PerAxis { axis: 2 }, c)
+                (vec![a, b, c], Granularity::PerAxis { axis: Axis::new(2) }, c)
             } else {
-                (vec![o, c], Granularity::PerAxis { axis: 1 }, c)
+                (vec![o, c], Granularity::PerAxis { axis: Axis::new(1) }, c)
             }
         }
         Layout::AxisOuter => {
@@ -363,16 +363,16 @@ pub fn gen_shape(rng: &mut Rng, layout: Layout, len: usize) -> (Vec<usize>, Gran
             };
             let c = fit(inner);
             if c >= 2 && rng.chance(0.4) {
-                (vec![2, c / 2, inner], Granularity::PerAxis { axis: 1 }, c / 2)
+                (vec![2, c / 2, inner], Granularity::PerAxis { axis: Axis::new(1) }, c / 2)
             } else {
-                (vec![c, inner], Granularity::PerAxis { axis: 0 }, c)
+                (vec![c, inner], Granularity::PerAxis { axis: Axis::new(0) }, c)
             }
         }
         Layout::AxisMiddle => {
             let inner = rng.range_usize(2, 15);
             let c = rng.range_usize(1, 12);
             let o = fit(c * inner);
-            (vec![o, c, inner], Granularity::PerAxis { axis: 1 }, c)
+            (vec![o, c, inner], Granularity::PerAxis { axis: Axis::new(1) }, c)
         }
         Layout::BlockSmall | Layout::BlockLarge => {
             let nb = rng.range_usize(1, 4);
@@ -383,9 +383,9 @@ pub fn gen_shape(rng: &mut Rng, layout: Layout, len: usize) -> (Vec<usize>, Gran
             };
             let axis_len = nb * block;
             let o = fit(axis_len);
-            let g = Granularity::PerBlock { axis: 1, block_size: block };
+            let g = Granularity::PerBlock { axis: Axis::new(1), block_size: block };
             if o == 1 && rng.chance(0.3) {
-                (vec![axis_len], Granularity::PerBlock { axis: 0, block_size: block }, nb)
+                (vec![axis_len], Granularity::PerBlock { axis: Axis::new(0), block_size: block }, nb)
             } else {
                 (vec![o, axis_len], g, o * nb)
             }
@@ -397,9 +397,13 @@ pub fn gen_shape(rng: &mut Rng, layout: Layout, len: usize) -> (Vec<usize>, Gran
             let axis_len = nb * block;
             let o = fit(axis_len * inner);
             if o == 1 && rng.chance(0.3) {
-                (vec![axis_len, inner], Granularity::PerBlock { axis: 0, block_size: block }, nb * inner)
+                (vec![axis_len, inner], Granularity::PerBlock { axis: Axis::new(0), block_size: block }, nb * inner)
             } else {
-                (vec![o, axis_len, inner], Granularity::PerBlock { axis: 1, block_size: block }, o * nb * inner)
+                (
+                    vec![o, axis_len, inner],
+                    Granularity::PerBlock { axis: Axis::new(1), block_size: block },
+                    o * nb * inner,
+                )
             }
         }
     }

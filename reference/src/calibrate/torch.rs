@@ -17,6 +17,17 @@
 //! or affine, `reduce_range`, custom `quant_min` / `quant_max`, `eps`), with PyTorch's default
 //! `s = 1, z = 0` when no data was observed.
 //!
+//! Every observer hands out its result two ways: `scale_zero_point()` (`scale_zero_points()`
+//! per channel), the pairs exactly as `calculate_qparams()` returns them, and `quant_params()`,
+//! a ready [`QuantParams`] (per tensor, or per axis along the observer's `ch_axis`) with the code
+//! range PyTorch quantizes with. That range is the configuration's `[quant_min, quant_max]`,
+//! except in the one configuration where PyTorch's own zero point lies outside it: a symmetric
+//! `quint8` scheme with `reduce_range` (only `HistogramObserver` accepts it; the min/max
+//! observers refuse it as PyTorch does) gives `[0, 127]` and zero point 128. PyTorch's
+//! `quantize_per_tensor` clamps to the dtype's range `[0, 255]`, not to `[quant_min, quant_max]`,
+//! so that is the range the `QuantParams` carries: the same codes PyTorch produces, never a
+//! zero point that [`QuantParams::layout`] would reject.
+//!
 //! Empty batches are ignored (PyTorch's `numel() == 0` early return). NaN and infinity are a
 //! typed error under [`NonFinitePolicy::Error`] (the default) and are dropped under
 //! [`NonFinitePolicy::Skip`]. What PyTorch itself does: the min/max observers propagate NaN
@@ -34,8 +45,9 @@
 //! let mut obs = MinMaxObserver::new(TorchObserverConfig::new(QType::U8, false, false)).unwrap();
 //! obs.observe(&[-1.0, 0.5]).unwrap();
 //! obs.observe(&[3.0]).unwrap();
-//! let p = obs.qparams().unwrap();
-//! assert_eq!((p.scale, p.zero_point), (4.0 / 255.0, 64));
+//! let p = obs.quant_params().unwrap(); // ready for quantize::quantize
+//! assert_eq!((p.scales[0], p.zero_points[0]), (4.0 / 255.0, 64));
+//! assert_eq!(p.range, QType::U8.full_range());
 //! ```
 
 mod histogram;
@@ -50,10 +62,41 @@ pub use minmax::{
 
 use crate::choose_params::ScaleZeroPoint;
 use crate::error::{QuantError, Result};
+use crate::quant_params::QuantParams;
+use crate::scheme::{Axis, CodeRange};
 
 /// PyTorch's `calculate_qparams()` before any data: `tensor([1.0]), tensor([0])`.
 fn empty_observer_qparams() -> ScaleZeroPoint {
     ScaleZeroPoint { scale: 1.0, zero_point: 0 }
+}
+
+/// The code range PyTorch quantizes with for zero point `z` (module docs): the configuration's
+/// range, or the dtype's full range when `z` lies outside it.
+fn quantize_range(cfg: &TorchObserverConfig, zero_points: &[i32]) -> Result<CodeRange> {
+    let range = cfg.code_range()?;
+    if zero_points.iter().all(|&z| range.contains(z as i64)) {
+        return Ok(range);
+    }
+    let full = cfg.dtype.full_range();
+    match zero_points.iter().enumerate().find(|(_, &z)| !full.contains(z as i64)) {
+        None => Ok(full),
+        Some((index, &z)) => Err(QuantError::ZeroPointOutOfRange {
+            index,
+            zero_point: z as i64,
+            qmin: full.qmin() as i64,
+            qmax: full.qmax() as i64,
+        }),
+    }
+}
+
+fn per_tensor_params(cfg: &TorchObserverConfig, p: ScaleZeroPoint) -> Result<QuantParams> {
+    Ok(p.per_tensor(quantize_range(cfg, &[p.zero_point])?))
+}
+
+fn per_axis_params(cfg: &TorchObserverConfig, axis: Axis, pairs: &[ScaleZeroPoint]) -> Result<QuantParams> {
+    let zero_points: Vec<i32> = pairs.iter().map(|p| p.zero_point).collect();
+    let range = quantize_range(cfg, &zero_points)?;
+    Ok(QuantParams::per_axis(axis, pairs.iter().map(|p| p.scale).collect(), zero_points, range))
 }
 
 fn unobserved(what: &'static str) -> QuantError {

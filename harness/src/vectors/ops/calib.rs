@@ -34,7 +34,7 @@ use quantproof_reference::calibrate::{ChannelObserver, NonFinitePolicy, Observer
 use quantproof_reference::choose_params::ScaleZeroPoint;
 use quantproof_reference::error::{QuantError, Result};
 use quantproof_reference::profile::Profile;
-use quantproof_reference::scheme::{CodeRange, QType};
+use quantproof_reference::scheme::{Axis, CodeRange, QType};
 
 /// Batches of a case, in order: (data, shape).
 type Batches<'a> = Vec<(&'a [f32], &'a [usize])>;
@@ -85,7 +85,7 @@ pub fn observe(case: &Case, profile: &Profile, path: Path) -> OpResult {
         spec.averaging_constant = c;
     }
     if let Some(ax) = a.opt_int("ch_axis")? {
-        spec.ch_axis = isize::try_from(ax).map_err(|_| OpError::Malformed(format!("attrs.ch_axis: {ax}")))?;
+        spec.ch_axis = Axis::new(ax);
     }
     if let Some(b) = a.opt_int("bins")? {
         spec.bins = usize::try_from(b).map_err(|_| OpError::Malformed(format!("attrs.bins: {b}")))?;
@@ -219,7 +219,7 @@ pub struct ObserveSpec {
     /// Moving-average observers only; default [`DEFAULT_AVERAGING_CONSTANT`].
     pub averaging_constant: f64,
     /// Per-channel observers only; default 0; negative counts from the end.
-    pub ch_axis: isize,
+    pub ch_axis: Axis,
     /// `HistogramObserver` only; default [`DEFAULT_BINS`].
     pub bins: usize,
     pub non_finite: NonFinitePolicy,
@@ -236,7 +236,7 @@ impl ObserveSpec {
             quant_range: None,
             eps: f32::EPSILON,
             averaging_constant: DEFAULT_AVERAGING_CONSTANT,
-            ch_axis: 0,
+            ch_axis: Axis::new(0),
             bins: DEFAULT_BINS,
             non_finite: NonFinitePolicy::Error,
         }
@@ -301,28 +301,28 @@ pub fn run_observe(spec: &ObserveSpec, batches: &[(&[f32], &[usize])]) -> Result
         ObserverKind::MinMax => {
             let mut o = MinMaxObserver::new(cfg)?.with_policy(policy);
             per_tensor(&mut o)?;
-            (vec![o.qparams()?], vec![o.min_val()], vec![o.max_val()])
+            (vec![o.scale_zero_point()?], vec![o.min_val()], vec![o.max_val()])
         }
         ObserverKind::MovingAverageMinMax => {
             let mut o = MovingAverageMinMaxObserver::new(cfg, spec.averaging_constant)?.with_policy(policy);
             per_tensor(&mut o)?;
-            (vec![o.qparams()?], vec![o.min_val()], vec![o.max_val()])
+            (vec![o.scale_zero_point()?], vec![o.min_val()], vec![o.max_val()])
         }
         ObserverKind::Histogram => {
             let mut o = HistogramObserver::new(cfg, spec.bins)?.with_policy(policy);
             per_tensor(&mut o)?;
-            (vec![o.qparams()?], vec![o.min_val()], vec![o.max_val()])
+            (vec![o.scale_zero_point()?], vec![o.min_val()], vec![o.max_val()])
         }
         ObserverKind::PerChannelMinMax => {
             let mut o = PerChannelMinMaxObserver::new(cfg, spec.ch_axis)?.with_policy(policy);
             per_channel(&mut o)?;
-            (o.qparams()?, o.min_val().to_vec(), o.max_val().to_vec())
+            (o.scale_zero_points()?, o.min_val().to_vec(), o.max_val().to_vec())
         }
         ObserverKind::MovingAveragePerChannelMinMax => {
             let mut o = MovingAveragePerChannelMinMaxObserver::new(cfg, spec.ch_axis, spec.averaging_constant)?
                 .with_policy(policy);
             per_channel(&mut o)?;
-            (o.qparams()?, o.min_val().to_vec(), o.max_val().to_vec())
+            (o.scale_zero_points()?, o.min_val().to_vec(), o.max_val().to_vec())
         }
     };
     let (scale, zero_point) = split(&params);

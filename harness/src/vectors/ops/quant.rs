@@ -86,7 +86,7 @@ fn quant_params(case: &Case, shape: &[usize], range: CodeRange) -> Result<QuantP
     let zero_points = a.i32_list("zero_point")?;
     let granularity = match a.opt_int("axis")? {
         None => Granularity::PerTensor,
-        Some(axis) => Granularity::PerAxis { axis: normalize_axis(axis, shape.len())? },
+        Some(axis) => Granularity::PerAxis { axis: normalize_axis(axis, shape.len())?.into() },
     };
     // Built field by field so that a wrong parameter count reaches the reference's own check.
     Ok(QuantParams { granularity, scales, zero_points, range })
@@ -94,13 +94,9 @@ fn quant_params(case: &Case, shape: &[usize], range: CodeRange) -> Result<QuantP
 
 /// `axis` in `[-rank, rank)`, negative counting from the end.
 pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
-    let r = rank as i64;
-    let a = if axis < 0 { axis + r } else { axis };
-    if (0..r).contains(&a) {
-        Ok(a as usize)
-    } else {
-        Err(OpError::Malformed(format!("attrs.axis: {axis} is out of range for a tensor of rank {rank}")))
-    }
+    quantproof_reference::scheme::Axis::new(axis)
+        .resolve(rank)
+        .map_err(|e| OpError::Malformed(format!("attrs.axis: {e}")))
 }
 
 fn no_kernel(what: &str) -> OpError {

@@ -1,6 +1,6 @@
 //! `torch.ao.quantization.HistogramObserver` (PyTorch 2.11), exactly.
 
-use super::{check_same_config, empty_observer_qparams, unobserved};
+use super::{check_same_config, empty_observer_qparams, per_tensor_params, unobserved};
 use crate::aten::{self, Linspace};
 use crate::calibrate::{NonFinitePolicy, Observer, Range};
 use crate::choose_params::{torch_observer_qparams, ScaleZeroPoint, TorchObserverConfig};
@@ -159,11 +159,18 @@ impl HistogramObserver {
 
     /// `calculate_qparams()`: PyTorch's default `s = 1, z = 0` before any data, otherwise
     /// [`torch_observer_qparams`] of the searched range.
-    pub fn qparams(&self) -> Result<ScaleZeroPoint> {
+    pub fn scale_zero_point(&self) -> Result<ScaleZeroPoint> {
         match self.searched_range() {
             None => Ok(empty_observer_qparams()),
             Some((lo, hi)) => torch_observer_qparams(lo, hi, &self.cfg),
         }
+    }
+
+    /// `calculate_qparams()` as ready per-tensor parameters, with the code range PyTorch
+    /// quantizes with (for a symmetric `quint8` scheme with `reduce_range`, `[0, 255]`: see the
+    /// [`super`] module docs).
+    pub fn quant_params(&self) -> Result<crate::QuantParams> {
+        per_tensor_params(&self.cfg, self.scale_zero_point()?)
     }
 
     fn check_width(lo: f32, hi: f32) -> Result<()> {

@@ -1,11 +1,12 @@
 //! PyTorch's min/max observers: `MinMaxObserver`, `MovingAverageMinMaxObserver`,
 //! `PerChannelMinMaxObserver`, `MovingAveragePerChannelMinMaxObserver` (PyTorch 2.11).
 
-use super::{check_same_config, empty_observer_qparams, unobserved};
+use super::{check_same_config, empty_observer_qparams, per_axis_params, per_tensor_params, unobserved};
 use crate::calibrate::{ChannelObserver, NonFinitePolicy, Observer, Range};
 use crate::choose_params::{torch_observer_qparams, ScaleZeroPoint, TorchObserverConfig};
 use crate::error::{QuantError, Result};
-use crate::scheme::QType;
+use crate::quant_params::QuantParams;
+use crate::scheme::{Axis, QType};
 
 /// PyTorch's default `averaging_constant`.
 pub const DEFAULT_AVERAGING_CONSTANT: f64 = 0.01;
@@ -23,10 +24,14 @@ fn check_minmax_config(cfg: &TorchObserverConfig) -> Result<()> {
     Ok(())
 }
 
+/// The averaging constant's domain is `(0, 1]`: the moving average `m + c (x - m)` moves toward
+/// the batch's value by the fraction `c`. PyTorch accepts any float; outside `(0, 1]` the average
+/// overshoots, diverges or never moves, so it is refused here
+/// ([`QuantError::OutOfDomain`]). Returned as PyTorch applies it: rounded to f32.
 fn check_averaging_constant(c: f64) -> Result<f32> {
     let c32 = c as f32;
-    if !c32.is_finite() {
-        return Err(QuantError::NonFinite { what: "averaging_constant", index: 0, value: c });
+    if !(c32 > 0.0 && c32 <= 1.0) {
+        return Err(QuantError::OutOfDomain { what: "averaging_constant", value: c, domain: "(0, 1]" });
     }
     Ok(c32)
 }
@@ -63,9 +68,110 @@ fn batch_minmax(x: &[f32], policy: NonFinitePolicy) -> Result<Option<(f32, f32)>
 
 /// The EMA step `m + c * (cur - m)`, three f32 operations as PyTorch's tensor expression
 /// `min_val + self.averaging_constant * (min_val_cur - min_val)` (the Python float `c` is
-/// rounded to f32 by the tensor multiplication).
-fn ema(m: f32, c: f32, cur: f32) -> f32 {
-    m + c * (cur - m)
+/// rounded to f32 by the tensor multiplication). `cur - m` overflows f32 when the two are more
+/// than `f32::MAX` apart; PyTorch then stores an infinity (and returns an infinite or NaN scale
+/// later). That is refused here with [`QuantError::Overflow`], before the state changes.
+fn ema(m: f32, c: f32, cur: f32) -> Result<f32> {
+    let v = m + c * (cur - m);
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(QuantError::Overflow { what: "moving average", detail: format!("{m} + {c} * ({cur} - {m}) overflows f32") })
+    }
+}
+
+/// The accessors the two per-tensor observers share (`cfg`, `policy`, `min`, `max` fields).
+macro_rules! per_tensor_accessors {
+    ($t:ty) => {
+        impl $t {
+            /// Sets what happens to NaN and infinities.
+            pub fn with_policy(mut self, policy: NonFinitePolicy) -> $t {
+                self.policy = policy;
+                self
+            }
+
+            pub fn config(&self) -> &TorchObserverConfig {
+                &self.cfg
+            }
+
+            /// PyTorch's `min_val` buffer (`+inf` before any data).
+            pub fn min_val(&self) -> f32 {
+                self.min
+            }
+
+            /// PyTorch's `max_val` buffer (`-inf` before any data).
+            pub fn max_val(&self) -> f32 {
+                self.max
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.min == f32::INFINITY && self.max == f32::NEG_INFINITY
+            }
+
+            /// `calculate_qparams()`: the scale and zero point PyTorch computes (its default
+            /// `s = 1, z = 0` before any data).
+            pub fn scale_zero_point(&self) -> Result<ScaleZeroPoint> {
+                if self.is_empty() {
+                    return Ok(empty_observer_qparams());
+                }
+                torch_observer_qparams(self.min, self.max, &self.cfg)
+            }
+
+            /// `calculate_qparams()` as ready per-tensor parameters, with the code range
+            /// PyTorch quantizes with (see [`super::TorchObserverConfig`] and the module docs).
+            pub fn quant_params(&self) -> Result<QuantParams> {
+                per_tensor_params(&self.cfg, self.scale_zero_point()?)
+            }
+        }
+    };
+}
+
+/// The accessors the two per-channel observers share (a `state: ChannelState` field).
+macro_rules! per_channel_accessors {
+    ($t:ty) => {
+        impl $t {
+            /// Sets what happens to NaN and infinities.
+            pub fn with_policy(mut self, policy: NonFinitePolicy) -> $t {
+                self.state.policy = policy;
+                self
+            }
+
+            pub fn config(&self) -> &TorchObserverConfig {
+                &self.state.cfg
+            }
+
+            /// The channel axis as given (negative counts from the back of each batch's shape).
+            pub fn ch_axis(&self) -> Axis {
+                self.state.ch_axis
+            }
+
+            /// PyTorch's `min_val` buffer: one value per channel, empty before any data.
+            pub fn min_val(&self) -> &[f32] {
+                &self.state.min
+            }
+
+            pub fn max_val(&self) -> &[f32] {
+                &self.state.max
+            }
+
+            /// `calculate_qparams()`, one pair per channel (PyTorch's single `s = 1, z = 0`
+            /// before any data; a channel that never saw a finite value, possible only under
+            /// [`NonFinitePolicy::Skip`], also gets `s = 1, z = 0`).
+            pub fn scale_zero_points(&self) -> Result<Vec<ScaleZeroPoint>> {
+                self.state.scale_zero_points()
+            }
+
+            /// `calculate_qparams()` as ready per-axis parameters along [`Self::ch_axis`] (per
+            /// tensor `s = 1, z = 0` before any data, as PyTorch).
+            pub fn quant_params(&self) -> Result<QuantParams> {
+                let pairs = self.scale_zero_points()?;
+                if self.state.min.is_empty() {
+                    return per_tensor_params(&self.state.cfg, pairs[0]);
+                }
+                per_axis_params(&self.state.cfg, self.state.ch_axis, &pairs)
+            }
+        }
+    };
 }
 
 /// `MinMaxObserver`: the running minimum and maximum.
@@ -93,43 +199,9 @@ impl MinMaxObserver {
         check_minmax_config(&cfg)?;
         Ok(MinMaxObserver { cfg, policy: NonFinitePolicy::Error, min: f32::INFINITY, max: f32::NEG_INFINITY })
     }
-
-    pub fn with_policy(mut self, policy: NonFinitePolicy) -> MinMaxObserver {
-        self.policy = policy;
-        self
-    }
-
-    pub fn config(&self) -> &TorchObserverConfig {
-        &self.cfg
-    }
-
-    /// PyTorch's `min_val` buffer (`+inf` before any data).
-    pub fn min_val(&self) -> f32 {
-        self.min
-    }
-
-    /// PyTorch's `max_val` buffer (`-inf` before any data).
-    pub fn max_val(&self) -> f32 {
-        self.max
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.min == f32::INFINITY && self.max == f32::NEG_INFINITY
-    }
-
-    /// `calculate_qparams()`.
-    pub fn qparams(&self) -> Result<ScaleZeroPoint> {
-        running_qparams(self.min, self.max, &self.cfg)
-    }
 }
 
-/// `calculate_qparams()` of a running `[min, max]`: PyTorch's default before any data, its rule after.
-fn running_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> Result<ScaleZeroPoint> {
-    if min == f32::INFINITY && max == f32::NEG_INFINITY {
-        return Ok(empty_observer_qparams());
-    }
-    torch_observer_qparams(min, max, cfg)
-}
+per_tensor_accessors!(MinMaxObserver);
 
 impl Observer for MinMaxObserver {
     fn observe(&mut self, x: &[f32]) -> Result<()> {
@@ -187,37 +259,13 @@ impl MovingAverageMinMaxObserver {
         })
     }
 
-    pub fn with_policy(mut self, policy: NonFinitePolicy) -> MovingAverageMinMaxObserver {
-        self.policy = policy;
-        self
-    }
-
-    pub fn config(&self) -> &TorchObserverConfig {
-        &self.cfg
-    }
-
     /// The averaging constant as PyTorch applies it (rounded to f32).
     pub fn averaging_constant(&self) -> f32 {
         self.averaging_constant
     }
-
-    pub fn min_val(&self) -> f32 {
-        self.min
-    }
-
-    pub fn max_val(&self) -> f32 {
-        self.max
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.min == f32::INFINITY && self.max == f32::NEG_INFINITY
-    }
-
-    /// `calculate_qparams()`.
-    pub fn qparams(&self) -> Result<ScaleZeroPoint> {
-        running_qparams(self.min, self.max, &self.cfg)
-    }
 }
+
+per_tensor_accessors!(MovingAverageMinMaxObserver);
 
 impl Observer for MovingAverageMinMaxObserver {
     fn observe(&mut self, x: &[f32]) -> Result<()> {
@@ -226,8 +274,9 @@ impl Observer for MovingAverageMinMaxObserver {
                 self.min = lo;
                 self.max = hi;
             } else {
-                self.min = ema(self.min, self.averaging_constant, lo);
-                self.max = ema(self.max, self.averaging_constant, hi);
+                let min = ema(self.min, self.averaging_constant, lo)?;
+                let max = ema(self.max, self.averaging_constant, hi)?;
+                (self.min, self.max) = (min, max);
             }
         }
         Ok(())
@@ -256,14 +305,10 @@ impl Observer for MovingAverageMinMaxObserver {
 fn channel_minmax(
     x: &[f32],
     shape: &[usize],
-    ch_axis: isize,
+    ch_axis: Axis,
     policy: NonFinitePolicy,
 ) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| QuantError::ShapeMismatch { shape: shape.to_vec(), len: x.len() })?;
-    if numel != x.len() {
+    if crate::quant_params::checked_numel(shape) != Some(x.len()) {
         return Err(QuantError::ShapeMismatch { shape: shape.to_vec(), len: x.len() });
     }
     if x.is_empty() {
@@ -278,11 +323,7 @@ fn channel_minmax(
             ),
         });
     }
-    let axis = if ch_axis < 0 { ch_axis + rank as isize } else { ch_axis };
-    if axis < 0 || axis >= rank as isize {
-        return Err(QuantError::AxisOutOfRange { axis: ch_axis.unsigned_abs(), rank });
-    }
-    let axis = axis as usize;
+    let axis = ch_axis.resolve(rank)?;
     if policy == NonFinitePolicy::Error {
         crate::error::check_finite("batch", x)?;
     }
@@ -301,136 +342,134 @@ fn channel_minmax(
     Ok(Some((lo, hi)))
 }
 
-fn check_channels(what: &'static str, have: usize, got: usize) -> Result<()> {
-    if have == got {
-        Ok(())
-    } else {
-        Err(QuantError::ParamCountMismatch { what, expected: have, got })
-    }
-}
-
 fn channel_unobserved(lo: f32, hi: f32) -> bool {
     lo == f32::INFINITY && hi == f32::NEG_INFINITY
 }
 
-/// Per-channel `calculate_qparams()`: PyTorch returns a single `s = 1, z = 0` before any data;
-/// a channel that never saw a finite value (possible only under [`NonFinitePolicy::Skip`]) also
-/// gets `s = 1, z = 0`.
-fn channel_qparams(min: &[f32], max: &[f32], cfg: &TorchObserverConfig) -> Result<Vec<ScaleZeroPoint>> {
-    if min.is_empty() {
-        return Ok(vec![empty_observer_qparams()]);
-    }
-    min.iter()
-        .zip(max)
-        .map(|(&lo, &hi)| {
-            if channel_unobserved(lo, hi) {
-                Ok(empty_observer_qparams())
-            } else {
-                torch_observer_qparams(lo, hi, cfg)
-            }
-        })
-        .collect()
+/// What both per-channel observers keep: the configuration and one `[min, max]` per channel.
+#[derive(Debug, Clone, PartialEq)]
+struct ChannelState {
+    what: &'static str,
+    cfg: TorchObserverConfig,
+    policy: NonFinitePolicy,
+    ch_axis: Axis,
+    min: Vec<f32>,
+    max: Vec<f32>,
 }
 
-fn channel_ranges(what: &'static str, min: &[f32], max: &[f32]) -> Result<Vec<Range>> {
-    if min.is_empty() {
-        return Err(unobserved(what));
+impl ChannelState {
+    fn new(what: &'static str, cfg: TorchObserverConfig, ch_axis: Axis) -> Result<ChannelState> {
+        check_minmax_config(&cfg)?;
+        Ok(ChannelState { what, cfg, policy: NonFinitePolicy::Error, ch_axis, min: vec![], max: vec![] })
     }
-    min.iter()
-        .zip(max)
-        .map(|(&lo, &hi)| if channel_unobserved(lo, hi) { Err(unobserved(what)) } else { Range::new(lo, hi) })
-        .collect()
+
+    /// The batch's per-channel extremes, `None` for an empty batch. The number of channels is
+    /// fixed by the first non-empty batch; a later batch with another count is an error
+    /// ([`QuantError::ParamCountMismatch`]; PyTorch would broadcast a 1-channel state and fail
+    /// otherwise). The first batch is stored and `None` returned.
+    fn batch(&mut self, x: &[f32], shape: &[usize]) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        let Some((lo, hi)) = channel_minmax(x, shape, self.ch_axis, self.policy)? else {
+            return Ok(None);
+        };
+        if self.min.is_empty() {
+            self.min = lo;
+            self.max = hi;
+            return Ok(None);
+        }
+        self.check_channels(lo.len())?;
+        Ok(Some((lo, hi)))
+    }
+
+    fn check_channels(&self, got: usize) -> Result<()> {
+        if self.min.len() == got {
+            Ok(())
+        } else {
+            Err(QuantError::ParamCountMismatch { what: self.what, expected: self.min.len(), got })
+        }
+    }
+
+    fn scale_zero_points(&self) -> Result<Vec<ScaleZeroPoint>> {
+        if self.min.is_empty() {
+            return Ok(vec![empty_observer_qparams()]);
+        }
+        self.min
+            .iter()
+            .zip(&self.max)
+            .map(|(&lo, &hi)| {
+                if channel_unobserved(lo, hi) {
+                    Ok(empty_observer_qparams())
+                } else {
+                    torch_observer_qparams(lo, hi, &self.cfg)
+                }
+            })
+            .collect()
+    }
+
+    fn ranges(&self) -> Result<Vec<Range>> {
+        if self.min.is_empty() {
+            return Err(unobserved(self.what));
+        }
+        self.min
+            .iter()
+            .zip(&self.max)
+            .map(|(&lo, &hi)| if channel_unobserved(lo, hi) { Err(unobserved(self.what)) } else { Range::new(lo, hi) })
+            .collect()
+    }
 }
 
 /// `PerChannelMinMaxObserver`: the running minimum and maximum of each slice along `ch_axis`
 /// (PyTorch permutes `ch_axis` to the front and reduces the flattened rest).
 ///
 /// The number of channels is fixed by the first non-empty batch; a later batch with another
-/// count is an error ([`QuantError::ParamCountMismatch`]; PyTorch would broadcast a 1-channel
-/// state and fail otherwise). Merging is exact, channel by channel.
+/// count is an error ([`QuantError::ParamCountMismatch`]). Merging is exact, channel by channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerChannelMinMaxObserver {
-    cfg: TorchObserverConfig,
-    policy: NonFinitePolicy,
-    ch_axis: isize,
-    min: Vec<f32>,
-    max: Vec<f32>,
+    state: ChannelState,
 }
 
 impl PerChannelMinMaxObserver {
     /// `ch_axis` may be negative (from the end), PyTorch's default is 0.
-    pub fn new(cfg: TorchObserverConfig, ch_axis: isize) -> Result<PerChannelMinMaxObserver> {
-        check_minmax_config(&cfg)?;
-        Ok(PerChannelMinMaxObserver { cfg, policy: NonFinitePolicy::Error, ch_axis, min: vec![], max: vec![] })
-    }
-
-    pub fn with_policy(mut self, policy: NonFinitePolicy) -> PerChannelMinMaxObserver {
-        self.policy = policy;
-        self
-    }
-
-    pub fn config(&self) -> &TorchObserverConfig {
-        &self.cfg
-    }
-
-    pub fn ch_axis(&self) -> isize {
-        self.ch_axis
-    }
-
-    /// PyTorch's `min_val` buffer: one value per channel, empty before any data.
-    pub fn min_val(&self) -> &[f32] {
-        &self.min
-    }
-
-    pub fn max_val(&self) -> &[f32] {
-        &self.max
-    }
-
-    /// `calculate_qparams()`, one per channel (see `channel_qparams` for the empty cases).
-    pub fn qparams(&self) -> Result<Vec<ScaleZeroPoint>> {
-        channel_qparams(&self.min, &self.max, &self.cfg)
+    pub fn new(cfg: TorchObserverConfig, ch_axis: impl Into<Axis>) -> Result<PerChannelMinMaxObserver> {
+        Ok(PerChannelMinMaxObserver { state: ChannelState::new("PerChannelMinMaxObserver", cfg, ch_axis.into())? })
     }
 }
 
+per_channel_accessors!(PerChannelMinMaxObserver);
+
 impl ChannelObserver for PerChannelMinMaxObserver {
     fn observe(&mut self, x: &[f32], shape: &[usize]) -> Result<()> {
-        let Some((lo, hi)) = channel_minmax(x, shape, self.ch_axis, self.policy)? else {
-            return Ok(());
-        };
-        if self.min.is_empty() {
-            self.min = lo;
-            self.max = hi;
-            return Ok(());
-        }
-        check_channels("PerChannelMinMaxObserver channels", self.min.len(), lo.len())?;
-        for c in 0..lo.len() {
-            self.min[c] = lesser(self.min[c], lo[c]);
-            self.max[c] = greater(self.max[c], hi[c]);
+        if let Some((lo, hi)) = self.state.batch(x, shape)? {
+            let s = &mut self.state;
+            for c in 0..lo.len() {
+                s.min[c] = lesser(s.min[c], lo[c]);
+                s.max[c] = greater(s.max[c], hi[c]);
+            }
         }
         Ok(())
     }
 
     /// Exact, channel by channel.
     fn merge(&mut self, other: &PerChannelMinMaxObserver) -> Result<()> {
-        check_same_config("PerChannelMinMaxObserver", (&self.cfg, self.ch_axis) == (&other.cfg, other.ch_axis))?;
-        if other.min.is_empty() {
+        let (s, o) = (&mut self.state, &other.state);
+        check_same_config("PerChannelMinMaxObserver", (&s.cfg, s.ch_axis) == (&o.cfg, o.ch_axis))?;
+        if o.min.is_empty() {
             return Ok(());
         }
-        if self.min.is_empty() {
-            self.min = other.min.clone();
-            self.max = other.max.clone();
+        if s.min.is_empty() {
+            s.min = o.min.clone();
+            s.max = o.max.clone();
             return Ok(());
         }
-        check_channels("PerChannelMinMaxObserver channels", self.min.len(), other.min.len())?;
-        for c in 0..self.min.len() {
-            self.min[c] = lesser(self.min[c], other.min[c]);
-            self.max[c] = greater(self.max[c], other.max[c]);
+        s.check_channels(o.min.len())?;
+        for c in 0..s.min.len() {
+            s.min[c] = lesser(s.min[c], o.min[c]);
+            s.max[c] = greater(s.max[c], o.max[c]);
         }
         Ok(())
     }
 
     fn ranges(&self) -> Result<Vec<Range>> {
-        channel_ranges("PerChannelMinMaxObserver", &self.min, &self.max)
+        self.state.ranges()
     }
 }
 
@@ -440,86 +479,51 @@ impl ChannelObserver for PerChannelMinMaxObserver {
 /// in a batch keeps its average (and one never observed starts at its first observed batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MovingAveragePerChannelMinMaxObserver {
-    cfg: TorchObserverConfig,
-    policy: NonFinitePolicy,
-    ch_axis: isize,
+    state: ChannelState,
     averaging_constant: f32,
-    min: Vec<f32>,
-    max: Vec<f32>,
 }
 
 impl MovingAveragePerChannelMinMaxObserver {
+    /// `ch_axis` may be negative (from the end); `averaging_constant` in `(0, 1]`.
     pub fn new(
         cfg: TorchObserverConfig,
-        ch_axis: isize,
+        ch_axis: impl Into<Axis>,
         averaging_constant: f64,
     ) -> Result<MovingAveragePerChannelMinMaxObserver> {
-        check_minmax_config(&cfg)?;
         Ok(MovingAveragePerChannelMinMaxObserver {
-            cfg,
-            policy: NonFinitePolicy::Error,
-            ch_axis,
+            state: ChannelState::new("MovingAveragePerChannelMinMaxObserver", cfg, ch_axis.into())?,
             averaging_constant: check_averaging_constant(averaging_constant)?,
-            min: vec![],
-            max: vec![],
         })
     }
 
-    pub fn with_policy(mut self, policy: NonFinitePolicy) -> MovingAveragePerChannelMinMaxObserver {
-        self.policy = policy;
-        self
-    }
-
-    pub fn config(&self) -> &TorchObserverConfig {
-        &self.cfg
-    }
-
-    pub fn ch_axis(&self) -> isize {
-        self.ch_axis
-    }
-
+    /// The averaging constant as PyTorch applies it (rounded to f32).
     pub fn averaging_constant(&self) -> f32 {
         self.averaging_constant
     }
-
-    pub fn min_val(&self) -> &[f32] {
-        &self.min
-    }
-
-    pub fn max_val(&self) -> &[f32] {
-        &self.max
-    }
-
-    /// `calculate_qparams()`, one per channel.
-    pub fn qparams(&self) -> Result<Vec<ScaleZeroPoint>> {
-        channel_qparams(&self.min, &self.max, &self.cfg)
-    }
 }
+
+per_channel_accessors!(MovingAveragePerChannelMinMaxObserver);
 
 impl ChannelObserver for MovingAveragePerChannelMinMaxObserver {
     fn observe(&mut self, x: &[f32], shape: &[usize]) -> Result<()> {
-        let Some((lo, hi)) = channel_minmax(x, shape, self.ch_axis, self.policy)? else {
+        let Some((lo, hi)) = self.state.batch(x, shape)? else {
             return Ok(());
         };
-        if self.min.is_empty() {
-            self.min = lo;
-            self.max = hi;
-            return Ok(());
-        }
-        check_channels("MovingAveragePerChannelMinMaxObserver channels", self.min.len(), lo.len())?;
         let c = self.averaging_constant;
+        let (mut min, mut max) = (self.state.min.clone(), self.state.max.clone());
         for k in 0..lo.len() {
             if channel_unobserved(lo[k], hi[k]) {
                 continue;
             }
-            if channel_unobserved(self.min[k], self.max[k]) {
-                self.min[k] = lo[k];
-                self.max[k] = hi[k];
+            if channel_unobserved(min[k], max[k]) {
+                min[k] = lo[k];
+                max[k] = hi[k];
             } else {
-                self.min[k] = ema(self.min[k], c, lo[k]);
-                self.max[k] = ema(self.max[k], c, hi[k]);
+                min[k] = ema(min[k], c, lo[k])?;
+                max[k] = ema(max[k], c, hi[k])?;
             }
         }
+        (self.state.min, self.state.max) = (min, max);
         Ok(())
     }
 
@@ -533,6 +537,6 @@ impl ChannelObserver for MovingAveragePerChannelMinMaxObserver {
     }
 
     fn ranges(&self) -> Result<Vec<Range>> {
-        channel_ranges("MovingAveragePerChannelMinMaxObserver", &self.min, &self.max)
+        self.state.ranges()
     }
 }
