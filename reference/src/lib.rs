@@ -19,6 +19,9 @@
 //! | [`profile`] | each framework's choices as one value: `torch`, `onnxruntime`, `quantproof` |
 //! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
+//! | [`gemm`] | int8 matrix products: exact int32 accumulators, zero points directly and by row/column sums |
+//! | [`conv`] | 2-D convolution geometry (stride, padding, dilation, groups), its accumulators, im2col |
+//! | [`overflow`] | which GEMM formulations are exact for given types, ranges, zero points and `K` |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
@@ -40,7 +43,10 @@
 
 pub mod analysis;
 pub mod calibrate;
+pub mod conv;
 pub mod error;
+pub mod gemm;
+pub mod overflow;
 pub mod pack;
 pub mod params;
 pub mod profile;
