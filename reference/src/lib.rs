@@ -20,6 +20,8 @@
 //! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
+//! | [`fixedpoint`] | gemmlowp's fixed-point primitives (SRDHM, RDBPOT, saturating shifts) and its exp, logistic, tanh, `1/(1+x)` |
+//! | [`requantize`] | `int32 -> 8 bits`: float (PyTorch, ONNX Runtime), double rounding (gemmlowp / TFLite), single rounding, XNNPACK rndnu, power of two; Q31 multipliers |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -41,12 +43,14 @@
 pub mod analysis;
 pub mod calibrate;
 pub mod error;
+pub mod fixedpoint;
 pub mod pack;
 pub mod params;
 pub mod profile;
 pub mod qat;
 pub mod qparams;
 pub mod quantize;
+pub mod requantize;
 pub mod rng;
 pub mod rounding;
 pub mod scheme;
