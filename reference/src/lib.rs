@@ -23,6 +23,8 @@
 //! | [`conv`] | 2-D convolution geometry (stride, padding, dilation, groups), its accumulators, im2col |
 //! | [`overflow`] | which GEMM formulations are exact for given types, ranges, zero points and `K` |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
+//! | [`fixedpoint`] | gemmlowp's fixed-point primitives (SRDHM, RDBPOT, saturating shifts) and its exp, logistic, tanh, `1/(1+x)` |
+//! | [`requantize`] | `int32 -> 8 bits`: float (PyTorch, ONNX Runtime), double rounding (gemmlowp / TFLite), single rounding, XNNPACK rndnu, power of two; Q31 multipliers |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -45,6 +47,7 @@ pub mod analysis;
 pub mod calibrate;
 pub mod conv;
 pub mod error;
+pub mod fixedpoint;
 pub mod gemm;
 pub mod overflow;
 pub mod pack;
@@ -53,6 +56,7 @@ pub mod profile;
 pub mod qat;
 pub mod qparams;
 pub mod quantize;
+pub mod requantize;
 pub mod rng;
 pub mod rounding;
 pub mod scheme;
