@@ -32,6 +32,8 @@
 
 use crate::error::{QuantError, Result};
 use crate::gemm::{self, GemmDims, Operand8, WeightLayout, ZeroPoints};
+use crate::linear::{Activation, TfliteOutputStage, TorchOutputStage, WeightQuant};
+use crate::requantize::RequantizeKind;
 
 /// How a 4-D activation tensor is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -431,6 +433,183 @@ pub fn conv2d_accumulate_im2col<X: Operand8, W: Operand8>(
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The framework ops: accumulators, then each framework's output stage per output channel.
+
+/// PyTorch's `quantized::conv2d` (PyTorch 2.11, engine fbgemm, x86): `x` `u8` `NCHW`, weights
+/// `i8` `OIHW` (`[O, C / groups, KH, KW]`, per-tensor or per-output-channel), bias `f32 [O]` or
+/// none, output `u8` `NCHW`; stride, symmetric padding, dilation and groups in `g`.
+///
+/// ```text
+/// acc[n][o][y][x] = conv2d_accumulate(...)                          exact int32 (module docs)
+/// y[n][o][y][x]   = clamp(z_y + round_half_even(stage_o(acc, b[o])), relu ? z_y : 0, 255)
+/// ```
+/// with `stage_o` the same fbgemm output stage as [`crate::linear::torch_qlinear`]
+/// ([`crate::linear::TorchOutputStage`]).
+#[allow(clippy::too_many_arguments)]
+pub fn torch_qconv2d(
+    g: &Conv2dGeometry,
+    x: &[u8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[f32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    relu: bool,
+) -> Result<Vec<u8>> {
+    g.validate()?;
+    wq.check::<i8>(g.out_channels)?;
+    if let Some(b) = bias {
+        crate::error::check_len("bias", g.out_channels, b.len())?;
+        crate::error::check_finite("bias", b)?;
+    }
+    let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, relu, g.out_channels)?;
+    let acc =
+        conv2d_accumulate(g, ActivationLayout::Nchw, ConvWeightLayout::Oihw, x, x_zero_point, w, wq.zero_points())?;
+    let (oh, ow) = g.output_hw()?;
+    let plane = oh * ow;
+    Ok(acc
+        .iter()
+        .enumerate()
+        .map(|(idx, &a)| {
+            let o = (idx / plane.max(1)) % g.out_channels.max(1);
+            stages[o].apply(a, bias.map(|b| b[o]))
+        })
+        .collect())
+}
+
+/// TFLite's output stage on `NHWC` accumulators: bias added in `int32`, then the channel's
+/// [`TfliteOutputStage`].
+fn tflite_finish(
+    g: &Conv2dGeometry,
+    acc: &[i32],
+    bias: Option<&[i32]>,
+    stages: &[TfliteOutputStage],
+) -> Result<Vec<i8>> {
+    let oc = g.out_channels.max(1);
+    acc.iter()
+        .enumerate()
+        .map(|(idx, &a)| {
+            let o = idx % oc;
+            let a = match bias {
+                Some(b) => crate::linear::add_int32_bias(a, b[o], g.depth(), idx)?,
+                None => a,
+            };
+            Ok(stages[o].apply(a))
+        })
+        .collect()
+}
+
+/// TFLite's int8 `CONV_2D` (TensorFlow 2.21, reference kernel
+/// `reference_integer_ops::ConvPerChannel`): `x` `i8` `NHWC`, weights `i8` `OHWI`, bias
+/// `i32 [O]` at scale `s_x s_w[o]`, output `i8` `NHWC`; padding from
+/// [`Conv2dGeometry::tf_padding`].
+///
+/// ```text
+/// acc = sum over the window (x - z_x)(w - z_w[o]) + bias[o]           int32, padding taps skipped
+/// y   = clamp(z_y + MultiplyByQuantizedMultiplier(acc, M_o), act_min, act_max)
+/// M_o = f64(s_x) f64(s_w[o]) / f64(s_y)   (a per-tensor scale is broadcast to every channel)
+/// ```
+/// `kind` is the profile's rounding: [`RequantizeKind::DoubleRounding`] for TensorFlow 2.21's
+/// default build (the golden vectors decide).
+#[allow(clippy::too_many_arguments)]
+pub fn tflite_conv2d(
+    g: &Conv2dGeometry,
+    x: &[i8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[i32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    kind: RequantizeKind,
+) -> Result<Vec<i8>> {
+    tflite_conv_impl(
+        g,
+        ConvWeightLayout::Ohwi,
+        x,
+        x_scale,
+        x_zero_point,
+        w,
+        wq,
+        bias,
+        y_scale,
+        y_zero_point,
+        activation,
+        kind,
+    )
+}
+
+/// TFLite's int8 `DEPTHWISE_CONV_2D` (TensorFlow 2.21, reference kernel
+/// `reference_integer_ops::DepthwiseConvPerChannel`): `x` `i8` `NHWC` with `C` channels, weights
+/// `[1, KH, KW, C * depth_multiplier]`, output channel `o = c * depth_multiplier + m` reads input
+/// channel `c`; bias `i32 [C * depth_multiplier]`. The arithmetic is [`tflite_conv2d`]'s with
+/// `groups = C` (`g.groups` must equal `g.in_channels` and `g.out_channels` must be a multiple).
+#[allow(clippy::too_many_arguments)]
+pub fn tflite_depthwise_conv2d(
+    g: &Conv2dGeometry,
+    x: &[i8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[i32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    kind: RequantizeKind,
+) -> Result<Vec<i8>> {
+    if g.groups != g.in_channels {
+        return Err(invalid(
+            "groups",
+            format!("a depthwise convolution has groups = channels = {}, got {}", g.in_channels, g.groups),
+        ));
+    }
+    tflite_conv_impl(
+        g,
+        ConvWeightLayout::Ihwo,
+        x,
+        x_scale,
+        x_zero_point,
+        w,
+        wq,
+        bias,
+        y_scale,
+        y_zero_point,
+        activation,
+        kind,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tflite_conv_impl(
+    g: &Conv2dGeometry,
+    w_layout: ConvWeightLayout,
+    x: &[i8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[i32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    kind: RequantizeKind,
+) -> Result<Vec<i8>> {
+    g.validate()?;
+    wq.check::<i8>(g.out_channels)?;
+    if let Some(b) = bias {
+        crate::error::check_len("bias", g.out_channels, b.len())?;
+    }
+    let stages = TfliteOutputStage::new(x_scale, wq, y_scale, y_zero_point, activation, false, kind, g.out_channels)?;
+    let acc = conv2d_accumulate(g, ActivationLayout::Nhwc, w_layout, x, x_zero_point, w, wq.zero_points())?;
+    tflite_finish(g, &acc, bias, &stages)
 }
 
 /// The code whose value is `zero_point` (checked in range by the callers).

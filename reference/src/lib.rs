@@ -20,6 +20,7 @@
 //! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
 //! | [`gemm`] | int8 matrix products: exact int32 accumulators, zero points directly and by row/column sums |
+//! | [`linear`] | quantized linear layers and matrix products: PyTorch (static, dynamic), ONNX Runtime, TFLite |
 //! | [`conv`] | 2-D convolution geometry (stride, padding, dilation, groups), its accumulators, im2col |
 //! | [`overflow`] | which GEMM formulations are exact for given types, ranges, zero points and `K` |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
@@ -49,6 +50,7 @@ pub mod conv;
 pub mod error;
 pub mod fixedpoint;
 pub mod gemm;
+pub mod linear;
 pub mod overflow;
 pub mod pack;
 pub mod params;

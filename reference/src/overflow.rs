@@ -240,13 +240,13 @@ fn operands_for(f: Formulation, a: &OperandSpec, b: &OperandSpec) -> Option<((i6
     match f {
         Formulation::DirectI32 => Some((a.shifted(-(a.zero_point as i64)), b.shifted(-(b.zero_point as i64)))),
         Formulation::ZeroPointSumsI32 => Some((a.shifted(0), b.shifted(0))),
-        Formulation::Vpmaddwd | Formulation::NeonSmullSadalp => eight.then(|| (a.shifted(0), b.shifted(0))),
+        Formulation::Vpmaddwd => eight.then(|| (a.shifted(0), b.shifted(0))),
         Formulation::Vpmaddubsw | Formulation::Vpdpbusd => eight.then(|| (to_u8(a, sa), to_s8(b, sb))),
         Formulation::NeonDot => {
             // udot when both are unsigned, sdot otherwise (an unsigned operand shifted to s8).
             eight.then(|| if !sa && !sb { (a.shifted(0), b.shifted(0)) } else { (to_s8(a, sa), to_s8(b, sb)) })
         }
-        Formulation::NeonSmullSmlal => eight.then(|| (to_s8(a, sa), to_s8(b, sb))),
+        Formulation::NeonSmullSmlal | Formulation::NeonSmullSadalp => eight.then(|| (to_s8(a, sa), to_s8(b, sb))),
     }
 }
 
@@ -331,7 +331,7 @@ impl OverflowReport {
             writeln!(s, "largest K with an exact i32 accumulator for every input: {}\n", depth(self.max_exact_depth));
         let _ = writeln!(
             s,
-            "| {:<42} | {:<24} | {:<28} | {:<12} | {:<6} |",
+            "| {:<42} | {:<24} | {:<28} | {:<13} | {:<6} |",
             "formulation", "operands as used", "i16 pair sum", "exact up to K", "exact"
         );
         let _ = writeln!(
@@ -361,7 +361,7 @@ impl OverflowReport {
             };
             let _ = writeln!(
                 s,
-                "| {:<42} | {:<24} | {:<28} | {:<12} | {:<6} |",
+                "| {:<42} | {:<24} | {:<28} | {:<13} | {:<6} |",
                 v.formulation.name(),
                 ops,
                 pair,

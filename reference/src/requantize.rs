@@ -8,6 +8,8 @@
 //! | variant | framework | `M` as | rounding |
 //! |---|---|---|---|
 //! | [`Requantizer::FloatTorch`] | PyTorch / fbgemm (`requantize_from_int`, fbgemm's `ReQuantizeOutput`) | `f32` | `RN_f32(RN_f32(acc) * M)`, then ties to even (`nearbyint`) |
+//! | [`requantize_float_torch_with_float_bias`] | PyTorch / fbgemm with a float bias (quantized linear and conv) | `f32` | the bias divided by `RN(s_x s_w)` (or a fused multiply-add with its reciprocal) added to `RN(acc)` first, then as above |
+//! | [`multiply_float_tflite_f64`] | TFLite 2.21's reference `FULLY_CONNECTED` | `f64` | `round(f64(acc) * M)`, ties away from zero |
 //! | [`Requantizer::FloatOnnxRuntime`] | ONNX Runtime / MLAS (`MlasRequantizeOutput`) | `f32` | the same product, clamped to `[qmin - z, qmax - z]` in float, then ties to even (the `1.5 * 2^23` magic-number trick) |
 //! | [`Requantizer::DoubleRounding`] | gemmlowp, TFLite's default `MultiplyByQuantizedMultiplier` | Q31 multiplier and shift | SRDHM (nearest, ties toward +inf), then RDBPOT (nearest, ties away from zero): twice |
 //! | [`Requantizer::SingleRounding`] | TFLite built with `TFLITE_SINGLE_ROUNDING` | Q31 multiplier and shift | `(acc * m + 2^(t-1)) >> t` with `t = 31 - shift`: once, ties toward +inf |
@@ -191,6 +193,54 @@ pub fn multiply_rndnu(x: i32, p: RndnuParams) -> i32 {
 /// `nearbyint(RN_f32(RN_f32(acc) * multiplier))`, ties to even, saturated to `i32`.
 pub fn multiply_float_torch(acc: i32, multiplier: f32) -> i64 {
     round_half_even_f32(acc as f32 * multiplier)
+}
+
+/// fbgemm's `ReQuantizeOutput` with a float bias (`BIAS_TYPE = float`), as PyTorch's quantized
+/// linear and conv run it on x86 (`requantizeOutputProcessingAvx2`, and its depthwise twin), before
+/// the zero point: `act_times_w_scale = RN(s_x s_w)` and `multiplier = RN(act_times_w_scale / s_y)`
+/// are the caller's `f32` values.
+///
+/// ```text
+/// no bias:      v = RN(acc) * multiplier
+/// per channel:  v = RN(RN(acc) + RN(bias / act_times_w_scale)) * multiplier          (_mm256_div_ps)
+/// per tensor:   v = RN(fma(bias, RN(1 / act_times_w_scale), RN(acc))) * multiplier
+/// result:       round_half_even(v)                                                    (cvtps2dq)
+/// ```
+///
+/// The per-tensor reciprocal is computed in `f64` and rounded to `f32` (`_mm256_set1_ps(1.0 /
+/// scale)`), and its product with the bias is contracted with the following addition into one
+/// fused multiply-add (the same translation unit's `requantizeForFloatAvx2` shows the
+/// contraction: PyTorch's dynamic linear matches the golden vectors only with it). Without a
+/// bias this is [`multiply_float_torch`]. The product saturates to `i64` (never reached: it is
+/// below `2^31 * 2^128`).
+pub fn requantize_float_torch_with_float_bias(
+    acc: i32,
+    bias: Option<f32>,
+    act_times_w_scale: f32,
+    multiplier: f32,
+    per_channel: bool,
+) -> i64 {
+    let raw = acc as f32;
+    let with_bias = match bias {
+        None => raw,
+        Some(b) if per_channel => raw + b / act_times_w_scale,
+        Some(b) => b.mul_add((1.0f64 / act_times_w_scale as f64) as f32, raw),
+    };
+    round_half_even_f32(with_bias * multiplier)
+}
+
+/// TFLite 2.21's reference int8 `FULLY_CONNECTED` requantization (the kernels that "receive the
+/// scales in float and perform requant in float"), before the zero point:
+/// `round(f64(acc) * multiplier)` with C's `round` (ties away from zero), `multiplier =
+/// f64(s_x) f64(s_w) / f64(s_y)`; saturated to `i64` (C's cast to `int32_t` would be undefined
+/// beyond `i32`; the caller clamps to the activation range).
+pub fn multiply_float_tflite_f64(acc: i32, multiplier: f64) -> i64 {
+    let v = (acc as f64 * multiplier).round();
+    if v.is_nan() {
+        0
+    } else {
+        v.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+    }
 }
 
 /// ONNX Runtime's `MlasRequantizeOutput` on one value, before its zero point is added:

@@ -2,5 +2,6 @@
 
 pub mod bench;
 pub mod info;
+pub mod overflow;
 pub mod report;
 pub mod verify;
