@@ -30,7 +30,7 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::quantize::{self as refq, QuantizeRule, ScaleOp};
 use quantproof_reference::rng::Rng;
 use quantproof_reference::rounding::RoundingMode;
-use quantproof_reference::scheme::{CodeRange, Granularity};
+use quantproof_reference::scheme::{Axis, CodeRange, Granularity};
 
 /// Most elements an [`ops`] input draws (keeps one execution in microseconds).
 const MAX_ELEMENTS: usize = 96;
@@ -87,6 +87,16 @@ fn edgy_usize(u: &mut Unstructured<'_>, small: usize) -> arbitrary::Result<usize
     })
 }
 
+/// An axis: mostly one of the tensor's (counted from either end), sometimes far outside.
+fn edgy_axis(u: &mut Unstructured<'_>, rank: usize) -> arbitrary::Result<Axis> {
+    let r = rank as i64;
+    Ok(Axis::from(match u.int_in_range(0u8..=5)? {
+        0 => *u.choose(&[i64::MIN, i64::MAX, i64::MIN + 1, -(1 << 40), 1 << 40])?,
+        1 => i64::arbitrary(u)?,
+        _ => u.int_in_range(-r - 1..=r)?,
+    }))
+}
+
 /// Quantization parameters drawn from everywhere, valid or not.
 fn params(u: &mut Unstructured<'_>, shape: &[usize]) -> arbitrary::Result<QuantParams> {
     let range = match u.int_in_range(0u8..=3)? {
@@ -107,15 +117,15 @@ fn params(u: &mut Unstructured<'_>, shape: &[usize]) -> arbitrary::Result<QuantP
     };
     let granularity = match u.int_in_range(0u8..=3)? {
         0 | 1 => Granularity::PerTensor,
-        2 => Granularity::PerAxis { axis: edgy_usize(u, shape.len() + 1)? },
-        _ => Granularity::PerBlock { axis: edgy_usize(u, shape.len() + 1)?, block_size: edgy_usize(u, 8)? },
+        2 => Granularity::PerAxis { axis: edgy_axis(u, shape.len())? },
+        _ => Granularity::PerBlock { axis: edgy_axis(u, shape.len())?, block_size: edgy_usize(u, 8)? },
     };
     let natural = match granularity {
         Granularity::PerTensor => 1,
-        Granularity::PerAxis { axis } => shape.get(axis).copied().unwrap_or(1),
+        Granularity::PerAxis { axis } => axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1),
         Granularity::PerBlock { axis, block_size } => {
             let n: usize = shape.iter().product();
-            let len = shape.get(axis).copied().unwrap_or(1);
+            let len = axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1);
             n.checked_div(len.max(1)).unwrap_or(1) * len.checked_div(block_size.max(1)).unwrap_or(1)
         }
     };

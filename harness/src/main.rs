@@ -34,6 +34,9 @@ enum Command {
     },
     /// Measure an operation's speed, checked against the reference (`bench limits`: this machine's limits).
     Bench(quantproof_harness::cli::bench::Args),
+    /// Which integer-GEMM formulations (vpmaddubsw, vpmaddwd, VNNI, NEON dot / smlal, int32 with
+    /// zero-point sums) stay exact for given operand types, ranges, zero points and K.
+    CheckOverflow(quantproof_harness::cli::overflow::Args),
     /// Write the accuracy-speed report (reports/report.md, CSV and SVG).
     Report(quantproof_harness::cli::report::Args),
 }
@@ -47,6 +50,7 @@ fn main() {
         }
         Command::Bench(a) => quantproof_harness::cli::bench::run(a),
         Command::Report(a) => quantproof_harness::cli::report::run(a),
+        Command::CheckOverflow(a) => quantproof_harness::cli::overflow::run(a),
     };
     std::process::exit(code);
 }

@@ -19,7 +19,13 @@
 //! | [`profile`] | each framework's choices as one value: `torch`, `onnxruntime`, `quantproof` |
 //! | [`qat`] | quantization-aware training: STE, LSQ, LSQ+, PyTorch's learnable fake quantization (bit-exact) |
 //! | [`analysis`] | round error, clip error, MSE, SQNR, level utilization, error bounds |
+//! | [`gemm`] | int8 matrix products: exact int32 accumulators, zero points directly and by row/column sums |
+//! | [`linear`] | quantized linear layers and matrix products: PyTorch (static, dynamic), ONNX Runtime, TFLite |
+//! | [`conv`] | 2-D convolution geometry (stride, padding, dilation, groups), its accumulators, im2col |
+//! | [`overflow`] | which GEMM formulations are exact for given types, ranges, zero points and `K` |
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
+//! | [`fixedpoint`] | gemmlowp's fixed-point primitives (SRDHM, RDBPOT, saturating shifts) and its exp, logistic, tanh, `1/(1+x)` |
+//! | [`requantize`] | `int32 -> 8 bits`: float (PyTorch, ONNX Runtime), double rounding (gemmlowp / TFLite), single rounding, XNNPACK rndnu, power of two; Q31 multipliers |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -47,12 +53,18 @@ pub mod analysis;
 mod aten;
 pub mod calibrate;
 pub mod choose_params;
+pub mod conv;
 pub mod error;
+pub mod fixedpoint;
+pub mod gemm;
+pub mod linear;
+pub mod overflow;
 pub mod pack;
 pub mod profile;
 pub mod qat;
 pub mod quant_params;
 pub mod quantize;
+pub mod requantize;
 pub mod rng;
 pub mod rounding;
 pub mod scheme;

@@ -83,6 +83,8 @@ pub enum QParamsRule {
     OnnxRuntime { min_real_range: Option<f32> },
     /// quantproof's default ([`choose_params::quantproof_qparams`]).
     Quantproof,
+    /// TFLite's `ChooseQuantizationParams` ([`tflite_choose_quantization_params`]).
+    Tflite,
 }
 
 impl QParamsRule {
@@ -112,7 +114,7 @@ impl QParamsRule {
                 }
                 Ok(full)
             }
-            QParamsRule::Quantproof => {
+            QParamsRule::Quantproof | QParamsRule::Tflite => {
                 if let Some(r) = req.custom_range {
                     return Ok(r);
                 }
@@ -142,6 +144,7 @@ impl QParamsRule {
             QParamsRule::Quantproof => {
                 choose_params::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetric)
             }
+            QParamsRule::Tflite => tflite_choose_quantization_params(rmin, rmax, self.code_range(req)?),
         }
     }
 }
@@ -165,6 +168,9 @@ pub enum DynamicRule {
     /// [`choose_params::torch_choose_quantization_params`] (`reduce_range` halves it, as fbgemm's
     /// default qconfig does).
     Torch { reduce_range: bool },
+    /// The framework has no uint8 dynamic activation quantization (TFLite's hybrid kernels
+    /// quantize activations to symmetric int8 per row inside the kernel): a typed error.
+    None,
 }
 
 /// Every arithmetic choice of one framework.
@@ -214,8 +220,42 @@ impl Profile {
         dynamic: DynamicRule::OnnxRuntime,
     };
 
+    /// TensorFlow Lite 2.21, its reference kernels (`BUILTIN_REF`), integer-only: quantize is
+    /// `round(x / s)` in f32 with ties away from zero (`TfLiteRound`), dequantize `(q - z) * s`
+    /// (computed in f64 from an f32 scale, which rounds to the same f32), and every integer op
+    /// requantizes with Q31 multipliers and gemmlowp's double rounding (the default build;
+    /// `TFLITE_SINGLE_ROUNDING` is off). The op families document each op's TFLite arithmetic.
+    ///
+    /// Where TFLite's optimized kernels and XNNPACK delegate differ from these reference kernels
+    /// on the recorded models (`tests/vectors/tflite-meta.json`, output elements that differ / all):
+    ///
+    /// | op | optimized kernels | XNNPACK |
+    /// |---|---|---|
+    /// | quantize | 67 / 986 (6 cases, max 1) | 68 / 986 (7 cases, max 1) |
+    /// | dequantize | 185 / 936 (6 cases, max 4.8e-7) | 0 |
+    /// | requantize | 131 / 3584 (4 cases, max 1) | 180 / 3584 (8 cases, max 1) |
+    /// | mean | 42 / 370 (1 case, max 1) | 28 / 370 (5 cases, max 1) |
+    /// | qmul | 0 | 48 / 2504 (8 cases, max 1) |
+    /// | sub | 0 | 1 / 673 (1 case, max 1) |
+    /// | leaky_relu | 0 | 97 / 1407 (4 cases, max 1) |
+    /// | resize_bilinear | 0 | 232 / 2137 (9 cases, max 1) |
+    /// | qadd, relu, relu6, sigmoid, tanh, hardswish, softmax, max/avg pool, concat, pad, resize_nearest | 0 | 0 |
+    ///
+    /// The profile follows the reference kernels.
+    pub const TFLITE: Profile = Profile {
+        name: "tflite",
+        framework: "TensorFlow Lite 2.21, reference kernels (BUILTIN_REF), integer-only",
+        quantize: QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfAwayFromZero),
+        fake_quantize: None,
+        qparams: QParamsRule::Tflite,
+        dynamic: DynamicRule::None,
+    };
+
     /// Every built-in profile.
     pub const ALL: [Profile; 3] = [Profile::TORCH, Profile::ONNXRUNTIME, Profile::QUANTPROOF];
+
+    /// The framework profiles with integer arithmetic ops, `ALL` plus `tflite`.
+    pub const FRAMEWORKS: [Profile; 4] = [Profile::TORCH, Profile::ONNXRUNTIME, Profile::QUANTPROOF, Profile::TFLITE];
 
     /// Looks a profile up by name (`torch`/`pytorch`, `onnxruntime`/`ort`, `quantproof`).
     pub fn by_name(name: &str) -> Result<Profile> {
@@ -223,6 +263,7 @@ impl Profile {
             "torch" | "pytorch" | "fbgemm" => Ok(Profile::TORCH),
             "onnxruntime" | "ort" | "onnx" => Ok(Profile::ONNXRUNTIME),
             "quantproof" | "default" => Ok(Profile::QUANTPROOF),
+            "tflite" | "tensorflow-lite" | "litert" => Ok(Profile::TFLITE),
             _ => Err(QuantError::Unsupported { what: format!("profile {name:?}") }),
         }
     }
@@ -256,8 +297,50 @@ impl Profile {
             DynamicRule::Torch { reduce_range } => {
                 choose_params::torch_choose_quantization_params(min, max, 0, 255, false, false, reduce_range)
             }
+            DynamicRule::None => {
+                Err(QuantError::Unsupported { what: format!("uint8 dynamic quantization under profile {}", self.name) })
+            }
         }
     }
+}
+
+/// TFLite's `ChooseQuantizationParams` (`quantization_util.h`), in f64 like TFLite: the range is
+/// first widened to contain 0 (TFLite requires it), `s = (rmax - rmin) / (qmax - qmin)`, the zero
+/// point taken from whichever end (`qmin - rmin/s` or `qmax - rmax/s`) has the smaller error
+/// `|q| + |r/s|`, nudged into `[qmin, qmax]` and rounded with ties away from zero; the scale is
+/// then stored as f32. An all-zero range (TFLite's scale 0) is an
+/// [`QuantError::InvalidRange`]-style typed error: a scale must be positive.
+pub fn tflite_choose_quantization_params(rmin: f32, rmax: f32, range: CodeRange) -> Result<ScaleZeroPoint> {
+    for (index, v) in [rmin, rmax].into_iter().enumerate() {
+        if !v.is_finite() {
+            return Err(QuantError::NonFinite { what: "range [rmin, rmax]", index, value: v as f64 });
+        }
+    }
+    if rmin > rmax {
+        return Err(QuantError::InvalidRange { min: rmin as f64, max: rmax as f64 });
+    }
+    let (lo, hi) = ((rmin as f64).min(0.0), (rmax as f64).max(0.0));
+    if lo == hi {
+        return Err(QuantError::InvalidArgument {
+            what: "range [rmin, rmax]",
+            detail: "the range is the single point 0; TFLite would give scale 0".into(),
+        });
+    }
+    let (qmin, qmax) = (range.qmin() as f64, range.qmax() as f64);
+    let scale = (hi - lo) / (qmax - qmin);
+    let from_min = qmin - lo / scale;
+    let from_max = qmax - hi / scale;
+    let err_min = qmin.abs() + (lo / scale).abs();
+    let err_max = qmax.abs() + (hi / scale).abs();
+    let z = if err_min < err_max { from_min } else { from_max };
+    let zero_point = if z < qmin {
+        range.qmin()
+    } else if z > qmax {
+        range.qmax()
+    } else {
+        z.round() as i32
+    };
+    Ok(ScaleZeroPoint { scale: scale as f32, zero_point })
 }
 
 /// Minimum and maximum of finite data; fails on empty input, NaN or infinity.

@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod domain;
 pub mod info;
+pub mod overflow;
 pub mod report;
 pub mod verify;

@@ -468,7 +468,7 @@ mod tests {
             assert_eq!(r.status, Status::Skipped, "{r:?}");
             r.skip_reason.unwrap()
         };
-        assert_eq!(skip(&QUANT.replace("onnxruntime", "tflite")), "unknown profile \"tflite\"");
+        assert_eq!(skip(&QUANT.replace("onnxruntime", "tensorrt")), "unknown profile \"tensorrt\"");
         assert_eq!(skip(&QUANT.replace("\"quantize\"", "\"qadd\"")), "op not implemented yet");
         assert!(skip(&QUANT.replace("\"quantize\"", "\"frobnicate\"")).starts_with("unknown op"));
         assert!(skip(&QUANT.replace("\"quantize\"", "\"fake_quantize\"")).contains("profile onnxruntime"));

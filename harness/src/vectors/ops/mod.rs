@@ -15,6 +15,7 @@
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
 pub mod calib;
+mod gemm;
 pub mod qat;
 mod qparams;
 mod quant;
@@ -110,6 +111,12 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "lsq", profiles: &["torch"], optimized: false, run: qat::lsq },
     OpSpec { op: "observe", profiles: &["torch"], optimized: false, run: calib::observe },
     OpSpec { op: "calibrate", profiles: &["onnxruntime"], optimized: true, run: calib::calibrate },
+    OpSpec { op: "matmul_integer", profiles: &["onnxruntime"], optimized: false, run: gemm::matmul_integer },
+    OpSpec { op: "qlinear_matmul", profiles: &["onnxruntime"], optimized: false, run: gemm::qlinear_matmul },
+    OpSpec { op: "qlinear", profiles: &["torch", "tflite"], optimized: false, run: gemm::qlinear },
+    OpSpec { op: "dynamic_linear", profiles: &["torch"], optimized: false, run: gemm::dynamic_linear },
+    OpSpec { op: "qconv2d", profiles: &["torch", "tflite"], optimized: false, run: gemm::qconv2d },
+    OpSpec { op: "depthwise_conv2d", profiles: &["tflite"], optimized: false, run: gemm::depthwise_conv2d },
 ];
 
 /// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
@@ -140,6 +147,7 @@ pub const FORMAT_OPS: &[&str] = &[
     "qconv2d",
     "matmul_integer",
     "qlinear_matmul",
+    "depthwise_conv2d",
 ];
 
 /// The registry entry for `op`.
@@ -291,6 +299,7 @@ mod tests {
             }
         }
         assert!(lookup("quantize").is_some());
-        assert!(lookup("qlinear").is_none());
+        assert!(lookup("qlinear").is_some());
+        assert!(lookup("softmax").is_none());
     }
 }
