@@ -1,4 +1,4 @@
-//! Golden vectors recorded from PyTorch 2.11 and ONNX Runtime 1.32 (`tests/vectors`, see
+//! Golden vectors recorded from PyTorch 2.11, ONNX Runtime 1.32 and TFLite 2.21 (`tests/vectors`, see
 //! `VECTORS.md` there) and extra ONNX Runtime edge cases (`tests/vectors-extra`, recorded by
 //! `generate_onnxruntime.py` there), replayed through the reference and every available ISA.
 //!
@@ -22,6 +22,16 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("torch", "lsq", false),
     ("torch", "observe", false),
     ("onnxruntime", "calibrate", true),
+    ("tflite", "quantize", true),
+    ("tflite", "dequantize", true),
+    ("tflite", "requantize", false),
+    ("torch", "qadd", false),
+    ("onnxruntime", "qadd", false),
+    ("tflite", "qadd", false),
+    ("tflite", "sub", false),
+    ("torch", "qmul", false),
+    ("onnxruntime", "qmul", false),
+    ("tflite", "qmul", false),
 ];
 
 fn extra_dir() -> PathBuf {

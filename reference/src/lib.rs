@@ -22,6 +22,8 @@
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
 //! | [`fixedpoint`] | gemmlowp's fixed-point primitives (SRDHM, RDBPOT, saturating shifts) and its exp, logistic, tanh, `1/(1+x)` |
 //! | [`requantize`] | `int32 -> 8 bits`: float (PyTorch, ONNX Runtime), double rounding (gemmlowp / TFLite), single rounding, XNNPACK rndnu, power of two; Q31 multipliers |
+//! | [`affine`] | one 8-bit tensor's scale and zero point for the arithmetic ops; fused activations; broadcasting |
+//! | [`elementwise`] | QAdd, QSub, QMul under TFLite, PyTorch and ONNX Runtime; the equal-scale fast path |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -40,8 +42,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod affine;
 pub mod analysis;
 pub mod calibrate;
+pub mod elementwise;
 pub mod error;
 pub mod fixedpoint;
 pub mod pack;

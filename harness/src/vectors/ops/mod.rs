@@ -14,6 +14,7 @@
 //! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
+mod arith;
 mod calib;
 mod qat;
 mod qparams;
@@ -92,10 +93,15 @@ pub struct OpSpec {
 
 /// Every implemented op.
 pub const REGISTRY: &[OpSpec] = &[
-    OpSpec { op: "quantize", profiles: &["torch", "onnxruntime", "quantproof"], optimized: true, run: quant::quantize },
+    OpSpec {
+        op: "quantize",
+        profiles: &["torch", "onnxruntime", "quantproof", "tflite"],
+        optimized: true,
+        run: quant::quantize,
+    },
     OpSpec {
         op: "dequantize",
-        profiles: &["torch", "onnxruntime", "quantproof"],
+        profiles: &["torch", "onnxruntime", "quantproof", "tflite"],
         optimized: true,
         run: quant::dequantize,
     },
@@ -110,7 +116,14 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "lsq", profiles: &["torch"], optimized: false, run: qat::lsq },
     OpSpec { op: "observe", profiles: &["torch"], optimized: false, run: calib::observe },
     OpSpec { op: "calibrate", profiles: &["onnxruntime"], optimized: true, run: calib::calibrate },
+    OpSpec { op: "requantize", profiles: ALL_ARITH, optimized: false, run: arith::requantize },
+    OpSpec { op: "qadd", profiles: ALL_ARITH, optimized: false, run: arith::qadd },
+    OpSpec { op: "sub", profiles: ALL_ARITH, optimized: false, run: arith::sub },
+    OpSpec { op: "qmul", profiles: ALL_ARITH, optimized: false, run: arith::qmul },
 ];
+
+/// The profiles the arithmetic ops are defined for.
+const ALL_ARITH: &[&str] = &["torch", "onnxruntime", "tflite", "quantproof"];
 
 /// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
 pub const FORMAT_OPS: &[&str] = &[
@@ -124,7 +137,20 @@ pub const FORMAT_OPS: &[&str] = &[
     "dynamic_quantize",
     "qadd",
     "qmul",
+    "sub",
+    "requantize",
     "relu",
+    "relu6",
+    "softmax",
+    "mean",
+    "pad",
+    "resize_bilinear",
+    "resize_nearest",
+    "depthwise_conv2d",
+    "gelu",
+    "exp",
+    "silu",
+    "elu",
     "sigmoid",
     "tanh",
     "hardsigmoid",
