@@ -32,6 +32,20 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("torch", "qmul", false),
     ("onnxruntime", "qmul", false),
     ("tflite", "qmul", false),
+    ("torch", "relu", false),
+    ("torch", "clamp", false),
+    ("torch", "hardtanh", false),
+    ("torch", "sigmoid", false),
+    ("torch", "tanh", false),
+    ("torch", "hardsigmoid", false),
+    ("torch", "hardswish", false),
+    ("torch", "leaky_relu", false),
+    ("tflite", "relu", false),
+    ("tflite", "relu6", false),
+    ("tflite", "sigmoid", false),
+    ("tflite", "tanh", false),
+    ("tflite", "hardswish", false),
+    ("tflite", "leaky_relu", false),
 ];
 
 fn extra_dir() -> PathBuf {

@@ -14,6 +14,7 @@
 //! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
+mod activation;
 mod arith;
 mod calib;
 mod qat;
@@ -120,6 +121,19 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "qadd", profiles: ALL_ARITH, optimized: false, run: arith::qadd },
     OpSpec { op: "sub", profiles: ALL_ARITH, optimized: false, run: arith::sub },
     OpSpec { op: "qmul", profiles: ALL_ARITH, optimized: false, run: arith::qmul },
+    OpSpec { op: "relu", profiles: ALL_ARITH, optimized: false, run: activation::relu },
+    OpSpec { op: "relu6", profiles: ALL_ARITH, optimized: false, run: activation::relu6 },
+    OpSpec { op: "clamp", profiles: ALL_ARITH, optimized: false, run: activation::clamp },
+    OpSpec { op: "hardtanh", profiles: ALL_ARITH, optimized: false, run: activation::hardtanh },
+    OpSpec { op: "sigmoid", profiles: ALL_ARITH, optimized: false, run: activation::sigmoid },
+    OpSpec { op: "tanh", profiles: ALL_ARITH, optimized: false, run: activation::tanh },
+    OpSpec { op: "hardsigmoid", profiles: ALL_ARITH, optimized: false, run: activation::hardsigmoid },
+    OpSpec { op: "hardswish", profiles: ALL_ARITH, optimized: false, run: activation::hardswish },
+    OpSpec { op: "leaky_relu", profiles: ALL_ARITH, optimized: false, run: activation::leaky_relu },
+    OpSpec { op: "gelu", profiles: ALL_ARITH, optimized: false, run: activation::gelu },
+    OpSpec { op: "exp", profiles: ALL_ARITH, optimized: false, run: activation::exp },
+    OpSpec { op: "silu", profiles: ALL_ARITH, optimized: false, run: activation::silu },
+    OpSpec { op: "elu", profiles: ALL_ARITH, optimized: false, run: activation::elu },
 ];
 
 /// The profiles the arithmetic ops are defined for.
