@@ -46,6 +46,11 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("tflite", "tanh", false),
     ("tflite", "hardswish", false),
     ("tflite", "leaky_relu", false),
+    ("torch", "max_pool2d", false),
+    ("torch", "avg_pool2d", false),
+    ("tflite", "max_pool2d", false),
+    ("tflite", "avg_pool2d", false),
+    ("tflite", "mean", false),
 ];
 
 fn extra_dir() -> PathBuf {

@@ -25,6 +25,7 @@
 //! | [`activation`] | ReLU, ReLU6, clamp, hardtanh, sigmoid, tanh, hardsigmoid, hardswish, leaky ReLU, GELU, exp, SiLU, ELU on 8-bit codes: 256-entry tables under each profile |
 //! | [`affine`] | one 8-bit tensor's scale and zero point for the arithmetic ops; fused activations; broadcasting |
 //! | [`elementwise`] | QAdd, QSub, QMul under TFLite, PyTorch and ONNX Runtime; the equal-scale fast path |
+//! | [`pool`] | max / average pooling (NCHW, NHWC; each framework's rounding of the mean), TFLite's MEAN |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -52,6 +53,7 @@ pub mod error;
 pub mod fixedpoint;
 pub mod pack;
 pub mod params;
+pub mod pool;
 pub mod profile;
 pub mod qat;
 pub mod qparams;

@@ -12,7 +12,7 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::scheme::Code;
 
 /// `y` quantization: `y_scale` / `y_zero_point`, defaulting to `x`'s (pass-through ops).
-fn output_affine(case: &Case, x: Affine) -> Result<Affine, OpError> {
+pub fn output_affine(case: &Case, x: Affine) -> Result<Affine, OpError> {
     if Attrs(case).opt_f64("y_scale")?.is_some() {
         affine(case, "y")
     } else {

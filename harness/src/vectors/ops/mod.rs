@@ -17,6 +17,7 @@
 mod activation;
 mod arith;
 mod calib;
+mod pool;
 mod qat;
 mod qparams;
 mod quant;
@@ -134,6 +135,9 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "exp", profiles: ALL_ARITH, optimized: false, run: activation::exp },
     OpSpec { op: "silu", profiles: ALL_ARITH, optimized: false, run: activation::silu },
     OpSpec { op: "elu", profiles: ALL_ARITH, optimized: false, run: activation::elu },
+    OpSpec { op: "max_pool2d", profiles: ALL_ARITH, optimized: false, run: pool::max_pool2d },
+    OpSpec { op: "avg_pool2d", profiles: ALL_ARITH, optimized: false, run: pool::avg_pool2d },
+    OpSpec { op: "mean", profiles: &["tflite", "quantproof"], optimized: false, run: pool::mean },
 ];
 
 /// The profiles the arithmetic ops are defined for.
