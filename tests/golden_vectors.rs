@@ -1,4 +1,4 @@
-//! Golden vectors recorded from PyTorch 2.11 and ONNX Runtime 1.32 (`tests/vectors`, see
+//! Golden vectors recorded from PyTorch 2.11, ONNX Runtime 1.32 and TFLite 2.21 (`tests/vectors`, see
 //! `VECTORS.md` there) and extra ONNX Runtime edge cases (`tests/vectors-extra`, recorded by
 //! `generate_onnxruntime.py` there), replayed through the reference and every available ISA.
 //!
@@ -22,6 +22,35 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("torch", "lsq", false),
     ("torch", "observe", false),
     ("onnxruntime", "calibrate", true),
+    ("tflite", "quantize", true),
+    ("tflite", "dequantize", true),
+    ("tflite", "requantize", false),
+    ("torch", "qadd", false),
+    ("onnxruntime", "qadd", false),
+    ("tflite", "qadd", false),
+    ("tflite", "sub", false),
+    ("torch", "qmul", false),
+    ("onnxruntime", "qmul", false),
+    ("tflite", "qmul", false),
+    ("torch", "relu", false),
+    ("torch", "clamp", false),
+    ("torch", "hardtanh", false),
+    ("torch", "sigmoid", false),
+    ("torch", "tanh", false),
+    ("torch", "hardsigmoid", false),
+    ("torch", "hardswish", false),
+    ("torch", "leaky_relu", false),
+    ("tflite", "relu", false),
+    ("tflite", "relu6", false),
+    ("tflite", "sigmoid", false),
+    ("tflite", "tanh", false),
+    ("tflite", "hardswish", false),
+    ("tflite", "leaky_relu", false),
+    ("torch", "max_pool2d", false),
+    ("torch", "avg_pool2d", false),
+    ("tflite", "max_pool2d", false),
+    ("tflite", "avg_pool2d", false),
+    ("tflite", "mean", false),
 ];
 
 fn extra_dir() -> PathBuf {

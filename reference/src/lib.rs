@@ -26,6 +26,10 @@
 //! | [`calibrate`] | observers and calibrators: ranges from data (PyTorch, ONNX Runtime, TensorRT, ACIQ, MSE) |
 //! | [`fixedpoint`] | gemmlowp's fixed-point primitives (SRDHM, RDBPOT, saturating shifts) and its exp, logistic, tanh, `1/(1+x)` |
 //! | [`requantize`] | `int32 -> 8 bits`: float (PyTorch, ONNX Runtime), double rounding (gemmlowp / TFLite), single rounding, XNNPACK rndnu, power of two; Q31 multipliers |
+//! | [`activation`] | ReLU, ReLU6, clamp, hardtanh, sigmoid, tanh, hardsigmoid, hardswish, leaky ReLU, GELU, exp, SiLU, ELU on 8-bit codes: 256-entry tables under each profile |
+//! | [`affine`] | one 8-bit tensor's scale and zero point for the arithmetic ops; fused activations; broadcasting |
+//! | [`elementwise`] | QAdd, QSub, QMul under TFLite, PyTorch and ONNX Runtime; the equal-scale fast path |
+//! | [`pool`] | max / average pooling (NCHW, NHWC; each framework's rounding of the mean), TFLite's MEAN |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -49,17 +53,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activation;
+pub mod affine;
 pub mod analysis;
 mod aten;
 pub mod calibrate;
 pub mod choose_params;
 pub mod conv;
+pub mod elementwise;
 pub mod error;
 pub mod fixedpoint;
 pub mod gemm;
 pub mod linear;
 pub mod overflow;
 pub mod pack;
+pub mod pool;
 pub mod profile;
 pub mod qat;
 pub mod quant_params;

@@ -173,6 +173,21 @@ pub enum DynamicRule {
     None,
 }
 
+/// How a profile computes the quantized arithmetic ops (element-wise, activations, pooling,
+/// softmax, resize): each op module documents the exact formula under each rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArithRule {
+    /// PyTorch's quantized CPU kernels (fbgemm engine), scalar path: dequantize to f32, compute
+    /// in f32, quantize with `x * RN(1/s)` and ties to even.
+    Torch,
+    /// ONNX Runtime's `com.microsoft` QLinear ops on MLAS, scalar path: scale ratios in f32,
+    /// ties to even.
+    OnnxRuntime,
+    /// TFLite's reference integer kernels: Q31 multipliers with gemmlowp's double rounding,
+    /// gemmlowp's fixed-point exp / logistic / tanh.
+    Tflite,
+}
+
 /// Every arithmetic choice of one framework.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Profile {
@@ -186,6 +201,8 @@ pub struct Profile {
     pub fake_quantize: Option<QuantizeRule>,
     pub qparams: QParamsRule,
     pub dynamic: DynamicRule,
+    /// The arithmetic of the quantized ops.
+    pub arith: ArithRule,
 }
 
 impl Profile {
@@ -197,6 +214,7 @@ impl Profile {
         fake_quantize: Some(QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven)),
         qparams: QParamsRule::TorchObserver { eps: f32::EPSILON },
         dynamic: DynamicRule::Torch { reduce_range: false },
+        arith: ArithRule::Torch,
     };
 
     /// ONNX Runtime 1.32, CPU execution provider (MLAS) and its Python quantization tools.
@@ -207,6 +225,7 @@ impl Profile {
         fake_quantize: None,
         qparams: QParamsRule::OnnxRuntime { min_real_range: None },
         dynamic: DynamicRule::OnnxRuntime,
+        arith: ArithRule::OnnxRuntime,
     };
 
     /// quantproof's documented default: correctly rounded division, ties to even, parameters
@@ -218,6 +237,8 @@ impl Profile {
         fake_quantize: Some(QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven)),
         qparams: QParamsRule::Quantproof,
         dynamic: DynamicRule::OnnxRuntime,
+        // Integer-only and identical on every machine.
+        arith: ArithRule::Tflite,
     };
 
     /// TensorFlow Lite 2.21, its reference kernels (`BUILTIN_REF`), integer-only: quantize is
@@ -249,6 +270,7 @@ impl Profile {
         fake_quantize: None,
         qparams: QParamsRule::Tflite,
         dynamic: DynamicRule::None,
+        arith: ArithRule::Tflite,
     };
 
     /// Every built-in profile.

@@ -381,6 +381,47 @@ pub fn requantize(
     Ok(())
 }
 
+/// Requantizes 8-bit codes from one scale and zero point (and code type) to another, as each
+/// framework's int-to-int QUANTIZE computes it:
+///
+/// - `Tflite` (`quantize.cc`, `reference_ops::Requantize`): `M = sx / sy` in f64, Q31 by
+///   [`QuantizedMultiplier::from_real`], `y = clamp(zy + MBQM(x - zx, M))` with double rounding.
+/// - `Torch` and `OnnxRuntime` have no such op: a dequantize `(x - zx) * sx` in f32 followed by the
+///   profile's quantize (`* RN(1/sy)` for PyTorch, `/ sy` for ONNX Runtime), ties to even.
+///
+/// Errors: bad scales or zero points (index 0 = x, 1 = y), `out` of the wrong length.
+pub fn requantize_codes<A: crate::scheme::Code, B: crate::scheme::Code>(
+    x: &[A],
+    xq: crate::affine::Affine,
+    yq: crate::affine::Affine,
+    rule: crate::profile::ArithRule,
+    out: &mut [B],
+) -> Result<()> {
+    use crate::profile::ArithRule;
+    xq.check::<A>(0)?;
+    yq.check::<B>(1)?;
+    crate::error::check_len("out", x.len(), out.len())?;
+    let range = crate::affine::code_range::<B>();
+    match rule {
+        ArithRule::Tflite => {
+            let r = Requantizer::DoubleRounding(QuantizedMultiplier::from_real(xq.scale as f64 / yq.scale as f64)?);
+            for (o, &q) in out.iter_mut().zip(x) {
+                *o = B::from_code(r.apply(q.to_code() - xq.zero_point, yq.zero_point, range));
+            }
+        }
+        ArithRule::Torch | ArithRule::OnnxRuntime => {
+            let inv = 1.0 / yq.scale;
+            for (o, &q) in out.iter_mut().zip(x) {
+                let real = xq.dequantize(q.to_code());
+                let v = if rule == ArithRule::Torch { real * inv } else { real / yq.scale };
+                let y = yq.zero_point as i64 + round_half_even_f32(v);
+                *o = B::from_code(y.clamp(range.qmin() as i64, range.qmax() as i64) as i32);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,11 @@
 //! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
+mod activation;
+mod arith;
 pub mod calib;
 mod gemm;
+mod pool;
 pub mod qat;
 mod qparams;
 mod quant;
@@ -93,10 +96,15 @@ pub struct OpSpec {
 
 /// Every implemented op.
 pub const REGISTRY: &[OpSpec] = &[
-    OpSpec { op: "quantize", profiles: &["torch", "onnxruntime", "quantproof"], optimized: true, run: quant::quantize },
+    OpSpec {
+        op: "quantize",
+        profiles: &["torch", "onnxruntime", "quantproof", "tflite"],
+        optimized: true,
+        run: quant::quantize,
+    },
     OpSpec {
         op: "dequantize",
-        profiles: &["torch", "onnxruntime", "quantproof"],
+        profiles: &["torch", "onnxruntime", "quantproof", "tflite"],
         optimized: true,
         run: quant::dequantize,
     },
@@ -111,6 +119,26 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "lsq", profiles: &["torch"], optimized: false, run: qat::lsq },
     OpSpec { op: "observe", profiles: &["torch"], optimized: false, run: calib::observe },
     OpSpec { op: "calibrate", profiles: &["onnxruntime"], optimized: true, run: calib::calibrate },
+    OpSpec { op: "requantize", profiles: ALL_ARITH, optimized: false, run: arith::requantize },
+    OpSpec { op: "qadd", profiles: ALL_ARITH, optimized: false, run: arith::qadd },
+    OpSpec { op: "sub", profiles: ALL_ARITH, optimized: false, run: arith::sub },
+    OpSpec { op: "qmul", profiles: ALL_ARITH, optimized: false, run: arith::qmul },
+    OpSpec { op: "relu", profiles: ALL_ARITH, optimized: false, run: activation::relu },
+    OpSpec { op: "relu6", profiles: ALL_ARITH, optimized: false, run: activation::relu6 },
+    OpSpec { op: "clamp", profiles: ALL_ARITH, optimized: false, run: activation::clamp },
+    OpSpec { op: "hardtanh", profiles: ALL_ARITH, optimized: false, run: activation::hardtanh },
+    OpSpec { op: "sigmoid", profiles: ALL_ARITH, optimized: false, run: activation::sigmoid },
+    OpSpec { op: "tanh", profiles: ALL_ARITH, optimized: false, run: activation::tanh },
+    OpSpec { op: "hardsigmoid", profiles: ALL_ARITH, optimized: false, run: activation::hardsigmoid },
+    OpSpec { op: "hardswish", profiles: ALL_ARITH, optimized: false, run: activation::hardswish },
+    OpSpec { op: "leaky_relu", profiles: ALL_ARITH, optimized: false, run: activation::leaky_relu },
+    OpSpec { op: "gelu", profiles: ALL_ARITH, optimized: false, run: activation::gelu },
+    OpSpec { op: "exp", profiles: ALL_ARITH, optimized: false, run: activation::exp },
+    OpSpec { op: "silu", profiles: ALL_ARITH, optimized: false, run: activation::silu },
+    OpSpec { op: "elu", profiles: ALL_ARITH, optimized: false, run: activation::elu },
+    OpSpec { op: "max_pool2d", profiles: ALL_ARITH, optimized: false, run: pool::max_pool2d },
+    OpSpec { op: "avg_pool2d", profiles: ALL_ARITH, optimized: false, run: pool::avg_pool2d },
+    OpSpec { op: "mean", profiles: &["tflite", "quantproof"], optimized: false, run: pool::mean },
     OpSpec { op: "matmul_integer", profiles: &["onnxruntime"], optimized: false, run: gemm::matmul_integer },
     OpSpec { op: "qlinear_matmul", profiles: &["onnxruntime"], optimized: false, run: gemm::qlinear_matmul },
     OpSpec { op: "qlinear", profiles: &["torch", "tflite"], optimized: false, run: gemm::qlinear },
@@ -118,6 +146,9 @@ pub const REGISTRY: &[OpSpec] = &[
     OpSpec { op: "qconv2d", profiles: &["torch", "tflite"], optimized: false, run: gemm::qconv2d },
     OpSpec { op: "depthwise_conv2d", profiles: &["tflite"], optimized: false, run: gemm::depthwise_conv2d },
 ];
+
+/// The profiles the arithmetic ops are defined for.
+const ALL_ARITH: &[&str] = &["torch", "onnxruntime", "tflite", "quantproof"];
 
 /// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
 pub const FORMAT_OPS: &[&str] = &[
@@ -131,7 +162,20 @@ pub const FORMAT_OPS: &[&str] = &[
     "dynamic_quantize",
     "qadd",
     "qmul",
+    "sub",
+    "requantize",
     "relu",
+    "relu6",
+    "softmax",
+    "mean",
+    "pad",
+    "resize_bilinear",
+    "resize_nearest",
+    "depthwise_conv2d",
+    "gelu",
+    "exp",
+    "silu",
+    "elu",
     "sigmoid",
     "tanh",
     "hardsigmoid",
