@@ -7,8 +7,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The tool, started through cargo's target runner when the tests themselves run under one
+/// (`.ci/run` runs the aarch64 tests under qemu-user, and an emulated process cannot `exec` an
+/// aarch64 binary directly: the host kernel has no loader for it).
 fn tool() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_quantproof"));
+    let bin = env!("CARGO_BIN_EXE_quantproof");
+    let runner_var = format!("CARGO_TARGET_{}_UNKNOWN_LINUX_GNU_RUNNER", std::env::consts::ARCH.to_uppercase());
+    let runner = std::env::var(&runner_var).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut c = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     c.env_remove("QUANTPROOF_ISA");
     c
 }
