@@ -15,6 +15,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 use quantproof_harness::equiv::gen::all_rules;
 use quantproof_harness::equiv::outcome::{compare, same_error};
 use quantproof_harness::equiv::{announce, descriptor, descriptors, Budget, Case};
+use quantproof_harness::path::Path;
 use quantproof_optimized::{isa, Engine};
 use quantproof_reference::error::QuantError;
 use quantproof_reference::pack::{packed_len, Int4};
@@ -89,14 +90,14 @@ fn reciprocal() -> QuantizeRule {
 /// (`None`: must succeed), and every engine must agree with it.
 fn expect(class: &str, op: &str, case: &Case, want: Option<QuantError>, engines: &[Engine]) {
     let d = descriptor(op).unwrap_or_else(|| panic!("no descriptor {op}"));
-    let got = d.run_reference(case);
+    let got = d.run(&Path::Reference, case);
     match (&got, &want) {
         (Err(e), Some(w)) => assert!(same_error(e, w), "{class}, {op}: reference gave {e:?}, expected {w:?}"),
         (Ok(_), None) => {}
         _ => panic!("{class}, {op}: reference gave {:?}, expected {want:?}", got.as_ref().map(|_| "Ok")),
     }
     for e in engines {
-        let o = d.run_engine(e, case);
+        let o = d.run(&Path::Optimized(*e), case);
         if let Err(diff) = compare(&got, &o) {
             panic!("{class}, {op} on {} ({} threads): {diff}\n  case: {}", e.isa(), e.threads(), case.describe());
         }
@@ -559,11 +560,11 @@ proptest! {
         let ops = descriptors();
         let d = &ops[w.op % ops.len()];
         let case = wild_case(d.name(), &w);
-        let reference = catch_unwind(AssertUnwindSafe(|| d.run_reference(&case)));
+        let reference = catch_unwind(AssertUnwindSafe(|| d.run(&Path::Reference, &case)));
         prop_assert!(reference.is_ok(), "the reference panicked on {}", case.describe());
         let reference = reference.unwrap();
         for e in isa::available().into_iter().flat_map(|i| [1, 2].map(|t| Engine::new(i).unwrap().with_threads(t).with_parallel_threshold(1))) {
-            let got = catch_unwind(AssertUnwindSafe(|| d.run_engine(&e, &case)));
+            let got = catch_unwind(AssertUnwindSafe(|| d.run(&Path::Optimized(e), &case)));
             prop_assert!(got.is_ok(), "{} on {} panicked on {}", d.name(), e.isa(), case.describe());
             let got = got.unwrap();
             if let Err(diff) = compare(&reference, &got) {

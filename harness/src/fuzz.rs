@@ -25,8 +25,8 @@ use quantproof_optimized::isa;
 use quantproof_optimized::ops::Engine;
 use quantproof_reference::error::QuantError;
 use quantproof_reference::pack::{packed_len, Int4};
-use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::profile::Profile;
+use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{self as refq, QuantizeRule, ScaleOp};
 use quantproof_reference::rng::Rng;
 use quantproof_reference::rounding::RoundingMode;
@@ -122,7 +122,9 @@ fn params(u: &mut Unstructured<'_>, shape: &[usize]) -> arbitrary::Result<QuantP
     };
     let natural = match granularity {
         Granularity::PerTensor => 1,
-        Granularity::PerAxis { axis } => axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1),
+        Granularity::PerAxis { axis } => {
+            axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1)
+        }
         Granularity::PerBlock { axis, block_size } => {
             let n: usize = shape.iter().product();
             let len = axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1);

@@ -4,6 +4,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`path`] | where an op runs: the reference or the engine on one ISA level (one type for every runner) |
 //! | [`equiv`] | the generic equivalence runner: op descriptors x adversarial cases x every ISA |
 //! | [`exhaustive`] | proofs over small domains: every code, every zero point, every pair |
 //! | [`vectors`] | the golden-vector runner (`quantproof verify-vectors`) |
@@ -20,5 +21,6 @@ pub mod exhaustive;
 pub mod fuzz;
 pub mod machine;
 pub mod ort;
+pub mod path;
 pub mod report;
 pub mod vectors;

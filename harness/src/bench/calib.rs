@@ -12,7 +12,7 @@
 //! The input is `size` standard-normal float32 values (seeded), the data issue 3 measures.
 
 use super::data::normal_f32;
-use super::{Impl, Setup, Workload};
+use super::{Path, Setup, Workload};
 use crate::ort::Collector;
 use crate::vectors::ops::calib::{run_calibrate, run_calibrate_on, CollectCalls};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
@@ -85,10 +85,10 @@ pub fn build_distribution(setup: &Setup) -> Result<Box<dyn Workload>> {
 }
 
 impl Workload for Calibrate {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         self.got = Some(match imp {
-            Impl::Reference => run_calibrate(&self.spec, CollectCalls::One, &[&self.x])?,
-            Impl::Engine(e) => run_calibrate_on(e, &self.spec, CollectCalls::One, &[&self.x])?,
+            Path::Reference => run_calibrate(&self.spec, CollectCalls::One, &[&self.x])?,
+            Path::Optimized(e) => run_calibrate_on(e, &self.spec, CollectCalls::One, &[&self.x])?,
         });
         Ok(())
     }
@@ -140,11 +140,11 @@ pub fn build_histogram(setup: &Setup) -> Result<Box<dyn Workload>> {
 }
 
 impl Workload for Histogram {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         self.counts.fill(0);
         match imp {
-            Impl::Reference => numpy_hist::accumulate(&self.x, &self.bins, &mut self.counts),
-            Impl::Engine(e) => e.histogram(&self.x, &self.bins, false, &mut self.counts)?,
+            Path::Reference => numpy_hist::accumulate(&self.x, &self.bins, &mut self.counts),
+            Path::Optimized(e) => e.histogram(&self.x, &self.bins, false, &mut self.counts)?,
         }
         Ok(())
     }
@@ -199,10 +199,10 @@ fn naive_abs_max(x: &[f32]) -> Result<f32> {
 }
 
 impl Workload for AbsMax {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         self.got = Some(match imp {
-            Impl::Reference => naive_abs_max(&self.x)?,
-            Impl::Engine(e) => e.abs_max(&self.x)?,
+            Path::Reference => naive_abs_max(&self.x)?,
+            Path::Optimized(e) => e.abs_max(&self.x)?,
         });
         Ok(())
     }

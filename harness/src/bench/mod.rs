@@ -34,8 +34,6 @@ pub mod data;
 pub mod ops;
 pub mod timing;
 
-use quantproof_optimized::isa::{self, Isa};
-use quantproof_optimized::ops::Engine;
 use quantproof_reference::error::QuantError;
 use quantproof_reference::profile::Profile;
 use serde::{Deserialize, Serialize};
@@ -217,50 +215,7 @@ impl Setup {
     }
 }
 
-/// Which implementation runs.
-#[derive(Debug, Clone, Copy)]
-pub enum Impl {
-    /// The scalar reference, single-threaded: the oracle.
-    Reference,
-    /// One ISA's kernels with a thread count.
-    Engine(Engine),
-}
-
-impl Impl {
-    /// `reference` or the ISA's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Impl::Reference => "reference",
-            Impl::Engine(e) => e.isa().name(),
-        }
-    }
-
-    pub fn threads(&self) -> usize {
-        match self {
-            Impl::Reference => 1,
-            Impl::Engine(e) => e.threads(),
-        }
-    }
-
-    /// Every available ISA with `threads` threads, narrowest first.
-    pub fn all_isas(threads: usize) -> Vec<Impl> {
-        isa::available()
-            .into_iter()
-            .filter_map(|i| Engine::new(i).ok())
-            .map(|e| Impl::Engine(e.with_threads(threads)))
-            .collect()
-    }
-
-    /// `reference`, or an available ISA by name.
-    pub fn parse(name: &str, threads: usize) -> Result<Impl, String> {
-        if name.eq_ignore_ascii_case("reference") || name.eq_ignore_ascii_case("ref") {
-            return Ok(Impl::Reference);
-        }
-        let isa =
-            Isa::parse(name).ok_or_else(|| format!("unknown ISA {name:?} (scalar, avx2, avx512, neon, reference)"))?;
-        Engine::new(isa).map(|e| Impl::Engine(e.with_threads(threads))).map_err(|e| e.to_string())
-    }
-}
+pub use crate::path::Path;
 
 /// The tensor ONNX Runtime reads.
 #[derive(Debug, Clone, Copy)]
@@ -310,7 +265,7 @@ pub struct OrtCase<'a> {
 /// One operation's prepared inputs, outputs and expected outputs.
 pub trait Workload {
     /// Runs the operation once with `imp`, into this workload's output buffers.
-    fn run(&mut self, imp: &Impl) -> Result<(), QuantError>;
+    fn run(&mut self, imp: &Path) -> Result<(), QuantError>;
     /// Overwrites the outputs with values no correct run leaves behind.
     fn scramble(&mut self);
     /// Compares the outputs of the last run with the reference's, bit for bit.
@@ -359,13 +314,13 @@ impl Bench {
     }
 
     /// Checks `imp`'s output against the reference, then times it.
-    pub fn measure(&mut self, imp: &Impl, reps: Reps) -> Result<Record, Failure> {
+    pub fn measure(&mut self, imp: &Path, reps: Reps) -> Result<Record, Failure> {
         let fail = |message: String| Failure { op: self.spec.name.to_string(), isa: imp.name().to_string(), message };
         self.workload.scramble();
         self.workload.run(imp).map_err(|e| fail(e.to_string()))?;
         let verified = match imp {
-            Impl::Reference => "oracle (this is the reference)".to_string(),
-            Impl::Engine(_) => {
+            Path::Reference => "oracle (this is the reference)".to_string(),
+            Path::Optimized(_) => {
                 self.workload.verify().map_err(|m| fail(format!("output differs from the reference: {m}")))?;
                 "bit-exact with the reference".to_string()
             }
@@ -508,8 +463,8 @@ mod tests {
         assert_eq!(lookup("quantize").map(|(s, r)| (s.name, r)), Some(("quantize", false)));
         assert_eq!(lookup("reference-quantize").map(|(s, r)| (s.name, r)), Some(("quantize", true)));
         assert!(lookup("reference-nope").is_none());
-        assert!(Impl::parse("reference", 4).is_ok());
-        assert!(Impl::parse("mmx", 1).is_err());
+        assert!(Path::parse("reference", 4).is_ok());
+        assert!(Path::parse("mmx", 1).is_err());
         assert_eq!(Dtype::parse("uint8"), Some(Dtype::U8));
         assert_eq!(Gran::parse("per-channel"), Some(Gran::PerAxis));
     }

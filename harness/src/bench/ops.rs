@@ -16,7 +16,7 @@
 
 use super::calib;
 use super::data::channel_scaled_f32;
-use super::{Dtype, Gran, Impl, OrtCase, OrtInput, Setup, Workload};
+use super::{Dtype, Gran, OrtCase, OrtInput, Path, Setup, Workload};
 use quantproof_optimized::ops::FastCode;
 use quantproof_reference::error::QuantError;
 use quantproof_reference::profile::{self, Profile, QParamsRequest};
@@ -240,10 +240,10 @@ impl<C: FastCode> Quantize<C> {
 }
 
 impl<C: FastCode> Workload for Quantize<C> {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         match imp {
-            Impl::Reference => refq::quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out),
-            Impl::Engine(e) => e.quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out),
+            Path::Reference => refq::quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out),
+            Path::Optimized(e) => e.quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out),
         }
     }
     fn scramble(&mut self) {
@@ -316,10 +316,10 @@ impl<C: OrtCode> Dequantize<C> {
 }
 
 impl<C: OrtCode> Workload for Dequantize<C> {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         match imp {
-            Impl::Reference => refq::dequantize(&self.q, &self.shape, &self.params, &mut self.out),
-            Impl::Engine(e) => e.dequantize(&self.q, &self.shape, &self.params, &mut self.out),
+            Path::Reference => refq::dequantize(&self.q, &self.shape, &self.params, &mut self.out),
+            Path::Optimized(e) => e.dequantize(&self.q, &self.shape, &self.params, &mut self.out),
         }
     }
     fn scramble(&mut self) {
@@ -403,10 +403,10 @@ fn build_fake_quantize(setup: &Setup) -> Result<Box<dyn Workload>> {
 }
 
 impl Workload for FakeQuantize {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         match imp {
-            Impl::Reference => refq::fake_quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out, None),
-            Impl::Engine(e) => e.fake_quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out, None),
+            Path::Reference => refq::fake_quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out, None),
+            Path::Optimized(e) => e.fake_quantize(&self.x, &self.shape, &self.params, self.rule, &mut self.out, None),
         }
     }
     fn scramble(&mut self) {
@@ -464,10 +464,10 @@ fn build_dynamic(setup: &Setup) -> Result<Box<dyn Workload>> {
 }
 
 impl Workload for Dynamic {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         let p = match imp {
-            Impl::Reference => self.setup.profile.dynamic_quantize(&self.x, &mut self.out)?,
-            Impl::Engine(e) => e.dynamic_quantize(&self.setup.profile, &self.x, &mut self.out)?,
+            Path::Reference => self.setup.profile.dynamic_quantize(&self.x, &mut self.out)?,
+            Path::Optimized(e) => e.dynamic_quantize(&self.setup.profile, &self.x, &mut self.out)?,
         };
         self.got = Some((p.scale, p.zero_point));
         Ok(())
@@ -525,10 +525,10 @@ fn build_min_max(setup: &Setup) -> Result<Box<dyn Workload>> {
 }
 
 impl Workload for MinMax {
-    fn run(&mut self, imp: &Impl) -> Result<()> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
         self.got = Some(match imp {
-            Impl::Reference => profile::min_max(&self.x)?,
-            Impl::Engine(e) => {
+            Path::Reference => profile::min_max(&self.x)?,
+            Path::Optimized(e) => {
                 let m = e.min_max(&self.x)?;
                 (m.min, m.max)
             }
@@ -570,7 +570,7 @@ impl Workload for MinMax {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Bench, Impl, Setup};
+    use super::super::{Bench, Path, Setup};
     use super::*;
     use crate::bench::timing::Reps;
 
@@ -587,8 +587,8 @@ mod tests {
                     }
                     let setup = Setup::resolve(spec, 4096, None, Some(dtype), Some(gran)).unwrap();
                     let mut b = Bench::new(spec, setup).unwrap();
-                    let mut impls = vec![Impl::Reference];
-                    impls.extend(Impl::all_isas(2));
+                    let mut impls = vec![Path::Reference];
+                    impls.extend(Path::optimized(2));
                     for imp in impls {
                         let r = b.measure(&imp, Reps::Fixed(2)).unwrap();
                         assert_eq!((r.op.as_str(), r.reps, r.elements), (spec.name, 2, 4096));
@@ -616,7 +616,7 @@ mod tests {
         for spec in TABLE.iter() {
             let setup = Setup::resolve(spec, 1000, None, None, None).unwrap();
             let mut b = Bench::new(spec, setup).unwrap();
-            b.workload.run(&Impl::Reference).unwrap();
+            b.workload.run(&Path::Reference).unwrap();
             assert!(b.workload.verify().is_ok(), "{}", spec.name);
             b.workload.scramble();
             assert!(b.workload.verify().is_err(), "{}", spec.name);

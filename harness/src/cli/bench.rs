@@ -14,7 +14,7 @@
 
 use crate::bench::data::normal_f32;
 use crate::bench::timing::Reps;
-use crate::bench::{self, format_size, Bench, Dtype, Gran, Impl, Record, Setup, TABLE};
+use crate::bench::{self, format_size, Bench, Dtype, Gran, Path, Record, Setup, TABLE};
 use crate::cli::domain;
 use crate::machine::{self, Effort, Limits};
 use crate::ort;
@@ -311,12 +311,12 @@ pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
             return 2;
         }
     };
-    let impls: Vec<Impl> = if reference_only {
-        vec![Impl::Reference]
+    let impls: Vec<Path> = if reference_only {
+        vec![Path::Reference]
     } else if want_ort_only {
         Vec::new()
     } else if let Some(name) = &args.isa {
-        match Impl::parse(name, args.threads) {
+        match Path::parse(name, args.threads) {
             Ok(i) => vec![i],
             Err(e) => {
                 eprintln!("error: {e}");
@@ -324,7 +324,7 @@ pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
             }
         }
     } else {
-        Impl::all_isas(args.threads)
+        Path::optimized(args.threads)
     };
     let mut bench = match Bench::new(spec, setup) {
         Ok(b) => b,

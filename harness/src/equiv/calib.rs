@@ -14,8 +14,8 @@ use super::gen::{Case, CaseSpec, Class, Mix};
 use super::ops::OpDescriptor;
 use super::outcome::{Outcome, Tensor};
 use super::rng::{hash_str, Rng};
+use crate::path::Path;
 use crate::vectors::ops::calib::{run_calibrate, run_calibrate_on, CollectCalls};
-use quantproof_optimized::ops::Engine;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
@@ -154,16 +154,19 @@ impl OpDescriptor for Histogram {
         let x = adversarial(&mut rng, spec.len, spec.mix, lo, hi, n);
         base_case(spec, x)
     }
-    fn run_reference(&self, case: &Case) -> Outcome {
+    fn run(&self, path: &Path, case: &Case) -> Outcome {
         let bins = self.bins(case)?;
-        let x: Vec<f32> = if self.abs { case.x().iter().map(|v| v.abs()).collect() } else { case.x().to_vec() };
-        let c = numpy_hist::counts(&x, &bins);
-        Ok(vec![Tensor::i32("counts", &c.iter().map(|&v| v as i32).collect::<Vec<_>>())])
-    }
-    fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome {
-        let bins = self.bins(case)?;
-        let mut c = vec![0u64; bins.len()];
-        engine.histogram(case.x(), &bins, self.abs, &mut c)?;
+        let c = match path {
+            Path::Reference => {
+                let x: Vec<f32> = if self.abs { case.x().iter().map(|v| v.abs()).collect() } else { case.x().to_vec() };
+                numpy_hist::counts(&x, &bins)
+            }
+            Path::Optimized(engine) => {
+                let mut c = vec![0u64; bins.len()];
+                engine.histogram(case.x(), &bins, self.abs, &mut c)?;
+                c
+            }
+        };
         Ok(vec![Tensor::i32("counts", &c.iter().map(|&v| v as i32).collect::<Vec<_>>())])
     }
     fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
@@ -209,11 +212,12 @@ impl OpDescriptor for AbsMax {
         let x = adversarial(&mut rng, spec.len, spec.mix, lo, hi, 16);
         base_case(spec, x)
     }
-    fn run_reference(&self, case: &Case) -> Outcome {
-        Ok(vec![Tensor::f32("abs_max", &[naive_abs_max(case.x())?])])
-    }
-    fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome {
-        Ok(vec![Tensor::f32("abs_max", &[engine.abs_max(case.x())?])])
+    fn run(&self, path: &Path, case: &Case) -> Outcome {
+        let m = match path {
+            Path::Reference => naive_abs_max(case.x())?,
+            Path::Optimized(engine) => engine.abs_max(case.x())?,
+        };
+        Ok(vec![Tensor::f32("abs_max", &[m])])
     }
 }
 
@@ -287,13 +291,13 @@ impl OpDescriptor for Calibrate {
         let x = adversarial(&mut rng, spec.len, spec.mix, lo, hi, s.num_bins);
         base_case(spec, x)
     }
-    fn run_reference(&self, case: &Case) -> Outcome {
+    fn run(&self, path: &Path, case: &Case) -> Outcome {
         let (s, k) = self.spec(&case.spec);
-        Ok(result_tensor(run_calibrate(&s, self.collect, &self.batches(case, k))?))
-    }
-    fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome {
-        let (s, k) = self.spec(&case.spec);
-        Ok(result_tensor(run_calibrate_on(engine, &s, self.collect, &self.batches(case, k))?))
+        let batches = self.batches(case, k);
+        Ok(result_tensor(match path {
+            Path::Reference => run_calibrate(&s, self.collect, &batches)?,
+            Path::Optimized(engine) => run_calibrate_on(engine, &s, self.collect, &batches)?,
+        }))
     }
     fn explain(&self, case: &Case, tensor: &str, index: usize) -> String {
         let (s, k) = self.spec(&case.spec);

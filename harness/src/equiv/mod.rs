@@ -5,7 +5,7 @@
 //! tests: one table of operation descriptors, one case generator, one runner.
 //!
 //! * [`ops`]: the [`OpDescriptor`] trait and the table ([`descriptors`]): a name, a case
-//!   generator, `run_reference(case) -> Outcome` and `run_engine(&Engine, case) -> Outcome`.
+//!   generator, `run(&Path, case) -> Outcome` (the reference and every engine through one function).
 //! * [`gen`]: cases from a seed, a length and a layout: shapes for every row of the planner's
 //!   table, scales and zero points, and adversarial inputs (exact ties of `x / s` and of
 //!   `x * RN(1/s)`, their ulp neighbours, clamp boundaries, signed zeros, subnormals, huge values,

@@ -27,7 +27,8 @@
 use super::gen::{self, Case, CaseSpec, ElementParams, Layout, Mix};
 use super::outcome::{Compare, Data, Outcome, Tensor};
 use super::rng::{hash_str, Rng};
-use quantproof_optimized::ops::{Engine, FastCode};
+use crate::path::Path;
+use quantproof_optimized::ops::FastCode;
 use quantproof_reference::error::QuantError;
 use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::profile::Profile;
@@ -49,10 +50,10 @@ pub trait OpDescriptor: Send + Sync {
     }
     /// Builds the case of `spec` (deterministic).
     fn generate(&self, spec: &CaseSpec) -> Case;
-    /// The reference's outcome.
-    fn run_reference(&self, case: &Case) -> Outcome;
-    /// The engine's outcome.
-    fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome;
+    /// The outcome on one path (the reference, or the engine on one ISA level). Output buffers
+    /// start with [`filler`]'s value for the path, so an element an engine forgets to write
+    /// differs from the reference's.
+    fn run(&self, path: &Path, case: &Case) -> Outcome;
     /// What produced element `index` of output `tensor` (for failure reports).
     fn explain(&self, case: &Case, tensor: &str, index: usize) -> String {
         let _ = tensor;
@@ -83,6 +84,14 @@ pub fn descriptors() -> Vec<Box<dyn OpDescriptor>> {
 /// The descriptor called `name`.
 pub fn descriptor(name: &str) -> Option<Box<dyn OpDescriptor>> {
     descriptors().into_iter().find(|d| d.name() == name)
+}
+
+/// The output filler for `path`: `reference` on the reference, `engine` on an optimized path.
+pub fn filler<T>(path: &Path, reference: T, engine: T) -> T {
+    match path {
+        Path::Reference => reference,
+        Path::Optimized(_) => engine,
+    }
 }
 
 /// A code storage type the engine has kernels for, with its test fillers.
@@ -194,15 +203,13 @@ impl<C: TestCode> OpDescriptor for Quantize<C> {
         fill_x(&mut rng, &mut case, false);
         case
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = Guarded::new(C::default(), c.offset, c.out_len);
-        refq::quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?;
-        Ok(vec![Tensor::new("y", C::data(&out.finish("the reference")))])
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = Guarded::new(C::FILLER, c.offset, c.out_len);
-        e.quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?;
-        Ok(vec![Tensor::new("y", C::data(&out.finish(e.isa().name())))])
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let mut out = Guarded::new(filler(path, C::default(), C::FILLER), c.offset, c.out_len);
+        match path {
+            Path::Reference => refq::quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?,
+            Path::Optimized(e) => e.quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?,
+        }
+        Ok(vec![Tensor::new("y", C::data(&out.finish(path.name())))])
     }
 }
 
@@ -231,17 +238,15 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
         case.out_len = n;
         case
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
         let codes = codes_of::<C>(c);
-        let mut out = Guarded::new(0f32, c.offset, c.out_len);
-        refq::dequantize(&codes[c.offset.min(codes.len())..], &c.shape, &c.params, out.slice())?;
-        Ok(vec![Tensor::f32("y", &out.finish("the reference"))])
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let codes = codes_of::<C>(c);
-        let mut out = Guarded::new(F32_FILLER, c.offset, c.out_len);
-        e.dequantize(&codes[c.offset.min(codes.len())..], &c.shape, &c.params, out.slice())?;
-        Ok(vec![Tensor::f32("y", &out.finish(e.isa().name()))])
+        let q = &codes[c.offset.min(codes.len())..];
+        let mut out = Guarded::new(filler(path, 0f32, F32_FILLER), c.offset, c.out_len);
+        match path {
+            Path::Reference => refq::dequantize(q, &c.shape, &c.params, out.slice())?,
+            Path::Optimized(e) => e.dequantize(q, &c.shape, &c.params, out.slice())?,
+        }
+        Ok(vec![Tensor::f32("y", &out.finish(path.name()))])
     }
 }
 
@@ -277,19 +282,15 @@ impl OpDescriptor for FakeQuantize {
         fill_x(&mut rng, &mut case, false);
         case
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = Guarded::new(0f32, c.offset, c.out_len);
-        let mut mask = Guarded::new(false, c.offset, c.mask_len);
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let mut out = Guarded::new(filler(path, 0f32, F32_FILLER), c.offset, c.out_len);
+        let mut mask = Guarded::new(filler(path, false, true), c.offset, c.mask_len);
         let m = if self.mask { Some(mask.slice()) } else { None };
-        refq::fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?;
-        self.outputs(out, mask, "the reference")
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = Guarded::new(F32_FILLER, c.offset, c.out_len);
-        let mut mask = Guarded::new(true, c.offset, c.mask_len);
-        let m = if self.mask { Some(mask.slice()) } else { None };
-        e.fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?;
-        self.outputs(out, mask, e.isa().name())
+        match path {
+            Path::Reference => refq::fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?,
+            Path::Optimized(e) => e.fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?,
+        }
+        self.outputs(out, mask, path.name())
     }
 }
 
@@ -318,15 +319,13 @@ impl OpDescriptor for QuantizePacked4 {
         let hi = if 2 * index + 1 < case.x().len() { case.explain(2 * index + 1) } else { "none (odd length)".into() };
         format!("low nibble: {}; high nibble: {hi}", case.explain(2 * index))
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = Guarded::new(0u8, c.offset, c.out_len);
-        refq::quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?;
-        Ok(vec![Tensor::u8("y", &out.finish("the reference"))])
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = Guarded::new(u8::FILLER, c.offset, c.out_len);
-        e.quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?;
-        Ok(vec![Tensor::u8("y", &out.finish(e.isa().name()))])
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let mut out = Guarded::new(filler(path, 0u8, u8::FILLER), c.offset, c.out_len);
+        match path {
+            Path::Reference => refq::quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?,
+            Path::Optimized(e) => e.quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?,
+        }
+        Ok(vec![Tensor::u8("y", &out.finish(path.name()))])
     }
 }
 
@@ -355,15 +354,13 @@ impl OpDescriptor for DequantizePacked4 {
         case.out_len = n;
         case
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = Guarded::new(0f32, c.offset, c.out_len);
-        refq::dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?;
-        Ok(vec![Tensor::f32("y", &out.finish("the reference"))])
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = Guarded::new(F32_FILLER, c.offset, c.out_len);
-        e.dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?;
-        Ok(vec![Tensor::f32("y", &out.finish(e.isa().name()))])
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let mut out = Guarded::new(filler(path, 0f32, F32_FILLER), c.offset, c.out_len);
+        match path {
+            Path::Reference => refq::dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?,
+            Path::Optimized(e) => e.dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?,
+        }
+        Ok(vec![Tensor::f32("y", &out.finish(path.name()))])
     }
 }
 
@@ -439,16 +436,13 @@ impl OpDescriptor for DynamicQuantize {
         gen::set_x(&mut case, x);
         case
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
-        let mut out = Guarded::new(0u8, c.offset, c.out_len);
-        let p = c.profile.dynamic_quantize(c.x(), out.slice())?;
-        let y = out.finish("the reference");
-        Ok(vec![Tensor::u8("y", &y), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mut out = Guarded::new(u8::FILLER, c.offset, c.out_len);
-        let p = e.dynamic_quantize(&c.profile, c.x(), out.slice())?;
-        let y = out.finish(e.isa().name());
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let mut out = Guarded::new(filler(path, 0u8, u8::FILLER), c.offset, c.out_len);
+        let p = match path {
+            Path::Reference => c.profile.dynamic_quantize(c.x(), out.slice())?,
+            Path::Optimized(e) => e.dynamic_quantize(&c.profile, c.x(), out.slice())?,
+        };
+        let y = out.finish(path.name());
         Ok(vec![Tensor::u8("y", &y), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
     }
 }
@@ -499,16 +493,20 @@ impl OpDescriptor for MinMax {
         gen::set_x(&mut case, x);
         case
     }
-    fn run_reference(&self, c: &Case) -> Outcome {
-        let (lo, hi) = naive_min_max(c.x())?;
-        Ok(vec![
-            Tensor::f32("min", &[lo]).with_compare(Compare::ZeroSignFree),
-            Tensor::f32("max", &[hi]).with_compare(Compare::ZeroSignFree),
-        ])
-    }
-    fn run_engine(&self, e: &Engine, c: &Case) -> Outcome {
-        let mm = e.min_max(c.x())?;
-        Ok(vec![Tensor::f32("min", &[mm.min]), Tensor::f32("max", &[mm.max])])
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        Ok(match path {
+            Path::Reference => {
+                let (lo, hi) = naive_min_max(c.x())?;
+                vec![
+                    Tensor::f32("min", &[lo]).with_compare(Compare::ZeroSignFree),
+                    Tensor::f32("max", &[hi]).with_compare(Compare::ZeroSignFree),
+                ]
+            }
+            Path::Optimized(e) => {
+                let mm = e.min_max(c.x())?;
+                vec![Tensor::f32("min", &[mm.min]), Tensor::f32("max", &[mm.max])]
+            }
+        })
     }
 }
 

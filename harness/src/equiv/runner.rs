@@ -18,6 +18,7 @@ use super::gen::{all_rules, rule_name, Case, CaseSpec, Class, Mix};
 use super::ops::OpDescriptor;
 use super::outcome::{compare, Difference};
 use super::rng::hash_str;
+use crate::path::Path;
 use quantproof_optimized::isa::{self, Isa};
 use quantproof_optimized::ops::Engine;
 use quantproof_reference::rounding::RoundingMode;
@@ -146,9 +147,9 @@ impl Runner {
 
     /// Checks one case on every engine; stops at the first disagreement.
     pub fn check(&mut self, op: &dyn OpDescriptor, case: &Case) -> Result<(), Box<Mismatch>> {
-        let reference = op.run_reference(case);
+        let reference = op.run(&Path::Reference, case);
         for &e in &self.engines {
-            let got = op.run_engine(&e, case);
+            let got = op.run(&Path::Optimized(e), case);
             if let Err(difference) = compare(&reference, &got) {
                 let element = match &difference {
                     Difference::Values { tensor, first, .. } => Some(op.explain(case, tensor, *first)),
@@ -357,11 +358,11 @@ mod tests {
         fn generate(&self, spec: &CaseSpec) -> Case {
             self.inner.generate(spec)
         }
-        fn run_reference(&self, case: &Case) -> Outcome {
-            self.inner.run_reference(case)
-        }
-        fn run_engine(&self, engine: &Engine, case: &Case) -> Outcome {
-            (self.corrupt)(case, self.inner.run_engine(engine, case))
+        fn run(&self, path: &Path, case: &Case) -> Outcome {
+            match path {
+                Path::Reference => self.inner.run(path, case),
+                Path::Optimized(_) => (self.corrupt)(case, self.inner.run(path, case)),
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! Runtime's.
 
 use crate::bench::timing::Reps;
-use crate::bench::{Bench, Impl, Record, Setup, TABLE};
+use crate::bench::{Bench, Path, Record, Setup, TABLE};
 use crate::machine::Limits;
 use crate::ort::Ort;
 use quantproof_reference::profile::Profile;
@@ -103,9 +103,9 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
                     }
                 };
                 let mut records = Vec::new();
-                let mut impls = vec![Impl::Reference];
+                let mut impls = vec![Path::Reference];
                 for &t in &grid.threads {
-                    impls.extend(Impl::all_isas(t));
+                    impls.extend(Path::optimized(t));
                 }
                 for imp in &impls {
                     match bench.measure(imp, grid.reps) {

@@ -204,7 +204,7 @@ impl Runner {
     pub fn path_names(&self) -> Vec<String> {
         std::iter::once(Path::Reference)
             .chain(self.engines.iter().map(|&e| Path::Optimized(e)))
-            .map(|p| p.name())
+            .map(|p| p.name().to_string())
             .collect()
     }
 
@@ -312,7 +312,7 @@ impl Runner {
             paths.extend(self.engines.iter().map(|&e| Path::Optimized(e)));
         }
         for path in paths {
-            let name = path.name();
+            let name = path.name().to_string();
             match (spec.run)(case, &profile, path) {
                 Ok(got) => {
                     r.paths.push(name.clone());

@@ -24,30 +24,12 @@ mod qparams;
 mod quant;
 
 use super::parse::{exact_int, kind, Case, DType, Data, Tensor};
-use quantproof_optimized::ops::Engine;
 use quantproof_reference::error::QuantError;
 use quantproof_reference::profile::Profile;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Where an op is computed.
-#[derive(Debug, Clone, Copy)]
-pub enum Path {
-    /// `quantproof_reference`: the specification.
-    Reference,
-    /// `quantproof_optimized` on one ISA.
-    Optimized(Engine),
-}
-
-impl Path {
-    /// `reference`, or the ISA's name (`scalar`, `avx2`, ...).
-    pub fn name(&self) -> String {
-        match self {
-            Path::Reference => "reference".to_string(),
-            Path::Optimized(e) => e.isa().name().to_string(),
-        }
-    }
-}
+pub use crate::path::Path;
 
 /// Why an op produced no outputs (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
