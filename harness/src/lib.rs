@@ -4,6 +4,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`registry`] | one entry per op: its vectors, equivalence descriptors and bench workloads |
 //! | [`path`] | where an op runs: the reference or the engine on one ISA level (one type for every runner) |
 //! | [`equiv`] | the generic equivalence runner: op descriptors x adversarial cases x every ISA |
 //! | [`exhaustive`] | proofs over small domains: every code, every zero point, every pair |
@@ -22,5 +23,6 @@ pub mod fuzz;
 pub mod machine;
 pub mod ort;
 pub mod path;
+pub mod registry;
 pub mod report;
 pub mod vectors;

@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Print the CPU features seen, the instruction sets available and the one dispatch picks.
     Info,
+    /// List every op: its family, the profiles of its golden vectors, its kernels and its benches.
+    Ops,
     /// Replay golden vectors (quant-vectors/1 JSONL) through the reference and every optimized ISA.
     VerifyVectors {
         /// Directories searched recursively for *.jsonl (files are read as they are).
@@ -45,6 +47,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Info => quantproof_harness::cli::info::run(),
+        Command::Ops => quantproof_harness::cli::ops::run(),
         Command::VerifyVectors { dirs, isa, verbose, json } => {
             quantproof_harness::cli::verify::run(&quantproof_harness::cli::verify::Args { dirs, isa, verbose, json })
         }

@@ -1,6 +1,6 @@
 //! # Benchmarks: measured speed, checked output
 //!
-//! `quantproof bench OP` times one operation of [`ops::TABLE`] on each implementation asked for:
+//! `quantproof bench OP` times one operation of [`ops::table`] (the bench workloads of [`crate::registry::OPS`]) on each implementation asked for:
 //! the scalar reference (the oracle, for the speedup), each ISA's kernels through
 //! [`Engine`], and, through [`crate::ort`], ONNX Runtime in the same run. Every measurement
 //! becomes one [`Record`], printed as one JSON line.
@@ -24,8 +24,8 @@
 //!
 //! ## Adding an operation
 //!
-//! Add an entry to [`ops::TABLE`]: a name, the defaults, and a function that builds its
-//! [`Workload`]. The calibrators ([`calib`]: entropy, percentile, distribution, histogram) plug
+//! Define a static [`OpSpec`] in [`ops`] (a name, the defaults, and a function that builds its
+//! [`Workload`]) and list it in the op's entry of [`crate::registry::OPS`]. The calibrators ([`calib`]: entropy, percentile, distribution, histogram) plug
 //! in the same way; their workloads return ONNX Runtime's matching collector from
 //! [`Workload::ort_collector`], and `--with-ort` and the report then time it on the same data.
 
@@ -39,13 +39,13 @@ use quantproof_reference::profile::Profile;
 use serde::{Deserialize, Serialize};
 use timing::{Reps, Timing};
 
-pub use ops::{OpSpec, TABLE};
+pub use ops::{table, OpSpec};
 
 /// One measurement: the schema of `quantproof bench --json` lines (ONNX Runtime's lines, from
 /// `harness/python/ort_bench.py`, use the same fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// Operation name (see [`ops::TABLE`]).
+    /// Operation name (see [`ops::table`] (the bench workloads of [`crate::registry::OPS`])).
     pub op: String,
     /// `reference`, an ISA name (`scalar`, `avx2`, `avx512`, `neon`) or `onnxruntime`.
     pub isa: String,
@@ -375,9 +375,9 @@ impl Bench {
 pub fn lookup(name: &str) -> Option<(&'static OpSpec, bool)> {
     let n = name.trim().to_ascii_lowercase();
     if let Some(rest) = n.strip_prefix("reference-") {
-        return TABLE.iter().find(|s| s.name == rest).map(|s| (s, true));
+        return table().find(|s| s.name == rest).map(|s| (s, true));
     }
-    TABLE.iter().find(|s| s.name == n).map(|s| (s, false))
+    table().find(|s| s.name == n).map(|s| (s, false))
 }
 
 /// Parses a size: digits with an optional binary suffix `K` (2^10), `M` (2^20) or `G` (2^30).
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn record_json_schema() {
-        let spec = &TABLE[0];
+        let spec = &ops::QUANTIZE;
         let setup = Setup::resolve(spec, 1000, None, None, None).unwrap();
         let b = Bench::new(spec, setup).unwrap();
         let t = Timing { reps: 3, median: 2e-6, min: 1e-6, max: 3e-6 };

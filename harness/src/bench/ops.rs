@@ -41,99 +41,123 @@ pub struct OpSpec {
     pub build: fn(&Setup) -> Result<Box<dyn Workload>>,
 }
 
-/// Every operation (the calibrators' workloads are in [`super::calib`]).
-pub static TABLE: [OpSpec; 10] = [
-    OpSpec {
-        name: "quantize",
-        summary: "f32 -> codes: clamp(round(x / s) + z)",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::I8,
-        dtypes: &[Dtype::I8, Dtype::U8],
-        per_axis: true,
-        build: build_quantize,
-    },
-    OpSpec {
-        name: "dequantize",
-        summary: "codes -> f32: (q - z) * s",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::I8,
-        dtypes: &[Dtype::I8, Dtype::U8],
-        per_axis: true,
-        build: build_dequantize,
-    },
-    OpSpec {
-        name: "fake-quantize",
-        summary: "f32 -> f32: quantize then dequantize (QAT forward pass)",
-        default_profile: Profile::TORCH,
-        default_dtype: Dtype::I8,
-        dtypes: &[Dtype::I8, Dtype::U8],
-        per_axis: true,
-        build: build_fake_quantize,
-    },
-    OpSpec {
-        name: "dynamic-quantize",
-        summary: "f32 -> u8 codes with scale and zero point read from the data (min/max pass + quantize pass)",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::U8,
-        dtypes: &[Dtype::U8],
-        per_axis: false,
-        build: build_dynamic,
-    },
-    OpSpec {
-        name: "min-max",
-        summary: "f32 -> (min, max): the range scan of calibration and dynamic quantization",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::F32,
-        dtypes: &[Dtype::F32],
-        per_axis: false,
-        build: build_min_max,
-    },
-    OpSpec {
-        name: "abs-max",
-        summary: "f32 -> max |x|: the range scan of symmetric calibration",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::F32,
-        dtypes: &[Dtype::F32],
-        per_axis: false,
-        build: calib::build_abs_max,
-    },
-    OpSpec {
-        name: "histogram",
-        summary: "f32 -> numpy's bin counts over [-t, t] (--bins): the histogram of ONNX Runtime's calibrators",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::F32,
-        dtypes: &[Dtype::F32],
-        per_axis: false,
-        build: calib::build_histogram,
-    },
-    OpSpec {
-        name: "calibrate-entropy",
-        summary: "ONNX Runtime's entropy calibration (--bins, 128 quantized bins): min/max, histogram, KL search",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::F32,
-        dtypes: &[Dtype::F32],
-        per_axis: false,
-        build: calib::build_entropy,
-    },
-    OpSpec {
-        name: "calibrate-percentile",
-        summary: "ONNX Runtime's percentile calibration (99.999, symmetric, --bins): |x| histogram, cumulative search",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::F32,
-        dtypes: &[Dtype::F32],
-        per_axis: false,
-        build: calib::build_percentile,
-    },
-    OpSpec {
-        name: "calibrate-distribution",
-        summary: "ONNX Runtime's distribution calibration (--bins): histogram, weighted mean and deviation",
-        default_profile: Profile::ONNXRUNTIME,
-        default_dtype: Dtype::F32,
-        dtypes: &[Dtype::F32],
-        per_axis: false,
-        build: calib::build_distribution,
-    },
-];
+// The workloads of `quantproof bench`, one static each; `crate::registry::OPS` lists them with
+// the rest of each op (its vectors and its equivalence descriptors).
+
+/// `quantproof bench quantize`.
+pub static QUANTIZE: OpSpec = OpSpec {
+    name: "quantize",
+    summary: "f32 -> codes: clamp(round(x / s) + z)",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8, Dtype::U8],
+    per_axis: true,
+    build: build_quantize,
+};
+
+/// `quantproof bench dequantize`.
+pub static DEQUANTIZE: OpSpec = OpSpec {
+    name: "dequantize",
+    summary: "codes -> f32: (q - z) * s",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8, Dtype::U8],
+    per_axis: true,
+    build: build_dequantize,
+};
+
+/// `quantproof bench fake-quantize`.
+pub static FAKE_QUANTIZE: OpSpec = OpSpec {
+    name: "fake-quantize",
+    summary: "f32 -> f32: quantize then dequantize (QAT forward pass)",
+    default_profile: Profile::TORCH,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8, Dtype::U8],
+    per_axis: true,
+    build: build_fake_quantize,
+};
+
+/// `quantproof bench dynamic-quantize`.
+pub static DYNAMIC_QUANTIZE: OpSpec = OpSpec {
+    name: "dynamic-quantize",
+    summary: "f32 -> u8 codes with scale and zero point read from the data (min/max pass + quantize pass)",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::U8,
+    dtypes: &[Dtype::U8],
+    per_axis: false,
+    build: build_dynamic,
+};
+
+/// `quantproof bench min-max`.
+pub static MIN_MAX: OpSpec = OpSpec {
+    name: "min-max",
+    summary: "f32 -> (min, max): the range scan of calibration and dynamic quantization",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::F32,
+    dtypes: &[Dtype::F32],
+    per_axis: false,
+    build: build_min_max,
+};
+
+/// `quantproof bench abs-max`.
+pub static ABS_MAX: OpSpec = OpSpec {
+    name: "abs-max",
+    summary: "f32 -> max |x|: the range scan of symmetric calibration",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::F32,
+    dtypes: &[Dtype::F32],
+    per_axis: false,
+    build: calib::build_abs_max,
+};
+
+/// `quantproof bench histogram`.
+pub static HISTOGRAM: OpSpec = OpSpec {
+    name: "histogram",
+    summary: "f32 -> numpy's bin counts over [-t, t] (--bins): the histogram of ONNX Runtime's calibrators",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::F32,
+    dtypes: &[Dtype::F32],
+    per_axis: false,
+    build: calib::build_histogram,
+};
+
+/// `quantproof bench calibrate-entropy`.
+pub static CALIBRATE_ENTROPY: OpSpec = OpSpec {
+    name: "calibrate-entropy",
+    summary: "ONNX Runtime's entropy calibration (--bins, 128 quantized bins): min/max, histogram, KL search",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::F32,
+    dtypes: &[Dtype::F32],
+    per_axis: false,
+    build: calib::build_entropy,
+};
+
+/// `quantproof bench calibrate-percentile`.
+pub static CALIBRATE_PERCENTILE: OpSpec = OpSpec {
+    name: "calibrate-percentile",
+    summary: "ONNX Runtime's percentile calibration (99.999, symmetric, --bins): |x| histogram, cumulative search",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::F32,
+    dtypes: &[Dtype::F32],
+    per_axis: false,
+    build: calib::build_percentile,
+};
+
+/// `quantproof bench calibrate-distribution`.
+pub static CALIBRATE_DISTRIBUTION: OpSpec = OpSpec {
+    name: "calibrate-distribution",
+    summary: "ONNX Runtime's distribution calibration (--bins): histogram, weighted mean and deviation",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::F32,
+    dtypes: &[Dtype::F32],
+    per_axis: false,
+    build: calib::build_distribution,
+};
+
+/// Every workload, in the registry's order.
+pub fn table() -> impl Iterator<Item = &'static OpSpec> {
+    crate::registry::OPS.iter().flat_map(|e| e.bench.iter().copied())
+}
 
 /// The input tensor of a setup: `[channels, size / channels]` normal values, rows of different
 /// magnitudes.
@@ -578,7 +602,7 @@ mod tests {
     /// check passes and a record comes out.
     #[test]
     fn every_op_measures_and_verifies() {
-        for spec in TABLE.iter() {
+        for spec in table() {
             for &dtype in spec.dtypes {
                 for gran in [Gran::PerTensor, Gran::PerAxis] {
                     if gran == Gran::PerAxis && !spec.per_axis {
@@ -613,7 +637,7 @@ mod tests {
     /// A kernel that leaves its output alone is caught by the scrambled buffers.
     #[test]
     fn scrambled_outputs_fail_verification() {
-        for spec in TABLE.iter() {
+        for spec in table() {
             let setup = Setup::resolve(spec, 1000, None, None, None).unwrap();
             let mut b = Bench::new(spec, setup).unwrap();
             b.workload.run(&Path::Reference).unwrap();
@@ -625,10 +649,10 @@ mod tests {
 
     #[test]
     fn unsupported_combinations() {
-        let fq = TABLE.iter().find(|s| s.name == "fake-quantize").unwrap();
+        let fq = table().find(|s| s.name == "fake-quantize").unwrap();
         let s = Setup::resolve(fq, 100, Some(Profile::ONNXRUNTIME), None, None).unwrap();
         assert!(Bench::new(fq, s).is_err(), "onnxruntime has no fake-quantize rule");
-        let dq = TABLE.iter().find(|s| s.name == "dynamic-quantize").unwrap();
+        let dq = table().find(|s| s.name == "dynamic-quantize").unwrap();
         assert!(Setup::resolve(dq, 100, None, Some(Dtype::I8), None).is_err());
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::bench::data::normal_f32;
 use crate::bench::timing::Reps;
-use crate::bench::{self, format_size, Bench, Dtype, Gran, Path, Record, Setup, TABLE};
+use crate::bench::{self, format_size, Bench, Dtype, Gran, Path, Record, Setup};
 use crate::cli::domain;
 use crate::machine::{self, Effort, Limits};
 use crate::ort;
@@ -133,7 +133,7 @@ fn limits(out: &mut dyn Write, args: &Args) -> i32 {
 
 fn list(out: &mut dyn Write) -> i32 {
     let mut text = format!("{:<18} {:<12} {:<10} {:<10} what\n", "op", "profile", "dtypes", "per-axis");
-    for s in TABLE.iter() {
+    for s in bench::table() {
         let d: Vec<&str> = s.dtypes.iter().map(|d| d.name()).collect();
         text += &format!(
             "{:<18} {:<12} {:<10} {:<10} {}\n",
@@ -430,7 +430,7 @@ mod tests {
         }
         let (code, out) = output(args("list"));
         assert_eq!(code, 0);
-        for spec in TABLE.iter() {
+        for spec in bench::table() {
             assert!(out.contains(spec.name));
         }
     }

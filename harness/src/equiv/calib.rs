@@ -305,15 +305,23 @@ impl OpDescriptor for Calibrate {
     }
 }
 
-/// The calibration descriptors of the table.
-pub fn descriptors() -> Vec<Box<dyn OpDescriptor>> {
+/// numpy's histogram of `x` and of `|x|`.
+pub fn histogram() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Histogram { abs: false }), Box::new(Histogram { abs: true })]
+}
+
+/// `abs_max`.
+pub fn abs_max() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(AbsMax)]
+}
+
+/// ONNX Runtime's calibrators (entropy in one or per-batch collect calls, percentile symmetric
+/// and asymmetric, distribution).
+pub fn calibrate() -> Vec<Box<dyn OpDescriptor>> {
     let cal = |name, method, symmetric, collect| {
         Box::new(Calibrate { name, method, symmetric, collect }) as Box<dyn OpDescriptor>
     };
     vec![
-        Box::new(Histogram { abs: false }),
-        Box::new(Histogram { abs: true }),
-        Box::new(AbsMax),
         cal("calibrate_entropy", Method::Entropy, false, CollectCalls::One),
         cal("calibrate_entropy_per_batch", Method::Entropy, false, CollectCalls::PerBatch),
         cal("calibrate_percentile", Method::Percentile, true, CollectCalls::One),

@@ -61,24 +61,47 @@ pub trait OpDescriptor: Send + Sync {
     }
 }
 
-/// The descriptor table (see the module docs).
+/// Every descriptor, in the order of [`crate::registry::OPS`] (see the module docs).
 pub fn descriptors() -> Vec<Box<dyn OpDescriptor>> {
-    let table: Vec<Box<dyn OpDescriptor>> = vec![
-        Box::new(Quantize::<i8>(PhantomData)),
-        Box::new(Quantize::<u8>(PhantomData)),
-        Box::new(Dequantize::<i8>(PhantomData)),
-        Box::new(Dequantize::<u8>(PhantomData)),
-        Box::new(FakeQuantize { mask: false }),
-        Box::new(FakeQuantize { mask: true }),
-        Box::new(QuantizePacked4 { kind: Int4::Signed }),
-        Box::new(QuantizePacked4 { kind: Int4::Unsigned }),
-        Box::new(DequantizePacked4 { kind: Int4::Signed }),
-        Box::new(DequantizePacked4 { kind: Int4::Unsigned }),
+    crate::registry::OPS.iter().filter_map(|e| e.equiv).flat_map(|make| make()).collect()
+}
+
+/// `quantize` to `i8` and `u8`.
+pub fn quantize() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Quantize::<i8>(PhantomData)), Box::new(Quantize::<u8>(PhantomData))]
+}
+
+/// `dequantize` from `i8` and `u8`.
+pub fn dequantize() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Dequantize::<i8>(PhantomData)), Box::new(Dequantize::<u8>(PhantomData))]
+}
+
+/// `fake_quantize` without and with the straight-through mask.
+pub fn fake_quantize() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(FakeQuantize { mask: false }), Box::new(FakeQuantize { mask: true })]
+}
+
+/// `quantize_packed4` to signed and unsigned nibbles.
+pub fn quantize_packed4() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(QuantizePacked4 { kind: Int4::Signed }), Box::new(QuantizePacked4 { kind: Int4::Unsigned })]
+}
+
+/// `dequantize_packed4` from signed and unsigned nibbles.
+pub fn dequantize_packed4() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(DequantizePacked4 { kind: Int4::Signed }), Box::new(DequantizePacked4 { kind: Int4::Unsigned })]
+}
+
+/// Dynamic quantization under torch's and onnxruntime's rules.
+pub fn dynamic_quantize() -> Vec<Box<dyn OpDescriptor>> {
+    vec![
         Box::new(DynamicQuantize { profile: Profile::TORCH }),
         Box::new(DynamicQuantize { profile: Profile::ONNXRUNTIME }),
-        Box::new(MinMax),
-    ];
-    table.into_iter().chain(super::calib::descriptors()).collect()
+    ]
+}
+
+/// `min_max`.
+pub fn min_max() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(MinMax)]
 }
 
 /// The descriptor called `name`.

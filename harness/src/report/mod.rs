@@ -650,7 +650,7 @@ impl Report {
             }
         }
         for op in &ops {
-            let summary = crate::bench::TABLE.iter().find(|t| t.name == op.as_str()).map(|t| t.summary).unwrap_or("");
+            let summary = crate::bench::table().find(|t| t.name == op.as_str()).map(|t| t.summary).unwrap_or("");
             let _ = writeln!(s, "### {op}\n\n{summary}\n");
             s.push_str(&self.speed_table(Some(op)).to_markdown());
             s.push('\n');

@@ -3,7 +3,7 @@
 //! Runtime's.
 
 use crate::bench::timing::Reps;
-use crate::bench::{Bench, Path, Record, Setup, TABLE};
+use crate::bench::{Bench, Path, Record, Setup};
 use crate::machine::Limits;
 use crate::ort::Ort;
 use quantproof_reference::profile::Profile;
@@ -83,7 +83,7 @@ fn compare_calibration(ort: &serde_json::Value, ours: &serde_json::Value) -> Str
 /// Runs the grid. `log` gets one line per workload.
 pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn FnMut(&str)) -> SpeedResults {
     let mut res = SpeedResults::default();
-    for spec in TABLE.iter() {
+    for spec in crate::bench::table() {
         for profile in profiles_of(spec.name) {
             for size in sizes_of(spec.name, grid) {
                 let label = profile.map_or(String::new(), |p| format!(" ({})", p.name));

@@ -4,7 +4,7 @@
 //! crate has a twin of it, and one function from a case (attrs and named input tensors), the
 //! case's [`Profile`] and a [`Path`] (the reference, or an [`Engine`] for one ISA) to named
 //! output tensors. The runner calls the function once per path and compares every output the
-//! case names. Adding an op is adding one entry to [`REGISTRY`].
+//! case names. Adding an op is adding its run function to its entry of [`crate::registry::OPS`].
 //!
 //! An op function reports three kinds of trouble ([`OpError`]):
 //!
@@ -14,14 +14,14 @@
 //! | `Rejected` | the implementation returned a `QuantError` for these inputs | a failure |
 //! | `Unsupported` | a variant this implementation does not provide (say an int16 code type on an optimized path) | on the reference: a skipped case; on an optimized path: that path did not run |
 
-mod activation;
-mod arith;
+pub(crate) mod activation;
+pub(crate) mod arith;
 pub mod calib;
-mod gemm;
-mod pool;
+pub(crate) mod gemm;
+pub(crate) mod pool;
 pub mod qat;
-mod qparams;
-mod quant;
+pub(crate) mod qparams;
+pub(crate) mod quant;
 
 use super::parse::{exact_int, kind, Case, DType, Data, Tensor};
 use quantproof_reference::error::QuantError;
@@ -64,73 +64,29 @@ pub type OpResult = Result<Outputs, OpError>;
 /// Computes an op's outputs for a case on one path.
 pub type OpFn = fn(&Case, &Profile, Path) -> OpResult;
 
-/// One op of the registry.
+/// An op's golden-vector side, as listed in its [`crate::registry::OPS`] entry.
+#[derive(Clone, Copy)]
+pub struct VectorOp {
+    /// The profiles (by [`Profile::name`]) it is implemented for.
+    pub profiles: &'static [&'static str],
+    pub run: OpFn,
+}
+
+/// What the runner needs of an op: its name, profiles, whether `quantproof_optimized` has a twin
+/// (then every available ISA runs it) and how a case is computed.
 #[derive(Clone, Copy)]
 pub struct OpSpec {
     /// The `op` field of the cases it runs.
     pub op: &'static str,
-    /// The profiles (by [`Profile::name`]) it is implemented for.
     pub profiles: &'static [&'static str],
-    /// Whether `quantproof_optimized` has a twin, run on every available ISA.
+    /// Whether `quantproof_optimized` has a twin (the op's registry entry has equivalence
+    /// descriptors), run on every available ISA.
     pub optimized: bool,
     pub run: OpFn,
 }
 
-/// Every implemented op.
-pub const REGISTRY: &[OpSpec] = &[
-    OpSpec {
-        op: "quantize",
-        profiles: &["torch", "onnxruntime", "quantproof", "tflite"],
-        optimized: true,
-        run: quant::quantize,
-    },
-    OpSpec {
-        op: "dequantize",
-        profiles: &["torch", "onnxruntime", "quantproof", "tflite"],
-        optimized: true,
-        run: quant::dequantize,
-    },
-    OpSpec { op: "fake_quantize", profiles: &["torch", "quantproof"], optimized: true, run: quant::fake_quantize },
-    OpSpec {
-        op: "dynamic_quantize",
-        profiles: &["onnxruntime", "quantproof"],
-        optimized: true,
-        run: quant::dynamic_quantize,
-    },
-    OpSpec { op: "choose_qparams", profiles: &["onnxruntime"], optimized: false, run: qparams::choose_qparams },
-    OpSpec { op: "lsq", profiles: &["torch"], optimized: false, run: qat::lsq },
-    OpSpec { op: "observe", profiles: &["torch"], optimized: false, run: calib::observe },
-    OpSpec { op: "calibrate", profiles: &["onnxruntime"], optimized: true, run: calib::calibrate },
-    OpSpec { op: "requantize", profiles: ALL_ARITH, optimized: false, run: arith::requantize },
-    OpSpec { op: "qadd", profiles: ALL_ARITH, optimized: false, run: arith::qadd },
-    OpSpec { op: "sub", profiles: ALL_ARITH, optimized: false, run: arith::sub },
-    OpSpec { op: "qmul", profiles: ALL_ARITH, optimized: false, run: arith::qmul },
-    OpSpec { op: "relu", profiles: ALL_ARITH, optimized: false, run: activation::relu },
-    OpSpec { op: "relu6", profiles: ALL_ARITH, optimized: false, run: activation::relu6 },
-    OpSpec { op: "clamp", profiles: ALL_ARITH, optimized: false, run: activation::clamp },
-    OpSpec { op: "hardtanh", profiles: ALL_ARITH, optimized: false, run: activation::hardtanh },
-    OpSpec { op: "sigmoid", profiles: ALL_ARITH, optimized: false, run: activation::sigmoid },
-    OpSpec { op: "tanh", profiles: ALL_ARITH, optimized: false, run: activation::tanh },
-    OpSpec { op: "hardsigmoid", profiles: ALL_ARITH, optimized: false, run: activation::hardsigmoid },
-    OpSpec { op: "hardswish", profiles: ALL_ARITH, optimized: false, run: activation::hardswish },
-    OpSpec { op: "leaky_relu", profiles: ALL_ARITH, optimized: false, run: activation::leaky_relu },
-    OpSpec { op: "gelu", profiles: ALL_ARITH, optimized: false, run: activation::gelu },
-    OpSpec { op: "exp", profiles: ALL_ARITH, optimized: false, run: activation::exp },
-    OpSpec { op: "silu", profiles: ALL_ARITH, optimized: false, run: activation::silu },
-    OpSpec { op: "elu", profiles: ALL_ARITH, optimized: false, run: activation::elu },
-    OpSpec { op: "max_pool2d", profiles: ALL_ARITH, optimized: false, run: pool::max_pool2d },
-    OpSpec { op: "avg_pool2d", profiles: ALL_ARITH, optimized: false, run: pool::avg_pool2d },
-    OpSpec { op: "mean", profiles: &["tflite", "quantproof"], optimized: false, run: pool::mean },
-    OpSpec { op: "matmul_integer", profiles: &["onnxruntime"], optimized: false, run: gemm::matmul_integer },
-    OpSpec { op: "qlinear_matmul", profiles: &["onnxruntime"], optimized: false, run: gemm::qlinear_matmul },
-    OpSpec { op: "qlinear", profiles: &["torch", "tflite"], optimized: false, run: gemm::qlinear },
-    OpSpec { op: "dynamic_linear", profiles: &["torch"], optimized: false, run: gemm::dynamic_linear },
-    OpSpec { op: "qconv2d", profiles: &["torch", "tflite"], optimized: false, run: gemm::qconv2d },
-    OpSpec { op: "depthwise_conv2d", profiles: &["tflite"], optimized: false, run: gemm::depthwise_conv2d },
-];
-
 /// The profiles the arithmetic ops are defined for.
-const ALL_ARITH: &[&str] = &["torch", "onnxruntime", "tflite", "quantproof"];
+pub const ALL_ARITH: &[&str] = &["torch", "onnxruntime", "tflite", "quantproof"];
 
 /// Every op `VECTORS.md` (quant-vectors/1) defines, implemented or not.
 pub const FORMAT_OPS: &[&str] = &[
@@ -153,7 +109,6 @@ pub const FORMAT_OPS: &[&str] = &[
     "pad",
     "resize_bilinear",
     "resize_nearest",
-    "depthwise_conv2d",
     "gelu",
     "exp",
     "silu",
@@ -176,9 +131,16 @@ pub const FORMAT_OPS: &[&str] = &[
     "depthwise_conv2d",
 ];
 
-/// The registry entry for `op`.
-pub fn lookup(op: &str) -> Option<&'static OpSpec> {
-    REGISTRY.iter().find(|s| s.op == op)
+/// The golden-vector side of `op`, from its [`crate::registry::OPS`] entry.
+pub fn lookup(op: &str) -> Option<OpSpec> {
+    let e = crate::registry::lookup(op)?;
+    let v = e.vectors?;
+    Some(OpSpec { op: e.op, profiles: v.profiles, optimized: e.equiv.is_some(), run: v.run })
+}
+
+/// Every op with golden vectors implemented.
+pub fn implemented() -> impl Iterator<Item = OpSpec> {
+    crate::registry::OPS.iter().filter_map(|e| lookup(e.op))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,9 +279,8 @@ mod tests {
 
     #[test]
     fn registry_is_consistent() {
-        for (i, s) in REGISTRY.iter().enumerate() {
+        for s in implemented() {
             assert!(FORMAT_OPS.contains(&s.op), "{} is not a format op", s.op);
-            assert!(REGISTRY[..i].iter().all(|t| t.op != s.op), "{} registered twice", s.op);
             for p in s.profiles {
                 assert_eq!(Profile::by_name(p).map(|p| p.name), Ok(*p));
             }
