@@ -30,6 +30,7 @@
 //! | [`affine`] | one 8-bit tensor's scale and zero point for the arithmetic ops; fused activations; broadcasting |
 //! | [`elementwise`] | QAdd, QSub, QMul under TFLite, PyTorch and ONNX Runtime; the equal-scale fast path |
 //! | [`pool`] | max / average pooling (NCHW, NHWC; each framework's rounding of the mean), TFLite's MEAN |
+//! | [`ptq`] | post-training algorithms: cross-layer equalization, bias absorption and correction, AdaRound, mixed precision, deployment profiles as data |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -69,6 +70,7 @@ pub mod overflow;
 pub mod pack;
 pub mod pool;
 pub mod profile;
+pub mod ptq;
 pub mod qat;
 pub mod quant_params;
 pub mod quantize;
