@@ -57,3 +57,19 @@ fn fuzz_public_ops_agree_on_every_path() {
     }
     println!("fuzz: {n} drawn operations on the reference and {} engines, all equal", engines.len());
 }
+
+/// Inputs the coverage-guided fuzzer found (`harness/fuzz/regressions/<target>/`), replayed on
+/// every run: each was a disagreement or a panic once.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/ops");
+    let engines = fuzz::engines();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("the regression directory exists") {
+        let bytes = std::fs::read(entry.expect("a directory entry").path()).expect("readable");
+        fuzz::ops(&engines, &bytes);
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
+    println!("fuzz: {n} regression inputs replayed");
+}

@@ -111,13 +111,40 @@ pub struct CodeRange {
 }
 
 impl CodeRange {
-    /// `[qmin, qmax]`; fails when `qmin > qmax`.
+    /// The lowest code any range may hold: `i16::MIN`.
+    pub const LOWEST: i32 = -32768;
+    /// The highest code any range may hold: `u16::MAX`.
+    pub const HIGHEST: i32 = 65535;
+    /// The most codes a range may hold: `2^16` (16-bit codes).
+    pub const MAX_LEVELS: u64 = 1 << 16;
+
+    /// `[qmin, qmax]`; fails when `qmin > qmax` ([`QuantError::EmptyCodeRange`]), or when the
+    /// range leaves `[-32768, 65535]` or holds more than `2^16` codes
+    /// ([`QuantError::OutOfDomain`]): the documented 2..16-bit codes. Inside that domain
+    /// `q - z`, `qmin - z` and `qmax - z` never overflow `i32`, and every bound and every
+    /// `q - z` is exact in `f32`, so every path computes the same clamp and the same mask.
     pub fn new(qmin: i32, qmax: i32) -> Result<CodeRange> {
-        if qmin <= qmax {
-            Ok(CodeRange { qmin, qmax })
-        } else {
-            Err(QuantError::EmptyCodeRange { qmin: qmin as i64, qmax: qmax as i64 })
+        if qmin > qmax {
+            return Err(QuantError::EmptyCodeRange { qmin: qmin as i64, qmax: qmax as i64 });
         }
+        for (what, v) in [("qmin", qmin), ("qmax", qmax)] {
+            if !(Self::LOWEST..=Self::HIGHEST).contains(&v) {
+                return Err(QuantError::OutOfDomain {
+                    what,
+                    value: v as f64,
+                    domain: "[-32768, 65535] (codes of 2 to 16 bits)",
+                });
+            }
+        }
+        let levels = (qmax as i64 - qmin as i64 + 1) as u64;
+        if levels > Self::MAX_LEVELS {
+            return Err(QuantError::OutOfDomain {
+                what: "qmax - qmin + 1",
+                value: levels as f64,
+                domain: "at most 65536 codes (16 bits)",
+            });
+        }
+        Ok(CodeRange { qmin, qmax })
     }
 
     pub fn qmin(self) -> i32 {
@@ -282,6 +309,17 @@ pub enum Granularity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_ranges_stay_within_16_bit_codes() {
+        assert!(CodeRange::new(-32768, 32767).is_ok());
+        assert!(CodeRange::new(0, 65535).is_ok());
+        assert!(matches!(CodeRange::new(-32769, 0), Err(QuantError::OutOfDomain { what: "qmin", .. })));
+        assert!(matches!(CodeRange::new(0, 65536), Err(QuantError::OutOfDomain { what: "qmax", .. })));
+        assert!(matches!(CodeRange::new(-1, 65535), Err(QuantError::OutOfDomain { what: "qmax - qmin + 1", .. })));
+        assert!(matches!(CodeRange::new(i32::MIN, i32::MAX), Err(QuantError::OutOfDomain { .. })));
+        assert!(matches!(CodeRange::new(2, 1), Err(QuantError::EmptyCodeRange { .. })));
+    }
 
     #[test]
     fn ranges_of_every_width() {
