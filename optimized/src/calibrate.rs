@@ -109,6 +109,7 @@ fn first_zero_sign(v: f32, batches: &[&[f32]]) -> f32 {
 /// The histogram ONNX Runtime's single `collect` call builds for `batches` (what the reference's
 /// streaming collector's `histogram()` returns).
 pub fn one_collect(engine: &Engine, spec: &CalibrateSpec, batches: &[&[f32]]) -> Result<OrtHistogram> {
+    spec.validate()?;
     let (mut min, mut max, mut abs_min, mut count) = (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, 0usize);
     for b in batches {
         let mm = engine.min_max(b);

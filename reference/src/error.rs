@@ -120,6 +120,18 @@ impl fmt::Display for QuantError {
 impl std::error::Error for QuantError {}
 
 /// Checks that `got == expected`, naming the buffer in the error.
+/// Checks a count against its domain `1..=limit` before anything is allocated or searched:
+/// 0 is [`QuantError::InvalidArgument`], above `limit` is [`QuantError::TooLarge`].
+pub fn check_count(what: &'static str, value: usize, limit: usize) -> Result<()> {
+    if value == 0 {
+        return Err(QuantError::InvalidArgument { what, detail: "must be at least 1".into() });
+    }
+    if value > limit {
+        return Err(QuantError::TooLarge { what, value: value as u128, limit: limit as u128 });
+    }
+    Ok(())
+}
+
 pub fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
     if expected == got {
         Ok(())

@@ -301,6 +301,7 @@ impl HistogramCalibrator {
 
     /// One `collect(x)` call.
     pub fn collect(&mut self, x: &[f32]) -> Result<()> {
+        crate::error::check_count("num_bins", self.num_bins, super::onnxruntime::MAX_BINS)?;
         let x = self.policy.filter(x)?;
         let mut x: Vec<f32> = if x.iter().any(|&v| v < 0.0) { x.iter().map(|v| v.abs()).collect() } else { x.to_vec() };
         if self.skip_zeros {
@@ -409,6 +410,18 @@ impl HistogramCalibrator {
         let Some((counts, edges)) = self.histogram() else {
             return Err(QuantError::EmptyInput { what: "HistogramCalibrator (no data collected)" });
         };
+        if let AmaxMethod::Entropy { stride, start_bin } | AmaxMethod::Mse { stride, start_bin } = method {
+            // Each candidate bin's error sums over every bin: bound the search before it runs.
+            let candidates = counts.len().saturating_sub(start_bin) / stride.max(1);
+            let work = candidates as u128 * counts.len() as u128;
+            if work > MAX_SEARCH_WORK {
+                return Err(QuantError::TooLarge {
+                    what: "amax search (candidates x bins)",
+                    value: work,
+                    limit: MAX_SEARCH_WORK,
+                });
+            }
+        }
         let amax = match method {
             AmaxMethod::Entropy { stride, start_bin } => {
                 entropy_amax(&counts, &edges, self.num_bits, self.unsigned, stride, start_bin)?
@@ -464,9 +477,13 @@ impl Observer for HistogramCalibrator {
     }
 }
 
+/// The most candidate-bin pairs the entropy and MSE amax searches visit (~2^31: seconds).
+pub const MAX_SEARCH_WORK: u128 = 1 << 31;
+
 fn check_bits(num_bits: u32, unsigned: bool) -> Result<u32> {
     let shift = num_bits as i64 - 1 + unsigned as i64;
-    if num_bits == 0 || !(0..=30).contains(&shift) {
+    // A signed 1-bit quantizer has bound 2^0 - 1 = 0: its scale 0 / amax makes every value NaN.
+    if num_bits == 0 || !(1..=30).contains(&shift) {
         return Err(QuantError::BitWidthOutOfRange { bits: num_bits });
     }
     Ok(shift as u32)

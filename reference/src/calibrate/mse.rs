@@ -43,6 +43,13 @@ impl Default for MseConfig {
     }
 }
 
+/// The most histogram bins accepted (memory `8 * bins` bytes).
+pub const MAX_BINS: usize = 1 << 20;
+/// The most candidate ranges accepted.
+pub const MAX_CANDIDATES: usize = 1 << 16;
+/// The most bin-candidate pairs the search visits (each candidate's error sums over every bin).
+pub const MAX_WORK: usize = 1 << 26;
+
 impl MseConfig {
     fn validate(&self) -> Result<()> {
         if self.codes.qmin() > 0 || self.codes.qmax() <= 0 {
@@ -51,8 +58,15 @@ impl MseConfig {
                 detail: format!("[{}, {}] must contain 0 and a positive code", self.codes.qmin(), self.codes.qmax()),
             });
         }
-        if self.num_bins == 0 || self.num_candidates == 0 {
-            return Err(QuantError::InvalidArgument { what: "MSE search", detail: "needs bins and candidates".into() });
+        crate::error::check_count("num_bins", self.num_bins, MAX_BINS)?;
+        crate::error::check_count("num_candidates", self.num_candidates, MAX_CANDIDATES)?;
+        let work = self.num_bins * self.num_candidates;
+        if work > MAX_WORK {
+            return Err(QuantError::TooLarge {
+                what: "num_bins * num_candidates",
+                value: work as u128,
+                limit: MAX_WORK as u128,
+            });
         }
         Ok(())
     }

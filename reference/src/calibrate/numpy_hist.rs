@@ -141,10 +141,13 @@ pub fn arange(start: f64, stop: f64, step: f64, ty: ScalarType) -> Result<Vec<f6
         });
     }
     let len = ratio.ceil().max(0.0);
-    if len > (1u64 << 32) as f64 {
-        return Err(QuantError::InvalidArgument {
-            what: "arange",
-            detail: format!("numpy.arange({start}, {stop}, {step}) would hold {len} elements"),
+    if len > MAX_GROWTH as f64 {
+        // Checked before the allocation: a histogram grown to cover a far wider batch (a range
+        // that jumps by 10^4 over a fine bin width) would otherwise take gigabytes.
+        return Err(QuantError::TooLarge {
+            what: "histogram growth (new bins)",
+            value: len as u128,
+            limit: MAX_GROWTH as u128,
         });
     }
     let len = len as usize;
@@ -488,6 +491,9 @@ pub fn argmin_last(v: &[f64]) -> Option<usize> {
     let rev: Vec<f64> = v.iter().rev().copied().collect();
     argmin_first(&rev).map(|i| v.len() - 1 - i)
 }
+
+/// The most bins a histogram may grow by in one batch (its edges take `8 * bins` bytes).
+pub const MAX_GROWTH: usize = 1 << 24;
 
 /// Grows explicit edges the way ONNX Runtime's `collect_absolute_value` and pytorch-quantization's
 /// numpy path do when a batch's maximum passes the last edge:

@@ -89,6 +89,11 @@ use crate::error::{QuantError, Result};
 /// bound).
 pub const MAX_BINS: usize = 1 << 24;
 
+/// The most bins the entropy search accepts: it tries `num_bins / 2 - num_quantized_bins / 2`
+/// thresholds, each over up to `num_bins` bins, so its work grows with the square of the bins
+/// (2^15 bins: ~2^29 bin visits, about a second; ONNX Runtime accepts more and takes hours).
+pub const MAX_ENTROPY_BINS: usize = 1 << 15;
+
 /// ONNX Runtime's `smooth_distribution` epsilon.
 pub const SMOOTH_EPS: f64 = 1e-4;
 
@@ -203,9 +208,8 @@ impl CalibrateSpec {
 
     /// Checks what ONNX Runtime checks (at collect or compute time) before any data is seen.
     pub fn validate(&self) -> Result<()> {
-        if self.num_bins == 0 {
-            return Err(QuantError::InvalidArgument { what: "num_bins", detail: "must be positive".into() });
-        }
+        let limit = if self.method == Method::Entropy { MAX_ENTROPY_BINS } else { MAX_BINS };
+        crate::error::check_count("num_bins", self.num_bins, limit)?;
         match self.method {
             Method::Entropy => {
                 if self.num_quantized_bins == 0 {

@@ -77,6 +77,7 @@ impl Default for EntropyConfig {
 
 impl EntropyConfig {
     fn validate(&self) -> Result<()> {
+        crate::error::check_count("num_bins", self.num_bins, MAX_BINS)?;
         if self.num_levels == 0 || self.first_candidate == 0 || self.first_candidate >= self.num_bins {
             return Err(QuantError::InvalidArgument {
                 what: "TensorRT entropy configuration",
@@ -86,6 +87,11 @@ impl EntropyConfig {
         Ok(())
     }
 }
+
+/// The most bins accepted: the divergence search tries every candidate from `first_candidate`
+/// to `num_bins`, each over its bins, so its work grows with the square of the bins (2^14 bins:
+/// ~2^27 bin visits).
+pub const MAX_BINS: usize = 1 << 14;
 
 /// The bin of `v = |x|` in `num_bins` bins over `[0, amax]` (point 1 of the module docs): `None`
 /// above `amax` (overflow) and for NaN. `amax` must be positive.

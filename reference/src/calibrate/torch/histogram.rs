@@ -11,8 +11,10 @@ pub const DEFAULT_BINS: usize = 2048;
 /// Each source bin is split into this many sub-bins when a histogram is re-binned onto a wider
 /// range (`HistogramObserver.upsample_rate`, 16 in PyTorch 2.11; it was 128 before).
 pub const UPSAMPLE_RATE: usize = 16;
-/// The largest number of bins accepted (memory is `4 * bins` bytes; positions stay exact in f32).
-pub const MAX_BINS: usize = 1 << 20;
+/// The largest number of bins accepted: the range search takes up to `1 / SEARCH_STEP` steps,
+/// each over every bin, so its work grows with the bins (2^14 bins: ~2^30 bin visits at worst;
+/// PyTorch accepts more and can take hours).
+pub const MAX_BINS: usize = 1 << 14;
 /// The quantile step of the range search (`stepsize = 1e-5`).
 pub const SEARCH_STEP: f64 = 1e-5;
 
@@ -92,12 +94,7 @@ impl HistogramObserver {
     /// A histogram observer with `bins` bins (PyTorch's default is [`DEFAULT_BINS`]); fails when
     /// `bins` is 0 or above [`MAX_BINS`].
     pub fn new(cfg: TorchObserverConfig, bins: usize) -> Result<HistogramObserver> {
-        if bins == 0 || bins > MAX_BINS {
-            return Err(QuantError::InvalidArgument {
-                what: "histogram bins",
-                detail: format!("{bins} bins: between 1 and {MAX_BINS} are supported"),
-            });
-        }
+        crate::error::check_count("histogram bins", bins, MAX_BINS)?;
         cfg.code_range()?;
         Ok(HistogramObserver {
             cfg,
@@ -148,19 +145,22 @@ impl HistogramObserver {
         self.min == f32::INFINITY && self.max == f32::NEG_INFINITY
     }
 
-    /// The clipping range the search chooses (`_non_linear_param_search`); `None` before data.
-    pub fn searched_range(&self) -> Option<(f32, f32)> {
+    /// The clipping range the search chooses (`_non_linear_param_search`); `Ok(None)` before
+    /// data. [`QuantError::Overflow`] when the search's f32 error estimate overflows (data
+    /// ranges beyond about 1e12: the cubes of bin widths leave f32; PyTorch computes the same
+    /// f32 values and then keeps a range that can exclude most of the data).
+    pub fn searched_range(&self) -> Result<Option<(f32, f32)>> {
         if self.is_empty() {
-            None
+            Ok(None)
         } else {
-            Some(self.search())
+            self.search().map(Some)
         }
     }
 
     /// `calculate_qparams()`: PyTorch's default `s = 1, z = 0` before any data, otherwise
     /// [`torch_observer_qparams`] of the searched range.
     pub fn scale_zero_point(&self) -> Result<ScaleZeroPoint> {
-        match self.searched_range() {
+        match self.searched_range()? {
             None => Ok(empty_observer_qparams()),
             Some((lo, hi)) => torch_observer_qparams(lo, hi, &self.cfg),
         }
@@ -207,7 +207,7 @@ impl HistogramObserver {
     }
 
     /// `_non_linear_param_search`.
-    fn search(&self) -> (f32, f32) {
+    fn search(&self) -> Result<(f32, f32)> {
         let bins = self.bins;
         let bin_width = (self.max - self.min) / bins as f32;
         let total = aten::cascade_sum(&self.hist, aten::SUM_LANES) as f64;
@@ -239,6 +239,16 @@ impl HistogramObserver {
                 continue;
             }
             let norm = self.quantization_error(next_start, next_end, &mut scratch);
+            if !norm.is_finite() {
+                return Err(QuantError::Overflow {
+                    what: "HistogramObserver range search",
+                    detail: format!(
+                        "its f32 quantization-error estimate overflows for the data range [{}, {}] \
+                         (supported: ranges up to about 1e12)",
+                        self.min, self.max
+                    ),
+                });
+            }
             if norm > norm_min {
                 break;
             }
@@ -248,7 +258,7 @@ impl HistogramObserver {
         }
         let new_min = self.min + bin_width * start as f32;
         let new_max = self.min + bin_width * (end + 1) as f32;
-        (new_min, new_max)
+        Ok((new_min, new_max))
     }
 
     /// `_compute_quantization_error(start, end)`, as PyTorch evaluates it: `bin_width` and
@@ -371,7 +381,7 @@ impl Observer for HistogramObserver {
 
     /// The searched range (what the parameters are computed from); an error before any data.
     fn range(&self) -> Result<Range> {
-        match self.searched_range() {
+        match self.searched_range()? {
             None => Err(unobserved("HistogramObserver")),
             Some((lo, hi)) => Range::new(lo, hi),
         }
@@ -451,7 +461,7 @@ mod tests {
                     .collect();
                 o.observe(&x).unwrap();
             }
-            assert_eq!(o.search(), search_linear(&o), "case {case}");
+            assert_eq!(o.search().unwrap(), search_linear(&o), "case {case}");
         }
     }
 
