@@ -126,12 +126,13 @@ fn params(u: &mut Unstructured<'_>, shape: &[usize]) -> arbitrary::Result<QuantP
             axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1)
         }
         Granularity::PerBlock { axis, block_size } => {
-            let n: usize = shape.iter().product();
+            // Huge drawn shapes overflow usize: the count is then only a guess (saturated).
+            let n = quantproof_reference::quant_params::checked_numel(shape).unwrap_or(usize::MAX);
             let len = axis.resolve(shape.len()).ok().and_then(|a| shape.get(a)).copied().unwrap_or(1);
-            n.checked_div(len.max(1)).unwrap_or(1) * len.checked_div(block_size.max(1)).unwrap_or(1)
+            (n / len.max(1)).saturating_mul(len / block_size.max(1))
         }
     };
-    let count = if bool::arbitrary(u)? { natural } else { u.int_in_range(0..=natural + 2)? }.min(4 * MAX_ELEMENTS);
+    let count = if bool::arbitrary(u)? { natural } else { u.int_in_range(0..=natural.saturating_add(2))? }.min(4 * MAX_ELEMENTS);
     let mut scales = Vec::with_capacity(count);
     let mut zero_points = Vec::with_capacity(count);
     let good_scale = bool::arbitrary(u)?;
