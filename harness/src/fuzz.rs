@@ -132,7 +132,8 @@ fn params(u: &mut Unstructured<'_>, shape: &[usize]) -> arbitrary::Result<QuantP
             (n / len.max(1)).saturating_mul(len / block_size.max(1))
         }
     };
-    let count = if bool::arbitrary(u)? { natural } else { u.int_in_range(0..=natural.saturating_add(2))? }.min(4 * MAX_ELEMENTS);
+    let count = if bool::arbitrary(u)? { natural } else { u.int_in_range(0..=natural.saturating_add(2))? }
+        .min(4 * MAX_ELEMENTS);
     let mut scales = Vec::with_capacity(count);
     let mut zero_points = Vec::with_capacity(count);
     let good_scale = bool::arbitrary(u)?;

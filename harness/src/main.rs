@@ -19,6 +19,8 @@ enum Command {
     Info,
     /// List every op: its family, the profiles of its golden vectors, its kernels and its benches.
     Ops,
+    /// The deployment profiles (TensorRT, SNPE, Cambricon, TFLite, ONNX Runtime, PyTorch, ncnn) with their sources.
+    Profiles,
     /// Replay golden vectors (quant-vectors/1 JSONL) through the reference and every optimized ISA.
     VerifyVectors {
         /// Directories searched recursively for *.jsonl (files are read as they are).
@@ -48,6 +50,7 @@ fn main() {
     let code = match cli.command {
         Command::Info => quantproof_harness::cli::info::run(),
         Command::Ops => quantproof_harness::cli::ops::run(),
+        Command::Profiles => quantproof_harness::cli::profiles::run(),
         Command::VerifyVectors { dirs, isa, verbose, json } => {
             quantproof_harness::cli::verify::run(&quantproof_harness::cli::verify::Args { dirs, isa, verbose, json })
         }

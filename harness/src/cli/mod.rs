@@ -5,5 +5,6 @@ pub mod domain;
 pub mod info;
 pub mod ops;
 pub mod overflow;
+pub mod profiles;
 pub mod report;
 pub mod verify;
