@@ -51,8 +51,17 @@ fn check_contains_zero(qmin: i32, qmax: i32) -> Result<()> {
     Ok(())
 }
 
-fn finite_scale(scale: f32) -> Result<f32> {
-    crate::quant_params::check_scale(0, scale).map(|_| scale)
+/// Checks a scale computed from the data range `[lo, hi]`; the error names that range (the user
+/// gave no scale): a range too wide makes `(hi - lo) / levels` overflow f32.
+fn finite_scale(scale: f32, lo: f64, hi: f64) -> Result<f32> {
+    crate::quant_params::check_scale(0, scale).map(|_| scale).map_err(|_| QuantError::InvalidArgument {
+        what: "data range",
+        detail: format!(
+            "[{:e}, {:e}] gives the scale {scale:e}, which no kernel can use: the range is too wide \
+             (or too narrow) for a finite, normal f32 scale",
+            lo as f32, hi as f32
+        ),
+    })
 }
 
 /// ONNX Runtime's `onnxruntime.quantization.quant_utils.compute_scale_zp` (1.32).
@@ -102,7 +111,10 @@ pub fn onnxruntime_compute_scale_zp(
     } else {
         (qmin as f64 - lo as f64 / scale).round_ties_even()
     };
-    Ok(ScaleZeroPoint { scale: finite_scale(scale as f32)?, zero_point: range.clamp_f64(zero_point) as i32 })
+    Ok(ScaleZeroPoint {
+        scale: finite_scale(scale as f32, lo as f64, hi as f64)?,
+        zero_point: range.clamp_f64(zero_point) as i32,
+    })
 }
 
 /// ONNX `DynamicQuantizeLinear`'s parameters from the data's min and max (uint8, `[0, 255]`),
@@ -118,7 +130,7 @@ pub fn onnxruntime_dynamic_qparams(min: f32, max: f32) -> Result<ScaleZeroPoint>
     let lo = min.min(0.0);
     let hi = max.max(0.0);
     let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
-    let scale = finite_scale(scale)?;
+    let scale = finite_scale(scale, lo as f64, hi as f64)?;
     let z = (0.0f32 - lo / scale).clamp(0.0, 255.0).round_ties_even();
     Ok(ScaleZeroPoint { scale, zero_point: z as i32 })
 }
@@ -218,10 +230,10 @@ pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> 
         } else {
             (qmin + qmax).div_euclid(2)
         };
-        Ok(ScaleZeroPoint { scale: finite_scale(scale)?, zero_point })
+        Ok(ScaleZeroPoint { scale: finite_scale(scale, lo as f64, hi as f64)?, zero_point })
     } else {
         let scale = ((hi - lo) / (qmax - qmin) as f32).max(cfg.eps);
-        let scale = finite_scale(scale)?;
+        let scale = finite_scale(scale, lo as f64, hi as f64)?;
         let z = qmin as i64 - (lo / scale).round_ties_even() as i64;
         Ok(ScaleZeroPoint { scale, zero_point: z.clamp(qmin as i64, qmax as i64) as i32 })
     }
@@ -312,7 +324,7 @@ pub fn torch_choose_quantization_params(
     } else {
         z0.round_ties_even() as i32
     };
-    Ok(ScaleZeroPoint { scale: finite_scale(scale as f32)?, zero_point })
+    Ok(ScaleZeroPoint { scale: finite_scale(scale as f32, lo as f64, hi as f64)?, zero_point })
 }
 
 /// quantproof's own rule, for users who follow no framework. It never clips the observed range
@@ -342,13 +354,13 @@ pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetric: boo
         if a == 0.0 || half <= 0 {
             return Ok(ScaleZeroPoint { scale: 1.0, zero_point: z });
         }
-        Ok(ScaleZeroPoint { scale: finite_scale(round_up_f32(a / half as f64))?, zero_point: z })
+        Ok(ScaleZeroPoint { scale: finite_scale(round_up_f32(a / half as f64), lo, hi)?, zero_point: z })
     } else {
         if hi == lo || qmax == qmin {
             return Ok(ScaleZeroPoint { scale: 1.0, zero_point: range.clamp_f64(0.0) as i32 });
         }
         let s = round_up_f32((hi - lo) / (qmax - qmin) as f64);
-        let scale = finite_scale(s)?;
+        let scale = finite_scale(s, lo, hi)?;
         let z = (qmin as f64 - lo / scale as f64).round_ties_even();
         Ok(ScaleZeroPoint { scale, zero_point: range.clamp_f64(z) as i32 })
     }
@@ -445,7 +457,7 @@ mod tests {
         // The f32 range overflows: PyTorch would return an infinite scale.
         assert!(matches!(
             torch_observer_qparams(-3e38, 3e38, &TorchObserverConfig::new(QType::I8, false, false)),
-            Err(QuantError::InvalidScale { .. })
+            Err(QuantError::InvalidArgument { what: "data range", .. })
         ));
     }
 

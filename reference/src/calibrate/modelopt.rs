@@ -444,15 +444,25 @@ impl Observer for HistogramCalibrator {
     /// Exact with a fixed amax (same configuration: counts add); refused otherwise (the growing
     /// histogram depends on the order of the batches).
     fn merge(&mut self, other: &Self) -> Result<()> {
-        let same_config = self.fixed_amax.is_some()
-            && self.fixed_amax == other.fixed_amax
-            && self.num_bins == other.num_bins
-            && self.skip_zeros == other.skip_zeros
-            && self.num_bits == other.num_bits
-            && self.unsigned == other.unsigned;
-        if !same_config {
+        if self.fixed_amax.is_none() || self.fixed_amax != other.fixed_amax {
             return Err(QuantError::Unsupported {
                 what: "merging HistogramCalibrators without the same fixed amax: the collected histogram grows from the first batch, so it depends on the order of the batches".into(),
+            });
+        }
+        let differences: Vec<String> = [
+            ("num_bins", self.num_bins.to_string(), other.num_bins.to_string()),
+            ("skip_zeros", self.skip_zeros.to_string(), other.skip_zeros.to_string()),
+            ("num_bits", self.num_bits.to_string(), other.num_bits.to_string()),
+            ("unsigned", self.unsigned.to_string(), other.unsigned.to_string()),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(what, a, b)| format!("{what} {a} vs {b}"))
+        .collect();
+        if !differences.is_empty() {
+            return Err(QuantError::InvalidArgument {
+                what: "merging HistogramCalibrators",
+                detail: format!("their configurations differ: {}", differences.join(", ")),
             });
         }
         match (&mut self.hist, &other.hist) {

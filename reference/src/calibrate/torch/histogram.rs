@@ -146,9 +146,10 @@ impl HistogramObserver {
     }
 
     /// The clipping range the search chooses (`_non_linear_param_search`); `Ok(None)` before
-    /// data. [`QuantError::Overflow`] when the search's f32 error estimate overflows (data
-    /// ranges beyond about 1e12: the cubes of bin widths leave f32; PyTorch computes the same
-    /// f32 values and then keeps a range that can exclude most of the data).
+    /// data. Where the search's f32 error estimate overflows (data ranges beyond about 1e12,
+    /// where the cubes of bin widths leave f32, or bins of subnormal width), PyTorch computes the
+    /// same infinite values and then keeps a range that can exclude most of the data; quantproof
+    /// returns the observed `[min, max]` instead (a deliberate deviation from PyTorch).
     pub fn searched_range(&self) -> Result<Option<(f32, f32)>> {
         if self.is_empty() {
             Ok(None)
@@ -240,14 +241,11 @@ impl HistogramObserver {
             }
             let norm = self.quantization_error(next_start, next_end, &mut scratch);
             if !norm.is_finite() {
-                return Err(QuantError::Overflow {
-                    what: "HistogramObserver range search",
-                    detail: format!(
-                        "its f32 quantization-error estimate overflows for the data range [{}, {}] \
-                         (supported: ranges up to about 1e12)",
-                        self.min, self.max
-                    ),
-                });
+                // The f32 error estimate overflowed (a data range beyond ~1e12, or bins of
+                // subnormal width): every later comparison is meaningless and PyTorch goes on
+                // shrinking the range until it excludes most of the data. quantproof keeps the
+                // observed range instead (what MinMaxObserver gives): a documented deviation.
+                return Ok((self.min, self.max));
             }
             if norm > norm_min {
                 break;
