@@ -21,7 +21,7 @@ use crate::bench::OpSpec as BenchOp;
 use crate::equiv::calib as eqc;
 use crate::equiv::ops as eq;
 use crate::equiv::OpDescriptor;
-use crate::vectors::ops::{activation, arith, calib, gemm, pool, qat, qparams, quant, VectorOp, ALL_ARITH};
+use crate::vectors::ops::{activation, arith, calib, gemm, passive, pool, qat, qparams, quant, VectorOp, ALL_ARITH};
 
 /// Makes an op's equivalence descriptors.
 pub type MakeDescriptors = fn() -> Vec<Box<dyn OpDescriptor>>;
@@ -316,6 +316,38 @@ pub static OPS: &[OpEntry] = &[
         family: "pool",
         summary: "TFLite's integer MEAN over axes",
         vectors: Some(VectorOp { profiles: &["tflite", "quantproof"], run: pool::mean }),
+        equiv: None,
+        bench: &[],
+    },
+    OpEntry {
+        op: "concat",
+        family: "passive",
+        summary: "concatenation; inputs requantized to the output's qparams unless they share them",
+        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: passive::concat }),
+        equiv: None,
+        bench: &[],
+    },
+    OpEntry {
+        op: "pad",
+        family: "passive",
+        summary: "padding with the code of real 0 (qparams inherited)",
+        vectors: Some(VectorOp { profiles: &["tflite"], run: passive::pad }),
+        equiv: None,
+        bench: &[],
+    },
+    OpEntry {
+        op: "resize_nearest",
+        family: "passive",
+        summary: "nearest-neighbour resize, TFLite's coordinate rules",
+        vectors: Some(VectorOp { profiles: &["tflite"], run: passive::resize_nearest }),
+        equiv: None,
+        bench: &[],
+    },
+    OpEntry {
+        op: "resize_bilinear",
+        family: "passive",
+        summary: "bilinear resize in TFLite's 10-bit fixed point",
+        vectors: Some(VectorOp { profiles: &["tflite"], run: passive::resize_bilinear }),
         equiv: None,
         bench: &[],
     },

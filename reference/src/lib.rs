@@ -29,6 +29,7 @@
 //! | [`activation`] | ReLU, ReLU6, clamp, hardtanh, sigmoid, tanh, hardsigmoid, hardswish, leaky ReLU, GELU, exp, SiLU, ELU on 8-bit codes: 256-entry tables under each profile |
 //! | [`affine`] | one 8-bit tensor's scale and zero point for the arithmetic ops; fused activations; broadcasting |
 //! | [`elementwise`] | QAdd, QSub, QMul under TFLite, PyTorch and ONNX Runtime; the equal-scale fast path |
+//! | [`passive`] | concat, pad, resize (nearest, bilinear): qparams inherited, each framework's requantization and coordinate rules |
 //! | [`pool`] | max / average pooling (NCHW, NHWC; each framework's rounding of the mean), TFLite's MEAN |
 //! | [`ptq`] | post-training algorithms: cross-layer equalization, bias absorption and correction, AdaRound, mixed precision, deployment profiles as data |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
@@ -68,6 +69,7 @@ pub mod gemm;
 pub mod linear;
 pub mod overflow;
 pub mod pack;
+pub mod passive;
 pub mod pool;
 pub mod profile;
 pub mod ptq;

@@ -18,6 +18,7 @@ pub(crate) mod activation;
 pub(crate) mod arith;
 pub mod calib;
 pub(crate) mod gemm;
+pub(crate) mod passive;
 pub(crate) mod pool;
 pub mod qat;
 pub(crate) mod qparams;

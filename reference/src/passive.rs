@@ -1,0 +1,271 @@
+//! Passive ops: the ops that move codes without arithmetic, whose output scale and zero point are
+//! inherited (seed 000: "their scale is inherited"): concatenation, padding and resizing, under
+//! each framework's rules.
+//!
+//! | op | rule |
+//! |---|---|
+//! | [`concat`] | inputs with the output's scale and zero point are copied; others are requantized to it: PyTorch dequantizes `(q - z) s` in f32 and quantizes with its own rule (`x * RN(1/s_y)`, ties to even); TFLite's `ConcatenationWithScaling` computes `round(q * r + b) + z_y` with `r = s_i * (1 / s_y)`, `b = -z_i r` in f32 and rounds half away from zero |
+//! | [`pad`] | the pad value is the code of real 0: the zero point (TFLite `PAD` without a constant); input and output share their scale and zero point |
+//! | [`resize_nearest`] | TFLite's `ResizeNearestNeighbor`: source index `min(floor((i + o) r), n - 1)` (`round` with `align_corners`), `o = 0.5` with `half_pixel_centers`, `r = n_in / n_out` or `(n_in - 1) / (n_out - 1)` with `align_corners`, in f32 |
+//! | [`resize_bilinear`] | TFLite's integer `ResizeBilinearInteger`: 10-bit fixed-point source positions and weights, the four products summed in 64 bits, rounded half away from zero at 2^20 |
+//!
+//! Shapes are NHWC for the resize ops (`[N, H, W, C]`). Shape mismatches, scale or zero-point
+//! errors and sizes whose element count overflows are typed errors.
+
+use crate::affine::{code_range, Activation, Affine};
+use crate::error::{QuantError, Result};
+use crate::profile::ArithRule;
+use crate::quantize::{quantize_value, PreparedScale, QuantizeRule, ScaleOp};
+use crate::rounding::RoundingMode;
+use crate::scheme::Code;
+
+fn invalid(what: &'static str, detail: String) -> QuantError {
+    QuantError::InvalidArgument { what, detail }
+}
+
+fn numel(shape: &[usize]) -> Result<usize> {
+    crate::affine::element_count(shape)
+}
+
+/// Concatenates `inputs` (codes with their shapes and affines) along `axis` into codes with the
+/// affine `y`, under `rule` (see the module docs). Returns the codes and the output shape.
+pub fn concat<C: Code>(
+    rule: ArithRule,
+    inputs: &[(&[C], &[usize], Affine)],
+    axis: i64,
+    y: Affine,
+    activation: Activation,
+) -> Result<(Vec<C>, Vec<usize>)> {
+    let Some(&(_, first, _)) = inputs.first() else {
+        return Err(QuantError::EmptyInput { what: "concat inputs" });
+    };
+    let rank = first.len();
+    let axis = crate::scheme::Axis::new(axis).resolve(rank)?;
+    y.check::<C>(inputs.len())?;
+    let mut out_shape = first.to_vec();
+    out_shape[axis] = 0;
+    for (i, &(q, shape, a)) in inputs.iter().enumerate() {
+        a.check::<C>(i)?;
+        if shape.len() != rank || shape.iter().enumerate().any(|(d, &n)| d != axis && n != first[d]) {
+            return Err(invalid(
+                "concat input shape",
+                format!("input {i} has shape {shape:?}, input 0 {first:?} (axis {axis})"),
+            ));
+        }
+        crate::error::check_len("concat input", numel(shape)?, q.len())?;
+        out_shape[axis] = out_shape[axis]
+            .checked_add(shape[axis])
+            .ok_or(QuantError::Overflow { what: "concat output shape", detail: format!("axis {axis}") })?;
+    }
+    let outer: usize = first[..axis].iter().product();
+    let inner: usize = first[axis + 1..].iter().product();
+    let (lo, hi) = activation.code_bounds::<C>(y);
+    let range = code_range::<C>();
+    let torch_rule = QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven);
+    let y_scale = PreparedScale::new(0, y.scale, torch_rule.scale_op)?;
+    // Each input's codes converted to the output's, element by element.
+    let convert = |q: i32, a: Affine| -> Result<i32> {
+        if a == y {
+            return Ok(q);
+        }
+        Ok(match rule {
+            ArithRule::Tflite => {
+                let r = a.scale * (1.0f32 / y.scale);
+                let b = -(a.zero_point as f32) * r;
+                ((q as f32 * r + b).round() as i32).saturating_add(y.zero_point)
+            }
+            ArithRule::Torch | ArithRule::OnnxRuntime => {
+                quantize_value(a.dequantize(q), &y_scale, y.zero_point, range, torch_rule, 0)?
+            }
+        })
+    };
+    let mut out = Vec::with_capacity(numel(&out_shape)?);
+    for o in 0..outer {
+        for &(q, shape, a) in inputs {
+            let chunk = shape[axis] * inner;
+            for &v in &q[o * chunk..(o + 1) * chunk] {
+                out.push(C::from_code(convert(v.to_code(), a)?.clamp(lo, hi)));
+            }
+        }
+    }
+    Ok((out, out_shape))
+}
+
+/// Pads `x` of `shape` with `paddings[d] = [before, after]` per dimension; the pad value is the
+/// zero point (real 0). `x` and `y` must share their scale and zero point (TFLite's `PAD`).
+pub fn pad<C: Code>(
+    x: &[C],
+    shape: &[usize],
+    paddings: &[[usize; 2]],
+    xq: Affine,
+    yq: Affine,
+) -> Result<(Vec<C>, Vec<usize>)> {
+    xq.check::<C>(0)?;
+    yq.check::<C>(1)?;
+    if xq != yq {
+        return Err(invalid("pad output", format!("{yq:?} differs from the input's {xq:?}: PAD inherits its qparams")));
+    }
+    crate::error::check_len("paddings", shape.len(), paddings.len())?;
+    crate::error::check_len("x", numel(shape)?, x.len())?;
+    let out_shape: Vec<usize> = shape
+        .iter()
+        .zip(paddings)
+        .map(|(&n, &[b, a])| n.checked_add(b).and_then(|v| v.checked_add(a)))
+        .collect::<Option<_>>()
+        .ok_or(QuantError::Overflow { what: "pad output shape", detail: format!("{shape:?} + {paddings:?}") })?;
+    let total = numel(&out_shape)?;
+    if total > 1 << 31 {
+        return Err(QuantError::TooLarge { what: "pad output elements", value: total as u128, limit: 1 << 31 });
+    }
+    let fill = C::from_code(yq.zero_point);
+    let mut out = vec![fill; total];
+    let rank = shape.len();
+    // Row-major strides of the output.
+    let mut stride = vec![1usize; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        stride[d] = stride[d + 1] * out_shape[d + 1];
+    }
+    let mut idx = vec![0usize; rank];
+    for &v in x {
+        let at: usize = (0..rank).map(|d| (idx[d] + paddings[d][0]) * stride[d]).sum();
+        out[at] = v;
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok((out, out_shape))
+}
+
+/// How a resize maps output to input coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResizeMode {
+    pub align_corners: bool,
+    pub half_pixel_centers: bool,
+}
+
+fn check_resize<C: Code>(x: &[C], shape: [usize; 4], size: [usize; 2], xq: Affine, yq: Affine) -> Result<()> {
+    xq.check::<C>(0)?;
+    yq.check::<C>(1)?;
+    if xq != yq {
+        return Err(invalid(
+            "resize output",
+            format!("{yq:?} differs from the input's {xq:?}: resizing inherits qparams"),
+        ));
+    }
+    crate::error::check_len("x", numel(&shape)?, x.len())?;
+    if size.contains(&0) || shape[1] == 0 || shape[2] == 0 {
+        return Err(invalid("size", format!("{size:?} from {shape:?}: every spatial size must be positive")));
+    }
+    let out = numel(&[shape[0], size[0], size[1], shape[3]])?;
+    if out > 1 << 31 {
+        return Err(QuantError::TooLarge { what: "resize output elements", value: out as u128, limit: 1 << 31 });
+    }
+    Ok(())
+}
+
+/// TFLite's `GetNearestNeighbor`: the source index of output index `i` (f32 arithmetic).
+pub fn nearest_source(i: usize, n_in: usize, n_out: usize, mode: ResizeMode) -> usize {
+    let scale = if mode.align_corners && n_out > 1 {
+        (n_in - 1) as f32 / (n_out - 1) as f32
+    } else {
+        n_in as f32 / n_out as f32
+    };
+    let offset = if mode.half_pixel_centers { 0.5f32 } else { 0.0 };
+    let v = (i as f32 + offset) * scale;
+    let s = if mode.align_corners { v.round() } else { v.floor() };
+    (s.max(0.0) as usize).min(n_in - 1)
+}
+
+/// TFLite's `ResizeNearestNeighbor` on NHWC codes to `size = [h, w]`.
+pub fn resize_nearest<C: Code>(
+    x: &[C],
+    shape: [usize; 4],
+    size: [usize; 2],
+    mode: ResizeMode,
+    xq: Affine,
+    yq: Affine,
+) -> Result<(Vec<C>, [usize; 4])> {
+    check_resize(x, shape, size, xq, yq)?;
+    let [n, h, w, c] = shape;
+    let mut out = Vec::with_capacity(n * size[0] * size[1] * c);
+    for b in 0..n {
+        for oy in 0..size[0] {
+            let iy = nearest_source(oy, h, size[0], mode);
+            for ox in 0..size[1] {
+                let ix = nearest_source(ox, w, size[1], mode);
+                let at = ((b * h + iy) * w + ix) * c;
+                out.extend_from_slice(&x[at..at + c]);
+            }
+        }
+    }
+    Ok((out, [n, size[0], size[1], c]))
+}
+
+/// TFLite's `ComputeInterpolationValuesInteger`: the 10-bit fixed-point source position of output
+/// index `i` and its two neighbours `(scaled, lower, upper)`.
+pub fn bilinear_source(i: usize, scale_10: i32, half_pixel_centers: bool, n_in: usize) -> (i32, usize, usize) {
+    let i = i as i32;
+    let scaled = if half_pixel_centers { i * scale_10 + scale_10 / 2 - (1 << 9) } else { i * scale_10 };
+    let lower = (scaled / (1 << 10)).max(0) as usize;
+    let upper = (((scaled + (1 << 10) - 1) / (1 << 10)).max(0) as usize).min(n_in - 1);
+    (scaled, lower, upper)
+}
+
+/// `(2^10 n_in + n_out / 2) / n_out`, or with `align_corners` the same of `n_in - 1, n_out - 1`.
+fn scale_10(n_in: usize, n_out: usize, align_corners: bool) -> i32 {
+    let (a, b) = if align_corners && n_out > 1 { (n_in - 1, n_out - 1) } else { (n_in, n_out) };
+    (((1i64 << 10) * a as i64 + b as i64 / 2) / b as i64) as i32
+}
+
+/// TFLite's `ResizeBilinearInteger` on NHWC codes to `size = [h, w]` (see the module docs):
+///
+/// ```text
+/// wy = y_10 - 2^10 y0, wx = x_10 - 2^10 x0                  (10-bit fractions)
+/// v_20 = q[y0,x0] (2^10 - wy)(2^10 - wx) + q[y1,x0] wy (2^10 - wx)
+///      + q[y0,x1] (2^10 - wy) wx + q[y1,x1] wy wx           (int64)
+/// y = (v_20 + sign(v_20) 2^19) / 2^20                      (C division: toward zero)
+/// ```
+pub fn resize_bilinear<C: Code>(
+    x: &[C],
+    shape: [usize; 4],
+    size: [usize; 2],
+    mode: ResizeMode,
+    xq: Affine,
+    yq: Affine,
+) -> Result<(Vec<C>, [usize; 4])> {
+    check_resize(x, shape, size, xq, yq)?;
+    let [n, h, w, c] = shape;
+    if h > 1 << 20 || w > 1 << 20 || size[0] > 1 << 20 || size[1] > 1 << 20 {
+        return Err(QuantError::TooLarge {
+            what: "resize spatial size",
+            value: h.max(w).max(size[0]).max(size[1]) as u128,
+            limit: 1 << 20,
+        });
+    }
+    let (sy, sx) = (scale_10(h, size[0], mode.align_corners), scale_10(w, size[1], mode.align_corners));
+    let at = |b: usize, y: usize, xx: usize, ch: usize| x[((b * h + y) * w + xx) * c + ch].to_code() as i64;
+    let mut out = Vec::with_capacity(n * size[0] * size[1] * c);
+    for b in 0..n {
+        for oy in 0..size[0] {
+            let (y10, y0, y1) = bilinear_source(oy, sy, mode.half_pixel_centers, h);
+            let wy = (y10 - (1 << 10) * y0 as i32) as i64;
+            for ox in 0..size[1] {
+                let (x10, x0, x1) = bilinear_source(ox, sx, mode.half_pixel_centers, w);
+                let wx = (x10 - (1 << 10) * x0 as i32) as i64;
+                for ch in 0..c {
+                    let v = at(b, y0, x0, ch) * ((1 << 10) - wy) * ((1 << 10) - wx)
+                        + at(b, y1, x0, ch) * wy * ((1 << 10) - wx)
+                        + at(b, y0, x1, ch) * ((1 << 10) - wy) * wx
+                        + at(b, y1, x1, ch) * wy * wx;
+                    let round = if v > 0 { 1i64 << 19 } else { -(1i64 << 19) };
+                    out.push(C::from_code(((v + round) / (1 << 20)) as i32));
+                }
+            }
+        }
+    }
+    Ok((out, [n, size[0], size[1], c]))
+}

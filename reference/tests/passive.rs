@@ -1,0 +1,79 @@
+//! Properties of the passive ops (quickcheck): they move codes, never change them, where the
+//! scale and zero point are inherited.
+
+use quantproof_reference::affine::{Activation, Affine};
+use quantproof_reference::passive::{concat, pad, resize_bilinear, resize_nearest, ResizeMode};
+use quantproof_reference::profile::ArithRule;
+use quickcheck::{quickcheck, TestResult};
+
+const A: Affine = Affine::new(0.05, -3);
+
+quickcheck! {
+    /// Concatenating inputs that share the output's qparams is a byte copy, under every rule.
+    fn concat_of_equal_qparams_is_a_copy(a: Vec<i8>, b: Vec<i8>) -> bool {
+        [ArithRule::Torch, ArithRule::Tflite, ArithRule::OnnxRuntime].into_iter().all(|rule| {
+            let (y, s) = concat(rule, &[(&a, &[a.len()], A), (&b, &[b.len()], A)], 0, A, Activation::None).unwrap();
+            y == [a.clone(), b.clone()].concat() && s == vec![a.len() + b.len()]
+        })
+    }
+
+    /// Padding then cropping the padding gives the input back, and every pad is the zero point.
+    fn pad_then_crop_is_identity(x: Vec<i8>, before: u8, after: u8) -> TestResult {
+        let (b, a) = (before as usize % 5, after as usize % 5);
+        let rows = 2usize;
+        let cols = x.len() / rows;
+        if cols == 0 {
+            return TestResult::discard();
+        }
+        let x = &x[..rows * cols];
+        let (y, s) = pad(x, &[rows, cols], &[[0, 0], [b, a]], A, A).unwrap();
+        let width = s[1];
+        let mut crop = Vec::new();
+        for r in 0..rows {
+            crop.extend_from_slice(&y[r * width + b..r * width + b + cols]);
+        }
+        let pads_ok = y.iter().enumerate().all(|(i, &v)| {
+            let c = i % width;
+            (c >= b && c < b + cols) || v == A.zero_point as i8
+        });
+        TestResult::from_bool(crop == x && pads_ok)
+    }
+
+    /// A resize to the same size is the identity (nearest and bilinear, without half-pixel centres).
+    fn resize_to_the_same_size_is_identity(x: Vec<i8>) -> TestResult {
+        let (h, w) = (2usize, x.len() / 2);
+        if w == 0 {
+            return TestResult::discard();
+        }
+        let x = &x[..h * w];
+        let mode = ResizeMode { align_corners: false, half_pixel_centers: false };
+        let (n, _) = resize_nearest(x, [1, h, w, 1], [h, w], mode, A, A).unwrap();
+        let (bl, _) = resize_bilinear(x, [1, h, w, 1], [h, w], mode, A, A).unwrap();
+        TestResult::from_bool(n == x && bl == x)
+    }
+}
+
+#[test]
+fn requantized_concat_follows_each_rule() {
+    // Input 1 has twice the output's scale: its codes double (around the zero points).
+    let x0 = [1i8, 2];
+    let x1 = [3i8, -4];
+    let a1 = Affine::new(0.1, 0);
+    let y = Affine::new(0.05, 0);
+    for rule in [ArithRule::Torch, ArithRule::Tflite] {
+        let (q, _) = concat(rule, &[(&x0, &[2], y), (&x1, &[2], a1)], 0, y, Activation::None).unwrap();
+        assert_eq!(q, vec![1, 2, 6, -8], "{rule:?}");
+    }
+    // Mismatched shapes and bad qparams are typed errors.
+    assert!(concat(ArithRule::Torch, &[(&x0, &[1, 2], y), (&x1, &[2, 1], y)], 0, y, Activation::None).is_err());
+    assert!(pad(&x0, &[2], &[[1, 1]], y, a1).is_err());
+    assert!(resize_nearest(
+        &x0,
+        [1, 1, 2, 1],
+        [0, 2],
+        ResizeMode { align_corners: false, half_pixel_centers: false },
+        y,
+        y
+    )
+    .is_err());
+}
