@@ -352,6 +352,14 @@ pub static OPS: &[OpEntry] = &[
         bench: &[],
     },
     OpEntry {
+        op: "softmax",
+        family: "activation",
+        summary: "TFLite's integer-only softmax (gemmlowp exp, reciprocal, 1/256 output)",
+        vectors: Some(VectorOp { profiles: &["tflite"], run: passive::softmax }),
+        equiv: None,
+        bench: &[],
+    },
+    OpEntry {
         op: "matmul_integer",
         family: "gemm",
         summary: "ONNX MatMulInteger: u8/s8 GEMM with zero points, int32 out",

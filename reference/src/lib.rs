@@ -32,6 +32,7 @@
 //! | [`passive`] | concat, pad, resize (nearest, bilinear): qparams inherited, each framework's requantization and coordinate rules |
 //! | [`pool`] | max / average pooling (NCHW, NHWC; each framework's rounding of the mean), TFLite's MEAN |
 //! | [`ptq`] | post-training algorithms: cross-layer equalization, bias absorption and correction, AdaRound, mixed precision, deployment profiles as data |
+//! | [`softmax`] | TFLite's integer-only softmax (gemmlowp exp, reciprocal, 1/256 output) |
 //! | [`rng`] | SplitMix64, the one seeded generator (stochastic rounding, every test's data) |
 //! | [`error`] | the typed errors every function returns instead of panicking |
 //!
@@ -80,6 +81,7 @@ pub mod requantize;
 pub mod rng;
 pub mod rounding;
 pub mod scheme;
+pub mod softmax;
 
 pub use choose_params::ScaleZeroPoint;
 pub use error::{QuantError, Result};

@@ -77,3 +77,20 @@ fn requantized_concat_follows_each_rule() {
     )
     .is_err());
 }
+
+quickcheck! {
+    /// TFLite's integer softmax: the codes of a row count 256ths of probability, so they sum to
+    /// 256 within one rounding per element, and the largest input gets the largest code.
+    fn softmax_rows_sum_to_one(row: Vec<i8>, scale_milli: u16) -> TestResult {
+        use quantproof_reference::softmax::tflite_softmax;
+        if row.is_empty() || row.len() > 300 {
+            return TestResult::discard();
+        }
+        let scale = (scale_milli % 200 + 1) as f32 / 1000.0;
+        let y = tflite_softmax(&row, &[row.len()], -1, 1.0, Affine::new(scale, 0), Affine::new(1.0 / 256.0, -128)).unwrap();
+        let total: i64 = y.iter().map(|&v| v as i64 + 128).sum();
+        let argmax = row.iter().enumerate().max_by_key(|(_, &v)| v).map(|(i, _)| i).unwrap();
+        let top = y.iter().copied().max().unwrap();
+        TestResult::from_bool((total - 256).abs() <= row.len() as i64 + 1 && y[argmax] == top)
+    }
+}

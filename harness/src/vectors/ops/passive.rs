@@ -156,3 +156,18 @@ pub fn resize_nearest(case: &Case, _profile: &Profile, path: Path) -> OpResult {
 pub fn resize_bilinear(case: &Case, _profile: &Profile, path: Path) -> OpResult {
     resize(case, path, true)
 }
+
+pub fn softmax(case: &Case, _profile: &Profile, path: Path) -> OpResult {
+    reference_only(path)?;
+    let a = Attrs(case);
+    let xq = affine(case, "x")?;
+    let yq = affine(case, "y")?;
+    let beta = a.opt_f64("beta")?.unwrap_or(1.0) as f32;
+    let axis = a.opt_int("axis")?.unwrap_or(-1);
+    let (xt, x) = codes(case, "x")?;
+    let y = match x {
+        Codes::I8(x) => quantproof_reference::softmax::tflite_softmax(x, &xt.shape, axis, beta, xq, yq)?.into_data(),
+        Codes::U8(x) => quantproof_reference::softmax::tflite_softmax(x, &xt.shape, axis, beta, xq, yq)?.into_data(),
+    };
+    Ok(outputs([("y", Tensor::new(xt.shape.clone(), y))]))
+}
