@@ -269,6 +269,13 @@ pub trait Kernels: Sync {
     fn pairwise_sum(&self, a: &[f32]) -> f32;
     /// `out[i] = kl_term(p[i], q[i], sp, sq)` ([`kl_term`]); all four slices have one length.
     fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]);
+    /// `out[i] = table[x[i]]`: a 256-entry byte table indexed by the code's byte (the Engine
+    /// rotates an `i8` table by 128 so that the bytes of `i8` codes index it). `out.len() ==
+    /// x.len()`. The default is the portable loop; an ISA overrides it where it has a byte
+    /// permute (AVX-512 VBMI `vpermi2b`, NEON `tbl`).
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        crate::arch::generic::lut_bytes(table, x, out)
+    }
 }
 
 /// The kernels of `isa`, or `None` when this CPU lacks it.

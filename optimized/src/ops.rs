@@ -61,6 +61,11 @@ const MIN_PER_THREAD_REDUCE: usize = 1 << 22;
 pub trait FastCode: Code {
     fn quantize(k: &dyn Kernels, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [Self]) -> bool;
     fn dequantize(k: &dyn Kernels, q: &[Self], p: Params<'_>, out: &mut [f32]);
+    /// The code's byte (two's complement for `i8`).
+    fn byte(self) -> u8;
+    /// The codes' bytes, in place (no copy).
+    fn bytes(s: &[Self]) -> &[u8];
+    fn bytes_mut(s: &mut [Self]) -> &mut [u8];
 }
 
 impl FastCode for i8 {
@@ -70,6 +75,18 @@ impl FastCode for i8 {
     fn dequantize(k: &dyn Kernels, q: &[i8], p: Params<'_>, out: &mut [f32]) {
         k.dequantize_i8(q, p, out)
     }
+    fn byte(self) -> u8 {
+        self as u8
+    }
+    fn bytes(s: &[i8]) -> &[u8] {
+        // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for
+        // both; the new slice covers exactly the old one and borrows it.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+    }
+    fn bytes_mut(s: &mut [i8]) -> &mut [u8] {
+        // SAFETY: as in `bytes`; the mutable borrow of `s` is moved into the new slice.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+    }
 }
 
 impl FastCode for u8 {
@@ -78,6 +95,15 @@ impl FastCode for u8 {
     }
     fn dequantize(k: &dyn Kernels, q: &[u8], p: Params<'_>, out: &mut [f32]) {
         k.dequantize_u8(q, p, out)
+    }
+    fn byte(self) -> u8 {
+        self
+    }
+    fn bytes(s: &[u8]) -> &[u8] {
+        s
+    }
+    fn bytes_mut(s: &mut [u8]) -> &mut [u8] {
+        s
     }
 }
 
@@ -477,6 +503,36 @@ impl Engine {
             plan.run(self.useful_threads(x.len()), x, out, &|p, xs, os: &mut [C]| C::quantize(k, xs, p, krule, os));
         if nan {
             return Err(first_nan(x));
+        }
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::activation::apply_table`]: `out[i] = table[x[i] - C::MIN]`
+    /// for a 256-entry table of 8-bit codes (every unary op on 8-bit codes is one: see
+    /// `quantproof_reference::activation::table`). The table is re-indexed by the codes' bytes
+    /// once; the lookups run on the ISA's byte permute where it has one, in parallel spans for
+    /// large inputs.
+    pub fn lut<C: FastCode>(&self, table: &[C], x: &[C], out: &mut [C]) -> Result<()> {
+        check_len("table", 256, table.len())?;
+        check_len("output", x.len(), out.len())?;
+        let mut bytes = [0u8; 256];
+        for (k, &t) in table.iter().enumerate() {
+            // Entry k is code k + C::MIN, whose byte indexes it.
+            bytes[C::from_code(k as i32 + C::MIN).byte() as usize] = t.byte();
+        }
+        let k = self.kernels;
+        let (xb, ob) = (C::bytes(x), C::bytes_mut(out));
+        let threads = self.useful_threads(x.len());
+        if threads <= 1 {
+            k.lut_bytes(&bytes, xb, ob);
+        } else {
+            let chunk = x.len().div_ceil(threads);
+            let bytes = &bytes;
+            std::thread::scope(|s| {
+                for (xs, os) in xb.chunks(chunk).zip(ob.chunks_mut(chunk)) {
+                    s.spawn(move || k.lut_bytes(bytes, xs, os));
+                }
+            });
         }
         Ok(())
     }

@@ -352,6 +352,13 @@ pub fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
 #[derive(Debug, Clone, Copy)]
 pub struct Scalar;
 
+/// The portable table lookup: `out[i] = table[x[i]]`.
+pub fn lut_bytes(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+    for (o, &b) in out.iter_mut().zip(x) {
+        *o = table[b as usize];
+    }
+}
+
 impl Kernels for Scalar {
     fn isa(&self) -> Isa {
         Isa::Scalar

@@ -3,13 +3,13 @@
 //! `y_zero_point`; `min` / `max` for clamp and hardtanh, `negative_slope` for leaky ReLU), through
 //! `quantproof_reference::activation`'s tables.
 
-use super::arith::{affine, codes, reference_only, Codes, IntoData};
+use super::arith::{affine, codes, Codes, IntoData};
 use super::{outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Tensor};
+use quantproof_optimized::ops::FastCode;
 use quantproof_reference::activation::{self, UnaryOp};
 use quantproof_reference::affine::Affine;
 use quantproof_reference::profile::Profile;
-use quantproof_reference::scheme::Code;
 
 /// `y` quantization: `y_scale` / `y_zero_point`, defaulting to `x`'s (pass-through ops).
 pub fn output_affine(case: &Case, x: Affine) -> Result<Affine, OpError> {
@@ -20,19 +20,30 @@ pub fn output_affine(case: &Case, x: Affine) -> Result<Affine, OpError> {
     }
 }
 
+/// The reference computes the op code by code through its table; an optimized path builds the
+/// same table with the reference and applies it with `Engine::lut` (the ISA's byte permute).
 fn run(case: &Case, profile: &Profile, path: Path, op: UnaryOp) -> OpResult {
-    reference_only(path)?;
     let xq = affine(case, "x")?;
     let yq = output_affine(case, xq)?;
     let (xt, x) = codes(case, "x")?;
-    fn go<C: Code + Default>(op: UnaryOp, p: &Profile, xq: Affine, yq: Affine, x: &[C]) -> Result<Vec<C>, OpError> {
+    fn go<C: FastCode>(
+        op: UnaryOp,
+        p: &Profile,
+        path: Path,
+        xq: Affine,
+        yq: Affine,
+        x: &[C],
+    ) -> Result<Vec<C>, OpError> {
         let mut out = vec![C::default(); x.len()];
-        activation::unary(op, p.arith, xq, yq, x, &mut out)?;
+        match path {
+            Path::Reference => activation::unary(op, p.arith, xq, yq, x, &mut out)?,
+            Path::Optimized(e) => e.lut(&activation::table::<C>(op, p.arith, xq, yq)?, x, &mut out)?,
+        }
         Ok(out)
     }
     let y = match x {
-        Codes::I8(x) => go(op, profile, xq, yq, x)?.into_data(),
-        Codes::U8(x) => go(op, profile, xq, yq, x)?.into_data(),
+        Codes::I8(x) => go(op, profile, path, xq, yq, x)?.into_data(),
+        Codes::U8(x) => go(op, profile, path, xq, yq, x)?.into_data(),
     };
     Ok(outputs([("y", Tensor::new(xt.shape.clone(), y))]))
 }

@@ -71,6 +71,8 @@ pub struct VectorOp {
     /// The profiles (by [`Profile::name`]) it is implemented for.
     pub profiles: &'static [&'static str],
     pub run: OpFn,
+    /// Whether `run` computes the op on an optimized path too (then every available ISA runs it).
+    pub optimized: bool,
 }
 
 /// What the runner needs of an op: its name, profiles, whether `quantproof_optimized` has a twin
@@ -80,8 +82,7 @@ pub struct OpSpec {
     /// The `op` field of the cases it runs.
     pub op: &'static str,
     pub profiles: &'static [&'static str],
-    /// Whether `quantproof_optimized` has a twin (the op's registry entry has equivalence
-    /// descriptors), run on every available ISA.
+    /// Whether `quantproof_optimized` has a twin, run on every available ISA.
     pub optimized: bool,
     pub run: OpFn,
 }
@@ -136,7 +137,7 @@ pub const FORMAT_OPS: &[&str] = &[
 pub fn lookup(op: &str) -> Option<OpSpec> {
     let e = crate::registry::lookup(op)?;
     let v = e.vectors?;
-    Some(OpSpec { op: e.op, profiles: v.profiles, optimized: e.equiv.is_some(), run: v.run })
+    Some(OpSpec { op: e.op, profiles: v.profiles, optimized: v.optimized, run: v.run })
 }
 
 /// Every op with golden vectors implemented.

@@ -571,9 +571,49 @@ unsafe fn abs_max_blocks(x: &[f32]) -> (f32, bool, usize) {
     (vmaxvq_f32(m), any_cleared(ok), i)
 }
 
+/// `out[i] = table[x[i]]` with `tbl` over the first 64 entries and `tbx` over the next three
+/// 64-entry quarters (an index outside a quarter leaves the lane unchanged), 16 bytes at a time;
+/// the tail through a zero-padded stack buffer.
+///
+/// # Safety
+/// The CPU must have NEON; `out.len() == x.len()`.
+#[target_feature(enable = "neon")]
+unsafe fn lut_tbl(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+    let t = table.as_ptr();
+    // SAFETY: `table` holds 256 bytes: four 64-byte groups of four 16-byte loads.
+    let q = |k: usize| unsafe { vld1q_u8_x4(t.add(64 * k)) };
+    let (q0, q1, q2, q3) = (q(0), q(1), q(2), q(3));
+    let look = |idx: uint8x16_t| {
+        let r = vqtbl4q_u8(q0, idx);
+        let r = vqtbx4q_u8(r, q1, vsubq_u8(idx, vdupq_n_u8(64)));
+        let r = vqtbx4q_u8(r, q2, vsubq_u8(idx, vdupq_n_u8(128)));
+        vqtbx4q_u8(r, q3, vsubq_u8(idx, vdupq_n_u8(192)))
+    };
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n` bytes are readable in `x` and writable in `out`.
+        unsafe { vst1q_u8(out.as_mut_ptr().add(i), look(vld1q_u8(x.as_ptr().add(i)))) };
+        i += 16;
+    }
+    if i < n {
+        let mut buf = [0u8; 16];
+        buf[..n - i].copy_from_slice(&x[i..n]);
+        // SAFETY: `buf` holds 16 bytes.
+        unsafe { vst1q_u8(buf.as_mut_ptr(), look(vld1q_u8(buf.as_ptr()))) };
+        out[i..n].copy_from_slice(&buf[..n - i]);
+    }
+}
+
 impl Kernels for Neon {
     fn isa(&self) -> Isa {
         Isa::Neon
+    }
+
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len());
+        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
+        unsafe { lut_tbl(table, x, out) }
     }
 
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {

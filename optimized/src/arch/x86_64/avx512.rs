@@ -38,6 +38,55 @@ impl Avx512 {
     }
 }
 
+/// Whether the CPU also has AVX-512 VBMI (`vpermi2b`: 128-entry byte permutes), detected once.
+fn has_vbmi() -> bool {
+    static VBMI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VBMI.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vbmi"))
+}
+
+/// `out[i] = table[x[i]]` with two `vpermi2b` (entries 0..127 and 128..255, each picking by the
+/// index's low seven bits) and a blend on the index's top bit; the `n % 64` tail through masked
+/// loads and stores.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW and VBMI; `out.len() == x.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn lut_vbmi(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+    let t = table.as_ptr();
+    // SAFETY: `table` holds 256 bytes: four unaligned 64-byte loads at offsets 0, 64, 128, 192.
+    let (t0, t1, t2, t3) = unsafe {
+        (
+            _mm512_loadu_si512(t.cast()),
+            _mm512_loadu_si512(t.add(64).cast()),
+            _mm512_loadu_si512(t.add(128).cast()),
+            _mm512_loadu_si512(t.add(192).cast()),
+        )
+    };
+    let look = |idx: __m512i| {
+        let lo = _mm512_permutex2var_epi8(t0, idx, t1);
+        let hi = _mm512_permutex2var_epi8(t2, idx, t3);
+        _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi)
+    };
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: `i + 64 <= n` bytes are readable in `x` and writable in `out`.
+        unsafe {
+            let v = _mm512_loadu_si512(x.as_ptr().add(i).cast());
+            _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), look(v));
+        }
+        i += 64;
+    }
+    if i < n {
+        let m: __mmask64 = (1u64 << (n - i)) - 1;
+        // SAFETY: the masked load and store touch only the `n - i < 64` bytes left in each slice.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi8(m, x.as_ptr().add(i).cast());
+            _mm512_mask_storeu_epi8(out.as_mut_ptr().add(i).cast(), m, look(v));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Slices and lanes
 
@@ -895,6 +944,17 @@ fn scalar_quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out
 impl Kernels for Avx512 {
     fn isa(&self) -> Isa {
         Isa::Avx512
+    }
+
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len());
+        if has_vbmi() {
+            // SAFETY: this token exists only when AVX-512 F/BW were detected, and VBMI was
+            // detected just above; the lengths are equal.
+            unsafe { lut_vbmi(table, x, out) }
+        } else {
+            generic::lut_bytes(table, x, out)
+        }
     }
 
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {

@@ -1,0 +1,96 @@
+//! `Engine::lut` (the byte-permute kernels: AVX-512 VBMI `vpermi2b`, NEON `tbl`/`tbx`, the
+//! portable loop) against the reference's `apply_table`, on every available ISA level at 1 and
+//! 3 threads: every code through random tables and every activation table of every profile,
+//! lengths 0 to several vector widths plus odd tails, misaligned starts.
+
+use quantproof_harness::equiv::announce;
+use quantproof_optimized::ops::FastCode;
+use quantproof_optimized::{isa, Engine};
+use quantproof_reference::activation::{apply_table, table, UnaryOp};
+use quantproof_reference::affine::Affine;
+use quantproof_reference::profile::Profile;
+use quantproof_reference::rng::Rng;
+
+fn engines() -> Vec<Engine> {
+    announce();
+    let mut v = Vec::new();
+    for i in isa::available() {
+        if let Ok(e) = Engine::new(i) {
+            v.push(e);
+            v.push(e.with_threads(3).with_parallel_threshold(1));
+        }
+    }
+    v
+}
+
+fn check<C: FastCode>(engines: &[Engine], t: &[C], x: &[C], what: &str) {
+    let mut want = vec![C::default(); x.len()];
+    apply_table(t, x, &mut want).unwrap();
+    for e in engines {
+        let mut got = vec![C::default(); x.len()];
+        e.lut(t, x, &mut got).unwrap();
+        assert_eq!(got, want, "{what} on {} x{}", e.isa().name(), e.threads());
+    }
+}
+
+fn codes<C: FastCode>(rng: &mut Rng, n: usize) -> Vec<C> {
+    // Every code first (so each table entry is read), then random ones.
+    (0..n).map(|i| C::from_code(if i < 256 { C::MIN + i as i32 } else { C::MIN + rng.below(256) as i32 })).collect()
+}
+
+fn run<C: FastCode>(seed: u64) {
+    let es = engines();
+    let mut rng = Rng::new(seed);
+    let lens: Vec<usize> = (0..=200).chain([255, 256, 257, 511, 1000, 4097, 65 * 1024 + 3]).collect();
+    for &n in &lens {
+        let t: Vec<C> = (0..256).map(|_| C::from_code(C::MIN + rng.below(256) as i32)).collect();
+        let x = codes::<C>(&mut rng, n + 3);
+        for offset in [0, 1, 3] {
+            let end = (offset + n).min(x.len());
+            check(&es, &t, &x[offset.min(end)..end], &format!("{} codes, offset {offset}", n));
+        }
+    }
+    // The real tables: every unary op under every framework profile, all 256 codes.
+    let x = codes::<C>(&mut rng, 256 + 77);
+    let (xq, yq) =
+        (Affine::new(0.05, if C::MIN < 0 { -3 } else { 128 }), Affine::new(0.02, if C::MIN < 0 { 5 } else { 120 }));
+    for p in Profile::FRAMEWORKS {
+        let ops = [
+            UnaryOp::Relu,
+            UnaryOp::Relu6,
+            UnaryOp::Clamp { min: Some(-1.0), max: Some(2.0) },
+            UnaryOp::Hardtanh { min: -0.5, max: 0.5 },
+            UnaryOp::Sigmoid,
+            UnaryOp::Tanh,
+            UnaryOp::Hardsigmoid,
+            UnaryOp::Hardswish,
+            UnaryOp::LeakyRelu { negative_slope: 0.1 },
+            UnaryOp::Gelu,
+            UnaryOp::Exp,
+            UnaryOp::Silu,
+        ];
+        for op in ops {
+            if let Ok(t) = table::<C>(op, p.arith, xq, yq) {
+                check(&es, &t, &x, &format!("{op:?} under {}", p.name));
+            }
+        }
+    }
+}
+
+#[test]
+fn lut_i8_equals_the_reference_on_every_isa() {
+    run::<i8>(17);
+}
+
+#[test]
+fn lut_u8_equals_the_reference_on_every_isa() {
+    run::<u8>(29);
+}
+
+#[test]
+fn lut_rejects_bad_lengths() {
+    for e in engines() {
+        assert!(e.lut(&[0i8; 255], &[1i8; 4], &mut [0i8; 4]).is_err());
+        assert!(e.lut(&[0u8; 256], &[1u8; 4], &mut [0u8; 3]).is_err());
+    }
+}
