@@ -242,7 +242,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "sigmoid on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::sigmoid, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::SIGMOID_LUT],
     },
     OpEntry {
         op: "tanh",

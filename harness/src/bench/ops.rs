@@ -592,6 +592,59 @@ impl Workload for MinMax {
     }
 }
 
+/// `quantproof bench sigmoid-lut`: a unary op on 8-bit codes through its 256-entry table.
+pub static SIGMOID_LUT: OpSpec = OpSpec {
+    name: "sigmoid-lut",
+    summary: "i8 codes -> i8 codes through a 256-entry table (TFLite's sigmoid): the byte permute of every unary op",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8],
+    per_axis: false,
+    build: build_sigmoid_lut,
+};
+
+struct SigmoidLut {
+    table: Vec<i8>,
+    x: Vec<i8>,
+    out: Vec<i8>,
+    expected: Vec<i8>,
+}
+
+fn build_sigmoid_lut(setup: &Setup) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::activation::{apply_table, table, UnaryOp};
+    use quantproof_reference::affine::Affine;
+    let t = table::<i8>(UnaryOp::Sigmoid, setup.profile.arith, Affine::new(0.05, 0), Affine::new(1.0 / 256.0, -128))?;
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let x: Vec<i8> = (0..setup.size).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+    let mut expected = vec![0i8; x.len()];
+    apply_table(&t, &x, &mut expected)?;
+    Ok(Box::new(SigmoidLut { table: t, out: vec![0; x.len()], x, expected }))
+}
+
+impl Workload for SigmoidLut {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        match imp {
+            Path::Reference => quantproof_reference::activation::apply_table(&self.table, &self.x, &mut self.out),
+            Path::Optimized(e) => e.lut(&self.table, &self.x, &mut self.out),
+        }
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|v| *v = v.wrapping_add(77));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        match self.out.iter().zip(&self.expected).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => Err(format!("code {i}: got {}, want {}", self.out[i], self.expected[i])),
+        }
+    }
+    fn bytes_per_element(&self) -> f64 {
+        2.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"shape": [self.x.len()], "op": "sigmoid", "table": 256})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Bench, Path, Setup};
