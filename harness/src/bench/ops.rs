@@ -673,7 +673,9 @@ mod tests {
                     }
                     if gran == Gran::PerTensor && b.workload.ort_collector().is_some() {
                         assert!(b.workload.ort_case().is_none());
-                    } else if spec.name == "abs-max" {
+                    } else if spec.name == "abs-max" || spec.name == "sigmoid-lut" {
+                        // No ONNX Runtime twin wired yet (QLinearSigmoid is a com.microsoft op
+                        // that ort_bench.py does not build).
                         assert!(b.workload.ort_case().is_none());
                     } else if gran == Gran::PerTensor {
                         let c = b.workload.ort_case().unwrap();
