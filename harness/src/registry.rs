@@ -378,7 +378,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "ONNX MatMulInteger: u8/s8 GEMM with zero points, int32 out",
         vectors: Some(VectorOp { profiles: &["onnxruntime"], run: gemm::matmul_integer, optimized: false }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::QGEMM],
     },
     OpEntry {
         op: "qlinear_matmul",

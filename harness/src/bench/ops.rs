@@ -645,6 +645,85 @@ impl Workload for SigmoidLut {
     }
 }
 
+/// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points, `K = N = 384` (a MiniLM Linear),
+/// `M = size / 384` rows; `2 * 384 * size` operations per run (GOPS = 768 x Gelem/s).
+pub static QGEMM: OpSpec = OpSpec {
+    name: "qgemm",
+    summary: "u8 x s8 -> exact i32 GEMM with zero points, K = N = 384, M = size / 384 (GOPS = 768 x Gelem/s)",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::U8,
+    dtypes: &[Dtype::U8],
+    per_axis: false,
+    build: build_qgemm,
+};
+
+const QGEMM_KN: usize = 384;
+
+struct Qgemm {
+    m: usize,
+    a: Vec<u8>,
+    b: Vec<i8>,
+    packed: quantproof_optimized::gemm::PackedWeights,
+    out: Vec<i32>,
+    expected: Vec<i32>,
+}
+
+fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
+    let m = (setup.size / QGEMM_KN).max(1);
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let a: Vec<u8> = (0..m * QGEMM_KN).map(|_| rng.below(256) as u8).collect();
+    let b: Vec<i8> = (0..QGEMM_KN * QGEMM_KN).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+    let zb = ZeroPoints::PerTensor(0);
+    let mut expected = vec![0i32; m * QGEMM_KN];
+    accumulate(&a, 128, &b, zb, WeightLayout::NxK, GemmDims::new(m, QGEMM_KN, QGEMM_KN), &mut expected)?;
+    let packed = quantproof_optimized::gemm::PackedWeights::new(&b, zb, WeightLayout::NxK, QGEMM_KN, QGEMM_KN)?;
+    Ok(Box::new(Qgemm { m, a, b, packed, out: vec![0; m * QGEMM_KN], expected }))
+}
+
+impl Workload for Qgemm {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel};
+        use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
+        match imp {
+            Path::Reference => accumulate(
+                &self.a,
+                128,
+                &self.b,
+                ZeroPoints::PerTensor(0),
+                WeightLayout::NxK,
+                GemmDims::new(self.m, QGEMM_KN, QGEMM_KN),
+                &mut self.out,
+            ),
+            Path::Optimized(e) => {
+                // AVX-512 levels use the VNNI micro-kernel where the CPU has it; others the portable one.
+                let kernel = if e.isa().name() == "avx512" && GemmKernel::Avx512Vnni.is_available() {
+                    GemmKernel::Avx512Vnni
+                } else {
+                    GemmKernel::Portable
+                };
+                gemm_u8s8(&self.a, QGEMM_KN, self.m, 128, &self.packed, kernel, &mut self.out)
+            }
+        }
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|v| *v = v.wrapping_add(12345));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        match self.out.iter().zip(&self.expected).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => Err(format!("element {i}: got {}, want {}", self.out[i], self.expected[i])),
+        }
+    }
+    fn bytes_per_element(&self) -> f64 {
+        // Each activation byte read once and 4 bytes of output per activation (N = K).
+        5.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"m": self.m, "k": QGEMM_KN, "n": QGEMM_KN, "ops_per_element": 2 * QGEMM_KN})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Bench, Path, Setup};
@@ -673,7 +752,7 @@ mod tests {
                     }
                     if gran == Gran::PerTensor && b.workload.ort_collector().is_some() {
                         assert!(b.workload.ort_case().is_none());
-                    } else if spec.name == "abs-max" || spec.name == "sigmoid-lut" {
+                    } else if spec.name == "abs-max" || spec.name == "sigmoid-lut" || spec.name == "qgemm" {
                         // No ONNX Runtime twin wired yet (QLinearSigmoid is a com.microsoft op
                         // that ort_bench.py does not build).
                         assert!(b.workload.ort_case().is_none());

@@ -1,0 +1,308 @@
+//! # Integer GEMM: `u8` activations x `s8` weights -> exact `i32`
+//!
+//! The twin of [`quantproof_reference::gemm::accumulate`] for the common int8 case (ONNX
+//! Runtime's `MatMulInteger` with u8 x s8, PyTorch's `quantized::linear` on fbgemm, the Linear
+//! layers of a dynamically quantized transformer):
+//!
+//! ```text
+//! C[i][j] = sum_k (A[i][k] - za) (B[k][j] - zb[j])
+//!         = sum_k A[i][k] B[k][j] - za colsum[j] - zb[j] rowsum[i] + K za zb[j]      (gemmlowp)
+//! ```
+//!
+//! The weights are packed once ([`PackedWeights`]): panels of `NR = 16` columns, `K` padded with
+//! zeros to a multiple of `KR = 4`, each group of four `k` of the sixteen columns in 64 bytes (the
+//! layout `vpdpbusd` reads), with their column sums. The raw products `sum_k A B` come from a
+//! micro-kernel; the zero-point terms are added in `i64` and the result is converted to `i32`
+//! exactly, or refused with [`QuantError::AccumulatorOverflow`] where the exact value leaves
+//! `i32` (as the reference does).
+//!
+//! | micro-kernel | tile | needs | exact when |
+//! |---|---|---|---|
+//! | `qu8s8_gemm_4x64c4__avx512vnni` | 4 x 64, k by 4 | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
+//! | `qu8s8_gemm_1x16c4__portable` | 1 x 16 | nothing | always (`i64` sums) |
+//!
+//! No threads yet: the product runs on the calling thread.
+
+use quantproof_reference::error::{check_len, QuantError, Result};
+use quantproof_reference::gemm::{to_i32_accumulator, GemmDims, WeightLayout, ZeroPoints};
+use quantproof_reference::scheme::QType;
+
+/// Columns per packed panel.
+pub const NR: usize = 16;
+/// `k` per packed group.
+pub const KR: usize = 4;
+/// Rows per AVX-512 VNNI micro-kernel call.
+pub const MR: usize = 4;
+/// Panels per AVX-512 VNNI micro-kernel call (the tile is MR x PANELS * NR = 4 x 64: sixteen
+/// independent accumulators hide `vpdpbusd`'s latency).
+pub const PANELS: usize = 4;
+/// The largest `K` whose raw `u8 x s8` sums cannot leave `i32` (`K * 255 * 128 <= 2^31 - 1`).
+pub const MAX_EXACT_K: usize = (i32::MAX as usize) / (255 * 128);
+
+/// A micro-kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmKernel {
+    Portable,
+    Avx512Vnni,
+}
+
+impl GemmKernel {
+    pub const ALL: [GemmKernel; 2] = [GemmKernel::Portable, GemmKernel::Avx512Vnni];
+
+    /// XNNPACK-style name: type, op, tile, ISA.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmKernel::Portable => "qu8s8_gemm_1x16c4__portable",
+            GemmKernel::Avx512Vnni => "qu8s8_gemm_4x64c4__avx512vnni",
+        }
+    }
+
+    /// Whether this CPU can run it (detected at run time).
+    pub fn is_available(self) -> bool {
+        match self {
+            GemmKernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The fastest available kernel.
+    pub fn best() -> GemmKernel {
+        if GemmKernel::Avx512Vnni.is_available() {
+            GemmKernel::Avx512Vnni
+        } else {
+            GemmKernel::Portable
+        }
+    }
+}
+
+/// Weights `B` (`K x N`, s8) packed for the micro-kernels, with their zero points and column sums.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedWeights {
+    k: usize,
+    n: usize,
+    /// `K` rounded up to a multiple of [`KR`].
+    kp: usize,
+    /// `ceil(N / NR)` panels of `kp * NR` bytes.
+    panels: Vec<i8>,
+    col_sums: Vec<i64>,
+    zero_points: Vec<i32>,
+}
+
+impl PackedWeights {
+    /// Packs `b` (stored as `layout` says, `K x N` logically) with its zero points.
+    pub fn new(
+        b: &[i8],
+        zero_points: ZeroPoints<'_>,
+        layout: WeightLayout,
+        k: usize,
+        n: usize,
+    ) -> Result<PackedWeights> {
+        let kn = k.checked_mul(n).ok_or(QuantError::TooLarge {
+            what: "K x N",
+            value: k as u128 * n as u128,
+            limit: usize::MAX as u128,
+        })?;
+        check_len("weights (K x N)", kn, b.len())?;
+        zero_points.check(n, QType::I8)?;
+        let kp = k.div_ceil(KR) * KR;
+        // Whole groups of PANELS panels (zero columns past N), so the micro-kernel never tails.
+        let np = n.div_ceil(NR).div_ceil(PANELS) * PANELS;
+        let mut panels = vec![0i8; np * kp * NR];
+        let mut col_sums = vec![0i64; n];
+        for j in 0..n {
+            let (p, c) = (j / NR, j % NR);
+            for kk in 0..k {
+                let v = b[layout.index(kk, j, k, n)];
+                col_sums[j] += v as i64;
+                panels[p * kp * NR + (kk / KR) * KR * NR + c * KR + kk % KR] = v;
+            }
+        }
+        Ok(PackedWeights { k, n, kp, panels, col_sums, zero_points: (0..n).map(|j| zero_points.get(j)).collect() })
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// `out[i*N + j] = sum_k (a[i*lda + k] - za) (B[k][j] - zb[j])` for `m` rows of `a` (row stride
+/// `lda >= K`), with the micro-kernel `kernel` (an unavailable one is an error). Bit-exact with
+/// [`quantproof_reference::gemm::accumulate`].
+pub fn gemm_u8s8(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    kernel: GemmKernel,
+    out: &mut [i32],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
+    if lda < k {
+        return Err(QuantError::InvalidArgument { what: "lda", detail: format!("{lda} is below K = {k}") });
+    }
+    let need = if m == 0 { Some(0) } else { (m - 1).checked_mul(lda).and_then(|v| v.checked_add(k)) };
+    let need = need.ok_or(QuantError::TooLarge {
+        what: "M x lda",
+        value: m as u128 * lda as u128,
+        limit: usize::MAX as u128,
+    })?;
+    if a.len() < need {
+        return Err(QuantError::LengthMismatch { what: "a (M rows of stride lda)", expected: need, got: a.len() });
+    }
+    let mn = m.checked_mul(n).ok_or(QuantError::TooLarge {
+        what: "M x N",
+        value: m as u128 * n as u128,
+        limit: usize::MAX as u128,
+    })?;
+    check_len("output (M x N)", mn, out.len())?;
+    QType::U8.full_range().check_zero_point(0, a_zero_point)?;
+    if !kernel.is_available() {
+        return Err(QuantError::Unsupported { what: format!("{}: not available on this CPU", kernel.name()) });
+    }
+    let _ = GemmDims::new(m, n, k);
+    let use_vnni = kernel == GemmKernel::Avx512Vnni && k <= MAX_EXACT_K;
+    // The zero-point terms that depend on the column only: -za colsum[j] + K za zb[j].
+    let za = a_zero_point as i64;
+    let col_bias: Vec<i64> = (0..n).map(|j| -za * w.col_sums[j] + k as i64 * za * w.zero_points[j] as i64).collect();
+    let mut raw = vec![0i64; MR * n];
+    let mut abuf = vec![0u8; MR * w.kp];
+    let mut i0 = 0;
+    while i0 < m {
+        let rows = (m - i0).min(MR);
+        abuf.iter_mut().for_each(|v| *v = 0);
+        for r in 0..rows {
+            abuf[r * w.kp..r * w.kp + k].copy_from_slice(&a[(i0 + r) * lda..(i0 + r) * lda + k]);
+        }
+        if use_vnni {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `use_vnni` implies the kernel is available (AVX-512 F/BW/VNNI detected);
+            // `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
+            unsafe {
+                vnni::raw_4x64(&abuf, w, &mut raw)
+            };
+        } else {
+            portable_raw(&abuf, rows, w, &mut raw);
+        }
+        for r in 0..rows {
+            let row_sum: i64 = abuf[r * w.kp..r * w.kp + k].iter().map(|&v| v as i64).sum();
+            let (raw_r, out_r) = (&raw[r * n..(r + 1) * n], &mut out[(i0 + r) * n..(i0 + r + 1) * n]);
+            for j in 0..n {
+                let v = raw_r[j] + col_bias[j] - w.zero_points[j] as i64 * row_sum;
+                out_r[j] = match i32::try_from(v) {
+                    Ok(x) => x,
+                    Err(_) => return to_i32_accumulator(v, k, i0 + r, j).map(|_| ()),
+                };
+            }
+        }
+        i0 += rows;
+    }
+    Ok(())
+}
+
+/// The portable micro-kernel: `raw[r*N + j] = sum_k a[r][k] B[k][j]` in `i64` from the panels.
+fn portable_raw(abuf: &[u8], rows: usize, w: &PackedWeights, raw: &mut [i64]) {
+    for r in 0..rows {
+        let arow = &abuf[r * w.kp..(r + 1) * w.kp];
+        for j in 0..w.n {
+            let panel = &w.panels[(j / NR) * w.kp * NR..(j / NR + 1) * w.kp * NR];
+            let c = j % NR;
+            let mut s = 0i64;
+            for (g, a4) in arow.chunks_exact(KR).enumerate() {
+                let b4 = &panel[g * KR * NR + c * KR..g * KR * NR + c * KR + KR];
+                s += a4.iter().zip(b4).map(|(&x, &y)| x as i64 * y as i64).sum::<i64>();
+            }
+            raw[r * w.n + j] = s;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::{PackedWeights, KR, NR, PANELS};
+    use core::arch::x86_64::*;
+
+    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the four rows of `abuf` (`kp` bytes each, zero
+    /// padded) with `vpdpbusd`: per group of four `k`, four 64-byte loads (four panels of 16
+    /// columns x 4 `k`), each row's four bytes broadcast once, sixteen 16-lane accumulators.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI; `abuf.len() == MR * w.kp`, `raw.len() >= MR * w.n`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn raw_4x64(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
+        let kp = w.kp;
+        let groups = kp / KR;
+        let stride = kp * NR;
+        let panels = w.panels.len() / stride.max(1);
+        let mut p = 0;
+        while p < panels && p * NR < w.n {
+            let base = &w.panels[p * stride..(p + PANELS) * stride];
+            let z = _mm512_setzero_si512();
+            let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
+            let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
+            let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
+            let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
+            let bp = base.as_ptr();
+            let ap = abuf.as_ptr();
+            for g in 0..groups {
+                // SAFETY: group `g` of panels `p..p + 4` lies inside `base` (whole groups of PANELS
+                // panels are packed); row `r`'s four bytes at `r * kp + 4 g` lie inside `abuf`.
+                unsafe {
+                    let o = g * KR * NR;
+                    let b0 = _mm512_loadu_si512(bp.add(o).cast());
+                    let b1 = _mm512_loadu_si512(bp.add(stride + o).cast());
+                    let b2 = _mm512_loadu_si512(bp.add(2 * stride + o).cast());
+                    let b3 = _mm512_loadu_si512(bp.add(3 * stride + o).cast());
+                    let word = |r: usize| _mm512_set1_epi32(ap.add(r * kp + g * KR).cast::<i32>().read_unaligned());
+                    let a0 = word(0);
+                    c00 = _mm512_dpbusd_epi32(c00, a0, b0);
+                    c01 = _mm512_dpbusd_epi32(c01, a0, b1);
+                    c02 = _mm512_dpbusd_epi32(c02, a0, b2);
+                    c03 = _mm512_dpbusd_epi32(c03, a0, b3);
+                    let a1 = word(1);
+                    c10 = _mm512_dpbusd_epi32(c10, a1, b0);
+                    c11 = _mm512_dpbusd_epi32(c11, a1, b1);
+                    c12 = _mm512_dpbusd_epi32(c12, a1, b2);
+                    c13 = _mm512_dpbusd_epi32(c13, a1, b3);
+                    let a2 = word(2);
+                    c20 = _mm512_dpbusd_epi32(c20, a2, b0);
+                    c21 = _mm512_dpbusd_epi32(c21, a2, b1);
+                    c22 = _mm512_dpbusd_epi32(c22, a2, b2);
+                    c23 = _mm512_dpbusd_epi32(c23, a2, b3);
+                    let a3 = word(3);
+                    c30 = _mm512_dpbusd_epi32(c30, a3, b0);
+                    c31 = _mm512_dpbusd_epi32(c31, a3, b1);
+                    c32 = _mm512_dpbusd_epi32(c32, a3, b2);
+                    c33 = _mm512_dpbusd_epi32(c33, a3, b3);
+                }
+            }
+            let acc = [[c00, c01, c02, c03], [c10, c11, c12, c13], [c20, c21, c22, c23], [c30, c31, c32, c33]];
+            for (r, acc_r) in acc.iter().enumerate() {
+                for (q, v) in acc_r.iter().enumerate() {
+                    let col = (p + q) * NR;
+                    if col >= w.n {
+                        break;
+                    }
+                    let mut lanes = [0i32; NR];
+                    // SAFETY: `lanes` holds 16 i32.
+                    unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *v) };
+                    for c in 0..(w.n - col).min(NR) {
+                        raw[r * w.n + col + c] = lanes[c] as i64;
+                    }
+                }
+            }
+            p += PANELS;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The packed int8 GEMM micro-kernels against `quantproof_reference::gemm::accumulate`, bit for
+//! bit, with cases generated from each kernel's tile (XNNPACK style): M from 1 to MR + 1 and
+//! beyond, N around the panel width, K below, at and above the k-group and its multiples, strided
+//! rows, extreme zero points, per-tensor and per-column weight zero points, both weight layouts,
+//! and K at the edge of exact int32 accumulation.
+
+use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel, PackedWeights, KR, MAX_EXACT_K, MR, NR};
+use quantproof_reference::error::QuantError;
+use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
+use quantproof_reference::rng::Rng;
+
+fn kernels() -> Vec<GemmKernel> {
+    GemmKernel::ALL
+        .into_iter()
+        .filter(|k| {
+            let ok = k.is_available();
+            if !ok {
+                eprintln!("skipping {}: not available on this CPU", k.name());
+            }
+            ok
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    kernel: GemmKernel,
+    rng: &mut Rng,
+    m: usize,
+    n: usize,
+    k: usize,
+    lda: usize,
+    za: i32,
+    zb: &[i32],
+    layout: WeightLayout,
+) {
+    let a: Vec<u8> = (0..m.saturating_sub(1) * lda + k).map(|_| rng.below(256) as u8).collect();
+    let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+    let zps = if zb.len() == 1 { ZeroPoints::PerTensor(zb[0]) } else { ZeroPoints::PerColumn(zb) };
+    let dense: Vec<u8> = (0..m).flat_map(|i| a[i * lda..i * lda + k].to_vec()).collect();
+    let mut want = vec![0i32; m * n];
+    let want_r = accumulate(&dense, za, &b, zps, layout, GemmDims::new(m, n, k), &mut want);
+    let w = PackedWeights::new(&b, zps, layout, k, n).unwrap();
+    let mut got = vec![0i32; m * n];
+    let got_r = gemm_u8s8(&a, lda, m, za, &w, kernel, &mut got);
+    assert_eq!(got_r.is_ok(), want_r.is_ok(), "{}: m {m} n {n} k {k}: {got_r:?} vs {want_r:?}", kernel.name());
+    if want_r.is_ok() {
+        assert_eq!(got, want, "{}: m {m} n {n} k {k} lda {lda} za {za} zb {zb:?} {layout:?}", kernel.name());
+    } else {
+        assert!(matches!(got_r, Err(QuantError::AccumulatorOverflow { .. })), "{got_r:?}");
+    }
+}
+
+#[test]
+fn every_kernel_equals_the_reference_over_its_tile() {
+    let mut rng = Rng::new(8);
+    let ms: Vec<usize> = (1..=MR + 1).chain([2 * MR + 3, 17]).collect();
+    let ns = [1, NR - 1, NR, NR + 1, 2 * NR + 1, 3];
+    let ks = [1, KR - 1, KR, KR + 1, 2 * KR, 63, 64, 65, 384, 1000];
+    for kernel in kernels() {
+        let mut cases = 0;
+        for &m in &ms {
+            for &n in &ns {
+                for &k in &ks {
+                    let lda = if (m + n + k) % 2 == 0 { k } else { k + 3 };
+                    let za = [0, 128, 255, 7][(m + k) % 4];
+                    let zb: Vec<i32> = match (n + k) % 3 {
+                        0 => vec![[-128, 0, 127][k % 3]],
+                        _ => (0..n).map(|_| rng.below(256) as i32 - 128).collect(),
+                    };
+                    let layout = if k % 2 == 0 { WeightLayout::NxK } else { WeightLayout::KxN };
+                    check(kernel, &mut rng, m, n, k, lda, za, &zb, layout);
+                    cases += 1;
+                }
+            }
+        }
+        println!("{}: {cases} tile cases bit-exact", kernel.name());
+    }
+}
+
+#[test]
+fn k_at_the_edge_of_exact_int32_accumulation() {
+    for kernel in kernels() {
+        for k in [MAX_EXACT_K - 1, MAX_EXACT_K, MAX_EXACT_K + 1] {
+            // All products 255 x (-128) or 255 x 127: the extremes of the raw sums.
+            for bv in [-128i8, 127] {
+                let a = vec![255u8; k];
+                let b = vec![bv; k];
+                let w = PackedWeights::new(&b, ZeroPoints::PerTensor(0), WeightLayout::NxK, k, 1).unwrap();
+                let mut got = [0i32];
+                let mut want = [0i32];
+                let r = accumulate(
+                    &a,
+                    0,
+                    &b,
+                    ZeroPoints::PerTensor(0),
+                    WeightLayout::NxK,
+                    GemmDims::new(1, 1, k),
+                    &mut want,
+                );
+                let g = gemm_u8s8(&a, k, 1, 0, &w, kernel, &mut got);
+                assert_eq!(g.is_ok(), r.is_ok(), "{} k {k} b {bv}: {g:?} vs {r:?}", kernel.name());
+                assert_eq!(got, want, "{} k {k} b {bv}", kernel.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_are_typed_errors() {
+    let w = PackedWeights::new(&[1i8; 8], ZeroPoints::PerTensor(0), WeightLayout::NxK, 4, 2).unwrap();
+    let mut out = [0i32; 2];
+    assert!(gemm_u8s8(&[1u8; 4], 3, 1, 0, &w, GemmKernel::Portable, &mut out).is_err()); // lda < K
+    assert!(gemm_u8s8(&[1u8; 3], 4, 1, 0, &w, GemmKernel::Portable, &mut out).is_err()); // short a
+    assert!(gemm_u8s8(&[1u8; 4], 4, 1, 256, &w, GemmKernel::Portable, &mut out).is_err()); // za
+    assert!(gemm_u8s8(&[1u8; 4], 4, 1, 0, &w, GemmKernel::Portable, &mut out[..1]).is_err()); // out
+    assert!(PackedWeights::new(&[1i8; 7], ZeroPoints::PerTensor(0), WeightLayout::NxK, 4, 2).is_err());
+    assert!(PackedWeights::new(&[1i8; 8], ZeroPoints::PerColumn(&[0]), WeightLayout::NxK, 4, 2).is_err());
+    assert!(PackedWeights::new(&[1i8; 8], ZeroPoints::PerTensor(200), WeightLayout::NxK, 4, 2).is_err());
+    let mut none: [i32; 0] = [];
+    assert!(gemm_u8s8(&[], 4, 0, 0, &w, GemmKernel::Portable, &mut none).is_ok());
+}
