@@ -23,6 +23,7 @@ pub mod fuzz;
 pub mod machine;
 pub mod ort;
 pub mod path;
+pub mod probe;
 pub mod registry;
 pub mod report;
 pub mod vectors;

@@ -1,7 +1,7 @@
 //! # This machine: what it is, and the most it can do
 //!
 //! Speed figures are put next to ceilings measured here, in the same run, by the microkernels
-//! of [`quantproof_optimized::probe`]:
+//! of [`crate::probe`]:
 //!
 //! * **read bandwidth**: stream-sum of a buffer (best ISA), for a working set of a given size
 //!   and a thread count. A buffer much larger than the last-level cache gives the memory
@@ -20,8 +20,8 @@
 //! measured in this run are [`QUIET_REFERENCE`], values measured earlier on a quiet machine of
 //! this project, which are always labelled as such.
 
+use crate::probe::{DotKernel, FmaKernel, ReadKernel};
 use quantproof_optimized::isa::{self, Isa};
-use quantproof_optimized::probe::{DotKernel, FmaKernel, ReadKernel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::hint::black_box;

@@ -442,6 +442,7 @@ mod tests {
     use crate::isa;
     use quantproof_reference::calibrate::onnxruntime::{HistogramCollector, RangePass};
     use quantproof_reference::calibrate::Observer;
+    use quantproof_reference::rng::Rng;
 
     fn engines() -> Vec<Engine> {
         isa::available()
@@ -451,23 +452,12 @@ mod tests {
             .collect()
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-    }
-
     /// Histograms the entropy search meets rarely in real data: sparse, one full bin, all
     /// zero, huge counts, odd sizes, one or many quantized bins, and ones whose smoothing
     /// fails in some candidate (the reference's error must come back unchanged).
     #[test]
     fn entropy_threshold_equals_the_reference_on_unusual_histograms() {
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         let mut cases: Vec<(Vec<u64>, usize)> = vec![
             (vec![0; 256], 128),
             (vec![5; 1], 1),
@@ -478,8 +468,8 @@ mod tests {
             ((0..1000).map(|i| (i as u64 * 7919) % 13).collect(), 255),
         ];
         for n in [128usize, 131, 512, 777] {
-            let h: Vec<u64> = (0..n).map(|_| if rng.next() % 4 == 0 { 0 } else { rng.next() % 1000 }).collect();
-            cases.push((h, [1, 8, 128][(rng.next() % 3) as usize].min(n)));
+            let h: Vec<u64> = (0..n).map(|_| if rng.next_u64() % 4 == 0 { 0 } else { rng.next_u64() % 1000 }).collect();
+            cases.push((h, [1, 8, 128][(rng.next_u64() % 3) as usize].min(n)));
         }
         for (hist, nq) in cases {
             let n = hist.len();

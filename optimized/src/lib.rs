@@ -30,7 +30,6 @@ pub mod isa;
 pub mod kernels;
 pub mod ops;
 pub mod pool;
-pub mod probe;
 
 pub use isa::Isa;
 pub use ops::Engine;

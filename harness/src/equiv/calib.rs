@@ -22,22 +22,6 @@ use quantproof_reference::error::QuantError;
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::scheme::QType;
 
-fn next_up(x: f32) -> f32 {
-    if x.is_nan() || x == f32::INFINITY {
-        x
-    } else if x == 0.0 {
-        f32::from_bits(1)
-    } else if x > 0.0 {
-        f32::from_bits(x.to_bits() + 1)
-    } else {
-        f32::from_bits(x.to_bits() - 1)
-    }
-}
-
-fn next_down(x: f32) -> f32 {
-    -next_up(-x)
-}
-
 /// The range a case's values live in: `(lo, hi)`, from the seed and the class.
 fn range_of(rng: &mut Rng, mix: Mix) -> (f32, f32) {
     let symmetric = [1.0f32, 4.716, 11.312944, 0.37, 1000.0];
@@ -73,13 +57,13 @@ fn adversarial(rng: &mut Rng, n: usize, mix: Mix, lo: f32, hi: f32, probe_bins: 
                     let e = b.edges()[rng.below(b.edges().len() as u64) as usize];
                     match rng.below(3) {
                         0 => e,
-                        1 => next_up(e),
-                        _ => next_down(e),
+                        1 => f32::next_up(e),
+                        _ => f32::next_down(e),
                     }
                 }
                 None => lo,
             },
-            6 => rng.pick(&[lo, hi, next_up(hi), next_down(lo), next_down(hi), next_up(lo)]),
+            6 => rng.pick(&[lo, hi, f32::next_up(hi), f32::next_down(lo), f32::next_down(hi), f32::next_up(lo)]),
             7 => rng.pick(&[0.0, -0.0, f32::from_bits(1), -f32::from_bits(1)]),
             8 => (lo + (hi - lo) * u) * 0.5,
             _ => -(lo + (hi - lo) * u),

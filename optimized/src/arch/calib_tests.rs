@@ -9,38 +9,10 @@
 use crate::isa;
 use crate::kernels::{self, kl_term, ln_f32, HistBins, Kernels};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
+use quantproof_reference::rng::Rng;
 
 fn all() -> Vec<&'static dyn Kernels> {
     isa::available().into_iter().filter_map(kernels::table).collect()
-}
-
-fn next_up(x: f32) -> f32 {
-    if x == 0.0 {
-        f32::from_bits(1)
-    } else if x > 0.0 {
-        f32::from_bits(x.to_bits() + 1)
-    } else {
-        f32::from_bits(x.to_bits() - 1)
-    }
-}
-
-fn next_down(x: f32) -> f32 {
-    -next_up(-x)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / 16_777_216.0
-    }
 }
 
 /// The ranges of the reference's own adversarial test, plus typical calibration ones.
@@ -63,11 +35,11 @@ const RANGES: &[(f32, f32, usize)] = &[
 fn probes(b: &UniformBins, rng: &mut Rng) -> Vec<f32> {
     let mut v = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, f32::from_bits(1), -f32::from_bits(1)];
     for &e in b.edges() {
-        v.extend([e, next_up(e), next_down(e), -e]);
+        v.extend([e, f32::next_up(e), f32::next_down(e), -e]);
     }
     let (lo, hi) = (b.first(), b.last());
     for _ in 0..300 {
-        let t = rng.unit() * 1.2 - 0.1;
+        let t = (rng.unit() as f32) * 1.2 - 0.1;
         v.push(lo + (hi - lo) * t);
     }
     v
@@ -75,7 +47,7 @@ fn probes(b: &UniformBins, rng: &mut Rng) -> Vec<f32> {
 
 #[test]
 fn hist_bins_reproduce_numpy_edges_and_indices() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for &(lo, hi, n) in RANGES {
         let b = UniformBins::new(lo, hi, n).unwrap();
         let h = HistBins::from_edges(b.first(), b.last(), b.edges()).expect("linspace edges are reproduced");
@@ -90,7 +62,7 @@ fn hist_bins_reproduce_numpy_edges_and_indices() {
 
 #[test]
 fn histogram_matches_numpy_counts_on_every_isa() {
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     for &(lo, hi, n) in RANGES {
         let b = UniformBins::new(lo, hi, n).unwrap();
         let h = HistBins::from_edges(b.first(), b.last(), b.edges()).unwrap();
@@ -140,10 +112,10 @@ fn histogram_dense_sweep() {
 
 #[test]
 fn pairwise_sum_is_numpys_on_every_isa() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let data: Vec<f32> = (0..1100)
         .map(|i| {
-            let m = (rng.unit() - 0.5) * 2f32.powi((rng.next() % 40) as i32 - 20);
+            let m = ((rng.unit() as f32) - 0.5) * 2f32.powi((rng.next_u64() % 40) as i32 - 20);
             if i % 97 == 0 {
                 1e30
             } else if i % 89 == 0 {
@@ -202,7 +174,7 @@ fn check_kl(k: &dyn Kernels, p: &[f32], q: &[f32], sp: f32, sq: f32) {
 fn kl_terms_match_the_reference_expression() {
     let near = near_boundary_arguments(if cfg!(target_arch = "aarch64") { 60 } else { 400 });
     assert!(near.len() >= 50, "found only {} near-boundary arguments", near.len());
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     for k in all() {
         // a = p / 1 exactly: the near-boundary arguments themselves, in every lane position.
         for shift in 0..17 {
@@ -212,10 +184,12 @@ fn kl_terms_match_the_reference_expression() {
         }
         // Smoothed histograms as the entropy search builds them, and specials.
         for len in 0..70 {
-            let p: Vec<f32> =
-                (0..len).map(|_| if rng.next() % 3 == 0 { 1e-4 } else { (rng.next() % 5000) as f32 - 0.37 }).collect();
-            let q: Vec<f32> =
-                (0..len).map(|_| if rng.next() % 4 == 0 { 1e-4 } else { (rng.next() % 900) as f32 + 0.5 }).collect();
+            let p: Vec<f32> = (0..len)
+                .map(|_| if rng.next_u64() % 3 == 0 { 1e-4 } else { (rng.next_u64() % 5000) as f32 - 0.37 })
+                .collect();
+            let q: Vec<f32> = (0..len)
+                .map(|_| if rng.next_u64() % 4 == 0 { 1e-4 } else { (rng.next_u64() % 900) as f32 + 0.5 })
+                .collect();
             let sp = numpy_hist::pairwise_sum_f32(&p).max(1.0);
             let sq = numpy_hist::pairwise_sum_f32(&q).max(1.0);
             check_kl(k, &p, &q, sp, sq);
@@ -248,8 +222,8 @@ fn kl_terms_sweep_of_arguments() {
 
 #[test]
 fn abs_min_is_a_fold() {
-    let mut rng = Rng(9);
-    let mut x: Vec<f32> = (0..300).map(|_| (rng.unit() - 0.5) * 1e3).collect();
+    let mut rng = Rng::new(9);
+    let mut x: Vec<f32> = (0..300).map(|_| ((rng.unit() as f32) - 0.5) * 1e3).collect();
     x[77] = -0.001;
     x[200] = f32::NAN;
     x[201] = f32::NEG_INFINITY;

@@ -8,5 +8,7 @@ pub mod aarch64;
 mod calib_tests;
 pub mod generic;
 pub mod ln;
+#[cfg(test)]
+mod testkit;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

@@ -995,5 +995,5 @@ impl Kernels for Avx2 {
 
 #[cfg(test)]
 mod tests {
-    crate::arch::x86_64::testkit::x86_kernel_tests!(crate::isa::Isa::Avx2);
+    crate::arch::testkit::kernel_tests!(crate::isa::Isa::Avx2);
 }

@@ -1062,5 +1062,5 @@ impl Kernels for Avx512 {
 
 #[cfg(test)]
 mod tests {
-    crate::arch::x86_64::testkit::x86_kernel_tests!(crate::isa::Isa::Avx512);
+    crate::arch::testkit::kernel_tests!(crate::isa::Isa::Avx512);
 }

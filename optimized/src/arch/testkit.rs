@@ -1,4 +1,4 @@
-//! Test machinery shared by the AVX2 and AVX-512 kernel tests: adversarial inputs, and exact
+//! The one kernel test kit, shared by every ISA's kernel tests (AVX2, AVX-512, NEON): adversarial inputs, and exact
 //! comparisons of a kernel family against the scalar kernels (the specification).
 //!
 //! Every check runs the family and [`Scalar`] on the same input and demands identical bits
@@ -11,6 +11,7 @@ use crate::arch::generic::Scalar;
 use crate::isa::Isa;
 use crate::kernels::{self, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::quantize::ScaleOp;
+pub use quantproof_reference::rng::Rng;
 use quantproof_reference::rounding::RoundingMode;
 
 /// The family's kernels, or `None` after printing that its tests could not run here.
@@ -28,32 +29,6 @@ pub fn lengths() -> Vec<usize> {
 }
 
 pub const OFFSETS: std::ops::Range<usize> = 0..4;
-
-/// A small deterministic generator (xorshift64*).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
-}
 
 /// The deterministic rules kernels implement.
 pub fn rules() -> Vec<Rule> {
@@ -147,8 +122,8 @@ impl Q {
         }
         let span = (hi - lo + 20.0) * s;
         for _ in 0..700 {
-            v.push((rng.unit() - 0.5) * 2.0 * span);
-            let bits = rng.next() as u32;
+            v.push(((rng.unit() as f32) - 0.5) * 2.0 * span);
+            let bits = rng.next_u64() as u32;
             if !f32::from_bits(bits).is_nan() {
                 v.push(f32::from_bits(bits));
             }
@@ -565,7 +540,7 @@ fn same_up_to_zero_sign(a: f32, b: f32) -> bool {
 pub fn min_max(k: &dyn Kernels) {
     let mut rng = Rng::new(5);
     let mut datasets: Vec<(String, Vec<f32>)> = Vec::new();
-    let mut mixed: Vec<f32> = (0..3000).map(|_| (rng.unit() - 0.5) * 100.0).collect();
+    let mut mixed: Vec<f32> = (0..3000).map(|_| ((rng.unit() as f32) - 0.5) * 100.0).collect();
     mixed.extend([0.0, -0.0, 1e-45, -1e-45, f32::MAX, f32::MIN, 3e38]);
     rng.shuffle(&mut mixed);
     datasets.push(("finite".into(), mixed.clone()));
@@ -612,10 +587,86 @@ pub fn min_max(k: &dyn Kernels) {
     }
 }
 
+fn uniform(scale: f32, (qmin, qmax, z): (i32, i32, i32), op: ScaleOp) -> Uniform {
+    let factor = match op {
+        ScaleOp::Divide => scale,
+        ScaleOp::MultiplyByReciprocal => 1.0 / scale,
+    };
+    Uniform { scale, factor, lo: (qmin - z) as f32, hi: (qmax - z) as f32, zero_point: z }
+}
+
+/// round(-0.3) is -0.0: fake-quantize must return +0.0 (as the reference's integer path does),
+/// also where the zero is the clamp bound itself; the mask marks exactly the clipped values.
+pub fn zero_is_positive_and_mask_marks_clipping(k: &dyn Kernels) {
+    let x = [-0.3f32; 21];
+    for (range, op) in [
+        ((0, 255, 0), ScaleOp::Divide),
+        ((-128, 127, 127), ScaleOp::MultiplyByReciprocal),
+        ((-128, 127, 0), ScaleOp::Divide),
+    ] {
+        let u = uniform(1.0, range, op);
+        for mode in RoundingMode::DETERMINISTIC.into_iter().filter(|m| *m != RoundingMode::Floor) {
+            let mut y = [1.0f32; 21];
+            let mut m = [false; 21];
+            assert!(!k.fake_quantize(&x, Params::Uniform(u), Rule { op, mode }, &mut y, Some(&mut m)));
+            assert!(y.iter().all(|v| v.to_bits() == 0), "{} {mode:?} {range:?}: {y:?}", k.isa());
+            assert!(m.iter().all(|&b| b));
+        }
+    }
+    // Past the bounds: clipped, mask false; inf saturates.
+    let u = uniform(0.5, (-128, 127, 0), ScaleOp::Divide);
+    let mut x = vec![64.0f32, -64.5, f32::INFINITY, f32::NEG_INFINITY, 63.5, -64.0];
+    x.extend((0..11).map(|i| i as f32));
+    let mut y = [0.0f32; 17];
+    let mut m = [true; 17];
+    let rule = Rule { op: ScaleOp::Divide, mode: RoundingMode::HalfToEven };
+    k.fake_quantize(&x, Params::Uniform(u), rule, &mut y, Some(&mut m));
+    assert_eq!(&y[..6], &[63.5, -64.0, 63.5, -64.0, 63.5, -64.0], "{}", k.isa());
+    assert_eq!(&m[..6], &[false, false, false, false, true, true], "{}", k.isa());
+}
+
+/// Kernels never receive stochastic rounding from the planner; if they do, they must still give
+/// the scalar answer.
+pub fn stochastic_rule_falls_back_to_scalar(k: &dyn Kernels) {
+    let x: Vec<f32> = (0..37).map(|i| i as f32 * 0.3 - 5.0).collect();
+    let u = uniform(0.5, (-128, 127, 0), ScaleOp::Divide);
+    let rule = Rule { op: ScaleOp::Divide, mode: RoundingMode::Stochastic { seed: 9 } };
+    let (mut a, mut b) = (vec![0i8; 37], vec![0i8; 37]);
+    k.quantize_i8(&x, Params::Uniform(u), rule, &mut a);
+    Scalar.quantize_i8(&x, Params::Uniform(u), rule, &mut b);
+    assert_eq!(a, b, "{}", k.isa());
+    let (mut ya, mut yb) = (vec![0f32; 37], vec![0f32; 37]);
+    k.fake_quantize(&x, Params::Uniform(u), rule, &mut ya, None);
+    Scalar.fake_quantize(&x, Params::Uniform(u), rule, &mut yb, None);
+    assert_eq!(ya, yb, "{}", k.isa());
+}
+
+/// The comparisons with the scalar kernels would not notice a flush-to-zero that hit scalar and
+/// vector code alike, so exact subnormal results are checked directly: `(q - 0) * 2^-149` is the
+/// subnormal with bit pattern `q`, and `3 * 2^-149 / 2^-149` is 3.
+pub fn subnormals_are_kept_not_flushed(k: &dyn Kernels) {
+    let tiny = f32::from_bits(1);
+    let p = Params::Uniform(uniform(tiny, (-128, 127, 0), ScaleOp::Divide));
+    let rule = Rule { op: ScaleOp::Divide, mode: RoundingMode::HalfToEven };
+    let q: Vec<i8> = (1..=19).collect();
+    let mut y = [0f32; 19];
+    k.dequantize_i8(&q, p, &mut y);
+    assert!(y.iter().zip(1u32..).all(|(v, b)| v.to_bits() == b), "{}: {y:?}", k.isa());
+    let x = [f32::from_bits(3); 16];
+    let mut c = [0i8; 16];
+    k.quantize_i8(&x, p, rule, &mut c);
+    assert_eq!(c, [3; 16], "{}", k.isa());
+    let mut f = [0f32; 16];
+    k.fake_quantize(&x, p, rule, &mut f, None);
+    assert!(f.iter().all(|v| v.to_bits() == 3), "{}", k.isa());
+    let (lo, hi, _) = k.min_max(&[f32::from_bits(5); 16]);
+    assert_eq!((lo.to_bits(), hi.to_bits()), (5, 5), "{}", k.isa());
+}
+
 /// Every test of this kit, as one `#[test]` per kernel in the family modules.
-macro_rules! x86_kernel_tests {
+macro_rules! kernel_tests {
     ($isa:expr) => {
-        use $crate::arch::x86_64::testkit;
+        use $crate::arch::testkit;
         #[test]
         fn quantize_matches_scalar() {
             if let Some(k) = testkit::family($isa) {
@@ -664,6 +715,24 @@ macro_rules! x86_kernel_tests {
                 testkit::min_max(k);
             }
         }
+        #[test]
+        fn fake_quantize_zero_is_positive_and_mask_marks_clipping() {
+            if let Some(k) = testkit::family($isa) {
+                testkit::zero_is_positive_and_mask_marks_clipping(k);
+            }
+        }
+        #[test]
+        fn stochastic_rule_falls_back_to_scalar() {
+            if let Some(k) = testkit::family($isa) {
+                testkit::stochastic_rule_falls_back_to_scalar(k);
+            }
+        }
+        #[test]
+        fn subnormals_are_kept_not_flushed() {
+            if let Some(k) = testkit::family($isa) {
+                testkit::subnormals_are_kept_not_flushed(k);
+            }
+        }
     };
 }
-pub(crate) use x86_kernel_tests;
+pub(crate) use kernel_tests;
