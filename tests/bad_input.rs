@@ -16,6 +16,9 @@ use quantproof_reference::error::QuantError;
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize as refq;
+use quantproof_reference::scheme::RangeReduction;
+use quantproof_reference::scheme::Signedness;
+use quantproof_reference::scheme::Symmetry;
 use quantproof_reference::scheme::{CodeRange, QType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -75,7 +78,7 @@ fn counts_have_limits_checked_before_any_allocation() {
             too_large("optimized one_collect", bounded("ort fast", secs, || fast_calib::one_collect(&e, &spec, &[&x])));
         }
     }
-    let cfg = TorchObserverConfig::new(QType::U8, false, false);
+    let cfg = TorchObserverConfig::new(QType::U8, Symmetry::Affine, RangeReduction::Full);
     for bins in [1usize << 15, 1 << 40, usize::MAX] {
         too_large("HistogramObserver::new", bounded("torch", secs, || HistogramObserver::new(cfg, bins)));
     }
@@ -99,7 +102,8 @@ fn ordinary_batches_of_very_different_widths_stay_small() {
     let first: Vec<f32> = (0..2049).map(|i| 1.0 + i as f32 * 1e-6).collect();
     let second = [2048.0f32];
     let secs = Duration::from_secs(20);
-    let mut c = HistogramCollector::new(CalibrateSpec { symmetric: true, ..CalibrateSpec::percentile() }).unwrap();
+    let mut c = HistogramCollector::new(CalibrateSpec { symmetry: Symmetry::Symmetric, ..CalibrateSpec::percentile() })
+        .unwrap();
     bounded("percentile collector", secs, || {
         let r = c.observe(&first).and_then(|_| c.observe(&second));
         assert!(r.is_ok() || matches!(r, Err(QuantError::TooLarge { .. })), "{r:?}");
@@ -119,19 +123,22 @@ fn ordinary_batches_of_very_different_widths_stay_small() {
 
 #[test]
 fn constants_outside_their_domain_are_refused() {
-    let cfg = TorchObserverConfig::new(QType::U8, false, false);
+    let cfg = TorchObserverConfig::new(QType::U8, Symmetry::Affine, RangeReduction::Full);
     for c in [0.0, -0.5, 1.5, 1e30, f64::NAN, f64::INFINITY] {
         let r = MovingAverageMinMaxObserver::new(cfg, c);
         assert!(matches!(r, Err(QuantError::OutOfDomain { what: "averaging_constant", .. })), "{c}: {r:?}");
     }
     // A signed 1-bit quantizer has no non-zero code: an error, not NaN.
-    assert!(matches!(fake_tensor_quant(0.5, 1.0, 1, false), Err(QuantError::BitWidthOutOfRange { bits: 1 })));
-    assert!(fake_tensor_quant(0.5, 1.0, 1, true).is_ok_and(|v| v.is_finite()));
+    assert!(matches!(
+        fake_tensor_quant(0.5, 1.0, 1, Signedness::Signed),
+        Err(QuantError::BitWidthOutOfRange { bits: 1 })
+    ));
+    assert!(fake_tensor_quant(0.5, 1.0, 1, Signedness::Unsigned).is_ok_and(|v| v.is_finite()));
 }
 
 #[test]
 fn huge_values_give_a_range_that_holds_the_data_or_an_error() {
-    let cfg = TorchObserverConfig::new(QType::U8, false, false);
+    let cfg = TorchObserverConfig::new(QType::U8, Symmetry::Affine, RangeReduction::Full);
     let mut o = HistogramObserver::new(cfg, 2048).unwrap();
     let x: Vec<f32> = (0..4096).map(|i| (i as f32 - 2048.0) * 1e15).collect();
     bounded("histogram observer at 1e18", Duration::from_secs(20), || {

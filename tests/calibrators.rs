@@ -9,6 +9,7 @@ use quantproof_reference::calibrate::onnxruntime::{
 };
 use quantproof_reference::calibrate::{aciq, modelopt, mse, tensorrt, NonFinitePolicy, Observer, Range};
 use quantproof_reference::rng::Rng;
+use quantproof_reference::scheme::Symmetry;
 use quantproof_reference::QuantError;
 use serde_json::Value;
 
@@ -238,7 +239,7 @@ proptest! {
         let x = data(seed, n, shape);
         let p2 = (p1 + dp).min(100.0);
         let mut spec = CalibrateSpec::percentile();
-        spec.symmetric = sym;
+        spec.symmetry = Symmetry::symmetric_if(sym);
         spec.num_bins = 512;
         let at = |p: f64| { let mut s = spec; s.percentile = p; range_of(run_calibrate_one(&s, &[&x]).unwrap()) };
         let (lo1, hi1) = at(p1);
@@ -261,7 +262,7 @@ proptest! {
         let mut spec = match method {
             0 => CalibrateSpec { num_bins: 1024, ..CalibrateSpec::entropy() },
             1 => CalibrateSpec::percentile(),
-            2 => CalibrateSpec { symmetric: false, ..CalibrateSpec::percentile() },
+            2 => CalibrateSpec { symmetry: Symmetry::Affine, ..CalibrateSpec::percentile() },
             _ => CalibrateSpec::distribution(),
         };
         spec.num_quantized_bins = 128;

@@ -22,6 +22,7 @@ use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
+use quantproof_reference::scheme::Signedness;
 use quantproof_reference::scheme::{Axis, CodeRange, Granularity, QType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -223,7 +224,10 @@ fn empty_code_ranges_and_bad_bit_widths_cannot_be_built() {
     assert!(CodeRange::new(3, 3).is_ok());
     for bits in [0, 1, 17, 32, u32::MAX] {
         for signed in [true, false] {
-            assert_eq!(QType::new(bits, signed).unwrap_err(), QuantError::BitWidthOutOfRange { bits });
+            assert_eq!(
+                QType::new(bits, Signedness::signed_if(signed)).unwrap_err(),
+                QuantError::BitWidthOutOfRange { bits }
+            );
         }
     }
     assert_eq!(QType::parse("i17").unwrap_err(), QuantError::BitWidthOutOfRange { bits: 17 });

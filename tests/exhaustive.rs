@@ -20,6 +20,7 @@ use quantproof_optimized::{isa, Engine};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quantize::QuantizeRule;
 use quantproof_reference::rounding::RoundingMode;
+use quantproof_reference::scheme::Signedness;
 use quantproof_reference::scheme::{CodeRange, QType};
 
 /// Scales whose every multiple `k s` (|k| < 2^16) and quotient is exact.
@@ -54,7 +55,7 @@ fn round_trip_every_width_code_and_zero_point() {
     let mut total = Proof::new("round trip through quantize_codes, widths 2..=16");
     for bits in 2..=16 {
         for signed in [true, false] {
-            let qtype = QType::new(bits, signed).unwrap();
+            let qtype = QType::new(bits, Signedness::signed_if(signed)).unwrap();
             let zps = zero_point_sample(qtype.full_range(), 256, extra);
             // Widths up to 8 bits at every scale; wider ones at a rotating subset when the
             // budget is reduced (every scale still meets several wide widths).

@@ -7,7 +7,7 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::qat::{self, LsqParams, SteFakeQuantize, TorchCpuArith, TorchLearnableFakeQuantize};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::rng::Rng;
-use quantproof_reference::scheme::{CodeRange, QType};
+use quantproof_reference::scheme::{CodeRange, QType, Symmetry};
 use serde_json::Value;
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ fn learnable_module_trains_its_scale_and_zero_point() {
         zero_point: vec![zero_point],
         range: QType::U8.full_range(),
         axis: None,
-        symmetric: false,
+        symmetry: Symmetry::Affine,
         use_grad_scaling: true,
         arith: TorchCpuArith::X86_AVX2,
     };
@@ -479,7 +479,7 @@ fn learnable_module_clamps_scale_and_zeroes_symmetric_zero_point() {
         zero_point: vec![3.3, -1.0],
         range: QType::I8.full_range(),
         axis: Some(0.into()),
-        symmetric: true,
+        symmetry: Symmetry::Symmetric,
         use_grad_scaling: true,
         arith: TorchCpuArith::X86_AVX2,
     };

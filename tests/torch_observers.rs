@@ -12,6 +12,8 @@ use quantproof_reference::calibrate::torch::{
 use quantproof_reference::calibrate::{ChannelObserver, NonFinitePolicy, Observer};
 use quantproof_reference::choose_params::TorchObserverConfig;
 use quantproof_reference::rng::Rng;
+use quantproof_reference::scheme::RangeReduction;
+use quantproof_reference::scheme::Symmetry;
 use quantproof_reference::{QType, QuantError};
 use serde_json::Value;
 
@@ -158,7 +160,7 @@ fn extra_observe_vectors_are_bit_exact() {
 // Merging
 
 fn cfg(dtype: QType, symmetric: bool, reduce_range: bool) -> TorchObserverConfig {
-    TorchObserverConfig::new(dtype, symmetric, reduce_range)
+    TorchObserverConfig::new(dtype, Symmetry::symmetric_if(symmetric), RangeReduction::reduced_if(reduce_range))
 }
 
 /// Batches of finite values (sometimes with non-finite ones mixed in, for the Skip policy).

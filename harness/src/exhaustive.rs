@@ -539,7 +539,7 @@ pub fn kernel_nibble_pairs(engine: &Engine) -> Result<Proof> {
         pack::unpack4(&bytes, kind, &mut want_codes)?;
         for skip in [0usize, 1] {
             let mut got = vec![0i8; 2 * (256 - skip)];
-            k.unpack_nibbles(&bytes[skip..], kind == Int4::Signed, &mut got);
+            k.unpack_nibbles(&bytes[skip..], kind, &mut got);
             for (i, (&w, &g)) in want_codes[2 * skip..].iter().zip(&got).enumerate() {
                 proof.record(w == g as i32, || {
                     format!("{} unpack code {}: reference {w}, kernel {g}", kind.name(), i + 2 * skip)

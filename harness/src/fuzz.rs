@@ -31,6 +31,7 @@ use quantproof_reference::quantize::{self as refq, QuantizeRule, ScaleOp};
 use quantproof_reference::rng::Rng;
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{Axis, CodeRange, Granularity};
+use quantproof_reference::scheme::{RangeWidth, Signedness};
 
 /// Most elements an [`ops`] input draws (keeps one execution in microseconds).
 const MAX_ELEMENTS: usize = 96;
@@ -109,8 +110,8 @@ fn params(u: &mut Unstructured<'_>, shape: &[usize]) -> arbitrary::Result<QuantP
         }
         _ => {
             let bits = u.int_in_range(2u32..=16)?;
-            match quantproof_reference::scheme::QType::new(bits, bool::arbitrary(u)?) {
-                Ok(t) => t.range(bool::arbitrary(u)?),
+            match quantproof_reference::scheme::QType::new(bits, Signedness::signed_if(bool::arbitrary(u)?)) {
+                Ok(t) => t.range(RangeWidth::narrow_if(bool::arbitrary(u)?)),
                 Err(_) => quantproof_reference::scheme::QType::I8.full_range(),
             }
         }

@@ -79,7 +79,7 @@ logarithms per 16 terms), building the smoothed `P` and `Q` about 35%, the pairw
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use crate::isa::Isa;
-use crate::kernels::Kernels;
+use crate::kernels::{HistogramOf, Kernels};
 use crate::ops::Engine;
 use quantproof_reference::calibrate::numpy_hist::{self, CountKernel, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{
@@ -144,7 +144,7 @@ pub fn one_collect(engine: &Engine, spec: &CalibrateSpec, batches: &[&[f32]]) ->
     };
     let mut hist = vec![0u64; bins.len()];
     for b in batches {
-        engine.histogram(b, &bins, absolute, &mut hist)?;
+        engine.histogram(b, &bins, if absolute { HistogramOf::Magnitudes } else { HistogramOf::Values }, &mut hist)?;
     }
     let edges = bins.edges().to_vec();
     Ok(if absolute {
@@ -168,7 +168,7 @@ pub fn compute(engine: &Engine, spec: &CalibrateSpec, histogram: &OrtHistogram) 
 
 fn count_with(isa: Isa, data: &[f32], bins: &UniformBins, counts: &mut [u64]) {
     match Engine::new(isa) {
-        Ok(e) if e.histogram(data, bins, false, counts).is_ok() => {}
+        Ok(e) if e.histogram(data, bins, HistogramOf::Values, counts).is_ok() => {}
         _ => numpy_hist::accumulate(data, bins, counts),
     }
 }
@@ -514,7 +514,7 @@ mod tests {
     fn zero_extremes_keep_the_references_sign() {
         let mut spec = CalibrateSpec::percentile();
         spec.num_bins = 128;
-        spec.symmetric = false;
+        spec.symmetry = quantproof_reference::scheme::Symmetry::Affine;
         for x in
             [vec![-0.0f32, 0.0, 1.0, 2.0, 3.0], vec![0.0, -0.0, 1.0, 2.0], vec![-1.0, -0.0, 0.0], vec![0.0; 70_000]]
         {

@@ -35,6 +35,7 @@
 //!   reference's (see [`LN_GUARD_ULPS`]); the other lanes call the reference's expression.
 
 use crate::isa::Isa;
+use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::rounding::RoundingMode;
 
@@ -234,6 +235,14 @@ pub fn kl_term(p: f32, q: f32, sp: f32, sq: f32) -> f32 {
 
 /// The kernels of one ISA. Callers guarantee that every slice argument has the span's length
 /// (`x.len()`, or `2 * packed.len()` for nibbles); implementations may assert it.
+/// What a histogram counts: the values themselves, or their magnitudes `|x|` (ONNX Runtime's
+/// symmetric collectors histogram `|x|` over `[0, max|x|]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramOf {
+    Values,
+    Magnitudes,
+}
+
 pub trait Kernels: Sync {
     fn isa(&self) -> Isa;
     /// `out[i] = q(x[i])` as i8. Returns true when some `x[i]` is NaN.
@@ -249,7 +258,7 @@ pub trait Kernels: Sync {
     /// `2k` into the low nibble of `out[k]`, code `2k + 1` into the high nibble.
     fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]);
     /// Unpacks `2 * packed.len()` codes; signed nibbles are sign-extended.
-    fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]);
+    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]);
     /// `(min, max, saw_nan)` over `x`: `(+inf, -inf, false)` when empty. NaN elements are
     /// skipped for min and max and reported through the flag. Infinities count. Signed zeros
     /// are not ordered (either zero may be returned for a min or max of zero).
@@ -263,7 +272,7 @@ pub trait Kernels: Sync {
     /// each sub-histogram is scratch (elements in no bin go there, and kernels may add other
     /// counts to it): callers ignore it. `sub.len()` is [`HistBins::sub_len`]; callers keep
     /// `x.len()` below `2^31` so that no `u32` slot can overflow.
-    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]);
+    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]);
     /// numpy's pairwise sum of a float32 array, bit for bit
     /// (`quantproof_reference::calibrate::numpy_hist::pairwise_sum_f32`).
     fn pairwise_sum(&self, a: &[f32]) -> f32;

@@ -32,4 +32,5 @@ pub mod ops;
 pub mod pool;
 
 pub use isa::Isa;
+pub use kernels::HistogramOf;
 pub use ops::Engine;

@@ -24,7 +24,7 @@
 //! ISA's nibble kernel (and unpacked the same way), so packing never splits a span.
 
 use crate::isa::{self, Isa};
-use crate::kernels::{self, HistBins, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{self, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::choose_params::ScaleZeroPoint;
 use quantproof_reference::error::{check_len, QuantError, Result};
@@ -617,7 +617,7 @@ impl Engine {
         let n = out.len();
         check_len("packed input", packed_len(n), packed.len())?;
         let mut codes = vec![0i8; 2 * packed.len()];
-        self.kernels.unpack_nibbles(packed, kind == Int4::Signed, &mut codes);
+        self.kernels.unpack_nibbles(packed, kind, &mut codes);
         self.dequantize(&codes[..n], shape, params, out)
     }
 
@@ -668,10 +668,10 @@ impl Engine {
     /// the bins and NaN are not counted). Threads split `x` and add their counts (exact: integer
     /// sums). Bins whose edges are not `linspace`'s arithmetic ([`HistBins::from_edges`]) use the
     /// reference's builder. Fails when `counts.len() != bins.len()`.
-    pub fn histogram(&self, x: &[f32], bins: &UniformBins, abs: bool, counts: &mut [u64]) -> Result<()> {
+    pub fn histogram(&self, x: &[f32], bins: &UniformBins, of: HistogramOf, counts: &mut [u64]) -> Result<()> {
         check_len("histogram counts", bins.len(), counts.len())?;
         let Some(hb) = HistBins::from_edges(bins.first(), bins.last(), bins.edges()) else {
-            if abs {
+            if of == HistogramOf::Magnitudes {
                 let a: Vec<f32> = x.iter().map(|v| v.abs()).collect();
                 numpy_hist::accumulate(&a, bins, counts);
             } else {
@@ -685,7 +685,7 @@ impl Engine {
             let mut sub = vec![0u32; hb.sub_len()];
             let mut total = vec![0u64; n];
             for piece in c.chunks(HIST_CHUNK) {
-                k.histogram(piece, &hb, abs, &mut sub);
+                k.histogram(piece, &hb, of, &mut sub);
                 for s in sub.chunks_exact_mut(n + 1) {
                     total.iter_mut().zip(&s[..n]).for_each(|(t, &v)| *t += v as u64);
                     s.fill(0);
@@ -754,14 +754,14 @@ mod tests {
                 assert_eq!(e.abs_max(&x).unwrap(), amax, "{isa} {t}");
                 assert_eq!(e.abs_min(&x).unwrap(), amin, "{isa} {t}");
                 let mut c = vec![0u64; 2048];
-                e.histogram(&x[..MIN_PER_THREAD_HIST * 5], &bins, false, &mut c).unwrap();
+                e.histogram(&x[..MIN_PER_THREAD_HIST * 5], &bins, HistogramOf::Values, &mut c).unwrap();
                 assert_eq!(c, want, "{isa} {t}");
             }
         }
         let mut y = x[..1000].to_vec();
         y[500] = f32::NAN;
         assert!(matches!(Engine::auto().abs_max(&y), Err(QuantError::NanInput { index: 500, .. })));
-        assert!(Engine::auto().histogram(&y, &bins, false, &mut [0u64; 3]).is_err());
+        assert!(Engine::auto().histogram(&y, &bins, HistogramOf::Values, &mut [0u64; 3]).is_err());
     }
 
     #[test]

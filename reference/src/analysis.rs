@@ -551,7 +551,7 @@ pub fn bit_sweep(
     };
     let mut rows = Vec::new();
     for b in bits {
-        let req_b = QParamsRequest { qtype: QType::new(b, req.qtype.is_signed())?, ..*req };
+        let req_b = QParamsRequest { qtype: QType::new(b, req.qtype.signedness())?, ..*req };
         let code_range = profile.qparams.code_range(&req_b)?;
         let chosen =
             ranges.iter().map(|&(lo, hi)| profile.choose_qparams(lo, hi, &req_b)).collect::<Result<Vec<_>>>()?;
@@ -574,6 +574,7 @@ mod tests {
     use super::*;
     use crate::quantize::ScaleOp;
     use crate::rounding::RoundingMode;
+    use crate::scheme::Symmetry;
 
     const RULE: QuantizeRule = QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven);
 
@@ -622,10 +623,22 @@ mod tests {
         assert!(predicted_unused_bits(r(3.0, 4.0), r(0.0, 2.0)).is_err());
         assert_eq!(predicted_unused_bits(r(-1.0, 1.0), r(-4.0, 4.0)).unwrap(), 2.0);
         assert_eq!(predicted_unused_bits(r(-9.0, 9.0), r(-4.0, 4.0)).unwrap(), 0.0);
-        assert!(compare_granularity(&[1.0, 2.0], &[2], 0, &Profile::QUANTPROOF, &QParamsRequest::new(QType::I8, true))
-            .is_ok());
+        assert!(compare_granularity(
+            &[1.0, 2.0],
+            &[2],
+            0,
+            &Profile::QUANTPROOF,
+            &QParamsRequest::new(QType::I8, Symmetry::Symmetric)
+        )
+        .is_ok());
         assert!(matches!(
-            compare_granularity(&[], &[0, 2], 0, &Profile::QUANTPROOF, &QParamsRequest::new(QType::I8, true)),
+            compare_granularity(
+                &[],
+                &[0, 2],
+                0,
+                &Profile::QUANTPROOF,
+                &QParamsRequest::new(QType::I8, Symmetry::Symmetric)
+            ),
             Err(QuantError::EmptyInput { .. })
         ));
     }

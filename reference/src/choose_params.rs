@@ -11,7 +11,7 @@
 //! silently return NaN or infinite scales).
 
 use crate::error::{QuantError, Result};
-use crate::scheme::{CodeRange, QType};
+use crate::scheme::{CodeRange, QType, RangeReduction, Symmetry};
 
 /// One scale and one zero point: what a range rule chooses. A quantize call takes a
 /// [`crate::QuantParams`] ([`ScaleZeroPoint::per_tensor`] makes one).
@@ -81,7 +81,7 @@ pub fn onnxruntime_compute_scale_zp(
     rmin: f32,
     rmax: f32,
     range: CodeRange,
-    symmetric: bool,
+    symmetry: Symmetry,
     min_real_range: Option<f32>,
 ) -> Result<ScaleZeroPoint> {
     check_range(rmin, rmax)?;
@@ -95,7 +95,7 @@ pub fn onnxruntime_compute_scale_zp(
         }
         hi = hi.max(lo + m);
     }
-    if symmetric {
+    if symmetry.is_symmetric() {
         let a = lo.abs().max(hi.abs());
         lo = -a;
         hi = a;
@@ -106,7 +106,7 @@ pub fn onnxruntime_compute_scale_zp(
         // or NaN scale: we return s = 1, z = 0 instead of a scale no kernel can use.
         return Ok(ScaleZeroPoint { scale: 1.0, zero_point: 0 });
     }
-    let zero_point = if symmetric {
+    let zero_point = if symmetry.is_symmetric() {
         ((qmin as f64 + qmax as f64) / 2.0).round_ties_even()
     } else {
         (qmin as f64 - lo as f64 / scale).round_ties_even()
@@ -143,9 +143,9 @@ pub struct TorchObserverConfig {
     /// `torch.uint16` are [`QType::I16`] / [`QType::U16`]; other widths use their full range as
     /// a customized range of qint8 / quint8.
     pub dtype: QType,
-    /// `per_tensor_symmetric` / `per_channel_symmetric` when true, the affine schemes when false.
-    pub symmetric: bool,
-    pub reduce_range: bool,
+    /// `per_tensor_symmetric` / `per_channel_symmetric`, or the affine schemes.
+    pub symmetry: Symmetry,
+    pub reduce_range: RangeReduction,
     /// `quant_min` / `quant_max` when both were given (`has_customized_qrange`).
     pub custom_range: Option<CodeRange>,
     /// Smallest scale; PyTorch's default is `torch.finfo(torch.float32).eps` = 2^-23.
@@ -153,8 +153,8 @@ pub struct TorchObserverConfig {
 }
 
 impl TorchObserverConfig {
-    pub fn new(dtype: QType, symmetric: bool, reduce_range: bool) -> TorchObserverConfig {
-        TorchObserverConfig { dtype, symmetric, reduce_range, custom_range: None, eps: f32::EPSILON }
+    pub fn new(dtype: QType, symmetry: Symmetry, reduce_range: RangeReduction) -> TorchObserverConfig {
+        TorchObserverConfig { dtype, symmetry, reduce_range, custom_range: None, eps: f32::EPSILON }
     }
 
     /// `torch.ao.quantization.utils.calculate_qmin_qmax`: qint8 `[-128, 127]` (reduced
@@ -177,14 +177,14 @@ impl TorchObserverConfig {
         };
         match custom {
             Some(r) => {
-                if self.reduce_range {
+                if self.reduce_range.is_reduced() {
                     CodeRange::new(r.qmin().div_euclid(2), r.qmax().div_euclid(2))
                 } else {
                     Ok(r)
                 }
             }
             None => {
-                let (lo, hi) = match (self.dtype == QType::I8, self.reduce_range) {
+                let (lo, hi) = match (self.dtype == QType::I8, self.reduce_range.is_reduced()) {
                     (true, false) => (-128, 127),
                     (true, true) => (-64, 63),
                     (false, false) => (0, 255),
@@ -218,7 +218,7 @@ pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> 
     let (qmin, qmax) = (range.qmin(), range.qmax());
     let lo = min.min(0.0);
     let hi = max.max(0.0);
-    if cfg.symmetric {
+    if cfg.symmetry.is_symmetric() {
         let a = (-lo).max(hi);
         let scale = (a / ((qmax - qmin) as f32 / 2.0)).max(cfg.eps);
         let zero_point = if cfg.dtype.is_signed() {
@@ -236,6 +236,24 @@ pub fn torch_observer_qparams(min: f32, max: f32, cfg: &TorchObserverConfig) -> 
         let scale = finite_scale(scale, lo as f64, hi as f64)?;
         let z = qmin as i64 - (lo / scale).round_ties_even() as i64;
         Ok(ScaleZeroPoint { scale, zero_point: z.clamp(qmin as i64, qmax as i64) as i32 })
+    }
+}
+
+/// The modes of [`torch_choose_quantization_params`] (its three trailing arguments in ATen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChooseOptions {
+    /// Keep 0 at the centre of the range for data spanning both signs (symmetric codes).
+    pub preserve_sparsity: bool,
+    /// Round the scale to a power of two (down below 1, up above).
+    pub force_scale_power_of_two: bool,
+    /// Halve `qmin` and `qmax` (C division) first.
+    pub reduce_range: RangeReduction,
+}
+
+impl ChooseOptions {
+    /// Dynamic quantization's call: no sparsity, free scales, the given range reduction.
+    pub fn with_reduce_range(reduce_range: RangeReduction) -> ChooseOptions {
+        ChooseOptions { reduce_range, ..ChooseOptions::default() }
     }
 }
 
@@ -259,12 +277,11 @@ pub fn torch_choose_quantization_params(
     max: f32,
     mut qmin: i32,
     mut qmax: i32,
-    preserve_sparsity: bool,
-    force_scale_power_of_two: bool,
-    reduce_range: bool,
+    options: ChooseOptions,
 ) -> Result<ScaleZeroPoint> {
+    let ChooseOptions { preserve_sparsity, force_scale_power_of_two, reduce_range } = options;
     check_range(min, max)?;
-    if reduce_range {
+    if reduce_range.is_reduced() {
         qmin /= 2;
         qmax /= 2;
     }
@@ -341,13 +358,13 @@ pub fn torch_choose_quantization_params(
 /// Rounding the scale up (never down) keeps `hi / s <= qmax - z` and `lo / s >= qmin - z`, so
 /// the extremes are not clipped by the scale's rounding; the zero point's rounding can still
 /// move the affine extremes by up to half a step, which is the rounding error bound.
-pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetric: bool) -> Result<ScaleZeroPoint> {
+pub fn quantproof_qparams(rmin: f32, rmax: f32, range: CodeRange, symmetry: Symmetry) -> Result<ScaleZeroPoint> {
     check_range(rmin, rmax)?;
     let (qmin, qmax) = (range.qmin(), range.qmax());
     check_contains_zero(qmin, qmax)?;
     let lo = rmin.min(0.0) as f64;
     let hi = rmax.max(0.0) as f64;
-    if symmetric {
+    if symmetry.is_symmetric() {
         let z = (qmin + qmax).div_euclid(2) + (qmin + qmax).rem_euclid(2);
         let half = (qmax - z).min(z - qmin);
         let a = (-lo).max(hi);
@@ -386,45 +403,47 @@ mod tests {
 
     #[test]
     fn ort_symmetric_zero_points() {
-        let q = |a, b| onnxruntime_compute_scale_zp(-1.0, 2.0, r(a, b), true, None).unwrap().zero_point;
+        let q = |a, b| onnxruntime_compute_scale_zp(-1.0, 2.0, r(a, b), Symmetry::Symmetric, None).unwrap().zero_point;
         assert_eq!(q(0, 255), 128);
         assert_eq!(q(-128, 127), 0);
         assert_eq!(q(0, 127), 64);
         assert_eq!(q(-8, 7), 0);
         assert_eq!(q(0, 254), 127);
-        let p = onnxruntime_compute_scale_zp(0.0, 0.0, r(0, 255), false, None).unwrap();
+        let p = onnxruntime_compute_scale_zp(0.0, 0.0, r(0, 255), Symmetry::Affine, None).unwrap();
         assert_eq!(p, ScaleZeroPoint { scale: 1.0, zero_point: 0 });
-        assert!(onnxruntime_compute_scale_zp(0.0, 1.0, r(1, 255), false, None).is_err());
+        assert!(onnxruntime_compute_scale_zp(0.0, 1.0, r(1, 255), Symmetry::Affine, None).is_err());
     }
 
     #[test]
     fn torch_rules() {
-        let cfg = TorchObserverConfig::new(QType::U8, false, false);
+        let cfg = TorchObserverConfig::new(QType::U8, Symmetry::Affine, RangeReduction::Full);
         let p = torch_observer_qparams(-1.0, 3.0, &cfg).unwrap();
         assert_eq!(p.scale, 4.0f32 / 255.0);
         assert_eq!(p.zero_point, 64);
-        let cfg = TorchObserverConfig::new(QType::U8, true, false);
+        let cfg = TorchObserverConfig::new(QType::U8, Symmetry::Symmetric, RangeReduction::Full);
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 128);
-        let cfg = TorchObserverConfig::new(QType::I8, false, true);
+        let cfg = TorchObserverConfig::new(QType::I8, Symmetry::Affine, RangeReduction::Reduced);
         assert_eq!(cfg.code_range().unwrap(), r(-64, 63));
         // torch.uint16 / torch.int16 ignore reduce_range; uint16's symmetric zero point is 2^15
         // (checked against PyTorch 2.11: MinMaxObserver on [-1, 3]).
-        let cfg = TorchObserverConfig::new(QType::U16, true, false);
+        let cfg = TorchObserverConfig::new(QType::U16, Symmetry::Symmetric, RangeReduction::Full);
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 32768);
-        let cfg = TorchObserverConfig::new(QType::I16, false, true);
+        let cfg = TorchObserverConfig::new(QType::I16, Symmetry::Affine, RangeReduction::Reduced);
         assert_eq!(cfg.code_range().unwrap(), r(-32768, 32767));
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, -16384);
-        let cfg = TorchObserverConfig::new(QType::U16, false, true);
+        let cfg = TorchObserverConfig::new(QType::U16, Symmetry::Affine, RangeReduction::Reduced);
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 16384);
         // A narrower unsigned type is a custom range: the zero point is its midpoint, not 128.
-        let cfg = TorchObserverConfig::new(QType::U4, true, false);
+        let cfg = TorchObserverConfig::new(QType::U4, Symmetry::Symmetric, RangeReduction::Full);
         assert_eq!(torch_observer_qparams(-1.0, 3.0, &cfg).unwrap().zero_point, 7);
-        let cfg =
-            TorchObserverConfig { custom_range: Some(r(0, 15)), ..TorchObserverConfig::new(QType::U8, true, false) };
+        let cfg = TorchObserverConfig {
+            custom_range: Some(r(0, 15)),
+            ..TorchObserverConfig::new(QType::U8, Symmetry::Symmetric, RangeReduction::Full)
+        };
         let p = torch_observer_qparams(-1.0, 3.0, &cfg).unwrap();
         assert_eq!((p.scale, p.zero_point), (0.4, 7));
         // All zeros: scale falls back to eps.
-        let cfg = TorchObserverConfig::new(QType::I8, false, false);
+        let cfg = TorchObserverConfig::new(QType::I8, Symmetry::Affine, RangeReduction::Full);
         assert_eq!(torch_observer_qparams(0.0, 0.0, &cfg).unwrap().scale, f32::EPSILON);
     }
 
@@ -433,7 +452,7 @@ mod tests {
         for (lo, hi) in [(-1.0f32, 3.0f32), (-0.3, 0.0), (0.0, 7.7), (-5.5, 5.5), (-1e-30, 1e30)] {
             for range in [QType::I8.full_range(), QType::U8.full_range(), QType::I4.narrow_range()] {
                 for symmetric in [false, true] {
-                    let p = quantproof_qparams(lo, hi, range, symmetric).unwrap();
+                    let p = quantproof_qparams(lo, hi, range, Symmetry::symmetric_if(symmetric)).unwrap();
                     let top = hi as f64 / p.scale as f64 + p.zero_point as f64;
                     let bottom = lo as f64 / p.scale as f64 + p.zero_point as f64;
                     assert!(top <= range.qmax() as f64 + 0.5, "{lo} {hi} {range:?} {symmetric} {p:?}");
@@ -446,31 +465,50 @@ mod tests {
     #[test]
     fn bad_ranges() {
         assert!(matches!(
-            torch_observer_qparams(1.0, 0.0, &TorchObserverConfig::new(QType::I8, false, false)),
+            torch_observer_qparams(
+                1.0,
+                0.0,
+                &TorchObserverConfig::new(QType::I8, Symmetry::Affine, RangeReduction::Full)
+            ),
             Err(QuantError::InvalidRange { .. })
         ));
         assert!(matches!(onnxruntime_dynamic_qparams(f32::NAN, 0.0), Err(QuantError::NonFinite { .. })));
         assert!(matches!(
-            quantproof_qparams(0.0, f32::INFINITY, QType::I8.full_range(), false),
+            quantproof_qparams(0.0, f32::INFINITY, QType::I8.full_range(), Symmetry::Affine),
             Err(QuantError::NonFinite { .. })
         ));
         // The f32 range overflows: PyTorch would return an infinite scale.
         assert!(matches!(
-            torch_observer_qparams(-3e38, 3e38, &TorchObserverConfig::new(QType::I8, false, false)),
+            torch_observer_qparams(
+                -3e38,
+                3e38,
+                &TorchObserverConfig::new(QType::I8, Symmetry::Affine, RangeReduction::Full)
+            ),
             Err(QuantError::InvalidArgument { what: "data range", .. })
         ));
     }
 
     #[test]
     fn choose_quantization_params_matches_hand_computation() {
-        let p = torch_choose_quantization_params(-1.0, 3.0, 0, 255, false, false, false).unwrap();
+        let p =
+            torch_choose_quantization_params(-1.0, 3.0, 0, 255, ChooseOptions::with_reduce_range(RangeReduction::Full))
+                .unwrap();
         assert_eq!(p.scale, (4.0f64 / 255.0) as f32);
         assert_eq!(p.zero_point, 64);
-        let p = torch_choose_quantization_params(0.0, 0.0, 0, 255, false, false, true).unwrap();
+        let p = torch_choose_quantization_params(
+            0.0,
+            0.0,
+            0,
+            255,
+            ChooseOptions::with_reduce_range(RangeReduction::Reduced),
+        )
+        .unwrap();
         assert_eq!(p.scale, 0.1);
         assert_eq!(p.zero_point, 0);
         // A tiny range is stretched to the fp16 threshold.
-        let p = torch_choose_quantization_params(0.0, 1e-4, 0, 255, false, false, false).unwrap();
+        let p =
+            torch_choose_quantization_params(0.0, 1e-4, 0, 255, ChooseOptions::with_reduce_range(RangeReduction::Full))
+                .unwrap();
         assert_eq!(p.scale, 6.1e-5);
     }
 }

@@ -255,7 +255,7 @@ pub fn torch_dynamic_linear(
     w: &[i8],
     wq: &WeightQuant<'_>,
     bias: Option<&[f32]>,
-    reduce_range: bool,
+    reduce_range: crate::scheme::RangeReduction,
     relu: bool,
     dims: GemmDims,
 ) -> Result<Vec<f32>> {
@@ -275,7 +275,13 @@ pub fn torch_dynamic_linear(
             x.iter().copied().fold(f32::NEG_INFINITY, f32::max).max(hi),
         )
     };
-    let p = crate::choose_params::torch_choose_quantization_params(lo, hi, 0, 255, false, false, reduce_range)?;
+    let p = crate::choose_params::torch_choose_quantization_params(
+        lo,
+        hi,
+        0,
+        255,
+        crate::choose_params::ChooseOptions::with_reduce_range(reduce_range),
+    )?;
     let inv = 1.0f32 / p.scale;
     let q: Vec<u8> =
         x.iter().map(|&v| ((v * inv).round_ties_even() as i64 + p.zero_point as i64).clamp(0, 255) as u8).collect();

@@ -37,30 +37,36 @@
 //! The recorded vectors never reach the third and fourth rows (their largest `\|x / s\|` is about
 //! 34,000).
 
-use crate::choose_params::{self, ScaleZeroPoint, TorchObserverConfig};
+use crate::choose_params::{self, ChooseOptions, ScaleZeroPoint, TorchObserverConfig};
 use crate::error::{check_finite, QuantError, Result};
 use crate::quant_params::QuantParams;
 use crate::quantize::{self, QuantizeRule, ScaleOp};
 use crate::rounding::RoundingMode;
-use crate::scheme::{CodeRange, QType};
+use crate::scheme::{CodeRange, QType, RangeReduction, RangeWidth, Symmetry};
 
 /// What the caller wants parameters for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QParamsRequest {
     pub qtype: QType,
-    pub symmetric: bool,
+    pub symmetry: Symmetry,
     /// Drop one bit of range (for kernels whose `u8 x s8` pair sums can saturate).
-    pub reduce_range: bool,
+    pub reduce_range: RangeReduction,
     /// Ask for the narrow (restricted) range.
-    pub narrow: bool,
+    pub width: RangeWidth,
     /// An explicit `[qmin, qmax]`, overriding the type's range (PyTorch's `quant_min/quant_max`,
     /// ONNX Runtime's `qmin/qmax` arguments).
     pub custom_range: Option<CodeRange>,
 }
 
 impl QParamsRequest {
-    pub fn new(qtype: QType, symmetric: bool) -> QParamsRequest {
-        QParamsRequest { qtype, symmetric, reduce_range: false, narrow: false, custom_range: None }
+    pub fn new(qtype: QType, symmetry: Symmetry) -> QParamsRequest {
+        QParamsRequest {
+            qtype,
+            symmetry,
+            reduce_range: RangeReduction::Full,
+            width: RangeWidth::Full,
+            custom_range: None,
+        }
     }
 
     pub fn with_range(mut self, range: CodeRange) -> QParamsRequest {
@@ -68,7 +74,7 @@ impl QParamsRequest {
         self
     }
 
-    pub fn reduced(mut self, reduce_range: bool) -> QParamsRequest {
+    pub fn reduced(mut self, reduce_range: RangeReduction) -> QParamsRequest {
         self.reduce_range = reduce_range;
         self
     }
@@ -103,12 +109,12 @@ impl QParamsRule {
                     });
                 }
                 let full = req.qtype.full_range();
-                if req.reduce_range {
+                if req.reduce_range.is_reduced() {
                     // ONNX_INT_TYPE_REDUCED_RANGE: uint [0, 2^(b-1) - 1], int [-2^(b-2), 2^(b-2)].
                     let q = 1 << (bits - 2);
                     return if signed { CodeRange::new(-q, q) } else { CodeRange::new(0, 2 * q - 1) };
                 }
-                if (req.symmetric || req.narrow) && signed && bits >= 8 {
+                if (req.symmetry.is_symmetric() || req.width == RangeWidth::Narrow) && signed && bits >= 8 {
                     // ONNX_INT_TYPE_SYMMETRIC_RANGE: int8 [-127, 127], int16 [-32767, 32767].
                     return Ok(req.qtype.narrow_range());
                 }
@@ -118,12 +124,12 @@ impl QParamsRule {
                 if let Some(r) = req.custom_range {
                     return Ok(r);
                 }
-                if req.reduce_range {
+                if req.reduce_range.is_reduced() {
                     let b = req.qtype.bits() - 1;
-                    let reduced = QType::new(b, req.qtype.is_signed())?;
-                    return Ok(reduced.range(req.narrow));
+                    let reduced = QType::new(b, req.qtype.signedness())?;
+                    return Ok(reduced.range(req.width));
                 }
-                Ok(req.qtype.range(req.narrow))
+                Ok(req.qtype.range(req.width))
             }
         }
     }
@@ -138,11 +144,11 @@ impl QParamsRule {
                 rmin,
                 rmax,
                 self.code_range(req)?,
-                req.symmetric,
+                req.symmetry,
                 *min_real_range,
             ),
             QParamsRule::Quantproof => {
-                choose_params::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetric)
+                choose_params::quantproof_qparams(rmin, rmax, self.code_range(req)?, req.symmetry)
             }
             QParamsRule::Tflite => tflite_choose_quantization_params(rmin, rmax, self.code_range(req)?),
         }
@@ -152,9 +158,13 @@ impl QParamsRule {
 fn torch_config(req: &QParamsRequest, eps: f32) -> TorchObserverConfig {
     TorchObserverConfig {
         dtype: req.qtype,
-        symmetric: req.symmetric,
+        symmetry: req.symmetry,
         reduce_range: req.reduce_range,
-        custom_range: req.custom_range.or(if req.narrow { Some(req.qtype.narrow_range()) } else { None }),
+        custom_range: req.custom_range.or(if req.width == RangeWidth::Narrow {
+            Some(req.qtype.narrow_range())
+        } else {
+            None
+        }),
         eps,
     }
 }
@@ -167,7 +177,7 @@ pub enum DynamicRule {
     /// PyTorch's dynamic linear: uint8 `[0, 255]` through
     /// [`choose_params::torch_choose_quantization_params`] (`reduce_range` halves it, as fbgemm's
     /// default qconfig does).
-    Torch { reduce_range: bool },
+    Torch { reduce_range: RangeReduction },
     /// The framework has no uint8 dynamic activation quantization (TFLite's hybrid kernels
     /// quantize activations to symmetric int8 per row inside the kernel): a typed error.
     None,
@@ -213,7 +223,7 @@ impl Profile {
         quantize: QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven),
         fake_quantize: Some(QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven)),
         qparams: QParamsRule::TorchObserver { eps: f32::EPSILON },
-        dynamic: DynamicRule::Torch { reduce_range: false },
+        dynamic: DynamicRule::Torch { reduce_range: RangeReduction::Full },
         arith: ArithRule::Torch,
     };
 
@@ -316,9 +326,13 @@ impl Profile {
     pub fn dynamic_qparams(&self, min: f32, max: f32) -> Result<ScaleZeroPoint> {
         match self.dynamic {
             DynamicRule::OnnxRuntime => choose_params::onnxruntime_dynamic_qparams(min, max),
-            DynamicRule::Torch { reduce_range } => {
-                choose_params::torch_choose_quantization_params(min, max, 0, 255, false, false, reduce_range)
-            }
+            DynamicRule::Torch { reduce_range } => choose_params::torch_choose_quantization_params(
+                min,
+                max,
+                0,
+                255,
+                ChooseOptions::with_reduce_range(reduce_range),
+            ),
             DynamicRule::None => {
                 Err(QuantError::Unsupported { what: format!("uint8 dynamic quantization under profile {}", self.name) })
             }
@@ -377,16 +391,17 @@ pub fn min_max(x: &[f32]) -> Result<(f32, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheme::Signedness;
 
     #[test]
     fn reduced_ranges_differ_by_profile() {
-        let req = QParamsRequest::new(QType::I8, false).reduced(true);
+        let req = QParamsRequest::new(QType::I8, Symmetry::Affine).reduced(RangeReduction::Reduced);
         assert_eq!(Profile::TORCH.qparams.code_range(&req).unwrap(), CodeRange::new(-64, 63).unwrap());
         assert_eq!(Profile::ONNXRUNTIME.qparams.code_range(&req).unwrap(), CodeRange::new(-64, 64).unwrap());
-        let req = QParamsRequest::new(QType::I8, true);
+        let req = QParamsRequest::new(QType::I8, Symmetry::Symmetric);
         assert_eq!(Profile::ONNXRUNTIME.qparams.code_range(&req).unwrap(), CodeRange::new(-127, 127).unwrap());
         assert_eq!(Profile::TORCH.qparams.code_range(&req).unwrap(), CodeRange::new(-128, 127).unwrap());
-        let req = QParamsRequest::new(QType::new(3, true).unwrap(), false);
+        let req = QParamsRequest::new(QType::new(3, Signedness::Signed).unwrap(), Symmetry::Affine);
         assert!(Profile::ONNXRUNTIME.qparams.code_range(&req).is_err());
     }
 

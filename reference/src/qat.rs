@@ -543,8 +543,8 @@ pub struct TorchLearnableFakeQuantize {
     pub range: CodeRange,
     /// The channel axis (`ch_axis`) for per-channel schemes.
     pub axis: Option<Axis>,
-    /// `per_tensor_symmetric` / `per_channel_symmetric`.
-    pub symmetric: bool,
+    /// `per_tensor_symmetric` / `per_channel_symmetric`, or affine.
+    pub symmetry: crate::scheme::Symmetry,
     pub use_grad_scaling: bool,
     pub arith: TorchCpuArith,
 }
@@ -568,7 +568,7 @@ impl TorchLearnableFakeQuantize {
                 *s = f32::EPSILON;
             }
         }
-        if self.symmetric {
+        if self.symmetry.is_symmetric() {
             self.zero_point.iter_mut().for_each(|z| *z = 0.0);
         }
         match self.axis {

@@ -16,6 +16,98 @@
 
 use crate::error::{QuantError, Result};
 
+/// Whether codes carry a sign: `Signed` codes are `[-2^(b-1), 2^(b-1) - 1]` (int8),
+/// `Unsigned` codes `[0, 2^b - 1]` (uint8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signedness {
+    Signed,
+    Unsigned,
+}
+
+impl Signedness {
+    pub fn is_signed(self) -> bool {
+        self == Signedness::Signed
+    }
+
+    /// `Signed` when `signed` holds (for flags read from files and command lines).
+    pub fn signed_if(signed: bool) -> Signedness {
+        if signed {
+            Signedness::Signed
+        } else {
+            Signedness::Unsigned
+        }
+    }
+}
+
+/// How the zero point is chosen: `Symmetric` pins it to the middle of the code range (0 for
+/// signed codes, 128 for `[0, 255]`) and takes the scale from `max(|min|, |max|)`; `Affine`
+/// chooses it from the data so that `[min, max]` fills the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Symmetry {
+    Symmetric,
+    Affine,
+}
+
+impl Symmetry {
+    pub fn is_symmetric(self) -> bool {
+        self == Symmetry::Symmetric
+    }
+
+    /// `Symmetric` when `symmetric` holds (for flags read from files and command lines).
+    pub fn symmetric_if(symmetric: bool) -> Symmetry {
+        if symmetric {
+            Symmetry::Symmetric
+        } else {
+            Symmetry::Affine
+        }
+    }
+}
+
+/// Whether one bit of range is dropped (`Reduced`), as PyTorch's `reduce_range` and ONNX
+/// Runtime's `reduce_range` do for activations so that `u8 x s8` pair sums cannot saturate
+/// `vpmaddubsw`; `Full` keeps every code of the type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RangeReduction {
+    #[default]
+    Full,
+    Reduced,
+}
+
+impl RangeReduction {
+    pub fn is_reduced(self) -> bool {
+        self == RangeReduction::Reduced
+    }
+
+    /// `Reduced` when `reduce_range` holds (for flags read from files and command lines).
+    pub fn reduced_if(reduce_range: bool) -> RangeReduction {
+        if reduce_range {
+            RangeReduction::Reduced
+        } else {
+            RangeReduction::Full
+        }
+    }
+}
+
+/// Whether a code range keeps every code of its type (`Full`) or drops the most negative one
+/// (`Narrow`, also called restricted: an odd number of levels, symmetric about the centre).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RangeWidth {
+    #[default]
+    Full,
+    Narrow,
+}
+
+impl RangeWidth {
+    /// `Narrow` when `narrow` holds (for flags read from files and command lines).
+    pub fn narrow_if(narrow: bool) -> RangeWidth {
+        if narrow {
+            RangeWidth::Narrow
+        } else {
+            RangeWidth::Full
+        }
+    }
+}
+
 /// A code type: bit width (2..=16) and signedness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QType {
@@ -32,9 +124,9 @@ impl QType {
     pub const U16: QType = QType { bits: 16, signed: false };
 
     /// A `bits`-wide code type; fails outside 2..=16.
-    pub fn new(bits: u32, signed: bool) -> Result<QType> {
+    pub fn new(bits: u32, signedness: Signedness) -> Result<QType> {
         if (2..=16).contains(&bits) {
-            Ok(QType { bits: bits as u8, signed })
+            Ok(QType { bits: bits as u8, signed: signedness.is_signed() })
         } else {
             Err(QuantError::BitWidthOutOfRange { bits })
         }
@@ -46,6 +138,14 @@ impl QType {
 
     pub fn is_signed(self) -> bool {
         self.signed
+    }
+
+    pub fn signedness(self) -> Signedness {
+        if self.signed {
+            Signedness::Signed
+        } else {
+            Signedness::Unsigned
+        }
     }
 
     /// Every code of the type: `[-2^(b-1), 2^(b-1)-1]` or `[0, 2^b-1]`.
@@ -70,11 +170,10 @@ impl QType {
     }
 
     /// Full or narrow range.
-    pub fn range(self, narrow: bool) -> CodeRange {
-        if narrow {
-            self.narrow_range()
-        } else {
-            self.full_range()
+    pub fn range(self, width: RangeWidth) -> CodeRange {
+        match width {
+            RangeWidth::Narrow => self.narrow_range(),
+            RangeWidth::Full => self.full_range(),
         }
     }
 
@@ -99,7 +198,7 @@ impl QType {
         };
         let bits: u32 =
             digits.parse().map_err(|_| QuantError::InvalidArgument { what: "code type", detail: format!("{s:?}") })?;
-        QType::new(bits, signed)
+        QType::new(bits, Signedness::signed_if(signed))
     }
 }
 
@@ -324,8 +423,8 @@ mod tests {
     #[test]
     fn ranges_of_every_width() {
         for bits in 2..=16u32 {
-            let s = QType::new(bits, true).unwrap();
-            let u = QType::new(bits, false).unwrap();
+            let s = QType::new(bits, Signedness::Signed).unwrap();
+            let u = QType::new(bits, Signedness::Unsigned).unwrap();
             assert_eq!(s.full_range().levels(), 1u64 << bits);
             assert_eq!(u.full_range().levels(), 1u64 << bits);
             assert_eq!(s.narrow_range().levels(), (1u64 << bits) - 1);
@@ -334,9 +433,9 @@ mod tests {
         }
         assert_eq!(QType::I8.full_range(), CodeRange::new(-128, 127).unwrap());
         assert_eq!(QType::I8.narrow_range(), CodeRange::new(-127, 127).unwrap());
-        assert_eq!(QType::new(3, true).unwrap().narrow_range().levels(), 7);
-        assert!(QType::new(1, true).is_err());
-        assert!(QType::new(17, false).is_err());
+        assert_eq!(QType::new(3, Signedness::Signed).unwrap().narrow_range().levels(), 7);
+        assert!(QType::new(1, Signedness::Signed).is_err());
+        assert!(QType::new(17, Signedness::Unsigned).is_err());
     }
 
     #[test]

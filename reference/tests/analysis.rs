@@ -9,7 +9,9 @@ use quantproof_reference::profile::{Profile, QParamsRequest};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{fake_quantize, QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
+use quantproof_reference::scheme::Symmetry;
 use quantproof_reference::scheme::{CodeRange, QType};
+use quantproof_reference::scheme::{RangeWidth, Signedness};
 use quantproof_reference::QuantError;
 
 const RULE: QuantizeRule = QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven);
@@ -32,7 +34,7 @@ fn uniform_full_range_gives_6_02_db_per_bit() {
     let noise_deficit_db = -10.0 * (1.0 - 1.0 / (K * K) as f64).log10(); // 0.017 dB
     for b in 2..=16u32 {
         for signed in [true, false] {
-            let range = QType::new(b, signed).unwrap().full_range();
+            let range = QType::new(b, Signedness::signed_if(signed)).unwrap().full_range();
             let p = QuantParams::per_tensor(s, 0, range);
             let n = K << b;
             let x: Vec<f32> =
@@ -65,7 +67,7 @@ fn full_scale_sine_gives_6_02_b_plus_1_76_db() {
     let s = 1.0f32 / 64.0;
     for b in 2..=16u32 {
         let n = (16usize << b).max(1 << 16);
-        let range = QType::new(b, true).unwrap().full_range();
+        let range = QType::new(b, Signedness::Signed).unwrap().full_range();
         let p = QuantParams::per_tensor(s, 0, range);
         let centre = (range.qmin() + range.qmax()) as f64 / 2.0;
         let amp = (range.qmax() - range.qmin()) as f64 / 2.0;
@@ -96,8 +98,9 @@ fn full_scale_sine_gives_6_02_b_plus_1_76_db() {
 }
 
 fn code_range() -> impl Strategy<Value = CodeRange> {
-    (2u32..=16, any::<bool>(), any::<bool>())
-        .prop_map(|(b, signed, narrow)| QType::new(b, signed).unwrap().range(narrow))
+    (2u32..=16, any::<bool>(), any::<bool>()).prop_map(|(b, signed, narrow)| {
+        QType::new(b, Signedness::signed_if(signed)).unwrap().range(RangeWidth::narrow_if(narrow))
+    })
 }
 
 proptest! {
@@ -178,7 +181,7 @@ fn a_wider_range_wastes_bits_as_predicted() {
     let labels: Vec<String> = widths.iter().map(|k| format!("+-{k}")).collect();
     let ranges: Vec<(&str, Range)> =
         labels.iter().zip(&widths).map(|(l, &k)| (l.as_str(), Range::new(-k, k).unwrap())).collect();
-    let req = QParamsRequest::new(QType::I8, true);
+    let req = QParamsRequest::new(QType::I8, Symmetry::Symmetric);
     let rows = analysis::compare_ranges(&x, &[n], &ranges, &Profile::QUANTPROOF, &req).unwrap();
     let base = &rows[0].stats;
     for (row, &k) in rows.iter().zip(&widths) {
@@ -216,7 +219,7 @@ fn per_channel_rescues_the_small_channel() {
     let mags = [1.0f32, 0.8, 0.01, 1.2];
     let x: Vec<f32> =
         (0..c * k).map(|i| mags[i / k] * ((i as f32 * 0.731).sin() + 0.3 * (i as f32 * 2.1).cos())).collect();
-    let req = QParamsRequest::new(QType::I8, true);
+    let req = QParamsRequest::new(QType::I8, Symmetry::Symmetric);
     let cmp = analysis::compare_granularity(&x, &[c, k], 0, &Profile::TORCH, &req).unwrap();
     assert_eq!(cmp.per_tensor_channels.len(), c);
     assert!(cmp.sqnr_gain_db() > 0.0, "{}", cmp.sqnr_gain_db());
@@ -247,7 +250,7 @@ fn bit_sweep_gains_6_db_per_bit() {
             (3.0 * (t * 37.7).sin() * (t * 5.1).cos() + 0.5 * (t * 911.0).sin()) as f32
         })
         .collect();
-    let req = QParamsRequest::new(QType::I8, true);
+    let req = QParamsRequest::new(QType::I8, Symmetry::Symmetric);
     let rows = analysis::bit_sweep(&x, &[n], 2..=16, None, &Profile::QUANTPROOF, &req).unwrap();
     assert_eq!(rows.iter().map(|r| r.bits).collect::<Vec<_>>(), (2..=16).collect::<Vec<_>>());
     for w in rows.windows(2) {

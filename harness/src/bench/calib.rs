@@ -15,6 +15,7 @@ use super::data::normal_f32;
 use super::{Path, Setup, Workload};
 use crate::ort::Collector;
 use crate::vectors::ops::calib::{run_calibrate, run_calibrate_on, CollectCalls};
+use quantproof_optimized::HistogramOf;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
@@ -107,7 +108,7 @@ impl Workload for Calibrate {
     fn detail(&self) -> serde_json::Value {
         json!({"method": self.spec.method.name(), "num_bins": self.spec.num_bins,
                "num_quantized_bins": self.spec.num_quantized_bins, "percentile": self.spec.percentile,
-               "symmetric": self.spec.symmetric, "result": result_json(&self.expected),
+               "symmetric": self.spec.symmetry.is_symmetric(), "result": result_json(&self.expected),
                "timed": "min/max pass + histogram + compute_collection_result"})
     }
     fn ort_collector(&self) -> Option<(Collector, &[f32])> {
@@ -116,7 +117,7 @@ impl Workload for Calibrate {
             bins: self.spec.num_bins,
             quantized_bins: self.spec.num_quantized_bins,
             percentile: self.spec.percentile,
-            symmetric: self.spec.symmetric,
+            symmetric: self.spec.symmetry.is_symmetric(),
         };
         Some((c, &self.x))
     }
@@ -144,7 +145,7 @@ impl Workload for Histogram {
         self.counts.fill(0);
         match imp {
             Path::Reference => numpy_hist::accumulate(&self.x, &self.bins, &mut self.counts),
-            Path::Optimized(e) => e.histogram(&self.x, &self.bins, false, &mut self.counts)?,
+            Path::Optimized(e) => e.histogram(&self.x, &self.bins, HistogramOf::Values, &mut self.counts)?,
         }
         Ok(())
     }

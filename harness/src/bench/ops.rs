@@ -22,6 +22,7 @@ use quantproof_reference::error::QuantError;
 use quantproof_reference::profile::{self, Profile, QParamsRequest};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{self as refq, QuantizeRule};
+use quantproof_reference::scheme::Symmetry;
 use quantproof_reference::scheme::{Code, QType};
 use serde_json::json;
 
@@ -179,7 +180,7 @@ fn qtype(d: Dtype) -> QType {
 /// Parameters from the data: per tensor or per row, symmetric for signed codes.
 fn params_for(setup: &Setup, x: &[f32], shape: &[usize]) -> Result<QuantParams> {
     let qt = qtype(setup.dtype);
-    let req = QParamsRequest::new(qt, qt.is_signed());
+    let req = QParamsRequest::new(qt, Symmetry::symmetric_if(qt.is_signed()));
     let range = setup.profile.qparams.code_range(&req)?;
     let rows = if shape.len() == 2 { shape[0] } else { 1 };
     let cols = x.len() / rows.max(1);

@@ -16,11 +16,13 @@ use super::outcome::{Outcome, Tensor};
 use super::rng::{hash_str, Rng};
 use crate::path::Path;
 use crate::vectors::ops::calib::{run_calibrate, run_calibrate_on, CollectCalls};
+use quantproof_optimized::HistogramOf;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::scheme::QType;
+use quantproof_reference::scheme::Symmetry;
 
 /// The range a case's values live in: `(lo, hi)`, from the seed and the class.
 fn range_of(rng: &mut Rng, mix: Mix) -> (f32, f32) {
@@ -147,7 +149,12 @@ impl OpDescriptor for Histogram {
             }
             Path::Optimized(engine) => {
                 let mut c = vec![0u64; bins.len()];
-                engine.histogram(case.x(), &bins, self.abs, &mut c)?;
+                engine.histogram(
+                    case.x(),
+                    &bins,
+                    if self.abs { HistogramOf::Magnitudes } else { HistogramOf::Values },
+                    &mut c,
+                )?;
                 c
             }
         };
@@ -222,7 +229,7 @@ impl Calibrate {
             Method::Percentile => CalibrateSpec::percentile(),
             Method::Distribution => CalibrateSpec::distribution(),
         };
-        s.symmetric = self.symmetric;
+        s.symmetry = Symmetry::symmetric_if(self.symmetric);
         // 2048 bins costs the reference's entropy search ~10 ms on x86-64; far more under qemu.
         let many: &[usize] = if cfg!(target_arch = "x86_64") { &[512, 1000, 2048] } else { &[512, 600] };
         s.num_bins = match self.method {

@@ -33,6 +33,7 @@ use quantproof_reference::error::QuantError;
 use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quantize as refq;
+use quantproof_reference::scheme::Signedness;
 use quantproof_reference::scheme::{Code, QType};
 use std::marker::PhantomData;
 
@@ -300,7 +301,8 @@ impl OpDescriptor for FakeQuantize {
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
-        let qtype = QType::new(rng.range_i64(2, 16) as u32, rng.chance(0.5)).unwrap_or(QType::I8);
+        let qtype =
+            QType::new(rng.range_i64(2, 16) as u32, Signedness::signed_if(rng.chance(0.5))).unwrap_or(QType::I8);
         let mut case = gen::gen_frame(&mut rng, spec, qtype);
         fill_x(&mut rng, &mut case, false);
         case

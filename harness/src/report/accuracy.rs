@@ -22,6 +22,7 @@ use quantproof_reference::profile::{self, Profile, QParamsRequest};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{quantize_codes, QuantizeRule};
 use quantproof_reference::scheme::{CodeRange, QType};
+use quantproof_reference::scheme::{Signedness, Symmetry};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -140,8 +141,8 @@ pub fn scheme_params(
     bits: u32,
     profile: &Profile,
 ) -> Result<QuantParams> {
-    let qt = QType::new(bits, symmetric).map_err(err)?;
-    let req = QParamsRequest::new(qt, symmetric);
+    let qt = QType::new(bits, Signedness::signed_if(symmetric)).map_err(err)?;
+    let req = QParamsRequest::new(qt, Symmetry::symmetric_if(symmetric));
     let range = profile.qparams.code_range(&req).map_err(err)?;
     if per_channel {
         let mut scales = Vec::new();
@@ -209,7 +210,7 @@ pub struct Sweep {
 /// Sweeps `alpha = ratio * max|x|` over `steps` ratios spaced geometrically from 0.02 to 1;
 /// `s = alpha / qmax`, `z = 0`, codes in `[-qmax, qmax]`, ties to even after an IEEE division.
 pub fn clip_sweep(t: &Tensor, bits: u32, steps: usize) -> Result<Sweep> {
-    let range = QType::new(bits, true).map_err(err)?.narrow_range();
+    let range = QType::new(bits, Signedness::Signed).map_err(err)?.narrow_range();
     let amax = t.x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let rule = Profile::QUANTPROOF.quantize;
     let mut points = Vec::new();
@@ -278,12 +279,12 @@ fn panel(x: &[f32], title: String, note: &'static str, scale: f32, zero_point: i
 /// zero point moved, and 4 bits for contrast.
 pub fn scale_zero_point_panels(x: &[f32]) -> Result<Vec<Panel>> {
     let (lo, hi) = profile::min_max(x).map_err(err)?;
-    let u3 = QType::new(3, false).map_err(err)?.full_range();
-    let s3 = QType::new(3, true).map_err(err)?.narrow_range();
+    let u3 = QType::new(3, Signedness::Unsigned).map_err(err)?.full_range();
+    let s3 = QType::new(3, Signedness::Signed).map_err(err)?.narrow_range();
     let u4 = QType::U4.full_range();
-    let a = quantproof_qparams(lo, hi, u3, false).map_err(err)?;
-    let s = quantproof_qparams(lo, hi, s3, true).map_err(err)?;
-    let a4 = quantproof_qparams(lo, hi, u4, false).map_err(err)?;
+    let a = quantproof_qparams(lo, hi, u3, Symmetry::Affine).map_err(err)?;
+    let s = quantproof_qparams(lo, hi, s3, Symmetry::Symmetric).map_err(err)?;
+    let a4 = quantproof_qparams(lo, hi, u4, Symmetry::Affine).map_err(err)?;
     let z_moved = (a.zero_point + 2).min(u3.qmax());
     Ok(vec![
         panel(

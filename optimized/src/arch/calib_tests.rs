@@ -7,7 +7,7 @@
 //! boundary (the fallback path) and a sweep of float32 bit patterns.
 
 use crate::isa;
-use crate::kernels::{self, kl_term, ln_f32, HistBins, Kernels};
+use crate::kernels::{self, kl_term, ln_f32, HistBins, HistogramOf, Kernels};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::rng::Rng;
 
@@ -75,18 +75,18 @@ fn histogram_matches_numpy_counts_on_every_isa() {
         let lens: Vec<usize> = (0..40).chain([255, 256, 257, 511, 512, 513, 600, data.len()]).collect();
         for k in all() {
             for &len in &lens {
-                for abs in [false, true] {
+                for of in [HistogramOf::Values, HistogramOf::Magnitudes] {
                     let x = &data[..len.min(data.len())];
-                    let want = if abs {
+                    let want = if of == HistogramOf::Magnitudes {
                         let a: Vec<f32> = x.iter().map(|v| v.abs()).collect();
                         numpy_hist::counts(&a, &b)
                     } else {
                         numpy_hist::counts(x, &b)
                     };
                     let mut sub = vec![0u32; h.sub_len()];
-                    k.histogram(x, &h, abs, &mut sub);
+                    k.histogram(x, &h, of, &mut sub);
                     let got: Vec<u64> = (0..n).map(|i| (0..4).map(|s| sub[s * (n + 1) + i] as u64).sum()).collect();
-                    assert_eq!(got, want, "{} len {len} abs {abs} over [{lo}, {hi}] / {n}", k.isa());
+                    assert_eq!(got, want, "{} len {len} abs {of:?} over [{lo}, {hi}] / {n}", k.isa());
                 }
             }
         }
@@ -104,7 +104,7 @@ fn histogram_dense_sweep() {
     let want = numpy_hist::counts(&x, &b);
     for k in all() {
         let mut sub = vec![0u32; h.sub_len()];
-        k.histogram(&x, &h, false, &mut sub);
+        k.histogram(&x, &h, HistogramOf::Values, &mut sub);
         let got: Vec<u64> = (0..2048).map(|i| (0..4).map(|s| sub[s * 2049 + i] as u64).sum()).collect();
         assert_eq!(got, want, "{}", k.isa());
     }

@@ -4,7 +4,8 @@
 //! time, with exactly the operations the reference uses.
 
 use crate::isa::Isa;
-use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
+use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::rounding::{round_f32, RoundingMode};
 
@@ -203,7 +204,8 @@ pub fn pack_nibbles(codes: &[i8], out: &mut [u8]) {
     }
 }
 
-pub fn unpack_nibbles(packed: &[u8], signed: bool, out: &mut [i8]) {
+pub fn unpack_nibbles(packed: &[u8], kind: Int4, out: &mut [i8]) {
+    let signed = kind == Int4::Signed;
     assert_eq!(out.len(), 2 * packed.len());
     for (pair, &b) in out.chunks_exact_mut(2).zip(packed) {
         let (lo, hi) = (b & 0x0F, b >> 4);
@@ -280,7 +282,8 @@ pub fn count_indices(idx: &[u32], sub: &mut [&mut [u32]; 4]) {
 }
 
 /// The histogram spec, one element at a time ([`HistBins::index`]).
-pub fn histogram(x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+pub fn histogram(x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
+    let abs = of == HistogramOf::Magnitudes;
     let mut s = split_sub(sub, bins.n as usize + 1);
     let mut buf = [0u32; 64];
     for c in x.chunks(64) {
@@ -381,8 +384,8 @@ impl Kernels for Scalar {
     fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
         pack_nibbles(codes, out)
     }
-    fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]) {
-        unpack_nibbles(packed, signed, out)
+    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
+        unpack_nibbles(packed, kind, out)
     }
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
         min_max(x)
@@ -393,8 +396,8 @@ impl Kernels for Scalar {
     fn abs_min(&self, x: &[f32]) -> (f32, bool) {
         abs_min(x)
     }
-    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
-        histogram(x, bins, abs, sub)
+    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
+        histogram(x, bins, of, sub)
     }
     fn pairwise_sum(&self, a: &[f32]) -> f32 {
         pairwise_sum(a)

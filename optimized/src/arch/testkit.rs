@@ -10,6 +10,7 @@
 use crate::arch::generic::Scalar;
 use crate::isa::Isa;
 use crate::kernels::{self, Kernels, Params, PerElement, Rule, Uniform};
+use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 pub use quantproof_reference::rng::Rng;
 use quantproof_reference::rounding::RoundingMode;
@@ -505,17 +506,17 @@ pub fn unpack_nibbles(k: &dyn Kernels) {
     let mut rng = Rng::new(4);
     let mut packed: Vec<u8> = (0..=255u8).cycle().take(256 * 4).collect();
     rng.shuffle(&mut packed[256..]);
-    for signed in [true, false] {
+    for kind in [Int4::Signed, Int4::Unsigned] {
         // Outputs are pairs: compare as u16 per packed byte.
         let f = |k: &dyn Kernels, s: usize, n: usize, o: &mut [(i8, i8)]| {
             let mut codes = vec![99i8; 2 * n];
-            k.unpack_nibbles(&packed[s..s + n], signed, &mut codes);
+            k.unpack_nibbles(&packed[s..s + n], kind, &mut codes);
             for i in 0..n {
                 o[i] = (codes[2 * i], codes[2 * i + 1]);
             }
             false
         };
-        sweep(&format!("{} unpack_nibbles signed {signed}", k.isa()), packed.len(), (99, 99), f, k, |a, b| a == b);
+        sweep(&format!("{} unpack_nibbles {kind:?}", k.isa()), packed.len(), (99, 99), f, k, |a, b| a == b);
         for off in OFFSETS {
             for n in lengths() {
                 if n + off > packed.len() {
@@ -523,8 +524,8 @@ pub fn unpack_nibbles(k: &dyn Kernels) {
                 }
                 let mut a = vec![77i8; 2 * n + 8];
                 let mut b = vec![77i8; 2 * n + 8];
-                k.unpack_nibbles(&packed[off..off + n], signed, &mut a[off..off + 2 * n]);
-                Scalar.unpack_nibbles(&packed[off..off + n], signed, &mut b[off..off + 2 * n]);
+                k.unpack_nibbles(&packed[off..off + n], kind, &mut a[off..off + 2 * n]);
+                Scalar.unpack_nibbles(&packed[off..off + n], kind, &mut b[off..off + 2 * n]);
                 assert_eq!(a, b, "{} unpack_nibbles offset {off} len {n}", k.isa());
             }
         }

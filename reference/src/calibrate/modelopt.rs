@@ -72,6 +72,7 @@
 use super::numpy_hist::{self, ScalarType, UniformBins};
 use super::{NonFinitePolicy, Observer, Range};
 use crate::error::{QuantError, Result};
+use crate::scheme::Signedness;
 
 /// `MaxCalibrator`: the absolute maximum of everything seen.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -245,9 +246,9 @@ impl HistogramCalibrator {
         }
     }
 
-    pub fn with_bits(mut self, num_bits: u32, unsigned: bool) -> HistogramCalibrator {
+    pub fn with_bits(mut self, num_bits: u32, signedness: Signedness) -> HistogramCalibrator {
         self.num_bits = num_bits;
-        self.unsigned = unsigned;
+        self.unsigned = !signedness.is_signed();
         self
     }
 
@@ -424,11 +425,11 @@ impl HistogramCalibrator {
         }
         let amax = match method {
             AmaxMethod::Entropy { stride, start_bin } => {
-                entropy_amax(&counts, &edges, self.num_bits, self.unsigned, stride, start_bin)?
+                entropy_amax(&counts, &edges, self.num_bits, signedness(self.unsigned), stride, start_bin)?
             }
             AmaxMethod::Mse { stride, start_bin } => {
                 let edges32: Vec<f32> = edges.iter().map(|&e| e as f32).collect();
-                mse_amax(&counts, &edges32, self.num_bits, self.unsigned, stride, start_bin)? as f64
+                mse_amax(&counts, &edges32, self.num_bits, signedness(self.unsigned), stride, start_bin)? as f64
             }
             AmaxMethod::Percentile { percentile } => percentile_amax(&counts, &edges, percentile)?,
         };
@@ -490,6 +491,15 @@ impl Observer for HistogramCalibrator {
 /// The most candidate-bin pairs the entropy and MSE amax searches visit (~2^31: seconds).
 pub const MAX_SEARCH_WORK: u128 = 1 << 31;
 
+/// modelopt's `unsigned` flag as a [`Signedness`].
+fn signedness(unsigned: bool) -> Signedness {
+    if unsigned {
+        Signedness::Unsigned
+    } else {
+        Signedness::Signed
+    }
+}
+
 fn check_bits(num_bits: u32, unsigned: bool) -> Result<u32> {
     let shift = num_bits as i64 - 1 + unsigned as i64;
     // A signed 1-bit quantizer has bound 2^0 - 1 = 0: its scale 0 / amax makes every value NaN.
@@ -530,10 +540,11 @@ pub fn entropy_amax(
     hist: &[u64],
     edges: &[f64],
     num_bits: u32,
-    unsigned: bool,
+    signedness: Signedness,
     stride: usize,
     start_bin: usize,
 ) -> Result<f64> {
+    let unsigned = !signedness.is_signed();
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     let shift = check_bits(num_bits, unsigned)?;
     if hist.len() < 2 || stride == 0 || start_bin == 0 || start_bin > hist.len() {
@@ -579,7 +590,8 @@ pub fn entropy_amax(
 /// `max_bound = 2^(bits-1+unsigned) - 1`, `scale = max_bound / amax` (0, then 1, for
 /// `amax <= 2^-24`), `clamp(round_half_even(x * scale), -max_bound or 0, max_bound) / scale`, in
 /// float32.
-pub fn fake_tensor_quant(x: f32, amax: f32, num_bits: u32, unsigned: bool) -> Result<f32> {
+pub fn fake_tensor_quant(x: f32, amax: f32, num_bits: u32, signedness: Signedness) -> Result<f32> {
+    let unsigned = !signedness.is_signed();
     let shift = check_bits(num_bits, unsigned)?;
     let max_bound = ((1u64 << shift) - 1) as f32;
     let min_bound = if unsigned { 0.0 } else { -max_bound };
@@ -597,10 +609,11 @@ pub fn mse_amax(
     hist: &[u64],
     edges: &[f32],
     num_bits: u32,
-    unsigned: bool,
+    signedness: Signedness,
     stride: usize,
     start_bin: usize,
 ) -> Result<f32> {
+    let unsigned = !signedness.is_signed();
     crate::error::check_len("histogram edges", hist.len() + 1, edges.len())?;
     check_bits(num_bits, unsigned)?;
     let centers: Vec<f32> = edges.windows(2).map(|w| (w[1] + w[0]) / 2.0).collect();
@@ -617,7 +630,7 @@ pub fn mse_amax(
         let amax = centers[i];
         let mut sum = 0f64;
         for (&c, &n) in centers.iter().zip(&counts) {
-            let d = fake_tensor_quant(c, amax, num_bits, unsigned)? - c;
+            let d = fake_tensor_quant(c, amax, num_bits, signedness)? - c;
             sum += (d * d * n) as f64;
         }
         mses.push(sum / centers.len() as f64);
@@ -691,9 +704,9 @@ mod tests {
     #[test]
     fn fake_quant_is_narrow_half_even() {
         // amax 127: scale 1, codes are the rounded values
-        assert_eq!(fake_tensor_quant(2.5, 127.0, 8, false).unwrap(), 2.0);
-        assert_eq!(fake_tensor_quant(-300.0, 127.0, 8, false).unwrap(), -127.0);
-        assert_eq!(fake_tensor_quant(1.0, 0.0, 8, false).unwrap(), 0.0);
+        assert_eq!(fake_tensor_quant(2.5, 127.0, 8, Signedness::Signed).unwrap(), 2.0);
+        assert_eq!(fake_tensor_quant(-300.0, 127.0, 8, Signedness::Signed).unwrap(), -127.0);
+        assert_eq!(fake_tensor_quant(1.0, 0.0, 8, Signedness::Signed).unwrap(), 0.0);
     }
 
     #[test]
@@ -701,7 +714,7 @@ mod tests {
         // a flat histogram: only the candidate that takes every bin has divergence 0
         let hist = vec![10u64; 256];
         let edges: Vec<f64> = (0..=256).map(|i| i as f64).collect();
-        let amax = entropy_amax(&hist, &edges, 8, false, 1, 128).unwrap();
+        let amax = entropy_amax(&hist, &edges, 8, Signedness::Signed, 1, 128).unwrap();
         assert_eq!(amax, 256.0);
     }
 }

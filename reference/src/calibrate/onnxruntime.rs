@@ -83,6 +83,7 @@
 use super::numpy_hist::{self, CountKernel, ScalarType, UniformBins};
 use super::{NonFinitePolicy, Observer, Range};
 use crate::error::{QuantError, Result};
+use crate::scheme::Symmetry;
 
 /// The largest histogram the ONNX Runtime-compatible mode grows to (ONNX Runtime has no limit;
 /// a first batch with a tiny range followed by a huge one would otherwise allocate without
@@ -160,7 +161,7 @@ impl Scenario {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CalibrateSpec {
     pub method: Method,
-    pub symmetric: bool,
+    pub symmetry: Symmetry,
     pub num_bins: usize,
     pub num_quantized_bins: usize,
     pub percentile: f64,
@@ -173,7 +174,7 @@ impl CalibrateSpec {
     pub fn entropy() -> CalibrateSpec {
         CalibrateSpec {
             method: Method::Entropy,
-            symmetric: false,
+            symmetry: Symmetry::Affine,
             num_bins: 128,
             num_quantized_bins: 128,
             percentile: 99.999,
@@ -186,7 +187,7 @@ impl CalibrateSpec {
     pub fn percentile() -> CalibrateSpec {
         CalibrateSpec {
             method: Method::Percentile,
-            symmetric: true,
+            symmetry: Symmetry::Symmetric,
             num_bins: 2048,
             num_quantized_bins: 2048,
             percentile: 99.999,
@@ -198,7 +199,7 @@ impl CalibrateSpec {
     pub fn distribution() -> CalibrateSpec {
         CalibrateSpec {
             method: Method::Distribution,
-            symmetric: false,
+            symmetry: Symmetry::Affine,
             num_bins: 2048,
             num_quantized_bins: 2048,
             percentile: 99.999,
@@ -250,7 +251,7 @@ impl CalibrateSpec {
 
     /// True when the histogram is of `|x|` (`collect_absolute_value`).
     pub fn absolute(&self) -> bool {
-        self.method == Method::Percentile && self.symmetric
+        self.method == Method::Percentile && self.symmetry.is_symmetric()
     }
 }
 
@@ -599,7 +600,7 @@ pub fn percentile_range(
     hist: &[u64],
     edges: &[f32],
     percentile: f64,
-    symmetric: bool,
+    symmetry: Symmetry,
     min: f32,
     max: f32,
 ) -> Result<(f32, f32)> {
@@ -611,7 +612,7 @@ pub fn percentile_range(
         });
     }
     let cdf = numpy_hist::normalized_cumsum(hist);
-    let (mut lo, mut hi) = if symmetric {
+    let (mut lo, mut hi) = if symmetry.is_symmetric() {
         let t = edges[numpy_hist::searchsorted_left(&cdf, percentile / 100.0)];
         (-t, t)
     } else {
@@ -675,7 +676,7 @@ pub fn compute(spec: &CalibrateSpec, histogram: &OrtHistogram) -> Result<Calibra
             Ok(CalibrateResult::Range { min: lo, max: hi })
         }
         Method::Percentile => {
-            let (lo, hi) = percentile_range(hist, edges, spec.percentile, spec.symmetric, min, max)?;
+            let (lo, hi) = percentile_range(hist, edges, spec.percentile, spec.symmetry, min, max)?;
             Ok(CalibrateResult::Range { min: lo, max: hi })
         }
         Method::Distribution => {
@@ -1032,7 +1033,7 @@ mod tests {
         let mut pct = CalibrateSpec::percentile();
         pct.num_bins = 128;
         let mut pct_asym = pct;
-        pct_asym.symmetric = false;
+        pct_asym.symmetry = Symmetry::Affine;
         assert_eq!(run(entropy, &[]).unwrap(), CalibrateResult::Range { min: 0.0, max: 0.0 });
         assert_eq!(run(entropy, &[3.0; 10]).unwrap(), CalibrateResult::Range { min: 3.0, max: 3.0 });
         assert_eq!(run(pct, &[]).unwrap(), CalibrateResult::Range { min: -0.0, max: 0.0 });

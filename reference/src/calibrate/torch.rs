@@ -40,9 +40,10 @@
 //! ```
 //! use quantproof_reference::calibrate::{torch::MinMaxObserver, Observer};
 //! use quantproof_reference::choose_params::TorchObserverConfig;
-//! use quantproof_reference::QType;
+//! use quantproof_reference::scheme::{QType, RangeReduction, Symmetry};
 //!
-//! let mut obs = MinMaxObserver::new(TorchObserverConfig::new(QType::U8, false, false)).unwrap();
+//! let config = TorchObserverConfig::new(QType::U8, Symmetry::Affine, RangeReduction::Full);
+//! let mut obs = MinMaxObserver::new(config).unwrap();
 //! obs.observe(&[-1.0, 0.5]).unwrap();
 //! obs.observe(&[3.0]).unwrap();
 //! let p = obs.quant_params().unwrap(); // ready for quantize::quantize

@@ -35,6 +35,7 @@ use quantproof_reference::choose_params::ScaleZeroPoint;
 use quantproof_reference::error::{QuantError, Result};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::scheme::{Axis, CodeRange, QType};
+use quantproof_reference::scheme::{RangeReduction, Symmetry};
 
 /// Batches of a case, in order: (data, shape).
 type Batches<'a> = Vec<(&'a [f32], &'a [usize])>;
@@ -252,8 +253,8 @@ impl ObserveSpec {
         }
         Ok(TorchObserverConfig {
             dtype: self.dtype,
-            symmetric: self.qscheme.is_symmetric(),
-            reduce_range: self.reduce_range,
+            symmetry: Symmetry::symmetric_if(self.qscheme.is_symmetric()),
+            reduce_range: RangeReduction::reduced_if(self.reduce_range),
             custom_range: self.quant_range,
             eps: self.eps,
         })
@@ -366,7 +367,7 @@ pub fn calibrate_spec(
     };
     let spec = CalibrateSpec {
         method: Method::parse(method)?,
-        symmetric,
+        symmetry: Symmetry::symmetric_if(symmetric),
         num_bins,
         num_quantized_bins,
         percentile,

@@ -26,6 +26,7 @@ use quantproof_reference::gemm::{self, GemmDims, Operand8, ZeroPoints};
 use quantproof_reference::linear::{self, Activation, WeightQuant};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::requantize::RequantizeKind;
+use quantproof_reference::scheme::RangeReduction;
 
 fn reference_only(path: Path, op: &str) -> Result<(), OpError> {
     match path {
@@ -273,7 +274,7 @@ pub fn dynamic_linear(case: &Case, profile: &Profile, path: Path) -> OpResult {
         i8_data(tw, "w")?,
         &wq,
         b,
-        reduce_range,
+        RangeReduction::reduced_if(reduce_range),
         relu,
         GemmDims::new(m, n, k),
     )?;

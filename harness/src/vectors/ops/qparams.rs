@@ -12,6 +12,7 @@ use crate::vectors::parse::{Case, Data, Tensor};
 use quantproof_reference::choose_params::onnxruntime_compute_scale_zp;
 use quantproof_reference::profile::Profile;
 use quantproof_reference::scheme::CodeRange;
+use quantproof_reference::scheme::Symmetry;
 
 fn one(case: &Case, name: &str) -> Result<(Vec<usize>, f32), OpError> {
     let (t, v) = input_f32(case, name)?;
@@ -34,7 +35,7 @@ pub fn choose_qparams(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let min_real_range = a.opt_f64("min_real_range")?.map(|m| m as f32);
     let (shape, rmin) = one(case, "rmin")?;
     let (_, rmax) = one(case, "rmax")?;
-    let p = onnxruntime_compute_scale_zp(rmin, rmax, range, symmetric, min_real_range)?;
+    let p = onnxruntime_compute_scale_zp(rmin, rmax, range, Symmetry::symmetric_if(symmetric), min_real_range)?;
     Ok(outputs([
         ("scale", Tensor::new(shape.clone(), Data::F32(vec![p.scale]))),
         ("zero_point", Tensor::new(shape, Data::I64(vec![p.zero_point as i64]))),

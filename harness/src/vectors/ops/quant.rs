@@ -260,6 +260,7 @@ pub fn dynamic_quantize(case: &Case, profile: &Profile, path: Path) -> OpResult 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quantproof_reference::scheme::Signedness;
 
     #[test]
     fn axes() {
@@ -275,7 +276,7 @@ mod tests {
     fn storage_by_width() {
         assert_eq!(Storage::of(QType::I4), Storage::I8);
         assert_eq!(Storage::of(QType::U8), Storage::U8);
-        assert_eq!(Storage::of(QType::new(12, true).unwrap()), Storage::I16);
+        assert_eq!(Storage::of(QType::new(12, Signedness::Signed).unwrap()), Storage::I16);
         assert_eq!(Storage::of(QType::U16), Storage::U16);
     }
 }

@@ -66,8 +66,9 @@ that keeps it inside its slice.
 
 use crate::arch::generic;
 use crate::isa::Isa;
-use crate::kernels::{HistBins, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use core::arch::aarch64::*;
+use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::rounding::RoundingMode;
 
@@ -678,11 +679,12 @@ impl Kernels for Neon {
         generic::pack_nibbles(&codes[2 * done..], &mut out[done..]);
     }
 
-    fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]) {
+    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
+        let signed = kind == Int4::Signed;
         assert_eq!(out.len(), 2 * packed.len(), "unpack_nibbles: out must hold two codes per byte");
         // SAFETY: self is a Neon token; the lengths were asserted above.
         let done = unsafe { unpack_blocks(packed, signed, out) };
-        generic::unpack_nibbles(&packed[done..], signed, &mut out[2 * done..]);
+        generic::unpack_nibbles(&packed[done..], kind, &mut out[2 * done..]);
     }
 
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
@@ -697,10 +699,10 @@ impl Kernels for Neon {
         unsafe { super::neon_calib::abs_min(x) }
     }
 
-    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
         // SAFETY: self is a Neon token.
         unsafe {
-            if abs {
+            if of == HistogramOf::Magnitudes {
                 super::neon_calib::histogram::<true>(x, bins, sub)
             } else {
                 super::neon_calib::histogram::<false>(x, bins, sub)

@@ -17,8 +17,9 @@ use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, T
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
-use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
+use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
+use quantproof_reference::pack::Int4;
 
 /// Proof that this CPU has AVX2 and FMA; only [`Avx2::new`] makes one.
 #[derive(Debug)]
@@ -507,7 +508,7 @@ fn unpack_nibbles<const SIGNED: bool>(packed: &[u8], out: &mut [u8]) {
         st32(o, if SIGNED { _mm256_shuffle_epi8(lut, t) } else { t });
     }
     let ot = bytes_as_i8(ot);
-    generic::unpack_nibbles(pt, SIGNED, ot);
+    generic::unpack_nibbles(pt, if SIGNED { Int4::Signed } else { Int4::Unsigned }, ot);
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -944,10 +945,10 @@ impl Kernels for Avx2 {
         unsafe { pack_nibbles(codes, out) }
     }
 
-    fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]) {
+    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
         assert_eq!(out.len(), 2 * packed.len());
         let out = bytes_mut(out);
-        if signed {
+        if kind == Int4::Signed {
             // SAFETY: the token proves AVX2 and FMA.
             unsafe { unpack_nibbles::<true>(packed, out) }
         } else {
@@ -971,10 +972,10 @@ impl Kernels for Avx2 {
         unsafe { abs_min(x) }
     }
 
-    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
         // SAFETY: the token proves AVX2 and FMA.
         unsafe {
-            if abs {
+            if of == HistogramOf::Magnitudes {
                 histogram::<true>(x, bins, sub)
             } else {
                 histogram::<false>(x, bins, sub)

@@ -16,8 +16,9 @@ use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, T
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
-use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
+use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
+use quantproof_reference::pack::Int4;
 
 /// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
 #[derive(Debug)]
@@ -1011,10 +1012,10 @@ impl Kernels for Avx512 {
         unsafe { pack_nibbles(bytes(codes), out) }
     }
 
-    fn unpack_nibbles(&self, packed: &[u8], signed: bool, out: &mut [i8]) {
+    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
         assert_eq!(out.len(), 2 * packed.len());
         let out = bytes_mut(out);
-        if signed {
+        if kind == Int4::Signed {
             // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
             unsafe { unpack_nibbles::<true>(packed, out) }
         } else {
@@ -1038,10 +1039,10 @@ impl Kernels for Avx512 {
         unsafe { abs_min(x) }
     }
 
-    fn histogram(&self, x: &[f32], bins: &HistBins, abs: bool, sub: &mut [u32]) {
+    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
         // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
         unsafe {
-            if abs {
+            if of == HistogramOf::Magnitudes {
                 histogram::<true>(x, bins, sub)
             } else {
                 histogram::<false>(x, bins, sub)

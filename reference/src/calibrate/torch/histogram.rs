@@ -390,6 +390,8 @@ impl Observer for HistogramObserver {
 mod tests {
     use super::*;
     use crate::scheme::QType;
+    use crate::scheme::RangeReduction;
+    use crate::scheme::Symmetry;
 
     /// PyTorch's loop, transcribed literally (linear scans over `cSum`).
     fn search_linear(o: &HistogramObserver) -> (f32, f32) {
@@ -440,8 +442,11 @@ mod tests {
         let mut next = move || rng.unit() as f32;
         for case in 0..24 {
             let bins = [2048, 100, 7, 1][case % 4];
-            let mut o =
-                HistogramObserver::new(TorchObserverConfig::new(QType::U8, case % 3 == 0, false), bins).unwrap();
+            let mut o = HistogramObserver::new(
+                TorchObserverConfig::new(QType::U8, Symmetry::symmetric_if(case % 3 == 0), RangeReduction::Full),
+                bins,
+            )
+            .unwrap();
             for b in 0..1 + case % 3 {
                 let n = 10 + (next() * 300.0) as usize;
                 let spread = 1.0 + b as f32 * next() * 5.0;

@@ -16,7 +16,7 @@ pub const DEFAULT_AVERAGING_CONSTANT: f64 = 0.01;
 /// per-channel observers.
 fn check_minmax_config(cfg: &TorchObserverConfig) -> Result<()> {
     cfg.code_range()?;
-    if cfg.symmetric && cfg.reduce_range && cfg.dtype == QType::U8 {
+    if cfg.symmetry.is_symmetric() && cfg.reduce_range.is_reduced() && cfg.dtype == QType::U8 {
         return Err(QuantError::Unsupported {
             what: "reduce_range with a symmetric quint8 scheme (PyTorch's min/max observers refuse it)".into(),
         });
