@@ -80,6 +80,98 @@ impl std::fmt::Display for Isa {
     }
 }
 
+/// An extension an ISA family may have on top of its base features. A kernel that needs one
+/// checks [`Extension::is_available`] (detected once, cached) and otherwise leaves the work to its
+/// family's kernel or the portable one, so an ISA level is a family plus a set of extensions
+/// (AVX-512 with or without VNNI and VBMI, NEON with or without the dot product), not one more
+/// entry of a flat list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Extension {
+    /// AVX-512 VNNI: `vpdpbusd`, u8 x s8 dot products of four into i32 (512-bit).
+    Avx512Vnni,
+    /// AVX-512 VBMI: `vpermi2b`, byte permutes across 128-byte tables.
+    Avx512Vbmi,
+    /// AVX-VNNI: `vpdpbusd` on 256-bit registers without AVX-512.
+    AvxVnni,
+    /// The Armv8.2 dot product: `sdot` / `udot`, four i8 products into i32.
+    NeonDotprod,
+}
+
+impl Extension {
+    pub const ALL: [Extension; 4] =
+        [Extension::Avx512Vnni, Extension::Avx512Vbmi, Extension::AvxVnni, Extension::NeonDotprod];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Extension::Avx512Vnni => "vnni",
+            Extension::Avx512Vbmi => "vbmi",
+            Extension::AvxVnni => "avxvnni",
+            Extension::NeonDotprod => "dotprod",
+        }
+    }
+
+    /// The family it extends.
+    pub fn family(self) -> Isa {
+        match self {
+            Extension::Avx512Vnni | Extension::Avx512Vbmi => Isa::Avx512,
+            Extension::AvxVnni => Isa::Avx2,
+            Extension::NeonDotprod => Isa::Neon,
+        }
+    }
+
+    /// The CPU features it needs besides its family's.
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            Extension::Avx512Vnni => &["avx512vnni"],
+            Extension::Avx512Vbmi => &["avx512vbmi"],
+            Extension::AvxVnni => &["avxvnni"],
+            Extension::NeonDotprod => &["dotprod"],
+        }
+    }
+
+    /// Whether this CPU has the extension and its family. Detected once, cached.
+    pub fn is_available(self) -> bool {
+        static DETECTED: OnceLock<[bool; 4]> = OnceLock::new();
+        let d = DETECTED.get_or_init(|| Extension::ALL.map(|e| e.family().is_available() && e.detect()));
+        Extension::ALL.iter().position(|&e| e == self).is_some_and(|i| d[i])
+    }
+
+    fn detect(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Extension::Avx512Vnni => std::is_x86_feature_detected!("avx512vnni"),
+            #[cfg(target_arch = "x86_64")]
+            Extension::Avx512Vbmi => std::is_x86_feature_detected!("avx512vbmi"),
+            #[cfg(target_arch = "x86_64")]
+            Extension::AvxVnni => std::is_x86_feature_detected!("avxvnni"),
+            #[cfg(target_arch = "aarch64")]
+            Extension::NeonDotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The extensions of `isa` this CPU has.
+pub fn extensions(isa: Isa) -> Vec<Extension> {
+    Extension::ALL.into_iter().filter(|e| e.family() == isa && e.is_available()).collect()
+}
+
+/// An ISA level as text: the family and its detected extensions, e.g. `avx512+vnni+vbmi`.
+pub fn level_name(isa: Isa) -> String {
+    std::iter::once(isa.name().to_string())
+        .chain(extensions(isa).iter().map(|e| e.name().to_string()))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 fn detect() -> Vec<Isa> {
     let mut v = vec![Isa::Scalar];
     #[cfg(target_arch = "x86_64")]
@@ -236,6 +328,18 @@ mod tests {
             assert_eq!(Isa::parse(i.name()), Some(i));
         }
         assert_eq!(Isa::parse("mmx"), None);
+    }
+
+    #[test]
+    fn an_extension_needs_its_family() {
+        for e in Extension::ALL {
+            if e.is_available() {
+                assert!(e.family().is_available(), "{e}");
+                assert!(extensions(e.family()).contains(&e));
+            }
+        }
+        assert!(extensions(Isa::Scalar).is_empty());
+        assert!(level_name(Isa::Scalar) == "scalar");
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub fn render() -> String {
             if i.features().is_empty() { "-".to_string() } else { i.features().join("+") }
         );
     }
+    let _ = writeln!(s, "\nextensions (used by the kernels that need them, detected at run time):");
+    for e in isa::Extension::ALL {
+        let state = if e.is_available() { "available" } else { "no" };
+        let _ =
+            writeln!(s, "  {:<8} {:<10} on {:<7} needs {}", e.name(), state, e.family().name(), e.features().join("+"));
+    }
+    let _ = writeln!(s, "levels: {}", isa::available().into_iter().map(isa::level_name).collect::<Vec<_>>().join(", "));
     let env = match isa::env_override() {
         Ok(None) => "unset".to_string(),
         Ok(Some(i)) => i.name().to_string(),

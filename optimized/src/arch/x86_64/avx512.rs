@@ -41,8 +41,7 @@ impl Avx512 {
 
 /// Whether the CPU also has AVX-512 VBMI (`vpermi2b`: 128-entry byte permutes), detected once.
 fn has_vbmi() -> bool {
-    static VBMI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *VBMI.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vbmi"))
+    crate::isa::Extension::Avx512Vbmi.is_available()
 }
 
 /// `out[i] = table[x[i]]` with two `vpermi2b` (entries 0..127 and 128..255, each picking by the
