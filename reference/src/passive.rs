@@ -32,7 +32,7 @@ fn numel(shape: &[usize]) -> Result<usize> {
 pub fn concat<C: Code>(
     rule: ArithRule,
     inputs: &[(&[C], &[usize], Affine)],
-    axis: i64,
+    axis: impl Into<crate::scheme::Axis>,
     y: Affine,
     activation: Activation,
 ) -> Result<(Vec<C>, Vec<usize>)> {
@@ -40,7 +40,7 @@ pub fn concat<C: Code>(
         return Err(QuantError::EmptyInput { what: "concat inputs" });
     };
     let rank = first.len();
-    let axis = crate::scheme::Axis::new(axis).resolve(rank)?;
+    let axis = axis.into().resolve(rank)?;
     y.check::<C>(inputs.len())?;
     let mut out_shape = first.to_vec();
     out_shape[axis] = 0;

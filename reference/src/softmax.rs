@@ -58,7 +58,7 @@ pub fn tflite_softmax_params(beta: f32, x_scale: f32) -> Result<(QuantizedMultip
 pub fn tflite_softmax<C: Code>(
     x: &[C],
     shape: &[usize],
-    axis: i64,
+    axis: impl Into<crate::scheme::Axis>,
     beta: f32,
     xq: Affine,
     yq: Affine,
@@ -66,7 +66,7 @@ pub fn tflite_softmax<C: Code>(
     xq.check::<C>(0)?;
     yq.check::<C>(1)?;
     let rank = shape.len();
-    let axis = crate::scheme::Axis::new(axis).resolve(rank)?;
+    let axis = axis.into().resolve(rank)?;
     if axis + 1 != rank {
         return Err(QuantError::Unsupported {
             what: format!("TFLite softmax along axis {axis} of {rank}: only the last"),

@@ -266,6 +266,42 @@ pub fn split_sub(sub: &mut [u32], stride: usize) -> [&mut [u32]; 4] {
     [s0, s1, s2, s3]
 }
 
+/// Elements per histogram block of the vector kernels.
+pub const HIST_BLOCK: usize = 256;
+
+/// The driver every vector histogram kernel shares: bins block `k` of [`HIST_BLOCK`] elements
+/// with `bin` (`L` lanes per call: `L` values in, `L` bin indices out) while counting the indices
+/// of block `k - 1`, so that no count reads an index straight out of a just-written vector
+/// (store-to-load forwarding from a wide store to 4-byte loads stalls). Returns the elements
+/// after the last whole block, for the kernel's own tail.
+#[inline(always)]
+pub fn histogram_blocks<'a, const L: usize>(
+    x: &'a [f32],
+    n: u32,
+    sub: &mut [&mut [u32]; 4],
+    bin: impl Fn(&[f32; L], &mut [u32; L]),
+) -> &'a [f32] {
+    let mut bufs = [[n; HIST_BLOCK]; 2];
+    let (blocks, tail) = x.as_chunks::<HIST_BLOCK>();
+    let mut fresh = 0;
+    for blk in blocks {
+        let [b0, b1] = &mut bufs;
+        let (new, old) = if fresh == 0 { (b0, &*b1) } else { (b1, &*b0) };
+        let (xs, _) = blk.as_chunks::<L>();
+        let (ns, _) = new.as_chunks_mut::<L>();
+        let (os, _) = old.as_chunks::<L>();
+        for ((xv, nv), ov) in xs.iter().zip(ns).zip(os) {
+            bin(xv, nv);
+            count_indices(ov, sub);
+        }
+        fresh ^= 1;
+    }
+    // The last block filled. (Before the first block, the `old` buffer holds `n`s: counted in
+    // the scratch slot.)
+    count_indices(&bufs[fresh ^ 1], sub);
+    tail
+}
+
 /// Counts bin indices (each `<= n`, the slot of elements in no bin) four at a time into the four
 /// sub-histograms, so that consecutive increments never wait on each other's store.
 #[inline(always)]
@@ -294,51 +330,11 @@ pub fn histogram(x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
     }
 }
 
-/// numpy's pairwise recursion (see `numpy_hist::pairwise_sum_f32`) with the 8..=128-element
-/// leaves summed by `leaf` (which must reproduce [`pairwise_leaf`]): `0 + pairwise(a)`.
-#[inline(always)]
-pub fn pairwise_with(a: &[f32], leaf: &impl Fn(&[f32]) -> f32) -> f32 {
-    0.0 + pairwise_rec(a, leaf)
-}
-
-fn pairwise_rec(a: &[f32], leaf: &impl Fn(&[f32]) -> f32) -> f32 {
-    let n = a.len();
-    if n < 8 {
-        let mut res = -0.0f32;
-        for &v in a {
-            res += v;
-        }
-        res
-    } else if n <= 128 {
-        leaf(a)
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise_rec(&a[..n2], leaf) + pairwise_rec(&a[n2..], leaf)
-    }
-}
-
-/// numpy's leaf of 8 to 128 elements: eight interleaved accumulators `r[j] += a[i + j]`, then
-/// `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, then the `n % 8` last elements in order.
-#[inline(always)]
-pub fn pairwise_leaf(a: &[f32]) -> f32 {
-    let n = a.len();
-    let mut r = [0f32; 8];
-    r.copy_from_slice(&a[..8]);
-    let mut i = 8;
-    while i < n - n % 8 {
-        for j in 0..8 {
-            r[j] += a[i + j];
-        }
-        i += 8;
-    }
-    let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    while i < n {
-        res += a[i];
-        i += 1;
-    }
-    res
-}
+/// numpy's leaf of 8 to 128 elements (the reference's).
+pub use quantproof_reference::calibrate::numpy_hist::pairwise_leaf_f32 as pairwise_leaf;
+/// numpy's pairwise recursion with the 8..=128-element leaves summed by `leaf` (which must
+/// reproduce [`pairwise_leaf`]): the reference's, written once.
+pub use quantproof_reference::calibrate::numpy_hist::pairwise_sum_f32_with as pairwise_with;
 
 pub fn pairwise_sum(a: &[f32]) -> f32 {
     pairwise_with(a, &pairwise_leaf)

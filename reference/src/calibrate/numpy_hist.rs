@@ -405,6 +405,13 @@ impl PairwiseFloat for f64 {
 }
 
 fn pairwise<T: PairwiseFloat>(a: &[T]) -> T {
+    pairwise_rec(a, &pairwise_leaf)
+}
+
+/// numpy's recursion: fewer than 8 elements are added in order onto `-0.0`, 8 to 128 are one
+/// leaf, more are split in halves rounded down to a multiple of 8.
+#[inline(always)]
+fn pairwise_rec<T: PairwiseFloat>(a: &[T], leaf: &impl Fn(&[T]) -> T) -> T {
     let n = a.len();
     if n < 8 {
         let mut res = T::NEG_ZERO;
@@ -413,25 +420,47 @@ fn pairwise<T: PairwiseFloat>(a: &[T]) -> T {
         }
         res
     } else if n <= 128 {
-        let mut r = [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]];
-        let mut i = 8;
-        while i < n - n % 8 {
-            for j in 0..8 {
-                r[j] += a[i + j];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        while i < n {
-            res += a[i];
-            i += 1;
-        }
-        res
+        leaf(a)
     } else {
         let mut n2 = n / 2;
         n2 -= n2 % 8;
-        pairwise(&a[..n2]) + pairwise(&a[n2..])
+        pairwise_rec(&a[..n2], leaf) + pairwise_rec(&a[n2..], leaf)
     }
+}
+
+/// numpy's leaf of 8 to 128 elements: eight interleaved accumulators `r[j] += a[i + j]`, then
+/// `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, then the `n % 8` last elements in order.
+#[inline(always)]
+fn pairwise_leaf<T: PairwiseFloat>(a: &[T]) -> T {
+    let n = a.len();
+    let mut r = [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]];
+    let mut i = 8;
+    while i < n - n % 8 {
+        for j in 0..8 {
+            r[j] += a[i + j];
+        }
+        i += 8;
+    }
+    let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    while i < n {
+        res += a[i];
+        i += 1;
+    }
+    res
+}
+
+/// The float32 leaf of [`pairwise_sum_f32`] (8 to 128 elements): the bits a vector leaf must
+/// reproduce.
+#[inline(always)]
+pub fn pairwise_leaf_f32(a: &[f32]) -> f32 {
+    pairwise_leaf(a)
+}
+
+/// [`pairwise_sum_f32`] with its 8..=128-element leaves summed by `leaf`, which must give
+/// [`pairwise_leaf_f32`]'s bits (a SIMD kernel's leaf): `0 + pairwise(a)`.
+#[inline(always)]
+pub fn pairwise_sum_f32_with(a: &[f32], leaf: &impl Fn(&[f32]) -> f32) -> f32 {
+    0.0 + pairwise_rec(a, leaf)
 }
 
 /// numpy's ordering for floats in sorts and searches: NaN after everything.

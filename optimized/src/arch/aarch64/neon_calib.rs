@@ -55,8 +55,6 @@ unsafe fn bin4(x: float32x4_t, c: &BinConsts) -> uint32x4_t {
     vminq_u32(vbslq_u32(inside, i, c.none), c.none)
 }
 
-const HB: usize = 256;
-
 /// The histogram (see `Kernels::histogram`), binning one block while counting the previous one.
 #[target_feature(enable = "neon")]
 pub unsafe fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32]) {
@@ -79,25 +77,10 @@ pub unsafe fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32
             v
         }
     };
-    let mut bufs = [[b.n; HB]; 2];
-    let (blocks, tail) = x.as_chunks::<HB>();
-    let mut fresh = 0;
-    for blk in blocks {
-        let [b0, b1] = &mut bufs;
-        let (new, old) = if fresh == 0 { (b0, &*b1) } else { (b1, &*b0) };
-        let (xs, _) = blk.as_chunks::<4>();
-        let (ns, _) = new.as_chunks_mut::<4>();
-        let (os, _) = old.as_chunks::<4>();
-        for ((xv, nv), ov) in xs.iter().zip(ns).zip(os) {
-            // SAFETY: NEON is present (this function's precondition); `nv` is 4 writable u32.
-            unsafe { vst1q_u32(nv.as_mut_ptr(), bin4(load(xv), &c)) };
-            generic::count_indices(ov, &mut s);
-        }
-        fresh ^= 1;
-    }
-    // The last block filled. (Before the first block, the `old` buffer holds `n`s: counted in
-    // the scratch slot.)
-    generic::count_indices(&bufs[fresh ^ 1], &mut s);
+    let tail = generic::histogram_blocks::<4>(x, b.n, &mut s, |xv, nv| {
+        // SAFETY: NEON is present (this function's precondition); `nv` is 4 writable u32.
+        unsafe { vst1q_u32(nv.as_mut_ptr(), bin4(load(xv), &c)) };
+    });
     let (xv, xt) = tail.as_chunks::<4>();
     let mut idx = [0u32; 4];
     for v in xv {

@@ -649,35 +649,17 @@ fn bin8(x: __m256, c: &BinConsts) -> __m256i {
     _mm256_min_epu32(i, c.none)
 }
 
-/// Elements per histogram block (see the AVX-512 kernel's `histogram` for the interleaving).
-const HB: usize = 256;
-
 #[target_feature(enable = "avx2,fma")]
 fn histogram<const ABS: bool>(x: &[f32], b: &HistBins, sub: &mut [u32]) {
     let c = BinConsts::new(b);
     let mut s = generic::split_sub(sub, b.n as usize + 1);
     let absm = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
     let load = |v: __m256| if ABS { _mm256_and_ps(v, absm) } else { v };
-    let mut bufs = [[b.n; HB]; 2];
-    let (blocks, tail) = x.as_chunks::<HB>();
-    let mut fresh = 0;
-    for blk in blocks {
-        let [b0, b1] = &mut bufs;
-        let (new, old) = if fresh == 0 { (b0, &*b1) } else { (b1, &*b0) };
-        let (xs, _) = blk.as_chunks::<8>();
-        let (ns, _) = new.as_chunks_mut::<8>();
-        let (os, _) = old.as_chunks::<8>();
-        for ((xv, nv), ov) in xs.iter().zip(ns).zip(os) {
-            let i = bin8(load(ld(xv)), &c);
-            // SAFETY: `nv` is 8 writable u32.
-            unsafe { _mm256_storeu_si256(nv.as_mut_ptr().cast(), i) };
-            generic::count_indices(ov, &mut s);
-        }
-        fresh ^= 1;
-    }
-    // The last block filled. (Before the first block, the `old` buffer holds `n`s: counted in
-    // the scratch slot.)
-    generic::count_indices(&bufs[fresh ^ 1], &mut s);
+    let tail = generic::histogram_blocks::<8>(x, b.n, &mut s, |xv, nv| {
+        let i = bin8(load(ld(xv)), &c);
+        // SAFETY: `nv` is 8 writable u32.
+        unsafe { _mm256_storeu_si256(nv.as_mut_ptr().cast(), i) };
+    });
     let (xv, xt) = tail.as_chunks::<8>();
     let mut idx = [0u32; 8];
     for v in xv {
