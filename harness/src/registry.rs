@@ -178,7 +178,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "int32 -> 8-bit codes through a multiplier",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::requantize, optimized: false }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::REQUANTIZE],
     },
     OpEntry {
         op: "qadd",

@@ -37,7 +37,9 @@
 use crate::isa::Isa;
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
+use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::RoundingMode;
+use quantproof_reference::scheme::CodeRange;
 
 /// One parameter set shared by a whole span.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -284,6 +286,13 @@ pub trait Kernels: Sync {
     /// permute (AVX-512 VBMI `vpermi2b`, NEON `tbl`).
     fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
         crate::arch::generic::lut_bytes(table, x, out)
+    }
+    /// `out[i] = r.apply(acc[i], zero_point, range)`: int32 accumulators to codes under one of the
+    /// reference's requantizers (`quantproof_reference::requantize::Requantizer`), bit for bit.
+    /// `out.len() == acc.len()`; `zero_point` lies in `range`. The default is the portable loop
+    /// (the reference's `apply`); an ISA overrides it for the variants it vectorizes.
+    fn requantize(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+        crate::arch::generic::requantize(acc, r, zero_point, range, out)
     }
 }
 

@@ -32,6 +32,7 @@ use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::{ParamLayout, QuantParams};
 use quantproof_reference::quantize::{self as refq, PreparedScale, QuantizeRule, ScaleOp};
+use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{Code, CodeRange, Granularity, QType};
 
@@ -531,6 +532,53 @@ impl Engine {
             std::thread::scope(|s| {
                 for (xs, os) in xb.chunks(chunk).zip(ob.chunks_mut(chunk)) {
                     s.spawn(move || k.lut_bytes(bytes, xs, os));
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::requantize::requantize`]: `out[i] = r.apply(acc[i],
+    /// zero_point, range)`, int32 accumulators to codes of any storage type whose range holds
+    /// `range`, bit for bit under every requantizer, in parallel spans for large inputs.
+    /// Errors: `out` of the wrong length, a zero point outside `range`, a range the output type
+    /// cannot hold.
+    pub fn requantize<C: Code>(
+        &self,
+        acc: &[i32],
+        r: &Requantizer,
+        zero_point: i32,
+        range: CodeRange,
+        out: &mut [C],
+    ) -> Result<()> {
+        check_len("output", acc.len(), out.len())?;
+        range.check_zero_point(0, zero_point)?;
+        if range.qmin() < C::MIN || range.qmax() > C::MAX {
+            return Err(QuantError::InvalidArgument {
+                what: "code range",
+                detail: format!("[{}, {}] does not fit {}", range.qmin(), range.qmax(), C::NAME),
+            });
+        }
+        let k = self.kernels;
+        let span = |a: &[i32], o: &mut [C]| {
+            let mut buf = [0i32; 1024];
+            for (a, o) in a.chunks(1024).zip(o.chunks_mut(1024)) {
+                let b = &mut buf[..a.len()];
+                k.requantize(a, r, zero_point, range, b);
+                for (o, &v) in o.iter_mut().zip(b.iter()) {
+                    *o = C::from_code(v);
+                }
+            }
+        };
+        let threads = self.useful_threads(acc.len());
+        if threads <= 1 {
+            span(acc, out);
+        } else {
+            let chunk = acc.len().div_ceil(threads);
+            let span = &span;
+            std::thread::scope(|s| {
+                for (a, o) in acc.chunks(chunk).zip(out.chunks_mut(chunk)) {
+                    s.spawn(move || span(a, o));
                 }
             });
         }

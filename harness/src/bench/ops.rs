@@ -725,6 +725,102 @@ impl Workload for Qgemm {
     }
 }
 
+/// `quantproof bench requantize`.
+pub static REQUANTIZE: OpSpec = OpSpec {
+    name: "requantize",
+    summary: "int32 accumulators -> 8-bit codes: clamp(z + round(acc * M)); the profile picks the rounding (torch: f32 multiply, onnxruntime: f32 multiply clamped first, tflite: Q31 double rounding)",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::U8,
+    dtypes: &[Dtype::U8, Dtype::I8],
+    per_axis: false,
+    build: build_requantize,
+};
+
+struct Requantize {
+    acc: Vec<i32>,
+    requantizer: quantproof_reference::requantize::Requantizer,
+    zero_point: i32,
+    range: quantproof_reference::scheme::CodeRange,
+    out_u8: Vec<u8>,
+    out_i8: Vec<i8>,
+    expected: Vec<i32>,
+    dtype: Dtype,
+}
+
+fn build_requantize(setup: &Setup) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::profile::ArithRule;
+    use quantproof_reference::requantize::{requantize, RequantizeKind, Requantizer};
+    let kind = match setup.profile.arith {
+        ArithRule::Torch => RequantizeKind::FloatTorch,
+        ArithRule::OnnxRuntime => RequantizeKind::FloatOnnxRuntime,
+        ArithRule::Tflite => RequantizeKind::DoubleRounding,
+    };
+    // A typical output multiplier s_x s_w / s_y, and accumulators of a 384-deep int8 product.
+    let requantizer = Requantizer::new(kind, 0.000_731_5)?;
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let acc: Vec<i32> = (0..setup.size).map(|_| rng.range_i64(-400_000, 400_000) as i32).collect();
+    let (range, zero_point) = match setup.dtype {
+        Dtype::I8 => (QType::I8.full_range(), -3),
+        _ => (QType::U8.full_range(), 128),
+    };
+    let mut expected = vec![0i32; acc.len()];
+    requantize(&acc, &requantizer, zero_point, range, &mut expected)?;
+    let n = acc.len();
+    Ok(Box::new(Requantize {
+        acc,
+        requantizer,
+        zero_point,
+        range,
+        out_u8: vec![0; n],
+        out_i8: vec![0; n],
+        expected,
+        dtype: setup.dtype,
+    }))
+}
+
+impl Workload for Requantize {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        use quantproof_reference::requantize::requantize;
+        match imp {
+            Path::Reference => {
+                // The reference writes i32 codes; narrowing them is part of its work.
+                let mut codes = vec![0i32; self.acc.len()];
+                requantize(&self.acc, &self.requantizer, self.zero_point, self.range, &mut codes)?;
+                match self.dtype {
+                    Dtype::I8 => self.out_i8.iter_mut().zip(&codes).for_each(|(o, &c)| *o = c as i8),
+                    _ => self.out_u8.iter_mut().zip(&codes).for_each(|(o, &c)| *o = c as u8),
+                }
+                Ok(())
+            }
+            Path::Optimized(e) => match self.dtype {
+                Dtype::I8 => e.requantize(&self.acc, &self.requantizer, self.zero_point, self.range, &mut self.out_i8),
+                _ => e.requantize(&self.acc, &self.requantizer, self.zero_point, self.range, &mut self.out_u8),
+            },
+        }
+    }
+    fn scramble(&mut self) {
+        self.out_u8.iter_mut().for_each(|v| *v = v.wrapping_add(77));
+        self.out_i8.iter_mut().for_each(|v| *v = v.wrapping_add(77));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        let got: Vec<i32> = match self.dtype {
+            Dtype::I8 => self.out_i8.iter().map(|&v| v as i32).collect(),
+            _ => self.out_u8.iter().map(|&v| v as i32).collect(),
+        };
+        match got.iter().zip(&self.expected).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => Err(format!("element {i}: got {}, want {}", got[i], self.expected[i])),
+        }
+    }
+    fn bytes_per_element(&self) -> f64 {
+        5.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"requantizer": format!("{:?}", self.requantizer), "zero_point": self.zero_point,
+               "range": [self.range.qmin(), self.range.qmax()]})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Bench, Path, Setup};
@@ -753,7 +849,11 @@ mod tests {
                     }
                     if gran == Gran::PerTensor && b.workload.ort_collector().is_some() {
                         assert!(b.workload.ort_case().is_none());
-                    } else if spec.name == "abs-max" || spec.name == "sigmoid-lut" || spec.name == "qgemm" {
+                    } else if spec.name == "abs-max"
+                        || spec.name == "sigmoid-lut"
+                        || spec.name == "qgemm"
+                        || spec.name == "requantize"
+                    {
                         // No ONNX Runtime twin wired yet (QLinearSigmoid is a com.microsoft op
                         // that ort_bench.py does not build).
                         assert!(b.workload.ort_case().is_none());

@@ -7,7 +7,9 @@ use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
+use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::{round_f32, RoundingMode};
+use quantproof_reference::scheme::CodeRange;
 
 /// `x op factor`.
 #[inline(always)]
@@ -355,6 +357,13 @@ pub struct Scalar;
 pub fn lut_bytes(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
     for (o, &b) in out.iter_mut().zip(x) {
         *o = table[b as usize];
+    }
+}
+
+/// The requantize spec, one element at a time (the reference's `Requantizer::apply`).
+pub fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+    for (o, &a) in out.iter_mut().zip(acc) {
+        *o = r.apply(a, zero_point, range);
     }
 }
 

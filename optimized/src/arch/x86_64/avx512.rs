@@ -19,6 +19,8 @@ use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
+use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::scheme::CodeRange;
 
 /// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
 #[derive(Debug)]
@@ -926,6 +928,12 @@ fn scalar_quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out
 impl Kernels for Avx512 {
     fn isa(&self) -> Isa {
         Isa::Avx512
+    }
+
+    fn requantize(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+        assert_eq!(acc.len(), out.len());
+        // SAFETY: the token proves AVX-512 F/BW/VL/DQ; the lengths are equal.
+        unsafe { super::avx512_requant::requantize(acc, r, zero_point, range, out) }
     }
 
     fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {

@@ -95,6 +95,7 @@ itself. No kernel reads or writes outside its slices, and none needs any alignme
 
 pub mod avx2;
 pub mod avx512;
+mod avx512_requant;
 
 use crate::kernels::Uniform;
 use core::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};

@@ -1,0 +1,216 @@
+//! AVX-512 requantization: int32 accumulators to codes, sixteen lanes at a time, bit for bit
+//! with `quantproof_reference::requantize::Requantizer::apply`.
+//!
+//! | variant | vector arithmetic | why it is exact |
+//! |---|---|---|
+//! | `FloatTorch`, `FloatOnnxRuntime` | `vcvtdq2ps`, `vmulps`, clamp to `[qmin - z, qmax - z]` in f32, `vcvtps2dq` (ties to even), `+ z` | one rounded product as in the reference; clamping before rounding equals rounding before clamping because the bounds are integers; only used for a finite multiplier (no NaN can arise) |
+//! | `DoubleRounding` | `x << max(shift, 0)` (wrapping, as TFLite), `vpmuldq` on even and odd lanes (exact 64-bit products), gemmlowp's nudge and a truncating division by 2^31 written as an arithmetic shift with a bias for negative values, then `RoundingDivideByPOT` in 32-bit lanes | the same integer formulas; the one overflowing product (`i32::MIN * i32::MIN`) saturates through a 64-bit `min`; right shifts above 31 go to the portable loop |
+//! | `SingleRounding`, `Rndnu` | `(x * m + 2^(t-1)) >> t` with `vpmuldq` and `vpsraq` | the same 64-bit formula; the clamp to `[qmin - z, qmax - z]` is applied in 64 bits, which equals the reference's clamp to `i32` then to the range |
+//! | `PowerOfTwo` | the portable loop | rare (chips without multipliers), kept simple |
+
+use crate::arch::generic;
+use core::arch::x86_64::*;
+use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::scheme::CodeRange;
+
+/// The lane function of one variant: 16 accumulators in, 16 results `clamp(z + round(acc M))`.
+trait Lanes {
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/DQ.
+    unsafe fn apply(&self, x: __m512i) -> __m512i;
+}
+
+struct Float {
+    m: __m512,
+    lo: __m512,
+    hi: __m512,
+    z: __m512i,
+}
+
+impl Lanes for Float {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F is present (the caller's precondition).
+        unsafe {
+            let v = _mm512_mul_ps(_mm512_cvtepi32_ps(x), self.m);
+            let v = _mm512_min_ps(_mm512_max_ps(v, self.lo), self.hi);
+            _mm512_add_epi32(_mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v), self.z)
+        }
+    }
+}
+
+/// Signed 32 x 32 -> 64-bit products of the even lanes and of the odd lanes.
+#[inline(always)]
+unsafe fn mul_wide(x: __m512i, m: __m512i) -> (__m512i, __m512i) {
+    // SAFETY: AVX-512 F is present (the caller's precondition).
+    unsafe { (_mm512_mul_epi32(x, m), _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), m)) }
+}
+
+/// Even-lane results (in the low halves of `even`'s 64-bit lanes) and odd-lane results (low
+/// halves of `odd`'s) back into sixteen 32-bit lanes.
+#[inline(always)]
+unsafe fn interleave(even: __m512i, odd: __m512i) -> __m512i {
+    // SAFETY: AVX-512 F is present (the caller's precondition).
+    unsafe { _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd)) }
+}
+
+struct Shift64 {
+    m: __m512i,
+    round: __m512i,
+    t: __m128i,
+    lo: __m512i,
+    hi: __m512i,
+    z: __m512i,
+}
+
+impl Lanes for Shift64 {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F is present (the caller's precondition).
+        unsafe {
+            let (e, o) = mul_wide(x, self.m);
+            let f = |p: __m512i| {
+                let v = _mm512_sra_epi64(_mm512_add_epi64(p, self.round), self.t);
+                _mm512_min_epi64(_mm512_max_epi64(v, self.lo), self.hi)
+            };
+            _mm512_add_epi32(interleave(f(e), f(o)), self.z)
+        }
+    }
+}
+
+struct Double {
+    m: __m512i,
+    left: __m128i,
+    right: __m128i,
+    mask: __m512i,
+    half_mask: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+    z: __m512i,
+}
+
+/// gemmlowp's `SaturatingRoundingDoublingHighMul` on the 64-bit products `p` of one lane
+/// parity: nudge, truncating division by 2^31, saturation of the one overflowing case.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[inline]
+fn srdhm64(p: __m512i) -> __m512i {
+    // nudge = 2^30 for p >= 0, 1 - 2^30 otherwise.
+    let neg = _mm512_srai_epi64::<63>(p);
+    let nudge = _mm512_add_epi64(_mm512_set1_epi64(1 << 30), _mm512_and_si512(neg, _mm512_set1_epi64(1 - (1 << 31))));
+    let n = _mm512_add_epi64(p, nudge);
+    // Truncating division by 2^31: add 2^31 - 1 to negative values, then shift.
+    let bias = _mm512_and_si512(_mm512_srai_epi64::<63>(n), _mm512_set1_epi64((1 << 31) - 1));
+    let q = _mm512_srai_epi64::<31>(_mm512_add_epi64(n, bias));
+    // Only i32::MIN * i32::MIN exceeds i32: it saturates to i32::MAX.
+    _mm512_min_epi64(q, _mm512_set1_epi64(i32::MAX as i64))
+}
+
+impl Lanes for Double {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
+        unsafe {
+            let a = _mm512_sll_epi32(x, self.left);
+            let (e, o) = mul_wide(a, self.m);
+            let v = interleave(srdhm64(e), srdhm64(o));
+            // RoundingDivideByPOT(v, right), right <= 31.
+            let rem = _mm512_and_si512(v, self.mask);
+            let thr = _mm512_sub_epi32(self.half_mask, _mm512_srai_epi32::<31>(v));
+            let q = _mm512_sra_epi32(v, self.right);
+            let up = _mm512_cmpgt_epi32_mask(rem, thr);
+            let q = _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1));
+            _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, self.lo), self.hi), self.z)
+        }
+    }
+}
+
+/// Runs `lanes` over `acc` 64 elements per iteration, the tail 16 at a time with masks.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn run<L: Lanes>(lanes: &L, acc: &[i32], out: &mut [i32]) {
+    let (blocks, _) = acc.as_chunks::<16>();
+    let (oblocks, _) = out.as_chunks_mut::<16>();
+    for (a, o) in blocks.iter().zip(oblocks) {
+        // SAFETY: `a` and `o` are 16 readable / writable i32; AVX-512 F is present.
+        unsafe {
+            let r = lanes.apply(_mm512_loadu_si512(a.as_ptr().cast()));
+            _mm512_storeu_si512(o.as_mut_ptr().cast(), r);
+        }
+    }
+    let done = blocks.len() * 16;
+    let n = acc.len() - done;
+    if n > 0 {
+        let k: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
+        // SAFETY: the masked load and store touch only the `n < 16` lanes inside both slices
+        // (masked-off lanes are neither read nor written and cannot fault).
+        unsafe {
+            let x = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(done).cast());
+            _mm512_mask_storeu_epi32(out.as_mut_ptr().add(done).cast(), k, lanes.apply(x));
+        }
+    }
+}
+
+/// `out[i] = r.apply(acc[i], zero_point, range)`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+    let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
+    let z = _mm512_set1_epi32(zero_point);
+    match *r {
+        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+            if m.is_finite() =>
+        {
+            let l = Float { m: _mm512_set1_ps(m), lo: _mm512_set1_ps(lo as f32), hi: _mm512_set1_ps(hi as f32), z };
+            // SAFETY: forwarded from this function's contract.
+            unsafe { run(&l, acc, out) }
+        }
+        Requantizer::SingleRounding(m) => {
+            let t = (31 - m.shift).clamp(1, 62) as i64;
+            // SAFETY: forwarded from this function's contract.
+            unsafe { run(&shift64(m.multiplier, t, lo, hi, z), acc, out) }
+        }
+        Requantizer::Rndnu(p) => {
+            let t = p.shift.clamp(1, 62) as i64;
+            // SAFETY: forwarded from this function's contract.
+            unsafe { run(&shift64(p.multiplier, t, lo, hi, z), acc, out) }
+        }
+        Requantizer::DoubleRounding(m) if (-m.shift).max(0) <= 31 => {
+            let left = m.shift.clamp(0, 31) as i64;
+            let right = (-m.shift).max(0) as u32;
+            let mask = ((1u64 << right) - 1) as i32;
+            let l = Double {
+                m: _mm512_set1_epi64(m.multiplier as i64),
+                left: _mm_set_epi64x(0, left),
+                right: _mm_set_epi64x(0, right as i64),
+                mask: _mm512_set1_epi32(mask),
+                half_mask: _mm512_set1_epi32(mask >> 1),
+                lo: _mm512_set1_epi32(lo),
+                hi: _mm512_set1_epi32(hi),
+                z,
+            };
+            // SAFETY: forwarded from this function's contract.
+            unsafe { run(&l, acc, out) }
+        }
+        _ => generic::requantize(acc, r, zero_point, range, out),
+    }
+}
+
+#[inline(always)]
+fn shift64(multiplier: i32, t: i64, lo: i32, hi: i32, z: __m512i) -> Shift64 {
+    // SAFETY: plain register set-ups, no memory access; only reached from the target-feature
+    // function above, so AVX-512 F is present.
+    unsafe {
+        Shift64 {
+            m: _mm512_set1_epi64(multiplier as i64),
+            round: _mm512_set1_epi64(1i64 << (t - 1)),
+            t: _mm_set_epi64x(0, t),
+            lo: _mm512_set1_epi64(lo as i64),
+            hi: _mm512_set1_epi64(hi as i64),
+            z,
+        }
+    }
+}
