@@ -21,6 +21,7 @@ pub mod equiv;
 pub mod exhaustive;
 pub mod fuzz;
 pub mod machine;
+pub mod minilm;
 pub mod ort;
 pub mod path;
 pub mod probe;

@@ -43,6 +43,8 @@ enum Command {
     CheckOverflow(quantproof_harness::cli::overflow::Args),
     /// Write the accuracy-speed report (reports/report.md, CSV and SVG).
     Report(quantproof_harness::cli::report::Args),
+    /// The real model, all-MiniLM-L6-v2: fetch it, check its int8 weights against the reference.
+    Minilm(quantproof_harness::cli::minilm::Args),
 }
 
 fn main() {
@@ -57,6 +59,7 @@ fn main() {
         Command::Bench(a) => quantproof_harness::cli::bench::run(a),
         Command::Report(a) => quantproof_harness::cli::report::run(a),
         Command::CheckOverflow(a) => quantproof_harness::cli::overflow::run(a),
+        Command::Minilm(a) => quantproof_harness::cli::minilm::run(a),
     };
     std::process::exit(code);
 }

@@ -58,6 +58,9 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn write(dir: &Path, file: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(file);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("dir");
+    }
     std::fs::write(&p, bytes).expect("write");
     p
 }
@@ -157,4 +160,32 @@ fn malformed_vector_files_fail_with_the_place_and_the_problem() {
         expect(&o, 1, &[needle, "1 failed"], name);
     }
     expect(&run(&["verify-vectors", "/nonexistent/dir"]), 1, &["/nonexistent/dir", "cannot read"], "missing dir");
+}
+
+/// `quantproof minilm` without the model, with corrupt files, and (when the model was fetched)
+/// the weight oracle's bar: every int8 value of the real model reproduced.
+#[test]
+fn minilm_check_int8() {
+    let empty = temp_dir("minilm-empty");
+    let cache = empty.to_str().unwrap();
+    expect(&run(&["minilm", "check-int8", "--cache", cache]), 2, &["missing", "quantproof minilm fetch"], "no model");
+    let bad = temp_dir("minilm-bad");
+    write(&bad, "int8/model.onnx", b"\x0a\xff\xff\xff garbage");
+    write(&bad, "fp32/model.safetensors", b"garbage");
+    expect(&run(&["minilm", "check-int8", "--cache", bad.to_str().unwrap()]), 2, &["ONNX"], "corrupt model");
+    expect(&run(&["minilm", "check-int8", "--cache", cache, "--profile", "nope"]), 2, &["nope"], "bad profile");
+
+    let real = match std::env::var_os("QUANTPROOF_CACHE") {
+        Some(d) => PathBuf::from(d).join("minilm"),
+        None => match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".cache/quantproof/minilm"),
+            None => PathBuf::from("/nonexistent"),
+        },
+    };
+    if !real.join("int8/model.onnx").is_file() || !real.join("fp32/model.safetensors").is_file() {
+        println!("skipping the real-model check: MiniLM not fetched (run quantproof minilm fetch)");
+        return;
+    }
+    let o = run(&["minilm", "check-int8", "--cache", real.to_str().unwrap()]);
+    expect(&o, 0, &["matched 22533888 of 22533888 int8 values", "largest scale difference: 0e0"], "real model");
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod domain;
 pub mod info;
+pub mod minilm;
 pub mod ops;
 pub mod overflow;
 pub mod profiles;
