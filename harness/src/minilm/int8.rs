@@ -32,7 +32,8 @@ pub struct Int8Weight {
 }
 
 impl Int8Weight {
-    fn dequantized(&self, i: usize) -> f32 {
+    /// Element `i` (row-major) as the graph dequantizes it: `f32(q) * scale`.
+    pub fn dequantized(&self, i: usize) -> f32 {
         let (r, c) = (i / self.shape[1], i % self.shape[1]);
         self.codes[i] as f32 * self.scales[if self.axis == 0 { r } else { c }]
     }
@@ -110,13 +111,9 @@ pub struct Compared {
     pub max_scale_rel: f64,
 }
 
-/// Pairs each int8 weight with its fp32 tensor (see the module docs) and re-quantizes it with
-/// `profile`'s symmetric per-channel int8 rule.
-pub fn check(
-    int8: &[Int8Weight],
-    fp32: &HashMap<String, F32Tensor>,
-    profile: &Profile,
-) -> Result<Vec<Compared>, String> {
+/// Pairs each int8 weight with its fp32 tensor (see the module docs): the name and whether the
+/// fp32 tensor is stored transposed relative to the int8 one. One to one, or an error.
+pub fn pair(int8: &[Int8Weight], fp32: &HashMap<String, F32Tensor>) -> Result<Vec<(String, bool)>, String> {
     let mut used: HashMap<&str, &str> = HashMap::new();
     let mut out = Vec::new();
     let mut names: Vec<&String> = fp32.keys().collect();
@@ -148,12 +145,24 @@ pub fn check(
         if let Some(prev) = used.insert(name, &w.name) {
             return Err(format!("{} and {prev} both pair with {name}", w.name));
         }
-        let t = if transposed {
-            fp32[name].transposed()
-        } else {
-            F32Tensor { shape: fp32[name].shape, data: fp32[name].data.clone() }
-        };
-        out.push(compare(w, name, transposed, &t, profile)?);
+        out.push((name.to_string(), transposed));
+    }
+    Ok(out)
+}
+
+/// Pairs each int8 weight with its fp32 tensor ([`pair`]) and re-quantizes it with `profile`'s
+/// symmetric per-channel int8 rule.
+pub fn check(
+    int8: &[Int8Weight],
+    fp32: &HashMap<String, F32Tensor>,
+    profile: &Profile,
+) -> Result<Vec<Compared>, String> {
+    let pairs = pair(int8, fp32)?;
+    let mut out = Vec::new();
+    for (w, (name, transposed)) in int8.iter().zip(&pairs) {
+        let src = &fp32[name.as_str()];
+        let t = if *transposed { src.transposed() } else { F32Tensor { shape: src.shape, data: src.data.clone() } };
+        out.push(compare(w, name, *transposed, &t, profile)?);
     }
     Ok(out)
 }

@@ -8,4 +8,6 @@
 
 pub mod fetch;
 pub mod int8;
+pub mod load;
+pub mod model;
 pub mod onnx;

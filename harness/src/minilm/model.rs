@@ -1,0 +1,462 @@
+//! all-MiniLM-L6-v2's forward pass in plain Rust: BERT (embeddings, six encoder layers of
+//! self-attention and a GELU feed-forward block, each followed by a residual LayerNorm), then
+//! sentence-transformers' mean pooling over the tokens and L2 normalization.
+//!
+//! ```text
+//! h0 = LayerNorm(word[ids] + position[0..L] + token_type[types])
+//! per layer:  q, k, v = h Wq^T + bq, h Wk^T + bk, h Wv^T + bv          (12 heads of 32)
+//!             a = softmax(q k^T / sqrt(32) + mask) v
+//!             h = LayerNorm(h + a Wo^T + bo)
+//!             h = LayerNorm(h + GELU(h Wi^T + bi) Wout^T + bout)        GELU(x) = x (1 + erf(x / sqrt 2)) / 2
+//! embedding = normalize(mean over tokens of h)
+//! ```
+//!
+//! All in f32, sums in the order written (no claim of bit equality with another runtime: the
+//! comparison with ONNX Runtime is by cosine and largest difference).
+
+use std::collections::HashMap;
+
+/// The model's shape (`config.json`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub eps: f32,
+}
+
+impl Config {
+    /// all-MiniLM-L6-v2.
+    pub const MINILM_L6: Config = Config {
+        hidden: 384,
+        heads: 12,
+        intermediate: 1536,
+        layers: 6,
+        vocab: 30522,
+        max_positions: 512,
+        type_vocab: 2,
+        eps: 1e-12,
+    };
+
+    /// Reads the fields of a Hugging Face BERT `config.json`.
+    pub fn from_json(text: &str) -> Result<Config, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+        let u = |k: &str| {
+            v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| format!("config.json: no integer {k}"))
+        };
+        let c = Config {
+            hidden: u("hidden_size")?,
+            heads: u("num_attention_heads")?,
+            intermediate: u("intermediate_size")?,
+            layers: u("num_hidden_layers")?,
+            vocab: u("vocab_size")?,
+            max_positions: u("max_position_embeddings")?,
+            type_vocab: u("type_vocab_size")?,
+            eps: v.get("layer_norm_eps").and_then(|x| x.as_f64()).ok_or("config.json: no layer_norm_eps")? as f32,
+        };
+        if c.heads == 0 || c.hidden % c.heads != 0 || c.hidden == 0 {
+            return Err(format!("config.json: hidden size {} is not a multiple of {} heads", c.hidden, c.heads));
+        }
+        if v.get("hidden_act").and_then(|x| x.as_str()).is_some_and(|a| a != "gelu") {
+            return Err("config.json: only hidden_act gelu (erf) is implemented".into());
+        }
+        Ok(c)
+    }
+}
+
+/// `y = x W^T + b` with `W` as `[out, in]` (PyTorch's Linear layout).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+impl Linear {
+    /// `rows` rows of `x` (each `inputs` wide).
+    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut y = vec![0f32; rows * self.outputs];
+        for r in 0..rows {
+            let xr = &x[r * self.inputs..(r + 1) * self.inputs];
+            for o in 0..self.outputs {
+                y[r * self.outputs + o] = self.bias[o] + dot(xr, &self.weight[o * self.inputs..(o + 1) * self.inputs]);
+            }
+        }
+        y
+    }
+}
+
+/// A dot product with eight partial sums (so that it vectorizes).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+impl LayerNorm {
+    fn apply(&self, x: &mut [f32], eps: f32) {
+        let n = self.gamma.len();
+        for row in x.chunks_mut(n) {
+            let mean = row.iter().sum::<f32>() / n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean) * inv * self.gamma[i] + self.beta[i];
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub attention_output: Linear,
+    pub attention_norm: LayerNorm,
+    pub intermediate: Linear,
+    pub output: Linear,
+    pub output_norm: LayerNorm,
+}
+
+/// The weights of the model.
+#[derive(Debug, Clone)]
+pub struct Bert {
+    pub config: Config,
+    pub word: Vec<f32>,
+    pub position: Vec<f32>,
+    pub token_type: Vec<f32>,
+    pub embedding_norm: LayerNorm,
+    pub layers: Vec<Layer>,
+}
+
+/// Where a model's tensors come from: name -> (shape, values).
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+impl Bert {
+    /// Builds the model from Hugging Face BERT tensor names (`embeddings.word_embeddings.weight`,
+    /// `encoder.layer.{i}.attention.self.query.weight`, ...), checking every shape.
+    pub fn from_tensors(config: Config, t: &Tensors) -> Result<Bert, String> {
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+            let (s, v) = t.get(name).ok_or_else(|| format!("weights: no tensor {name}"))?;
+            if s != shape {
+                return Err(format!("weights: {name} has shape {s:?}, expected {shape:?}"));
+            }
+            Ok(v.clone())
+        };
+        let h = config.hidden;
+        let linear = |p: &str, inputs: usize, outputs: usize| -> Result<Linear, String> {
+            Ok(Linear {
+                weight: get(&format!("{p}.weight"), &[outputs, inputs])?,
+                bias: get(&format!("{p}.bias"), &[outputs])?,
+                inputs,
+                outputs,
+            })
+        };
+        let norm = |p: &str| -> Result<LayerNorm, String> {
+            Ok(LayerNorm { gamma: get(&format!("{p}.weight"), &[h])?, beta: get(&format!("{p}.bias"), &[h])? })
+        };
+        let mut layers = Vec::new();
+        for i in 0..config.layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                query: linear(&format!("{p}.attention.self.query"), h, h)?,
+                key: linear(&format!("{p}.attention.self.key"), h, h)?,
+                value: linear(&format!("{p}.attention.self.value"), h, h)?,
+                attention_output: linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attention_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                intermediate: linear(&format!("{p}.intermediate.dense"), h, config.intermediate)?,
+                output: linear(&format!("{p}.output.dense"), config.intermediate, h)?,
+                output_norm: norm(&format!("{p}.output.LayerNorm"))?,
+            });
+        }
+        Ok(Bert {
+            config,
+            word: get("embeddings.word_embeddings.weight", &[config.vocab, h])?,
+            position: get("embeddings.position_embeddings.weight", &[config.max_positions, h])?,
+            token_type: get("embeddings.token_type_embeddings.weight", &[config.type_vocab, h])?,
+            embedding_norm: norm("embeddings.LayerNorm")?,
+            layers,
+        })
+    }
+
+    /// The last hidden state `[L, hidden]` of one sequence (every token attended to).
+    pub fn hidden_states(&self, ids: &[u32], types: &[u32]) -> Result<Vec<f32>, String> {
+        let c = self.config;
+        let (l, h) = (ids.len(), c.hidden);
+        if l == 0 || l > c.max_positions || types.len() != l {
+            return Err(format!("a sequence needs 1..={} tokens and one type per token", c.max_positions));
+        }
+        let mut x = vec![0f32; l * h];
+        for (p, (&id, &ty)) in ids.iter().zip(types).enumerate() {
+            let (id, ty) = (id as usize, ty as usize);
+            if id >= c.vocab || ty >= c.type_vocab {
+                return Err(format!("token {id} (type {ty}) is outside the vocabulary"));
+            }
+            for j in 0..h {
+                x[p * h + j] = self.word[id * h + j] + self.position[p * h + j] + self.token_type[ty * h + j];
+            }
+        }
+        self.embedding_norm.apply(&mut x, c.eps);
+        let d = h / c.heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        for layer in &self.layers {
+            let (q, k, v) = (layer.query.forward(&x, l), layer.key.forward(&x, l), layer.value.forward(&x, l));
+            let mut ctx = vec![0f32; l * h];
+            let mut scores = vec![0f32; l];
+            for head in 0..c.heads {
+                let o = head * d;
+                for i in 0..l {
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        *s = dot(&q[i * h + o..i * h + o + d], &k[j * h + o..j * h + o + d]) * scale;
+                    }
+                    let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for s in scores.iter_mut() {
+                        *s = (*s - m).exp();
+                        sum += *s;
+                    }
+                    for (j, s) in scores.iter().enumerate() {
+                        let p = s / sum;
+                        for t in 0..d {
+                            ctx[i * h + o + t] += p * v[j * h + o + t];
+                        }
+                    }
+                }
+            }
+            let a = layer.attention_output.forward(&ctx, l);
+            x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+            layer.attention_norm.apply(&mut x, c.eps);
+            let mut f = layer.intermediate.forward(&x, l);
+            f.iter_mut().for_each(|v| *v = gelu(*v));
+            let f = layer.output.forward(&f, l);
+            x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
+            layer.output_norm.apply(&mut x, c.eps);
+        }
+        Ok(x)
+    }
+
+    /// The sentence embedding: mean of the last hidden state over the tokens, L2-normalized.
+    pub fn embed(&self, ids: &[u32], types: &[u32]) -> Result<Vec<f32>, String> {
+        let x = self.hidden_states(ids, types)?;
+        Ok(mean_pool_normalize(&x, self.config.hidden))
+    }
+}
+
+/// sentence-transformers' mean pooling (every token counts) and L2 normalization (norm floored
+/// at 1e-12, as `torch.nn.functional.normalize`).
+pub fn mean_pool_normalize(x: &[f32], hidden: usize) -> Vec<f32> {
+    let l = x.len() / hidden;
+    let mut m = vec![0f32; hidden];
+    for row in x.chunks(hidden) {
+        m.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+    }
+    m.iter_mut().for_each(|v| *v /= l.max(1) as f32);
+    let norm = m.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    m.iter_mut().for_each(|v| *v /= norm);
+    m
+}
+
+/// GELU with the exact erf (BERT's `gelu`).
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// Cosine similarity (in f64).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    ab / (aa.sqrt() * bb.sqrt()).max(f64::MIN_POSITIVE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantproof_reference::rng::Rng;
+
+    const TINY: Config = Config {
+        hidden: 8,
+        heads: 2,
+        intermediate: 12,
+        layers: 2,
+        vocab: 11,
+        max_positions: 6,
+        type_vocab: 2,
+        eps: 1e-12,
+    };
+
+    fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| (rng.unit() as f32 - 0.5) * 0.8).collect()
+    }
+
+    fn tensors(rng: &mut Rng, c: Config) -> Tensors {
+        let h = c.hidden;
+        let mut t = Tensors::new();
+        let mut put = |name: String, shape: Vec<usize>, rng: &mut Rng| {
+            let n = shape.iter().product();
+            t.insert(name, (shape, random(rng, n)));
+        };
+        put("embeddings.word_embeddings.weight".into(), vec![c.vocab, h], rng);
+        put("embeddings.position_embeddings.weight".into(), vec![c.max_positions, h], rng);
+        put("embeddings.token_type_embeddings.weight".into(), vec![c.type_vocab, h], rng);
+        for p in ["embeddings.LayerNorm"] {
+            put(format!("{p}.weight"), vec![h], rng);
+            put(format!("{p}.bias"), vec![h], rng);
+        }
+        for i in 0..c.layers {
+            let p = format!("encoder.layer.{i}");
+            for (n, o, inp) in [
+                ("attention.self.query", h, h),
+                ("attention.self.key", h, h),
+                ("attention.self.value", h, h),
+                ("attention.output.dense", h, h),
+                ("intermediate.dense", c.intermediate, h),
+                ("output.dense", h, c.intermediate),
+            ] {
+                put(format!("{p}.{n}.weight"), vec![o, inp], rng);
+                put(format!("{p}.{n}.bias"), vec![o], rng);
+            }
+            for n in ["attention.output.LayerNorm", "output.LayerNorm"] {
+                put(format!("{p}.{n}.weight"), vec![h], rng);
+                put(format!("{p}.{n}.bias"), vec![h], rng);
+            }
+        }
+        t
+    }
+
+    /// The forward pass in f64 with plain matrices, written independently of the f32 code.
+    fn naive_embedding(t: &Tensors, c: Config, ids: &[u32]) -> Vec<f64> {
+        let g = |n: &str| t[n].1.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+        let (l, h) = (ids.len(), c.hidden);
+        let ln = |x: &mut Vec<Vec<f64>>, p: &str| {
+            let (w, b) = (g(&format!("{p}.weight")), g(&format!("{p}.bias")));
+            for row in x.iter_mut() {
+                let m = row.iter().sum::<f64>() / h as f64;
+                let v = row.iter().map(|a| (a - m).powi(2)).sum::<f64>() / h as f64;
+                for j in 0..h {
+                    row[j] = (row[j] - m) / (v + c.eps as f64).sqrt() * w[j] + b[j];
+                }
+            }
+        };
+        let lin = |x: &Vec<Vec<f64>>, p: &str| -> Vec<Vec<f64>> {
+            let (w, b) = (g(&format!("{p}.weight")), g(&format!("{p}.bias")));
+            let (o, i) = (b.len(), x[0].len());
+            x.iter()
+                .map(|r| (0..o).map(|k| b[k] + (0..i).map(|j| r[j] * w[k * i + j]).sum::<f64>()).collect())
+                .collect()
+        };
+        let (we, pe, te) = (
+            g("embeddings.word_embeddings.weight"),
+            g("embeddings.position_embeddings.weight"),
+            g("embeddings.token_type_embeddings.weight"),
+        );
+        let mut x: Vec<Vec<f64>> =
+            (0..l).map(|p| (0..h).map(|j| we[ids[p] as usize * h + j] + pe[p * h + j] + te[j]).collect()).collect();
+        ln(&mut x, "embeddings.LayerNorm");
+        let d = h / c.heads;
+        for i in 0..c.layers {
+            let p = format!("encoder.layer.{i}");
+            let q = lin(&x, &format!("{p}.attention.self.query"));
+            let k = lin(&x, &format!("{p}.attention.self.key"));
+            let v = lin(&x, &format!("{p}.attention.self.value"));
+            let mut ctx = vec![vec![0f64; h]; l];
+            for hd in 0..c.heads {
+                for a in 0..l {
+                    let s: Vec<f64> = (0..l)
+                        .map(|b| (0..d).map(|t| q[a][hd * d + t] * k[b][hd * d + t]).sum::<f64>() / (d as f64).sqrt())
+                        .collect();
+                    let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                    let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                    for b in 0..l {
+                        for t in 0..d {
+                            ctx[a][hd * d + t] += (s[b] - m).exp() / z * v[b][hd * d + t];
+                        }
+                    }
+                }
+            }
+            let a = lin(&ctx, &format!("{p}.attention.output.dense"));
+            for r in 0..l {
+                for j in 0..h {
+                    x[r][j] += a[r][j];
+                }
+            }
+            ln(&mut x, &format!("{p}.attention.output.LayerNorm"));
+            let mut f = lin(&x, &format!("{p}.intermediate.dense"));
+            f.iter_mut().flatten().for_each(|v| *v = 0.5 * *v * (1.0 + libm::erf(*v / 2f64.sqrt())));
+            let o = lin(&f, &format!("{p}.output.dense"));
+            for r in 0..l {
+                for j in 0..h {
+                    x[r][j] += o[r][j];
+                }
+            }
+            ln(&mut x, &format!("{p}.output.LayerNorm"));
+        }
+        let mean: Vec<f64> = (0..h).map(|j| x.iter().map(|r| r[j]).sum::<f64>() / l as f64).collect();
+        let n = mean.iter().map(|v| v * v).sum::<f64>().sqrt();
+        mean.iter().map(|v| v / n).collect()
+    }
+
+    #[test]
+    fn the_forward_pass_equals_a_naive_f64_one() {
+        let mut rng = Rng::new(9);
+        let t = tensors(&mut rng, TINY);
+        let bert = Bert::from_tensors(TINY, &t).unwrap();
+        for ids in [vec![1u32], vec![2, 7, 3], vec![10, 0, 4, 4, 9, 1]] {
+            let got = bert.embed(&ids, &vec![0; ids.len()]).unwrap();
+            let want = naive_embedding(&t, TINY, &ids);
+            let diff = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0f64, f64::max);
+            assert!(diff < 1e-5, "{ids:?}: {diff:e}");
+            assert!((got.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let mut rng = Rng::new(3);
+        let mut t = tensors(&mut rng, TINY);
+        let bert = Bert::from_tensors(TINY, &t).unwrap();
+        assert!(bert.embed(&[], &[]).is_err());
+        assert!(bert.embed(&[11], &[0]).is_err()); // outside the vocabulary
+        assert!(bert.embed(&[1, 2], &[0]).is_err());
+        assert!(bert.embed(&[1; 7], &[0; 7]).is_err()); // longer than the positions
+        t.get_mut("encoder.layer.1.output.dense.weight").unwrap().0 = vec![12, 8];
+        assert!(Bert::from_tensors(TINY, &t).is_err());
+        t.remove("embeddings.LayerNorm.bias");
+        assert!(Bert::from_tensors(TINY, &t).is_err());
+        assert!(Config::from_json("{}").is_err());
+        assert!(Config::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn gelu_and_cosine_at_known_points() {
+        assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((gelu(-1.0) + 0.158_655_3).abs() < 1e-6);
+        assert_eq!(gelu(0.0), 0.0);
+        assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - 0.5f64.sqrt()).abs() < 1e-12);
+    }
+}
