@@ -58,9 +58,26 @@ pub enum Sub {
         #[arg(value_name = "SENTENCE")]
         sentences: Vec<String>,
     },
+    /// Post-training dynamic quantization: every Linear on the int8 GEMM (weights per channel,
+    /// activations per tensor at run time under the profile's dynamic rule); cosine to fp32 per
+    /// sentence, and the time of both forward passes.
+    Ptdq {
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Whose dynamic rule quantizes the activations: onnxruntime or torch.
+        #[arg(long, default_value = "onnxruntime")]
+        profile: String,
+        /// Also quantize one Linear at a time (the others in f32) and list the layers whose
+        /// quantization alone costs the most (seed 001's question: where does the accuracy go).
+        #[arg(long)]
+        per_layer: bool,
+        /// Sentences (default: the built-in set of `compare`).
+        #[arg(value_name = "SENTENCE")]
+        sentences: Vec<String>,
+    },
 }
 
-/// The default sentences of `compare`.
+/// The default sentences of `compare` and `ptdq`.
 pub const SENTENCES: [&str; 8] = [
     "The cat sits outside on the warm stone steps.",
     "A man is playing the guitar on a crowded street.",
@@ -78,6 +95,7 @@ pub fn run(args: Args) -> i32 {
         Sub::CheckInt8 { cache, profile, verbose } => run_check(cache, &profile, verbose),
         Sub::Embed { cache, int8, sentences } => run_embed(cache, int8, &sentences),
         Sub::Compare { cache, sentences } => run_compare(cache, &sentences),
+        Sub::Ptdq { cache, profile, per_layer, sentences } => run_ptdq(cache, &profile, per_layer, &sentences),
     };
     match r {
         Ok(code) => code,
@@ -174,4 +192,68 @@ fn run_compare(cache: Option<PathBuf>, sentences: &[String]) -> Result<i32, Stri
     println!("ours vs ONNX Runtime (same int8 weights): lowest cosine {worst_cos:.8}, largest |difference| {worst_diff:.3e} (bar: cosine >= 0.9999)");
     println!("int8 weights vs fp32 (weight-only quantization's cost): lowest cosine {worst_q:.6}");
     Ok(if worst_cos >= 0.9999 { 0 } else { 1 })
+}
+
+fn run_ptdq(cache: Option<PathBuf>, profile: &str, per_layer: bool, sentences: &[String]) -> Result<i32, String> {
+    use crate::minilm::ptdq::Ptdq;
+    use quantproof_optimized::gemm::GemmKernel;
+    let profile = Profile::by_name(profile).map_err(|e| e.to_string())?;
+    let dir = fetch::cache_dir(cache.as_deref())?;
+    let sentences: Vec<String> =
+        if sentences.is_empty() { SENTENCES.iter().map(|s| s.to_string()).collect() } else { sentences.to_vec() };
+    let tok = load::tokenizer(&dir)?;
+    let seqs = sentences.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+    let fp32 = load::fp32_model(&dir)?;
+    let kernel = GemmKernel::best();
+    let ptdq = Ptdq::new(&fp32, profile, kernel)?;
+    println!(
+        "PTDQ under {}: {} Linear layers on {} (weights int8 per channel, activations uint8 per tensor at run time)",
+        profile.name,
+        ptdq.linears.len(),
+        kernel.name()
+    );
+    println!("{:<4} {:>6}  {:>18}", "#", "tokens", "1-cos(PTDQ,fp32)");
+    let (mut worst, mut t_fp32, mut t_q) = (1f64, 0f64, 0f64);
+    for (i, (ids, types)) in seqs.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let a = fp32.embed(ids, types)?;
+        let t1 = std::time::Instant::now();
+        let b = fp32.embed_with(ids, types, &ptdq)?;
+        let t2 = std::time::Instant::now();
+        t_fp32 += (t1 - t0).as_secs_f64();
+        t_q += (t2 - t1).as_secs_f64();
+        let c = cosine(&a, &b);
+        worst = worst.min(c);
+        println!("{i:<4} {:>6}  {:>18.3e}", ids.len(), 1.0 - c);
+    }
+    println!("lowest cosine to fp32: {worst:.6}");
+    println!(
+        "forward passes of all {} sentences, one thread: fp32 {:.1} ms, PTDQ {:.1} ms (the f32 Linear is a plain dot-product loop; not a tuned BLAS)",
+        seqs.len(),
+        t_fp32 * 1e3,
+        t_q * 1e3
+    );
+    if per_layer {
+        use crate::minilm::model::Which;
+        use crate::minilm::ptdq::OnlyOne;
+        let reference: Vec<Vec<f32>> = seqs.iter().map(|(i, t)| fp32.embed(i, t)).collect::<Result<_, _>>()?;
+        let mut costs = Vec::new();
+        for layer in 0..fp32.layers.len() {
+            for which in Which::ALL {
+                let only = OnlyOne { ptdq: &ptdq, layer, which };
+                let mut sum = 0f64;
+                for ((ids, types), r) in seqs.iter().zip(&reference) {
+                    sum += 1.0 - cosine(&fp32.embed_with(ids, types, &only)?, r);
+                }
+                costs.push((sum / seqs.len() as f64, layer, which));
+            }
+        }
+        costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let total: f64 = costs.iter().map(|c| c.0).sum();
+        println!("\nthe Linear layers whose quantization alone costs the most (mean 1-cos over the sentences; all {} sum to {total:.3e}):", costs.len());
+        for (c, layer, which) in costs.iter().take(8) {
+            println!("  encoder.layer.{layer}.{:<24} {c:.3e}  ({:.0}% of the sum)", which.name(), 100.0 * c / total);
+        }
+    }
+    Ok(0)
 }

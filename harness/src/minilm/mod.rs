@@ -11,3 +11,4 @@ pub mod int8;
 pub mod load;
 pub mod model;
 pub mod onnx;
+pub mod ptdq;

@@ -140,6 +140,61 @@ pub struct Layer {
     pub output_norm: LayerNorm,
 }
 
+/// The six Linear layers of an encoder layer, in the order the forward pass runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Which {
+    Query,
+    Key,
+    Value,
+    AttentionOutput,
+    Intermediate,
+    Output,
+}
+
+impl Which {
+    pub const ALL: [Which; 6] =
+        [Which::Query, Which::Key, Which::Value, Which::AttentionOutput, Which::Intermediate, Which::Output];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Query => "attention.self.query",
+            Which::Key => "attention.self.key",
+            Which::Value => "attention.self.value",
+            Which::AttentionOutput => "attention.output.dense",
+            Which::Intermediate => "intermediate.dense",
+            Which::Output => "output.dense",
+        }
+    }
+}
+
+impl Layer {
+    pub fn linear(&self, w: Which) -> &Linear {
+        match w {
+            Which::Query => &self.query,
+            Which::Key => &self.key,
+            Which::Value => &self.value,
+            Which::AttentionOutput => &self.attention_output,
+            Which::Intermediate => &self.intermediate,
+            Which::Output => &self.output,
+        }
+    }
+}
+
+/// How the Linear layers are computed: in f32 ([`F32Linears`]) or quantized (PTDQ, PTSQ).
+pub trait Linears {
+    /// `y = x W^T + b` of Linear `which` of encoder layer `layer` on `rows` rows of `x`.
+    fn forward(&self, layer: usize, which: Which, lin: &Linear, x: &[f32], rows: usize) -> Result<Vec<f32>, String>;
+}
+
+/// Every Linear in f32 ([`Linear::forward`]).
+pub struct F32Linears;
+
+impl Linears for F32Linears {
+    fn forward(&self, _: usize, _: Which, lin: &Linear, x: &[f32], rows: usize) -> Result<Vec<f32>, String> {
+        Ok(lin.forward(x, rows))
+    }
+}
+
 /// The weights of the model.
 #[derive(Debug, Clone)]
 pub struct Bert {
@@ -203,6 +258,11 @@ impl Bert {
 
     /// The last hidden state `[L, hidden]` of one sequence (every token attended to).
     pub fn hidden_states(&self, ids: &[u32], types: &[u32]) -> Result<Vec<f32>, String> {
+        self.hidden_states_with(ids, types, &F32Linears)
+    }
+
+    /// [`Bert::hidden_states`] with the Linear layers computed by `linears`.
+    pub fn hidden_states_with(&self, ids: &[u32], types: &[u32], linears: &dyn Linears) -> Result<Vec<f32>, String> {
         let c = self.config;
         let (l, h) = (ids.len(), c.hidden);
         if l == 0 || l > c.max_positions || types.len() != l {
@@ -221,8 +281,9 @@ impl Bert {
         self.embedding_norm.apply(&mut x, c.eps);
         let d = h / c.heads;
         let scale = 1.0 / (d as f32).sqrt();
-        for layer in &self.layers {
-            let (q, k, v) = (layer.query.forward(&x, l), layer.key.forward(&x, l), layer.value.forward(&x, l));
+        for (li, layer) in self.layers.iter().enumerate() {
+            let run = |w: Which, x: &[f32]| linears.forward(li, w, layer.linear(w), x, l);
+            let (q, k, v) = (run(Which::Query, &x)?, run(Which::Key, &x)?, run(Which::Value, &x)?);
             let mut ctx = vec![0f32; l * h];
             let mut scores = vec![0f32; l];
             for head in 0..c.heads {
@@ -245,12 +306,12 @@ impl Bert {
                     }
                 }
             }
-            let a = layer.attention_output.forward(&ctx, l);
+            let a = run(Which::AttentionOutput, &ctx)?;
             x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
             layer.attention_norm.apply(&mut x, c.eps);
-            let mut f = layer.intermediate.forward(&x, l);
+            let mut f = run(Which::Intermediate, &x)?;
             f.iter_mut().for_each(|v| *v = gelu(*v));
-            let f = layer.output.forward(&f, l);
+            let f = run(Which::Output, &f)?;
             x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
             layer.output_norm.apply(&mut x, c.eps);
         }
@@ -259,7 +320,12 @@ impl Bert {
 
     /// The sentence embedding: mean of the last hidden state over the tokens, L2-normalized.
     pub fn embed(&self, ids: &[u32], types: &[u32]) -> Result<Vec<f32>, String> {
-        let x = self.hidden_states(ids, types)?;
+        self.embed_with(ids, types, &F32Linears)
+    }
+
+    /// [`Bert::embed`] with the Linear layers computed by `linears`.
+    pub fn embed_with(&self, ids: &[u32], types: &[u32], linears: &dyn Linears) -> Result<Vec<f32>, String> {
+        let x = self.hidden_states_with(ids, types, linears)?;
         Ok(mean_pool_normalize(&x, self.config.hidden))
     }
 }
@@ -295,11 +361,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use quantproof_reference::rng::Rng;
 
-    const TINY: Config = Config {
+    pub(crate) const TINY: Config = Config {
         hidden: 8,
         heads: 2,
         intermediate: 12,
@@ -314,7 +380,7 @@ mod tests {
         (0..n).map(|_| (rng.unit() as f32 - 0.5) * 0.8).collect()
     }
 
-    fn tensors(rng: &mut Rng, c: Config) -> Tensors {
+    pub(crate) fn tensors(rng: &mut Rng, c: Config) -> Tensors {
         let h = c.hidden;
         let mut t = Tensors::new();
         let mut put = |name: String, shape: Vec<usize>, rng: &mut Rng| {
