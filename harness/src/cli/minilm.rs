@@ -75,9 +75,35 @@ pub enum Sub {
         #[arg(value_name = "SENTENCE")]
         sentences: Vec<String>,
     },
+    /// Post-training static quantization: every Linear input's range calibrated on 16 built-in
+    /// sentences with each calibrator, then fixed; cosine to fp32 on the evaluation sentences.
+    Ptsq {
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+    },
 }
 
-/// The default sentences of `compare` and `ptdq`.
+/// The calibration set of `ptsq` (distinct from the evaluation sentences).
+pub const CALIBRATION: [&str; 16] = [
+    "A woman is slicing onions in the kitchen.",
+    "The train to Berlin leaves at seven in the morning.",
+    "Neural networks can be compressed with low-precision arithmetic.",
+    "What is the capital of Australia?",
+    "He forgot his umbrella and got soaked in the rain.",
+    "Our quarterly revenue grew by twelve percent.",
+    "The children built a sandcastle on the beach.",
+    "Please restart the server after installing the update.",
+    "A dog is running through a field of tall grass.",
+    "Matrix multiplication dominates the cost of transformer inference.",
+    "I would like to book a table for two at eight.",
+    "The museum reopened after a long renovation.",
+    "Scientists discovered a new species of frog in the rainforest.",
+    "Can you recommend a good book about history?",
+    "The orchestra played a symphony by Beethoven.",
+    "Thanks!",
+];
+
+/// The default sentences of `compare`, `ptdq` and `ptsq` (the evaluation set).
 pub const SENTENCES: [&str; 8] = [
     "The cat sits outside on the warm stone steps.",
     "A man is playing the guitar on a crowded street.",
@@ -96,6 +122,7 @@ pub fn run(args: Args) -> i32 {
         Sub::Embed { cache, int8, sentences } => run_embed(cache, int8, &sentences),
         Sub::Compare { cache, sentences } => run_compare(cache, &sentences),
         Sub::Ptdq { cache, profile, per_layer, sentences } => run_ptdq(cache, &profile, per_layer, &sentences),
+        Sub::Ptsq { cache } => run_ptsq(cache),
     };
     match r {
         Ok(code) => code,
@@ -255,5 +282,47 @@ fn run_ptdq(cache: Option<PathBuf>, profile: &str, per_layer: bool, sentences: &
             println!("  encoder.layer.{layer}.{:<24} {c:.3e}  ({:.0}% of the sum)", which.name(), 100.0 * c / total);
         }
     }
+    Ok(0)
+}
+
+fn run_ptsq(cache: Option<PathBuf>) -> Result<i32, String> {
+    use crate::minilm::ptdq::Ptdq;
+    use crate::minilm::ptsq::{Calibrator, Ptsq, Recorder};
+    use quantproof_optimized::gemm::GemmKernel;
+    let dir = fetch::cache_dir(cache.as_deref())?;
+    let tok = load::tokenizer(&dir)?;
+    let enc = |v: &[&str]| v.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>();
+    let (calib, eval) = (enc(&CALIBRATION)?, enc(&SENTENCES)?);
+    let fp32 = load::fp32_model(&dir)?;
+    let reference: Vec<Vec<f32>> = eval.iter().map(|(i, t)| fp32.embed(i, t)).collect::<Result<_, _>>()?;
+    let kernel = GemmKernel::best();
+    let score = |lin: &dyn crate::minilm::model::Linears| -> Result<(f64, f64), String> {
+        let (mut worst, mut sum) = (1f64, 0f64);
+        for ((ids, types), r) in eval.iter().zip(&reference) {
+            let c = cosine(&fp32.embed_with(ids, types, lin)?, r);
+            worst = worst.min(c);
+            sum += 1.0 - c;
+        }
+        Ok((worst, sum / eval.len() as f64))
+    };
+    let rec = Recorder::default();
+    for (ids, types) in &calib {
+        fp32.hidden_states_with(ids, types, &rec)?;
+    }
+    println!(
+        "PTSQ: 36 Linear inputs calibrated on {} sentences, evaluated on {} others; weights int8 per channel, activations uint8 per tensor, {}",
+        calib.len(),
+        eval.len(),
+        kernel.name()
+    );
+    println!("{:<34} {:>14} {:>16}", "activation ranges", "lowest cosine", "mean 1-cos");
+    for c in Calibrator::ALL {
+        match Ptsq::from_recorded(&fp32, &rec, c, kernel).and_then(|p| score(&p)) {
+            Ok((w, m)) => println!("{:<34} {w:>14.6} {m:>16.3e}", c.name()),
+            Err(e) => println!("{:<34} failed: {e}", c.name()),
+        }
+    }
+    let (w, m) = score(&Ptdq::new(&fp32, Profile::ONNXRUNTIME, kernel)?)?;
+    println!("{:<34} {w:>14.6} {m:>16.3e}", "(PTDQ: ranges at run time)");
     Ok(0)
 }

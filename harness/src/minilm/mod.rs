@@ -12,3 +12,4 @@ pub mod load;
 pub mod model;
 pub mod onnx;
 pub mod ptdq;
+pub mod ptsq;
