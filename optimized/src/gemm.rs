@@ -19,6 +19,8 @@
 //! | micro-kernel | tile | needs | exact when |
 //! |---|---|---|---|
 //! | `qu8s8_gemm_4x64c4__avx512vnni` | 4 x 64, k by 4 | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
+//! | `qu8s8_gemm_4x16c4__avxvnni` | 4 x 8 per step, k by 4 | AVX-VNNI (`vpdpbusd` ymm) | as above |
+//! | `qu8s8_gemm_4x8c4__avx2` | 4 x 8, k by 4 | AVX2 (`vpmovsxbw`, `vpmovzxbw`, `vpmaddwd`: no saturating `vpmaddubsw`) | as above |
 //! | `qu8s8_gemm_1x16c4__portable` | 1 x 16 | nothing | always (`i64` sums) |
 //!
 //! No threads yet: the product runs on the calling thread.
@@ -43,16 +45,21 @@ pub const MAX_EXACT_K: usize = (i32::MAX as usize) / (255 * 128);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemmKernel {
     Portable,
+    Avx2,
+    AvxVnni,
     Avx512Vnni,
 }
 
 impl GemmKernel {
-    pub const ALL: [GemmKernel; 2] = [GemmKernel::Portable, GemmKernel::Avx512Vnni];
+    pub const ALL: [GemmKernel; 4] =
+        [GemmKernel::Portable, GemmKernel::Avx2, GemmKernel::AvxVnni, GemmKernel::Avx512Vnni];
 
     /// XNNPACK-style name: type, op, tile, ISA.
     pub fn name(self) -> &'static str {
         match self {
             GemmKernel::Portable => "qu8s8_gemm_1x16c4__portable",
+            GemmKernel::Avx2 => "qu8s8_gemm_4x8c4__avx2",
+            GemmKernel::AvxVnni => "qu8s8_gemm_4x16c4__avxvnni",
             GemmKernel::Avx512Vnni => "qu8s8_gemm_4x64c4__avx512vnni",
         }
     }
@@ -61,24 +68,24 @@ impl GemmKernel {
     pub fn is_available(self) -> bool {
         match self {
             GemmKernel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx512Vnni => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vnni")
-            }
-            #[allow(unreachable_patterns)]
-            _ => false,
+            GemmKernel::Avx2 => crate::isa::Isa::Avx2.is_available(),
+            GemmKernel::AvxVnni => crate::isa::Extension::AvxVnni.is_available(),
+            GemmKernel::Avx512Vnni => crate::isa::Extension::Avx512Vnni.is_available(),
         }
+    }
+
+    /// Whether its int32 accumulation is exact for depth `k` (the portable kernel sums in i64;
+    /// the others add at most `k` products of magnitude `255 * 128` in i32).
+    pub fn exact_for(self, k: usize) -> bool {
+        self == GemmKernel::Portable || k <= MAX_EXACT_K
     }
 
     /// The fastest available kernel.
     pub fn best() -> GemmKernel {
-        if GemmKernel::Avx512Vnni.is_available() {
-            GemmKernel::Avx512Vnni
-        } else {
-            GemmKernel::Portable
-        }
+        [GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2]
+            .into_iter()
+            .find(|k| k.is_available())
+            .unwrap_or(GemmKernel::Portable)
     }
 }
 
@@ -172,7 +179,8 @@ pub fn gemm_u8s8(
         return Err(QuantError::Unsupported { what: format!("{}: not available on this CPU", kernel.name()) });
     }
     let _ = GemmDims::new(m, n, k);
-    let use_vnni = kernel == GemmKernel::Avx512Vnni && k <= MAX_EXACT_K;
+    // Past the exact depth the i32 micro-kernels could wrap: the portable one (i64) takes over.
+    let kernel = if kernel.exact_for(k) { kernel } else { GemmKernel::Portable };
     // The zero-point terms that depend on the column only: -za colsum[j] + K za zb[j].
     let za = a_zero_point as i64;
     let col_bias: Vec<i64> = (0..n).map(|j| -za * w.col_sums[j] + k as i64 * za * w.zero_points[j] as i64).collect();
@@ -185,15 +193,16 @@ pub fn gemm_u8s8(
         for r in 0..rows {
             abuf[r * w.kp..r * w.kp + k].copy_from_slice(&a[(i0 + r) * lda..(i0 + r) * lda + k]);
         }
-        if use_vnni {
+        match kernel {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `use_vnni` implies the kernel is available (AVX-512 F/BW/VNNI detected);
-            // `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
-            unsafe {
-                vnni::raw_4x64(&abuf, w, &mut raw)
-            };
-        } else {
-            portable_raw(&abuf, rows, w, &mut raw);
+            // SAFETY (all three): `kernel.is_available()` was checked above, so the CPU has its
+            // features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
+            GemmKernel::Avx512Vnni => unsafe { vnni::raw_4x64(&abuf, w, &mut raw) },
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::AvxVnni => unsafe { avx256::raw_4x16::<true>(&abuf, w, &mut raw) },
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2 => unsafe { avx256::raw_4x16::<false>(&abuf, w, &mut raw) },
+            _ => portable_raw(&abuf, rows, w, &mut raw),
         }
         for r in 0..rows {
             let row_sum: i64 = abuf[r * w.kp..r * w.kp + k].iter().map(|&v| v as i64).sum();
@@ -224,6 +233,109 @@ fn portable_raw(abuf: &[u8], rows: usize, w: &PackedWeights, raw: &mut [i64]) {
                 s += a4.iter().zip(b4).map(|(&x, &y)| x as i64 * y as i64).sum::<i64>();
             }
             raw[r * w.n + j] = s;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx256 {
+    use super::{PackedWeights, KR, MR, NR};
+    use core::arch::x86_64::*;
+
+    /// One group of four `k` for eight columns: `acc += sum over the group of a * b`, by AVX-VNNI
+    /// `vpdpbusd` (`VNNI`), or by AVX2: the 32 weight bytes widened to two vectors of 16 i16
+    /// (`vpmovsxbw`), the row's four activations widened and broadcast (`vpmovzxbw`), and
+    /// `vpmaddwd`, which cannot saturate here (each pair sum is at most `2 * 255 * 128`); the
+    /// AVX2 accumulators hold two partial sums per column, added at the end.
+    #[inline(always)]
+    unsafe fn step<const VNNI: bool>(acc: &mut [__m256i; 2], a: *const u8, b: *const i8) {
+        // SAFETY: the caller guarantees 4 readable bytes at `a` and 32 at `b`, and the features.
+        unsafe {
+            if VNNI {
+                let w = _mm256_loadu_si256(b.cast());
+                let x = _mm256_set1_epi32(a.cast::<i32>().read_unaligned());
+                acc[0] = _mm256_dpbusd_avx_epi32(acc[0], x, w);
+            } else {
+                let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.cast()));
+                let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(16).cast()));
+                let x4 = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(a.cast::<i32>().read_unaligned()));
+                let x = _mm256_broadcastq_epi64(x4);
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(w0, x));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(w1, x));
+            }
+        }
+    }
+
+    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the four rows of `abuf`, eight columns (half a
+    /// panel) at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 (and AVX-VNNI when `VNNI`); `abuf.len() == MR * w.kp`,
+    /// `raw.len() >= MR * w.n`.
+    #[target_feature(enable = "avx2,avxvnni")]
+    unsafe fn raw_vnni(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
+        // SAFETY: forwarded.
+        unsafe { raw_any::<true>(abuf, w, raw) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn raw_avx2(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
+        // SAFETY: forwarded.
+        unsafe { raw_any::<false>(abuf, w, raw) }
+    }
+
+    /// # Safety
+    /// As [`raw_vnni`] / [`raw_avx2`]: the CPU has the kernel's features; `abuf.len() == MR * w.kp`,
+    /// `raw.len() >= MR * w.n`.
+    pub unsafe fn raw_4x16<const VNNI: bool>(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            if VNNI {
+                raw_vnni(abuf, w, raw)
+            } else {
+                raw_avx2(abuf, w, raw)
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn raw_any<const VNNI: bool>(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
+        let kp = w.kp;
+        let stride = kp * NR;
+        for p in 0..w.n.div_ceil(NR) {
+            for half in 0..2 {
+                let col0 = p * NR + half * 8;
+                if col0 >= w.n {
+                    break;
+                }
+                let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+                let bp = w.panels[p * stride + half * 32..].as_ptr();
+                for g in 0..kp / KR {
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        // SAFETY: group `g` of panel `p` spans 64 bytes from `p * stride + g * 64`,
+                        // of which this half reads 32; row `r`'s group is 4 bytes inside `abuf`.
+                        unsafe { step::<VNNI>(acc_r, abuf.as_ptr().add(r * kp + g * KR), bp.add(g * KR * NR)) };
+                    }
+                }
+                for (r, acc_r) in acc.iter().enumerate() {
+                    let mut l = [[0i32; 8]; 2];
+                    // SAFETY: each `l[i]` holds 8 i32.
+                    unsafe {
+                        _mm256_storeu_si256(l[0].as_mut_ptr().cast(), acc_r[0]);
+                        _mm256_storeu_si256(l[1].as_mut_ptr().cast(), acc_r[1]);
+                    }
+                    for c in 0..(w.n - col0).min(8) {
+                        raw[r * w.n + col0 + c] = if VNNI {
+                            l[0][c] as i64
+                        } else {
+                            // vpmaddwd lanes: column c's two partial sums at 2c and 2c + 1 of
+                            // the vector holding columns 4 * (c / 4) ..
+                            let (v, i) = (c / 4, 2 * (c % 4));
+                            l[v][i] as i64 + l[v][i + 1] as i64
+                        };
+                    }
+                }
+            }
         }
     }
 }

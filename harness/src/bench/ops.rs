@@ -697,11 +697,15 @@ impl Workload for Qgemm {
                 &mut self.out,
             ),
             Path::Optimized(e) => {
-                // AVX-512 levels use the VNNI micro-kernel where the CPU has it; others the portable one.
-                let kernel = if e.isa().name() == "avx512" && GemmKernel::Avx512Vnni.is_available() {
-                    GemmKernel::Avx512Vnni
-                } else {
-                    GemmKernel::Portable
+                // Each ISA level's best micro-kernel: AVX-512 with VNNI, AVX2 with AVX-VNNI
+                // where the CPU has it (else plain AVX2), the portable one elsewhere.
+                use quantproof_optimized::Isa;
+                let pick =
+                    |ks: &[GemmKernel]| ks.iter().copied().find(|k| k.is_available()).unwrap_or(GemmKernel::Portable);
+                let kernel = match e.isa() {
+                    Isa::Avx512 => pick(&[GemmKernel::Avx512Vnni]),
+                    Isa::Avx2 => pick(&[GemmKernel::AvxVnni, GemmKernel::Avx2]),
+                    _ => GemmKernel::Portable,
                 };
                 gemm_u8s8(&self.a, QGEMM_KN, self.m, 128, &self.packed, kernel, &mut self.out)
             }
