@@ -120,3 +120,39 @@ fn bad_arguments_are_typed_errors() {
     let mut none: [i32; 0] = [];
     assert!(gemm_u8s8(&[], 4, 0, 0, &w, GemmKernel::Portable, &mut none).is_ok());
 }
+
+/// Threads split the rows; every thread count gives the reference's result, and the first
+/// overflowing element in row order is the one reported.
+#[test]
+fn threads_give_the_same_result() {
+    use quantproof_optimized::gemm::gemm_u8s8_threaded;
+    let mut rng = Rng::new(77);
+    for (m, n, k) in [(64usize, 130usize, 300usize), (37, 70, 1000), (9, 33, 4000)] {
+        let a: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
+        let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+        let zb: Vec<i32> = (0..n).map(|_| rng.below(256) as i32 - 128).collect();
+        let zps = ZeroPoints::PerColumn(&zb);
+        let mut want = vec![0i32; m * n];
+        accumulate(&a, 131, &b, zps, WeightLayout::KxN, GemmDims::new(m, n, k), &mut want).unwrap();
+        let w = PackedWeights::new(&b, zps, WeightLayout::KxN, k, n).unwrap();
+        for kernel in kernels() {
+            for threads in [1, 2, 3, 5] {
+                let mut got = vec![0i32; m * n];
+                gemm_u8s8_threaded(&a, k, m, 131, &w, kernel, threads, &mut got).unwrap();
+                assert_eq!(got, want, "{} m {m} n {n} k {k} threads {threads}", kernel.name());
+            }
+        }
+    }
+    // Overflow: the same error on every thread count.
+    let (m, n, k) = (40usize, 40usize, 70_000usize);
+    let a = vec![255u8; m * k];
+    let b = vec![-128i8; k * n];
+    let mut want = vec![0i32; m * n];
+    let r = accumulate(&a, 0, &b, ZeroPoints::PerTensor(127), WeightLayout::NxK, GemmDims::new(m, n, k), &mut want);
+    let w = PackedWeights::new(&b, ZeroPoints::PerTensor(127), WeightLayout::NxK, k, n).unwrap();
+    for threads in [1, 2, 4] {
+        let mut got = vec![0i32; m * n];
+        let g = gemm_u8s8_threaded(&a, k, m, 0, &w, GemmKernel::best(), threads, &mut got);
+        assert_eq!(format!("{g:?}"), format!("{r:?}"), "threads {threads}");
+    }
+}

@@ -23,7 +23,8 @@
 //! | `qu8s8_gemm_4x8c4__avx2` | 4 x 8, k by 4 | AVX2 (`vpmovsxbw`, `vpmovzxbw`, `vpmaddwd`: no saturating `vpmaddubsw`) | as above |
 //! | `qu8s8_gemm_1x16c4__portable` | 1 x 16 | nothing | always (`i64` sums) |
 //!
-//! No threads yet: the product runs on the calling thread.
+//! [`gemm_u8s8_threaded`] cuts the rows into one block per thread for large products; the
+//! result does not depend on the thread count.
 
 use quantproof_reference::error::{check_len, QuantError, Result};
 use quantproof_reference::gemm::{to_i32_accumulator, GemmDims, WeightLayout, ZeroPoints};
@@ -155,6 +156,23 @@ pub fn gemm_u8s8(
     kernel: GemmKernel,
     out: &mut [i32],
 ) -> Result<()> {
+    gemm_u8s8_threaded(a, lda, m, a_zero_point, w, kernel, 1, out)
+}
+
+/// [`gemm_u8s8`] on up to `threads` threads: the rows are cut into contiguous blocks (whole
+/// multiples of [`MR`]), one per thread, each with its own buffers. The result is the same for
+/// any thread count (every output element is computed by one thread, the same way).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_u8s8_threaded(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    kernel: GemmKernel,
+    threads: usize,
+    out: &mut [i32],
+) -> Result<()> {
     let (k, n) = (w.k, w.n);
     if lda < k {
         return Err(QuantError::InvalidArgument { what: "lda", detail: format!("{lda} is below K = {k}") });
@@ -184,18 +202,60 @@ pub fn gemm_u8s8(
     // The zero-point terms that depend on the column only: -za colsum[j] + K za zb[j].
     let za = a_zero_point as i64;
     let col_bias: Vec<i64> = (0..n).map(|j| -za * w.col_sums[j] + k as i64 * za * w.zero_points[j] as i64).collect();
+    // Threads only where each gets several row blocks of real work.
+    let blocks = m.div_ceil(MR);
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let threads = threads.clamp(1, blocks.max(1)).min(if work < (1 << 20) { 1 } else { usize::MAX });
+    if threads <= 1 || n == 0 {
+        return rows_block(a, lda, 0, m, w, kernel, &col_bias, out);
+    }
+    let rows_per = blocks.div_ceil(threads) * MR;
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = out
+            .chunks_mut(rows_per * n)
+            .enumerate()
+            .map(|(t, o)| {
+                let col_bias = &col_bias;
+                let i0 = t * rows_per;
+                let rows = o.len() / n;
+                s.spawn(move || rows_block(a, lda, i0, rows, w, kernel, col_bias, o))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(QuantError::Unsupported { what: "a GEMM worker thread panicked".into() })))
+            .collect()
+    });
+    // The first error in row order (each block reports its first overflowing element).
+    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+}
+
+/// Rows `i0 .. i0 + m` of the product into `out` (`m` rows of `N`).
+#[allow(clippy::too_many_arguments)]
+fn rows_block(
+    a: &[u8],
+    lda: usize,
+    i0: usize,
+    m: usize,
+    w: &PackedWeights,
+    kernel: GemmKernel,
+    col_bias: &[i64],
+    out: &mut [i32],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
     let mut raw = vec![0i64; MR * n];
     let mut abuf = vec![0u8; MR * w.kp];
-    let mut i0 = 0;
-    while i0 < m {
-        let rows = (m - i0).min(MR);
+    let mut r0 = 0;
+    while r0 < m {
+        let rows = (m - r0).min(MR);
         abuf.iter_mut().for_each(|v| *v = 0);
         for r in 0..rows {
-            abuf[r * w.kp..r * w.kp + k].copy_from_slice(&a[(i0 + r) * lda..(i0 + r) * lda + k]);
+            let src = (i0 + r0 + r) * lda;
+            abuf[r * w.kp..r * w.kp + k].copy_from_slice(&a[src..src + k]);
         }
         match kernel {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY (all three): `kernel.is_available()` was checked above, so the CPU has its
+            // SAFETY (all three): the caller checked `kernel.is_available()`, so the CPU has its
             // features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
             GemmKernel::Avx512Vnni => unsafe { vnni::raw_4x64(&abuf, w, &mut raw) },
             #[cfg(target_arch = "x86_64")]
@@ -206,16 +266,16 @@ pub fn gemm_u8s8(
         }
         for r in 0..rows {
             let row_sum: i64 = abuf[r * w.kp..r * w.kp + k].iter().map(|&v| v as i64).sum();
-            let (raw_r, out_r) = (&raw[r * n..(r + 1) * n], &mut out[(i0 + r) * n..(i0 + r + 1) * n]);
+            let (raw_r, out_r) = (&raw[r * n..(r + 1) * n], &mut out[(r0 + r) * n..(r0 + r + 1) * n]);
             for j in 0..n {
                 let v = raw_r[j] + col_bias[j] - w.zero_points[j] as i64 * row_sum;
                 out_r[j] = match i32::try_from(v) {
                     Ok(x) => x,
-                    Err(_) => return to_i32_accumulator(v, k, i0 + r, j).map(|_| ()),
+                    Err(_) => return to_i32_accumulator(v, k, i0 + r0 + r, j).map(|_| ()),
                 };
             }
         }
-        i0 += rows;
+        r0 += rows;
     }
     Ok(())
 }

@@ -684,7 +684,7 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
 
 impl Workload for Qgemm {
     fn run(&mut self, imp: &Path) -> Result<()> {
-        use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel};
+        use quantproof_optimized::gemm::{gemm_u8s8_threaded, GemmKernel};
         use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
         match imp {
             Path::Reference => accumulate(
@@ -707,7 +707,7 @@ impl Workload for Qgemm {
                     Isa::Avx2 => pick(&[GemmKernel::AvxVnni, GemmKernel::Avx2]),
                     _ => GemmKernel::Portable,
                 };
-                gemm_u8s8(&self.a, QGEMM_KN, self.m, 128, &self.packed, kernel, &mut self.out)
+                gemm_u8s8_threaded(&self.a, QGEMM_KN, self.m, 128, &self.packed, kernel, e.threads(), &mut self.out)
             }
         }
     }
