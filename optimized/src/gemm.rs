@@ -21,6 +21,8 @@
 //! | `qu8s8_gemm_4x64c4__avx512vnni` | 4 x 64, k by 4 | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
 //! | `qu8s8_gemm_4x16c4__avxvnni` | 4 x 8 per step, k by 4 | AVX-VNNI (`vpdpbusd` ymm) | as above |
 //! | `qu8s8_gemm_4x8c4__avx2` | 4 x 8, k by 4 | AVX2 (`vpmovsxbw`, `vpmovzxbw`, `vpmaddwd`: no saturating `vpmaddubsw`) | as above |
+//! | `qu8s8_gemm_1x16c4__neondot` | 1 x 16, k by 4 | NEON + dotprod (`sdot`, by inline assembly: the intrinsic is unstable): activations shifted to `a - 128`, `128 colsum` added back | as above |
+//! | `qu8s8_gemm_1x16c4__neon_mlal` | 1 x 16, k by 4 | NEON (`smlal` of widened i16 values into four partial sums per column) | as above |
 //! | `qu8s8_gemm_1x16c4__portable` | 1 x 16 | nothing | always (`i64` sums) |
 //!
 //! [`gemm_u8s8_threaded`] cuts the rows into one block per thread for large products; the
@@ -49,11 +51,19 @@ pub enum GemmKernel {
     Avx2,
     AvxVnni,
     Avx512Vnni,
+    Neon,
+    NeonDot,
 }
 
 impl GemmKernel {
-    pub const ALL: [GemmKernel; 4] =
-        [GemmKernel::Portable, GemmKernel::Avx2, GemmKernel::AvxVnni, GemmKernel::Avx512Vnni];
+    pub const ALL: [GemmKernel; 6] = [
+        GemmKernel::Portable,
+        GemmKernel::Avx2,
+        GemmKernel::AvxVnni,
+        GemmKernel::Avx512Vnni,
+        GemmKernel::Neon,
+        GemmKernel::NeonDot,
+    ];
 
     /// XNNPACK-style name: type, op, tile, ISA.
     pub fn name(self) -> &'static str {
@@ -62,6 +72,8 @@ impl GemmKernel {
             GemmKernel::Avx2 => "qu8s8_gemm_4x8c4__avx2",
             GemmKernel::AvxVnni => "qu8s8_gemm_4x16c4__avxvnni",
             GemmKernel::Avx512Vnni => "qu8s8_gemm_4x64c4__avx512vnni",
+            GemmKernel::Neon => "qu8s8_gemm_1x16c4__neon_mlal",
+            GemmKernel::NeonDot => "qu8s8_gemm_1x16c4__neondot",
         }
     }
 
@@ -72,6 +84,8 @@ impl GemmKernel {
             GemmKernel::Avx2 => crate::isa::Isa::Avx2.is_available(),
             GemmKernel::AvxVnni => crate::isa::Extension::AvxVnni.is_available(),
             GemmKernel::Avx512Vnni => crate::isa::Extension::Avx512Vnni.is_available(),
+            GemmKernel::Neon => crate::isa::Isa::Neon.is_available(),
+            GemmKernel::NeonDot => crate::isa::Extension::NeonDotprod.is_available(),
         }
     }
 
@@ -83,7 +97,7 @@ impl GemmKernel {
 
     /// The fastest available kernel.
     pub fn best() -> GemmKernel {
-        [GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2]
+        [GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2, GemmKernel::NeonDot, GemmKernel::Neon]
             .into_iter()
             .find(|k| k.is_available())
             .unwrap_or(GemmKernel::Portable)
@@ -223,7 +237,10 @@ pub fn gemm_u8s8_threaded(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(QuantError::Unsupported { what: "a GEMM worker thread panicked".into() })))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(QuantError::Unsupported { what: "a GEMM worker thread panicked".into() }))
+            })
             .collect()
     });
     // The first error in row order (each block reports its first overflowing element).
@@ -262,6 +279,10 @@ fn rows_block(
             GemmKernel::AvxVnni => unsafe { avx256::raw_4x16::<true>(&abuf, w, &mut raw) },
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2 => unsafe { avx256::raw_4x16::<false>(&abuf, w, &mut raw) },
+            #[cfg(target_arch = "aarch64")]
+            GemmKernel::NeonDot => unsafe { neon::raw_dot(&abuf, rows, w, &mut raw) },
+            #[cfg(target_arch = "aarch64")]
+            GemmKernel::Neon => unsafe { neon::raw_mlal(&abuf, rows, w, &mut raw) },
             _ => portable_raw(&abuf, rows, w, &mut raw),
         }
         for r in 0..rows {
@@ -293,6 +314,114 @@ fn portable_raw(abuf: &[u8], rows: usize, w: &PackedWeights, raw: &mut [i64]) {
                 s += a4.iter().zip(b4).map(|(&x, &y)| x as i64 * y as i64).sum::<i64>();
             }
             raw[r * w.n + j] = s;
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{PackedWeights, KR, NR};
+    use core::arch::aarch64::*;
+
+    /// `acc += sdot(a, b)`: each 32-bit lane adds the four products of its bytes (s8 x s8).
+    #[inline(always)]
+    unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        let mut acc = acc;
+        // SAFETY: a register-only instruction; the caller is a `dotprod` target-feature function.
+        unsafe {
+            core::arch::asm!(
+                "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+                acc = inout(vreg) acc,
+                a = in(vreg) a,
+                b = in(vreg) b,
+                options(pure, nomem, nostack)
+            )
+        };
+        acc
+    }
+
+    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` with `sdot`: per group of four `k` and 16 columns,
+    /// four 16-byte loads (four columns each), the row's four bytes (minus 128, so s8) in every
+    /// lane, four `sdot`; then `128 colsum[j]` is added back.
+    ///
+    /// # Safety
+    /// The CPU must have NEON and dotprod; `abuf` holds `rows` rows of `kp` bytes; `raw.len() >=
+    /// rows * w.n`.
+    #[target_feature(enable = "neon,dotprod")]
+    pub unsafe fn raw_dot(abuf: &[u8], rows: usize, w: &PackedWeights, raw: &mut [i64]) {
+        let kp = w.kp;
+        let stride = kp * NR;
+        for r in 0..rows {
+            for p in 0..w.n.div_ceil(NR) {
+                let mut acc = [vdupq_n_s32(0); 4];
+                for g in 0..kp / KR {
+                    // SAFETY: 4 bytes of row `r` at `r * kp + 4 g` and the 64-byte group `g` of
+                    // panel `p` lie inside `abuf` and the panels.
+                    unsafe {
+                        let word = abuf.as_ptr().add(r * kp + g * KR).cast::<u32>().read_unaligned();
+                        let a = vreinterpretq_s8_u32(veorq_u32(vdupq_n_u32(word), vdupq_n_u32(0x8080_8080)));
+                        let bp = w.panels.as_ptr().add(p * stride + g * KR * NR);
+                        for (q, acc_q) in acc.iter_mut().enumerate() {
+                            *acc_q = sdot(*acc_q, a, vld1q_s8(bp.add(16 * q)));
+                        }
+                    }
+                }
+                store(&acc, r, p, w, raw);
+            }
+        }
+    }
+
+    /// The same with widening multiply-accumulates (no dotprod): per group, each 16-byte load
+    /// widened to two i16 vectors of two columns x four `k`, multiplied by the row's four values
+    /// with `smlal` into one i32 vector per two columns (each holding 2 x 2 partial sums, added at
+    /// the end).
+    ///
+    /// # Safety
+    /// The CPU must have NEON; as [`raw_dot`] otherwise.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn raw_mlal(abuf: &[u8], rows: usize, w: &PackedWeights, raw: &mut [i64]) {
+        let kp = w.kp;
+        let stride = kp * NR;
+        for r in 0..rows {
+            for p in 0..w.n.div_ceil(NR) {
+                // acc[c]: column c's four products per group, summed over the groups.
+                let mut acc = [vdupq_n_s32(0); 16];
+                for g in 0..kp / KR {
+                    // SAFETY: as in `raw_dot`.
+                    unsafe {
+                        let word = abuf.as_ptr().add(r * kp + g * KR).cast::<u32>().read_unaligned();
+                        let a16 = vreinterpret_s16_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(word)))));
+                        let bp = w.panels.as_ptr().add(p * stride + g * KR * NR);
+                        for q in 0..4 {
+                            let b = vld1q_s8(bp.add(16 * q));
+                            let (lo, hi) = (vmovl_s8(vget_low_s8(b)), vmovl_s8(vget_high_s8(b)));
+                            acc[4 * q] = vmlal_s16(acc[4 * q], vget_low_s16(lo), a16);
+                            acc[4 * q + 1] = vmlal_s16(acc[4 * q + 1], vget_high_s16(lo), a16);
+                            acc[4 * q + 2] = vmlal_s16(acc[4 * q + 2], vget_low_s16(hi), a16);
+                            acc[4 * q + 3] = vmlal_s16(acc[4 * q + 3], vget_high_s16(hi), a16);
+                        }
+                    }
+                }
+                let col0 = p * NR;
+                for c in 0..(w.n - col0).min(NR) {
+                    raw[r * w.n + col0 + c] = vaddvq_s32(acc[c]) as i64;
+                }
+            }
+        }
+    }
+
+    /// Writes the 16 sums of panel `p` for row `r` (adding `128 colsum` back after `sdot`).
+    #[inline(always)]
+    fn store(acc: &[int32x4_t; 4], r: usize, p: usize, w: &PackedWeights, raw: &mut [i64]) {
+        let mut lanes = [0i32; NR];
+        for (q, v) in acc.iter().enumerate() {
+            // SAFETY: `lanes[4q..4q + 4]` is 4 writable i32; NEON is present (callers are NEON
+            // target-feature functions).
+            unsafe { vst1q_s32(lanes.as_mut_ptr().add(4 * q), *v) };
+        }
+        let col0 = p * NR;
+        for c in 0..(w.n - col0).min(NR) {
+            raw[r * w.n + col0 + c] = lanes[c] as i64 + 128 * w.col_sums[col0 + c];
         }
     }
 }
