@@ -224,25 +224,18 @@ pub fn gemm_u8s8_threaded(
         return rows_block(a, lda, 0, m, w, kernel, &col_bias, out);
     }
     let rows_per = blocks.div_ceil(threads) * MR;
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = out
-            .chunks_mut(rows_per * n)
-            .enumerate()
-            .map(|(t, o)| {
-                let col_bias = &col_bias;
-                let i0 = t * rows_per;
-                let rows = o.len() / n;
-                s.spawn(move || rows_block(a, lda, i0, rows, w, kernel, col_bias, o))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(QuantError::Unsupported { what: "a GEMM worker thread panicked".into() }))
-            })
-            .collect()
-    });
+    let col_bias = &col_bias;
+    let tasks: Vec<Box<dyn FnOnce() -> Result<()> + Send + '_>> = out
+        .chunks_mut(rows_per * n)
+        .enumerate()
+        .map(|(t, o)| {
+            let (i0, rows) = (t * rows_per, o.len() / n);
+            Box::new(move || rows_block(a, lda, i0, rows, w, kernel, col_bias, o))
+                as Box<dyn FnOnce() -> Result<()> + Send + '_>
+        })
+        .collect();
+    // On the engine's persistent workers (no thread is created per call).
+    let results = crate::pool::run(threads, tasks);
     // The first error in row order (each block reports its first overflowing element).
     results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
 }

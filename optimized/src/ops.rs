@@ -529,11 +529,12 @@ impl Engine {
         } else {
             let chunk = x.len().div_ceil(threads);
             let bytes = &bytes;
-            std::thread::scope(|s| {
-                for (xs, os) in xb.chunks(chunk).zip(ob.chunks_mut(chunk)) {
-                    s.spawn(move || k.lut_bytes(bytes, xs, os));
-                }
-            });
+            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = xb
+                .chunks(chunk)
+                .zip(ob.chunks_mut(chunk))
+                .map(|(xs, os)| Box::new(move || k.lut_bytes(bytes, xs, os)) as Box<dyn FnOnce() + Send + '_>)
+                .collect();
+            crate::pool::run(threads, tasks);
         }
         Ok(())
     }
@@ -576,11 +577,12 @@ impl Engine {
         } else {
             let chunk = acc.len().div_ceil(threads);
             let span = &span;
-            std::thread::scope(|s| {
-                for (a, o) in acc.chunks(chunk).zip(out.chunks_mut(chunk)) {
-                    s.spawn(move || span(a, o));
-                }
-            });
+            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = acc
+                .chunks(chunk)
+                .zip(out.chunks_mut(chunk))
+                .map(|(a, o)| Box::new(move || span(a, o)) as Box<dyn FnOnce() + Send + '_>)
+                .collect();
+            crate::pool::run(threads, tasks);
         }
         Ok(())
     }

@@ -2,3 +2,4 @@
 
 pub mod neon;
 mod neon_calib;
+mod neon_requant;

@@ -617,6 +617,19 @@ impl Kernels for Neon {
         unsafe { lut_tbl(table, x, out) }
     }
 
+    fn requantize(
+        &self,
+        acc: &[i32],
+        r: &quantproof_reference::requantize::Requantizer,
+        zero_point: i32,
+        range: quantproof_reference::scheme::CodeRange,
+        out: &mut [i32],
+    ) {
+        assert_eq!(acc.len(), out.len());
+        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
+        unsafe { super::neon_requant::requantize(acc, r, zero_point, range, out) }
+    }
+
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
         quantize(self, x, p, rule, out)
     }

@@ -1,0 +1,100 @@
+//! NEON requantization: int32 accumulators to codes, four lanes at a time, bit for bit with
+//! `quantproof_reference::requantize::Requantizer::apply`.
+//!
+//! | variant | NEON | why it is exact |
+//! |---|---|---|
+//! | `FloatTorch`, `FloatOnnxRuntime` | `scvtf`, `fmul`, clamp to `[qmin - z, qmax - z]` in f32, `fcvtns` (ties to even), `+ z` | one rounded product, as the reference; clamping before rounding is the same because the bounds are integers; only for a finite multiplier |
+//! | `DoubleRounding` | `sshl` (wrapping left shift, as TFLite), `sqrdmulh` (gemmlowp's `SaturatingRoundingDoublingHighMul` is defined as this instruction), then `RoundingDivideByPOT` from its integer formula | right shifts above 31 go to the portable loop |
+//! | `SingleRounding`, `Rndnu` | `smull`/`smull2` to 64 bits, `srshl` (adds `2^(t-1)` and shifts, without overflow), a 64-bit clamp, `xtn` | the reference's 64-bit formula |
+//! | `PowerOfTwo` | the portable loop | |
+
+use crate::arch::generic;
+use core::arch::aarch64::*;
+use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::scheme::CodeRange;
+
+/// `out[i] = r.apply(acc[i], zero_point, range)`.
+///
+/// # Safety
+/// The CPU must have NEON; `out.len() == acc.len()`.
+#[target_feature(enable = "neon")]
+pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+    let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
+    let z = vdupq_n_s32(zero_point);
+    let (blocks, _) = acc.as_chunks::<4>();
+    let (oblocks, _) = out.as_chunks_mut::<4>();
+    let done = blocks.len() * 4;
+    // Each arm runs the vector loop over whole blocks of four, then the portable tail.
+    macro_rules! lanes {
+        (|$x:ident| $body:expr) => {{
+            for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+                // SAFETY: `a` and `o` are four readable / writable i32.
+                let $x = unsafe { vld1q_s32(a.as_ptr()) };
+                let v: int32x4_t = $body;
+                // SAFETY: as above.
+                unsafe { vst1q_s32(o.as_mut_ptr(), v) };
+            }
+            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        }};
+    }
+    match *r {
+        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+            if m.is_finite() =>
+        {
+            let (vm, vlo, vhi) = (vdupq_n_f32(m), vdupq_n_f32(lo as f32), vdupq_n_f32(hi as f32));
+            lanes!(|x| {
+                let v = vminq_f32(vmaxq_f32(vmulq_f32(vcvtq_f32_s32(x), vm), vlo), vhi);
+                vaddq_s32(vcvtnq_s32_f32(v), z)
+            })
+        }
+        Requantizer::DoubleRounding(q) if (-q.shift).max(0) <= 31 => {
+            let left = vdupq_n_s32(q.shift.clamp(0, 31));
+            let right = (-q.shift).max(0);
+            let mask = ((1u64 << right) - 1) as i32;
+            let (vmask, vhalf, vright) = (vdupq_n_s32(mask), vdupq_n_s32(mask >> 1), vdupq_n_s32(-right));
+            let (vm, vlo, vhi) = (vdupq_n_s32(q.multiplier), vdupq_n_s32(lo), vdupq_n_s32(hi));
+            lanes!(|x| {
+                let v = vqrdmulhq_s32(vshlq_s32(x, left), vm);
+                // RoundingDivideByPOT: (v >> e) + (remainder > (mask >> 1) + (v < 0)).
+                let rem = vandq_s32(v, vmask);
+                let thr = vsubq_s32(vhalf, vshrq_n_s32::<31>(v));
+                let q = vshlq_s32(v, vright);
+                let q = vsubq_s32(q, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)));
+                vaddq_s32(vminq_s32(vmaxq_s32(q, vlo), vhi), z)
+            })
+        }
+        Requantizer::SingleRounding(q) => {
+            let t = (31 - q.shift).clamp(1, 62) as i64;
+            shift64(blocks, oblocks, q.multiplier, t, lo, hi, z);
+            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        }
+        Requantizer::Rndnu(p) => {
+            let t = p.shift.clamp(1, 62) as i64;
+            shift64(blocks, oblocks, p.multiplier, t, lo, hi, z);
+            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        }
+        _ => generic::requantize(acc, r, zero_point, range, out),
+    }
+}
+
+/// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes.
+#[target_feature(enable = "neon")]
+fn shift64(blocks: &[[i32; 4]], oblocks: &mut [[i32; 4]], m: i32, t: i64, lo: i32, hi: i32, z: int32x4_t) {
+    let vm = vdup_n_s32(m);
+    let vt = vdupq_n_s64(-t);
+    let (vlo, vhi) = (vdupq_n_s64(lo as i64), vdupq_n_s64(hi as i64));
+    let clamp = |p: int64x2_t| {
+        let v = vrshlq_s64(p, vt);
+        let v = vbslq_s64(vcltq_s64(v, vlo), vlo, v);
+        vbslq_s64(vcgtq_s64(v, vhi), vhi, v)
+    };
+    for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+        // SAFETY: `a` and `o` are four readable / writable i32.
+        let x = unsafe { vld1q_s32(a.as_ptr()) };
+        let l = clamp(vmull_s32(vget_low_s32(x), vm));
+        let h = clamp(vmull_high_s32(x, vdupq_n_s32(m)));
+        let v = vaddq_s32(vcombine_s32(vmovn_s64(l), vmovn_s64(h)), z);
+        // SAFETY: as above.
+        unsafe { vst1q_s32(o.as_mut_ptr(), v) };
+    }
+}
