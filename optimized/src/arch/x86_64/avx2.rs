@@ -866,6 +866,19 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
+    fn requantize(
+        &self,
+        acc: &[i32],
+        r: &quantproof_reference::requantize::Requantizer,
+        zero_point: i32,
+        range: quantproof_reference::scheme::CodeRange,
+        out: &mut [i32],
+    ) {
+        assert_eq!(acc.len(), out.len());
+        // SAFETY: the token proves AVX2; the lengths are equal.
+        unsafe { super::avx2_requant::requantize(acc, r, zero_point, range, out) }
+    }
+
     fn isa(&self) -> Isa {
         Isa::Avx2
     }

@@ -94,6 +94,7 @@ itself. No kernel reads or writes outside its slices, and none needs any alignme
 */
 
 pub mod avx2;
+mod avx2_requant;
 pub mod avx512;
 mod avx512_requant;
 

@@ -1,0 +1,120 @@
+//! AVX2 requantization: int32 accumulators to codes, eight lanes at a time, bit for bit with
+//! `quantproof_reference::requantize::Requantizer::apply` (the same formulas as the AVX-512
+//! kernel, `avx512_requant.rs`; AVX2 has no 64-bit arithmetic shift or 64-bit min/max, so
+//! those are written out).
+//!
+//! | variant | AVX2 | why it is exact |
+//! |---|---|---|
+//! | `FloatTorch`, `FloatOnnxRuntime` | `vcvtdq2ps`, `vmulps`, clamp in f32, `vcvtps2dq` (ties to even in the default rounding mode), `+ z` | as AVX-512; finite multipliers only |
+//! | `DoubleRounding` | `vpmuldq` on both lane parities, gemmlowp's nudge, the truncating division by 2^31 with a bias, then a *logical* 64-bit shift whose low 32 bits are the quotient (it fits i32: the multiplier is in `[0, 2^31)`, so `i32::MIN * i32::MIN` cannot occur), `RoundingDivideByPOT` in 32-bit lanes | right shifts above 31 go to the portable loop |
+//! | `SingleRounding`, `Rndnu` | `vpmuldq`, `+ 2^(t-1)`, an arithmetic 64-bit shift as `((v ^ s) >>> t) ^ s` with `s` the sign mask, a 64-bit clamp by `vpcmpgtq` and blends | the reference's 64-bit formula |
+//! | `PowerOfTwo` | the portable loop | |
+
+use crate::arch::generic;
+use core::arch::x86_64::*;
+use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::scheme::CodeRange;
+
+/// `out[i] = r.apply(acc[i], zero_point, range)`.
+///
+/// # Safety
+/// The CPU must have AVX2; `out.len() == acc.len()`.
+#[target_feature(enable = "avx2")]
+pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+    let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
+    let z = _mm256_set1_epi32(zero_point);
+    let (blocks, _) = acc.as_chunks::<8>();
+    let done = blocks.len() * 8;
+    let (oblocks, _) = out.as_chunks_mut::<8>();
+    macro_rules! lanes {
+        (|$x:ident| $body:expr) => {{
+            for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+                // SAFETY: `a` and `o` are eight readable / writable i32.
+                let $x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
+                let v: __m256i = $body;
+                // SAFETY: as above.
+                unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), v) };
+            }
+            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        }};
+    }
+    let odd = |x: __m256i| _mm256_srli_epi64::<32>(x);
+    let interleave = |e: __m256i, o: __m256i| _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(o));
+    match *r {
+        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+            if m.is_finite() =>
+        {
+            let (vm, vlo, vhi) = (_mm256_set1_ps(m), _mm256_set1_ps(lo as f32), _mm256_set1_ps(hi as f32));
+            lanes!(|x| {
+                let v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x), vm), vlo), vhi);
+                _mm256_add_epi32(_mm256_cvtps_epi32(v), z)
+            })
+        }
+        Requantizer::DoubleRounding(q) if (-q.shift).max(0) <= 31 && q.multiplier >= 0 => {
+            let left = _mm_set_epi64x(0, q.shift.clamp(0, 31) as i64);
+            let right = (-q.shift).max(0);
+            let mask = ((1u64 << right) - 1) as i32;
+            let (vmask, vhalf, vright) =
+                (_mm256_set1_epi32(mask), _mm256_set1_epi32(mask >> 1), _mm_set_epi64x(0, right as i64));
+            let vm = _mm256_set1_epi64x(q.multiplier as i64);
+            let (vlo, vhi) = (_mm256_set1_epi32(lo), _mm256_set1_epi32(hi));
+            let zero = _mm256_setzero_si256();
+            let srdhm = |p: __m256i| {
+                let neg = _mm256_cmpgt_epi64(zero, p);
+                let nudge = _mm256_add_epi64(
+                    _mm256_set1_epi64x(1 << 30),
+                    _mm256_and_si256(neg, _mm256_set1_epi64x(1 - (1 << 31))),
+                );
+                let n = _mm256_add_epi64(p, nudge);
+                let bias = _mm256_and_si256(_mm256_cmpgt_epi64(zero, n), _mm256_set1_epi64x((1 << 31) - 1));
+                _mm256_srli_epi64::<31>(_mm256_add_epi64(n, bias))
+            };
+            lanes!(|x| {
+                let a = _mm256_sll_epi32(x, left);
+                let v = interleave(srdhm(_mm256_mul_epi32(a, vm)), srdhm(_mm256_mul_epi32(odd(a), vm)));
+                let rem = _mm256_and_si256(v, vmask);
+                let thr = _mm256_sub_epi32(vhalf, _mm256_srai_epi32::<31>(v));
+                let q = _mm256_sra_epi32(v, vright);
+                let q = _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
+                _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, vlo), vhi), z)
+            })
+        }
+        Requantizer::SingleRounding(q) => {
+            let t = (31 - q.shift).clamp(1, 62) as i64;
+            shift64(blocks, oblocks, q.multiplier, t, lo, hi, z);
+            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        }
+        Requantizer::Rndnu(p) => {
+            let t = p.shift.clamp(1, 62) as i64;
+            shift64(blocks, oblocks, p.multiplier, t, lo, hi, z);
+            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        }
+        _ => generic::requantize(acc, r, zero_point, range, out),
+    }
+}
+
+/// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes.
+#[target_feature(enable = "avx2")]
+fn shift64(blocks: &[[i32; 8]], oblocks: &mut [[i32; 8]], m: i32, t: i64, lo: i32, hi: i32, z: __m256i) {
+    let vm = _mm256_set1_epi64x(m as i64);
+    let round = _mm256_set1_epi64x(1i64 << (t - 1));
+    let vt = _mm_set_epi64x(0, t);
+    let (vlo, vhi) = (_mm256_set1_epi64x(lo as i64), _mm256_set1_epi64x(hi as i64));
+    let zero = _mm256_setzero_si256();
+    let f = |p: __m256i| {
+        let v = _mm256_add_epi64(p, round);
+        let s = _mm256_cmpgt_epi64(zero, v);
+        let v = _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(v, s), vt), s);
+        let v = _mm256_blendv_epi8(v, vlo, _mm256_cmpgt_epi64(vlo, v));
+        _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi))
+    };
+    for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+        // SAFETY: `a` and `o` are eight readable / writable i32.
+        let x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
+        let e = f(_mm256_mul_epi32(x, vm));
+        let od = f(_mm256_mul_epi32(_mm256_srli_epi64::<32>(x), vm));
+        let v = _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(od));
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), _mm256_add_epi32(v, z)) };
+    }
+}
