@@ -5,22 +5,16 @@
 
 use quantproof_harness::equiv::announce;
 use quantproof_optimized::ops::FastCode;
-use quantproof_optimized::{isa, Engine};
+use quantproof_optimized::Engine;
 use quantproof_reference::activation::{apply_table, table, UnaryOp};
 use quantproof_reference::affine::Affine;
 use quantproof_reference::profile::Profile;
 use quantproof_reference::rng::Rng;
 
+/// Every available ISA level at 1 and 3 threads (announcing the levels this CPU lacks).
 fn engines() -> Vec<Engine> {
     announce();
-    let mut v = Vec::new();
-    for i in isa::available() {
-        if let Ok(e) = Engine::new(i) {
-            v.push(e);
-            v.push(e.with_threads(3).with_parallel_threshold(1));
-        }
-    }
-    v
+    quantproof_harness::fuzz::engines()
 }
 
 fn check<C: FastCode>(engines: &[Engine], t: &[C], x: &[C], what: &str) {

@@ -8,21 +8,15 @@
 //! widths plus odd tails, misaligned starts.
 
 use quantproof_harness::equiv::announce;
-use quantproof_optimized::{isa, Engine};
+use quantproof_optimized::Engine;
 use quantproof_reference::requantize::{requantize, QuantizedMultiplier, RequantizeKind, Requantizer};
 use quantproof_reference::rng::Rng;
 use quantproof_reference::scheme::{Code, CodeRange};
 
+/// Every available ISA level at 1 and 3 threads (announcing the levels this CPU lacks).
 fn engines() -> Vec<Engine> {
     announce();
-    let mut v = Vec::new();
-    for i in isa::available() {
-        if let Ok(e) = Engine::new(i) {
-            v.push(e);
-            v.push(e.with_threads(3).with_parallel_threshold(1));
-        }
-    }
-    v
+    quantproof_harness::fuzz::engines()
 }
 
 fn multipliers(rng: &mut Rng) -> Vec<f64> {

@@ -173,7 +173,8 @@ pub fn gemm_u8s8(
     gemm_u8s8_threaded(a, lda, m, a_zero_point, w, kernel, 1, out)
 }
 
-/// [`gemm_u8s8`] on up to `threads` threads: the rows are cut into contiguous blocks (whole
+/// [`gemm_u8s8`] on up to `threads` threads (0 counts as 1; products under 2^20 multiply-adds
+/// run on the calling thread): the rows are cut into contiguous blocks (whole
 /// multiples of [`MR`]), one per thread, each with its own buffers. The result is the same for
 /// any thread count (every output element is computed by one thread, the same way).
 #[allow(clippy::too_many_arguments)]
@@ -264,18 +265,33 @@ fn rows_block(
             abuf[r * w.kp..r * w.kp + k].copy_from_slice(&a[src..src + k]);
         }
         match kernel {
+            // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
+            // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
             #[cfg(target_arch = "x86_64")]
-            // SAFETY (all three): the caller checked `kernel.is_available()`, so the CPU has its
-            // features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
-            GemmKernel::Avx512Vnni => unsafe { vnni::raw_4x64(&abuf, w, &mut raw) },
+            GemmKernel::Avx512Vnni => {
+                // SAFETY: see above (AVX-512 F/BW + VNNI detected).
+                unsafe { vnni::raw_4x64(&abuf, w, &mut raw) }
+            }
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::AvxVnni => unsafe { avx256::raw_4x16::<true>(&abuf, w, &mut raw) },
+            GemmKernel::AvxVnni => {
+                // SAFETY: see above (AVX2 + AVX-VNNI detected).
+                unsafe { avx256::raw_4x16::<true>(&abuf, w, &mut raw) }
+            }
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx2 => unsafe { avx256::raw_4x16::<false>(&abuf, w, &mut raw) },
+            GemmKernel::Avx2 => {
+                // SAFETY: see above (AVX2 detected).
+                unsafe { avx256::raw_4x16::<false>(&abuf, w, &mut raw) }
+            }
             #[cfg(target_arch = "aarch64")]
-            GemmKernel::NeonDot => unsafe { neon::raw_dot(&abuf, rows, w, &mut raw) },
+            GemmKernel::NeonDot => {
+                // SAFETY: see above (NEON + dotprod detected).
+                unsafe { neon::raw_dot(&abuf, rows, w, &mut raw) }
+            }
             #[cfg(target_arch = "aarch64")]
-            GemmKernel::Neon => unsafe { neon::raw_mlal(&abuf, rows, w, &mut raw) },
+            GemmKernel::Neon => {
+                // SAFETY: see above (NEON detected).
+                unsafe { neon::raw_mlal(&abuf, rows, w, &mut raw) }
+            }
             _ => portable_raw(&abuf, rows, w, &mut raw),
         }
         for r in 0..rows {

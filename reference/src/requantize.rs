@@ -150,8 +150,15 @@ pub fn multiply_by_quantized_multiplier_double_rounding(x: i32, m: QuantizedMult
 /// rounding, to nearest with ties toward +infinity). The result saturates to `i32` (TFLite
 /// only debug-checks that it fits).
 pub fn multiply_by_quantized_multiplier_single_rounding(x: i32, m: QuantizedMultiplier) -> i32 {
-    let t = (31 - m.shift).clamp(1, 62) as u32;
-    let p = x as i64 * m.multiplier as i64 + (1i64 << (t - 1));
+    rounding_shift_product(x, m.multiplier, (31 - m.shift).clamp(1, 62) as u32)
+}
+
+/// The one rounding of TFLite's single-rounding path and XNNPACK's rndnu: `(x * multiplier +
+/// 2^(t-1)) >> t` in 64 bits (an arithmetic shift: to nearest, ties toward +infinity), saturated
+/// to `i32`; `t` in `1..=62`.
+pub fn rounding_shift_product(x: i32, multiplier: i32, t: u32) -> i32 {
+    let t = t.clamp(1, 62);
+    let p = x as i64 * multiplier as i64 + (1i64 << (t - 1));
     (p >> t).clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
@@ -184,9 +191,7 @@ impl RndnuParams {
 /// XNNPACK's `rndnu`: `(x * multiplier + 2^(shift-1)) >> shift` in 64 bits, an arithmetic
 /// shift: round to nearest, ties toward +infinity, once. Saturates to `i32`.
 pub fn multiply_rndnu(x: i32, p: RndnuParams) -> i32 {
-    let s = p.shift.clamp(1, 62);
-    let v = (x as i64 * p.multiplier as i64 + (1i64 << (s - 1))) >> s;
-    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    rounding_shift_product(x, p.multiplier, p.shift.clamp(1, 62))
 }
 
 /// fbgemm's and PyTorch's float requantization of `acc` by an `f32` multiplier:
@@ -346,6 +351,17 @@ impl Requantizer {
             RequantizeKind::Rndnu => Requantizer::Rndnu(RndnuParams::from_scale(real as f32)?),
             RequantizeKind::PowerOfTwo => Requantizer::PowerOfTwo { exponent: power_of_two_exponent(real)? },
         })
+    }
+
+    /// For the one-rounding variants (single rounding, rndnu): `(multiplier, t)` such that the
+    /// product is [`rounding_shift_product`]`(acc, multiplier, t)`, the form vector kernels
+    /// implement; `None` for the others.
+    pub fn single_rounding_form(&self) -> Option<(i32, u32)> {
+        match *self {
+            Requantizer::SingleRounding(m) => Some((m.multiplier, (31 - m.shift).clamp(1, 62) as u32)),
+            Requantizer::Rndnu(p) => Some((p.multiplier, p.shift.clamp(1, 62))),
+            _ => None,
+        }
     }
 
     /// `clamp(z + round(acc * M), qmin, qmax)` under this variant's rounding.

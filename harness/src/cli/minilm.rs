@@ -83,6 +83,15 @@ pub enum Sub {
     },
 }
 
+/// The sentences given, or the built-in evaluation set.
+fn or_default(sentences: &[String]) -> Vec<String> {
+    if sentences.is_empty() {
+        SENTENCES.iter().map(|s| s.to_string()).collect()
+    } else {
+        sentences.to_vec()
+    }
+}
+
 /// The calibration set of `ptsq` (distinct from the evaluation sentences).
 pub const CALIBRATION: [&str; 16] = [
     "A woman is slicing onions in the kitchen.",
@@ -189,8 +198,7 @@ fn run_embed(cache: Option<PathBuf>, use_int8: bool, sentences: &[String]) -> Re
 
 fn run_compare(cache: Option<PathBuf>, sentences: &[String]) -> Result<i32, String> {
     let dir = fetch::cache_dir(cache.as_deref())?;
-    let sentences: Vec<String> =
-        if sentences.is_empty() { SENTENCES.iter().map(|s| s.to_string()).collect() } else { sentences.to_vec() };
+    let sentences = or_default(sentences);
     let tok = load::tokenizer(&dir)?;
     let seqs = sentences.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
     let fp32 = load::fp32_model(&dir)?;
@@ -210,7 +218,7 @@ fn run_compare(cache: Option<PathBuf>, sentences: &[String]) -> Result<i32, Stri
         }
         let c = cosine(&ours, &theirs);
         let d = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        let q = cosine(&int8.embed(ids, types)?, &fp32.embed(ids, types)?);
+        let q = cosine(&ours, &fp32.embed(ids, types)?);
         println!("{i:<4} {:>6}  {:>16.3e} {d:>14.3e}  {:>16.3e}", ids.len(), 1.0 - c, 1.0 - q);
         worst_cos = worst_cos.min(c);
         worst_diff = worst_diff.max(d);
@@ -226,8 +234,7 @@ fn run_ptdq(cache: Option<PathBuf>, profile: &str, per_layer: bool, sentences: &
     use quantproof_optimized::gemm::GemmKernel;
     let profile = Profile::by_name(profile).map_err(|e| e.to_string())?;
     let dir = fetch::cache_dir(cache.as_deref())?;
-    let sentences: Vec<String> =
-        if sentences.is_empty() { SENTENCES.iter().map(|s| s.to_string()).collect() } else { sentences.to_vec() };
+    let sentences = or_default(sentences);
     let tok = load::tokenizer(&dir)?;
     let seqs = sentences.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
     let fp32 = load::fp32_model(&dir)?;
@@ -241,6 +248,7 @@ fn run_ptdq(cache: Option<PathBuf>, profile: &str, per_layer: bool, sentences: &
     );
     println!("{:<4} {:>6}  {:>18}", "#", "tokens", "1-cos(PTDQ,fp32)");
     let (mut worst, mut t_fp32, mut t_q) = (1f64, 0f64, 0f64);
+    let mut reference = Vec::with_capacity(seqs.len());
     for (i, (ids, types)) in seqs.iter().enumerate() {
         let t0 = std::time::Instant::now();
         let a = fp32.embed(ids, types)?;
@@ -252,6 +260,7 @@ fn run_ptdq(cache: Option<PathBuf>, profile: &str, per_layer: bool, sentences: &
         let c = cosine(&a, &b);
         worst = worst.min(c);
         println!("{i:<4} {:>6}  {:>18.3e}", ids.len(), 1.0 - c);
+        reference.push(a);
     }
     println!("lowest cosine to fp32: {worst:.6}");
     println!(
@@ -263,7 +272,6 @@ fn run_ptdq(cache: Option<PathBuf>, profile: &str, per_layer: bool, sentences: &
     if per_layer {
         use crate::minilm::model::Which;
         use crate::minilm::ptdq::OnlyOne;
-        let reference: Vec<Vec<f32>> = seqs.iter().map(|(i, t)| fp32.embed(i, t)).collect::<Result<_, _>>()?;
         let mut costs = Vec::new();
         for layer in 0..fp32.layers.len() {
             for which in Which::ALL {

@@ -16,6 +16,7 @@
 use super::model::{Bert, Linear, Linears, Which};
 use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel, PackedWeights};
 use quantproof_optimized::Engine;
+use quantproof_reference::choose_params::ScaleZeroPoint;
 use quantproof_reference::gemm::{WeightLayout, ZeroPoints};
 use quantproof_reference::profile::{Profile, QParamsRequest};
 use quantproof_reference::quant_params::QuantParams;
@@ -83,16 +84,30 @@ impl Linears for Ptdq {
             .ok_or_else(|| format!("layer {layer} {}: not quantized", which.name()))?;
         let mut qx = vec![0u8; x.len()];
         let p = self.engine.dynamic_quantize(&self.profile, x, &mut qx).map_err(|e| e.to_string())?;
-        let mut acc = vec![0i32; rows * lin.outputs];
-        gemm_u8s8(&qx, lin.inputs, rows, p.zero_point, &q.packed, self.kernel, &mut acc).map_err(|e| e.to_string())?;
-        let mut y = vec![0f32; rows * lin.outputs];
-        for r in 0..rows {
-            for o in 0..lin.outputs {
-                y[r * lin.outputs + o] = acc[r * lin.outputs + o] as f32 * (p.scale * q.scales[o]) + lin.bias[o];
-            }
-        }
-        Ok(y)
+        int8_linear(&qx, p, q, lin, rows, self.kernel)
     }
+}
+
+/// The quantized Linear both PTDQ and PTSQ run, once the activations are codes `qx` with
+/// parameters `p`: the exact int32 product on the GEMM micro-kernel, then ONNX Runtime's
+/// `MatMulIntegerToFloat` rescale `y = acc * (s_x * s_w[o]) + b[o]`.
+pub fn int8_linear(
+    qx: &[u8],
+    p: ScaleZeroPoint,
+    q: &QuantizedLinear,
+    lin: &Linear,
+    rows: usize,
+    kernel: GemmKernel,
+) -> Result<Vec<f32>, String> {
+    let mut acc = vec![0i32; rows * lin.outputs];
+    gemm_u8s8(qx, lin.inputs, rows, p.zero_point, &q.packed, kernel, &mut acc).map_err(|e| e.to_string())?;
+    let mut y = vec![0f32; rows * lin.outputs];
+    for r in 0..rows {
+        for o in 0..lin.outputs {
+            y[r * lin.outputs + o] = acc[r * lin.outputs + o] as f32 * (p.scale * q.scales[o]) + lin.bias[o];
+        }
+    }
+    Ok(y)
 }
 
 /// Only one Linear quantized (PTDQ), every other in f32: how much that layer alone costs.

@@ -9,8 +9,8 @@
 //! symmetric calibrated range `[-a, a]` gives zero point 128).
 
 use super::model::{Bert, Linear, Linears, Which};
-use super::ptdq::{quantize_weight, QuantizedLinear};
-use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel};
+use super::ptdq::{int8_linear, quantize_weight, QuantizedLinear};
+use quantproof_optimized::gemm::GemmKernel;
 use quantproof_reference::calibrate::onnxruntime::{CalibrateSpec, HistogramCollector};
 use quantproof_reference::calibrate::torch::{HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver};
 use quantproof_reference::calibrate::{aciq, mse, tensorrt, NonFinitePolicy, Observer, Range};
@@ -173,15 +173,7 @@ impl Linears for Ptsq {
         let params = QuantParams::per_tensor(p.scale, p.zero_point, QType::U8.full_range());
         let mut qx = vec![0u8; x.len()];
         quantize::quantize(x, &[x.len()], &params, self.profile.quantize, &mut qx).map_err(|e| e.to_string())?;
-        let mut acc = vec![0i32; rows * lin.outputs];
-        gemm_u8s8(&qx, lin.inputs, rows, p.zero_point, &q.packed, self.kernel, &mut acc).map_err(|e| e.to_string())?;
-        let mut y = vec![0f32; rows * lin.outputs];
-        for r in 0..rows {
-            for o in 0..lin.outputs {
-                y[r * lin.outputs + o] = acc[r * lin.outputs + o] as f32 * (p.scale * q.scales[o]) + lin.bias[o];
-            }
-        }
-        Ok(y)
+        int8_linear(&qx, *p, q, lin, rows, self.kernel)
     }
 }
 

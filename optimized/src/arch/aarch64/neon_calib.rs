@@ -100,6 +100,7 @@ pub unsafe fn pairwise_leaf(a: &[f32]) -> f32 {
     // SAFETY (every load): each `[f32; 8]` is 8 readable f32.
     let (mut lo, mut hi) = unsafe { (vld1q_f32(v[0].as_ptr()), vld1q_f32(v[0].as_ptr().add(4))) };
     for c in &v[1..] {
+        // SAFETY: `c` is 8 readable f32.
         unsafe {
             lo = vaddq_f32(lo, vld1q_f32(c.as_ptr()));
             hi = vaddq_f32(hi, vld1q_f32(c.as_ptr().add(4)));
@@ -178,6 +179,7 @@ pub unsafe fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) 
         // SAFETY: NEON is present; `pc`, `qc` are 4 readable and `oc` 4 writable f32.
         let (term, redo) = unsafe { kl4(vld1q_f32(pc.as_ptr()), vld1q_f32(qc.as_ptr()), spv, sqv, t) };
         let mut r = [0u32; 4];
+        // SAFETY: `oc` is 4 writable f32 and `r` 4 writable u32.
         unsafe {
             vst1q_f32(oc.as_mut_ptr(), term);
             vst1q_u32(r.as_mut_ptr(), redo);

@@ -37,6 +37,12 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
             generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
         }};
     }
+    // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
+    if let Some((m, t)) = r.single_rounding_form() {
+        shift64(blocks, oblocks, m, t as i64, lo, hi, z);
+        generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        return;
+    }
     match *r {
         Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
             if m.is_finite() =>
@@ -62,16 +68,6 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
                 let q = vsubq_s32(q, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)));
                 vaddq_s32(vminq_s32(vmaxq_s32(q, vlo), vhi), z)
             })
-        }
-        Requantizer::SingleRounding(q) => {
-            let t = (31 - q.shift).clamp(1, 62) as i64;
-            shift64(blocks, oblocks, q.multiplier, t, lo, hi, z);
-            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
-        }
-        Requantizer::Rndnu(p) => {
-            let t = p.shift.clamp(1, 62) as i64;
-            shift64(blocks, oblocks, p.multiplier, t, lo, hi, z);
-            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
         }
         _ => generic::requantize(acc, r, zero_point, range, out),
     }

@@ -714,6 +714,7 @@ fn ln4(x: __m256d, t: &ln::Table) -> (__m256d, __m256i) {
     // SAFETY (both gathers): every index is below 128 (masked with 127) and the tables have 128
     // entries.
     let invc = unsafe { _mm256_i64gather_pd::<8>(t.invc.as_ptr(), i) };
+    // SAFETY: as above.
     let logc = unsafe { _mm256_i64gather_pd::<8>(t.logc.as_ptr(), i) };
     let r = _mm256_fmadd_pd(z, invc, _mm256_set1_pd(-1.0));
     let hi = _mm256_fmadd_pd(k, _mm256_set1_pd(ln::LN2), logc);

@@ -40,6 +40,12 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
     }
     let odd = |x: __m256i| _mm256_srli_epi64::<32>(x);
     let interleave = |e: __m256i, o: __m256i| _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(o));
+    // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
+    if let Some((m, t)) = r.single_rounding_form() {
+        shift64(blocks, oblocks, m, t as i64, lo, hi, z);
+        generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
+        return;
+    }
     match *r {
         Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
             if m.is_finite() =>
@@ -78,16 +84,6 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
                 let q = _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
                 _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, vlo), vhi), z)
             })
-        }
-        Requantizer::SingleRounding(q) => {
-            let t = (31 - q.shift).clamp(1, 62) as i64;
-            shift64(blocks, oblocks, q.multiplier, t, lo, hi, z);
-            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
-        }
-        Requantizer::Rndnu(p) => {
-            let t = p.shift.clamp(1, 62) as i64;
-            shift64(blocks, oblocks, p.multiplier, t, lo, hi, z);
-            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
         }
         _ => generic::requantize(acc, r, zero_point, range, out),
     }

@@ -782,6 +782,7 @@ fn pairwise_leaf(a: &[f32]) -> f32 {
     // SAFETY (both loads): each `[f32; 8]` is 8 readable f32.
     let mut r = unsafe { _mm256_loadu_ps(v[0].as_ptr()) };
     for c in &v[1..] {
+        // SAFETY: `c` is 8 readable f32.
         r = _mm256_add_ps(r, unsafe { _mm256_loadu_ps(c.as_ptr()) });
     }
     // hadd within 128-bit halves: [r0+r1, r2+r3, .., ..], [r4+r5, r6+r7, .., ..]; again:

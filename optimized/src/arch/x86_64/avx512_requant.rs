@@ -160,6 +160,12 @@ unsafe fn run<L: Lanes>(lanes: &L, acc: &[i32], out: &mut [i32]) {
 pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
     let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
     let z = _mm512_set1_epi32(zero_point);
+    // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
+    if let Some((m, t)) = r.single_rounding_form() {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { run(&shift64(m, t as i64, lo, hi, z), acc, out) }
+        return;
+    }
     match *r {
         Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
             if m.is_finite() =>
@@ -167,16 +173,6 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
             let l = Float { m: _mm512_set1_ps(m), lo: _mm512_set1_ps(lo as f32), hi: _mm512_set1_ps(hi as f32), z };
             // SAFETY: forwarded from this function's contract.
             unsafe { run(&l, acc, out) }
-        }
-        Requantizer::SingleRounding(m) => {
-            let t = (31 - m.shift).clamp(1, 62) as i64;
-            // SAFETY: forwarded from this function's contract.
-            unsafe { run(&shift64(m.multiplier, t, lo, hi, z), acc, out) }
-        }
-        Requantizer::Rndnu(p) => {
-            let t = p.shift.clamp(1, 62) as i64;
-            // SAFETY: forwarded from this function's contract.
-            unsafe { run(&shift64(p.multiplier, t, lo, hi, z), acc, out) }
         }
         Requantizer::DoubleRounding(m) if (-m.shift).max(0) <= 31 => {
             let left = m.shift.clamp(0, 31) as i64;
