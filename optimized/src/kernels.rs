@@ -35,11 +35,12 @@
 //!   reference's (see [`LN_GUARD_ULPS`]); the other lanes call the reference's expression.
 
 use crate::isa::Isa;
+use quantproof_reference::elementwise::BinaryKernel;
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::RoundingMode;
-use quantproof_reference::scheme::CodeRange;
+use quantproof_reference::scheme::{CodeRange, Signedness};
 
 /// One parameter set shared by a whole span.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -293,6 +294,15 @@ pub trait Kernels: Sync {
     /// (the reference's `apply`); an ISA overrides it for the variants it vectorizes.
     fn requantize(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
         crate::arch::generic::requantize(acc, r, zero_point, range, out)
+    }
+    /// `out[i] = k.apply(a[i], b[i])`: QAdd / QSub / QMul on 8-bit codes under one framework's
+    /// prepared arithmetic (`quantproof_reference::elementwise::BinaryKernel`), bit for bit.
+    /// The codes are bytes read as `signedness` says (`i8` codes are their two's-complement
+    /// bytes); the kernel was prepared for that code type, so its results are codes of it.
+    /// `a`, `b` and `out` have one length (broadcasting is the Engine's). The default is the
+    /// portable loop; an ISA overrides it for the kernels it vectorizes.
+    fn binary_bytes(&self, k: &BinaryKernel, signedness: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
+        crate::arch::generic::binary_bytes(k, signedness, a, b, out)
     }
 }
 

@@ -27,7 +27,11 @@ use crate::isa::{self, Isa};
 use crate::kernels::{self, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::choose_params::ScaleZeroPoint;
+use quantproof_reference::affine::{broadcast_index, check_broadcast, check_shape};
+use quantproof_reference::elementwise::{BinaryKernel, BinaryOp, BinaryParams};
 use quantproof_reference::error::{check_len, QuantError, Result};
+use quantproof_reference::profile::ArithRule;
+use quantproof_reference::scheme::Signedness;
 use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::{ParamLayout, QuantParams};
@@ -533,6 +537,78 @@ impl Engine {
                 .chunks(chunk)
                 .zip(ob.chunks_mut(chunk))
                 .map(|(xs, os)| Box::new(move || k.lut_bytes(bytes, xs, os)) as Box<dyn FnOnce() + Send + '_>)
+                .collect();
+            crate::pool::run(threads, tasks);
+        }
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::elementwise::binary`]: QAdd / QSub / QMul of two 8-bit
+    /// tensors under `rule`, `b` broadcast to `a`'s shape, bit for bit with the reference on
+    /// every ISA and thread count. Errors: the reference's, in its order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn binary<C: FastCode>(
+        &self,
+        op: BinaryOp,
+        rule: ArithRule,
+        params: &BinaryParams,
+        a: &[C],
+        a_shape: &[usize],
+        b: &[C],
+        b_shape: &[usize],
+        out: &mut [C],
+    ) -> Result<()> {
+        let kernel = BinaryKernel::new::<C>(op, rule, params)?;
+        self.apply_binary(&kernel, a, a_shape, b, b_shape, out)
+    }
+
+    /// Twin of [`quantproof_reference::elementwise::apply_binary`] (a prepared kernel, for
+    /// example [`BinaryKernel::equal_scale`]). Same-shape inputs go straight to the ISA's
+    /// [`Kernels::binary_bytes`] in parallel spans; a broadcast `b` is first expanded to `a`'s
+    /// shape (repeated when it is a trailing block of `a`, gathered by the reference's
+    /// `broadcast_index` otherwise).
+    pub fn apply_binary<C: FastCode>(
+        &self,
+        kernel: &BinaryKernel,
+        a: &[C],
+        a_shape: &[usize],
+        b: &[C],
+        b_shape: &[usize],
+        out: &mut [C],
+    ) -> Result<()> {
+        check_shape(a_shape, a.len())?;
+        check_shape(b_shape, b.len())?;
+        check_len("out", a.len(), out.len())?;
+        let core = check_broadcast(a_shape, b_shape)?;
+        let expanded: Vec<C>;
+        let b = if b.len() == a.len() {
+            // Every dimension of b is a's (a broadcast one would make b smaller): the identity.
+            b
+        } else if a.is_empty() {
+            &b[..0]
+        } else if a_shape.ends_with(core) && !b.is_empty() {
+            expanded = b.repeat(a.len() / b.len());
+            &expanded
+        } else {
+            let index = broadcast_index(a_shape, b_shape)?;
+            expanded = index.iter().map(|&j| b.get(j).copied().unwrap_or(C::from_code(0))).collect();
+            &expanded
+        };
+        let signedness = Signedness::signed_if(C::MIN < 0);
+        let k = self.kernels;
+        let (ab, bb, ob) = (C::bytes(a), C::bytes(b), C::bytes_mut(out));
+        let threads = self.useful_threads(a.len());
+        if threads <= 1 {
+            k.binary_bytes(kernel, signedness, ab, bb, ob);
+        } else {
+            let chunk = a.len().div_ceil(threads);
+            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = ab
+                .chunks(chunk)
+                .zip(bb.chunks(chunk))
+                .zip(ob.chunks_mut(chunk))
+                .map(|((x, y), o)| {
+                    Box::new(move || k.binary_bytes(kernel, signedness, x, y, o)) as Box<dyn FnOnce() + Send + '_>
+                })
                 .collect();
             crate::pool::run(threads, tasks);
         }

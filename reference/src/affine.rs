@@ -91,6 +91,29 @@ impl Activation {
     }
 }
 
+/// Checks that `b_shape` broadcasts to `a_shape` under [`broadcast_index`]'s rule, without
+/// building the index; returns `b_shape` without the leading ones beyond `a`'s rank. The error
+/// is [`broadcast_index`]'s.
+pub fn check_broadcast<'b>(a_shape: &[usize], b_shape: &'b [usize]) -> Result<&'b [usize]> {
+    let reject = || QuantError::InvalidArgument {
+        what: "shape of b",
+        detail: format!("{b_shape:?} does not broadcast to the shape of a {a_shape:?}"),
+    };
+    let extra = b_shape.len().saturating_sub(a_shape.len());
+    // Leading ones are harmless.
+    if b_shape[..extra].iter().any(|&d| d != 1) {
+        return Err(reject());
+    }
+    let b_shape = &b_shape[extra..];
+    let offset = a_shape.len() - b_shape.len();
+    for (k, &d) in b_shape.iter().enumerate() {
+        if d != 1 && d != a_shape[offset + k] {
+            return Err(reject());
+        }
+    }
+    Ok(b_shape)
+}
+
 /// How the second input of an element-wise op is indexed for each element of the first: its
 /// shape must be numpy-broadcastable to `a_shape` (aligned at the last dimension, each dimension
 /// equal or 1, rank at most `a`'s). Returns, for output element `i`, the index into `b`.
@@ -98,24 +121,8 @@ impl Activation {
 /// [`QuantError::InvalidArgument`] (broadcasting `a` up to `b` is not provided: pass the larger
 /// tensor first for commutative ops).
 pub fn broadcast_index(a_shape: &[usize], b_shape: &[usize]) -> Result<Vec<usize>> {
-    let reject = || QuantError::InvalidArgument {
-        what: "shape of b",
-        detail: format!("{b_shape:?} does not broadcast to the shape of a {a_shape:?}"),
-    };
-    if b_shape.len() > a_shape.len() {
-        // Leading ones are harmless.
-        let extra = b_shape.len() - a_shape.len();
-        if b_shape[..extra].iter().any(|&d| d != 1) {
-            return Err(reject());
-        }
-        return broadcast_index(a_shape, &b_shape[extra..]);
-    }
+    let b_shape = check_broadcast(a_shape, b_shape)?;
     let offset = a_shape.len() - b_shape.len();
-    for (k, &d) in b_shape.iter().enumerate() {
-        if d != 1 && d != a_shape[offset + k] {
-            return Err(reject());
-        }
-    }
     let n = crate::affine::element_count(a_shape)?;
     // Strides of b, 0 along broadcast dimensions.
     let mut strides = vec![0usize; a_shape.len()];

@@ -38,6 +38,15 @@
 //! recorded vectors carry a tolerance of 1 on 2 % of the elements). There is no QLinearSub and no
 //! fused activation: both are [`QuantError::Unsupported`].
 //!
+//! ## Saturation
+//!
+//! The output zero point is added to the rounded value exactly (in 64 bits; a float result
+//! beyond `i64` saturates first) and the sum is then clamped to the activation's code bounds, so
+//! an out-of-range value always saturates to `qmin` / `qmax`. The frameworks add in `int32` (TFLite,
+//! where overflow is undefined) or `int64` (PyTorch, after a float-to-integer conversion that is
+//! undefined beyond its range); both only matter for scale ratios no real model has, and here
+//! they are defined.
+//!
 //! ## The equal-scale fast path (seed 000)
 //!
 //! When `sa == sb`, add and sub need one multiplication instead of two:
@@ -227,20 +236,20 @@ impl BinaryKernel {
             BinaryKernel::TfliteAdd { za, zb, zy, left_shift, ma, mb, my, lo, hi } => {
                 let sa = mbqm((qa - za) << left_shift, ma);
                 let sb = mbqm((qb - zb) << left_shift, mb);
-                ((mbqm(sa + sb, my) + zy) as i64, lo, hi)
+                (mbqm(sa + sb, my) as i64 + zy as i64, lo, hi)
             }
-            BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => ((mbqm((qa - za) * (qb - zb), m) + zy) as i64, lo, hi),
+            BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => (mbqm((qa - za) * (qb - zb), m) as i64 + zy as i64, lo, hi),
             BinaryKernel::TorchAddSub { a, b, zy, inv_sy, negate_b, relu, lo, hi } => {
                 let (da, db) = (a.dequantize(qa), b.dequantize(qb));
                 let mut c = if negate_b { da - db } else { da + db };
                 if relu {
                     c = c.max(0.0);
                 }
-                (zy as i64 + (c * inv_sy).round_ties_even() as i64, lo, hi)
+                ((zy as i64).saturating_add((c * inv_sy).round_ties_even() as i64), lo, hi)
             }
             BinaryKernel::TorchMul { za, zb, zy, m, lo, hi } => {
                 let c = ((qa - za) * (qb - zb)) as f32;
-                (zy as i64 + (c * m).round_ties_even() as i64, lo, hi)
+                ((zy as i64).saturating_add((c * m).round_ties_even() as i64), lo, hi)
             }
             BinaryKernel::OnnxRuntime { a, b, y, mul, lo, hi } => {
                 let (va, vb) = (a.dequantize(qa), b.dequantize(qb));
@@ -250,7 +259,7 @@ impl BinaryKernel {
             }
             BinaryKernel::EqualScale { za, zb, zy, negate_b, m, lo, hi } => {
                 let acc = if negate_b { (qa - za) - (qb - zb) } else { (qa - za) + (qb - zb) };
-                ((mbqm(acc, m) + zy) as i64, lo, hi)
+                (mbqm(acc, m) as i64 + zy as i64, lo, hi)
             }
         };
         v.clamp(lo as i64, hi as i64) as i32

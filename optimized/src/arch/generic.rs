@@ -9,7 +9,8 @@ use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::{round_f32, RoundingMode};
-use quantproof_reference::scheme::CodeRange;
+use quantproof_reference::elementwise::BinaryKernel;
+use quantproof_reference::scheme::{CodeRange, Signedness};
 
 /// `x op factor`.
 #[inline(always)]
@@ -364,6 +365,39 @@ pub fn lut_bytes(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
 pub fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
     for (o, &a) in out.iter_mut().zip(acc) {
         *o = r.apply(a, zero_point, range);
+    }
+}
+
+/// The code a byte stands for: itself (`u8`) or its two's-complement value (`i8`).
+#[inline(always)]
+pub fn code_of_byte(b: u8, signedness: Signedness) -> i32 {
+    match signedness {
+        Signedness::Signed => b as i8 as i32,
+        Signedness::Unsigned => b as i32,
+    }
+}
+
+/// The binary-op spec, one pair at a time (the reference's `BinaryKernel::apply`); the result
+/// is a code of the kernel's type, so its low byte is its byte.
+pub fn binary_bytes(k: &BinaryKernel, signedness: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = k.apply(code_of_byte(x, signedness), code_of_byte(y, signedness)) as u8;
+    }
+}
+
+/// Whether a float element-wise kernel can never meet a NaN on 8-bit codes, so that SIMD
+/// `min`/`max`/convert give the reference's results: centred codes are at most 255 in magnitude,
+/// so each dequantized value `(q - z) s` is finite and far from overflow when `255 s <= MAX / 4`,
+/// their sum or product is then finite or `+-inf` (never `inf - inf`), and multiplying by a finite
+/// factor or dividing by a positive finite scale cannot make a NaN either; infinities are then
+/// clamped like any other value. The integer kernels always return true.
+pub fn binary_floats_stay_finite(k: &BinaryKernel) -> bool {
+    let small = |s: f32| 255.0 * s as f64 <= f32::MAX as f64 / 4.0;
+    match *k {
+        BinaryKernel::TorchAddSub { a, b, inv_sy, .. } => small(a.scale) && small(b.scale) && inv_sy.is_finite(),
+        BinaryKernel::TorchMul { m, .. } => m.is_finite(),
+        BinaryKernel::OnnxRuntime { a, b, y, .. } => small(a.scale) && small(b.scale) && y.scale.is_finite() && y.scale > 0.0,
+        _ => true,
     }
 }
 

@@ -867,6 +867,19 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
+    fn binary_bytes(
+        &self,
+        k: &quantproof_reference::elementwise::BinaryKernel,
+        signedness: quantproof_reference::scheme::Signedness,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) {
+        assert!(a.len() == out.len() && b.len() == out.len());
+        // SAFETY: the token proves AVX2; the lengths are equal.
+        unsafe { super::avx2_binary::binary_bytes(k, signedness, a, b, out) }
+    }
+
     fn requantize(
         &self,
         acc: &[i32],

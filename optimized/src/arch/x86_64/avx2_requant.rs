@@ -12,7 +12,7 @@
 
 use crate::arch::generic;
 use core::arch::x86_64::*;
-use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
 
 /// `out[i] = r.apply(acc[i], zero_point, range)`.
@@ -38,8 +38,6 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
             generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
         }};
     }
-    let odd = |x: __m256i| _mm256_srli_epi64::<32>(x);
-    let interleave = |e: __m256i, o: __m256i| _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(o));
     // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
     if let Some((m, t)) = r.single_rounding_form() {
         shift64(blocks, oblocks, m, t as i64, lo, hi, z);
@@ -56,35 +54,13 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
                 _mm256_add_epi32(_mm256_cvtps_epi32(v), z)
             })
         }
-        Requantizer::DoubleRounding(q) if (-q.shift).max(0) <= 31 && q.multiplier >= 0 => {
-            let left = _mm_set_epi64x(0, q.shift.clamp(0, 31) as i64);
-            let right = (-q.shift).max(0);
-            let mask = ((1u64 << right) - 1) as i32;
-            let (vmask, vhalf, vright) =
-                (_mm256_set1_epi32(mask), _mm256_set1_epi32(mask >> 1), _mm_set_epi64x(0, right as i64));
-            let vm = _mm256_set1_epi64x(q.multiplier as i64);
-            let (vlo, vhi) = (_mm256_set1_epi32(lo), _mm256_set1_epi32(hi));
-            let zero = _mm256_setzero_si256();
-            let srdhm = |p: __m256i| {
-                let neg = _mm256_cmpgt_epi64(zero, p);
-                let nudge = _mm256_add_epi64(
-                    _mm256_set1_epi64x(1 << 30),
-                    _mm256_and_si256(neg, _mm256_set1_epi64x(1 - (1 << 31))),
-                );
-                let n = _mm256_add_epi64(p, nudge);
-                let bias = _mm256_and_si256(_mm256_cmpgt_epi64(zero, n), _mm256_set1_epi64x((1 << 31) - 1));
-                _mm256_srli_epi64::<31>(_mm256_add_epi64(n, bias))
-            };
-            lanes!(|x| {
-                let a = _mm256_sll_epi32(x, left);
-                let v = interleave(srdhm(_mm256_mul_epi32(a, vm)), srdhm(_mm256_mul_epi32(odd(a), vm)));
-                let rem = _mm256_and_si256(v, vmask);
-                let thr = _mm256_sub_epi32(vhalf, _mm256_srai_epi32::<31>(v));
-                let q = _mm256_sra_epi32(v, vright);
-                let q = _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
-                _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, vlo), vhi), z)
-            })
-        }
+        Requantizer::DoubleRounding(q) => match Q31::new(q) {
+            Some(q) => {
+                let (vlo, vhi) = (_mm256_set1_epi32(lo), _mm256_set1_epi32(hi));
+                lanes!(|x| _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q.apply(x), vlo), vhi), z))
+            }
+            None => generic::requantize(acc, r, zero_point, range, out),
+        },
         _ => generic::requantize(acc, r, zero_point, range, out),
     }
 }
@@ -112,5 +88,66 @@ fn shift64(blocks: &[[i32; 8]], oblocks: &mut [[i32; 8]], m: i32, t: i64, lo: i3
         let v = _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(od));
         // SAFETY: as above.
         unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), _mm256_add_epi32(v, z)) };
+    }
+}
+
+/// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on eight lanes, unclamped: the
+/// reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization and
+/// the element-wise kernels (`avx2_binary.rs`). The SRDHM quotient is taken with a *logical*
+/// 64-bit shift: its low 32 bits equal the arithmetic shift's whenever the quotient fits `i32`,
+/// which holds for every multiplier above `i32::MIN` (only `i32::MIN * i32::MIN` overflows, and
+/// `new` refuses that multiplier).
+pub(super) struct Q31 {
+    m: __m256i,
+    left: __m128i,
+    right: __m128i,
+    mask: __m256i,
+    half_mask: __m256i,
+}
+
+impl Q31 {
+    /// `None` for a right shift above 31 or the multiplier `i32::MIN` (the portable loop takes
+    /// those).
+    #[inline(always)]
+    pub(super) fn new(q: QuantizedMultiplier) -> Option<Q31> {
+        let right = (-q.shift).max(0) as u32;
+        if right > 31 || q.multiplier == i32::MIN {
+            return None;
+        }
+        let mask = ((1u64 << right) - 1) as i32;
+        // SAFETY: register set-ups only (SSE2 / AVX broadcasts, no memory access); callers are
+        // AVX2 target-feature functions.
+        unsafe {
+            Some(Q31 {
+                m: _mm256_set1_epi64x(q.multiplier as i64),
+                left: _mm_set_epi64x(0, q.shift.clamp(0, 31) as i64),
+                right: _mm_set_epi64x(0, right as i64),
+                mask: _mm256_set1_epi32(mask),
+                half_mask: _mm256_set1_epi32(mask >> 1),
+            })
+        }
+    }
+
+    /// `x * 2^left` (wrapping), SRDHM by the multiplier, `RoundingDivideByPOT` by `right`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn apply(&self, x: __m256i) -> __m256i {
+        let zero = _mm256_setzero_si256();
+        let srdhm = |p: __m256i| {
+            let neg = _mm256_cmpgt_epi64(zero, p);
+            let nudge =
+                _mm256_add_epi64(_mm256_set1_epi64x(1 << 30), _mm256_and_si256(neg, _mm256_set1_epi64x(1 - (1 << 31))));
+            let n = _mm256_add_epi64(p, nudge);
+            let bias = _mm256_and_si256(_mm256_cmpgt_epi64(zero, n), _mm256_set1_epi64x((1 << 31) - 1));
+            _mm256_srli_epi64::<31>(_mm256_add_epi64(n, bias))
+        };
+        let a = _mm256_sll_epi32(x, self.left);
+        let even = srdhm(_mm256_mul_epi32(a, self.m));
+        let odd = srdhm(_mm256_mul_epi32(_mm256_srli_epi64::<32>(a), self.m));
+        let v = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+        let rem = _mm256_and_si256(v, self.mask);
+        let thr = _mm256_sub_epi32(self.half_mask, _mm256_srai_epi32::<31>(v));
+        let q = _mm256_sra_epi32(v, self.right);
+        _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr))
     }
 }

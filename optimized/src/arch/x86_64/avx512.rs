@@ -937,6 +937,19 @@ impl Kernels for Avx512 {
         unsafe { super::avx512_requant::requantize(acc, r, zero_point, range, out) }
     }
 
+    fn binary_bytes(
+        &self,
+        k: &quantproof_reference::elementwise::BinaryKernel,
+        signedness: quantproof_reference::scheme::Signedness,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) {
+        assert!(a.len() == out.len() && b.len() == out.len());
+        // SAFETY: the token proves AVX-512 F/BW/VL/DQ; the lengths are equal.
+        unsafe { super::avx512_binary::binary_bytes(k, signedness, a, b, out) }
+    }
+
     fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
         assert_eq!(x.len(), out.len());
         if has_vbmi() {

@@ -10,7 +10,7 @@
 
 use crate::arch::generic;
 use core::arch::x86_64::*;
-use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
 
 /// The lane function of one variant: 16 accumulators in, 16 results `clamp(z + round(acc M))`.
@@ -41,7 +41,7 @@ impl Lanes for Float {
 
 /// Signed 32 x 32 -> 64-bit products of the even lanes and of the odd lanes.
 #[inline(always)]
-unsafe fn mul_wide(x: __m512i, m: __m512i) -> (__m512i, __m512i) {
+pub(super) unsafe fn mul_wide(x: __m512i, m: __m512i) -> (__m512i, __m512i) {
     // SAFETY: AVX-512 F is present (the caller's precondition).
     unsafe { (_mm512_mul_epi32(x, m), _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), m)) }
 }
@@ -49,7 +49,7 @@ unsafe fn mul_wide(x: __m512i, m: __m512i) -> (__m512i, __m512i) {
 /// Even-lane results (in the low halves of `even`'s 64-bit lanes) and odd-lane results (low
 /// halves of `odd`'s) back into sixteen 32-bit lanes.
 #[inline(always)]
-unsafe fn interleave(even: __m512i, odd: __m512i) -> __m512i {
+pub(super) unsafe fn interleave(even: __m512i, odd: __m512i) -> __m512i {
     // SAFETY: AVX-512 F is present (the caller's precondition).
     unsafe { _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd)) }
 }
@@ -78,12 +78,63 @@ impl Lanes for Shift64 {
     }
 }
 
-struct Double {
+/// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on sixteen lanes, unclamped:
+/// the reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization
+/// and the element-wise kernels (`avx512_binary.rs`).
+pub(super) struct Q31 {
     m: __m512i,
     left: __m128i,
     right: __m128i,
     mask: __m512i,
     half_mask: __m512i,
+}
+
+impl Q31 {
+    /// `None` for a right shift above 31 (the portable loop takes those).
+    #[inline(always)]
+    pub(super) fn new(q: QuantizedMultiplier) -> Option<Q31> {
+        let right = (-q.shift).max(0) as u32;
+        if right > 31 {
+            return None;
+        }
+        let left = q.shift.clamp(0, 31) as i64;
+        let mask = ((1u64 << right) - 1) as i32;
+        // SAFETY: register set-ups only (SSE2 / AVX-512 F broadcasts, no memory access); callers
+        // are target-feature functions of AVX-512 F.
+        unsafe {
+            Some(Q31 {
+                m: _mm512_set1_epi64(q.multiplier as i64),
+                left: _mm_set_epi64x(0, left),
+                right: _mm_set_epi64x(0, right as i64),
+                mask: _mm512_set1_epi32(mask),
+                half_mask: _mm512_set1_epi32(mask >> 1),
+            })
+        }
+    }
+
+    /// `x * 2^left` (wrapping), SRDHM by the multiplier, `RoundingDivideByPOT` by `right`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/DQ.
+    #[inline(always)]
+    pub(super) unsafe fn apply(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
+        unsafe {
+            let a = _mm512_sll_epi32(x, self.left);
+            let (e, o) = mul_wide(a, self.m);
+            let v = interleave(srdhm64(e), srdhm64(o));
+            // RoundingDivideByPOT(v, right), right <= 31.
+            let rem = _mm512_and_si512(v, self.mask);
+            let thr = _mm512_sub_epi32(self.half_mask, _mm512_srai_epi32::<31>(v));
+            let q = _mm512_sra_epi32(v, self.right);
+            let up = _mm512_cmpgt_epi32_mask(rem, thr);
+            _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1))
+        }
+    }
+}
+
+struct Double {
+    q: Q31,
     lo: __m512i,
     hi: __m512i,
     z: __m512i,
@@ -109,18 +160,7 @@ impl Lanes for Double {
     #[inline(always)]
     unsafe fn apply(&self, x: __m512i) -> __m512i {
         // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
-        unsafe {
-            let a = _mm512_sll_epi32(x, self.left);
-            let (e, o) = mul_wide(a, self.m);
-            let v = interleave(srdhm64(e), srdhm64(o));
-            // RoundingDivideByPOT(v, right), right <= 31.
-            let rem = _mm512_and_si512(v, self.mask);
-            let thr = _mm512_sub_epi32(self.half_mask, _mm512_srai_epi32::<31>(v));
-            let q = _mm512_sra_epi32(v, self.right);
-            let up = _mm512_cmpgt_epi32_mask(rem, thr);
-            let q = _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1));
-            _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, self.lo), self.hi), self.z)
-        }
+        unsafe { _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(self.q.apply(x), self.lo), self.hi), self.z) }
     }
 }
 
@@ -174,23 +214,14 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
             // SAFETY: forwarded from this function's contract.
             unsafe { run(&l, acc, out) }
         }
-        Requantizer::DoubleRounding(m) if (-m.shift).max(0) <= 31 => {
-            let left = m.shift.clamp(0, 31) as i64;
-            let right = (-m.shift).max(0) as u32;
-            let mask = ((1u64 << right) - 1) as i32;
-            let l = Double {
-                m: _mm512_set1_epi64(m.multiplier as i64),
-                left: _mm_set_epi64x(0, left),
-                right: _mm_set_epi64x(0, right as i64),
-                mask: _mm512_set1_epi32(mask),
-                half_mask: _mm512_set1_epi32(mask >> 1),
-                lo: _mm512_set1_epi32(lo),
-                hi: _mm512_set1_epi32(hi),
-                z,
-            };
-            // SAFETY: forwarded from this function's contract.
-            unsafe { run(&l, acc, out) }
-        }
+        Requantizer::DoubleRounding(m) => match Q31::new(m) {
+            Some(q) => {
+                let l = Double { q, lo: _mm512_set1_epi32(lo), hi: _mm512_set1_epi32(hi), z };
+                // SAFETY: forwarded from this function's contract.
+                unsafe { run(&l, acc, out) }
+            }
+            None => generic::requantize(acc, r, zero_point, range, out),
+        },
         _ => generic::requantize(acc, r, zero_point, range, out),
     }
 }

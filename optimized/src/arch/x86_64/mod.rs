@@ -94,8 +94,10 @@ itself. No kernel reads or writes outside its slices, and none needs any alignme
 */
 
 pub mod avx2;
+mod avx2_binary;
 mod avx2_requant;
 pub mod avx512;
+mod avx512_binary;
 mod avx512_requant;
 
 use crate::kernels::Uniform;
