@@ -53,15 +53,34 @@ def versions():
     }
 
 
-def make_model(op, dtype, n, scale, zero_point):
-    """The one-operator model of `op` on a [n] tensor; returns (model bytes, input dtype, outputs)."""
+def make_model(op, dtype, n, scale, zero_point, second=None):
+    """The one-operator model of `op` on a [n] tensor; returns (model bytes, input dtype, outputs).
+    `second` = (b_scale, b_zero_point, y_scale, y_zero_point) for the two-input ops."""
     f32 = TensorProto.FLOAT
     q = PROTO[dtype] if dtype in ("i8", "u8") else TensorProto.UINT8
     inits = [
         helper.make_tensor("scale", f32, [], [float(scale)]),
         helper.make_tensor("zp", q, [], [int(zero_point)]),
     ]
-    if op == "quantize":
+    domains = []
+    if op in ("qadd", "qmul"):
+        # com.microsoft's QLinearAdd / QLinearMul (MLAS kernels), inputs a and b of one shape.
+        b_scale, b_zp, y_scale, y_zp = second
+        inits += [
+            helper.make_tensor("b_scale", f32, [], [float(b_scale)]),
+            helper.make_tensor("b_zp", q, [], [int(b_zp)]),
+            helper.make_tensor("y_scale", f32, [], [float(y_scale)]),
+            helper.make_tensor("y_zp", q, [], [int(y_zp)]),
+        ]
+        kind = "QLinearAdd" if op == "qadd" else "QLinearMul"
+        nodes = [
+            helper.make_node(
+                kind, ["x", "scale", "zp", "b", "b_scale", "b_zp", "y_scale", "y_zp"], ["y"], domain="com.microsoft"
+            )
+        ]
+        ins, outs = [("x", q, [n]), ("b", q, [n])], [("y", q, [n])]
+        domains = [helper.make_opsetid("com.microsoft", 1)]
+    elif op == "quantize":
         nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["y"])]
         ins, outs = [("x", f32, [n])], [("y", q, [n])]
     elif op == "dequantize":
@@ -98,7 +117,7 @@ def make_model(op, dtype, n, scale, zero_point):
         [helper.make_tensor_value_info(name, t, shape) for name, t, shape in outs],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)] + domains)
     model.ir_version = IR_VERSION
     return model.SerializeToString(), ins[0][1], outs
 
@@ -115,10 +134,12 @@ def session(model_bytes, threads):
     return ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def bound(sess, x, outs):
-    """IO binding with the input and preallocated outputs bound once."""
+def bound(sess, x, outs, b=None):
+    """IO binding with the inputs and preallocated outputs bound once."""
     binding = sess.io_binding()
     binding.bind_ortvalue_input("x", ort.OrtValue.ortvalue_from_numpy(x))
+    if b is not None:
+        binding.bind_ortvalue_input("b", ort.OrtValue.ortvalue_from_numpy(b))
     values = []
     for name, t, shape in outs:
         v = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype=NP_OF_PROTO[t]))
@@ -180,9 +201,13 @@ def cmd_op(a):
     in_dtype = "f32" if a.op in ("quantize", "fake-quantize", "dynamic-quantize", "min-max") else a.dtype
     x = np.fromfile(a.input, dtype=NP[in_dtype])
     n = x.size
-    model, _, outs = make_model(a.op, a.dtype, n, a.scale, a.zero_point)
+    b, second = None, None
+    if a.input_b:
+        b = np.fromfile(a.input_b, dtype=NP[in_dtype])
+        second = (a.b_scale, a.b_zero_point, a.y_scale, a.y_zero_point)
+    model, _, outs = make_model(a.op, a.dtype, n, a.scale, a.zero_point, second)
     sess = session(model, a.threads)
-    binding, values = bound(sess, x, outs)
+    binding, values = bound(sess, x, outs, b)
     run = lambda: sess.run_with_iobinding(binding)  # noqa: E731
     run()
     if a.out_file:
@@ -271,6 +296,11 @@ def main(argv=None):
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--reps", type=int, default=0)
     o.add_argument("--out-file")
+    o.add_argument("--input-b")
+    o.add_argument("--b-scale", type=float, default=1.0)
+    o.add_argument("--b-zero-point", type=int, default=0)
+    o.add_argument("--y-scale", type=float, default=1.0)
+    o.add_argument("--y-zero-point", type=int, default=0)
     c = sub.add_parser("calib")
     c.add_argument("--method", required=True, choices=["entropy", "percentile", "distribution"])
     c.add_argument("--input", required=True)

@@ -175,11 +175,27 @@ impl Ort {
             .arg(&output.0)
             .args(["--scale", &format!("{:e}", case.scale), "--zero-point", &case.zero_point.to_string()])
             .args(["--threads", &threads.to_string(), "--reps", &reps.unwrap_or(0).to_string()]);
+        // A two-input op: its second input in a file of its own, and the parameters.
+        let second = TempFile::new("in-b");
+        if let Some(bin) = &case.binary {
+            std::fs::write(&second.0, bin.b.to_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", second.0.display()))?;
+            cmd.arg("--input-b").arg(&second.0).args([
+                "--b-scale",
+                &format!("{:e}", bin.b_scale),
+                "--b-zero-point",
+                &bin.b_zero_point.to_string(),
+                "--y-scale",
+                &format!("{:e}", bin.y_scale),
+                "--y-zero-point",
+                &bin.y_zero_point.to_string(),
+            ]);
+        }
         let out = run(&mut cmd, &format!("ort_bench.py op {}", case.op))?;
         let mut r = parse_record(&out)?;
         let got = std::fs::read(&output.0).map_err(|e| format!("cannot read ONNX Runtime's output: {e}"))?;
         let elem = match case.op {
-            "quantize" | "dynamic-quantize" => 1,
+            "quantize" | "dynamic-quantize" | "qadd" | "qmul" => 1,
             _ => 4,
         };
         r.verified = compare_outputs(&got, &case.expected, elem);

@@ -260,6 +260,20 @@ pub struct OrtCase<'a> {
     pub expected: Vec<u8>,
     pub bytes_per_element: f64,
     pub elements: usize,
+    /// The second input and the output's parameters of a two-input op (QLinearAdd,
+    /// QLinearMul); `None` for one-input ops.
+    pub binary: Option<OrtBinary<'a>>,
+}
+
+/// The second input of a two-input op, its parameters and the output's (the first input's are
+/// [`OrtCase::scale`] and [`OrtCase::zero_point`]).
+#[derive(Debug, Clone)]
+pub struct OrtBinary<'a> {
+    pub b: OrtInput<'a>,
+    pub b_scale: f32,
+    pub b_zero_point: i32,
+    pub y_scale: f32,
+    pub y_zero_point: i32,
 }
 
 /// One operation's prepared inputs, outputs and expected outputs.

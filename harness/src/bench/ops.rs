@@ -303,6 +303,7 @@ impl<C: FastCode> Workload for Quantize<C> {
             expected: code_bytes(&want),
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
+            binary: None,
         })
     }
 }
@@ -376,6 +377,7 @@ impl<C: OrtCode> Workload for Dequantize<C> {
             expected: le_bytes_f32(&want),
             bytes_per_element: self.bytes_per_element(),
             elements: self.q.len(),
+            binary: None,
         })
     }
 }
@@ -464,6 +466,7 @@ impl Workload for FakeQuantize {
             expected: le_bytes_f32(&want),
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
+            binary: None,
         })
     }
 }
@@ -530,6 +533,7 @@ impl Workload for Dynamic {
             expected: want,
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
+            binary: None,
         })
     }
 }
@@ -589,6 +593,7 @@ impl Workload for MinMax {
             expected: want,
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
+            binary: None,
         })
     }
 }
@@ -822,6 +827,162 @@ impl Workload for Requantize {
     fn detail(&self) -> serde_json::Value {
         json!({"requantizer": format!("{:?}", self.requantizer), "zero_point": self.zero_point,
                "range": [self.range.qmin(), self.range.qmax()]})
+    }
+}
+
+/// `quantproof bench qadd`: QAdd of two 8-bit tensors with different scales, under the
+/// profile's arithmetic (tflite: three double-rounding multiplies; torch and onnxruntime: float).
+pub static QADD: OpSpec = OpSpec {
+    name: "qadd",
+    summary: "codes + codes with three scales, the profile's arithmetic (tflite: Q31 double rounding; torch, onnxruntime: f32)",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8, Dtype::U8],
+    per_axis: false,
+    build: build_qadd,
+};
+
+/// `quantproof bench qadd-equal-scale`: seed 000's fast path, `sa == sb`, one multiplier.
+pub static QADD_EQUAL_SCALE: OpSpec = OpSpec {
+    name: "qadd-equal-scale",
+    summary: "codes + codes with sa == sb: one Q31 multiply of the summed centred codes (seed 000's fast path; compare with qadd)",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8, Dtype::U8],
+    per_axis: false,
+    build: build_qadd_equal_scale,
+};
+
+/// `quantproof bench qmul`.
+pub static QMUL: OpSpec = OpSpec {
+    name: "qmul",
+    summary: "codes * codes, the three scales folded into one multiplier (tflite: Q31; torch, onnxruntime: f32)",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8, Dtype::U8],
+    per_axis: false,
+    build: build_qmul,
+};
+
+struct Binary<C> {
+    name: &'static str,
+    kernel: quantproof_reference::elementwise::BinaryKernel,
+    params: quantproof_reference::elementwise::BinaryParams,
+    a: Vec<C>,
+    b: Vec<C>,
+    out: Vec<C>,
+    expected: Vec<C>,
+    dtype: Dtype,
+    /// ONNX Runtime's output for the same op (its own arithmetic), when it has the op.
+    ort_expected: Option<Vec<u8>>,
+}
+
+fn build_binary(setup: &Setup, op: quantproof_reference::elementwise::BinaryOp, equal: bool) -> Result<Box<dyn Workload>> {
+    match setup.dtype {
+        Dtype::U8 => build_binary_of::<u8>(setup, op, equal),
+        _ => build_binary_of::<i8>(setup, op, equal),
+    }
+}
+
+fn build_binary_of<C: OrtCode + Default + 'static>(
+    setup: &Setup,
+    op: quantproof_reference::elementwise::BinaryOp,
+    equal: bool,
+) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::affine::{Activation, Affine};
+    use quantproof_reference::elementwise::{apply_binary, BinaryKernel, BinaryOp, BinaryParams};
+    use quantproof_reference::profile::ArithRule;
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let n = setup.size;
+    let code = |rng: &mut quantproof_reference::rng::Rng| C::from_code(rng.range_i64(C::MIN as i64, C::MAX as i64) as i32);
+    let a: Vec<C> = (0..n).map(|_| code(&mut rng)).collect();
+    let b: Vec<C> = (0..n).map(|_| code(&mut rng)).collect();
+    let mid = (C::MIN + C::MAX + 1) / 2;
+    // Typical activations: two residual branches of a transformer block.
+    let (sa, sb) = if equal { (0.031, 0.031) } else { (0.031, 0.047) };
+    let sy = if op == BinaryOp::Mul { 0.031 * 0.047 * 90.0 } else { 0.06 };
+    let params = BinaryParams {
+        a: Affine::new(sa, mid + 3),
+        b: Affine::new(sb, mid - 5),
+        y: Affine::new(sy, mid + 1),
+        activation: Activation::None,
+    };
+    let kernel =
+        if equal { BinaryKernel::equal_scale::<C>(op, &params)? } else { BinaryKernel::new::<C>(op, setup.profile.arith, &params)? };
+    let shape = [n];
+    let mut expected = vec![C::default(); n];
+    apply_binary(&kernel, &a, &shape, &b, &shape, &mut expected)?;
+    let ort_expected = if equal || op == BinaryOp::Sub {
+        None
+    } else {
+        let k = BinaryKernel::new::<C>(op, ArithRule::OnnxRuntime, &params)?;
+        let mut y = vec![C::default(); n];
+        apply_binary(&k, &a, &shape, &b, &shape, &mut y)?;
+        Some(code_bytes(&y))
+    };
+    let name = match (op, equal) {
+        (BinaryOp::Mul, _) => "qmul",
+        (_, true) => "qadd-equal-scale",
+        _ => "qadd",
+    };
+    Ok(Box::new(Binary { name, kernel, params, out: vec![C::default(); n], a, b, expected, dtype: setup.dtype, ort_expected }))
+}
+
+fn build_qadd(setup: &Setup) -> Result<Box<dyn Workload>> {
+    build_binary(setup, quantproof_reference::elementwise::BinaryOp::Add, false)
+}
+
+fn build_qadd_equal_scale(setup: &Setup) -> Result<Box<dyn Workload>> {
+    build_binary(setup, quantproof_reference::elementwise::BinaryOp::Add, true)
+}
+
+fn build_qmul(setup: &Setup) -> Result<Box<dyn Workload>> {
+    build_binary(setup, quantproof_reference::elementwise::BinaryOp::Mul, false)
+}
+
+impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        let shape = [self.a.len()];
+        match imp {
+            Path::Reference => {
+                quantproof_reference::elementwise::apply_binary(&self.kernel, &self.a, &shape, &self.b, &shape, &mut self.out)
+            }
+            Path::Optimized(e) => e.apply_binary(&self.kernel, &self.a, &shape, &self.b, &shape, &mut self.out),
+        }
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|v| *v = C::from_code(v.to_code() ^ 0x55));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        first_difference(&self.out, &self.expected)
+    }
+    fn bytes_per_element(&self) -> f64 {
+        3.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        let p = &self.params;
+        json!({"shape": [self.a.len()], "op": self.name, "kernel": format!("{:?}", self.kernel),
+               "a": [p.a.scale, p.a.zero_point], "b": [p.b.scale, p.b.zero_point], "y": [p.y.scale, p.y.zero_point]})
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        let expected = self.ort_expected.clone()?;
+        Some(OrtCase {
+            op: self.name,
+            input: C::ort_input(&self.a),
+            dtype: self.dtype,
+            scale: self.params.a.scale,
+            zero_point: self.params.a.zero_point,
+            expected,
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.a.len(),
+            binary: Some(super::OrtBinary {
+                b: C::ort_input(&self.b),
+                b_scale: self.params.b.scale,
+                b_zero_point: self.params.b.zero_point,
+                y_scale: self.params.y.scale,
+                y_zero_point: self.params.y.zero_point,
+            }),
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use quantproof_reference::affine::{Activation, Affine};
 use quantproof_reference::elementwise::{self, BinaryOp, BinaryParams};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::requantize;
+use quantproof_optimized::ops::FastCode;
 use quantproof_reference::scheme::Code;
 
 /// 8-bit codes of either signedness.
@@ -75,7 +76,6 @@ impl IntoData for Vec<u8> {
 }
 
 fn binary(case: &Case, profile: &Profile, path: Path, op: BinaryOp) -> OpResult {
-    reference_only(path)?;
     let params = BinaryParams {
         a: affine(case, "a")?,
         b: affine(case, "b")?,
@@ -84,7 +84,9 @@ fn binary(case: &Case, profile: &Profile, path: Path, op: BinaryOp) -> OpResult 
     };
     let (at, a) = codes(case, "a")?;
     let (bt, b) = codes(case, "b")?;
-    fn run<C: Code + Default>(
+    #[allow(clippy::too_many_arguments)]
+    fn run<C: FastCode + Default>(
+        path: Path,
         op: BinaryOp,
         profile: &Profile,
         params: &BinaryParams,
@@ -94,12 +96,15 @@ fn binary(case: &Case, profile: &Profile, path: Path, op: BinaryOp) -> OpResult 
         bsh: &[usize],
     ) -> Result<Vec<C>, OpError> {
         let mut out = vec![C::default(); a.len()];
-        elementwise::binary(op, profile.arith, params, a, ash, b, bsh, &mut out)?;
+        match path {
+            Path::Reference => elementwise::binary(op, profile.arith, params, a, ash, b, bsh, &mut out)?,
+            Path::Optimized(e) => e.binary(op, profile.arith, params, a, ash, b, bsh, &mut out)?,
+        }
         Ok(out)
     }
     let y = match (a, b) {
-        (Codes::I8(a), Codes::I8(b)) => run(op, profile, &params, a, &at.shape, b, &bt.shape)?.into_data(),
-        (Codes::U8(a), Codes::U8(b)) => run(op, profile, &params, a, &at.shape, b, &bt.shape)?.into_data(),
+        (Codes::I8(a), Codes::I8(b)) => run(path, op, profile, &params, a, &at.shape, b, &bt.shape)?.into_data(),
+        (Codes::U8(a), Codes::U8(b)) => run(path, op, profile, &params, a, &at.shape, b, &bt.shape)?.into_data(),
         _ => return Err(OpError::Malformed("inputs a and b have different code types".into())),
     };
     Ok(outputs([("y", Tensor::new(at.shape.clone(), y))]))

@@ -6,7 +6,7 @@
 //! | variant | AVX2 | why it is exact |
 //! |---|---|---|
 //! | `FloatTorch`, `FloatOnnxRuntime` | `vcvtdq2ps`, `vmulps`, clamp in f32, `vcvtps2dq` (ties to even in the default rounding mode), `+ z` | as AVX-512; finite multipliers only |
-//! | `DoubleRounding` | `vpmuldq` on both lane parities, gemmlowp's nudge, the truncating division by 2^31 with a bias, then a *logical* 64-bit shift whose low 32 bits are the quotient (it fits i32: the multiplier is in `[0, 2^31)`, so `i32::MIN * i32::MIN` cannot occur), `RoundingDivideByPOT` in 32-bit lanes | right shifts above 31 go to the portable loop |
+//! | `DoubleRounding` | `vpmuldq` on both lane parities, SRDHM as `(p + 2^30) >> 31` (gemmlowp's nudge and truncating division, rewritten exactly) with a *logical* 64-bit shift whose low 32 bits are the quotient (it fits i32: the multiplier `i32::MIN` goes to the portable loop, so `i32::MIN * i32::MIN` cannot occur), `RoundingDivideByPOT` in 32-bit lanes | right shifts above 31 go to the portable loop |
 //! | `SingleRounding`, `Rndnu` | `vpmuldq`, `+ 2^(t-1)`, an arithmetic 64-bit shift as `((v ^ s) >>> t) ^ s` with `s` the sign mask, a 64-bit clamp by `vpcmpgtq` and blends | the reference's 64-bit formula |
 //! | `PowerOfTwo` | the portable loop | |
 
@@ -94,9 +94,9 @@ fn shift64(blocks: &[[i32; 8]], oblocks: &mut [[i32; 8]], m: i32, t: i64, lo: i3
 /// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on eight lanes, unclamped: the
 /// reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization and
 /// the element-wise kernels (`avx2_binary.rs`). The SRDHM quotient is taken with a *logical*
-/// 64-bit shift: its low 32 bits equal the arithmetic shift's whenever the quotient fits `i32`,
-/// which holds for every multiplier above `i32::MIN` (only `i32::MIN * i32::MIN` overflows, and
-/// `new` refuses that multiplier).
+/// 64-bit shift (or a doubling whose high half is kept): its 32 bits equal the arithmetic
+/// shift's whenever the quotient fits `i32`, which holds for every multiplier above `i32::MIN`
+/// (only `i32::MIN * i32::MIN` overflows, and `new` refuses that multiplier).
 pub(super) struct Q31 {
     m: __m256i,
     left: __m128i,
@@ -132,19 +132,13 @@ impl Q31 {
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(super) fn apply(&self, x: __m256i) -> __m256i {
-        let zero = _mm256_setzero_si256();
-        let srdhm = |p: __m256i| {
-            let neg = _mm256_cmpgt_epi64(zero, p);
-            let nudge =
-                _mm256_add_epi64(_mm256_set1_epi64x(1 << 30), _mm256_and_si256(neg, _mm256_set1_epi64x(1 - (1 << 31))));
-            let n = _mm256_add_epi64(p, nudge);
-            let bias = _mm256_and_si256(_mm256_cmpgt_epi64(zero, n), _mm256_set1_epi64x((1 << 31) - 1));
-            _mm256_srli_epi64::<31>(_mm256_add_epi64(n, bias))
-        };
+        // SRDHM as `floor((p + 2^30) / 2^31)` (see the AVX-512 `Q31`): even lanes take the low
+        // half of `(p + 2^30) >> 31`, odd lanes the high half of `(p + 2^30) << 1`.
+        let half = _mm256_set1_epi64x(1 << 30);
         let a = _mm256_sll_epi32(x, self.left);
-        let even = srdhm(_mm256_mul_epi32(a, self.m));
-        let odd = srdhm(_mm256_mul_epi32(_mm256_srli_epi64::<32>(a), self.m));
-        let v = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+        let even = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(a, self.m), half));
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(a), self.m), half);
+        let v = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_add_epi64(odd, odd));
         let rem = _mm256_and_si256(v, self.mask);
         let thr = _mm256_sub_epi32(self.half_mask, _mm256_srai_epi32::<31>(v));
         let q = _mm256_sra_epi32(v, self.right);

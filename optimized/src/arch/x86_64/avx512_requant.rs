@@ -4,7 +4,7 @@
 //! | variant | vector arithmetic | why it is exact |
 //! |---|---|---|
 //! | `FloatTorch`, `FloatOnnxRuntime` | `vcvtdq2ps`, `vmulps`, clamp to `[qmin - z, qmax - z]` in f32, `vcvtps2dq` (ties to even), `+ z` | one rounded product as in the reference; clamping before rounding equals rounding before clamping because the bounds are integers; only used for a finite multiplier (no NaN can arise) |
-//! | `DoubleRounding` | `x << max(shift, 0)` (wrapping, as TFLite), `vpmuldq` on even and odd lanes (exact 64-bit products), gemmlowp's nudge and a truncating division by 2^31 written as an arithmetic shift with a bias for negative values, then `RoundingDivideByPOT` in 32-bit lanes | the same integer formulas; the one overflowing product (`i32::MIN * i32::MIN`) saturates through a 64-bit `min`; right shifts above 31 go to the portable loop |
+//! | `DoubleRounding` | `x << max(shift, 0)` (wrapping, as TFLite), `vpmuldq` on even and odd lanes (exact 64-bit products), SRDHM as `(p + 2^30) >> 31`, then `RoundingDivideByPOT` in 32-bit lanes | gemmlowp's nudge (`2^30`, or `1 - 2^30` for a negative product) followed by a truncating division by 2^31 equals `floor((p + 2^30) / 2^31)` for every product; the one overflowing product (`i32::MIN * i32::MIN`) cannot occur (that multiplier goes to the portable loop, and `from_real` never makes it); right shifts above 31 go to the portable loop |
 //! | `SingleRounding`, `Rndnu` | `(x * m + 2^(t-1)) >> t` with `vpmuldq` and `vpsraq` | the same 64-bit formula; the clamp to `[qmin - z, qmax - z]` is applied in 64 bits, which equals the reference's clamp to `i32` then to the range |
 //! | `PowerOfTwo` | the portable loop | rare (chips without multipliers), kept simple |
 
@@ -90,11 +90,12 @@ pub(super) struct Q31 {
 }
 
 impl Q31 {
-    /// `None` for a right shift above 31 (the portable loop takes those).
+    /// `None` for a right shift above 31 or the multiplier `i32::MIN` (the portable loop takes
+    /// those; `QuantizedMultiplier::from_real` never makes that multiplier).
     #[inline(always)]
     pub(super) fn new(q: QuantizedMultiplier) -> Option<Q31> {
         let right = (-q.shift).max(0) as u32;
-        if right > 31 {
+        if right > 31 || q.multiplier == i32::MIN {
             return None;
         }
         let left = q.shift.clamp(0, 31) as i64;
@@ -121,8 +122,15 @@ impl Q31 {
         // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
         unsafe {
             let a = _mm512_sll_epi32(x, self.left);
+            // SRDHM: gemmlowp's nudge and truncating division are `floor((p + 2^30) / 2^31)`
+            // for every product `p` but `i32::MIN * i32::MIN` (excluded by `new`), and the
+            // quotient fits i32. Even lanes: the low half of `(p + 2^30) >> 31`; odd lanes:
+            // the high half of `(p + 2^30) << 1`, the same 32 bits.
             let (e, o) = mul_wide(a, self.m);
-            let v = interleave(srdhm64(e), srdhm64(o));
+            let half = _mm512_set1_epi64(1 << 30);
+            let e = _mm512_srli_epi64::<31>(_mm512_add_epi64(e, half));
+            let o = _mm512_add_epi64(o, half);
+            let v = _mm512_mask_blend_epi32(0xAAAA, e, _mm512_add_epi64(o, o));
             // RoundingDivideByPOT(v, right), right <= 31.
             let rem = _mm512_and_si512(v, self.mask);
             let thr = _mm512_sub_epi32(self.half_mask, _mm512_srai_epi32::<31>(v));
@@ -138,22 +146,6 @@ struct Double {
     lo: __m512i,
     hi: __m512i,
     z: __m512i,
-}
-
-/// gemmlowp's `SaturatingRoundingDoublingHighMul` on the 64-bit products `p` of one lane
-/// parity: nudge, truncating division by 2^31, saturation of the one overflowing case.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-#[inline]
-fn srdhm64(p: __m512i) -> __m512i {
-    // nudge = 2^30 for p >= 0, 1 - 2^30 otherwise.
-    let neg = _mm512_srai_epi64::<63>(p);
-    let nudge = _mm512_add_epi64(_mm512_set1_epi64(1 << 30), _mm512_and_si512(neg, _mm512_set1_epi64(1 - (1 << 31))));
-    let n = _mm512_add_epi64(p, nudge);
-    // Truncating division by 2^31: add 2^31 - 1 to negative values, then shift.
-    let bias = _mm512_and_si512(_mm512_srai_epi64::<63>(n), _mm512_set1_epi64((1 << 31) - 1));
-    let q = _mm512_srai_epi64::<31>(_mm512_add_epi64(n, bias));
-    // Only i32::MIN * i32::MIN exceeds i32: it saturates to i32::MAX.
-    _mm512_min_epi64(q, _mm512_set1_epi64(i32::MAX as i64))
 }
 
 impl Lanes for Double {
