@@ -2,4 +2,5 @@
 
 pub mod neon;
 mod neon_calib;
+mod neon_binary;
 mod neon_requant;

@@ -617,6 +617,19 @@ impl Kernels for Neon {
         unsafe { lut_tbl(table, x, out) }
     }
 
+    fn binary_bytes(
+        &self,
+        k: &quantproof_reference::elementwise::BinaryKernel,
+        signedness: quantproof_reference::scheme::Signedness,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) {
+        assert!(a.len() == out.len() && b.len() == out.len());
+        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
+        unsafe { super::neon_binary::binary_bytes(k, signedness, a, b, out) }
+    }
+
     fn requantize(
         &self,
         acc: &[i32],

@@ -10,7 +10,7 @@
 
 use crate::arch::generic;
 use core::arch::aarch64::*;
-use quantproof_reference::requantize::Requantizer;
+use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
 
 /// `out[i] = r.apply(acc[i], zero_point, range)`.
@@ -53,22 +53,13 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
                 vaddq_s32(vcvtnq_s32_f32(v), z)
             })
         }
-        Requantizer::DoubleRounding(q) if (-q.shift).max(0) <= 31 => {
-            let left = vdupq_n_s32(q.shift.clamp(0, 31));
-            let right = (-q.shift).max(0);
-            let mask = ((1u64 << right) - 1) as i32;
-            let (vmask, vhalf, vright) = (vdupq_n_s32(mask), vdupq_n_s32(mask >> 1), vdupq_n_s32(-right));
-            let (vm, vlo, vhi) = (vdupq_n_s32(q.multiplier), vdupq_n_s32(lo), vdupq_n_s32(hi));
-            lanes!(|x| {
-                let v = vqrdmulhq_s32(vshlq_s32(x, left), vm);
-                // RoundingDivideByPOT: (v >> e) + (remainder > (mask >> 1) + (v < 0)).
-                let rem = vandq_s32(v, vmask);
-                let thr = vsubq_s32(vhalf, vshrq_n_s32::<31>(v));
-                let q = vshlq_s32(v, vright);
-                let q = vsubq_s32(q, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)));
-                vaddq_s32(vminq_s32(vmaxq_s32(q, vlo), vhi), z)
-            })
-        }
+        Requantizer::DoubleRounding(q) => match Q31::new(q) {
+            Some(q) => {
+                let (vlo, vhi) = (vdupq_n_s32(lo), vdupq_n_s32(hi));
+                lanes!(|x| vaddq_s32(vminq_s32(vmaxq_s32(q.apply(x), vlo), vhi), z))
+            }
+            None => generic::requantize(acc, r, zero_point, range, out),
+        },
         _ => generic::requantize(acc, r, zero_point, range, out),
     }
 }
@@ -92,5 +83,51 @@ fn shift64(blocks: &[[i32; 4]], oblocks: &mut [[i32; 4]], m: i32, t: i64, lo: i3
         let v = vaddq_s32(vcombine_s32(vmovn_s64(l), vmovn_s64(h)), z);
         // SAFETY: as above.
         unsafe { vst1q_s32(o.as_mut_ptr(), v) };
+    }
+}
+
+/// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on four lanes, unclamped: the
+/// reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization and
+/// the element-wise kernels (`neon_binary.rs`).
+pub(super) struct Q31 {
+    left: int32x4_t,
+    m: int32x4_t,
+    mask: int32x4_t,
+    half: int32x4_t,
+    right: int32x4_t,
+}
+
+impl Q31 {
+    /// `None` for a right shift above 31 (the portable loop takes those).
+    #[inline(always)]
+    pub(super) fn new(q: QuantizedMultiplier) -> Option<Q31> {
+        let right = (-q.shift).max(0);
+        if right > 31 {
+            return None;
+        }
+        let mask = ((1u64 << right) - 1) as i32;
+        // SAFETY: register broadcasts only; NEON is part of every aarch64 target this crate
+        // builds for, and callers are NEON target-feature functions.
+        unsafe {
+            Some(Q31 {
+                left: vdupq_n_s32(q.shift.clamp(0, 31)),
+                m: vdupq_n_s32(q.multiplier),
+                mask: vdupq_n_s32(mask),
+                half: vdupq_n_s32(mask >> 1),
+                right: vdupq_n_s32(-right),
+            })
+        }
+    }
+
+    /// `sshl` (wrapping left shift), `sqrdmulh` (gemmlowp's SRDHM is defined as this
+    /// instruction), then `RoundingDivideByPOT`: `(v >> e) + (remainder > (mask >> 1) + (v < 0))`.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(super) fn apply(&self, x: int32x4_t) -> int32x4_t {
+        let v = vqrdmulhq_s32(vshlq_s32(x, self.left), self.m);
+        let rem = vandq_s32(v, self.mask);
+        let thr = vsubq_s32(self.half, vshrq_n_s32::<31>(v));
+        let q = vshlq_s32(v, self.right);
+        vsubq_s32(q, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)))
     }
 }
