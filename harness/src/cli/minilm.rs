@@ -81,6 +81,41 @@ pub enum Sub {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
     },
+    /// Every scheme (weight-only int8 of the toolchain, PTDQ under both dynamic rules, PTSQ with
+    /// each calibrator) x weights (int8 / int4, per channel / per tensor) against fp32 on the
+    /// project's 205-sentence corpus: embedding cosine and nearest-neighbour retrieval agreement.
+    /// Sentences per second on one thread, batch 1 and batch 32 of 128-token sequences: our fp32
+    /// forward pass, PTDQ and PTSQ on the int8 GEMM, and ONNX Runtime running the int8 model in
+    /// the same run.
+    Bench {
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// One JSON object per line and implementation x batch.
+        #[arg(long)]
+        json: bool,
+        /// Tokens per sequence.
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        /// Batch sizes (comma-separated).
+        #[arg(long, default_value = "1,32", value_delimiter = ',')]
+        batch: Vec<usize>,
+        /// Timed runs per implementation and batch (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Skip ONNX Runtime.
+        #[arg(long)]
+        no_ort: bool,
+    },
+    Eval {
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// One JSON object per line and configuration.
+        #[arg(long)]
+        json: bool,
+        /// Evaluate only the first N corpus sentences (at least 6).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
 }
 
 /// The sentences given, or the built-in evaluation set.
@@ -132,6 +167,8 @@ pub fn run(args: Args) -> i32 {
         Sub::Compare { cache, sentences } => run_compare(cache, &sentences),
         Sub::Ptdq { cache, profile, per_layer, sentences } => run_ptdq(cache, &profile, per_layer, &sentences),
         Sub::Ptsq { cache } => run_ptsq(cache),
+        Sub::Eval { cache, json, limit } => run_eval(cache, json, limit),
+        Sub::Bench { cache, json, seq_len, batch, reps, no_ort } => run_bench(cache, json, seq_len, &batch, reps, no_ort),
     };
     match r {
         Ok(code) => code,
@@ -325,12 +362,252 @@ fn run_ptsq(cache: Option<PathBuf>) -> Result<i32, String> {
     );
     println!("{:<34} {:>14} {:>16}", "activation ranges", "lowest cosine", "mean 1-cos");
     for c in Calibrator::ALL {
-        match Ptsq::from_recorded(&fp32, &rec, c, kernel).and_then(|p| score(&p)) {
+        match Ptsq::from_recorded(&fp32, &rec, c, crate::minilm::ptdq::WeightScheme::INT8_PER_CHANNEL, kernel).and_then(|p| score(&p)) {
             Ok((w, m)) => println!("{:<34} {w:>14.6} {m:>16.3e}", c.name()),
             Err(e) => println!("{:<34} failed: {e}", c.name()),
         }
     }
     let (w, m) = score(&Ptdq::new(&fp32, Profile::ONNXRUNTIME, kernel)?)?;
     println!("{:<34} {w:>14.6} {m:>16.3e}", "(PTDQ: ranges at run time)");
+    Ok(0)
+}
+
+/// One configuration of `minilm eval`.
+struct EvalConfig {
+    scheme: &'static str,
+    calibrator: String,
+    activations: &'static str,
+    weights: Option<crate::minilm::ptdq::WeightScheme>,
+    /// Weights the toolchain quantized (the int8 model), not quantproof.
+    toolchain: bool,
+}
+
+fn run_eval(cache: Option<PathBuf>, json: bool, limit: Option<usize>) -> Result<i32, String> {
+    use crate::minilm::eval::{accuracy, corpus, model_bytes, neighbours};
+    use crate::minilm::model::Linears;
+    use crate::minilm::ptdq::{Ptdq, WeightScheme};
+    use crate::minilm::ptsq::{Calibrator, Ptsq, Recorder};
+    use quantproof_optimized::gemm::GemmKernel;
+    let dir = fetch::cache_dir(cache.as_deref())?;
+    let tok = load::tokenizer(&dir)?;
+    let mut sentences = corpus();
+    if let Some(n) = limit {
+        if n < 6 {
+            return Err(format!("--limit {n}: at least 6 sentences are needed for top-5 retrieval"));
+        }
+        sentences.truncate(n);
+    }
+    let seqs = sentences.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+    let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+    let fp32 = load::fp32_model(&dir)?;
+    let embed_all = |lin: Option<&dyn Linears>, bert: &crate::minilm::model::Bert| -> Result<Vec<Vec<f32>>, String> {
+        seqs.iter()
+            .map(|(ids, types)| match lin {
+                Some(l) => bert.embed_with(ids, types, l),
+                None => bert.embed(ids, types),
+            })
+            .collect()
+    };
+    let reference = embed_all(None, &fp32)?;
+    let reference_nn = neighbours(&reference, 5);
+    let kernel = GemmKernel::best();
+    let rec = Recorder::default();
+    for (ids, types) in &calib {
+        fp32.hidden_states_with(ids, types, &rec)?;
+    }
+    let i8c = WeightScheme::INT8_PER_CHANNEL;
+    let i8t = WeightScheme { per_channel: false, bits: 8 };
+    let i4c = WeightScheme { per_channel: true, bits: 4 };
+    let i4t = WeightScheme { per_channel: false, bits: 4 };
+    let dynamic = "uint8 per-tensor, at run time";
+    let fixed = "uint8 per-tensor, calibrated";
+    let mut configs = vec![EvalConfig {
+        scheme: "weight-only",
+        calibrator: "none".into(),
+        activations: "f32",
+        weights: Some(i8c),
+        toolchain: true,
+    }];
+    for (profile, w) in [("onnxruntime", i8c), ("torch", i8c), ("onnxruntime", i8t), ("onnxruntime", i4c), ("onnxruntime", i4t)] {
+        configs.push(EvalConfig {
+            scheme: "ptdq",
+            calibrator: format!("{profile} dynamic"),
+            activations: dynamic,
+            weights: Some(w),
+            toolchain: false,
+        });
+    }
+    for c in Calibrator::ALL {
+        configs.push(EvalConfig { scheme: "ptsq", calibrator: c.name().into(), activations: fixed, weights: Some(i8c), toolchain: false });
+    }
+    for w in [i8t, i4c] {
+        configs.push(EvalConfig {
+            scheme: "ptsq",
+            calibrator: Calibrator::Entropy.name().into(),
+            activations: fixed,
+            weights: Some(w),
+            toolchain: false,
+        });
+    }
+    let fp32_bytes = model_bytes(&fp32, None);
+    if !json {
+        println!(
+            "{} corpus sentences against fp32 ({:.1} MB); calibration on {} other sentences; GEMM {}",
+            seqs.len(),
+            fp32_bytes as f64 / 1e6,
+            calib.len(),
+            kernel.name()
+        );
+        println!(
+            "{:<12} {:<32} {:<18} {:>9} {:>10} {:>10} {:>8} {:>8}",
+            "scheme", "calibrator", "weights", "size MB", "mean cos", "min cos", "top-1", "top-5"
+        );
+    }
+    let mut failures = 0;
+    for c in &configs {
+        let calibrator = c.calibrator.as_str();
+        let result = (|| -> Result<Vec<Vec<f32>>, String> {
+            let w = c.weights.unwrap_or(i8c);
+            match (c.scheme, c.toolchain) {
+                ("weight-only", true) => embed_all(None, &load::dequantized_int8_model(&dir)?.0),
+                ("ptdq", _) => {
+                    let profile = Profile::by_name(calibrator.split(' ').next().unwrap_or("onnxruntime")).map_err(|e| e.to_string())?;
+                    embed_all(Some(&Ptdq::with_weights(&fp32, profile, w, kernel)?), &fp32)
+                }
+                _ => {
+                    let cal = Calibrator::ALL.into_iter().find(|k| k.name() == calibrator).ok_or("unknown calibrator")?;
+                    embed_all(Some(&Ptsq::from_recorded(&fp32, &rec, cal, w, kernel)?), &fp32)
+                }
+            }
+        })()
+        .and_then(|emb| accuracy(&reference, &reference_nn, &emb));
+        let w = c.weights.unwrap_or(i8c);
+        let bytes = model_bytes(&fp32, c.weights);
+        match result {
+            Ok(a) if json => println!(
+                "{}",
+                serde_json::json!({
+                    "scheme": c.scheme, "calibrator": calibrator, "activations": c.activations,
+                    "weights": w.name(), "weight_bits": w.bits, "weight_granularity": w.granularity(),
+                    "weights_by": if c.toolchain { "toolchain (the int8 model)" } else { "quantproof" },
+                    "model_bytes": bytes, "fp32_model_bytes": fp32_bytes,
+                    "mean_cosine": a.mean_cosine, "min_cosine": a.min_cosine,
+                    "top1_agreement": a.top1_agreement, "top5_agreement": a.top5_agreement,
+                    "sentences": seqs.len(), "gemm": kernel.name(),
+                })
+            ),
+            Ok(a) => println!(
+                "{:<12} {:<32} {:<18} {:>9.1} {:>10.6} {:>10.6} {:>7.1}% {:>7.1}%",
+                c.scheme,
+                calibrator,
+                w.name(),
+                bytes as f64 / 1e6,
+                a.mean_cosine,
+                a.min_cosine,
+                100.0 * a.top1_agreement,
+                100.0 * a.top5_agreement
+            ),
+            Err(e) => {
+                failures += 1;
+                if json {
+                    println!("{}", serde_json::json!({"scheme": c.scheme, "calibrator": calibrator, "weights": w.name(), "error": e}));
+                } else {
+                    println!("{:<12} {:<32} {:<18} failed: {e}", c.scheme, calibrator, w.name());
+                }
+            }
+        }
+    }
+    Ok(if failures == 0 { 0 } else { 1 })
+}
+
+/// `count` sequences of exactly `seq_len` tokens (`[CLS]`, corpus text, `[SEP]`), each starting
+/// at a different place of the corpus's token stream.
+fn bench_sequences(tok: &tokenizers::Tokenizer, seq_len: usize, count: usize) -> Result<Vec<(Vec<u32>, Vec<u32>)>, String> {
+    let special = |t: &str| tok.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
+    let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
+    if !(2..=512).contains(&seq_len) {
+        return Err(format!("--seq-len {seq_len}: 2 to 512 tokens"));
+    }
+    let mut stream = Vec::new();
+    for s in crate::minilm::eval::corpus() {
+        let e = tok.encode(s, false).map_err(|e| format!("tokenizing {s:?}: {e}"))?;
+        stream.extend_from_slice(e.get_ids());
+    }
+    let body = seq_len - 2;
+    if stream.len() < body + count {
+        return Err(format!("the corpus has {} tokens, too few for {count} sequences of {seq_len}", stream.len()));
+    }
+    let step = (stream.len() - body) / count.max(1);
+    Ok((0..count)
+        .map(|i| {
+            let mut ids = vec![cls];
+            ids.extend_from_slice(&stream[i * step..i * step + body]);
+            ids.push(sep);
+            (ids, vec![0; seq_len])
+        })
+        .collect())
+}
+
+fn run_bench(cache: Option<PathBuf>, json: bool, seq_len: usize, batches: &[usize], reps: usize, no_ort: bool) -> Result<i32, String> {
+    use crate::minilm::model::Linears;
+    use crate::minilm::ptdq::{Ptdq, WeightScheme};
+    use crate::minilm::ptsq::{Calibrator, Ptsq};
+    use quantproof_optimized::gemm::GemmKernel;
+    if batches.is_empty() || batches.iter().any(|&b| b == 0 || b > 256) {
+        return Err(format!("--batch {batches:?}: each batch size must be 1 to 256"));
+    }
+    let reps = reps.max(1);
+    let dir = fetch::cache_dir(cache.as_deref())?;
+    let tok = load::tokenizer(&dir)?;
+    let largest = batches.iter().copied().max().unwrap_or(1);
+    let seqs = bench_sequences(&tok, seq_len, largest)?;
+    let fp32 = load::fp32_model(&dir)?;
+    let kernel = GemmKernel::best();
+    let ptdq = Ptdq::new(&fp32, Profile::ONNXRUNTIME, kernel)?;
+    let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+    let ptsq = Ptsq::new(&fp32, &calib, Calibrator::Entropy, kernel)?;
+    let _ = WeightScheme::INT8_PER_CHANNEL;
+    let report = |implementation: &str, batch: usize, seconds: f64, detail: &str| {
+        let sps = batch as f64 / seconds;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"implementation": implementation, "batch": batch, "seq_len": seq_len, "threads": 1,
+                    "sentences_per_s": sps, "seconds_median": seconds, "reps": reps, "detail": detail})
+            );
+        } else {
+            println!("{implementation:<18} batch {batch:>3}  seq_len {seq_len}  1 thread  {sps:>9.2} sentences/s  ({:.1} ms per batch; {detail})", seconds * 1e3);
+        }
+    };
+    if !json {
+        println!("MiniLM, {} Linear layers; int8 GEMM {}; median of {reps} runs", 6 * fp32.layers.len(), kernel.name());
+    }
+    let time = |lin: Option<&dyn Linears>, batch: usize| -> Result<f64, String> {
+        let mut samples = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t = std::time::Instant::now();
+            for (ids, types) in &seqs[..batch] {
+                match lin {
+                    Some(l) => fp32.embed_with(ids, types, l)?,
+                    None => fp32.embed(ids, types)?,
+                };
+            }
+            samples.push(t.elapsed().as_secs_f64());
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(samples[samples.len() / 2])
+    };
+    for &b in batches {
+        report("fp32", b, time(None, b)?, "our f32 forward pass; Linear = a dot-product loop, not a BLAS");
+        report("ptdq", b, time(Some(&ptdq), b)?, "every Linear on the int8 GEMM, activations quantized at run time (onnxruntime rule)");
+        report("ptsq", b, time(Some(&ptsq), b)?, "every Linear on the int8 GEMM, activation ranges calibrated (entropy)");
+    }
+    if no_ort {
+        return Ok(0);
+    }
+    let (times, version) = load::onnxruntime_timing(&dir, &seqs, batches, reps, &mut |m| eprintln!("{m}"))?;
+    for (&b, &t) in batches.iter().zip(&times) {
+        report("onnxruntime-int8", b, t, &format!("ONNX Runtime {version} on the int8 model, one [batch, seq_len] input"));
+    }
     Ok(0)
 }

@@ -71,47 +71,84 @@ pub fn encode(tok: &tokenizers::Tokenizer, sentence: &str) -> Result<(Vec<u32>, 
     Ok((e.get_ids()[..n].to_vec(), e.get_type_ids()[..n].to_vec()))
 }
 
-/// ONNX Runtime's last hidden state of the int8 model for each sequence, and its version.
-pub fn onnxruntime_hidden(
+/// Runs `python/minilm_ort.py` on `request` (the int8 model's path is added as `model`) and
+/// returns its JSON answer.
+fn run_ort_script(
     cache: &Path,
-    seqs: &[(Vec<u32>, Vec<u32>)],
+    mut request: serde_json::Value,
     log: &mut dyn FnMut(&str),
-) -> Result<(Vec<Vec<f32>>, String), String> {
+) -> Result<serde_json::Value, String> {
     let ort = crate::ort::setup(log)?;
     let model = fetch::cached_file(cache, "int8/model.onnx")?;
+    request["model"] = serde_json::json!(model);
     let dir = std::env::temp_dir().join(format!("quantproof-minilm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let (script, req, resp) = (dir.join("minilm_ort.py"), dir.join("request.json"), dir.join("response.json"));
-    std::fs::write(&script, include_str!("../../python/minilm_ort.py")).map_err(|e| e.to_string())?;
-    let sequences: Vec<serde_json::Value> =
-        seqs.iter().map(|(ids, types)| serde_json::json!({"ids": ids, "types": types})).collect();
-    let body = serde_json::json!({"model": model, "sequences": sequences});
-    std::fs::write(&req, body.to_string()).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new(&ort.python)
-        .arg(&script)
-        .arg(&req)
-        .arg(&resp)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", ort.python.display()))?;
     let result = (|| {
+        std::fs::write(&script, include_str!("../../python/minilm_ort.py")).map_err(|e| e.to_string())?;
+        std::fs::write(&req, request.to_string()).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new(&ort.python)
+            .arg(&script)
+            .arg(&req)
+            .arg(&resp)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", ort.python.display()))?;
         if !out.status.success() {
             return Err(format!(
                 "ONNX Runtime failed: {}",
                 String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
             ));
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&read(&resp)?).map_err(|e| format!("ONNX Runtime's answer: {e}"))?;
-        let version = v["onnxruntime"].as_str().unwrap_or("?").to_string();
-        let hidden = v["hidden"]
-            .as_array()
-            .ok_or("ONNX Runtime's answer has no hidden states")?
-            .iter()
-            .map(|h| h.as_array().map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect()))
-            .collect::<Option<Vec<Vec<f32>>>>()
-            .ok_or("ONNX Runtime's hidden states are not arrays of numbers")?;
-        Ok((hidden, version))
+        serde_json::from_slice(&read(&resp)?).map_err(|e| format!("ONNX Runtime's answer: {e}"))
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+fn sequences_json(seqs: &[(Vec<u32>, Vec<u32>)]) -> serde_json::Value {
+    seqs.iter().map(|(ids, types)| serde_json::json!({"ids": ids, "types": types})).collect()
+}
+
+/// ONNX Runtime's last hidden state of the int8 model for each sequence, and its version.
+pub fn onnxruntime_hidden(
+    cache: &Path,
+    seqs: &[(Vec<u32>, Vec<u32>)],
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<Vec<f32>>, String), String> {
+    let v = run_ort_script(cache, serde_json::json!({"sequences": sequences_json(seqs)}), log)?;
+    let version = v["onnxruntime"].as_str().unwrap_or("?").to_string();
+    let hidden = v["hidden"]
+        .as_array()
+        .ok_or("ONNX Runtime's answer has no hidden states")?
+        .iter()
+        .map(|h| h.as_array().map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect()))
+        .collect::<Option<Vec<Vec<f32>>>>()
+        .ok_or("ONNX Runtime's hidden states are not arrays of numbers")?;
+    Ok((hidden, version))
+}
+
+/// ONNX Runtime running the int8 model on one thread: the median seconds of `reps` runs of the
+/// first `batch` sequences as one `[batch, L]` input, for each batch size (all sequences have
+/// one length), and its version.
+pub fn onnxruntime_timing(
+    cache: &Path,
+    seqs: &[(Vec<u32>, Vec<u32>)],
+    batches: &[usize],
+    reps: usize,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<f64>, String), String> {
+    let body = serde_json::json!({"sequences": sequences_json(seqs), "bench": {"batches": batches, "reps": reps}});
+    let v = run_ort_script(cache, body, log)?;
+    let version = v["onnxruntime"].as_str().unwrap_or("?").to_string();
+    let times = v["seconds_median"]
+        .as_array()
+        .ok_or("ONNX Runtime's answer has no timings")?
+        .iter()
+        .map(|t| t.as_f64())
+        .collect::<Option<Vec<f64>>>()
+        .ok_or("ONNX Runtime's timings are not numbers")?;
+    if times.len() != batches.len() {
+        return Err(format!("ONNX Runtime timed {} batch sizes instead of {}", times.len(), batches.len()));
+    }
+    Ok((times, version))
 }

@@ -6,6 +6,7 @@
 //! fp32 weights by the reference quantizer. The ONNX graph is read with `prost` ([`onnx`]), the
 //! weights with `safetensors`.
 
+pub mod eval;
 pub mod fetch;
 pub mod int8;
 pub mod load;

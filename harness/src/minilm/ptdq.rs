@@ -31,22 +31,58 @@ pub struct QuantizedLinear {
     pub codes: Vec<i8>,
 }
 
-/// Quantizes `lin`'s weight `[out, in]` per output channel, symmetric int8 (the narrow range),
-/// under `profile`'s scale and rounding rules.
-pub fn quantize_weight(lin: &Linear, profile: &Profile) -> Result<QuantizedLinear, String> {
-    let req = QParamsRequest::new(QType::I8, Symmetry::Symmetric);
-    let range = QType::I8.narrow_range();
-    let (o, k) = (lin.outputs, lin.inputs);
-    let mut scales = Vec::with_capacity(o);
-    for row in lin.weight.chunks(k) {
-        let lo = row.iter().copied().fold(0f32, f32::min);
-        let hi = row.iter().copied().fold(0f32, f32::max);
-        let p = profile
-            .qparams
-            .choose(lo, hi, &QParamsRequest { custom_range: Some(range), ..req })
-            .map_err(|e| e.to_string())?;
-        scales.push(p.scale);
+/// How the Linear weights are quantized: one scale per output channel or one per tensor, and
+/// the code width (8 bits: codes in `[-127, 127]`; 4 bits: `[-7, 7]`, one code per byte so that
+/// the same int8 GEMM runs them), symmetric, zero point 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightScheme {
+    pub per_channel: bool,
+    pub bits: u32,
+}
+
+impl WeightScheme {
+    /// The int8 model's scheme (and the usual one): int8, per output channel.
+    pub const INT8_PER_CHANNEL: WeightScheme = WeightScheme { per_channel: true, bits: 8 };
+
+    pub fn granularity(self) -> &'static str {
+        if self.per_channel {
+            "per-channel"
+        } else {
+            "per-tensor"
+        }
     }
+
+    /// `int8 per-channel`, `int4 per-tensor`, ...
+    pub fn name(self) -> String {
+        format!("int{} {}", self.bits, self.granularity())
+    }
+
+    /// The symmetric narrow code range.
+    pub fn range(self) -> Result<quantproof_reference::scheme::CodeRange, String> {
+        if !(2..=8).contains(&self.bits) {
+            return Err(format!("weights of {} bits: the int8 GEMM takes 2 to 8", self.bits));
+        }
+        let q = QType::new(self.bits, quantproof_reference::scheme::Signedness::Signed).map_err(|e| e.to_string())?;
+        Ok(q.narrow_range())
+    }
+}
+
+/// Quantizes `lin`'s weight `[out, in]` under `scheme`, symmetric (the narrow range), with
+/// `profile`'s scale and rounding rules (`s = max|w| / qmax` over the row or the tensor).
+pub fn quantize_weight(lin: &Linear, profile: &Profile, scheme: WeightScheme) -> Result<QuantizedLinear, String> {
+    let range = scheme.range()?;
+    let req = QParamsRequest { custom_range: Some(range), ..QParamsRequest::new(QType::I8, Symmetry::Symmetric) };
+    let (o, k) = (lin.outputs, lin.inputs);
+    let choose = |w: &[f32]| -> Result<f32, String> {
+        let lo = w.iter().copied().fold(0f32, f32::min);
+        let hi = w.iter().copied().fold(0f32, f32::max);
+        Ok(profile.qparams.choose(lo, hi, &req).map_err(|e| e.to_string())?.scale)
+    };
+    let scales = if scheme.per_channel {
+        lin.weight.chunks(k).map(choose).collect::<Result<Vec<f32>, String>>()?
+    } else {
+        vec![choose(&lin.weight)?; o]
+    };
     let params = QuantParams::per_axis(0, scales.clone(), vec![0; o], range);
     let mut codes = vec![0i8; o * k];
     quantize::quantize(&lin.weight, &[o, k], &params, profile.quantize, &mut codes).map_err(|e| e.to_string())?;
@@ -64,12 +100,17 @@ pub struct Ptdq {
 }
 
 impl Ptdq {
-    /// Quantizes and packs every Linear weight of `bert` once.
+    /// Quantizes (int8 per channel) and packs every Linear weight of `bert` once.
     pub fn new(bert: &Bert, profile: Profile, kernel: GemmKernel) -> Result<Ptdq, String> {
+        Ptdq::with_weights(bert, profile, WeightScheme::INT8_PER_CHANNEL, kernel)
+    }
+
+    /// [`Ptdq::new`] with the weights quantized under `scheme`.
+    pub fn with_weights(bert: &Bert, profile: Profile, scheme: WeightScheme, kernel: GemmKernel) -> Result<Ptdq, String> {
         let mut linears = HashMap::new();
         for (i, layer) in bert.layers.iter().enumerate() {
             for w in Which::ALL {
-                linears.insert((i, w), quantize_weight(layer.linear(w), &profile)?);
+                linears.insert((i, w), quantize_weight(layer.linear(w), &profile, scheme)?);
             }
         }
         Ok(Ptdq { profile, kernel, engine: Engine::auto(), linears })
@@ -157,7 +198,7 @@ mod tests {
     #[test]
     fn weights_are_quantized_per_output_channel() {
         let lin = Linear { weight: vec![1.0, -0.5, 0.25, 0.0, 0.02, -0.04], bias: vec![0.0; 2], inputs: 3, outputs: 2 };
-        let q = quantize_weight(&lin, &Profile::ONNXRUNTIME).unwrap();
+        let q = quantize_weight(&lin, &Profile::ONNXRUNTIME, WeightScheme::INT8_PER_CHANNEL).unwrap();
         assert_eq!(q.scales, vec![1.0 / 127.0, (0.04f64 / 127.0) as f32]);
         let want: Vec<i8> =
             lin.weight.iter().enumerate().map(|(i, &w)| (w / q.scales[i / 3]).round_ties_even() as i8).collect();

@@ -9,7 +9,7 @@
 //! symmetric calibrated range `[-a, a]` gives zero point 128).
 
 use super::model::{Bert, Linear, Linears, Which};
-use super::ptdq::{int8_linear, quantize_weight, QuantizedLinear};
+use super::ptdq::{int8_linear, quantize_weight, QuantizedLinear, WeightScheme};
 use quantproof_optimized::gemm::GemmKernel;
 use quantproof_reference::calibrate::onnxruntime::{CalibrateSpec, HistogramCollector};
 use quantproof_reference::calibrate::torch::{HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver};
@@ -133,7 +133,7 @@ impl Ptsq {
         for (ids, types) in calibration {
             bert.hidden_states_with(ids, types, &rec)?;
         }
-        Ptsq::from_recorded(bert, &rec, calibrator, kernel)
+        Ptsq::from_recorded(bert, &rec, calibrator, WeightScheme::INT8_PER_CHANNEL, kernel)
     }
 
     /// [`Ptsq::new`] from inputs already recorded (so that several calibrators share one pass).
@@ -141,6 +141,7 @@ impl Ptsq {
         bert: &Bert,
         rec: &Recorder,
         calibrator: Calibrator,
+        scheme: WeightScheme,
         kernel: GemmKernel,
     ) -> Result<Ptsq, String> {
         let profile = Profile::ONNXRUNTIME;
@@ -150,7 +151,7 @@ impl Ptsq {
         let inputs = rec.inputs.borrow();
         for (i, layer) in bert.layers.iter().enumerate() {
             for w in Which::ALL {
-                weights.insert((i, w), quantize_weight(layer.linear(w), &profile)?);
+                weights.insert((i, w), quantize_weight(layer.linear(w), &profile, scheme)?);
                 let batches = inputs.get(&(i, w)).ok_or_else(|| format!("layer {i} {}: never called", w.name()))?;
                 let r = calibrator
                     .range(batches)
@@ -199,7 +200,7 @@ mod tests {
         assert_eq!(rec.inputs.borrow().len(), 2 * 6);
         for c in Calibrator::ALL {
             // Every calibrator gives parameters or a typed error; min-max must be close to fp32.
-            match Ptsq::from_recorded(&bert, &rec, c, GemmKernel::Portable) {
+            match Ptsq::from_recorded(&bert, &rec, c, WeightScheme::INT8_PER_CHANNEL, GemmKernel::Portable) {
                 Ok(p) => {
                     let q = bert.embed_with(&ids, &[0; 5], &p).unwrap();
                     let cos = cosine(&q, &fp32);
