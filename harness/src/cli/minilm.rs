@@ -102,9 +102,9 @@ pub enum Sub {
         /// Timed runs per implementation and batch (the median is reported).
         #[arg(long, default_value_t = 3)]
         reps: usize,
-        /// Skip ONNX Runtime.
-        #[arg(long)]
-        no_ort: bool,
+        /// Implementations to time (comma-separated): fp32, ptdq, ptsq, onnxruntime-int8.
+        #[arg(long = "impl", default_value = "fp32,ptdq,ptsq,onnxruntime-int8", value_delimiter = ',')]
+        implementations: Vec<String>,
     },
     Eval {
         #[arg(long, value_name = "DIR")]
@@ -168,7 +168,9 @@ pub fn run(args: Args) -> i32 {
         Sub::Ptdq { cache, profile, per_layer, sentences } => run_ptdq(cache, &profile, per_layer, &sentences),
         Sub::Ptsq { cache } => run_ptsq(cache),
         Sub::Eval { cache, json, limit } => run_eval(cache, json, limit),
-        Sub::Bench { cache, json, seq_len, batch, reps, no_ort } => run_bench(cache, json, seq_len, &batch, reps, no_ort),
+        Sub::Bench { cache, json, seq_len, batch, reps, implementations } => {
+            run_bench(cache, json, seq_len, &batch, reps, &implementations)
+        }
     };
     match r {
         Ok(code) => code,
@@ -548,9 +550,21 @@ fn bench_sequences(tok: &tokenizers::Tokenizer, seq_len: usize, count: usize) ->
         .collect())
 }
 
-fn run_bench(cache: Option<PathBuf>, json: bool, seq_len: usize, batches: &[usize], reps: usize, no_ort: bool) -> Result<i32, String> {
+fn run_bench(
+    cache: Option<PathBuf>,
+    json: bool,
+    seq_len: usize,
+    batches: &[usize],
+    reps: usize,
+    implementations: &[String],
+) -> Result<i32, String> {
+    const KNOWN: [&str; 4] = ["fp32", "ptdq", "ptsq", "onnxruntime-int8"];
+    if let Some(bad) = implementations.iter().find(|i| !KNOWN.contains(&i.as_str())) {
+        return Err(format!("--impl {bad}: one of {}", KNOWN.join(", ")));
+    }
+    let wants = |name: &str| implementations.iter().any(|i| i == name);
     use crate::minilm::model::Linears;
-    use crate::minilm::ptdq::{Ptdq, WeightScheme};
+    use crate::minilm::ptdq::Ptdq;
     use crate::minilm::ptsq::{Calibrator, Ptsq};
     use quantproof_optimized::gemm::GemmKernel;
     if batches.is_empty() || batches.iter().any(|&b| b == 0 || b > 256) {
@@ -563,10 +577,14 @@ fn run_bench(cache: Option<PathBuf>, json: bool, seq_len: usize, batches: &[usiz
     let seqs = bench_sequences(&tok, seq_len, largest)?;
     let fp32 = load::fp32_model(&dir)?;
     let kernel = GemmKernel::best();
-    let ptdq = Ptdq::new(&fp32, Profile::ONNXRUNTIME, kernel)?;
-    let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
-    let ptsq = Ptsq::new(&fp32, &calib, Calibrator::Entropy, kernel)?;
-    let _ = WeightScheme::INT8_PER_CHANNEL;
+    // Built only when timed (quantizing and packing the weights, calibrating PTSQ's ranges).
+    let ptdq = if wants("ptdq") { Some(Ptdq::new(&fp32, Profile::ONNXRUNTIME, kernel)?) } else { None };
+    let ptsq = if wants("ptsq") {
+        let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+        Some(Ptsq::new(&fp32, &calib, Calibrator::Entropy, kernel)?)
+    } else {
+        None
+    };
     let report = |implementation: &str, batch: usize, seconds: f64, detail: &str| {
         let sps = batch as f64 / seconds;
         if json {
@@ -598,11 +616,17 @@ fn run_bench(cache: Option<PathBuf>, json: bool, seq_len: usize, batches: &[usiz
         Ok(samples[samples.len() / 2])
     };
     for &b in batches {
-        report("fp32", b, time(None, b)?, "our f32 forward pass; Linear = a dot-product loop, not a BLAS");
-        report("ptdq", b, time(Some(&ptdq), b)?, "every Linear on the int8 GEMM, activations quantized at run time (onnxruntime rule)");
-        report("ptsq", b, time(Some(&ptsq), b)?, "every Linear on the int8 GEMM, activation ranges calibrated (entropy)");
+        if wants("fp32") {
+            report("fp32", b, time(None, b)?, "our f32 forward pass; Linear = a dot-product loop, not a BLAS");
+        }
+        if let Some(p) = &ptdq {
+            report("ptdq", b, time(Some(p), b)?, "every Linear on the int8 GEMM, activations quantized at run time (onnxruntime rule)");
+        }
+        if let Some(p) = &ptsq {
+            report("ptsq", b, time(Some(p), b)?, "every Linear on the int8 GEMM, activation ranges calibrated (entropy)");
+        }
     }
-    if no_ort {
+    if !wants("onnxruntime-int8") {
         return Ok(0);
     }
     let (times, version) = load::onnxruntime_timing(&dir, &seqs, batches, reps, &mut |m| eprintln!("{m}"))?;

@@ -17,7 +17,6 @@ use quantproof_reference::calibrate::{aciq, mse, tensorrt, NonFinitePolicy, Obse
 use quantproof_reference::choose_params::{ScaleZeroPoint, TorchObserverConfig};
 use quantproof_reference::profile::{Profile, QParamsRequest};
 use quantproof_reference::quant_params::QuantParams;
-use quantproof_reference::quantize;
 use quantproof_reference::scheme::{QType, RangeReduction, Symmetry};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -115,6 +114,8 @@ impl Linears for Recorder {
 /// Every Linear on the int8 GEMM with calibrated, fixed activation parameters.
 pub struct Ptsq {
     pub kernel: GemmKernel,
+    /// Quantizes the activations (the reference's arithmetic, bit for bit, on this CPU's ISA).
+    pub engine: quantproof_optimized::Engine,
     pub profile: Profile,
     pub weights: HashMap<(usize, Which), QuantizedLinear>,
     pub activations: HashMap<(usize, Which), ScaleZeroPoint>,
@@ -160,7 +161,7 @@ impl Ptsq {
                 activations.insert((i, w), p);
             }
         }
-        Ok(Ptsq { kernel, profile, weights, activations })
+        Ok(Ptsq { kernel, engine: quantproof_optimized::Engine::auto(), profile, weights, activations })
     }
 }
 
@@ -173,7 +174,7 @@ impl Linears for Ptsq {
         };
         let params = QuantParams::per_tensor(p.scale, p.zero_point, QType::U8.full_range());
         let mut qx = vec![0u8; x.len()];
-        quantize::quantize(x, &[x.len()], &params, self.profile.quantize, &mut qx).map_err(|e| e.to_string())?;
+        self.engine.quantize(x, &[x.len()], &params, self.profile.quantize, &mut qx).map_err(|e| e.to_string())?;
         int8_linear(&qx, *p, q, lin, rows, self.kernel)
     }
 }
