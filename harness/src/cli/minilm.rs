@@ -106,6 +106,19 @@ pub enum Sub {
         #[arg(long = "impl", default_value = "fp32,ptdq,ptsq,onnxruntime-int8", value_delimiter = ',')]
         implementations: Vec<String>,
     },
+    /// Where the accuracy goes, Linear by Linear: SQNR of the weights and of the inputs under
+    /// PTDQ and PTSQ, rounding against clipping, codes used, and the cost of quantizing that
+    /// Linear alone.
+    Analyze {
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// One JSON object per line and Linear.
+        #[arg(long)]
+        json: bool,
+        /// Sentences (default: the built-in evaluation set of eight).
+        #[arg(value_name = "SENTENCE")]
+        sentences: Vec<String>,
+    },
     Eval {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
@@ -127,37 +140,7 @@ fn or_default(sentences: &[String]) -> Vec<String> {
     }
 }
 
-/// The calibration set of `ptsq` (distinct from the evaluation sentences).
-pub const CALIBRATION: [&str; 16] = [
-    "A woman is slicing onions in the kitchen.",
-    "The train to Berlin leaves at seven in the morning.",
-    "Neural networks can be compressed with low-precision arithmetic.",
-    "What is the capital of Australia?",
-    "He forgot his umbrella and got soaked in the rain.",
-    "Our quarterly revenue grew by twelve percent.",
-    "The children built a sandcastle on the beach.",
-    "Please restart the server after installing the update.",
-    "A dog is running through a field of tall grass.",
-    "Matrix multiplication dominates the cost of transformer inference.",
-    "I would like to book a table for two at eight.",
-    "The museum reopened after a long renovation.",
-    "Scientists discovered a new species of frog in the rainforest.",
-    "Can you recommend a good book about history?",
-    "The orchestra played a symphony by Beethoven.",
-    "Thanks!",
-];
-
-/// The default sentences of `compare`, `ptdq` and `ptsq` (the evaluation set).
-pub const SENTENCES: [&str; 8] = [
-    "The cat sits outside on the warm stone steps.",
-    "A man is playing the guitar on a crowded street.",
-    "Quantization maps real numbers to a small set of integers.",
-    "How do I reset my password if I no longer have access to my email?",
-    "The stock market fell sharply after the announcement.",
-    "int8 kernels accumulate in 32 bits to stay exact.",
-    "She bought fresh bread, cheese and a bottle of wine for the picnic.",
-    "Hello!",
-];
+pub use crate::minilm::{CALIBRATION, SENTENCES};
 
 pub fn run(args: Args) -> i32 {
     let r = match args.command {
@@ -168,6 +151,7 @@ pub fn run(args: Args) -> i32 {
         Sub::Ptdq { cache, profile, per_layer, sentences } => run_ptdq(cache, &profile, per_layer, &sentences),
         Sub::Ptsq { cache } => run_ptsq(cache),
         Sub::Eval { cache, json, limit } => run_eval(cache, json, limit),
+        Sub::Analyze { cache, json, sentences } => run_analyze(cache, json, &sentences),
         Sub::Bench { cache, json, seq_len, batch, reps, implementations } => {
             run_bench(cache, json, seq_len, &batch, reps, &implementations)
         }
@@ -374,91 +358,16 @@ fn run_ptsq(cache: Option<PathBuf>) -> Result<i32, String> {
     Ok(0)
 }
 
-/// One configuration of `minilm eval`.
-struct EvalConfig {
-    scheme: &'static str,
-    calibrator: String,
-    activations: &'static str,
-    weights: Option<crate::minilm::ptdq::WeightScheme>,
-    /// Weights the toolchain quantized (the int8 model), not quantproof.
-    toolchain: bool,
-}
-
 fn run_eval(cache: Option<PathBuf>, json: bool, limit: Option<usize>) -> Result<i32, String> {
-    use crate::minilm::eval::{accuracy, corpus, model_bytes, neighbours};
-    use crate::minilm::model::Linears;
-    use crate::minilm::ptdq::{Ptdq, WeightScheme};
-    use crate::minilm::ptsq::{Calibrator, Ptsq, Recorder};
-    use quantproof_optimized::gemm::GemmKernel;
     let dir = fetch::cache_dir(cache.as_deref())?;
-    let tok = load::tokenizer(&dir)?;
-    let mut sentences = corpus();
-    if let Some(n) = limit {
-        if n < 6 {
-            return Err(format!("--limit {n}: at least 6 sentences are needed for top-5 retrieval"));
-        }
-        sentences.truncate(n);
-    }
-    let seqs = sentences.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
-    let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
-    let fp32 = load::fp32_model(&dir)?;
-    let embed_all = |lin: Option<&dyn Linears>, bert: &crate::minilm::model::Bert| -> Result<Vec<Vec<f32>>, String> {
-        seqs.iter()
-            .map(|(ids, types)| match lin {
-                Some(l) => bert.embed_with(ids, types, l),
-                None => bert.embed(ids, types),
-            })
-            .collect()
-    };
-    let reference = embed_all(None, &fp32)?;
-    let reference_nn = neighbours(&reference, 5);
-    let kernel = GemmKernel::best();
-    let rec = Recorder::default();
-    for (ids, types) in &calib {
-        fp32.hidden_states_with(ids, types, &rec)?;
-    }
-    let i8c = WeightScheme::INT8_PER_CHANNEL;
-    let i8t = WeightScheme { per_channel: false, bits: 8 };
-    let i4c = WeightScheme { per_channel: true, bits: 4 };
-    let i4t = WeightScheme { per_channel: false, bits: 4 };
-    let dynamic = "uint8 per-tensor, at run time";
-    let fixed = "uint8 per-tensor, calibrated";
-    let mut configs = vec![EvalConfig {
-        scheme: "weight-only",
-        calibrator: "none".into(),
-        activations: "f32",
-        weights: Some(i8c),
-        toolchain: true,
-    }];
-    for (profile, w) in [("onnxruntime", i8c), ("torch", i8c), ("onnxruntime", i8t), ("onnxruntime", i4c), ("onnxruntime", i4t)] {
-        configs.push(EvalConfig {
-            scheme: "ptdq",
-            calibrator: format!("{profile} dynamic"),
-            activations: dynamic,
-            weights: Some(w),
-            toolchain: false,
-        });
-    }
-    for c in Calibrator::ALL {
-        configs.push(EvalConfig { scheme: "ptsq", calibrator: c.name().into(), activations: fixed, weights: Some(i8c), toolchain: false });
-    }
-    for w in [i8t, i4c] {
-        configs.push(EvalConfig {
-            scheme: "ptsq",
-            calibrator: Calibrator::Entropy.name().into(),
-            activations: fixed,
-            weights: Some(w),
-            toolchain: false,
-        });
-    }
-    let fp32_bytes = model_bytes(&fp32, None);
+    let run = crate::minilm::eval::evaluate(&dir, limit)?;
     if !json {
         println!(
             "{} corpus sentences against fp32 ({:.1} MB); calibration on {} other sentences; GEMM {}",
-            seqs.len(),
-            fp32_bytes as f64 / 1e6,
-            calib.len(),
-            kernel.name()
+            run.sentences,
+            run.fp32_bytes as f64 / 1e6,
+            CALIBRATION.len(),
+            run.gemm
         );
         println!(
             "{:<12} {:<32} {:<18} {:>9} {:>10} {:>10} {:>8} {:>8}",
@@ -466,44 +375,15 @@ fn run_eval(cache: Option<PathBuf>, json: bool, limit: Option<usize>) -> Result<
         );
     }
     let mut failures = 0;
-    for c in &configs {
-        let calibrator = c.calibrator.as_str();
-        let result = (|| -> Result<Vec<Vec<f32>>, String> {
-            let w = c.weights.unwrap_or(i8c);
-            match (c.scheme, c.toolchain) {
-                ("weight-only", true) => embed_all(None, &load::dequantized_int8_model(&dir)?.0),
-                ("ptdq", _) => {
-                    let profile = Profile::by_name(calibrator.split(' ').next().unwrap_or("onnxruntime")).map_err(|e| e.to_string())?;
-                    embed_all(Some(&Ptdq::with_weights(&fp32, profile, w, kernel)?), &fp32)
-                }
-                _ => {
-                    let cal = Calibrator::ALL.into_iter().find(|k| k.name() == calibrator).ok_or("unknown calibrator")?;
-                    embed_all(Some(&Ptsq::from_recorded(&fp32, &rec, cal, w, kernel)?), &fp32)
-                }
-            }
-        })()
-        .and_then(|emb| accuracy(&reference, &reference_nn, &emb));
-        let w = c.weights.unwrap_or(i8c);
-        let bytes = model_bytes(&fp32, c.weights);
-        match result {
-            Ok(a) if json => println!(
-                "{}",
-                serde_json::json!({
-                    "scheme": c.scheme, "calibrator": calibrator, "activations": c.activations,
-                    "weights": w.name(), "weight_bits": w.bits, "weight_granularity": w.granularity(),
-                    "weights_by": if c.toolchain { "toolchain (the int8 model)" } else { "quantproof" },
-                    "model_bytes": bytes, "fp32_model_bytes": fp32_bytes,
-                    "mean_cosine": a.mean_cosine, "min_cosine": a.min_cosine,
-                    "top1_agreement": a.top1_agreement, "top5_agreement": a.top5_agreement,
-                    "sentences": seqs.len(), "gemm": kernel.name(),
-                })
-            ),
+    for r in &run.rows {
+        match &r.result {
+            Ok(_) if json => println!("{}", r.to_json(&run)),
             Ok(a) => println!(
                 "{:<12} {:<32} {:<18} {:>9.1} {:>10.6} {:>10.6} {:>7.1}% {:>7.1}%",
-                c.scheme,
-                calibrator,
-                w.name(),
-                bytes as f64 / 1e6,
+                r.scheme,
+                r.calibrator,
+                r.weights.name(),
+                r.model_bytes as f64 / 1e6,
                 a.mean_cosine,
                 a.min_cosine,
                 100.0 * a.top1_agreement,
@@ -512,42 +392,14 @@ fn run_eval(cache: Option<PathBuf>, json: bool, limit: Option<usize>) -> Result<
             Err(e) => {
                 failures += 1;
                 if json {
-                    println!("{}", serde_json::json!({"scheme": c.scheme, "calibrator": calibrator, "weights": w.name(), "error": e}));
+                    println!("{}", r.to_json(&run));
                 } else {
-                    println!("{:<12} {:<32} {:<18} failed: {e}", c.scheme, calibrator, w.name());
+                    println!("{:<12} {:<32} {:<18} failed: {e}", r.scheme, r.calibrator, r.weights.name());
                 }
             }
         }
     }
     Ok(if failures == 0 { 0 } else { 1 })
-}
-
-/// `count` sequences of exactly `seq_len` tokens (`[CLS]`, corpus text, `[SEP]`), each starting
-/// at a different place of the corpus's token stream.
-fn bench_sequences(tok: &tokenizers::Tokenizer, seq_len: usize, count: usize) -> Result<Vec<(Vec<u32>, Vec<u32>)>, String> {
-    let special = |t: &str| tok.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
-    let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
-    if !(2..=512).contains(&seq_len) {
-        return Err(format!("--seq-len {seq_len}: 2 to 512 tokens"));
-    }
-    let mut stream = Vec::new();
-    for s in crate::minilm::eval::corpus() {
-        let e = tok.encode(s, false).map_err(|e| format!("tokenizing {s:?}: {e}"))?;
-        stream.extend_from_slice(e.get_ids());
-    }
-    let body = seq_len - 2;
-    if stream.len() < body + count {
-        return Err(format!("the corpus has {} tokens, too few for {count} sequences of {seq_len}", stream.len()));
-    }
-    let step = (stream.len() - body) / count.max(1);
-    Ok((0..count)
-        .map(|i| {
-            let mut ids = vec![cls];
-            ids.extend_from_slice(&stream[i * step..i * step + body]);
-            ids.push(sep);
-            (ids, vec![0; seq_len])
-        })
-        .collect())
 }
 
 fn run_bench(
@@ -558,80 +410,74 @@ fn run_bench(
     reps: usize,
     implementations: &[String],
 ) -> Result<i32, String> {
-    const KNOWN: [&str; 4] = ["fp32", "ptdq", "ptsq", "onnxruntime-int8"];
-    if let Some(bad) = implementations.iter().find(|i| !KNOWN.contains(&i.as_str())) {
-        return Err(format!("--impl {bad}: one of {}", KNOWN.join(", ")));
-    }
-    let wants = |name: &str| implementations.iter().any(|i| i == name);
-    use crate::minilm::model::Linears;
-    use crate::minilm::ptdq::Ptdq;
-    use crate::minilm::ptsq::{Calibrator, Ptsq};
+    let dir = fetch::cache_dir(cache.as_deref())?;
+    let say = |r: &crate::minilm::bench::BenchRow| {
+        if json {
+            println!("{}", r.to_json());
+        } else {
+            println!(
+                "{:<18} batch {:>3}  seq_len {}  1 thread  {:>9.2} sentences/s  ({:.1} ms per batch; {})",
+                r.implementation,
+                r.batch,
+                r.seq_len,
+                r.sentences_per_s,
+                r.seconds_median * 1e3,
+                r.detail
+            );
+        }
+    };
+    crate::minilm::bench::run(&dir, seq_len, batches, reps, implementations, &mut |m| eprintln!("{m}"), &mut |r| say(r))?;
+    Ok(0)
+}
+
+fn run_analyze(cache: Option<PathBuf>, json: bool, sentences: &[String]) -> Result<i32, String> {
     use quantproof_optimized::gemm::GemmKernel;
-    if batches.is_empty() || batches.iter().any(|&b| b == 0 || b > 256) {
-        return Err(format!("--batch {batches:?}: each batch size must be 1 to 256"));
-    }
-    let reps = reps.max(1);
     let dir = fetch::cache_dir(cache.as_deref())?;
     let tok = load::tokenizer(&dir)?;
-    let largest = batches.iter().copied().max().unwrap_or(1);
-    let seqs = bench_sequences(&tok, seq_len, largest)?;
+    let enc = |v: &[String]| v.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>();
+    let calib = enc(&CALIBRATION.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let eval = enc(&or_default(sentences))?;
     let fp32 = load::fp32_model(&dir)?;
-    let kernel = GemmKernel::best();
-    // Built only when timed (quantizing and packing the weights, calibrating PTSQ's ranges).
-    let ptdq = if wants("ptdq") { Some(Ptdq::new(&fp32, Profile::ONNXRUNTIME, kernel)?) } else { None };
-    let ptsq = if wants("ptsq") {
-        let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
-        Some(Ptsq::new(&fp32, &calib, Calibrator::Entropy, kernel)?)
-    } else {
-        None
-    };
-    let report = |implementation: &str, batch: usize, seconds: f64, detail: &str| {
-        let sps = batch as f64 / seconds;
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"implementation": implementation, "batch": batch, "seq_len": seq_len, "threads": 1,
-                    "sentences_per_s": sps, "seconds_median": seconds, "reps": reps, "detail": detail})
-            );
-        } else {
-            println!("{implementation:<18} batch {batch:>3}  seq_len {seq_len}  1 thread  {sps:>9.2} sentences/s  ({:.1} ms per batch; {detail})", seconds * 1e3);
+    let rows = crate::minilm::analysis::analyze_linears(&fp32, &calib, &eval, GemmKernel::best())?;
+    if json {
+        for r in &rows {
+            println!("{}", r.to_json());
         }
-    };
-    if !json {
-        println!("MiniLM, {} Linear layers; int8 GEMM {}; median of {reps} runs", 6 * fp32.layers.len(), kernel.name());
-    }
-    let time = |lin: Option<&dyn Linears>, batch: usize| -> Result<f64, String> {
-        let mut samples = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let t = std::time::Instant::now();
-            for (ids, types) in &seqs[..batch] {
-                match lin {
-                    Some(l) => fp32.embed_with(ids, types, l)?,
-                    None => fp32.embed(ids, types)?,
-                };
-            }
-            samples.push(t.elapsed().as_secs_f64());
-        }
-        samples.sort_by(f64::total_cmp);
-        Ok(samples[samples.len() / 2])
-    };
-    for &b in batches {
-        if wants("fp32") {
-            report("fp32", b, time(None, b)?, "our f32 forward pass; Linear = a dot-product loop, not a BLAS");
-        }
-        if let Some(p) = &ptdq {
-            report("ptdq", b, time(Some(p), b)?, "every Linear on the int8 GEMM, activations quantized at run time (onnxruntime rule)");
-        }
-        if let Some(p) = &ptsq {
-            report("ptsq", b, time(Some(p), b)?, "every Linear on the int8 GEMM, activation ranges calibrated (entropy)");
-        }
-    }
-    if !wants("onnxruntime-int8") {
         return Ok(0);
     }
-    let (times, version) = load::onnxruntime_timing(&dir, &seqs, batches, reps, &mut |m| eprintln!("{m}"))?;
-    for (&b, &t) in batches.iter().zip(&times) {
-        report("onnxruntime-int8", b, t, &format!("ONNX Runtime {version} on the int8 model, one [batch, seq_len] input"));
+    println!(
+        "every Linear of MiniLM on {} sentences: weights int8 per channel; inputs uint8 per tensor, PTDQ (ranges at run time) and PTSQ (entropy ranges from {} calibration sentences)",
+        eval.len(),
+        calib.len()
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8} {:>10}",
+        "Linear", "W SQNR", "X SQNR", "X use", "PTSQ SQNR", "round %", "clip'd %", "alone 1-cos"
+    );
+    for r in &rows {
+        println!(
+            "{:<44} {:>8.1}dB {:>8.1}dB {:>6.0}% {:>8.1}dB {:>7.1}% {:>7.3}% {:>10.2e}",
+            r.name(),
+            r.weight.sqnr_db,
+            r.ptdq_input.sqnr_db,
+            100.0 * r.ptdq_input.level_utilization,
+            r.ptsq_input.sqnr_db,
+            100.0 * r.ptsq_input.round_share,
+            100.0 * r.ptsq_input.clipped_fraction,
+            r.alone_cost
+        );
+    }
+    let mut worst: Vec<&crate::minilm::analysis::LinearRow> = rows.iter().collect();
+    worst.sort_by(|a, b| b.alone_cost.total_cmp(&a.alone_cost));
+    let total: f64 = rows.iter().map(|r| r.alone_cost).sum();
+    if let Some(w) = worst.first() {
+        println!(
+            "costliest alone: {} ({:.0}% of the summed cost; its input's SQNR {:.1} dB with {:.0}% of the codes used)",
+            w.name(),
+            100.0 * w.alone_cost / total.max(f64::MIN_POSITIVE),
+            w.ptdq_input.sqnr_db,
+            100.0 * w.ptdq_input.level_utilization
+        );
     }
     Ok(0)
 }

@@ -9,8 +9,13 @@
 //! agreement** is the mean overlap of the five nearest neighbours with fp32's five, divided by
 //! five (1.0 when every query retrieves fp32's five, in any order).
 
-use super::model::{cosine, Bert, Which};
-use super::ptdq::WeightScheme;
+use super::model::{cosine, Bert, Linears, Which};
+use super::ptdq::{Ptdq, WeightScheme};
+use super::ptsq::{Calibrator, Ptsq, Recorder};
+use super::{load, CALIBRATION};
+use quantproof_optimized::gemm::GemmKernel;
+use quantproof_reference::profile::Profile;
+use std::path::Path;
 
 /// The corpus, one sentence per non-empty, non-comment line.
 pub const CORPUS_TEXT: &str = include_str!("../../data/minilm_corpus.txt");
@@ -90,6 +95,140 @@ pub fn model_bytes(bert: &Bert, weights: Option<WeightScheme>) -> usize {
         }
     }
     4 * f32_params + quantized_bits.div_ceil(8)
+}
+
+/// One configuration of [`evaluate`] and its accuracy.
+#[derive(Debug, Clone)]
+pub struct EvalRow {
+    /// `weight-only` (the toolchain's int8 model), `ptdq` or `ptsq`.
+    pub scheme: &'static str,
+    /// The dynamic rule (`onnxruntime dynamic`, `torch dynamic`), a calibrator's name, or `none`.
+    pub calibrator: String,
+    pub activations: &'static str,
+    pub weights: WeightScheme,
+    /// Weights quantized by the toolchain that made the int8 model, not by quantproof.
+    pub toolchain: bool,
+    pub model_bytes: usize,
+    pub result: Result<Accuracy, String>,
+}
+
+/// Every configuration of [`evaluate`] on one corpus.
+#[derive(Debug, Clone)]
+pub struct EvalRun {
+    pub sentences: usize,
+    pub fp32_bytes: usize,
+    pub gemm: &'static str,
+    pub rows: Vec<EvalRow>,
+}
+
+impl EvalRow {
+    /// The `minilm eval --json` line.
+    pub fn to_json(&self, run: &EvalRun) -> serde_json::Value {
+        let w = self.weights;
+        let mut v = serde_json::json!({
+            "scheme": self.scheme, "calibrator": self.calibrator, "activations": self.activations,
+            "weights": w.name(), "weight_bits": w.bits, "weight_granularity": w.granularity(),
+            "weights_by": if self.toolchain { "toolchain (the int8 model)" } else { "quantproof" },
+            "model_bytes": self.model_bytes, "fp32_model_bytes": run.fp32_bytes,
+            "sentences": run.sentences, "gemm": run.gemm,
+        });
+        match &self.result {
+            Ok(a) => {
+                v["mean_cosine"] = a.mean_cosine.into();
+                v["min_cosine"] = a.min_cosine.into();
+                v["top1_agreement"] = a.top1_agreement.into();
+                v["top5_agreement"] = a.top5_agreement.into();
+            }
+            Err(e) => v["error"] = e.clone().into(),
+        }
+        v
+    }
+}
+
+/// Evaluates every configuration against fp32 on the corpus (its first `limit` sentences):
+/// the toolchain's weight-only int8 model; PTDQ under ONNX Runtime's and PyTorch's dynamic
+/// rules with int8 per-channel weights, and under ONNX Runtime's with int8 per-tensor and int4
+/// weights; PTSQ with every calibrator (int8 per-channel weights) and the entropy calibrator
+/// with int8 per-tensor and int4 per-channel weights. PTSQ calibrates on [`CALIBRATION`].
+pub fn evaluate(cache: &Path, limit: Option<usize>) -> Result<EvalRun, String> {
+    let tok = load::tokenizer(cache)?;
+    let mut sentences = corpus();
+    if let Some(n) = limit {
+        if n < 6 {
+            return Err(format!("--limit {n}: at least 6 sentences are needed for top-5 retrieval"));
+        }
+        sentences.truncate(n);
+    }
+    let seqs = sentences.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+    let calib = CALIBRATION.iter().map(|s| load::encode(&tok, s)).collect::<Result<Vec<_>, _>>()?;
+    let fp32 = load::fp32_model(cache)?;
+    let embed_all = |lin: Option<&dyn Linears>, bert: &Bert| -> Result<Vec<Vec<f32>>, String> {
+        seqs.iter()
+            .map(|(ids, types)| match lin {
+                Some(l) => bert.embed_with(ids, types, l),
+                None => bert.embed(ids, types),
+            })
+            .collect()
+    };
+    let reference = embed_all(None, &fp32)?;
+    let reference_nn = neighbours(&reference, 5);
+    let kernel = GemmKernel::best();
+    let rec = Recorder::default();
+    for (ids, types) in &calib {
+        fp32.hidden_states_with(ids, types, &rec)?;
+    }
+    let i8c = WeightScheme::INT8_PER_CHANNEL;
+    let i8t = WeightScheme { per_channel: false, bits: 8 };
+    let i4c = WeightScheme { per_channel: true, bits: 4 };
+    let i4t = WeightScheme { per_channel: false, bits: 4 };
+    let dynamic = "uint8 per-tensor, at run time";
+    let fixed = "uint8 per-tensor, calibrated";
+    // (scheme, dynamic profile or calibrator, weights)
+    let mut configs: Vec<(&'static str, Result<Profile, Calibrator>, WeightScheme)> =
+        vec![("weight-only", Ok(Profile::ONNXRUNTIME), i8c)];
+    for (p, w) in [
+        (Profile::ONNXRUNTIME, i8c),
+        (Profile::TORCH, i8c),
+        (Profile::ONNXRUNTIME, i8t),
+        (Profile::ONNXRUNTIME, i4c),
+        (Profile::ONNXRUNTIME, i4t),
+    ] {
+        configs.push(("ptdq", Ok(p), w));
+    }
+    for c in Calibrator::ALL {
+        configs.push(("ptsq", Err(c), i8c));
+    }
+    for w in [i8t, i4c] {
+        configs.push(("ptsq", Err(Calibrator::Entropy), w));
+    }
+    let mut rows = Vec::new();
+    for (scheme, how, w) in configs {
+        let embeddings = match (scheme, how) {
+            ("weight-only", _) => load::dequantized_int8_model(cache).and_then(|(m, _)| embed_all(None, &m)),
+            ("ptdq", Ok(p)) => Ptdq::with_weights(&fp32, p, w, kernel).and_then(|q| embed_all(Some(&q), &fp32)),
+            (_, Err(c)) => Ptsq::from_recorded(&fp32, &rec, c, w, kernel).and_then(|q| embed_all(Some(&q), &fp32)),
+            _ => Err("unknown configuration".into()),
+        };
+        let toolchain = scheme == "weight-only";
+        rows.push(EvalRow {
+            scheme,
+            calibrator: match (toolchain, how) {
+                (true, _) => "none".into(),
+                (false, Ok(p)) => format!("{} dynamic", p.name),
+                (false, Err(c)) => c.name().into(),
+            },
+            activations: match (toolchain, how) {
+                (true, _) => "f32",
+                (false, Ok(_)) => dynamic,
+                (false, Err(_)) => fixed,
+            },
+            weights: w,
+            toolchain,
+            model_bytes: model_bytes(&fp32, Some(w)),
+            result: embeddings.and_then(|e| accuracy(&reference, &reference_nn, &e)),
+        });
+    }
+    Ok(EvalRun { sentences: seqs.len(), fp32_bytes: model_bytes(&fp32, None), gemm: kernel.name(), rows })
 }
 
 #[cfg(test)]

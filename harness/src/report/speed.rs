@@ -49,6 +49,7 @@ pub struct Grid {
 fn profiles_of(op: &str) -> Vec<Option<Profile>> {
     match op {
         "quantize" => vec![Some(Profile::ONNXRUNTIME), Some(Profile::TORCH)],
+        "qadd" | "qmul" | "requantize" => vec![Some(Profile::ONNXRUNTIME), Some(Profile::TORCH), Some(Profile::TFLITE)],
         _ => vec![None],
     }
 }
