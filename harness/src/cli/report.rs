@@ -20,6 +20,12 @@ pub struct Args {
     /// Do not measure ONNX Runtime (no Python venv)
     #[arg(long)]
     pub no_ort: bool,
+    /// Leave out the real-model section even when MiniLM is in the cache
+    #[arg(long)]
+    pub no_minilm: bool,
+    /// MiniLM cache directory (default: as `quantproof minilm fetch`)
+    #[arg(long, value_name = "DIR")]
+    pub minilm_cache: Option<PathBuf>,
     /// Thread counts to measure, comma-separated
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     pub threads: Vec<usize>,
@@ -43,7 +49,12 @@ pub fn run(args: Args) -> i32 {
     let mut threads = args.threads.clone();
     threads.sort();
     threads.dedup();
-    let options = Options { out: args.out, quick: args.quick, ort: !args.no_ort, threads };
+    let minilm = if args.no_minilm {
+        None
+    } else {
+        crate::minilm::fetch::cache_dir(args.minilm_cache.as_deref()).ok().filter(|d| crate::minilm::fetch::is_cached(d))
+    };
+    let options = Options { out: args.out, quick: args.quick, ort: !args.no_ort, threads, minilm };
     let start = std::time::Instant::now();
     match report::run(&options, &mut |m| eprintln!("[{:>6.1} s] {m}", start.elapsed().as_secs_f64())) {
         Ok(path) => {

@@ -19,6 +19,7 @@
 
 pub mod accuracy;
 pub mod correctness;
+pub mod minilm;
 pub mod plots;
 pub mod speed;
 pub mod table;
@@ -43,6 +44,9 @@ pub struct Options {
     /// Measure ONNX Runtime (sets up the Python venv when needed).
     pub ort: bool,
     pub threads: Vec<usize>,
+    /// The MiniLM cache directory when the model is there (`quantproof minilm fetch`): the
+    /// report then has its real-model section.
+    pub minilm: Option<PathBuf>,
 }
 
 impl Options {
@@ -103,6 +107,8 @@ pub struct Report {
     pub golden: correctness::Golden,
     /// Charts that could not be drawn, with why.
     pub chart_errors: Vec<String>,
+    /// The real-model section, when the model is in the cache.
+    pub minilm: Option<minilm::Section>,
 }
 
 /// Runs everything and writes the report; returns the path of `report.md`.
@@ -148,6 +154,13 @@ pub fn run(options: &Options, log: &mut dyn FnMut(&str)) -> Result<PathBuf, Stri
     let sweeps = vec![accuracy::clip_sweep(&tensors[0], 4, 40)?, accuracy::clip_sweep(&tensors[0], 8, 40)?];
     let panel_data = accuracy::two_bumps(if options.quick { 20_000 } else { 100_000 });
     let panels = accuracy::scale_zero_point_panels(&panel_data)?;
+    let minilm = match &options.minilm {
+        Some(dir) => Some(minilm::run(dir, options.quick, ort.is_ok(), log)),
+        None => {
+            log("MiniLM is not in the cache (`quantproof minilm fetch`): the real-model section is skipped");
+            None
+        }
+    };
 
     let mut report = Report {
         options: options.clone(),
@@ -167,6 +180,7 @@ pub fn run(options: &Options, log: &mut dyn FnMut(&str)) -> Result<PathBuf, Stri
         panel_data,
         golden: correctness::golden_vectors(),
         chart_errors: Vec::new(),
+        minilm,
     };
     report.seconds = t0.elapsed().as_secs_f64();
     log("writing report.md, CSV and SVG files");
@@ -240,6 +254,10 @@ impl Report {
         self.sweep_table(false).write_csv(&out.join("clip_sweep.csv"))?;
         self.panel_table().write_csv(&out.join("scale_zero_point.csv"))?;
         self.calibrator_table().write_csv(&out.join("ort_calibrators.csv"))?;
+        if let Some(m) = &self.minilm {
+            let errors = m.write(&out)?;
+            self.chart_errors.extend(errors);
+        }
         let md = self.markdown();
         let path = out.join("report.md");
         std::fs::write(&path, md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -725,6 +743,17 @@ impl Report {
         s.push('\n');
         s.push_str(&self.panel_table().to_markdown());
 
+        match &self.minilm {
+            Some(m) => m.markdown(&mut s),
+            None => {
+                let _ = writeln!(
+                    s,
+                    "\n## 5. A real model: all-MiniLM-L6-v2\n\n> Not in this run: the model was not in the cache \
+                     (`quantproof minilm fetch` downloads it once; then `quantproof report` includes this section).\n"
+                );
+            }
+        }
+
         if !self.chart_errors.is_empty() {
             let _ = writeln!(s, "\n## Charts not drawn\n");
             for e in &self.chart_errors {
@@ -739,7 +768,8 @@ impl Report {
             ("accuracy.csv", "every scheme on every tensor"),
             ("clip_sweep.csv", "the clipping sweeps"),
             ("scale_zero_point.csv", "the seed-004 panels"),
-            ("bandwidth.svg, speed.svg, clip_sweep.svg, scale_zero_point.svg", "the charts"),
+            ("minilm_eval.csv, minilm_speed.csv, minilm_layers.csv", "the real model's accuracy, speed and per-Linear analysis (when it was in the cache)"),
+            ("bandwidth.svg, speed.svg, clip_sweep.svg, scale_zero_point.svg, minilm_layers.svg", "the charts"),
         ] {
             let _ = writeln!(s, "- `{f}`: {what}");
         }
