@@ -48,6 +48,15 @@ enum Command {
 }
 
 fn main() {
+    // Like other Unix command-line tools, stop quietly when the reader of stdout goes away
+    // (`quantproof ... | head`): Rust's runtime ignores SIGPIPE, which turns such a write into an
+    // error that `println!` panics on.
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any other thread exists; `signal` with `SIG_DFL`
+    // only restores the default disposition of SIGPIPE and touches no Rust-managed state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Info => quantproof_harness::cli::info::run(),
