@@ -54,7 +54,8 @@ fn check(
 #[test]
 fn every_kernel_equals_the_reference_over_its_tile() {
     let mut rng = Rng::new(8);
-    let ms: Vec<usize> = (1..=MR + 1).chain([2 * MR + 3, 17]).collect();
+    // MR + 1 around the 4-row kernels; 15..17 and 31..33 around AMX's 16-row tile.
+    let ms: Vec<usize> = (1..=MR + 1).chain([2 * MR + 3, 15, 16, 17, 31, 32, 33]).collect();
     let ns = [1, NR - 1, NR, NR + 1, 2 * NR + 1, 3];
     let ks = [1, KR - 1, KR, KR + 1, 2 * KR, 63, 64, 65, 384, 1000];
     for kernel in kernels() {

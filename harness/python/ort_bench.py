@@ -63,7 +63,17 @@ def make_model(op, dtype, n, scale, zero_point, second=None):
         helper.make_tensor("zp", q, [], [int(zero_point)]),
     ]
     domains = []
-    if op in ("qadd", "qmul"):
+    if op == "qgemm":
+        # MatMulInteger: A u8 [M, K] (input x) times the constant B s8 [K, N] (`second` carries
+        # its values and the dims), a_zero_point = zero_point, exact int32 [M, N].
+        b_values, (m, k, nn) = second
+        inits = [
+            helper.make_tensor("a_zp", q, [], [int(zero_point)]),
+            helper.make_tensor("b", TensorProto.INT8, [k, nn], b_values.astype(np.int8).tolist()),
+        ]
+        nodes = [helper.make_node("MatMulInteger", ["x", "b", "a_zp"], ["y"])]
+        ins, outs = [("x", q, [m, k])], [("y", TensorProto.INT32, [m, nn])]
+    elif op in ("qadd", "qmul"):
         # com.microsoft's QLinearAdd / QLinearMul (MLAS kernels), inputs a and b of one shape.
         b_scale, b_zp, y_scale, y_zp = second
         inits += [
@@ -122,7 +132,12 @@ def make_model(op, dtype, n, scale, zero_point, second=None):
     return model.SerializeToString(), ins[0][1], outs
 
 
-NP_OF_PROTO = {TensorProto.FLOAT: np.float32, TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8}
+NP_OF_PROTO = {
+    TensorProto.FLOAT: np.float32,
+    TensorProto.INT8: np.int8,
+    TensorProto.UINT8: np.uint8,
+    TensorProto.INT32: np.int32,
+}
 
 
 def session(model_bytes, threads):
@@ -202,7 +217,11 @@ def cmd_op(a):
     x = np.fromfile(a.input, dtype=NP[in_dtype])
     n = x.size
     b, second = None, None
-    if a.input_b:
+    if a.op == "qgemm":
+        dims = tuple(int(d) for d in a.dims.split(","))
+        x = x.reshape(dims[0], dims[1])
+        second = (np.fromfile(a.input_b, dtype=np.int8), dims)
+    elif a.input_b:
         b = np.fromfile(a.input_b, dtype=NP[in_dtype])
         second = (a.b_scale, a.b_zero_point, a.y_scale, a.y_zero_point)
     model, _, outs = make_model(a.op, a.dtype, n, a.scale, a.zero_point, second)
@@ -301,6 +320,7 @@ def main(argv=None):
     o.add_argument("--b-zero-point", type=int, default=0)
     o.add_argument("--y-scale", type=float, default=1.0)
     o.add_argument("--y-zero-point", type=int, default=0)
+    o.add_argument("--dims", help="M,K,N of qgemm")
     c = sub.add_parser("calib")
     c.add_argument("--method", required=True, choices=["entropy", "percentile", "distribution"])
     c.add_argument("--input", required=True)

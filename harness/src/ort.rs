@@ -190,6 +190,9 @@ impl Ort {
                 "--y-zero-point",
                 &bin.y_zero_point.to_string(),
             ]);
+            if let Some([m, k, n]) = bin.dims {
+                cmd.args(["--dims", &format!("{m},{k},{n}")]);
+            }
         }
         let out = run(&mut cmd, &format!("ort_bench.py op {}", case.op))?;
         let mut r = parse_record(&out)?;

@@ -51,16 +51,19 @@ pub enum GemmKernel {
     Avx2,
     AvxVnni,
     Avx512Vnni,
+    /// Intel AMX-INT8 tiles (`tdpbusd`), on CPUs that have them (Sapphire Rapids and later).
+    AmxInt8,
     Neon,
     NeonDot,
 }
 
 impl GemmKernel {
-    pub const ALL: [GemmKernel; 6] = [
+    pub const ALL: [GemmKernel; 7] = [
         GemmKernel::Portable,
         GemmKernel::Avx2,
         GemmKernel::AvxVnni,
         GemmKernel::Avx512Vnni,
+        GemmKernel::AmxInt8,
         GemmKernel::Neon,
         GemmKernel::NeonDot,
     ];
@@ -72,6 +75,7 @@ impl GemmKernel {
             GemmKernel::Avx2 => "qu8s8_gemm_4x8c4__avx2",
             GemmKernel::AvxVnni => "qu8s8_gemm_4x16c4__avxvnni",
             GemmKernel::Avx512Vnni => "qu8s8_gemm_4x64c4__avx512vnni",
+            GemmKernel::AmxInt8 => "qu8s8_gemm_32x32c4__amx",
             GemmKernel::Neon => "qu8s8_gemm_1x16c4__neon_mlal",
             GemmKernel::NeonDot => "qu8s8_gemm_1x16c4__neondot",
         }
@@ -84,6 +88,10 @@ impl GemmKernel {
             GemmKernel::Avx2 => crate::isa::Isa::Avx2.is_available(),
             GemmKernel::AvxVnni => crate::isa::Extension::AvxVnni.is_available(),
             GemmKernel::Avx512Vnni => crate::isa::Extension::Avx512Vnni.is_available(),
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::AmxInt8 => amx::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            GemmKernel::AmxInt8 => false,
             GemmKernel::Neon => crate::isa::Isa::Neon.is_available(),
             GemmKernel::NeonDot => crate::isa::Extension::NeonDotprod.is_available(),
         }
@@ -97,7 +105,7 @@ impl GemmKernel {
 
     /// The fastest available kernel.
     pub fn best() -> GemmKernel {
-        [GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2, GemmKernel::NeonDot, GemmKernel::Neon]
+        [GemmKernel::AmxInt8, GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2, GemmKernel::NeonDot, GemmKernel::Neon]
             .into_iter()
             .find(|k| k.is_available())
             .unwrap_or(GemmKernel::Portable)
@@ -254,17 +262,31 @@ fn rows_block(
     out: &mut [i32],
 ) -> Result<()> {
     let (k, n) = (w.k, w.n);
-    let mut raw = vec![0i64; MR * n];
-    let mut abuf = vec![0u8; MR * w.kp];
+    let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
+    let zero_weight_zps = zb_cols.iter().all(|&z| z == 0);
+    // AMX takes 32 rows of `kp` rounded up to its 64-byte step; the others MR rows of `kp`.
+    #[cfg(target_arch = "x86_64")]
+    let (mr, kstride) = if kernel == GemmKernel::AmxInt8 { (amx::MR, w.kp.div_ceil(amx::KC) * amx::KC) } else { (MR, w.kp) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (mr, kstride) = (MR, w.kp);
+    let mut raw = vec![0i64; mr * n];
+    let mut abuf = vec![0u8; mr * kstride];
     let mut r0 = 0;
     while r0 < m {
-        let rows = (m - r0).min(MR);
+        let rows = (m - r0).min(mr);
         abuf.iter_mut().for_each(|v| *v = 0);
         for r in 0..rows {
             let src = (i0 + r0 + r) * lda;
-            abuf[r * w.kp..r * w.kp + k].copy_from_slice(&a[src..src + k]);
+            abuf[r * kstride..r * kstride + k].copy_from_slice(&a[src..src + k]);
         }
         match kernel {
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::AmxInt8 => {
+                // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
+                // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled; `raw`
+                // holds 32 rows of `n`.
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, &mut raw) }
+            }
             // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
             // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
             #[cfg(target_arch = "x86_64")]
@@ -295,14 +317,31 @@ fn rows_block(
             _ => portable_raw(&abuf, rows, w, &mut raw),
         }
         for r in 0..rows {
-            let row_sum: i64 = abuf[r * w.kp..r * w.kp + k].iter().map(|&v| v as i64).sum();
-            let (raw_r, out_r) = (&raw[r * n..(r + 1) * n], &mut out[(r0 + r) * n..(r0 + r + 1) * n]);
-            for j in 0..n {
-                let v = raw_r[j] + col_bias[j] - w.zero_points[j] as i64 * row_sum;
-                out_r[j] = match i32::try_from(v) {
-                    Ok(x) => x,
-                    Err(_) => return to_i32_accumulator(v, k, i0 + r0 + r, j).map(|_| ()),
-                };
+            // Only weights with nonzero zero points need the row's sum.
+            let row_sum: i64 =
+                if zero_weight_zps { 0 } else { abuf[r * kstride..r * kstride + k].iter().map(|&v| v as i64).sum() };
+            let (raw_r, out_r) = (&mut raw[r * n..(r + 1) * n], &mut out[(r0 + r) * n..(r0 + r + 1) * n]);
+            // The exact value in i64, and whether any leaves i32 (`v + 2^31` has high bits
+            // exactly when `v` is outside [-2^31, 2^31)): branch-free loops the compiler
+            // vectorizes; symmetric weights (every zero point 0) skip the row-sum term.
+            let mut outside = 0u64;
+            if zero_weight_zps {
+                for (v, &cb) in raw_r.iter_mut().zip(col_bias) {
+                    *v += cb;
+                    outside |= (*v as u64).wrapping_add(1 << 31) >> 32;
+                }
+            } else {
+                for ((v, &cb), &zb) in raw_r.iter_mut().zip(col_bias).zip(zb_cols.iter()) {
+                    *v = *v + cb - zb * row_sum;
+                    outside |= (*v as u64).wrapping_add(1 << 31) >> 32;
+                }
+            }
+            if outside != 0 {
+                let j = raw_r.iter().position(|&v| i32::try_from(v).is_err()).unwrap_or(0);
+                return to_i32_accumulator(raw_r[j], k, i0 + r0 + r, j).map(|_| ());
+            }
+            for (o, &v) in out_r.iter_mut().zip(raw_r.iter()) {
+                *o = v as i32;
             }
         }
         r0 += rows;
@@ -535,6 +574,219 @@ mod avx256 {
                 }
             }
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod amx {
+    //! Intel AMX-INT8: `tdpbusd` multiplies a 16 x 64 u8 tile by a 16 x 64 s8 tile laid out as
+    //! 16 groups of four `k` for 16 columns (exactly a packed panel's 1,024 bytes of 16 groups)
+    //! and adds the 16 x 16 dot products of four into an i32 tile. Each call covers up to 32
+    //! rows and two panels (32 columns) per step of 64 `k`; the sums are exact under the same
+    //! bound as `vpdpbusd` (no saturation, `K <= MAX_EXACT_K`).
+    use super::{PackedWeights, KR, NR};
+    use core::arch::asm;
+    use std::sync::OnceLock;
+
+    /// Rows per block (two A tiles of 16 rows).
+    pub const MR: usize = 32;
+    /// Bytes of `k` per tile step: 16 groups of [`KR`].
+    pub const KC: usize = 64;
+
+    /// The 64-byte tile configuration `ldtilecfg` reads (palette 1): tiles 0-1 accumulate rows
+    /// 0..16 of two panels and tiles 2-3 rows 16..32 (`rows0` and `rows1` rows of 16 i32), tiles
+    /// 4-5 the two A row blocks (64 bytes of `k` each), tiles 6-7 the two panels' 16 groups
+    /// (16 x 64 bytes). A tile of 0 rows is left unconfigured (and never used).
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+
+    impl Config {
+        fn new(rows0: usize, rows1: usize) -> Config {
+            let mut c = [0u8; 64];
+            c[0] = 1;
+            for (t, r) in [(0, rows0), (1, rows0), (2, rows1), (3, rows1), (4, rows0), (5, rows1), (6, 16), (7, 16)] {
+                if r > 0 {
+                    c[16 + 2 * t..18 + 2 * t].copy_from_slice(&64u16.to_le_bytes());
+                    c[48 + t] = r as u8;
+                }
+            }
+            Config(c)
+        }
+    }
+
+    /// Whether AMX-INT8 can run here: CPUID reports AMX-TILE and AMX-INT8, the OS saves the
+    /// tile state (XCR0 bits 17 and 18), and Linux granted this process the tile data
+    /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`; without it the first tile
+    /// instruction faults). Detected once.
+    pub fn available() -> bool {
+        static A: OnceLock<bool> = OnceLock::new();
+        *A.get_or_init(detect)
+    }
+
+    fn detect() -> bool {
+        use core::arch::x86_64::__cpuid_count;
+        // CPUID is available on every x86-64 CPU.
+        let (l1, l7) = (__cpuid_count(1, 0), __cpuid_count(7, 0));
+        let osxsave = l1.ecx & (1 << 27) != 0;
+        let (tile, int8) = (l7.edx & (1 << 24) != 0, l7.edx & (1 << 25) != 0);
+        if !(osxsave && tile && int8) {
+            return false;
+        }
+        // SAFETY: OSXSAVE is set, so XGETBV is enabled.
+        let xcr0 = unsafe { xgetbv0() };
+        if xcr0 & (0b11 << 17) != 0b11 << 17 {
+            return false;
+        }
+        request_permission()
+    }
+
+    /// # Safety
+    /// CPUID.1:ECX.OSXSAVE must be set.
+    #[target_feature(enable = "xsave")]
+    unsafe fn xgetbv0() -> u64 {
+        core::arch::x86_64::_xgetbv(0)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_permission() -> bool {
+        const SYS_ARCH_PRCTL: i64 = 158;
+        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+        const XFEATURE_XTILEDATA: i64 = 18;
+        let ret: i64;
+        // SAFETY: the arch_prctl system call with ARCH_REQ_XCOMP_PERM only asks the kernel to
+        // allow a larger signal/XSAVE area for this process; it reads no user memory. `syscall`
+        // clobbers rcx and r11, declared below.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack)
+            );
+        }
+        ret == 0
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_permission() -> bool {
+        false
+    }
+
+    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the first `rows` (<= 32) rows of `abuf`, whose
+    /// rows are `kp64` bytes (`w.kp` rounded up to [`KC`], zero padded): per step of 64 `k` and
+    /// pair of panels, two A tiles and two B tiles feed four `tdpbusd` (each B tile serves 32
+    /// rows).
+    ///
+    /// # Safety
+    /// [`available`] returned true; `1 <= rows <= 32`; `abuf.len() >= MR * kp64` with `kp64` a
+    /// multiple of [`KC`] at least `w.kp`; `raw.len() >= rows * w.n`.
+    pub unsafe fn raw_32x32(abuf: &[u8], rows: usize, kp64: usize, w: &PackedWeights, raw: &mut [i64]) {
+        let (rows0, rows1) = (rows.min(16), rows.saturating_sub(16));
+        let cfg = Config::new(rows0, rows1);
+        let (kp, n) = (w.kp, w.n);
+        let (full, rem) = (kp / KC, kp % KC);
+        let stride = kp * NR;
+        // The last, partial step's B groups, zero padded to a whole tile (one per panel).
+        let mut tail = [[0i8; KC * NR]; 2];
+        let mut c = [0i32; MR * 2 * NR];
+        let a0 = abuf.as_ptr();
+        let a1 = abuf[16 * kp64..].as_ptr();
+        // SAFETY: `cfg` is a valid 64-byte palette-1 configuration (at most 16 rows of 64 bytes).
+        unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+        let mut p = 0;
+        while p * NR < n {
+            // Panels p and p + 1 exist: panels are packed in whole groups of four.
+            let b0 = w.panels[p * stride..].as_ptr();
+            let b1 = w.panels[(p + 1) * stride..].as_ptr();
+            // SAFETY (every tile instruction below): the configuration is loaded; the A loads
+            // read `rows0` / `rows1` rows of 64 bytes at `64 t` of rows 0 / 16 with stride
+            // `kp64`, inside `abuf` (64 t + 64 <= kp64); the B loads read 16 rows of 64 bytes,
+            // 1,024 bytes of whole groups inside the panel (t < full) or the zero-padded tail
+            // copy; the stores write `rows0` / `rows1` rows of 64 bytes with stride 128 into `c`
+            // (32 x 32 i32). Tiles 2, 3 and 5 are only touched when `rows1 > 0`.
+            unsafe {
+                let step = |a_off: usize, bb0: *const i8, bb1: *const i8| {
+                    if rows1 > 0 {
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
+                            "tileloadd tmm6, [{b0} + {sb}*1]",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
+                            "tdpbusd tmm0, tmm4, tmm6",
+                            "tdpbusd tmm1, tmm4, tmm7",
+                            "tdpbusd tmm2, tmm5, tmm6",
+                            "tdpbusd tmm3, tmm5, tmm7",
+                            a0 = in(reg) a0.add(a_off),
+                            a1 = in(reg) a1.add(a_off),
+                            sa = in(reg) kp64,
+                            b0 = in(reg) bb0,
+                            b1 = in(reg) bb1,
+                            sb = in(reg) KC,
+                            options(nostack, readonly)
+                        );
+                    } else {
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm6, [{b0} + {sb}*1]",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
+                            "tdpbusd tmm0, tmm4, tmm6",
+                            "tdpbusd tmm1, tmm4, tmm7",
+                            a0 = in(reg) a0.add(a_off),
+                            sa = in(reg) kp64,
+                            b0 = in(reg) bb0,
+                            b1 = in(reg) bb1,
+                            sb = in(reg) KC,
+                            options(nostack, readonly)
+                        );
+                    }
+                };
+                asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+                if rows1 > 0 {
+                    asm!("tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                }
+                for t in 0..full {
+                    step(t * KC, b0.add(t * KC * NR), b1.add(t * KC * NR));
+                }
+                if rem > 0 {
+                    let g = (rem / KR) * KR * NR;
+                    tail[0][..g].copy_from_slice(core::slice::from_raw_parts(b0.add(full * KC * NR), g));
+                    tail[1][..g].copy_from_slice(core::slice::from_raw_parts(b1.add(full * KC * NR), g));
+                    step(full * KC, tail[0].as_ptr(), tail[1].as_ptr());
+                }
+                let cp = c.as_mut_ptr();
+                asm!(
+                    "tilestored [{c0} + {sc}*1], tmm0",
+                    "tilestored [{c1} + {sc}*1], tmm1",
+                    c0 = in(reg) cp,
+                    c1 = in(reg) cp.add(NR),
+                    sc = in(reg) 2 * NR * 4,
+                    options(nostack)
+                );
+                if rows1 > 0 {
+                    asm!(
+                        "tilestored [{c0} + {sc}*1], tmm2",
+                        "tilestored [{c1} + {sc}*1], tmm3",
+                        c0 = in(reg) cp.add(16 * 2 * NR),
+                        c1 = in(reg) cp.add(16 * 2 * NR + NR),
+                        sc = in(reg) 2 * NR * 4,
+                        options(nostack)
+                    );
+                }
+            }
+            let cols = (n - p * NR).min(2 * NR);
+            for r in 0..rows {
+                let (src, dst) = (&c[r * 2 * NR..r * 2 * NR + cols], &mut raw[r * n + p * NR..r * n + p * NR + cols]);
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v as i64;
+                }
+            }
+            p += 2;
+        }
+        // SAFETY: releases the tile state this function configured.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
     }
 }
 

@@ -274,6 +274,9 @@ pub struct OrtBinary<'a> {
     pub b_zero_point: i32,
     pub y_scale: f32,
     pub y_zero_point: i32,
+    /// `[M, K, N]` for a matrix product (`x` is `[M, K]`, `b` is `[K, N]` and becomes a
+    /// constant initializer, as a model's weights are); `None` for element-wise ops.
+    pub dims: Option<[usize; 3]>,
 }
 
 /// One operation's prepared inputs, outputs and expected outputs.

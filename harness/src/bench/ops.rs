@@ -669,6 +669,8 @@ struct Qgemm {
     m: usize,
     a: Vec<u8>,
     b: Vec<i8>,
+    /// `b` transposed to `[K, N]` (ONNX MatMul's layout).
+    b_kxn: Vec<i8>,
     packed: quantproof_optimized::gemm::PackedWeights,
     out: Vec<i32>,
     expected: Vec<i32>,
@@ -684,7 +686,13 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
     let mut expected = vec![0i32; m * QGEMM_KN];
     accumulate(&a, 128, &b, zb, WeightLayout::NxK, GemmDims::new(m, QGEMM_KN, QGEMM_KN), &mut expected)?;
     let packed = quantproof_optimized::gemm::PackedWeights::new(&b, zb, WeightLayout::NxK, QGEMM_KN, QGEMM_KN)?;
-    Ok(Box::new(Qgemm { m, a, b, packed, out: vec![0; m * QGEMM_KN], expected }))
+    let mut b_kxn = vec![0i8; b.len()];
+    for n in 0..QGEMM_KN {
+        for k in 0..QGEMM_KN {
+            b_kxn[k * QGEMM_KN + n] = b[n * QGEMM_KN + k];
+        }
+    }
+    Ok(Box::new(Qgemm { m, a, b, b_kxn, packed, out: vec![0; m * QGEMM_KN], expected }))
 }
 
 impl Workload for Qgemm {
@@ -702,13 +710,13 @@ impl Workload for Qgemm {
                 &mut self.out,
             ),
             Path::Optimized(e) => {
-                // Each ISA level's best micro-kernel: AVX-512 with VNNI, AVX2 with AVX-VNNI
+                // Each ISA level's best micro-kernel: AVX-512 with AMX tiles or VNNI, AVX2 with AVX-VNNI
                 // where the CPU has it (else plain AVX2), the portable one elsewhere.
                 use quantproof_optimized::Isa;
                 let pick =
                     |ks: &[GemmKernel]| ks.iter().copied().find(|k| k.is_available()).unwrap_or(GemmKernel::Portable);
                 let kernel = match e.isa() {
-                    Isa::Avx512 => pick(&[GemmKernel::Avx512Vnni]),
+                    Isa::Avx512 => pick(&[GemmKernel::AmxInt8, GemmKernel::Avx512Vnni]),
                     Isa::Avx2 => pick(&[GemmKernel::AvxVnni, GemmKernel::Avx2]),
                     _ => GemmKernel::Portable,
                 };
@@ -731,6 +739,28 @@ impl Workload for Qgemm {
     }
     fn detail(&self) -> serde_json::Value {
         json!({"m": self.m, "k": QGEMM_KN, "n": QGEMM_KN, "ops_per_element": 2 * QGEMM_KN})
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        // ONNX's MatMulInteger(A u8 [M, K], B s8 [K, N] constant, a_zero_point = 128): the same
+        // exact int32 products, so its output must equal ours bit for bit.
+        Some(OrtCase {
+            op: "qgemm",
+            input: OrtInput::U8(&self.a),
+            dtype: Dtype::U8,
+            scale: 1.0,
+            zero_point: 128,
+            expected: self.expected.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.a.len(),
+            binary: Some(super::OrtBinary {
+                b: OrtInput::I8(&self.b_kxn),
+                b_scale: 1.0,
+                b_zero_point: 0,
+                y_scale: 1.0,
+                y_zero_point: 0,
+                dims: Some([self.m, QGEMM_KN, QGEMM_KN]),
+            }),
+        })
     }
 }
 
@@ -982,6 +1012,7 @@ impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
                 b_zero_point: self.params.b.zero_point,
                 y_scale: self.params.y.scale,
                 y_zero_point: self.params.y.zero_point,
+                dims: None,
             }),
         })
     }
@@ -1017,7 +1048,6 @@ mod tests {
                         assert!(b.workload.ort_case().is_none());
                     } else if spec.name == "abs-max"
                         || spec.name == "sigmoid-lut"
-                        || spec.name == "qgemm"
                         || spec.name == "requantize"
                         || spec.name == "qadd-equal-scale"
                     {
