@@ -141,6 +141,9 @@ fn sum_scalar(buf: &[u64]) -> u64 {
 /// An int8 multiply-add kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DotKernel {
+    /// Intel AMX `tdpbusd`: a 16 x 64 `u8` tile times a 16 x 64 `i8` tile, 16,384 multiply-adds
+    /// into a 16 x 16 `i32` tile (four accumulator tiles).
+    AmxInt8,
     /// 512-bit `vpdpbusd` (AVX-512 VNNI): 64 `u8 x i8` multiply-adds into 16 `i32` lanes.
     Avx512Vnni,
     /// 256-bit `vpmaddubsw` + `vpmaddwd` + `vpaddd` (AVX2): 32 multiply-adds through `i16`
@@ -156,11 +159,18 @@ pub enum DotKernel {
 
 impl DotKernel {
     /// Every variant, fastest first.
-    pub const ALL: [DotKernel; 5] =
-        [DotKernel::Avx512Vnni, DotKernel::Avx2Maddubs, DotKernel::NeonSdot, DotKernel::NeonSmlal, DotKernel::Scalar];
+    pub const ALL: [DotKernel; 6] = [
+        DotKernel::AmxInt8,
+        DotKernel::Avx512Vnni,
+        DotKernel::Avx2Maddubs,
+        DotKernel::NeonSdot,
+        DotKernel::NeonSmlal,
+        DotKernel::Scalar,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
+            DotKernel::AmxInt8 => "amx-int8 (tdpbusd tiles)",
             DotKernel::Avx512Vnni => "avx512-vnni (vpdpbusd zmm)",
             DotKernel::Avx2Maddubs => "avx2 (vpmaddubsw + vpmaddwd ymm)",
             DotKernel::NeonSdot => "neon-dotprod (sdot)",
@@ -172,6 +182,7 @@ impl DotKernel {
     pub fn is_available(self) -> bool {
         match self {
             DotKernel::Scalar => true,
+            DotKernel::AmxInt8 => quantproof_optimized::gemm::GemmKernel::AmxInt8.is_available(),
             #[cfg(target_arch = "x86_64")]
             DotKernel::Avx512Vnni => x86_has("avx512f") && x86_has("avx512vnni"),
             #[cfg(target_arch = "x86_64")]
@@ -195,6 +206,7 @@ impl DotKernel {
     /// (chains, multiply-adds per chain per iteration, accumulator lanes per chain, lane bits).
     fn shape(self) -> (u64, u64, u64, u32) {
         match self {
+            DotKernel::AmxInt8 => (4, 16 * 16 * 64, 256, 32),
             DotKernel::Avx512Vnni => (CHAINS_512 as u64, 64, 16, 32),
             DotKernel::Avx2Maddubs => (CHAINS_256 as u64, 32, 8, 32),
             DotKernel::NeonSdot => (CHAINS_256 as u64, 16, 4, 32),
@@ -221,6 +233,9 @@ impl DotKernel {
             return Err(QuantError::InvalidArgument { what: "a", detail: format!("{a} > 127") });
         }
         Ok(match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `is_available` checked AMX-INT8 (CPU, OS state and the tile permission).
+            DotKernel::AmxInt8 => unsafe { x86::dot_amx(iters, a, b) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `is_available` checked avx512f and avx512vnni above.
             DotKernel::Avx512Vnni => unsafe { x86::dot_vnni512(iters, a, b) },
@@ -422,6 +437,60 @@ mod x86 {
         // SAFETY: __m256i and [i32; 8] have the same size and every bit pattern is valid.
         let lanes: [i32; 8] = unsafe { std::mem::transmute(v) };
         lanes.iter().map(|&x| x as i64).sum()
+    }
+
+    /// Four independent `tdpbusd` chains on tiles loaded once (A of `a` bytes, B of `b` bytes),
+    /// summed over every lane of the four accumulator tiles.
+    ///
+    /// # Safety
+    /// AMX-INT8 must be usable (`GemmKernel::AmxInt8.is_available()`).
+    pub(super) unsafe fn dot_amx(iters: u64, a: u8, b: i8) -> i64 {
+        use core::arch::asm;
+        #[repr(C, align(64))]
+        struct Config([u8; 64]);
+        let mut cfg = [0u8; 64];
+        cfg[0] = 1;
+        for t in [0usize, 1, 2, 3, 4, 6] {
+            cfg[16 + 2 * t..18 + 2 * t].copy_from_slice(&64u16.to_le_bytes());
+            cfg[48 + t] = 16;
+        }
+        let cfg = Config(cfg);
+        let (ta, tb) = ([a; 1024], [b; 1024]);
+        let mut c = [0i32; 4 * 256];
+        // SAFETY: a valid palette-1 configuration (six tiles of 16 rows x 64 bytes); the loads
+        // read 16 rows of 64 bytes (stride 64) inside `ta` / `tb`; the stores write 16 rows of
+        // 64 bytes (stride 64) inside `c`; the tiles are released at the end.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+            asm!(
+                "tileloadd tmm4, [{a} + {s}*1]",
+                "tileloadd tmm6, [{b} + {s}*1]",
+                "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+                a = in(reg) ta.as_ptr(), b = in(reg) tb.as_ptr(), s = in(reg) 64usize,
+                options(nostack, readonly)
+            );
+            for _ in 0..iters {
+                asm!(
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tdpbusd tmm1, tmm4, tmm6",
+                    "tdpbusd tmm2, tmm4, tmm6",
+                    "tdpbusd tmm3, tmm4, tmm6",
+                    options(nostack, nomem)
+                );
+            }
+            let p = c.as_mut_ptr();
+            asm!(
+                "tilestored [{c0} + {s}*1], tmm0",
+                "tilestored [{c1} + {s}*1], tmm1",
+                "tilestored [{c2} + {s}*1], tmm2",
+                "tilestored [{c3} + {s}*1], tmm3",
+                "tilerelease",
+                c0 = in(reg) p, c1 = in(reg) p.add(256), c2 = in(reg) p.add(512), c3 = in(reg) p.add(768),
+                s = in(reg) 64usize,
+                options(nostack)
+            );
+        }
+        c.iter().map(|&x| x as i64).sum()
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
