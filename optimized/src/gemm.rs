@@ -18,6 +18,7 @@
 //!
 //! | micro-kernel | tile | needs | exact when |
 //! |---|---|---|---|
+//! | `qu8s8_gemm_32x32c4__amx` | 32 x 32, k by 64 | Intel AMX-TILE + AMX-INT8 (`tdpbusd` on 16 x 64-byte tiles; a packed panel's 16 groups are a B tile as they are), the OS's tile state and Linux's per-process tile permission | as `vpdpbusd` (no saturation; `K <= 65793`) |
 //! | `qu8s8_gemm_4x64c4__avx512vnni` | 4 x 64, k by 4 | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
 //! | `qu8s8_gemm_4x16c4__avxvnni` | 4 x 8 per step, k by 4 | AVX-VNNI (`vpdpbusd` ymm) | as above |
 //! | `qu8s8_gemm_4x8c4__avx2` | 4 x 8, k by 4 | AVX2 (`vpmovsxbw`, `vpmovzxbw`, `vpmaddwd`: no saturating `vpmaddubsw`) | as above |
