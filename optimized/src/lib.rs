@@ -25,6 +25,7 @@
 
 pub mod arch;
 pub mod calibrate;
+pub mod conv;
 pub mod gemm;
 pub mod isa;
 pub mod kernels;

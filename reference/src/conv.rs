@@ -243,13 +243,15 @@ impl Conv2dGeometry {
     /// The input position of tap `k` of output position `o` along one axis, or `None` in the
     /// padding.
     #[inline]
-    fn tap(o: usize, k: usize, stride: usize, dilation: usize, before: usize, len: usize) -> Option<usize> {
+    pub fn tap(o: usize, k: usize, stride: usize, dilation: usize, before: usize, len: usize) -> Option<usize> {
         (o * stride + k * dilation).checked_sub(before).filter(|&p| p < len)
     }
 }
 
-/// Checks the geometry, the buffers and the zero points shared by the convolution entry points.
-fn check_conv<X: Operand8, W: Operand8>(
+/// Checks the geometry, the buffers and the zero points shared by the convolution entry points
+/// (and by the optimized twins, so that both reject the same inputs with the same errors);
+/// returns the output length.
+pub fn check_conv<X: Operand8, W: Operand8>(
     g: &Conv2dGeometry,
     w_layout: ConvWeightLayout,
     x: &[X],

@@ -1,0 +1,164 @@
+//! `optimized::conv::PackedConv` (u8 x s8 convolution through im2col + the packed GEMM, and the
+//! depthwise path) against the reference's direct loop `conv::conv2d_accumulate`, bit for bit,
+//! errors included, on every available GEMM micro-kernel at 1 and 3 threads: drawn geometries
+//! (batch, channels, spatial sizes down to 1, kernels 1..3, strides, asymmetric padding,
+//! dilation, groups 1 / 2 / depthwise with multipliers), NCHW and NHWC, every weight layout,
+//! extreme and per-channel zero points; an accumulator that leaves i32; bad inputs.
+
+use quantproof_optimized::conv::PackedConv;
+use quantproof_optimized::gemm::GemmKernel;
+use quantproof_reference::conv::{conv2d_accumulate, ActivationLayout, Conv2dGeometry, ConvWeightLayout};
+use quantproof_reference::gemm::ZeroPoints;
+use quantproof_reference::rng::Rng;
+
+fn kernels() -> Vec<GemmKernel> {
+    GemmKernel::ALL
+        .into_iter()
+        .filter(|k| {
+            let ok = k.is_available();
+            if !ok {
+                eprintln!("skipping {}: not available on this CPU", k.name());
+            }
+            ok
+        })
+        .collect()
+}
+
+fn geometry(rng: &mut Rng) -> Conv2dGeometry {
+    let pick = |rng: &mut Rng, v: &[usize]| v[rng.below(v.len() as u64) as usize];
+    let c = pick(rng, &[1, 2, 3, 4, 8, 16]);
+    let groups = match rng.below(3) {
+        0 => 1,
+        1 if c % 2 == 0 => 2,
+        _ => c,
+    };
+    let mult = if groups == c { pick(rng, &[1, 1, 2, 3]) } else { 1 };
+    let out = if groups == c { c * mult } else { groups * pick(rng, &[1, 2, 5, 16, 17]) };
+    let (kh, kw) = (pick(rng, &[1, 2, 3]), pick(rng, &[1, 2, 3]));
+    let dilation = [pick(rng, &[1, 1, 2]), pick(rng, &[1, 1, 2])];
+    let pad = |rng: &mut Rng| pick(rng, &[0, 0, 1, 2]);
+    let pad_before = [pad(rng), pad(rng)];
+    let pad_after = [pad(rng), pad(rng)];
+    // A window that fits the padded input.
+    let min_h = (dilation[0] * (kh - 1) + 1).saturating_sub(pad_before[0] + pad_after[0]).max(1);
+    let min_w = (dilation[1] * (kw - 1) + 1).saturating_sub(pad_before[1] + pad_after[1]).max(1);
+    Conv2dGeometry {
+        batch: pick(rng, &[1, 1, 2]),
+        in_channels: c,
+        in_h: min_h + rng.below(7) as usize,
+        in_w: min_w + rng.below(7) as usize,
+        out_channels: out,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride: [pick(rng, &[1, 1, 2, 3]), pick(rng, &[1, 1, 2])],
+        pad_before,
+        pad_after,
+        dilation,
+        groups,
+    }
+}
+
+#[test]
+fn every_kernel_equals_the_direct_loop_on_drawn_geometries() {
+    let kernels = kernels();
+    let mut rng = Rng::new(0xC0_4701);
+    let mut checked = 0;
+    for case in 0..400 {
+        let g = geometry(&mut rng);
+        let (xn, wn, _) = g.sizes().unwrap();
+        let x: Vec<u8> = (0..xn).map(|_| rng.below(256) as u8).collect();
+        let w: Vec<i8> = (0..wn).map(|_| rng.below(256) as u8 as i8).collect();
+        let zx = [0, 255, 128, rng.below(256) as i32][case % 4];
+        let zps: Vec<i32> = (0..g.out_channels).map(|_| [-128, 127, 0, rng.range_i64(-128, 127) as i32][rng.below(4) as usize]).collect();
+        let zw = if case % 3 == 0 { ZeroPoints::PerTensor(zps[0]) } else { ZeroPoints::PerColumn(&zps) };
+        let layouts: &[ConvWeightLayout] = if g.group_in() == 1 {
+            &[ConvWeightLayout::Oihw, ConvWeightLayout::Ohwi, ConvWeightLayout::Ihwo]
+        } else {
+            &[ConvWeightLayout::Oihw, ConvWeightLayout::Ohwi]
+        };
+        let wl = layouts[case % layouts.len()];
+        let xl = if case % 2 == 0 { ActivationLayout::Nchw } else { ActivationLayout::Nhwc };
+        let want = conv2d_accumulate(&g, xl, wl, &x, zx, &w, zw);
+        let packed = PackedConv::new(&g, wl, &w, zw).unwrap();
+        for &k in &kernels {
+            for threads in [1, 3] {
+                let got = packed.accumulate(xl, &x, zx, k, threads);
+                assert_eq!(got, want, "{} x{threads}: {g:?} {xl:?} {wl:?} zx {zx}", k.name());
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 400);
+}
+
+/// A MiniLM-sized pointwise convolution and a 3x3 one, on every kernel, including AMX's tiles.
+#[test]
+fn larger_shapes_on_every_kernel() {
+    let mut rng = Rng::new(0xC0_4702);
+    for (c, o, k, h) in [(64, 96, 1, 9), (32, 40, 3, 12), (130, 33, 3, 7)] {
+        let g = Conv2dGeometry {
+            batch: 1,
+            in_channels: c,
+            in_h: h,
+            in_w: h + 1,
+            out_channels: o,
+            kernel_h: k,
+            kernel_w: k,
+            stride: [1, 1],
+            pad_before: [k / 2, k / 2],
+            pad_after: [k / 2, k / 2],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let (xn, wn, _) = g.sizes().unwrap();
+        let x: Vec<u8> = (0..xn).map(|_| rng.below(256) as u8).collect();
+        let w: Vec<i8> = (0..wn).map(|_| rng.below(256) as u8 as i8).collect();
+        for xl in [ActivationLayout::Nchw, ActivationLayout::Nhwc] {
+            let want = conv2d_accumulate(&g, xl, ConvWeightLayout::Ohwi, &x, 3, &w, ZeroPoints::PerTensor(-5));
+            let packed = PackedConv::new(&g, ConvWeightLayout::Ohwi, &w, ZeroPoints::PerTensor(-5)).unwrap();
+            for kern in kernels() {
+                assert_eq!(packed.accumulate(xl, &x, 3, kern, 2), want, "{} {c}x{o} k{k} {xl:?}", kern.name());
+            }
+        }
+    }
+}
+
+/// An exact value outside i32 and bad inputs: the reference's errors, on every kernel.
+#[test]
+fn overflow_and_bad_inputs_give_the_reference_errors() {
+    // K = 3 * 3 * 8000 = 72000 taps of (255 - 0) * (-128 - 127): far outside i32.
+    let g = Conv2dGeometry {
+        batch: 1,
+        in_channels: 8000,
+        in_h: 3,
+        in_w: 3,
+        out_channels: 2,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: [1, 1],
+        pad_before: [0, 0],
+        pad_after: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let (xn, wn, _) = g.sizes().unwrap();
+    let (x, w) = (vec![255u8; xn], vec![-128i8; wn]);
+    let zw = ZeroPoints::PerTensor(127);
+    let want = conv2d_accumulate(&g, ActivationLayout::Nhwc, ConvWeightLayout::Oihw, &x, 0, &w, zw);
+    assert!(want.is_err());
+    let packed = PackedConv::new(&g, ConvWeightLayout::Oihw, &w, zw).unwrap();
+    for k in kernels() {
+        assert_eq!(packed.accumulate(ActivationLayout::Nhwc, &x, 0, k, 1), want, "{}", k.name());
+        // A short input and a zero point outside u8.
+        let short = conv2d_accumulate(&g, ActivationLayout::Nhwc, ConvWeightLayout::Oihw, &x[1..], 0, &w, zw);
+        assert_eq!(packed.accumulate(ActivationLayout::Nhwc, &x[1..], 0, k, 1), short);
+        let bad_zp = conv2d_accumulate(&g, ActivationLayout::Nhwc, ConvWeightLayout::Oihw, &x, 300, &w, zw);
+        assert!(bad_zp.is_err());
+        assert_eq!(packed.accumulate(ActivationLayout::Nhwc, &x, 300, k, 1), bad_zp);
+    }
+    // Weights of the wrong length, a bad geometry: typed errors when preparing.
+    assert!(PackedConv::new(&g, ConvWeightLayout::Oihw, &w[1..], zw).is_err());
+    let mut bad = g;
+    bad.stride = [0, 1];
+    assert!(PackedConv::new(&bad, ConvWeightLayout::Oihw, &w, zw).is_err());
+}
