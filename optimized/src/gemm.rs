@@ -270,8 +270,14 @@ fn rows_block(
     let (mr, kstride) = if kernel == GemmKernel::AmxInt8 { (amx::MR, w.kp.div_ceil(amx::KC) * amx::KC) } else { (MR, w.kp) };
     #[cfg(not(target_arch = "x86_64"))]
     let (mr, kstride) = (MR, w.kp);
-    let mut raw = vec![0i64; mr * n];
+    let amx_path = mr != MR;
+    // The i32 sums of the AMX tiles, stored straight from the tiles into rows of `npad` (N
+    // rounded up to two panels, so whole tiles fit); the other kernels write i64 sums to `raw`.
+    let npad = n.div_ceil(2 * NR) * 2 * NR;
+    let mut raw32 = vec![0i32; if amx_path { mr * npad } else { 0 }];
+    let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
     let mut abuf = vec![0u8; mr * kstride];
+    let mut row32 = vec![0i32; n];
     let mut r0 = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
@@ -284,9 +290,9 @@ fn rows_block(
             #[cfg(target_arch = "x86_64")]
             GemmKernel::AmxInt8 => {
                 // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
-                // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled; `raw`
-                // holds 32 rows of `n`.
-                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, &mut raw) }
+                // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled;
+                // `raw32` holds 32 rows of `npad` (a multiple of 32, at least n).
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, &mut raw32, npad) }
             }
             // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
             // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
@@ -321,28 +327,39 @@ fn rows_block(
             // Only weights with nonzero zero points need the row's sum.
             let row_sum: i64 =
                 if zero_weight_zps { 0 } else { abuf[r * kstride..r * kstride + k].iter().map(|&v| v as i64).sum() };
-            let (raw_r, out_r) = (&mut raw[r * n..(r + 1) * n], &mut out[(r0 + r) * n..(r0 + r + 1) * n]);
-            // The exact value in i64, and whether any leaves i32 (`v + 2^31` has high bits
-            // exactly when `v` is outside [-2^31, 2^31)): branch-free loops the compiler
-            // vectorizes; symmetric weights (every zero point 0) skip the row-sum term.
+            let out_r = &mut out[(r0 + r) * n..(r0 + r + 1) * n];
+            // The exact value in i64 and whether any leaves i32 (`v + 2^31` has high bits
+            // exactly when `v` is outside [-2^31, 2^31)), computed into a scratch row and copied
+            // out only when none does (an error leaves the output row untouched, as the
+            // reference does): branch-free loops the compiler vectorizes; symmetric weights
+            // (every zero point 0) skip the row-sum term.
             let mut outside = 0u64;
-            if zero_weight_zps {
-                for (v, &cb) in raw_r.iter_mut().zip(col_bias) {
-                    *v += cb;
-                    outside |= (*v as u64).wrapping_add(1 << 31) >> 32;
-                }
-            } else {
-                for ((v, &cb), &zb) in raw_r.iter_mut().zip(col_bias).zip(zb_cols.iter()) {
-                    *v = *v + cb - zb * row_sum;
-                    outside |= (*v as u64).wrapping_add(1 << 31) >> 32;
-                }
+            macro_rules! epilogue {
+                ($sums:expr, $exact:expr) => {
+                    for (((o, &v), &cb), &zb) in row32.iter_mut().zip($sums).zip(col_bias).zip(zb_cols.iter()) {
+                        let x: i64 = $exact(v as i64, cb, zb);
+                        outside |= (x as u64).wrapping_add(1 << 31) >> 32;
+                        *o = x as i32;
+                    }
+                };
+            }
+            match (amx_path, zero_weight_zps) {
+                (true, true) => epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, _| s + cb),
+                (true, false) => epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum),
+                (false, true) => epilogue!(&raw[r * n..(r + 1) * n], |s: i64, cb: i64, _| s + cb),
+                (false, false) => epilogue!(&raw[r * n..(r + 1) * n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum),
+            }
+            if outside == 0 {
+                out_r.copy_from_slice(&row32);
             }
             if outside != 0 {
-                let j = raw_r.iter().position(|&v| i32::try_from(v).is_err()).unwrap_or(0);
-                return to_i32_accumulator(raw_r[j], k, i0 + r0 + r, j).map(|_| ());
-            }
-            for (o, &v) in out_r.iter_mut().zip(raw_r.iter()) {
-                *o = v as i32;
+                // The first element in row order whose exact value leaves i32 (the reference's).
+                let value = |j: usize| {
+                    let sum = if amx_path { raw32[r * npad + j] as i64 } else { raw[r * n + j] };
+                    sum + col_bias[j] - zb_cols[j] * row_sum
+                };
+                let j = (0..n).find(|&j| i32::try_from(value(j)).is_err()).unwrap_or(0);
+                return to_i32_accumulator(value(j), k, i0 + r0 + r, j).map(|_| ());
             }
         }
         r0 += rows;
@@ -683,8 +700,10 @@ pub(crate) mod amx {
     ///
     /// # Safety
     /// [`available`] returned true; `1 <= rows <= 32`; `abuf.len() >= MR * kp64` with `kp64` a
-    /// multiple of [`KC`] at least `w.kp`; `raw.len() >= rows * w.n`.
-    pub unsafe fn raw_32x32(abuf: &[u8], rows: usize, kp64: usize, w: &PackedWeights, raw: &mut [i64]) {
+    /// multiple of [`KC`] at least `w.kp`; `raw.len() >= MR * npad` with `npad` a multiple of 32
+    /// at least `w.n` (the sums of row `r` land at `raw[r * npad..][..w.n]`, as i32: exact for
+    /// `K <= MAX_EXACT_K`).
+    pub unsafe fn raw_32x32(abuf: &[u8], rows: usize, kp64: usize, w: &PackedWeights, raw: &mut [i32], npad: usize) {
         let (rows0, rows1) = (rows.min(16), rows.saturating_sub(16));
         let cfg = Config::new(rows0, rows1);
         let (kp, n) = (w.kp, w.n);
@@ -692,7 +711,6 @@ pub(crate) mod amx {
         let stride = kp * NR;
         // The last, partial step's B groups, zero padded to a whole tile (one per panel).
         let mut tail = [[0i8; KC * NR]; 2];
-        let mut c = [0i32; MR * 2 * NR];
         let a0 = abuf.as_ptr();
         let a1 = abuf[16 * kp64..].as_ptr();
         // SAFETY: `cfg` is a valid 64-byte palette-1 configuration (at most 16 rows of 64 bytes).
@@ -706,8 +724,10 @@ pub(crate) mod amx {
             // read `rows0` / `rows1` rows of 64 bytes at `64 t` of rows 0 / 16 with stride
             // `kp64`, inside `abuf` (64 t + 64 <= kp64); the B loads read 16 rows of 64 bytes,
             // 1,024 bytes of whole groups inside the panel (t < full) or the zero-padded tail
-            // copy; the stores write `rows0` / `rows1` rows of 64 bytes with stride 128 into `c`
-            // (32 x 32 i32). Tiles 2, 3 and 5 are only touched when `rows1 > 0`.
+            // copy; the stores write `rows0` / `rows1` rows of 16 i32 at columns `16 p` and
+            // `16 p + 16` of rows of `npad` i32 in `raw` (p is even and `16 p < n`, so `16 p + 32
+            // <= npad`, a multiple of 32; rows < 32 <= raw.len() / npad). Tiles 2, 3 and 5 are
+            // only touched when `rows1 > 0`.
             unsafe {
                 let step = |a_off: usize, bb0: *const i8, bb1: *const i8| {
                     if rows1 > 0 {
@@ -757,31 +777,26 @@ pub(crate) mod amx {
                     tail[1][..g].copy_from_slice(core::slice::from_raw_parts(b1.add(full * KC * NR), g));
                     step(full * KC, tail[0].as_ptr(), tail[1].as_ptr());
                 }
-                let cp = c.as_mut_ptr();
+                // Rows of `npad` i32 in `raw`: tile rows go straight to their place.
+                let cp = raw.as_mut_ptr().add(p * NR);
+                let sc = npad * 4;
                 asm!(
                     "tilestored [{c0} + {sc}*1], tmm0",
                     "tilestored [{c1} + {sc}*1], tmm1",
                     c0 = in(reg) cp,
                     c1 = in(reg) cp.add(NR),
-                    sc = in(reg) 2 * NR * 4,
+                    sc = in(reg) sc,
                     options(nostack)
                 );
                 if rows1 > 0 {
                     asm!(
                         "tilestored [{c0} + {sc}*1], tmm2",
                         "tilestored [{c1} + {sc}*1], tmm3",
-                        c0 = in(reg) cp.add(16 * 2 * NR),
-                        c1 = in(reg) cp.add(16 * 2 * NR + NR),
-                        sc = in(reg) 2 * NR * 4,
+                        c0 = in(reg) cp.add(16 * npad),
+                        c1 = in(reg) cp.add(16 * npad + NR),
+                        sc = in(reg) sc,
                         options(nostack)
                     );
-                }
-            }
-            let cols = (n - p * NR).min(2 * NR);
-            for r in 0..rows {
-                let (src, dst) = (&c[r * 2 * NR..r * 2 * NR + cols], &mut raw[r * n + p * NR..r * n + p * NR + cols]);
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = v as i64;
                 }
             }
             p += 2;
