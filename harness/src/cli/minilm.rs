@@ -119,6 +119,22 @@ pub enum Sub {
         #[arg(value_name = "SENTENCE")]
         sentences: Vec<String>,
     },
+    /// The real-model report on its own: accuracy of every scheme, speed next to ONNX Runtime
+    /// and the per-Linear analysis, written as `minilm.md` with CSV files and a chart (the same
+    /// section `quantproof report` includes when the model is in the cache).
+    Report {
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// 40 corpus sentences, batch 1 only, one timed run.
+        #[arg(long)]
+        quick: bool,
+        /// Do not measure ONNX Runtime.
+        #[arg(long)]
+        no_ort: bool,
+    },
     Eval {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
@@ -152,6 +168,7 @@ pub fn run(args: Args) -> i32 {
         Sub::Ptsq { cache } => run_ptsq(cache),
         Sub::Eval { cache, json, limit } => run_eval(cache, json, limit),
         Sub::Analyze { cache, json, sentences } => run_analyze(cache, json, &sentences),
+        Sub::Report { cache, out, quick, no_ort } => run_report(cache, &out, quick, no_ort),
         Sub::Bench { cache, json, seq_len, batch, reps, implementations } => {
             run_bench(cache, json, seq_len, &batch, reps, &implementations)
         }
@@ -480,4 +497,28 @@ fn run_analyze(cache: Option<PathBuf>, json: bool, sentences: &[String]) -> Resu
         );
     }
     Ok(0)
+}
+
+fn run_report(cache: Option<PathBuf>, out: &std::path::Path, quick: bool, no_ort: bool) -> Result<i32, String> {
+    let dir = fetch::cache_dir(cache.as_deref())?;
+    if !fetch::is_cached(&dir) {
+        return Err(format!("MiniLM is not in {} (run `quantproof minilm fetch`)", dir.display()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let start = std::time::Instant::now();
+    let with_ort = !no_ort && crate::ort::setup(&mut |m| eprintln!("{m}")).is_ok();
+    let section = crate::report::minilm::run(&dir, quick, with_ort, &mut |m| {
+        eprintln!("[{:>6.1} s] {m}", start.elapsed().as_secs_f64())
+    });
+    let chart_errors = section.write(out)?;
+    let mut md = String::from("# quantproof: all-MiniLM-L6-v2\n");
+    section.markdown(&mut md);
+    for e in &chart_errors {
+        md.push_str(&format!("\n> chart not drawn: {e}\n"));
+    }
+    let path = out.join("minilm.md");
+    std::fs::write(&path, md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("{}", path.display());
+    let failed = section.eval.is_err() || section.bench.is_err() || section.layers.is_err();
+    Ok(if failed { 1 } else { 0 })
 }
