@@ -666,6 +666,8 @@ pub static QGEMM: OpSpec = OpSpec {
 const QGEMM_KN: usize = 384;
 
 struct Qgemm {
+    /// The requested size, which every record of this workload counts as its elements.
+    elements: usize,
     m: usize,
     a: Vec<u8>,
     b: Vec<i8>,
@@ -692,7 +694,7 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
             b_kxn[k * QGEMM_KN + n] = b[n * QGEMM_KN + k];
         }
     }
-    Ok(Box::new(Qgemm { m, a, b, b_kxn, packed, out: vec![0; m * QGEMM_KN], expected }))
+    Ok(Box::new(Qgemm { elements: setup.size, m, a, b, b_kxn, packed, out: vec![0; m * QGEMM_KN], expected }))
 }
 
 impl Workload for Qgemm {
@@ -751,7 +753,8 @@ impl Workload for Qgemm {
             zero_point: 128,
             expected: self.expected.iter().flat_map(|v| v.to_le_bytes()).collect(),
             bytes_per_element: self.bytes_per_element(),
-            elements: self.a.len(),
+            // Counted as ours are (the requested size), so that the rates compare.
+            elements: self.elements,
             binary: Some(super::OrtBinary {
                 b: OrtInput::I8(&self.b_kxn),
                 b_scale: 1.0,
