@@ -242,7 +242,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "sigmoid on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::sigmoid, optimized: true }),
         equiv: None,
-        bench: &[&b::SIGMOID_LUT],
+        bench: &[&b::SIGMOID],
     },
     OpEntry {
         op: "tanh",
@@ -250,7 +250,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "tanh on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::tanh, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::TANH],
     },
     OpEntry {
         op: "hardsigmoid",
@@ -258,7 +258,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "hardsigmoid on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::hardsigmoid, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::HARDSIGMOID],
     },
     OpEntry {
         op: "hardswish",
@@ -266,7 +266,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "hardswish on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::hardswish, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::HARDSWISH],
     },
     OpEntry {
         op: "leaky_relu",
@@ -274,7 +274,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "leaky_relu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::leaky_relu, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::LEAKY_RELU],
     },
     OpEntry {
         op: "gelu",
@@ -282,7 +282,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "gelu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::gelu, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::GELU],
     },
     OpEntry {
         op: "exp",
@@ -290,7 +290,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "exp on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::exp, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::EXP],
     },
     OpEntry {
         op: "silu",
@@ -298,7 +298,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "silu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::silu, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::SILU],
     },
     OpEntry {
         op: "elu",
@@ -306,7 +306,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "elu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::elu, optimized: true }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::ELU],
     },
     OpEntry {
         op: "max_pool2d",

@@ -598,36 +598,68 @@ impl Workload for MinMax {
     }
 }
 
-/// `quantproof bench sigmoid-lut`: a unary op on 8-bit codes through its 256-entry table.
-pub static SIGMOID_LUT: OpSpec = OpSpec {
-    name: "sigmoid-lut",
-    summary: "i8 codes -> i8 codes through a 256-entry table (TFLite's sigmoid): the byte permute of every unary op",
-    default_profile: Profile::TFLITE,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8],
-    per_axis: false,
-    build: build_sigmoid_lut,
-};
+/// A unary op's bench on i8 codes through its 256-entry table: input codes at scale 0.05 (values
+/// in [-6.4, 6.35]), the output quantized to cover the op's range there.
+macro_rules! lut_bench {
+    ($static:ident, $name:literal, $build:ident, $op:expr, $y:expr) => {
+        #[doc = concat!("`quantproof bench ", $name, "`: ", $name, " on i8 codes through its 256-entry table.")]
+        pub static $static: OpSpec = OpSpec {
+            name: $name,
+            summary: concat!(
+                "i8 codes -> i8 codes: ",
+                $name,
+                " through a 256-entry table built by the reference under the profile's rules (the byte permute of every unary op)"
+            ),
+            default_profile: Profile::TFLITE,
+            default_dtype: Dtype::I8,
+            dtypes: &[Dtype::I8],
+            per_axis: false,
+            build: $build,
+        };
 
-struct SigmoidLut {
+        fn $build(setup: &Setup) -> Result<Box<dyn Workload>> {
+            build_lut(setup, $name, $op, $y)
+        }
+    };
+}
+
+use quantproof_reference::activation::UnaryOp as U;
+use quantproof_reference::affine::Affine as A;
+lut_bench!(SIGMOID, "sigmoid", build_sigmoid, U::Sigmoid, A::new(1.0 / 256.0, -128));
+lut_bench!(TANH, "tanh", build_tanh, U::Tanh, A::new(1.0 / 128.0, 0));
+lut_bench!(HARDSIGMOID, "hardsigmoid", build_hardsigmoid, U::Hardsigmoid, A::new(1.0 / 256.0, -128));
+lut_bench!(HARDSWISH, "hardswish", build_hardswish, U::Hardswish, A::new(0.05, 0));
+lut_bench!(LEAKY_RELU, "leaky-relu", build_leaky_relu, U::LeakyRelu { negative_slope: 0.01 }, A::new(0.05, 0));
+lut_bench!(GELU, "gelu", build_gelu, U::Gelu, A::new(0.05, 0));
+lut_bench!(EXP, "exp", build_exp, U::Exp, A::new(2.25, -128));
+lut_bench!(SILU, "silu", build_silu, U::Silu, A::new(0.05, 0));
+lut_bench!(ELU, "elu", build_elu, U::Elu { alpha: 1.0 }, A::new(0.05, 0));
+
+struct Lut {
+    name: &'static str,
     table: Vec<i8>,
     x: Vec<i8>,
     out: Vec<i8>,
     expected: Vec<i8>,
 }
 
-fn build_sigmoid_lut(setup: &Setup) -> Result<Box<dyn Workload>> {
-    use quantproof_reference::activation::{apply_table, table, UnaryOp};
+fn build_lut(
+    setup: &Setup,
+    name: &'static str,
+    op: quantproof_reference::activation::UnaryOp,
+    y: quantproof_reference::affine::Affine,
+) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::activation::{apply_table, table};
     use quantproof_reference::affine::Affine;
-    let t = table::<i8>(UnaryOp::Sigmoid, setup.profile.arith, Affine::new(0.05, 0), Affine::new(1.0 / 256.0, -128))?;
+    let t = table::<i8>(op, setup.profile.arith, Affine::new(0.05, 0), y)?;
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
     let x: Vec<i8> = (0..setup.size).map(|_| rng.below(256) as i32 as u8 as i8).collect();
     let mut expected = vec![0i8; x.len()];
     apply_table(&t, &x, &mut expected)?;
-    Ok(Box::new(SigmoidLut { table: t, out: vec![0; x.len()], x, expected }))
+    Ok(Box::new(Lut { name, table: t, out: vec![0; x.len()], x, expected }))
 }
 
-impl Workload for SigmoidLut {
+impl Workload for Lut {
     fn run(&mut self, imp: &Path) -> Result<()> {
         match imp {
             Path::Reference => quantproof_reference::activation::apply_table(&self.table, &self.x, &mut self.out),
@@ -647,7 +679,7 @@ impl Workload for SigmoidLut {
         2.0
     }
     fn detail(&self) -> serde_json::Value {
-        json!({"shape": [self.x.len()], "op": "sigmoid", "table": 256})
+        json!({"shape": [self.x.len()], "op": self.name, "table": 256})
     }
 }
 
@@ -1022,6 +1054,9 @@ impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
 }
 
 #[cfg(test)]
+const LUT_OPS: [&str; 9] = ["sigmoid", "tanh", "hardsigmoid", "hardswish", "leaky-relu", "gelu", "exp", "silu", "elu"];
+
+#[cfg(test)]
 mod tests {
     use super::super::{Bench, Path, Setup};
     use super::*;
@@ -1050,13 +1085,13 @@ mod tests {
                     if gran == Gran::PerTensor && b.workload.ort_collector().is_some() {
                         assert!(b.workload.ort_case().is_none());
                     } else if spec.name == "abs-max"
-                        || spec.name == "sigmoid-lut"
+                        || LUT_OPS.contains(&spec.name)
                         || spec.name == "requantize"
                         || spec.name == "qadd-equal-scale"
                     {
                         // qadd-equal-scale is quantproof's own kernel: no framework has it.
-                        // No ONNX Runtime twin wired yet (QLinearSigmoid is a com.microsoft op
-                        // that ort_bench.py does not build).
+                        // No ONNX Runtime twin wired yet for the lookup ops (QLinearSigmoid,
+                        // QLinearLeakyRelu are com.microsoft ops that ort_bench.py does not build).
                         assert!(b.workload.ort_case().is_none());
                     } else if gran == Gran::PerTensor {
                         let c = b.workload.ort_case().unwrap();
