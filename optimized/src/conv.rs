@@ -15,7 +15,7 @@
 //!   while `KH * KW * 255 * 255 < 2^31` (the kernel checks; larger windows use `i64`).
 
 use crate::gemm::{gemm_u8s8_threaded, GemmKernel, PackedWeights};
-use quantproof_reference::conv::{check_conv, ActivationLayout, Conv2dGeometry, ConvWeightLayout};
+use quantproof_reference::conv::{check_conv, check_conv_weights, ActivationLayout, Conv2dGeometry, ConvWeightLayout};
 use quantproof_reference::error::{QuantError, Result};
 use quantproof_reference::gemm::{to_i32_accumulator, WeightLayout, ZeroPoints};
 
@@ -38,21 +38,7 @@ impl PackedConv {
     /// the reference's for the geometry, the weight length and layout, and the zero points
     /// ([`PackedConv::accumulate`] repeats the reference's whole check with the input).
     pub fn new(g: &Conv2dGeometry, w_layout: ConvWeightLayout, w: &[i8], w_zero_points: ZeroPoints<'_>) -> Result<PackedConv> {
-        g.validate()?;
-        let (_, wn, _) = g.sizes()?;
-        if w.len() != wn {
-            return Err(QuantError::ShapeMismatch {
-                shape: vec![g.out_channels, g.group_in(), g.kernel_h, g.kernel_w],
-                len: w.len(),
-            });
-        }
-        if w_layout == ConvWeightLayout::Ihwo && g.group_in() != 1 {
-            return Err(QuantError::InvalidArgument {
-                what: "weight layout",
-                detail: format!("[1, KH, KW, O] weights need one input channel per group, got {}", g.group_in()),
-            });
-        }
-        w_zero_points.check(g.out_channels, quantproof_reference::scheme::QType::I8)?;
+        check_conv_weights(g, w_layout, w, w_zero_points)?;
         let zero_points: Vec<i32> = (0..g.out_channels).map(|o| w_zero_points.get(o)).collect();
         let (gi, go, k) = (g.group_in(), g.group_out(), g.depth());
         let taps = if gi == 1 {

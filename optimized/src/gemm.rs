@@ -720,7 +720,7 @@ pub(crate) mod amx {
             // Panels p and p + 1 exist: panels are packed in whole groups of four.
             let b0 = w.panels[p * stride..].as_ptr();
             let b1 = w.panels[(p + 1) * stride..].as_ptr();
-            // SAFETY (every tile instruction below): the configuration is loaded; the A loads
+            // SAFETY: every tile instruction below: the configuration is loaded; the A loads
             // read `rows0` / `rows1` rows of 64 bytes at `64 t` of rows 0 / 16 with stride
             // `kp64`, inside `abuf` (64 t + 64 <= kp64); the B loads read 16 rows of 64 bytes,
             // 1,024 bytes of whole groups inside the panel (t < full) or the zero-padded tail

@@ -27,8 +27,8 @@ use crate::isa::{self, Isa};
 use crate::kernels::{self, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::choose_params::ScaleZeroPoint;
-use quantproof_reference::affine::{broadcast_index, check_broadcast, check_shape};
-use quantproof_reference::elementwise::{BinaryKernel, BinaryOp, BinaryParams};
+use quantproof_reference::affine::broadcast_index;
+use quantproof_reference::elementwise::{check_binary_shapes, BinaryKernel, BinaryOp, BinaryParams};
 use quantproof_reference::error::{check_len, QuantError, Result};
 use quantproof_reference::profile::ArithRule;
 use quantproof_reference::scheme::Signedness;
@@ -576,10 +576,7 @@ impl Engine {
         b_shape: &[usize],
         out: &mut [C],
     ) -> Result<()> {
-        check_shape(a_shape, a.len())?;
-        check_shape(b_shape, b.len())?;
-        check_len("out", a.len(), out.len())?;
-        let core = check_broadcast(a_shape, b_shape)?;
+        let core = check_binary_shapes(a_shape, a.len(), b_shape, b.len(), out.len())?;
         let expanded: Vec<C>;
         let b = if b.len() == a.len() {
             // Every dimension of b is a's (a broadcast one would make b smaller): the identity.

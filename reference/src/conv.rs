@@ -259,6 +259,32 @@ pub fn check_conv<X: Operand8, W: Operand8>(
     w: &[W],
     w_zero_points: ZeroPoints<'_>,
 ) -> Result<usize> {
+    check_layout(g, w_layout)?;
+    let (xn, _, yn) = g.sizes()?;
+    if x.len() != xn {
+        return Err(QuantError::ShapeMismatch { shape: vec![g.batch, g.in_channels, g.in_h, g.in_w], len: x.len() });
+    }
+    check_weights_len(g, w.len())?;
+    X::QTYPE.full_range().check_zero_point(0, x_zero_point)?;
+    w_zero_points.check(g.out_channels, W::QTYPE)?;
+    Ok(yn)
+}
+
+/// The part of [`check_conv`] that does not need the input (the geometry, the weight layout,
+/// the weights' length, their zero points), in its order, for code that prepares weights once.
+pub fn check_conv_weights<W: Operand8>(
+    g: &Conv2dGeometry,
+    w_layout: ConvWeightLayout,
+    w: &[W],
+    w_zero_points: ZeroPoints<'_>,
+) -> Result<()> {
+    check_layout(g, w_layout)?;
+    check_weights_len(g, w.len())?;
+    w_zero_points.check(g.out_channels, W::QTYPE)
+}
+
+/// A valid geometry, and `[1, KH, KW, O]` weights only with one input channel per group.
+fn check_layout(g: &Conv2dGeometry, w_layout: ConvWeightLayout) -> Result<()> {
     g.validate()?;
     if w_layout == ConvWeightLayout::Ihwo && g.group_in() != 1 {
         return Err(invalid(
@@ -266,19 +292,15 @@ pub fn check_conv<X: Operand8, W: Operand8>(
             format!("[1, KH, KW, O] weights need one input channel per group, got {}", g.group_in()),
         ));
     }
-    let (xn, wn, yn) = g.sizes()?;
-    if x.len() != xn {
-        return Err(QuantError::ShapeMismatch { shape: vec![g.batch, g.in_channels, g.in_h, g.in_w], len: x.len() });
+    Ok(())
+}
+
+fn check_weights_len(g: &Conv2dGeometry, len: usize) -> Result<()> {
+    let (_, wn, _) = g.sizes()?;
+    if len != wn {
+        return Err(QuantError::ShapeMismatch { shape: vec![g.out_channels, g.group_in(), g.kernel_h, g.kernel_w], len });
     }
-    if w.len() != wn {
-        return Err(QuantError::ShapeMismatch {
-            shape: vec![g.out_channels, g.group_in(), g.kernel_h, g.kernel_w],
-            len: w.len(),
-        });
-    }
-    X::QTYPE.full_range().check_zero_point(0, x_zero_point)?;
-    w_zero_points.check(g.out_channels, W::QTYPE)?;
-    Ok(yn)
+    Ok(())
 }
 
 /// The exact int32 accumulators of a convolution, by the direct loop (the definition in the

@@ -294,6 +294,22 @@ pub fn binary<C: Code>(
     apply_binary(&kernel, a, a_shape, b, b_shape, out)
 }
 
+/// The shape checks of [`apply_binary`], in its order (shared with the optimized twin): each
+/// data length matches its shape, `out` is as long as `a`, and `b` broadcasts to `a`. Returns
+/// `b`'s shape without leading ones beyond `a`'s rank.
+pub fn check_binary_shapes<'b>(
+    a_shape: &[usize],
+    a_len: usize,
+    b_shape: &'b [usize],
+    b_len: usize,
+    out_len: usize,
+) -> Result<&'b [usize]> {
+    check_shape(a_shape, a_len)?;
+    check_shape(b_shape, b_len)?;
+    check_len("out", a_len, out_len)?;
+    crate::affine::check_broadcast(a_shape, b_shape)
+}
+
 /// [`binary`] with a prepared kernel (for example [`BinaryKernel::equal_scale`]).
 pub fn apply_binary<C: Code>(
     kernel: &BinaryKernel,
@@ -303,9 +319,7 @@ pub fn apply_binary<C: Code>(
     b_shape: &[usize],
     out: &mut [C],
 ) -> Result<()> {
-    check_shape(a_shape, a.len())?;
-    check_shape(b_shape, b.len())?;
-    check_len("out", a.len(), out.len())?;
+    check_binary_shapes(a_shape, a.len(), b_shape, b.len(), out.len())?;
     let index = broadcast_index(a_shape, b_shape)?;
     for ((o, &qa), &j) in out.iter_mut().zip(a).zip(&index) {
         *o = C::from_code(kernel.apply(qa.to_code(), b[j].to_code()));
