@@ -29,33 +29,10 @@ const OPS: [BinaryOp; 3] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul];
 const RULES: [ArithRule; 3] = [ArithRule::Tflite, ArithRule::Torch, ArithRule::OnnxRuntime];
 const ACTIVATIONS: [Activation; 4] = [Activation::None, Activation::Relu, Activation::Relu6, Activation::ReluN1To1];
 
-/// One drawn set of scales and zero points for codes of type `C`; `case` walks the special
-/// families first, then random ones.
+/// One drawn set of scales and zero points for codes of type `C` (the equivalence runner's
+/// generator: special families first, then random ones).
 fn draw_params<C: Code>(rng: &mut Rng, case: usize) -> (f32, f32, f32, i32, i32, i32) {
-    let zp = |rng: &mut Rng| match rng.below(4) {
-        0 => C::MIN,
-        1 => C::MAX,
-        2 => (C::MIN + C::MAX + 1) / 2,
-        _ => rng.range_i64(C::MIN as i64, C::MAX as i64) as i32,
-    };
-    let log_uniform = |rng: &mut Rng, lo: f64, hi: f64| 2f64.powf(lo + rng.unit() * (hi - lo)) as f32;
-    let sa = log_uniform(rng, -12.0, 2.0);
-    let (sa, sb) = match case % 8 {
-        0 => (sa, sa),                                                  // equal scales
-        1 => (sa, sa * (1.0 + (rng.unit() as f32 - 0.5) * 1e-3)),       // ratio near 1
-        2 => (sa, sa * 2f32.powi(rng.range_i64(1, 6) as i32)),          // 2^k
-        3 => (sa, sa * 2f32.powi(-(rng.range_i64(1, 6) as i32))),       // 2^-k
-        4 => (sa, f32::from_bits(sa.to_bits() + 1)),                    // one ulp apart
-        5 => (log_uniform(rng, -126.0, -100.0), log_uniform(rng, 100.0, 125.0)), // extreme
-        _ => (sa, log_uniform(rng, -12.0, 2.0)),
-    };
-    let sy = match case % 5 {
-        0 => sa.max(sb) * 2.0 + sa.min(sb),
-        1 => sa * sb * (1.0 + rng.unit() as f32),
-        2 => log_uniform(rng, -126.0, 120.0),
-        _ => log_uniform(rng, -12.0, 2.0),
-    };
-    (sa, sb, sy, zp(rng), zp(rng), zp(rng))
+    quantproof_harness::equiv::arith::draw_binary_params::<C>(rng, case)
 }
 
 fn every_pair<C: Code>() -> (Vec<C>, Vec<C>) {

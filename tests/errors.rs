@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use quantproof_harness::equiv::gen::all_rules;
 use quantproof_harness::equiv::outcome::{compare, same_error};
-use quantproof_harness::equiv::{announce, descriptor, descriptors, Budget, Case};
+use quantproof_harness::equiv::{announce, descriptor, descriptors, Budget, Case, Data};
 use quantproof_harness::path::Path;
 use quantproof_optimized::{isa, Engine};
 use quantproof_reference::error::QuantError;
@@ -67,8 +67,8 @@ fn per_tensor(scale: f32, zero_point: i32) -> QuantParams {
 fn case_for(op: &str, shape: &[usize], params: QuantParams, x: &[f32]) -> Case {
     let n = x.len();
     let mut c = Case::manual(shape, params).with_x(x.to_vec());
-    c.codes = x.iter().map(|&v| if v.is_finite() { (v as i32).clamp(0, 7) } else { 0 }).collect();
-    c.packed = vec![0x21; packed_len(n)];
+    c.set_flat("codes", Data::I32(x.iter().map(|&v| if v.is_finite() { (v as i32).clamp(0, 7) } else { 0 }).collect()), 0);
+    c.set_flat("packed", Data::U8(vec![0x21; packed_len(n)]), 0);
     c.kind = if op.ends_with("u4") { Int4::Unsigned } else { Int4::Signed };
     c.out_len = if op.starts_with("quantize_packed4") { packed_len(n) } else { n };
     c.mask_len = n;
@@ -333,11 +333,11 @@ fn output_and_mask_lengths() {
             let want = if op.starts_with("dequantize_packed4") {
                 // There the output length sets the element count: the packed input is then wrong
                 // (unless it still needs the same number of bytes, when the shape is).
-                if packed_len(c.out_len) != c.packed.len() {
+                if packed_len(c.out_len) != c.packed().len() {
                     QuantError::LengthMismatch {
                         what: "packed input",
                         expected: packed_len(c.out_len),
-                        got: c.packed.len(),
+                        got: c.packed().len(),
                     }
                 } else {
                     QuantError::ShapeMismatch { shape: vec![2, 3], len: c.out_len }
@@ -361,7 +361,9 @@ fn output_and_mask_lengths() {
     // Packed input one byte too long.
     for op in ["dequantize_packed4_i4", "dequantize_packed4_u4"] {
         let mut c = base(op);
-        c.packed.push(0x77);
+        let mut longer = c.packed().to_vec();
+        longer.push(0x77);
+        c.set_flat("packed", Data::U8(longer), 0);
         expect(
             "packed input length",
             op,
@@ -533,13 +535,13 @@ fn wild_case(op: &str, w: &Wild) -> Case {
     c.offset = w.offset;
     let mut buf = vec![f32::NAN; w.offset];
     buf.extend(&x);
-    c.x = buf;
+    c.set_flat("x", Data::F32(buf), w.offset);
     let mut codes = vec![0; w.offset];
     codes.extend(x.iter().map(|&v| if v.is_finite() { v.clamp(-300.0, 300.0) as i32 } else { 1 }));
-    c.codes = codes;
+    c.set_flat("codes", Data::I32(codes), w.offset);
     let mut packed = vec![0u8; w.offset];
     packed.extend((0..(packed_len(n) as i64 + w.packed_delta).max(0)).map(|i| (i * 37 + 5) as u8));
-    c.packed = packed;
+    c.set_flat("packed", Data::U8(packed), w.offset);
     let out = if op.starts_with("quantize_packed4") { packed_len(n) } else { n };
     c.out_len = (out as i64 + w.out_delta).max(0) as usize;
     c.mask_len = (n as i64 + w.mask_delta).max(0) as usize;

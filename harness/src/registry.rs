@@ -18,6 +18,7 @@
 
 use crate::bench::ops as b;
 use crate::bench::OpSpec as BenchOp;
+use crate::equiv::arith as ea;
 use crate::equiv::calib as eqc;
 use crate::equiv::ops as eq;
 use crate::equiv::OpDescriptor;
@@ -177,7 +178,7 @@ pub static OPS: &[OpEntry] = &[
         family: "arithmetic",
         summary: "int32 -> 8-bit codes through a multiplier",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::requantize, optimized: false }),
-        equiv: None,
+        equiv: Some(ea::requantize),
         bench: &[&b::REQUANTIZE],
     },
     OpEntry {
@@ -185,7 +186,7 @@ pub static OPS: &[OpEntry] = &[
         family: "arithmetic",
         summary: "codes + codes, each framework's integer or float path",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::qadd, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::qadd),
         bench: &[&b::QADD, &b::QADD_EQUAL_SCALE],
     },
     OpEntry {
@@ -193,7 +194,7 @@ pub static OPS: &[OpEntry] = &[
         family: "arithmetic",
         summary: "codes - codes",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::sub, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::qsub),
         bench: &[],
     },
     OpEntry {
@@ -201,7 +202,7 @@ pub static OPS: &[OpEntry] = &[
         family: "arithmetic",
         summary: "codes * codes, the three scales folded into one multiplier",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::qmul, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::qmul),
         bench: &[&b::QMUL],
     },
     OpEntry {
@@ -209,7 +210,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "relu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::relu, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::relu),
         bench: &[],
     },
     OpEntry {
@@ -217,7 +218,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "relu6 on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::relu6, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::relu6),
         bench: &[],
     },
     OpEntry {
@@ -225,7 +226,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "clamp on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::clamp, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::clamp),
         bench: &[],
     },
     OpEntry {
@@ -233,7 +234,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "hardtanh on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::hardtanh, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::hardtanh),
         bench: &[],
     },
     OpEntry {
@@ -241,7 +242,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "sigmoid on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::sigmoid, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::sigmoid),
         bench: &[&b::SIGMOID],
     },
     OpEntry {
@@ -249,7 +250,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "tanh on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::tanh, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::tanh),
         bench: &[&b::TANH],
     },
     OpEntry {
@@ -257,7 +258,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "hardsigmoid on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::hardsigmoid, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::hardsigmoid),
         bench: &[&b::HARDSIGMOID],
     },
     OpEntry {
@@ -265,7 +266,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "hardswish on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::hardswish, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::hardswish),
         bench: &[&b::HARDSWISH],
     },
     OpEntry {
@@ -273,7 +274,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "leaky_relu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::leaky_relu, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::leaky_relu),
         bench: &[&b::LEAKY_RELU],
     },
     OpEntry {
@@ -281,7 +282,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "gelu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::gelu, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::gelu),
         bench: &[&b::GELU],
     },
     OpEntry {
@@ -289,7 +290,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "exp on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::exp, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::exp),
         bench: &[&b::EXP],
     },
     OpEntry {
@@ -297,7 +298,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "silu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::silu, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::silu),
         bench: &[&b::SILU],
     },
     OpEntry {
@@ -305,7 +306,7 @@ pub static OPS: &[OpEntry] = &[
         family: "activation",
         summary: "elu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::elu, optimized: true }),
-        equiv: None,
+        equiv: Some(ea::elu),
         bench: &[&b::ELU],
     },
     OpEntry {
@@ -377,7 +378,7 @@ pub static OPS: &[OpEntry] = &[
         family: "gemm",
         summary: "ONNX MatMulInteger: u8/s8 GEMM with zero points, int32 out",
         vectors: Some(VectorOp { profiles: &["onnxruntime"], run: gemm::matmul_integer, optimized: false }),
-        equiv: None,
+        equiv: Some(ea::qgemm),
         bench: &[&b::QGEMM],
     },
     OpEntry {

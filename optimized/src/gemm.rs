@@ -104,6 +104,20 @@ impl GemmKernel {
         self == GemmKernel::Portable || k <= MAX_EXACT_K
     }
 
+    /// The fastest available micro-kernel of one ISA level (the portable one for `scalar`):
+    /// AVX-512 uses AMX tiles where the CPU has them, else VNNI; AVX2 uses AVX-VNNI where present,
+    /// else the vpmaddwd kernel; NEON uses sdot where the CPU has the dot-product extension.
+    pub fn best_for(isa: crate::isa::Isa) -> GemmKernel {
+        use crate::isa::Isa;
+        let candidates: &[GemmKernel] = match isa {
+            Isa::Avx512 => &[GemmKernel::AmxInt8, GemmKernel::Avx512Vnni],
+            Isa::Avx2 => &[GemmKernel::AvxVnni, GemmKernel::Avx2],
+            Isa::Neon => &[GemmKernel::NeonDot, GemmKernel::Neon],
+            _ => &[],
+        };
+        candidates.iter().copied().find(|k| k.is_available()).unwrap_or(GemmKernel::Portable)
+    }
+
     /// The fastest available kernel.
     pub fn best() -> GemmKernel {
         [GemmKernel::AmxInt8, GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2, GemmKernel::NeonDot, GemmKernel::Neon]

@@ -744,16 +744,8 @@ impl Workload for Qgemm {
                 &mut self.out,
             ),
             Path::Optimized(e) => {
-                // Each ISA level's best micro-kernel: AVX-512 with AMX tiles or VNNI, AVX2 with AVX-VNNI
-                // where the CPU has it (else plain AVX2), the portable one elsewhere.
-                use quantproof_optimized::Isa;
-                let pick =
-                    |ks: &[GemmKernel]| ks.iter().copied().find(|k| k.is_available()).unwrap_or(GemmKernel::Portable);
-                let kernel = match e.isa() {
-                    Isa::Avx512 => pick(&[GemmKernel::AmxInt8, GemmKernel::Avx512Vnni]),
-                    Isa::Avx2 => pick(&[GemmKernel::AvxVnni, GemmKernel::Avx2]),
-                    _ => GemmKernel::Portable,
-                };
+                // Each ISA level's best micro-kernel (AMX or VNNI on AVX-512, AVX-VNNI on AVX2, sdot on NEON).
+                let kernel = GemmKernel::best_for(e.isa());
                 gemm_u8s8_threaded(&self.a, QGEMM_KN, self.m, 128, &self.packed, kernel, e.threads(), &mut self.out)
             }
         }

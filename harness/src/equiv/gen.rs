@@ -41,7 +41,9 @@
 //! `1e-20`, powers of two, random bit patterns, rarely a subnormal); zero points span the range
 //! and its ends.
 
+use super::outcome::Data;
 use super::rng::Rng;
+use std::fmt;
 use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::QuantParams;
@@ -186,11 +188,108 @@ pub fn rule_name(rule: QuantizeRule) -> String {
     format!("{}/{}", rule.scale_op.name(), rule.rounding.name())
 }
 
-/// One concrete call's inputs. Every op reads the fields it needs; the others keep their
-/// defaults. Input buffers hold `offset` leading elements that are not part of the input.
+/// One named input tensor of a case, in the shape of a golden vector's: element type and data,
+/// logical shape, and where the elements sit in their buffer. The buffer holds `offset` filler
+/// elements before the tensor (misaligned starts) and `tail` after it (a kernel that reads past
+/// its end meets them: NaN for floats, so it reports an error the reference does not). A matrix
+/// may be stored with a row stride above its last dimension (`row_stride`; the gap holds filler
+/// too), as a strided view of a larger buffer is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    /// The whole buffer, fillers included.
+    pub data: Data,
+    pub offset: usize,
+    pub tail: usize,
+    /// Elements from one row's start to the next (`shape`'s last dimension when dense).
+    pub row_stride: usize,
+}
+
+impl Input {
+    /// A dense tensor with no fillers.
+    pub fn dense(name: &'static str, shape: &[usize], data: Data) -> Input {
+        let row_stride = shape.last().copied().unwrap_or(1);
+        Input { name, shape: shape.to_vec(), data, offset: 0, tail: 0, row_stride }
+    }
+
+    /// Elements of the tensor's view in its buffer (rows with their stride gaps, without the
+    /// leading and trailing fillers).
+    pub fn view_len(&self) -> usize {
+        self.data.len().saturating_sub(self.offset + self.tail)
+    }
+
+    fn view<'a, T>(&self, v: &'a [T]) -> &'a [T] {
+        let end = v.len().saturating_sub(self.tail);
+        &v[self.offset.min(end)..end]
+    }
+
+    /// The view as floats (empty for another element type).
+    pub fn f32(&self) -> &[f32] {
+        match &self.data {
+            Data::F32(v) => self.view(v),
+            _ => &[],
+        }
+    }
+
+    pub fn i32(&self) -> &[i32] {
+        match &self.data {
+            Data::I32(v) => self.view(v),
+            _ => &[],
+        }
+    }
+
+    pub fn u8(&self) -> &[u8] {
+        match &self.data {
+            Data::U8(v) => self.view(v),
+            _ => &[],
+        }
+    }
+
+    pub fn i8(&self) -> &[i8] {
+        match &self.data {
+            Data::I8(v) => self.view(v),
+            _ => &[],
+        }
+    }
+
+    /// `name: u8[2, 3] (offset 1, row stride 5)`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}: {}{:?}", self.name, self.data.type_name(), self.shape);
+        let dense = self.shape.last().copied().unwrap_or(1);
+        if self.offset > 0 || self.row_stride != dense {
+            s += &format!(" (offset {}, row stride {})", self.offset, self.row_stride);
+        }
+        s
+    }
+}
+
+/// One attribute of a case: what the op is told besides its tensors (a profile's rule, a fused
+/// activation, a requantizer), as text for reports and as a number where the op reads one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attr {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attr::Int(v) => write!(f, "{v}"),
+            Attr::Float(v) => write!(f, "{v:e}"),
+            Attr::Text(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// One concrete call: named input tensors ([`Input`]) and attributes, like a golden vector, plus
+/// the quantization parameters, rule and profile that the quantize-family ops share. Every op
+/// reads the inputs and attributes it needs.
 #[derive(Debug, Clone)]
 pub struct Case {
     pub spec: CaseSpec,
+    /// The logical shape of the op's main tensor (the one `params` describe).
     pub shape: Vec<usize>,
     pub params: QuantParams,
     pub rule: QuantizeRule,
@@ -198,16 +297,10 @@ pub struct Case {
     pub profile: Profile,
     /// For the packed 4-bit ops.
     pub kind: Int4,
+    /// Leading filler elements of the inputs and outputs (misalignment).
     pub offset: usize,
-    /// Trailing filler elements of `x` (NaN) that are not part of the input either: a kernel that
-    /// reads past its end meets a NaN and reports it.
-    pub tail: usize,
-    /// Float input (quantize, fake-quantize, dynamic, min/max): `x[offset..x.len() - tail]`.
-    pub x: Vec<f32>,
-    /// Code input (dequantize): `codes[offset..]`, converted to the op's storage type.
-    pub codes: Vec<i32>,
-    /// Packed nibbles (dequantize_packed4): `packed[offset..]`.
-    pub packed: Vec<u8>,
+    pub inputs: Vec<Input>,
+    pub attrs: Vec<(&'static str, Attr)>,
     /// Output length (elements; bytes for quantize_packed4).
     pub out_len: usize,
     /// Mask length (fake-quantize with mask).
@@ -215,8 +308,8 @@ pub struct Case {
 }
 
 impl Case {
-    /// A case with the given shape and parameters and empty inputs (for hand-built cases: set
-    /// the fields the op reads).
+    /// A case with the given shape and parameters and no inputs (for hand-built cases: add the
+    /// inputs the op reads).
     pub fn manual(shape: &[usize], params: QuantParams) -> Case {
         Case {
             spec: CaseSpec::new(0, 0, Layout::PerTensor, QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven)),
@@ -226,23 +319,21 @@ impl Case {
             profile: Profile::ONNXRUNTIME,
             kind: Int4::Signed,
             offset: 0,
-            tail: 0,
-            x: Vec::new(),
-            codes: Vec::new(),
-            packed: Vec::new(),
+            inputs: Vec::new(),
+            attrs: Vec::new(),
             out_len: 0,
             mask_len: 0,
         }
     }
 
-    /// Sets the float input (no leading or trailing filler) and the output and mask lengths to
-    /// match it.
+    /// Sets the float input `x` (no leading or trailing filler) and the output and mask lengths
+    /// to match it.
     pub fn with_x(mut self, x: Vec<f32>) -> Case {
         self.offset = 0;
-        self.tail = 0;
         self.out_len = x.len();
         self.mask_len = self.out_len;
-        self.x = x;
+        let shape = [x.len()];
+        self.set_input(Input::dense("x", &shape, Data::F32(x)));
         self
     }
 
@@ -251,17 +342,54 @@ impl Case {
         self
     }
 
+    /// Adds `input`, replacing an input of the same name.
+    pub fn set_input(&mut self, input: Input) {
+        self.inputs.retain(|i| i.name != input.name);
+        self.inputs.push(input);
+    }
+
+    /// Sets input `name` to the flat buffer `data`, whose first `offset` elements are filler.
+    pub fn set_flat(&mut self, name: &'static str, data: Data, offset: usize) {
+        let n = data.len().saturating_sub(offset);
+        self.set_input(Input { name, shape: vec![n], data, offset, tail: 0, row_stride: n });
+    }
+
+    /// The input called `name`.
+    pub fn input(&self, name: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    /// Sets attribute `name`.
+    pub fn set_attr(&mut self, name: &'static str, value: Attr) {
+        self.attrs.retain(|(n, _)| *n != name);
+        self.attrs.push((name, value));
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Integer attribute `name` (0 when absent or not an integer).
+    pub fn int(&self, name: &str) -> i64 {
+        match self.attr(name) {
+            Some(Attr::Int(v)) => *v,
+            _ => 0,
+        }
+    }
+
+    /// Float input `x` (quantize, fake-quantize, dynamic, min/max, calibration).
     pub fn x(&self) -> &[f32] {
-        let end = self.x.len().saturating_sub(self.tail);
-        &self.x[self.offset.min(end)..end]
+        self.input("x").map_or(&[], Input::f32)
     }
 
+    /// Code input `codes` (dequantize), converted by the op to its storage type.
     pub fn codes(&self) -> &[i32] {
-        &self.codes[self.offset.min(self.codes.len())..]
+        self.input("codes").map_or(&[], Input::i32)
     }
 
+    /// Packed nibbles `packed` (dequantize_packed4).
     pub fn packed(&self) -> &[u8] {
-        &self.packed[self.offset.min(self.packed.len())..]
+        self.input("packed").map_or(&[], Input::u8)
     }
 
     /// A one-paragraph description for failure reports: enough to rebuild the case by hand.
@@ -275,7 +403,7 @@ impl Case {
         format!(
             "spec {{ seed: {:#x}, len: {}, layout: {}, rule: {}, offset: {}, mix: {:?} }}; shape {:?}, {:?}, \
              range [{}, {}], scales {}, zero points [{}{}], rule {}, profile {}, kind {}, \
-             inputs x[{}] codes[{}] packed[{}], out_len {}, mask_len {}",
+             inputs [{}], attributes [{}], out_len {}, mask_len {}",
             self.spec.seed,
             self.spec.len,
             self.spec.layout.name(),
@@ -292,9 +420,8 @@ impl Case {
             rule_name(self.rule),
             self.profile.name,
             self.kind.name(),
-            self.x().len(),
-            self.codes().len(),
-            self.packed().len(),
+            self.inputs.iter().map(Input::describe).collect::<Vec<_>>().join(", "),
+            self.attrs.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", "),
             self.out_len,
             self.mask_len,
         )
@@ -746,8 +873,7 @@ pub fn set_x(case: &mut Case, x: Vec<f32>) {
     let n = x.len();
     let mut v = with_offset(case.offset, f32::NAN, x);
     v.extend([f32::NAN; GUARD]);
-    case.x = v;
-    case.tail = GUARD;
+    case.set_input(Input { name: "x", shape: vec![n], data: Data::F32(v), offset: case.offset, tail: GUARD, row_stride: n });
     case.out_len = n;
     case.mask_len = n;
 }

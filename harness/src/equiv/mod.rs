@@ -28,6 +28,7 @@
 //! }
 //! ```
 
+pub mod arith;
 pub mod calib;
 pub mod gen;
 pub mod ops;
@@ -35,7 +36,7 @@ pub mod outcome;
 pub mod rng;
 pub mod runner;
 
-pub use gen::{Case, CaseSpec, Class, Layout, Mix};
+pub use gen::{Attr, Case, CaseSpec, Class, Input, Layout, Mix};
 pub use ops::{descriptor, descriptors, OpDescriptor};
 pub use outcome::{compare, Compare, Data, Difference, Outcome, Tensor};
 pub use runner::{announce_skipped as announce, Budget, Mismatch, Runner};

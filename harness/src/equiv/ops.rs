@@ -207,7 +207,11 @@ impl<T: SameBits> Guarded<T> {
 }
 
 fn codes_of<C: Code>(case: &Case) -> Vec<C> {
-    case.codes.iter().map(|&q| C::from_code(q)).collect()
+    // The whole buffer, fillers included, so the view starts misaligned as the case says.
+    match case.input("codes").map(|i| &i.data) {
+        Some(Data::I32(v)) => v.iter().map(|&q| C::from_code(q)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `quantize` into `i8` or `u8` codes.
@@ -258,7 +262,15 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
         let layout = case.params.layout(&case.shape, n).ok();
         let zps = case.params.zero_points.clone();
         let codes = gen::gen_codes(&mut rng, n, C::QTYPE, |i| layout.map_or(0, |l| zps[l.index(i)]));
-        case.codes = gen::with_offset(case.offset, 0, codes);
+        let shape = case.shape.clone();
+        case.set_input(gen::Input {
+            name: "codes",
+            row_stride: shape.last().copied().unwrap_or(1),
+            shape,
+            data: Data::I32(gen::with_offset(case.offset, 0, codes)),
+            offset: case.offset,
+            tail: 0,
+        });
         case.out_len = n;
         case
     }
@@ -375,7 +387,15 @@ impl OpDescriptor for DequantizePacked4 {
         case.kind = self.kind;
         let n = gen::numel(&case.shape);
         let bytes: Vec<u8> = (0..packed_len(n)).map(|_| rng.next_u64() as u8).collect();
-        case.packed = gen::with_offset(case.offset, 0xA5, bytes);
+        let nb = bytes.len();
+        case.set_input(gen::Input {
+            name: "packed",
+            shape: vec![nb],
+            data: Data::U8(gen::with_offset(case.offset, 0xA5, bytes)),
+            offset: case.offset,
+            tail: 0,
+            row_stride: nb,
+        });
         case.out_len = n;
         case
     }
@@ -567,8 +587,9 @@ mod tests {
         let op = descriptor("quantize_i8").unwrap();
         let c = op.generate(&CaseSpec::new(1, 10, Layout::PerTensor, gen::all_rules()[0]).offset(3));
         assert_eq!(c.x().len(), 10);
-        assert!(c.x[..3].iter().all(|v| v.is_nan()));
-        assert_eq!(c.x.len(), 3 + 10 + gen::GUARD);
-        assert!(c.x[13..].iter().all(|v| v.is_nan()));
+        let Data::F32(buf) = &c.input("x").unwrap().data else { panic!("x is not f32") };
+        assert!(buf[..3].iter().all(|v| v.is_nan()));
+        assert_eq!(buf.len(), 3 + 10 + gen::GUARD);
+        assert!(buf[13..].iter().all(|v| v.is_nan()));
     }
 }

@@ -203,7 +203,11 @@ impl Runner {
 
 /// Elements a case covers: its input length (codes, floats or nibbles).
 fn elements(case: &Case) -> u64 {
-    case.x().len().max(case.codes().len()).max(2 * case.packed().len()) as u64
+    // Elements computed: the output's (for packed 4-bit output, two per byte), or the input's for
+    // the ops that reduce.
+    let packed = 2 * case.packed().len();
+    let largest_input = case.inputs.iter().map(|i| i.view_len()).max().unwrap_or(0);
+    case.out_len.max(largest_input).max(packed) as u64
 }
 
 /// Small lengths: every tail of every vector width (four times the widest, 16 f32 lanes, plus 3).
@@ -468,6 +472,37 @@ mod tests {
             for s in [spec, zspec, nspec, ispec] {
                 runner.check_spec(op.as_ref(), &s).unwrap();
             }
+        }
+    }
+
+    /// Every arithmetic descriptor (two inputs, accumulators, tables, strided matrices) is held
+    /// to the reference: one wrong element planted in the engine's output is reported, with the
+    /// case's named inputs and attributes in the failure text.
+    #[test]
+    fn runner_catches_broken_arithmetic_and_gemm_engines() {
+        use crate::equiv::outcome::Data;
+        fn flip_last(_: &Case, o: Outcome) -> Outcome {
+            o.map(|mut ts| {
+                match &mut ts[0].data {
+                    Data::I8(v) => v.last_mut().into_iter().for_each(|x| *x = x.wrapping_add(1)),
+                    Data::U8(v) => v.last_mut().into_iter().for_each(|x| *x = x.wrapping_add(1)),
+                    Data::I32(v) => v.last_mut().into_iter().for_each(|x| *x = x.wrapping_add(1)),
+                    _ => {}
+                }
+                ts
+            })
+        }
+        let mut runner = Runner::single_threaded();
+        for name in ["qadd_i8", "qsub_u8", "qmul_i8", "requantize_u8", "sigmoid_lut_i8", "qgemm_u8s8"] {
+            let op = broken(name, flip_last);
+            // Some seed gives a case the reference computes (not an error) with output.
+            let caught = (0..20u64).find_map(|seed| {
+                let spec = CaseSpec::new(seed, 41, Layout::PerTensor, all_rules()[0]);
+                runner.check_spec(&op, &spec).err()
+            });
+            let m = caught.unwrap_or_else(|| panic!("{name}: a corrupted engine passed"));
+            assert!(m.difference.first_index().is_some(), "{name}: {m}");
+            assert!(m.case.contains("inputs [") && m.case.contains("attributes ["), "{name}: {m}");
         }
     }
 
