@@ -15,6 +15,7 @@ pub mod load;
 pub mod model;
 pub mod onnx;
 pub mod ptdq;
+pub mod ptq;
 pub mod ptsq;
 
 /// The calibration set of `ptsq` (distinct from the evaluation sentences).
