@@ -436,6 +436,50 @@ impl TfliteOutputStage {
     }
 }
 
+/// A float bias quantized to `int32` at scale `s_bias[j] = s_x * s_w[j]` with zero point 0, as
+/// TFLite, ONNX Runtime's QDQ quantizer and SNPE store it (added to the int32 accumulator):
+///
+/// ```text
+/// q[j] = round(bias[j] / (s_x * s_w[j]))        s_x * s_w[j] computed in f64, `rounding` on the quotient
+/// ```
+///
+/// `weight_scales` holds one scale (per tensor) or one per output. Errors: a non-finite bias, a
+/// scale that is not finite and positive, a product `s_x s_w` that underflows to 0, a count
+/// mismatch, and a quotient outside `i32` ([`QuantError::Overflow`]: the bias does not fit).
+pub fn quantize_bias_int32(
+    bias: &[f32],
+    input_scale: f32,
+    weight_scales: &[f32],
+    rounding: crate::rounding::RoundingMode,
+) -> Result<Vec<i32>> {
+    check_scale_named("input scale", input_scale)?;
+    if weight_scales.len() != 1 && weight_scales.len() != bias.len() {
+        return Err(QuantError::ParamCountMismatch { what: "weight scales", expected: bias.len(), got: weight_scales.len() });
+    }
+    crate::error::check_finite("bias", bias)?;
+    let mut out = Vec::with_capacity(bias.len());
+    for (j, &b) in bias.iter().enumerate() {
+        let sw = weight_scales[if weight_scales.len() == 1 { 0 } else { j }];
+        check_scale_named("weight scale", sw)?;
+        let s = input_scale as f64 * sw as f64;
+        if s == 0.0 || !s.is_normal() {
+            return Err(QuantError::InvalidArgument {
+                what: "bias scale",
+                detail: format!("s_x * s_w = {input_scale:e} * {sw:e} is not a normal number"),
+            });
+        }
+        let q = crate::rounding::round_f64(b as f64 / s, rounding, j as u64);
+        if !(i32::MIN as f64..=i32::MAX as f64).contains(&q) {
+            return Err(QuantError::Overflow {
+                what: "int32 bias",
+                detail: format!("bias[{j}] = {b:e} at scale {s:e} is {q:e}, outside i32"),
+            });
+        }
+        out.push(q as i32);
+    }
+    Ok(out)
+}
+
 /// Adds a TFLite `i32` bias (at scale `s_x s_w`, zero point 0) to an accumulator. TFLite adds
 /// in `int32_t`; a sum outside `i32` is [`QuantError::AccumulatorOverflow`].
 pub fn add_int32_bias(acc: i32, bias: i32, k: usize, index: usize) -> Result<i32> {

@@ -121,6 +121,34 @@ pub fn round_f32(v: f32, mode: RoundingMode, index: u64) -> f32 {
     }
 }
 
+/// [`round_f32`] in `f64` (for quotients that need the wider type, such as an int32 bias): the
+/// same rule per mode, `index` read by stochastic rounding only.
+#[inline]
+pub fn round_f64(v: f64, mode: RoundingMode, index: u64) -> f64 {
+    match mode {
+        RoundingMode::HalfToEven => v.round_ties_even(),
+        RoundingMode::HalfAwayFromZero => v.round(),
+        RoundingMode::HalfUp => {
+            let f = v.floor();
+            if v - f >= 0.5 {
+                f + 1.0
+            } else {
+                f
+            }
+        }
+        RoundingMode::Floor => v.floor(),
+        RoundingMode::TowardZero => v.trunc(),
+        RoundingMode::Stochastic { seed } => {
+            let f = v.floor();
+            if v - f > stochastic_uniform(seed, index) as f64 {
+                f + 1.0
+            } else {
+                f
+            }
+        }
+    }
+}
+
 /// The uniform random number in `[0, 1)` (a multiple of 2^-24) that stochastic rounding uses for
 /// element `index` under `seed`: the top 24 bits of SplitMix64's output for the state
 /// `seed + (index + 1) * 0x9E3779B97F4A7C15` (wrapping). A counter-based generator: any element's

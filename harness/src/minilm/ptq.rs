@@ -22,12 +22,17 @@
 
 use super::eval::{accuracy, corpus, neighbours, Accuracy};
 use super::model::{Bert, Linear, Linears, Which};
-use super::ptsq::Recorder;
+use super::ptsq::{Calibrator, Recorder};
 use super::{load, CALIBRATION};
 use quantproof_reference::ptq::adaround::{adaround, AdaRoundConfig};
 use quantproof_reference::ptq::bias::{corrected_bias, input_mean};
 use quantproof_reference::ptq::layer::{fake_quantize_with, symmetric_scales, Dense, WeightGranularity};
+use quantproof_reference::ptq::deploy::{
+    Calibrator as DeployCalibrator, Deployment, Symmetry as DeploySymmetry, DEPLOYMENTS,
+};
 use quantproof_reference::ptq::mixed::{allocate, pareto, sensitivity, Allocation};
+use quantproof_reference::quant_params::QuantParams;
+use quantproof_reference::quantize::fake_quantize;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
@@ -75,6 +80,16 @@ pub struct MixedRow {
     pub accuracy: Accuracy,
 }
 
+/// One deployment profile applied to the model: its weights, activations, rounding and bias rule.
+#[derive(Debug, Clone)]
+pub struct DeployRow {
+    pub name: &'static str,
+    pub weights: String,
+    pub activations: String,
+    pub calibrator: &'static str,
+    pub accuracy: Result<Accuracy, String>,
+}
+
 /// Everything `quantproof minilm ptq` measured.
 #[derive(Debug, Clone)]
 pub struct PtqRun {
@@ -85,6 +100,8 @@ pub struct PtqRun {
     /// The Pareto curve: (mean bits per weight, summed error), smallest first.
     pub pareto: Vec<(f64, f64)>,
     pub mixed: Vec<MixedRow>,
+    /// Every deployment profile applied to the model.
+    pub deployments: Vec<DeployRow>,
     pub seconds_adaround: f64,
     pub seconds_sensitivity: f64,
 }
@@ -101,6 +118,9 @@ impl Linears for Substituted<'_> {
 }
 
 type Key = (usize, Which);
+
+/// One Linear's AdaRound result: its key, weights, flipped count, output MSE nearest / AdaRound.
+type Rounded = (Key, Vec<f32>, usize, f64, f64);
 
 fn keys(bert: &Bert) -> Vec<Key> {
     (0..bert.layers.len()).flat_map(|l| Which::ALL.into_iter().map(move |w| (l, w))).collect()
@@ -221,7 +241,7 @@ pub fn evaluate(cache: &Path, opts: &PtqOptions) -> Result<PtqRun, String> {
     let cfg = AdaRoundConfig { iterations: opts.iterations, ..AdaRoundConfig::PAPER };
     let started = Instant::now();
     let all = keys(&bert);
-    let results: Vec<Result<(Key, Vec<f32>, usize, f64, f64), String>> = std::thread::scope(|s| {
+    let results: Vec<Result<Rounded, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = all
             .chunks(all.len().div_ceil(2).max(1))
             .map(|part| {
@@ -328,7 +348,38 @@ pub fn evaluate(cache: &Path, opts: &PtqOptions) -> Result<PtqRun, String> {
             }
         }
     }
+    // Every deployment profile, simulated (quantize-dequantize) in f32.
+    let mut deployments = Vec::new();
+    for d in DEPLOYMENTS {
+        let applied = apply_deployment(&bert, d, &recorded);
+        deployments.push(DeployRow {
+            name: d.name,
+            weights: format!(
+                "{} {} [{}, {}]{}",
+                match d.weight_granularity {
+                    WeightGranularity::PerChannel => "per-channel",
+                    WeightGranularity::PerTensor => "per-tensor",
+                },
+                symmetry_name(d.weight_symmetry),
+                d.weight_range.0,
+                d.weight_range.1,
+                if d.power_of_two_scales { ", power-of-two scales" } else { "" }
+            ),
+            activations: format!(
+                "per-tensor {} [{}, {}]",
+                symmetry_name(d.activation_symmetry),
+                d.activation_range.0,
+                d.activation_range.1
+            ),
+            calibrator: calibrator_for(d).name(),
+            accuracy: applied.and_then(|q| {
+                let emb = seqs.iter().map(|(ids, types)| bert.embed_with(ids, types, &q)).collect::<Result<Vec<_>, _>>()?;
+                accuracy(&reference, &reference_nn, &emb)
+            }),
+        });
+    }
     Ok(PtqRun {
+        deployments,
         sentences: seqs.len(),
         calibration_rows,
         options: opts.clone(),
@@ -338,6 +389,60 @@ pub fn evaluate(cache: &Path, opts: &PtqOptions) -> Result<PtqRun, String> {
         seconds_adaround,
         seconds_sensitivity,
     })
+}
+
+fn symmetry_name(s: DeploySymmetry) -> &'static str {
+    match s {
+        DeploySymmetry::Symmetric => "symmetric",
+        DeploySymmetry::Asymmetric => "asymmetric",
+    }
+}
+
+/// The reference calibrator a deployment's calibrator names: min/max; KL entropy as TensorRT and
+/// ncnn compute it (symmetric, 2048 bins); PyTorch's HistogramObserver; ONNX Runtime's percentile.
+fn calibrator_for(d: &Deployment) -> Calibrator {
+    match d.calibrator {
+        DeployCalibrator::MinMax => Calibrator::MinMax,
+        DeployCalibrator::Entropy => Calibrator::TensorRtEntropy,
+        DeployCalibrator::HistogramL2 => Calibrator::Histogram,
+        DeployCalibrator::Percentile => Calibrator::Percentile,
+    }
+}
+
+/// Every Linear as a deployment computes it, simulated in f32: its input quantized and
+/// dequantized per tensor with the calibrated parameters, its weights quantized and dequantized
+/// with the deployment's parameters, its bias as the deployment stores it.
+struct Deployed {
+    rule: quantproof_reference::quantize::QuantizeRule,
+    linears: HashMap<Key, (Linear, QuantParams)>,
+}
+
+impl Linears for Deployed {
+    fn forward(&self, layer: usize, which: Which, _: &Linear, x: &[f32], rows: usize) -> Result<Vec<f32>, String> {
+        let (lin, p) = self.linears.get(&(layer, which)).ok_or_else(|| format!("layer {layer} {}: not prepared", which.name()))?;
+        let mut xq = vec![0f32; x.len()];
+        fake_quantize(x, &[x.len()], p, self.rule, &mut xq, None).map_err(|e| e.to_string())?;
+        Ok(lin.forward(&xq, rows))
+    }
+}
+
+/// Applies deployment `d` to every Linear of `bert`, calibrating the inputs on `recorded`.
+fn apply_deployment(bert: &Bert, d: &Deployment, recorded: &HashMap<Key, Vec<Vec<f32>>>) -> Result<Deployed, String> {
+    let calibrator = calibrator_for(d);
+    let mut linears = HashMap::new();
+    for k in keys(bert) {
+        let what = |e: String| format!("{}: layer {} {}: {e}", d.name, k.0, k.1.name());
+        let lin = bert.layers[k.0].linear(k.1);
+        let batches = recorded.get(&k).ok_or_else(|| what("never called".into()))?;
+        let r = calibrator.range(batches).map_err(what)?;
+        let act = d.activation_params(r.min, r.max).map_err(|e| what(e.to_string()))?;
+        let wp = d.weight_params(&lin.weight, lin.outputs, lin.inputs).map_err(|e| what(e.to_string()))?;
+        let mut w = vec![0f32; lin.weight.len()];
+        fake_quantize(&lin.weight, &[lin.outputs, lin.inputs], &wp, d.rule(), &mut w, None).map_err(|e| what(e.to_string()))?;
+        let bias = d.stored_bias(&lin.bias, act.scales[0], &wp.scales).map_err(|e| what(e.to_string()))?;
+        linears.insert(k, (Linear { weight: w, bias, inputs: lin.inputs, outputs: lin.outputs }, act));
+    }
+    Ok(Deployed { rule: d.rule(), linears })
 }
 
 impl PtqRun {
@@ -358,7 +463,9 @@ impl PtqRun {
                     "flipped": r.flipped, "layer_mse_vs_nearest": r.layer_mse_vs_nearest,
                     "sentences": self.sentences, "adaround_iterations": self.options.iterations,
                 });
-                v.as_object_mut().map(|o| o.extend(acc(&r.accuracy).as_object().cloned().unwrap_or_default()));
+                if let Some(o) = v.as_object_mut() {
+                    o.extend(acc(&r.accuracy).as_object().cloned().unwrap_or_default());
+                }
                 v
             })
             .collect();
@@ -367,7 +474,24 @@ impl PtqRun {
                 "kind": "mixed", "allocation": m.what, "mean_bits": m.mean_bits, "weight_bytes": m.weight_bytes,
                 "predicted_error": m.predicted_error, "sentences": self.sentences,
             });
-            v.as_object_mut().map(|o| o.extend(acc(&m.accuracy).as_object().cloned().unwrap_or_default()));
+            if let Some(o) = v.as_object_mut() {
+                o.extend(acc(&m.accuracy).as_object().cloned().unwrap_or_default());
+            }
+            out.push(v);
+        }
+        for d in &self.deployments {
+            let mut v = serde_json::json!({
+                "kind": "deployment", "profile": d.name, "weights": d.weights, "activations": d.activations,
+                "calibrator": d.calibrator, "sentences": self.sentences,
+            });
+            if let Some(o) = v.as_object_mut() {
+                match &d.accuracy {
+                    Ok(a) => o.extend(acc(a).as_object().cloned().unwrap_or_default()),
+                    Err(e) => {
+                        o.insert("error".into(), serde_json::Value::String(e.clone()));
+                    }
+                }
+            }
             out.push(v);
         }
         out
@@ -419,6 +543,29 @@ impl PtqRun {
                     100.0 * a.top1_agreement,
                     100.0 * a.top5_agreement
                 );
+            }
+        }
+        if !self.deployments.is_empty() {
+            s += "\nDeployment profiles (`quantproof profiles`) applied to every Linear, simulated in f32 (quantize-dequantize of \
+                  weights and inputs, the bias as stored):\n\n";
+            s += "| profile | weights | activations | calibrator | mean cos | min cos | top-1 | top-5 |\n|---|---|---|---|---|---|---|---|\n";
+            for d in &self.deployments {
+                match &d.accuracy {
+                    Ok(a) => {
+                        s += &format!(
+                            "| {} | {} | {} | {} | {:.5} | {:.5} | {:.1}% | {:.1}% |\n",
+                            d.name,
+                            d.weights,
+                            d.activations,
+                            d.calibrator,
+                            a.mean_cosine,
+                            a.min_cosine,
+                            100.0 * a.top1_agreement,
+                            100.0 * a.top5_agreement
+                        )
+                    }
+                    Err(e) => s += &format!("| {} | {} | {} | {} | error: {e} | | | |\n", d.name, d.weights, d.activations, d.calibrator),
+                }
             }
         }
         s

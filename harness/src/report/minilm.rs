@@ -171,12 +171,39 @@ impl Section {
         t
     }
 
+    /// Every deployment profile applied to the model.
+    pub fn deploy_table(&self) -> Table {
+        let mut t = Table::new(&["profile", "weights", "activations", "calibrator", "mean cosine", "min cosine", "top-1", "top-5"]);
+        if let Ok(run) = &self.ptq {
+            for d in &run.deployments {
+                let mut row = vec![Cell::text(d.name), Cell::text(&d.weights), Cell::text(&d.activations), Cell::text(d.calibrator)];
+                match &d.accuracy {
+                    Ok(a) => row.extend([
+                        Cell::num(a.mean_cosine, 5),
+                        Cell::num(a.min_cosine, 5),
+                        Cell::text(format!("{:.1}%", 100.0 * a.top1_agreement)),
+                        Cell::text(format!("{:.1}%", 100.0 * a.top5_agreement)),
+                    ]),
+                    Err(e) => row.extend([
+                        Cell::Missing(e.clone()),
+                        Cell::Missing(e.clone()),
+                        Cell::Missing(e.clone()),
+                        Cell::Missing(e.clone()),
+                    ]),
+                }
+                t.push(row);
+            }
+        }
+        t
+    }
+
     /// Writes the CSV files and the chart; returns charts that could not be drawn.
     pub fn write(&self, out: &Path) -> Result<Vec<String>, String> {
         self.eval_table().write_csv(&out.join("minilm_eval.csv"))?;
         self.bench_table().write_csv(&out.join("minilm_speed.csv"))?;
         self.layer_table().write_csv(&out.join("minilm_layers.csv"))?;
         self.ptq_table().write_csv(&out.join("minilm_ptq.csv"))?;
+        self.deploy_table().write_csv(&out.join("minilm_deployments.csv"))?;
         let mut errors = Vec::new();
         if let Ok(rows) = &self.layers {
             if let Err(e) = layer_chart(&out.join("minilm_layers.svg"), rows) {
@@ -283,6 +310,14 @@ impl Section {
                     run.pareto.len()
                 );
                 s.push_str(&self.ptq_table().to_markdown());
+                let _ = writeln!(
+                    s,
+                    "\nEvery deployment profile (`quantproof profiles`) applied to every Linear: weights with the profile's \
+                     granularity, symmetry, code range and rounding (power-of-two scales for Cambricon), each Linear's input \
+                     per tensor with the profile's calibrator on the calibration sentences, the bias as the profile stores it \
+                     (int32 at s_x s_w for SNPE, TFLite and ONNX Runtime), simulated in f32 (quantize-dequantize).\n"
+                );
+                s.push_str(&self.deploy_table().to_markdown());
             }
             Err(e) => {
                 let _ = writeln!(s, "> not computed: {e}");
