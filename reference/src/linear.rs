@@ -444,8 +444,9 @@ impl TfliteOutputStage {
 /// ```
 ///
 /// `weight_scales` holds one scale (per tensor) or one per output. Errors: a non-finite bias, a
-/// scale that is not finite and positive, a product `s_x s_w` that underflows to 0, a count
-/// mismatch, and a quotient outside `i32` ([`QuantError::Overflow`]: the bias does not fit).
+/// scale that is not finite and positive, a count
+/// mismatch, and a quotient outside `i32` ([`QuantError::Overflow`]: the bias does not fit, as
+/// happens with tiny scales).
 pub fn quantize_bias_int32(
     bias: &[f32],
     input_scale: f32,
@@ -461,13 +462,8 @@ pub fn quantize_bias_int32(
     for (j, &b) in bias.iter().enumerate() {
         let sw = weight_scales[if weight_scales.len() == 1 { 0 } else { j }];
         check_scale_named("weight scale", sw)?;
+        // Exact in f64, and normal: two positive f32 scales multiply to at least 2^-298.
         let s = input_scale as f64 * sw as f64;
-        if s == 0.0 || !s.is_normal() {
-            return Err(QuantError::InvalidArgument {
-                what: "bias scale",
-                detail: format!("s_x * s_w = {input_scale:e} * {sw:e} is not a normal number"),
-            });
-        }
         let q = crate::rounding::round_f64(b as f64 / s, rounding, j as u64);
         if !(i32::MIN as f64..=i32::MAX as f64).contains(&q) {
             return Err(QuantError::Overflow {
@@ -538,4 +534,38 @@ pub fn tflite_fully_connected(
             Ok(stages[j].apply(a))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod bias_tests {
+    use super::*;
+    use crate::rounding::RoundingMode;
+
+    #[test]
+    fn int32_bias_rounds_at_the_scale_product_and_refuses_what_does_not_fit() {
+        // 0.25 / (0.5 * 0.1) = 5 exactly; ties under each rounding: 0.0125 / 0.005 = 2.5.
+        assert_eq!(quantize_bias_int32(&[0.25], 0.5, &[0.1], RoundingMode::HalfToEven).unwrap(), vec![5]);
+        // 2.5 * 2^-5 over 2^-3 * 2^-2: exactly the tie 2.5 in f64.
+        let (sx, sw) = (2f32.powi(-3), 2f32.powi(-2));
+        let tie = 2.5 * (sx * sw);
+        let q2 = |m| quantize_bias_int32(&[tie, -tie], sx, &[sw], m).unwrap();
+        assert_eq!(q2(RoundingMode::HalfToEven), vec![2, -2]);
+        assert_eq!(q2(RoundingMode::HalfAwayFromZero), vec![3, -3]);
+        assert_eq!(q2(RoundingMode::HalfUp), vec![3, -2]);
+        assert_eq!(q2(RoundingMode::TowardZero), vec![2, -2]);
+        // One scale per output.
+        assert_eq!(quantize_bias_int32(&[1.0, 1.0], 0.5, &[0.5, 0.25], RoundingMode::HalfToEven).unwrap(), vec![4, 8]);
+        // i32's ends: 2^31 - 1 fits, 2^31 does not.
+        assert_eq!(quantize_bias_int32(&[2147483647.0], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap_err(),
+            QuantError::Overflow { what: "int32 bias", detail: "bias[0] = 2.1474836e9 at scale 1e0 is 2.147483648e9, outside i32".into() });
+        assert_eq!(quantize_bias_int32(&[-2147483648.0], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap(), vec![i32::MIN]);
+        // Bad inputs.
+        assert!(matches!(quantize_bias_int32(&[f32::NAN], 1.0, &[1.0], RoundingMode::HalfToEven), Err(QuantError::NonFinite { .. } | QuantError::NanInput { .. })));
+        assert!(matches!(quantize_bias_int32(&[1.0], 0.0, &[1.0], RoundingMode::HalfToEven), Err(QuantError::InvalidArgument { .. })));
+        assert!(matches!(quantize_bias_int32(&[1.0, 2.0, 3.0], 1.0, &[1.0, 1.0], RoundingMode::HalfToEven), Err(QuantError::ParamCountMismatch { .. })));
+        assert!(matches!(quantize_bias_int32(&[1.0], 1e-30, &[1e-30], RoundingMode::HalfToEven), Err(QuantError::Overflow { .. })));
+        let tiny = f32::from_bits(1);
+        assert!(matches!(quantize_bias_int32(&[0.0, 1e-44], tiny, &[1.0], RoundingMode::HalfToEven), Ok(v) if v == vec![0, 7]));
+        assert_eq!(quantize_bias_int32(&[], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap(), Vec::<i32>::new());
+    }
 }
