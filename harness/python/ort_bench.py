@@ -73,6 +73,20 @@ def make_model(op, dtype, n, scale, zero_point, second=None):
         ]
         nodes = [helper.make_node("MatMulInteger", ["x", "b", "a_zp"], ["y"])]
         ins, outs = [("x", q, [m, k])], [("y", TensorProto.INT32, [m, nn])]
+    elif op == "qconv2d":
+        # ConvInteger: x u8 [N, C, H, W] (input) with the constant weights s8 [OC, C, KH, KW]
+        # (`second` carries them and the dims), 'same' padding, stride 1, x_zero_point =
+        # zero_point, weight zero point 0 (symmetric weights: per-channel scales do not enter the
+        # int32 accumulators; ONNX Runtime's ConvInteger takes only a per-tensor weight zero point).
+        w_values, (bn, c, h, w, oc, kh, kw) = second
+        inits = [
+            helper.make_tensor("x_zp", q, [], [int(zero_point)]),
+            helper.make_tensor("w", TensorProto.INT8, [oc, c, kh, kw], w_values.astype(np.int8).tolist()),
+            helper.make_tensor("w_zp", TensorProto.INT8, [], [0]),
+        ]
+        pads = [(kh - 1) // 2, (kw - 1) // 2, kh - 1 - (kh - 1) // 2, kw - 1 - (kw - 1) // 2]
+        nodes = [helper.make_node("ConvInteger", ["x", "w", "x_zp", "w_zp"], ["y"], pads=pads)]
+        ins, outs = [("x", q, [bn, c, h, w])], [("y", TensorProto.INT32, [bn, oc, h, w])]
     elif op in ("qadd", "qmul"):
         # com.microsoft's QLinearAdd / QLinearMul (MLAS kernels), inputs a and b of one shape.
         b_scale, b_zp, y_scale, y_zp = second
@@ -221,6 +235,10 @@ def cmd_op(a):
         dims = tuple(int(d) for d in a.dims.split(","))
         x = x.reshape(dims[0], dims[1])
         second = (np.fromfile(a.input_b, dtype=np.int8), dims)
+    elif a.op == "qconv2d":
+        dims = tuple(int(d) for d in a.dims.split(","))
+        x = x.reshape(dims[0], dims[1], dims[2], dims[3])
+        second = (np.fromfile(a.input_b, dtype=np.int8), dims)
     elif a.input_b:
         b = np.fromfile(a.input_b, dtype=NP[in_dtype])
         second = (a.b_scale, a.b_zero_point, a.y_scale, a.y_zero_point)
@@ -320,7 +338,7 @@ def main(argv=None):
     o.add_argument("--b-zero-point", type=int, default=0)
     o.add_argument("--y-scale", type=float, default=1.0)
     o.add_argument("--y-zero-point", type=int, default=0)
-    o.add_argument("--dims", help="M,K,N of qgemm")
+    o.add_argument("--dims", help="M,K,N of qgemm; N,C,H,W,OC,KH,KW of qconv2d")
     c = sub.add_parser("calib")
     c.add_argument("--method", required=True, choices=["entropy", "percentile", "distribution"])
     c.add_argument("--input", required=True)

@@ -190,8 +190,9 @@ impl Ort {
                 "--y-zero-point",
                 &bin.y_zero_point.to_string(),
             ]);
-            if let Some([m, k, n]) = bin.dims {
-                cmd.args(["--dims", &format!("{m},{k},{n}")]);
+            if let Some(dims) = &bin.dims {
+                let list: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                cmd.args(["--dims", &list.join(",")]);
             }
         }
         let out = run(&mut cmd, &format!("ort_bench.py op {}", case.op))?;
@@ -203,6 +204,13 @@ impl Ort {
         };
         r.verified = compare_outputs(&got, &case.expected, elem);
         r.bytes_per_element = case.bytes_per_element;
+        if let Some(ops) = case.ops_per_element {
+            let mut d = r.detail.take().unwrap_or_else(|| serde_json::json!({}));
+            if let Some(o) = d.as_object_mut() {
+                o.insert("ops_per_element".into(), serde_json::json!(ops));
+            }
+            r.detail = Some(d);
+        }
         r.derive_rates();
         Ok(r)
     }

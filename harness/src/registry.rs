@@ -411,7 +411,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "quantized 2-D convolution (torch NCHW, tflite NHWC)",
         vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: gemm::qconv2d, optimized: false }),
         equiv: None,
-        bench: &[],
+        bench: &[&b::QCONV2D],
     },
     OpEntry {
         op: "depthwise_conv2d",

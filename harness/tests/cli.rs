@@ -84,6 +84,14 @@ fn bench_arguments_outside_their_domains_are_named() {
         (&["bench", "quantize", "--size", "4K", "--profile", "caffe"], "caffe"),
         (&["bench", "quantize", "--size", "4K", "--dtype", "f64"], "f64"),
         (&["bench", "quantize", "--size", "4K", "--granularity", "per-galaxy"], "per-galaxy"),
+        (&["bench", "quantize", "--size", "4K", "--m", "4"], "belong to qgemm"),
+        (&["bench", "qgemm", "--m", "0", "--n", "4", "--k", "4"], "--m 0"),
+        (&["bench", "qgemm", "--m", "4", "--n", "4", "--k", "100000000"], "--k 100000000"),
+        (&["bench", "qgemm", "--shape", "1,2,3,4,5,6,7"], "belongs to qconv2d"),
+        (&["bench", "qconv2d", "--shape", "1,2,3"], "seven dimensions"),
+        (&["bench", "qconv2d", "--shape", "1,2,x,4,5,6,7"], "as numbers"),
+        (&["bench", "qconv2d", "--shape", "1,0,3,4,5,3,3"], "at least 1"),
+        (&["bench", "qconv2d", "--shape", "1,16384,16384,16384,16384,3,3"], "too large"),
         (&["report", "--threads", "0", "--quick", "--no-ort", "--out", "/nonexistent/never"], "--threads 0"),
     ];
     for (args, needle) in cases {

@@ -75,6 +75,10 @@ pub struct Record {
     /// Anything else worth keeping (parameters, ONNX Runtime's version and call overhead, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// Operations per second / 1e9 for ops counted that way (`detail.ops_per_element` x
+    /// Gelem/s: `2 M N K / t` for a GEMM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gops: Option<f64>,
 }
 
 impl Record {
@@ -88,6 +92,7 @@ impl Record {
             (0.0, 0.0)
         };
         self.gelem_per_s = e;
+        self.gops = self.detail.as_ref().and_then(|d| d.get("ops_per_element")).and_then(|v| v.as_f64()).map(|o| o * e);
         self.gbytes_per_s = b;
     }
 
@@ -161,7 +166,7 @@ impl Gran {
 pub const DEFAULT_BINS: usize = 2048;
 
 /// What to measure: the resolved options of one benchmark.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Setup {
     /// Elements per run.
     pub size: usize,
@@ -172,6 +177,9 @@ pub struct Setup {
     pub seed: u64,
     /// Histogram bins of the calibrators and `histogram` (`--bins`, default 2048).
     pub bins: usize,
+    /// Explicit dimensions where the op takes them (`qgemm`: `[M, N, K]`; `qconv2d`: `[N, C, H,
+    /// W, OC, KH, KW]`); `None`: the op's default shape for `size`.
+    pub dims: Option<Vec<usize>>,
 }
 
 impl Setup {
@@ -196,7 +204,13 @@ impl Setup {
             return Err("--size must be at least 1".into());
         }
         let profile = profile.unwrap_or(spec.default_profile);
-        Ok(Setup { size, profile, dtype, granularity, seed: 0x5EED_0000 ^ size as u64, bins: DEFAULT_BINS })
+        Ok(Setup { size, profile, dtype, granularity, seed: 0x5EED_0000 ^ size as u64, bins: DEFAULT_BINS, dims: None })
+    }
+
+    /// The same setup with explicit dimensions.
+    pub fn with_dims(mut self, dims: Option<Vec<usize>>) -> Setup {
+        self.dims = dims;
+        self
     }
 
     /// The same setup with `bins` histogram bins (at least 1).
@@ -263,6 +277,8 @@ pub struct OrtCase<'a> {
     /// The second input and the output's parameters of a two-input op (QLinearAdd,
     /// QLinearMul); `None` for one-input ops.
     pub binary: Option<OrtBinary<'a>>,
+    /// Integer operations per element, for ops counted in GOPS (GEMM, convolution).
+    pub ops_per_element: Option<f64>,
 }
 
 /// The second input of a two-input op, its parameters and the output's (the first input's are
@@ -275,8 +291,9 @@ pub struct OrtBinary<'a> {
     pub y_scale: f32,
     pub y_zero_point: i32,
     /// `[M, K, N]` for a matrix product (`x` is `[M, K]`, `b` is `[K, N]` and becomes a
-    /// constant initializer, as a model's weights are); `None` for element-wise ops.
-    pub dims: Option<[usize; 3]>,
+    /// constant initializer, as a model's weights are), `[N, C, H, W, OC, KH, KW]` for a
+    /// convolution (`b` is the `[OC, C, KH, KW]` weights); `None` for element-wise ops.
+    pub dims: Option<Vec<usize>>,
 }
 
 /// One operation's prepared inputs, outputs and expected outputs.
@@ -381,6 +398,7 @@ impl Bench {
             bytes_per_element,
             verified,
             detail,
+            gops: None,
         };
         r.derive_rates();
         r

@@ -260,7 +260,7 @@ impl<C: FastCode> Quantize<C> {
         let mut expected = vec![C::default(); x.len()];
         refq::quantize(&x, &shape, &params, rule, &mut expected)?;
         let out = vec![C::default(); x.len()];
-        Ok(Quantize { setup: *setup, x, shape, params, rule, out, expected })
+        Ok(Quantize { setup: setup.clone(), x, shape, params, rule, out, expected })
     }
 }
 
@@ -304,6 +304,7 @@ impl<C: FastCode> Workload for Quantize<C> {
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
             binary: None,
+            ops_per_element: None,
         })
     }
 }
@@ -337,7 +338,7 @@ impl<C: OrtCode> Dequantize<C> {
         let mut out = vec![0f32; q.len()];
         refq::dequantize(&q, &shape, &params, &mut out)?;
         let expected = bits(&out);
-        Ok(Dequantize { setup: *setup, q, shape, params, out, expected })
+        Ok(Dequantize { setup: setup.clone(), q, shape, params, out, expected })
     }
 }
 
@@ -378,6 +379,7 @@ impl<C: OrtCode> Workload for Dequantize<C> {
             bytes_per_element: self.bytes_per_element(),
             elements: self.q.len(),
             binary: None,
+            ops_per_element: None,
         })
     }
 }
@@ -426,7 +428,7 @@ fn build_fake_quantize(setup: &Setup) -> Result<Box<dyn Workload>> {
     let mut out = vec![0f32; x.len()];
     refq::fake_quantize(&x, &shape, &params, rule, &mut out, None)?;
     let expected = bits(&out);
-    Ok(Box::new(FakeQuantize { setup: *setup, x, shape, params, rule, out, expected }))
+    Ok(Box::new(FakeQuantize { setup: setup.clone(), x, shape, params, rule, out, expected }))
 }
 
 impl Workload for FakeQuantize {
@@ -467,6 +469,7 @@ impl Workload for FakeQuantize {
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
             binary: None,
+            ops_per_element: None,
         })
     }
 }
@@ -488,7 +491,7 @@ fn build_dynamic(setup: &Setup) -> Result<Box<dyn Workload>> {
     let mut expected = vec![0u8; x.len()];
     let p = setup.profile.dynamic_quantize(&x, &mut expected)?;
     let out = vec![0u8; x.len()];
-    Ok(Box::new(Dynamic { setup: *setup, x, out, got: None, expected, expected_params: (p.scale, p.zero_point) }))
+    Ok(Box::new(Dynamic { setup: setup.clone(), x, out, got: None, expected, expected_params: (p.scale, p.zero_point) }))
 }
 
 impl Workload for Dynamic {
@@ -534,6 +537,7 @@ impl Workload for Dynamic {
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
             binary: None,
+            ops_per_element: None,
         })
     }
 }
@@ -594,6 +598,7 @@ impl Workload for MinMax {
             bytes_per_element: self.bytes_per_element(),
             elements: self.x.len(),
             binary: None,
+            ops_per_element: None,
         })
     }
 }
@@ -683,11 +688,12 @@ impl Workload for Lut {
     }
 }
 
-/// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points, `K = N = 384` (a MiniLM Linear),
-/// `M = size / 384` rows; `2 * 384 * size` operations per run (GOPS = 768 x Gelem/s).
+/// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points. Default shape: `K = N = 384` (a
+/// MiniLM Linear), `M = size / 384` rows; `--m M --n N --k K` set it (then `size = M K`, the
+/// activation elements). `2 N K` operations per element, so `gops = 2 M N K / t`.
 pub static QGEMM: OpSpec = OpSpec {
     name: "qgemm",
-    summary: "u8 x s8 -> exact i32 GEMM with zero points, K = N = 384, M = size / 384 (GOPS = 768 x Gelem/s)",
+    summary: "u8 x s8 -> exact i32 GEMM with zero points; default K = N = 384, M = size / 384; --m/--n/--k set the shape (gops = 2MNK/t)",
     default_profile: Profile::ONNXRUNTIME,
     default_dtype: Dtype::U8,
     dtypes: &[Dtype::U8],
@@ -701,6 +707,8 @@ struct Qgemm {
     /// The requested size, which every record of this workload counts as its elements.
     elements: usize,
     m: usize,
+    n: usize,
+    k: usize,
     a: Vec<u8>,
     b: Vec<i8>,
     /// `b` transposed to `[K, N]` (ONNX MatMul's layout).
@@ -708,25 +716,60 @@ struct Qgemm {
     packed: quantproof_optimized::gemm::PackedWeights,
     out: Vec<i32>,
     expected: Vec<i32>,
+    /// An f32 GEMM of the same shape (`matrixmultiply`'s sgemm through `ndarray`), one thread:
+    /// median seconds, for the int8 / f32 ratio.
+    f32_seconds: f64,
+}
+
+/// `[M, N, K]` of a qgemm setup.
+fn qgemm_dims(setup: &Setup) -> Result<(usize, usize, usize)> {
+    match setup.dims.as_deref() {
+        None => Ok(((setup.size / QGEMM_KN).max(1), QGEMM_KN, QGEMM_KN)),
+        Some(&[m, n, k]) if m > 0 && n > 0 && k > 0 => Ok((m, n, k)),
+        Some(d) => Err(QuantError::InvalidArgument { what: "qgemm shape", detail: format!("{d:?}: want M, N, K, each at least 1") }),
+    }
+}
+
+/// The median of a few timed runs of an f32 GEMM `[m, k] x [k, n]` (`ndarray`'s `dot`, which
+/// calls `matrixmultiply`'s sgemm).
+fn f32_gemm_seconds(m: usize, n: usize, k: usize, seed: u64) -> f64 {
+    let mut rng = quantproof_reference::rng::Rng::new(seed);
+    let a = ndarray::Array2::from_shape_fn((m, k), |_| rng.unit() as f32 - 0.5);
+    let b = ndarray::Array2::from_shape_fn((k, n), |_| rng.unit() as f32 - 0.5);
+    let mut times = Vec::new();
+    let budget = std::time::Instant::now();
+    for _ in 0..21 {
+        let t = std::time::Instant::now();
+        let c = a.dot(&b);
+        std::hint::black_box(&c);
+        times.push(t.elapsed().as_secs_f64());
+        if times.len() >= 3 && budget.elapsed().as_secs_f64() > 0.5 {
+            break;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
     use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
-    let m = (setup.size / QGEMM_KN).max(1);
+    let (m, n, k) = qgemm_dims(setup)?;
+    let elements = if setup.dims.is_some() { m * k } else { setup.size };
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
-    let a: Vec<u8> = (0..m * QGEMM_KN).map(|_| rng.below(256) as u8).collect();
-    let b: Vec<i8> = (0..QGEMM_KN * QGEMM_KN).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+    let a: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
+    let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as i32 as u8 as i8).collect();
     let zb = ZeroPoints::PerTensor(0);
-    let mut expected = vec![0i32; m * QGEMM_KN];
-    accumulate(&a, 128, &b, zb, WeightLayout::NxK, GemmDims::new(m, QGEMM_KN, QGEMM_KN), &mut expected)?;
-    let packed = quantproof_optimized::gemm::PackedWeights::new(&b, zb, WeightLayout::NxK, QGEMM_KN, QGEMM_KN)?;
+    let mut expected = vec![0i32; m * n];
+    accumulate(&a, 128, &b, zb, WeightLayout::NxK, GemmDims::new(m, n, k), &mut expected)?;
+    let packed = quantproof_optimized::gemm::PackedWeights::new(&b, zb, WeightLayout::NxK, k, n)?;
     let mut b_kxn = vec![0i8; b.len()];
-    for n in 0..QGEMM_KN {
-        for k in 0..QGEMM_KN {
-            b_kxn[k * QGEMM_KN + n] = b[n * QGEMM_KN + k];
+    for j in 0..n {
+        for kk in 0..k {
+            b_kxn[kk * n + j] = b[j * k + kk];
         }
     }
-    Ok(Box::new(Qgemm { elements: setup.size, m, a, b, b_kxn, packed, out: vec![0; m * QGEMM_KN], expected }))
+    let f32_seconds = f32_gemm_seconds(m, n, k, setup.seed);
+    Ok(Box::new(Qgemm { elements, m, n, k, a, b, b_kxn, packed, out: vec![0; m * n], expected, f32_seconds }))
 }
 
 impl Workload for Qgemm {
@@ -740,13 +783,13 @@ impl Workload for Qgemm {
                 &self.b,
                 ZeroPoints::PerTensor(0),
                 WeightLayout::NxK,
-                GemmDims::new(self.m, QGEMM_KN, QGEMM_KN),
+                GemmDims::new(self.m, self.n, self.k),
                 &mut self.out,
             ),
             Path::Optimized(e) => {
                 // Each ISA level's best micro-kernel (AMX or VNNI on AVX-512, AVX-VNNI on AVX2, sdot on NEON).
                 let kernel = GemmKernel::best_for(e.isa());
-                gemm_u8s8_threaded(&self.a, QGEMM_KN, self.m, 128, &self.packed, kernel, e.threads(), &mut self.out)
+                gemm_u8s8_threaded(&self.a, self.k, self.m, 128, &self.packed, kernel, e.threads(), &mut self.out)
             }
         }
     }
@@ -760,11 +803,18 @@ impl Workload for Qgemm {
         }
     }
     fn bytes_per_element(&self) -> f64 {
-        // Each activation byte read once and 4 bytes of output per activation (N = K).
-        5.0
+        // Each activation byte read once and 4 bytes per output (M N outputs over M K elements).
+        1.0 + 4.0 * self.n as f64 / self.k as f64
     }
     fn detail(&self) -> serde_json::Value {
-        json!({"m": self.m, "k": QGEMM_KN, "n": QGEMM_KN, "ops_per_element": 2 * QGEMM_KN})
+        let ops = 2.0 * (self.m * self.n * self.k) as f64;
+        json!({"m": self.m, "k": self.k, "n": self.n,
+               "ops_per_element": ops / self.elements as f64,
+               "kernel_by_isa": quantproof_optimized::isa::available().iter()
+                   .map(|&i| (i.name().to_string(), serde_json::Value::from(quantproof_optimized::gemm::GemmKernel::best_for(i).name())))
+                   .collect::<serde_json::Map<String, serde_json::Value>>(),
+               "f32_gemm": {"implementation": "ndarray dot (matrixmultiply sgemm), 1 thread",
+                            "seconds_median": self.f32_seconds, "gflops": ops / self.f32_seconds / 1e9}})
     }
     fn ort_case(&self) -> Option<OrtCase<'_>> {
         // ONNX's MatMulInteger(A u8 [M, K], B s8 [K, N] constant, a_zero_point = 128): the same
@@ -779,13 +829,157 @@ impl Workload for Qgemm {
             bytes_per_element: self.bytes_per_element(),
             // Counted as ours are (the requested size), so that the rates compare.
             elements: self.elements,
+            ops_per_element: Some(2.0 * (self.m * self.n * self.k) as f64 / self.elements as f64),
             binary: Some(super::OrtBinary {
                 b: OrtInput::I8(&self.b_kxn),
                 b_scale: 1.0,
                 b_zero_point: 0,
                 y_scale: 1.0,
                 y_zero_point: 0,
-                dims: Some([self.m, QGEMM_KN, QGEMM_KN]),
+                dims: Some(vec![self.m, self.k, self.n]),
+            }),
+        })
+    }
+}
+
+/// `quantproof bench qconv2d`: `u8 x s8 -> i32` convolution, NCHW, 'same' padding, stride 1,
+/// per-channel symmetric weights (zero points 0), input zero point 128. `--shape
+/// N,C,H,W,OC,KH,KW`; by default `C = OC = 64`, 3 x 3, `N = 1`, `H = W` from `size = C H W`.
+/// `2 OC KH KW` operations per input element (`gops = 2 N OC H W C KH KW / t`).
+pub static QCONV2D: OpSpec = OpSpec {
+    name: "qconv2d",
+    summary: "u8 x s8 -> exact i32 convolution, NCHW, 'same' padding, stride 1; --shape N,C,H,W,OC,KH,KW (default 1,64,H,H,64,3,3 with 64 H^2 = size); gops = 2 N OC H W C KH KW / t",
+    default_profile: Profile::ONNXRUNTIME,
+    default_dtype: Dtype::U8,
+    dtypes: &[Dtype::U8],
+    per_axis: false,
+    build: build_qconv2d,
+};
+
+struct Qconv2d {
+    /// The requested size, which every record of this workload counts as its elements.
+    elements: usize,
+    g: quantproof_reference::conv::Conv2dGeometry,
+    x: Vec<u8>,
+    w: Vec<i8>,
+    packed: quantproof_optimized::conv::PackedConv,
+    out: Vec<i32>,
+    expected: Vec<i32>,
+}
+
+fn build_qconv2d(setup: &Setup) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::conv::{conv2d_accumulate, ActivationLayout, Conv2dGeometry, ConvWeightLayout};
+    use quantproof_reference::gemm::ZeroPoints;
+    let d = match setup.dims.as_deref() {
+        Some(d) if d.len() == 7 => d.to_vec(),
+        Some(d) => {
+            return Err(QuantError::InvalidArgument { what: "qconv2d shape", detail: format!("{d:?}: want N,C,H,W,OC,KH,KW") })
+        }
+        None => {
+            let h = ((setup.size / 64) as f64).sqrt().max(1.0) as usize;
+            vec![1, 64, h, h, 64, 3, 3]
+        }
+    };
+    let (kh, kw) = (d[5], d[6]);
+    let g = Conv2dGeometry {
+        batch: d[0],
+        in_channels: d[1],
+        in_h: d[2],
+        in_w: d[3],
+        out_channels: d[4],
+        kernel_h: kh,
+        kernel_w: kw,
+        stride: [1, 1],
+        pad_before: [(kh - 1) / 2, (kw - 1) / 2],
+        pad_after: [kh - 1 - (kh - 1) / 2, kw - 1 - (kw - 1) / 2],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let x: Vec<u8> = (0..d[0] * d[1] * d[2] * d[3]).map(|_| rng.below(256) as u8).collect();
+    let w: Vec<i8> = (0..d[4] * d[1] * kh * kw).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+    let zw = ZeroPoints::PerTensor(0);
+    let expected = conv2d_accumulate(&g, ActivationLayout::Nchw, ConvWeightLayout::Oihw, &x, 128, &w, zw)?;
+    let packed = quantproof_optimized::conv::PackedConv::new(&g, ConvWeightLayout::Oihw, &w, zw)?;
+    Ok(Box::new(Qconv2d { elements: setup.size, g, x, w, packed, out: Vec::new(), expected }))
+}
+
+impl Qconv2d {
+    /// Integer operations per run: `2 N OC OH OW C KH KW`.
+    fn ops(&self) -> f64 {
+        let g = &self.g;
+        2.0 * (g.batch * g.out_channels * g.in_h * g.in_w * g.in_channels * g.kernel_h * g.kernel_w) as f64
+    }
+}
+
+impl Workload for Qconv2d {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        use quantproof_reference::conv::{conv2d_accumulate, ActivationLayout, ConvWeightLayout};
+        use quantproof_reference::gemm::ZeroPoints;
+        self.out = match imp {
+            Path::Reference => conv2d_accumulate(
+                &self.g,
+                ActivationLayout::Nchw,
+                ConvWeightLayout::Oihw,
+                &self.x,
+                128,
+                &self.w,
+                ZeroPoints::PerTensor(0),
+            )?,
+            Path::Optimized(e) => self.packed.accumulate(
+                ActivationLayout::Nchw,
+                &self.x,
+                128,
+                quantproof_optimized::gemm::GemmKernel::best_for(e.isa()),
+                e.threads(),
+            )?,
+        };
+        Ok(())
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|v| *v = v.wrapping_add(12345));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        if self.out.len() != self.expected.len() {
+            return Err(format!("{} outputs, want {}", self.out.len(), self.expected.len()));
+        }
+        match self.out.iter().zip(&self.expected).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => Err(format!("element {i}: got {}, want {}", self.out[i], self.expected[i])),
+        }
+    }
+    fn bytes_per_element(&self) -> f64 {
+        // Each input byte read once, 4 bytes per output (OC outputs per C inputs at each pixel).
+        1.0 + 4.0 * self.g.out_channels as f64 / self.g.in_channels as f64
+    }
+    fn detail(&self) -> serde_json::Value {
+        let g = &self.g;
+        json!({"shape": [g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h, g.kernel_w],
+               "layout": "NCHW", "padding": "same", "stride": 1,
+               "ops_per_element": self.ops() / self.elements.max(1) as f64,
+               "kernel_by_isa": quantproof_optimized::isa::available().iter()
+                   .map(|&i| (i.name().to_string(), serde_json::Value::from(quantproof_optimized::gemm::GemmKernel::best_for(i).name())))
+                   .collect::<serde_json::Map<String, serde_json::Value>>()})
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        let g = &self.g;
+        Some(OrtCase {
+            op: "qconv2d",
+            input: OrtInput::U8(&self.x),
+            dtype: Dtype::U8,
+            scale: 1.0,
+            zero_point: 128,
+            expected: self.expected.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.elements,
+            ops_per_element: Some(self.ops() / self.elements.max(1) as f64),
+            binary: Some(super::OrtBinary {
+                b: OrtInput::I8(&self.w),
+                b_scale: 1.0,
+                b_zero_point: 0,
+                y_scale: 1.0,
+                y_zero_point: 0,
+                dims: Some(vec![g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h, g.kernel_w]),
             }),
         })
     }
@@ -1033,6 +1227,7 @@ impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
             expected,
             bytes_per_element: self.bytes_per_element(),
             elements: self.a.len(),
+            ops_per_element: None,
             binary: Some(super::OrtBinary {
                 b: C::ort_input(&self.b),
                 b_scale: self.params.b.scale,

@@ -60,6 +60,57 @@ pub struct Args {
     /// `bench limits` only: shorter measurements
     #[arg(long)]
     pub quick: bool,
+    /// `qgemm` only: rows M (default --size / K; with any of --m/--n/--k the activation elements
+    /// M K replace --size)
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// `qgemm` only: columns N, the output channels (default 384)
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// `qgemm` only: depth K (default 384)
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// `qconv2d` only: N,C,H,W,OC,KH,KW (NCHW, 'same' padding, stride 1)
+    #[arg(long)]
+    pub shape: Option<String>,
+}
+
+/// The explicit dimensions of `--m/--n/--k` (qgemm) or `--shape` (qconv2d), checked.
+fn dims_of(args: &Args) -> Result<Option<Vec<usize>>, String> {
+    let gemm = [args.m, args.n, args.k];
+    if gemm.iter().any(Option::is_some) {
+        if args.op != "qgemm" {
+            return Err(format!("--m/--n/--k belong to qgemm, not {}", args.op));
+        }
+        let k = args.k.unwrap_or(384);
+        let size = bench::parse_size(&args.size)?;
+        let d = vec![args.m.unwrap_or((size / k.max(1)).max(1)), args.n.unwrap_or(384), k];
+        for (name, &v) in ["--m", "--n", "--k"].iter().zip(&d) {
+            domain::in_range(name, v, 1, 1 << 16)?;
+        }
+        let bytes = (d[0] * d[2] + d[2] * d[1]) as u128 * 3 + (d[0] * d[1]) as u128 * 12;
+        domain::fits_in_memory("--m x --n x --k", bytes)?;
+        return Ok(Some(d));
+    }
+    let Some(shape) = &args.shape else { return Ok(None) };
+    if args.op != "qconv2d" {
+        return Err(format!("--shape belongs to qconv2d, not {}", args.op));
+    }
+    let d: Vec<usize> = shape
+        .split(',')
+        .map(|v| v.trim().parse::<usize>().map_err(|_| format!("--shape {shape:?}: N,C,H,W,OC,KH,KW as numbers")))
+        .collect::<Result<_, _>>()?;
+    if d.len() != 7 || d.contains(&0) {
+        return Err(format!("--shape {shape:?}: seven dimensions N,C,H,W,OC,KH,KW, each at least 1"));
+    }
+    for (name, &v) in ["N", "C", "H", "W", "OC", "KH", "KW"].iter().zip(&d) {
+        domain::in_range(&format!("--shape {name}"), v, 1, 1 << 14)?;
+    }
+    let (n, c, h, w, oc, kh, kw) = (d[0] as u128, d[1] as u128, d[2] as u128, d[3] as u128, d[4] as u128, d[5] as u128, d[6] as u128);
+    // Input, im2col, weights, two i32 outputs.
+    let bytes = n * c * h * w * (1 + kh * kw) + oc * c * kh * kw * 2 + n * oc * h * w * 12;
+    domain::fits_in_memory("--shape", bytes)?;
+    Ok(Some(d))
 }
 
 fn print_record(out: &mut dyn Write, r: &Record, json: bool) {
@@ -69,7 +120,7 @@ fn print_record(out: &mut dyn Write, r: &Record, json: bool) {
     } else {
         writeln!(
             out,
-            "{:<18} {:<12} threads {:<2} {:>8} elements  median {:>10.1} us  {:>8.3} Gelem/s  {:>7.2} GB/s  ({} reps; {})",
+            "{:<18} {:<12} threads {:<2} {:>8} elements  median {:>10.1} us  {:>8.3} Gelem/s  {:>7.2} GB/s{}  ({} reps; {})",
             r.op,
             r.isa,
             r.threads,
@@ -77,6 +128,7 @@ fn print_record(out: &mut dyn Write, r: &Record, json: bool) {
             r.seconds_median * 1e6,
             r.gelem_per_s,
             r.gbytes_per_s,
+            r.gops.map(|g| format!("  {g:>7.1} GOPS")).unwrap_or_default(),
             r.reps,
             r.verified
         )
@@ -301,11 +353,26 @@ pub fn run_to(args: Args, out: &mut dyn Write) -> i32 {
             return 2;
         }
     };
+    let dims = match dims_of(&args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    // Explicit dimensions fix the element count: qgemm's activations (M K), qconv2d's input
+    // (N C H W).
+    let size = match dims.as_deref() {
+        Some(&[m, _, k]) => m * k,
+        Some(d) if d.len() == 7 => d[..4].iter().product(),
+        _ => size,
+    };
     let setup = match Setup::resolve(spec, size, profile, dtype, gran) {
         Ok(s) => match args.bins {
             Some(b) => s.with_bins(b),
             None => s,
-        },
+        }
+        .with_dims(dims),
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
