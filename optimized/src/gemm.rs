@@ -292,10 +292,22 @@ fn rows_block(
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
     let mut abuf = vec![0u8; mr * kstride];
     let mut row32 = vec![0i32; n];
+    // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
+    // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
+    // values, and no element needs the i64 check (for the AMX tiles, which hold i32 sums).
+    let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
+    let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
+    let zb32: Vec<i32> = w.zero_points.clone();
     let mut r0 = 0;
+    let mut filled = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
-        abuf.iter_mut().for_each(|v| *v = 0);
+        // Rows past `rows` (a last, short block) and the `k..kstride` padding must be zero; the
+        // first `k` bytes of the used rows are overwritten below.
+        if rows < filled {
+            abuf[rows * kstride..filled * kstride].iter_mut().for_each(|v| *v = 0);
+        }
+        filled = rows;
         for r in 0..rows {
             let src = (i0 + r0 + r) * lda;
             abuf[r * kstride..r * kstride + k].copy_from_slice(&a[src..src + k]);
@@ -342,6 +354,20 @@ fn rows_block(
             let row_sum: i64 =
                 if zero_weight_zps { 0 } else { abuf[r * kstride..r * kstride + k].iter().map(|&v| v as i64).sum() };
             let out_r = &mut out[(r0 + r) * n..(r0 + r + 1) * n];
+            if amx_path && fits_i32 {
+                let sums = &raw32[r * npad..r * npad + n];
+                if zero_weight_zps {
+                    for ((o, &v), &cb) in out_r.iter_mut().zip(sums).zip(&col_bias32) {
+                        *o = v.wrapping_add(cb);
+                    }
+                } else {
+                    let rs = row_sum as i32;
+                    for (((o, &v), &cb), &zb) in out_r.iter_mut().zip(sums).zip(&col_bias32).zip(&zb32) {
+                        *o = v.wrapping_add(cb).wrapping_sub(zb.wrapping_mul(rs));
+                    }
+                }
+                continue;
+            }
             // The exact value in i64 and whether any leaves i32 (`v + 2^31` has high bits
             // exactly when `v` is outside [-2^31, 2^31)), computed into a scratch row and copied
             // out only when none does (an error leaves the output row untouched, as the
@@ -746,12 +772,14 @@ pub(crate) mod amx {
                 let step = |a_off: usize, bb0: *const i8, bb1: *const i8| {
                     if rows1 > 0 {
                         asm!(
+                            // Each load as late as its first use allows, so that the
+                            // first products start after two loads, not four.
                             "tileloadd tmm4, [{a0} + {sa}*1]",
-                            "tileloadd tmm5, [{a1} + {sa}*1]",
                             "tileloadd tmm6, [{b0} + {sb}*1]",
-                            "tileloadd tmm7, [{b1} + {sb}*1]",
                             "tdpbusd tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
                             "tdpbusd tmm1, tmm4, tmm7",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
                             "tdpbusd tmm2, tmm5, tmm6",
                             "tdpbusd tmm3, tmm5, tmm7",
                             a0 = in(reg) a0.add(a_off),
@@ -766,8 +794,8 @@ pub(crate) mod amx {
                         asm!(
                             "tileloadd tmm4, [{a0} + {sa}*1]",
                             "tileloadd tmm6, [{b0} + {sb}*1]",
-                            "tileloadd tmm7, [{b1} + {sb}*1]",
                             "tdpbusd tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
                             "tdpbusd tmm1, tmm4, tmm7",
                             a0 = in(reg) a0.add(a_off),
                             sa = in(reg) kp64,
@@ -783,6 +811,18 @@ pub(crate) mod amx {
                     asm!("tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
                 }
                 for t in 0..full {
+                    // The B tiles two steps ahead, from L2 into L1 (tile loads are not seen by
+                    // the L1 streamer): 32 lines, while this step's products run.
+                    if t + 2 < full {
+                        for l in 0..16 {
+                            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                                b0.add((t + 2) * KC * NR + 64 * l) as *const i8,
+                            );
+                            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                                b1.add((t + 2) * KC * NR + 64 * l) as *const i8,
+                            );
+                        }
+                    }
                     step(t * KC, b0.add(t * KC * NR), b1.add(t * KC * NR));
                 }
                 if rem > 0 {
