@@ -114,6 +114,71 @@ pub fn bandwidth_chart(path: &Path, limits: &[Limit]) -> Result<()> {
     Ok(())
 }
 
+/// GOPS of the square `u8 x s8` GEMM against its size (log scale), one line per implementation,
+/// with this machine's one-thread int8 peaks as horizontal lines: a roofline of the compute
+/// bound.
+pub fn gemm_chart(path: &Path, points: &[(usize, String, f64)], peaks: &[(String, f64)]) -> Result<()> {
+    if points.is_empty() {
+        return Err("no GEMM measurement to plot".into());
+    }
+    let xmin = points.iter().map(|p| p.0 as f64).fold(f64::INFINITY, f64::min) / 1.3;
+    let xmax = points.iter().map(|p| p.0 as f64).fold(0.0, f64::max) * 1.3;
+    let ymax = points.iter().map(|p| p.2).chain(peaks.iter().map(|p| p.1)).fold(0.0, f64::max) * 1.12;
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("u8 x s8 -> i32 GEMM, M = N = K, one thread: GOPS against this machine's int8 peaks", ("sans-serif", 17))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d((xmin..xmax).log_scale(), 0f64..ymax)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("M = N = K (log scale)")
+        .y_desc("GOPS (2 M N K / s / 1e9)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(e)?;
+    for (k, (kernel, v)) in peaks.iter().enumerate() {
+        let color = RGBColor(90, 90, 90).mix(0.8 - 0.2 * k as f64);
+        chart.draw_series(LineSeries::new(vec![(xmin, *v), (xmax, *v)], color.stroke_width(1))).map_err(e)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("peak: {kernel} {v:.0} GOPS"),
+                (xmin * 1.05, *v),
+                label_style(12, HPos::Left, VPos::Bottom),
+            )))
+            .map_err(e)?;
+    }
+    let mut isas: Vec<String> = Vec::new();
+    for p in points {
+        if !isas.contains(&p.1) {
+            isas.push(p.1.clone());
+        }
+    }
+    for isa in &isas {
+        let color = impl_color(isa);
+        let mut s: Vec<(f64, f64)> = points.iter().filter(|p| &p.1 == isa).map(|p| (p.0 as f64, p.2)).collect();
+        s.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(isa.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart.draw_series(s.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(e)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
 /// Grouped bars of Gelem/s per operation and implementation, one panel per (size, threads),
 /// with the read-bandwidth ceiling of each operation drawn as a black bar.
 pub fn speed_chart(path: &Path, rows: &[SpeedRow], sizes: &[usize], threads: &[usize]) -> Result<()> {

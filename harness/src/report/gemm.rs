@@ -1,0 +1,152 @@
+//! The integer GEMM against this machine's int8 peaks: `u8 x s8 -> i32` square products from 64
+//! to 2048 on every ISA level and ONNX Runtime's MatMulInteger (one thread, the same data, every
+//! output checked bit for bit first), next to an f32 GEMM of the same shape, and the overflow
+//! checker's verdicts on which formulations stay exact at which depth.
+
+use super::table::{Cell, Table};
+use crate::bench::timing::Reps;
+use crate::bench::{Bench, Path, Record, Setup};
+use crate::machine::Limit;
+use crate::ort::Ort;
+use quantproof_reference::overflow::{check, Formulation, OperandSpec};
+use quantproof_reference::scheme::QType;
+
+/// One measured point.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// M = N = K.
+    pub size: usize,
+    pub record: Record,
+}
+
+impl Point {
+    pub fn gops(&self) -> f64 {
+        self.record.gops.unwrap_or(0.0)
+    }
+
+    /// The f32 GEMM's GFLOP/s of the same shape (ours only).
+    pub fn f32_gflops(&self) -> Option<f64> {
+        self.record.detail.as_ref()?.get("f32_gemm")?.get("gflops")?.as_f64()
+    }
+
+    /// The micro-kernel the ISA level used.
+    pub fn kernel(&self) -> Option<String> {
+        let d = self.record.detail.as_ref()?;
+        Some(d.get("kernel_by_isa")?.get(&self.record.isa)?.as_str()?.to_string())
+    }
+}
+
+/// The GEMM section's measurements.
+#[derive(Debug, Clone, Default)]
+pub struct GemmResults {
+    pub points: Vec<Point>,
+    pub failures: Vec<String>,
+}
+
+/// Square sizes measured: 64 to 2048 (`quick`: to 512).
+pub fn sizes(quick: bool) -> Vec<usize> {
+    if quick {
+        vec![64, 128, 256, 512]
+    } else {
+        vec![64, 128, 256, 512, 1024, 2048]
+    }
+}
+
+/// Measures every size on every optimized ISA level (one thread) and ONNX Runtime.
+pub fn run(quick: bool, reps: Reps, ort: Option<&Ort>, log: &mut dyn FnMut(&str)) -> GemmResults {
+    let mut res = GemmResults::default();
+    let Some(spec) = crate::bench::table().find(|s| s.name == "qgemm") else {
+        res.failures.push("qgemm is not in the bench table".into());
+        return res;
+    };
+    for s in sizes(quick) {
+        log(&format!("GEMM: {s} x {s} x {s}"));
+        let setup = match Setup::resolve(spec, s * s, None, None, None) {
+            Ok(x) => x.with_dims(Some(vec![s, s, s])),
+            Err(e) => {
+                res.failures.push(e);
+                continue;
+            }
+        };
+        let mut bench = match Bench::new(spec, setup) {
+            Ok(b) => b,
+            Err(e) => {
+                res.failures.push(e);
+                continue;
+            }
+        };
+        for imp in Path::optimized(1) {
+            match bench.measure(&imp, reps) {
+                Ok(r) => res.points.push(Point { size: s, record: r }),
+                Err(f) => res.failures.push(f.to_string()),
+            }
+        }
+        if let (Some(ort), Some(case)) = (ort, bench.workload.ort_case()) {
+            let fixed = match reps {
+                Reps::Fixed(n) => Some(n),
+                _ => None,
+            };
+            match ort.bench_case(&case, 1, fixed) {
+                Ok(r) => res.points.push(Point { size: s, record: r }),
+                Err(e) => res.failures.push(format!("qgemm {s}: ONNX Runtime: {e}")),
+            }
+        }
+    }
+    res
+}
+
+/// The int8 peaks this machine measured on one thread: `(kernel, GOPS)`.
+pub fn peaks(limits: &[Limit]) -> Vec<(String, f64)> {
+    limits.iter().filter(|l| l.limit == "int8_dot_peak" && l.threads == 1).map(|l| (l.kernel.clone(), l.value)).collect()
+}
+
+impl GemmResults {
+    /// One row per size and implementation: GOPS, share of the best peak, x ONNX Runtime, x f32.
+    pub fn table(&self, limits: &[Limit]) -> Table {
+        let best_peak = peaks(limits).iter().map(|p| p.1).fold(0.0, f64::max);
+        let mut t = Table::new(&[
+            "M = N = K", "implementation", "micro-kernel", "GOPS", "of the int8 peak", "x ONNX Runtime", "f32 GEMM GFLOP/s", "x f32",
+        ]);
+        for p in &self.points {
+            let ort = self.points.iter().find(|q| q.size == p.size && q.record.isa == "onnxruntime").map(Point::gops);
+            let ours = p.record.isa != "onnxruntime";
+            t.push(vec![
+                Cell::text(p.size.to_string()),
+                Cell::text(&p.record.isa),
+                Cell::text(p.kernel().unwrap_or_else(|| if ours { "-".into() } else { "MLAS (MatMulInteger)".into() })),
+                Cell::num(p.gops(), 0),
+                Cell::opt((best_peak > 0.0).then(|| 100.0 * p.gops() / best_peak), 0, "no peak measured"),
+                Cell::opt(ort.filter(|&o| ours && o > 0.0).map(|o| p.gops() / o), 2, "-"),
+                Cell::opt(p.f32_gflops(), 0, "-"),
+                Cell::opt(p.f32_gflops().filter(|&f| f > 0.0).map(|f| p.gops() / f), 1, "-"),
+            ]);
+        }
+        t
+    }
+}
+
+/// The overflow checker on `u8 x s8` with zero points 128 and 0 (ONNX Runtime's dynamic
+/// quantization) at growing depths: which formulations stay exact.
+pub fn overflow_table() -> Table {
+    let a = OperandSpec::full(QType::U8).with_zero_point(128);
+    let b = OperandSpec::full(QType::I8);
+    let depths = [256u64, 1024, 33_025, 65_793, 65_794, 1 << 20];
+    let mut headers = vec!["formulation".to_string()];
+    headers.extend(depths.iter().map(|k| format!("K = {k}")));
+    let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut t = Table::new(&refs);
+    let reports: Vec<_> = depths.iter().map(|&k| check(&a, &b, k).ok()).collect();
+    for f in Formulation::ALL {
+        let mut row = vec![Cell::text(f.name())];
+        for r in &reports {
+            row.push(match r.as_ref().and_then(|r| r.verdict(f)) {
+                Some(v) if v.exact => Cell::text("exact"),
+                Some(v) if v.pair_overflows => Cell::text("pair sums overflow"),
+                Some(_) => Cell::text("accumulator leaves i32"),
+                None => Cell::text("n/a"),
+            });
+        }
+        t.push(row);
+    }
+    t
+}
