@@ -435,6 +435,10 @@ mod tests {
             json: true,
             with_ort: false,
             quick: true,
+            m: None,
+            n: None,
+            k: None,
+            shape: None,
         }
     }
 
