@@ -288,6 +288,7 @@ fn rows_block(
     // The i32 sums of the AMX tiles, stored straight from the tiles into rows of `npad` (N
     // rounded up to two panels, so whole tiles fit); the other kernels write i64 sums to `raw`.
     let npad = n.div_ceil(2 * NR) * 2 * NR;
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut raw32 = vec![0i32; if amx_path { mr * npad } else { 0 }];
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
     let mut abuf = vec![0u8; mr * kstride];
@@ -816,10 +817,10 @@ pub(crate) mod amx {
                     if t + 2 < full {
                         for l in 0..16 {
                             core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                                b0.add((t + 2) * KC * NR + 64 * l) as *const i8,
+                                b0.add((t + 2) * KC * NR + 64 * l),
                             );
                             core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                                b1.add((t + 2) * KC * NR + 64 * l) as *const i8,
+                                b1.add((t + 2) * KC * NR + 64 * l),
                             );
                         }
                     }

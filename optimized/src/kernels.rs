@@ -34,6 +34,7 @@
 //!   with their own polynomial and keep its rounding only where it provably equals the
 //!   reference's (see [`LN_GUARD_ULPS`]); the other lanes call the reference's expression.
 
+use crate::arch::generic;
 use crate::isa::Isa;
 use quantproof_reference::elementwise::BinaryKernel;
 use quantproof_reference::pack::Int4;
@@ -246,54 +247,95 @@ pub enum HistogramOf {
     Magnitudes,
 }
 
-pub trait Kernels: Sync {
+/// Every ISA's kernels, as one interface per op family. Each family trait has a default for every
+/// method: the portable kernel of `arch/generic.rs`, which the `scalar` level uses as it is. An
+/// ISA implements the families it accelerates and overrides only the methods it has SIMD for, so
+/// a new op is one default method in its family and compiles for every ISA at once (the Engine
+/// calls it through `Kernels`); an ISA without a faster kernel keeps the portable one.
+pub trait Kernels: QuantizeKernels + ReduceKernels + CalibrationKernels + ArithKernels + LutKernels + Sync {
     fn isa(&self) -> Isa;
+}
+
+/// Quantize, dequantize, fake-quantize and 4-bit packing over spans of uniform or per-element
+/// parameters.
+pub trait QuantizeKernels {
     /// `out[i] = q(x[i])` as i8. Returns true when some `x[i]` is NaN.
-    fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool;
+    fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
+        generic::quantize_span(x, p, rule, out, |q| q as i8)
+    }
     /// `out[i] = q(x[i])` as u8. Returns true when some `x[i]` is NaN.
-    fn quantize_u8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool;
+    fn quantize_u8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+        generic::quantize_span(x, p, rule, out, |q| q as u8)
+    }
     /// `out[i] = f32(q[i] - z) * s`.
-    fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]);
-    fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]);
+    fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]) {
+        generic::dequantize_span(q, p, out, |v| v as i32)
+    }
+    fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]) {
+        generic::dequantize_span(q, p, out, |v| v as i32)
+    }
     /// Fake-quantize with optional straight-through mask. Returns true when some `x[i]` is NaN.
-    fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool;
+    fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
+        generic::fake_quantize_span(x, p, rule, out, mask)
+    }
     /// Packs `2 * out.len()` codes (each in `[-8, 15]`, low four bits kept) two per byte: code
     /// `2k` into the low nibble of `out[k]`, code `2k + 1` into the high nibble.
-    fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]);
+    fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
+        generic::pack_nibbles(codes, out)
+    }
     /// Unpacks `2 * packed.len()` codes; signed nibbles are sign-extended.
-    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]);
+    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
+        generic::unpack_nibbles(packed, kind, out)
+    }
+}
+
+/// Reductions over float spans.
+pub trait ReduceKernels {
     /// `(min, max, saw_nan)` over `x`: `(+inf, -inf, false)` when empty. NaN elements are
     /// skipped for min and max and reported through the flag. Infinities count. Signed zeros
     /// are not ordered (either zero may be returned for a min or max of zero).
-    fn min_max(&self, x: &[f32]) -> (f32, f32, bool);
-    /// `(max |x|, saw_nan)`, `0` when empty; NaN handled as in [`Kernels::min_max`].
-    fn abs_max(&self, x: &[f32]) -> (f32, bool);
-    /// `(min |x|, saw_nan)`, `+inf` when empty; NaN handled as in [`Kernels::min_max`].
-    fn abs_min(&self, x: &[f32]) -> (f32, bool);
+    fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
+        generic::min_max(x)
+    }
+    /// `(max |x|, saw_nan)`, `0` when empty; NaN handled as in [`ReduceKernels::min_max`].
+    fn abs_max(&self, x: &[f32]) -> (f32, bool) {
+        generic::abs_max(x)
+    }
+    /// `(min |x|, saw_nan)`, `+inf` when empty; NaN handled as in [`ReduceKernels::min_max`].
+    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
+        generic::abs_min(x)
+    }
+    /// numpy's pairwise sum of a float32 array, bit for bit
+    /// (`quantproof_reference::calibrate::numpy_hist::pairwise_sum_f32`).
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        generic::pairwise_sum(a)
+    }
+}
+
+/// The calibrators' inner loops: histograms and KL-divergence terms.
+pub trait CalibrationKernels {
     /// Counts every element of `x` (of `|x|` when `abs`) into its bin [`HistBins::index`]:
     /// adds one to `sub[s * (n + 1) + bin]` for one of the four sub-histograms `s`. Slot `n` of
     /// each sub-histogram is scratch (elements in no bin go there, and kernels may add other
     /// counts to it): callers ignore it. `sub.len()` is [`HistBins::sub_len`]; callers keep
     /// `x.len()` below `2^31` so that no `u32` slot can overflow.
-    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]);
-    /// numpy's pairwise sum of a float32 array, bit for bit
-    /// (`quantproof_reference::calibrate::numpy_hist::pairwise_sum_f32`).
-    fn pairwise_sum(&self, a: &[f32]) -> f32;
-    /// `out[i] = kl_term(p[i], q[i], sp, sq)` ([`kl_term`]); all four slices have one length.
-    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]);
-    /// `out[i] = table[x[i]]`: a 256-entry byte table indexed by the code's byte (the Engine
-    /// rotates an `i8` table by 128 so that the bytes of `i8` codes index it). `out.len() ==
-    /// x.len()`. The default is the portable loop; an ISA overrides it where it has a byte
-    /// permute (AVX-512 VBMI `vpermi2b`, NEON `tbl`).
-    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
-        crate::arch::generic::lut_bytes(table, x, out)
+    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
+        generic::histogram(x, bins, of, sub)
     }
+    /// `out[i] = kl_term(p[i], q[i], sp, sq)` ([`kl_term`]); all four slices have one length.
+    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+        generic::kl_terms(p, q, sp, sq, out)
+    }
+}
+
+/// Integer arithmetic on codes: requantization and the element-wise QAdd / QSub / QMul.
+pub trait ArithKernels {
     /// `out[i] = r.apply(acc[i], zero_point, range)`: int32 accumulators to codes under one of the
     /// reference's requantizers (`quantproof_reference::requantize::Requantizer`), bit for bit.
     /// `out.len() == acc.len()`; `zero_point` lies in `range`. The default is the portable loop
     /// (the reference's `apply`); an ISA overrides it for the variants it vectorizes.
     fn requantize(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
-        crate::arch::generic::requantize(acc, r, zero_point, range, out)
+        generic::requantize(acc, r, zero_point, range, out)
     }
     /// `out[i] = k.apply(a[i], b[i])`: QAdd / QSub / QMul on 8-bit codes under one framework's
     /// prepared arithmetic (`quantproof_reference::elementwise::BinaryKernel`), bit for bit.
@@ -302,7 +344,59 @@ pub trait Kernels: Sync {
     /// `a`, `b` and `out` have one length (broadcasting is the Engine's). The default is the
     /// portable loop; an ISA overrides it for the kernels it vectorizes.
     fn binary_bytes(&self, k: &BinaryKernel, signedness: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
-        crate::arch::generic::binary_bytes(k, signedness, a, b, out)
+        generic::binary_bytes(k, signedness, a, b, out)
+    }
+}
+
+/// `impl ArithKernels for $token` forwarding both methods to an ISA's `unsafe` kernels (modules
+/// with `binary_bytes` and `requantize` of the trait's signatures, callable when the CPU has the
+/// token's features and the slices have the trait's lengths): the length checks and the one
+/// safety argument, written once for every ISA.
+macro_rules! forward_arith_kernels {
+    ($token:ty, $binary:path, $requant:path, $features:literal) => {
+        #[doc = concat!("The ISA's requantization and QAdd / QSub / QMul kernels (", $features, ").")]
+        impl $crate::kernels::ArithKernels for $token {
+            fn binary_bytes(
+                &self,
+                k: &quantproof_reference::elementwise::BinaryKernel,
+                signedness: quantproof_reference::scheme::Signedness,
+                a: &[u8],
+                b: &[u8],
+                out: &mut [u8],
+            ) {
+                assert!(a.len() == out.len() && b.len() == out.len());
+                use $binary as kernel;
+                // SAFETY: a token of this type exists only when the CPU has the features named
+                // in the macro call; the three lengths are equal (asserted above).
+                unsafe { kernel::binary_bytes(k, signedness, a, b, out) }
+            }
+
+            fn requantize(
+                &self,
+                acc: &[i32],
+                r: &quantproof_reference::requantize::Requantizer,
+                zero_point: i32,
+                range: quantproof_reference::scheme::CodeRange,
+                out: &mut [i32],
+            ) {
+                assert_eq!(acc.len(), out.len());
+                use $requant as kernel;
+                // SAFETY: as above (features of the token; equal lengths).
+                unsafe { kernel::requantize(acc, r, zero_point, range, out) }
+            }
+        }
+    };
+}
+pub(crate) use forward_arith_kernels;
+
+/// Table lookups on 8-bit codes (every unary op on codes).
+pub trait LutKernels {
+    /// `out[i] = table[x[i]]`: a 256-entry byte table indexed by the code's byte (the Engine
+    /// rotates an `i8` table by 128 so that the bytes of `i8` codes index it). `out.len() ==
+    /// x.len()`. The default is the portable loop; an ISA overrides it where it has a byte
+    /// permute (AVX-512 VBMI `vpermi2b`, NEON `tbl`).
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        generic::lut_bytes(table, x, out)
     }
 }
 

@@ -3,6 +3,7 @@
 //! Each function applies the span arithmetic documented in [`crate::kernels`] one element at a
 //! time, with exactly the operations the reference uses.
 
+use crate::kernels::{ArithKernels, CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::pack::Int4;
@@ -405,43 +406,11 @@ impl Kernels for Scalar {
     fn isa(&self) -> Isa {
         Isa::Scalar
     }
-    fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
-        quantize_span(x, p, rule, out, |q| q as i8)
-    }
-    fn quantize_u8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
-        quantize_span(x, p, rule, out, |q| q as u8)
-    }
-    fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]) {
-        dequantize_span(q, p, out, |v| v as i32)
-    }
-    fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]) {
-        dequantize_span(q, p, out, |v| v as i32)
-    }
-    fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
-        fake_quantize_span(x, p, rule, out, mask)
-    }
-    fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
-        pack_nibbles(codes, out)
-    }
-    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
-        unpack_nibbles(packed, kind, out)
-    }
-    fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
-        min_max(x)
-    }
-    fn abs_max(&self, x: &[f32]) -> (f32, bool) {
-        abs_max(x)
-    }
-    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
-        abs_min(x)
-    }
-    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
-        histogram(x, bins, of, sub)
-    }
-    fn pairwise_sum(&self, a: &[f32]) -> f32 {
-        pairwise_sum(a)
-    }
-    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
-        kl_terms(p, q, sp, sq, out)
-    }
 }
+
+// The portable level is every family's defaults, which call the functions of this module.
+impl QuantizeKernels for Scalar {}
+impl ReduceKernels for Scalar {}
+impl CalibrationKernels for Scalar {}
+impl ArithKernels for Scalar {}
+impl LutKernels for Scalar {}

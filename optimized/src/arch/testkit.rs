@@ -7,6 +7,7 @@
 //! every offset 0..4 of a larger buffer (so loads are misaligned), every length 0..=67 plus larger
 //! odd ones, and the output buffers carry sentinels around the span to catch stray writes.
 
+use crate::kernels::{QuantizeKernels, ReduceKernels};
 use crate::arch::generic::Scalar;
 use crate::isa::Isa;
 use crate::kernels::{self, Kernels, Params, PerElement, Rule, Uniform};

@@ -64,6 +64,7 @@ that keeps it inside its slice.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::kernels::{CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
 use crate::arch::generic;
 use crate::isa::Isa;
 use crate::kernels::{HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
@@ -610,39 +611,9 @@ impl Kernels for Neon {
     fn isa(&self) -> Isa {
         Isa::Neon
     }
+}
 
-    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
-        assert_eq!(x.len(), out.len());
-        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
-        unsafe { lut_tbl(table, x, out) }
-    }
-
-    fn binary_bytes(
-        &self,
-        k: &quantproof_reference::elementwise::BinaryKernel,
-        signedness: quantproof_reference::scheme::Signedness,
-        a: &[u8],
-        b: &[u8],
-        out: &mut [u8],
-    ) {
-        assert!(a.len() == out.len() && b.len() == out.len());
-        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
-        unsafe { super::neon_binary::binary_bytes(k, signedness, a, b, out) }
-    }
-
-    fn requantize(
-        &self,
-        acc: &[i32],
-        r: &quantproof_reference::requantize::Requantizer,
-        zero_point: i32,
-        range: quantproof_reference::scheme::CodeRange,
-        out: &mut [i32],
-    ) {
-        assert_eq!(acc.len(), out.len());
-        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
-        unsafe { super::neon_requant::requantize(acc, r, zero_point, range, out) }
-    }
-
+impl QuantizeKernels for Neon {
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
         quantize(self, x, p, rule, out)
     }
@@ -712,7 +683,9 @@ impl Kernels for Neon {
         let done = unsafe { unpack_blocks(packed, signed, out) };
         generic::unpack_nibbles(&packed[done..], kind, &mut out[2 * done..]);
     }
+}
 
+impl ReduceKernels for Neon {
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
         // SAFETY: self is a Neon token.
         let (lo, hi, nan, done) = unsafe { min_max_blocks(x) };
@@ -725,6 +698,20 @@ impl Kernels for Neon {
         unsafe { super::neon_calib::abs_min(x) }
     }
 
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        // SAFETY: self is a Neon token.
+        generic::pairwise_with(a, &|leaf| unsafe { super::neon_calib::pairwise_leaf(leaf) })
+    }
+
+    fn abs_max(&self, x: &[f32]) -> (f32, bool) {
+        // SAFETY: self is a Neon token.
+        let (m, nan, done) = unsafe { abs_max_blocks(x) };
+        let (tm, tnan) = generic::abs_max(&x[done..]);
+        (m.max(tm), nan | tnan)
+    }
+}
+
+impl CalibrationKernels for Neon {
     fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
         // SAFETY: self is a Neon token.
         unsafe {
@@ -736,21 +723,19 @@ impl Kernels for Neon {
         }
     }
 
-    fn pairwise_sum(&self, a: &[f32]) -> f32 {
-        // SAFETY: self is a Neon token.
-        generic::pairwise_with(a, &|leaf| unsafe { super::neon_calib::pairwise_leaf(leaf) })
-    }
-
     fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
         // SAFETY: self is a Neon token.
         unsafe { super::neon_calib::kl_terms(p, q, sp, sq, out) }
     }
+}
 
-    fn abs_max(&self, x: &[f32]) -> (f32, bool) {
-        // SAFETY: self is a Neon token.
-        let (m, nan, done) = unsafe { abs_max_blocks(x) };
-        let (tm, tnan) = generic::abs_max(&x[done..]);
-        (m.max(tm), nan | tnan)
+crate::kernels::forward_arith_kernels!(Neon, super::neon_binary, super::neon_requant, "NEON");
+
+impl LutKernels for Neon {
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len());
+        // SAFETY: this token exists only when NEON was detected; the lengths are equal.
+        unsafe { lut_tbl(table, x, out) }
     }
 }
 

@@ -13,6 +13,7 @@ rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produ
 lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
 */
 
+use crate::kernels::{CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
 use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
@@ -867,36 +868,12 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
-    fn binary_bytes(
-        &self,
-        k: &quantproof_reference::elementwise::BinaryKernel,
-        signedness: quantproof_reference::scheme::Signedness,
-        a: &[u8],
-        b: &[u8],
-        out: &mut [u8],
-    ) {
-        assert!(a.len() == out.len() && b.len() == out.len());
-        // SAFETY: the token proves AVX2; the lengths are equal.
-        unsafe { super::avx2_binary::binary_bytes(k, signedness, a, b, out) }
-    }
-
-    fn requantize(
-        &self,
-        acc: &[i32],
-        r: &quantproof_reference::requantize::Requantizer,
-        zero_point: i32,
-        range: quantproof_reference::scheme::CodeRange,
-        out: &mut [i32],
-    ) {
-        assert_eq!(acc.len(), out.len());
-        // SAFETY: the token proves AVX2; the lengths are equal.
-        unsafe { super::avx2_requant::requantize(acc, r, zero_point, range, out) }
-    }
-
     fn isa(&self) -> Isa {
         Isa::Avx2
     }
+}
 
+impl QuantizeKernels for Avx2 {
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
         self.quantize::<true>(x, p, rule, bytes_mut(out))
     }
@@ -965,7 +942,9 @@ impl Kernels for Avx2 {
             unsafe { unpack_nibbles::<false>(packed, out) }
         }
     }
+}
 
+impl ReduceKernels for Avx2 {
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
         // SAFETY: the token proves AVX2 and FMA.
         unsafe { min_max(x) }
@@ -981,6 +960,13 @@ impl Kernels for Avx2 {
         unsafe { abs_min(x) }
     }
 
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        // SAFETY: the token proves AVX2 and FMA.
+        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
+    }
+}
+
+impl CalibrationKernels for Avx2 {
     fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
         // SAFETY: the token proves AVX2 and FMA.
         unsafe {
@@ -992,16 +978,16 @@ impl Kernels for Avx2 {
         }
     }
 
-    fn pairwise_sum(&self, a: &[f32]) -> f32 {
-        // SAFETY: the token proves AVX2 and FMA.
-        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
-    }
-
     fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
         // SAFETY: the token proves AVX2 and FMA.
         unsafe { kl_terms(p, q, sp, sq, out) }
     }
 }
+
+crate::kernels::forward_arith_kernels!(Avx2, super::avx2_binary, super::avx2_requant, "AVX2 + FMA");
+
+/// The portable kernels (the family's defaults).
+impl LutKernels for Avx2 {}
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
+use crate::kernels::{CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
 use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
@@ -19,8 +20,6 @@ use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
-use quantproof_reference::requantize::Requantizer;
-use quantproof_reference::scheme::CodeRange;
 
 /// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
 #[derive(Debug)]
@@ -930,37 +929,9 @@ impl Kernels for Avx512 {
     fn isa(&self) -> Isa {
         Isa::Avx512
     }
+}
 
-    fn requantize(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
-        assert_eq!(acc.len(), out.len());
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ; the lengths are equal.
-        unsafe { super::avx512_requant::requantize(acc, r, zero_point, range, out) }
-    }
-
-    fn binary_bytes(
-        &self,
-        k: &quantproof_reference::elementwise::BinaryKernel,
-        signedness: quantproof_reference::scheme::Signedness,
-        a: &[u8],
-        b: &[u8],
-        out: &mut [u8],
-    ) {
-        assert!(a.len() == out.len() && b.len() == out.len());
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ; the lengths are equal.
-        unsafe { super::avx512_binary::binary_bytes(k, signedness, a, b, out) }
-    }
-
-    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
-        assert_eq!(x.len(), out.len());
-        if has_vbmi() {
-            // SAFETY: this token exists only when AVX-512 F/BW were detected, and VBMI was
-            // detected just above; the lengths are equal.
-            unsafe { lut_vbmi(table, x, out) }
-        } else {
-            generic::lut_bytes(table, x, out)
-        }
-    }
-
+impl QuantizeKernels for Avx512 {
     fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
         self.quantize::<true>(x, p, rule, bytes_mut(out))
     }
@@ -1026,7 +997,9 @@ impl Kernels for Avx512 {
             unsafe { unpack_nibbles::<false>(packed, out) }
         }
     }
+}
 
+impl ReduceKernels for Avx512 {
     fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
         // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
         unsafe { min_max(x) }
@@ -1042,6 +1015,13 @@ impl Kernels for Avx512 {
         unsafe { abs_min(x) }
     }
 
+    fn pairwise_sum(&self, a: &[f32]) -> f32 {
+        // SAFETY: the token proves AVX-512 F/BW/VL/DQ (which imply AVX2).
+        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
+    }
+}
+
+impl CalibrationKernels for Avx512 {
     fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
         // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
         unsafe {
@@ -1053,14 +1033,24 @@ impl Kernels for Avx512 {
         }
     }
 
-    fn pairwise_sum(&self, a: &[f32]) -> f32 {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ (which imply AVX2).
-        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
-    }
-
     fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
         // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
         unsafe { kl_terms(p, q, sp, sq, out) }
+    }
+}
+
+crate::kernels::forward_arith_kernels!(Avx512, super::avx512_binary, super::avx512_requant, "AVX-512 F/BW/VL/DQ");
+
+impl LutKernels for Avx512 {
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len());
+        if has_vbmi() {
+            // SAFETY: this token exists only when AVX-512 F/BW were detected, and VBMI was
+            // detected just above; the lengths are equal.
+            unsafe { lut_vbmi(table, x, out) }
+        } else {
+            generic::lut_bytes(table, x, out)
+        }
     }
 }
 
