@@ -389,6 +389,72 @@ macro_rules! forward_arith_kernels {
 }
 pub(crate) use forward_arith_kernels;
 
+/// `impl ReduceKernels for $token` forwarding to an ISA module's `unsafe` reductions `min_max`,
+/// `abs_max`, `abs_min` (whole slices) and `pairwise_leaf` (numpy's 128-element leaf, under the
+/// portable recursion), callable when the CPU has the token's features. (x86 only: NEON finishes
+/// its reductions' tails with the portable kernels itself.)
+#[cfg(target_arch = "x86_64")]
+macro_rules! forward_reduce_kernels {
+    ($token:ty, $module:path, $features:literal) => {
+        #[doc = concat!("The ISA's reductions (", $features, ").")]
+        impl $crate::kernels::ReduceKernels for $token {
+            fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
+                use $module as kernel;
+                // SAFETY: a token of this type exists only when the CPU has its features.
+                unsafe { kernel::min_max(x) }
+            }
+
+            fn abs_max(&self, x: &[f32]) -> (f32, bool) {
+                use $module as kernel;
+                // SAFETY: as above.
+                unsafe { kernel::abs_max(x) }
+            }
+
+            fn abs_min(&self, x: &[f32]) -> (f32, bool) {
+                use $module as kernel;
+                // SAFETY: as above.
+                unsafe { kernel::abs_min(x) }
+            }
+
+            fn pairwise_sum(&self, a: &[f32]) -> f32 {
+                use $module as kernel;
+                // SAFETY: as above.
+                $crate::arch::generic::pairwise_with(a, &|leaf| unsafe { kernel::pairwise_leaf(leaf) })
+            }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use forward_reduce_kernels;
+
+/// `impl CalibrationKernels for $token` forwarding to an ISA module's `unsafe` `histogram::<ABS>`
+/// and `kl_terms`, callable when the CPU has the token's features.
+macro_rules! forward_calibration_kernels {
+    ($token:ty, $module:path, $features:literal) => {
+        #[doc = concat!("The ISA's histogram and KL kernels (", $features, ").")]
+        impl $crate::kernels::CalibrationKernels for $token {
+            fn histogram(&self, x: &[f32], bins: &$crate::kernels::HistBins, of: $crate::kernels::HistogramOf, sub: &mut [u32]) {
+                use $module as kernel;
+                // SAFETY: a token of this type exists only when the CPU has its features.
+                unsafe {
+                    if of == $crate::kernels::HistogramOf::Magnitudes {
+                        kernel::histogram::<true>(x, bins, sub)
+                    } else {
+                        kernel::histogram::<false>(x, bins, sub)
+                    }
+                }
+            }
+
+            fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
+                use $module as kernel;
+                // SAFETY: as above.
+                unsafe { kernel::kl_terms(p, q, sp, sq, out) }
+            }
+        }
+    };
+}
+pub(crate) use forward_calibration_kernels;
+
 /// Table lookups on 8-bit codes (every unary op on codes).
 pub trait LutKernels {
     /// `out[i] = table[x[i]]`: a 256-entry byte table indexed by the code's byte (the Engine

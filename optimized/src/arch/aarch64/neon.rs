@@ -64,10 +64,10 @@ that keeps it inside its slice.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use crate::kernels::{CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
+use crate::kernels::{LutKernels, QuantizeKernels, ReduceKernels};
 use crate::arch::generic;
 use crate::isa::Isa;
-use crate::kernels::{HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
 use core::arch::aarch64::*;
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
@@ -711,23 +711,7 @@ impl ReduceKernels for Neon {
     }
 }
 
-impl CalibrationKernels for Neon {
-    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
-        // SAFETY: self is a Neon token.
-        unsafe {
-            if of == HistogramOf::Magnitudes {
-                super::neon_calib::histogram::<true>(x, bins, sub)
-            } else {
-                super::neon_calib::histogram::<false>(x, bins, sub)
-            }
-        }
-    }
-
-    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
-        // SAFETY: self is a Neon token.
-        unsafe { super::neon_calib::kl_terms(p, q, sp, sq, out) }
-    }
-}
+crate::kernels::forward_calibration_kernels!(Neon, super::neon_calib, "NEON");
 
 crate::kernels::forward_arith_kernels!(Neon, super::neon_binary, super::neon_requant, "NEON");
 

@@ -13,12 +13,12 @@ rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produ
 lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
 */
 
-use crate::kernels::{CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
+use crate::kernels::{LutKernels, QuantizeKernels};
 use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
-use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
+use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
 
@@ -944,45 +944,9 @@ impl QuantizeKernels for Avx2 {
     }
 }
 
-impl ReduceKernels for Avx2 {
-    fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
-        // SAFETY: the token proves AVX2 and FMA.
-        unsafe { min_max(x) }
-    }
+crate::kernels::forward_reduce_kernels!(Avx2, super::avx2, "AVX2 + FMA");
 
-    fn abs_max(&self, x: &[f32]) -> (f32, bool) {
-        // SAFETY: the token proves AVX2 and FMA.
-        unsafe { abs_max(x) }
-    }
-
-    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
-        // SAFETY: the token proves AVX2 and FMA.
-        unsafe { abs_min(x) }
-    }
-
-    fn pairwise_sum(&self, a: &[f32]) -> f32 {
-        // SAFETY: the token proves AVX2 and FMA.
-        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
-    }
-}
-
-impl CalibrationKernels for Avx2 {
-    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
-        // SAFETY: the token proves AVX2 and FMA.
-        unsafe {
-            if of == HistogramOf::Magnitudes {
-                histogram::<true>(x, bins, sub)
-            } else {
-                histogram::<false>(x, bins, sub)
-            }
-        }
-    }
-
-    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
-        // SAFETY: the token proves AVX2 and FMA.
-        unsafe { kl_terms(p, q, sp, sq, out) }
-    }
-}
+crate::kernels::forward_calibration_kernels!(Avx2, super::avx2, "AVX2 + FMA");
 
 crate::kernels::forward_arith_kernels!(Avx2, super::avx2_binary, super::avx2_requant, "AVX2 + FMA");
 

@@ -12,12 +12,12 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
-use crate::kernels::{CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
+use crate::kernels::{LutKernels, QuantizeKernels};
 use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
-use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
+use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
 
@@ -999,45 +999,9 @@ impl QuantizeKernels for Avx512 {
     }
 }
 
-impl ReduceKernels for Avx512 {
-    fn min_max(&self, x: &[f32]) -> (f32, f32, bool) {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
-        unsafe { min_max(x) }
-    }
+crate::kernels::forward_reduce_kernels!(Avx512, super::avx512, "AVX-512 F/BW/VL/DQ");
 
-    fn abs_max(&self, x: &[f32]) -> (f32, bool) {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
-        unsafe { abs_max(x) }
-    }
-
-    fn abs_min(&self, x: &[f32]) -> (f32, bool) {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
-        unsafe { abs_min(x) }
-    }
-
-    fn pairwise_sum(&self, a: &[f32]) -> f32 {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ (which imply AVX2).
-        generic::pairwise_with(a, &|leaf| unsafe { pairwise_leaf(leaf) })
-    }
-}
-
-impl CalibrationKernels for Avx512 {
-    fn histogram(&self, x: &[f32], bins: &HistBins, of: HistogramOf, sub: &mut [u32]) {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
-        unsafe {
-            if of == HistogramOf::Magnitudes {
-                histogram::<true>(x, bins, sub)
-            } else {
-                histogram::<false>(x, bins, sub)
-            }
-        }
-    }
-
-    fn kl_terms(&self, p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
-        // SAFETY: the token proves AVX-512 F/BW/VL/DQ.
-        unsafe { kl_terms(p, q, sp, sq, out) }
-    }
-}
+crate::kernels::forward_calibration_kernels!(Avx512, super::avx512, "AVX-512 F/BW/VL/DQ");
 
 crate::kernels::forward_arith_kernels!(Avx512, super::avx512_binary, super::avx512_requant, "AVX-512 F/BW/VL/DQ");
 
