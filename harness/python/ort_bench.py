@@ -104,6 +104,23 @@ def make_model(op, dtype, n, scale, zero_point, second=None):
         ]
         ins, outs = [("x", q, [n]), ("b", q, [n])], [("y", q, [n])]
         domains = [helper.make_opsetid("com.microsoft", 1)]
+    elif op in ("sigmoid", "leaky-relu"):
+        # com.microsoft's QLinearSigmoid / QLinearLeakyRelu: codes in, codes out (ONNX Runtime
+        # builds a 256-entry table from the float function, as quantproof does).
+        y_scale, y_zp, alpha = second
+        inits += [
+            helper.make_tensor("y_scale", f32, [], [float(y_scale)]),
+            helper.make_tensor("y_zp", q, [], [int(y_zp)]),
+        ]
+        if op == "sigmoid":
+            node = helper.make_node("QLinearSigmoid", ["x", "scale", "zp", "y_scale", "y_zp"], ["y"], domain="com.microsoft")
+        else:
+            node = helper.make_node(
+                "QLinearLeakyRelu", ["x", "scale", "zp", "y_scale", "y_zp"], ["y"], domain="com.microsoft", alpha=float(alpha)
+            )
+        nodes = [node]
+        ins, outs = [("x", q, [n])], [("y", q, [n])]
+        domains = [helper.make_opsetid("com.microsoft", 1)]
     elif op == "quantize":
         nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["y"])]
         ins, outs = [("x", f32, [n])], [("y", q, [n])]
@@ -239,6 +256,8 @@ def cmd_op(a):
         dims = tuple(int(d) for d in a.dims.split(","))
         x = x.reshape(dims[0], dims[1], dims[2], dims[3])
         second = (np.fromfile(a.input_b, dtype=np.int8), dims)
+    elif a.op in ("sigmoid", "leaky-relu"):
+        second = (a.y_scale, a.y_zero_point, a.alpha)
     elif a.input_b:
         b = np.fromfile(a.input_b, dtype=NP[in_dtype])
         second = (a.b_scale, a.b_zero_point, a.y_scale, a.y_zero_point)
@@ -339,6 +358,7 @@ def main(argv=None):
     o.add_argument("--y-scale", type=float, default=1.0)
     o.add_argument("--y-zero-point", type=int, default=0)
     o.add_argument("--dims", help="M,K,N of qgemm; N,C,H,W,OC,KH,KW of qconv2d")
+    o.add_argument("--alpha", type=float, default=0.01, help="LeakyRelu's slope")
     c = sub.add_parser("calib")
     c.add_argument("--method", required=True, choices=["entropy", "percentile", "distribution"])
     c.add_argument("--input", required=True)

@@ -195,11 +195,17 @@ impl Ort {
                 cmd.args(["--dims", &list.join(",")]);
             }
         }
+        if let Some(u) = &case.unary {
+            cmd.args(["--y-scale", &format!("{:e}", u.y_scale), "--y-zero-point", &u.y_zero_point.to_string()]);
+            if let Some(a) = u.alpha {
+                cmd.args(["--alpha", &format!("{a:e}")]);
+            }
+        }
         let out = run(&mut cmd, &format!("ort_bench.py op {}", case.op))?;
         let mut r = parse_record(&out)?;
         let got = std::fs::read(&output.0).map_err(|e| format!("cannot read ONNX Runtime's output: {e}"))?;
         let elem = match case.op {
-            "quantize" | "dynamic-quantize" | "qadd" | "qmul" => 1,
+            "quantize" | "dynamic-quantize" | "qadd" | "qmul" | "sigmoid" | "leaky-relu" => 1,
             _ => 4,
         };
         r.verified = compare_outputs(&got, &case.expected, elem);

@@ -279,6 +279,17 @@ pub struct OrtCase<'a> {
     pub binary: Option<OrtBinary<'a>>,
     /// Integer operations per element, for ops counted in GOPS (GEMM, convolution).
     pub ops_per_element: Option<f64>,
+    /// The output's parameters of a requantizing unary op (QLinearSigmoid, QLinearLeakyRelu).
+    pub unary: Option<OrtUnary>,
+}
+
+/// The output parameters of a one-input op that requantizes (its input's are
+/// [`OrtCase::scale`] and [`OrtCase::zero_point`]), and LeakyRelu's slope.
+#[derive(Debug, Clone, Copy)]
+pub struct OrtUnary {
+    pub y_scale: f32,
+    pub y_zero_point: i32,
+    pub alpha: Option<f32>,
 }
 
 /// The second input of a two-input op, its parameters and the output's (the first input's are

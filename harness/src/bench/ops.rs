@@ -305,6 +305,7 @@ impl<C: FastCode> Workload for Quantize<C> {
             elements: self.x.len(),
             binary: None,
             ops_per_element: None,
+            unary: None,
         })
     }
 }
@@ -380,6 +381,7 @@ impl<C: OrtCode> Workload for Dequantize<C> {
             elements: self.q.len(),
             binary: None,
             ops_per_element: None,
+            unary: None,
         })
     }
 }
@@ -470,6 +472,7 @@ impl Workload for FakeQuantize {
             elements: self.x.len(),
             binary: None,
             ops_per_element: None,
+            unary: None,
         })
     }
 }
@@ -538,6 +541,7 @@ impl Workload for Dynamic {
             elements: self.x.len(),
             binary: None,
             ops_per_element: None,
+            unary: None,
         })
     }
 }
@@ -599,6 +603,7 @@ impl Workload for MinMax {
             elements: self.x.len(),
             binary: None,
             ops_per_element: None,
+            unary: None,
         })
     }
 }
@@ -646,6 +651,10 @@ struct Lut {
     x: Vec<i8>,
     out: Vec<i8>,
     expected: Vec<i8>,
+    /// The output parameters and, for ONNX Runtime's contrib twin (QLinearSigmoid,
+    /// QLinearLeakyRelu), its expected codes: the onnxruntime profile's table on the same input.
+    y: quantproof_reference::affine::Affine,
+    ort: Option<(Vec<i8>, Option<f32>)>,
 }
 
 fn build_lut(
@@ -656,12 +665,30 @@ fn build_lut(
 ) -> Result<Box<dyn Workload>> {
     use quantproof_reference::activation::{apply_table, table};
     use quantproof_reference::affine::Affine;
+    use quantproof_reference::activation::UnaryOp;
+    use quantproof_reference::profile::ArithRule;
     let t = table::<i8>(op, setup.profile.arith, Affine::new(0.05, 0), y)?;
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
     let x: Vec<i8> = (0..setup.size).map(|_| rng.below(256) as i32 as u8 as i8).collect();
     let mut expected = vec![0i8; x.len()];
     apply_table(&t, &x, &mut expected)?;
-    Ok(Box::new(Lut { name, table: t, out: vec![0; x.len()], x, expected }))
+    // ONNX Runtime has contrib kernels for two of these ops (com.microsoft QLinearSigmoid and
+    // QLinearLeakyRelu); its expected output is the onnxruntime profile's table.
+    let alpha = match op {
+        UnaryOp::Sigmoid => Some(None),
+        UnaryOp::LeakyRelu { negative_slope } => Some(Some(negative_slope)),
+        _ => None,
+    };
+    let ort = match alpha {
+        Some(a) => {
+            let t_ort = table::<i8>(op, ArithRule::OnnxRuntime, Affine::new(0.05, 0), y)?;
+            let mut e = vec![0i8; x.len()];
+            apply_table(&t_ort, &x, &mut e)?;
+            Some((e, a))
+        }
+        None => None,
+    };
+    Ok(Box::new(Lut { name, table: t, out: vec![0; x.len()], x, expected, y, ort }))
 }
 
 impl Workload for Lut {
@@ -685,6 +712,22 @@ impl Workload for Lut {
     }
     fn detail(&self) -> serde_json::Value {
         json!({"shape": [self.x.len()], "op": self.name, "table": 256})
+    }
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        let (expected, alpha) = self.ort.as_ref()?;
+        Some(OrtCase {
+            op: self.name,
+            input: OrtInput::I8(&self.x),
+            dtype: Dtype::I8,
+            scale: 0.05,
+            zero_point: 0,
+            expected: expected.iter().map(|&v| v as u8).collect(),
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.x.len(),
+            ops_per_element: None,
+            unary: Some(super::OrtUnary { y_scale: self.y.scale, y_zero_point: self.y.zero_point, alpha: *alpha }),
+            binary: None,
+        })
     }
 }
 
@@ -830,6 +873,7 @@ impl Workload for Qgemm {
             // Counted as ours are (the requested size), so that the rates compare.
             elements: self.elements,
             ops_per_element: Some(2.0 * (self.m * self.n * self.k) as f64 / self.elements as f64),
+            unary: None,
             binary: Some(super::OrtBinary {
                 b: OrtInput::I8(&self.b_kxn),
                 b_scale: 1.0,
@@ -973,6 +1017,7 @@ impl Workload for Qconv2d {
             bytes_per_element: self.bytes_per_element(),
             elements: self.elements,
             ops_per_element: Some(self.ops() / self.elements.max(1) as f64),
+            unary: None,
             binary: Some(super::OrtBinary {
                 b: OrtInput::I8(&self.w),
                 b_scale: 1.0,
@@ -1228,6 +1273,7 @@ impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
             bytes_per_element: self.bytes_per_element(),
             elements: self.a.len(),
             ops_per_element: None,
+            unary: None,
             binary: Some(super::OrtBinary {
                 b: C::ort_input(&self.b),
                 b_scale: self.params.b.scale,
