@@ -313,9 +313,9 @@ pub static OPS: &[OpEntry] = &[
         op: "max_pool2d",
         family: "pool",
         summary: "max pooling on codes (qparams inherited)",
-        vectors: Some(VectorOp { profiles: ALL_ARITH, run: pool::max_pool2d, optimized: false }),
-        equiv: None,
-        bench: &[],
+        vectors: Some(VectorOp { profiles: ALL_ARITH, run: pool::max_pool2d, optimized: true }),
+        equiv: Some(ea::max_pool2d),
+        bench: &[&b::MAX_POOL2D],
     },
     OpEntry {
         op: "avg_pool2d",

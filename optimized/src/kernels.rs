@@ -252,7 +252,9 @@ pub enum HistogramOf {
 /// ISA implements the families it accelerates and overrides only the methods it has SIMD for, so
 /// a new op is one default method in its family and compiles for every ISA at once (the Engine
 /// calls it through `Kernels`); an ISA without a faster kernel keeps the portable one.
-pub trait Kernels: QuantizeKernels + ReduceKernels + CalibrationKernels + ArithKernels + LutKernels + Sync {
+pub trait Kernels:
+    QuantizeKernels + ReduceKernels + CalibrationKernels + ArithKernels + LutKernels + PoolKernels + Sync
+{
     fn isa(&self) -> Isa;
 }
 
@@ -345,6 +347,16 @@ pub trait ArithKernels {
     /// portable loop; an ISA overrides it for the kernels it vectorizes.
     fn binary_bytes(&self, k: &BinaryKernel, signedness: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
         generic::binary_bytes(k, signedness, a, b, out)
+    }
+}
+
+/// Pooling's inner loop on 8-bit codes.
+pub trait PoolKernels {
+    /// `acc[i] = max(acc[i], x[i])`, the bytes read as codes of `signedness` (an `i8` code's
+    /// byte compares as signed). `acc.len() == x.len()`. The default is the portable loop; an ISA
+    /// overrides it with its byte max (`vpmaxub`/`vpmaxsb`, NEON `umax`/`smax`).
+    fn max_bytes(&self, signedness: Signedness, acc: &mut [u8], x: &[u8]) {
+        generic::max_bytes(signedness, acc, x)
     }
 }
 

@@ -543,6 +543,71 @@ impl Engine {
         Ok(())
     }
 
+    /// Twin of [`quantproof_reference::pool::max_pool2d`]: 2-D max pooling of 8-bit codes in
+    /// NCHW or NHWC, the output inheriting the input's quantization, the fused activation's code
+    /// bounds applied; bit for bit with the reference, errors included (its checks, in its order).
+    /// NHWC takes the maximum of whole rows of channels with the ISA's byte max
+    /// ([`crate::kernels::PoolKernels::max_bytes`]); NCHW runs the portable loop per plane.
+    pub fn max_pool2d<C: FastCode>(
+        &self,
+        x: &[C],
+        shape: [usize; 4],
+        layout: quantproof_reference::pool::Layout,
+        p: &quantproof_reference::pool::Pool2d,
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+    ) -> Result<(Vec<C>, [usize; 4])> {
+        use quantproof_reference::pool::{max_pool2d_geometry, Layout};
+        let g = max_pool2d_geometry::<C>(x.len(), shape, layout, p, xq, yq)?;
+        let (lo, hi) = p.activation.code_bounds::<C>(yq);
+        let mut out = vec![C::from_code(C::MIN); g.out_shape.iter().product()];
+        let signedness = Signedness::signed_if(C::MIN < 0);
+        match layout {
+            Layout::Nhwc => {
+                let c = g.c;
+                let xb = C::bytes(x);
+                let k = self.kernels;
+                for b in 0..g.n {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                            let o0 = ((b * g.oh + oy) * g.ow + ox) * c;
+                            let acc = C::bytes_mut(&mut out[o0..o0 + c]);
+                            for y in ys..ye {
+                                for xx in xs..xe {
+                                    let i0 = ((b * g.h + y) * g.w + xx) * c;
+                                    k.max_bytes(signedness, acc, &xb[i0..i0 + c]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Layout::Nchw => {
+                for plane in 0..g.n * g.c {
+                    let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+                    let oplane = &mut out[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                            let mut m = C::MIN;
+                            for y in ys..ye {
+                                for v in &xin[y * g.w + xs..y * g.w + xe] {
+                                    m = m.max(v.to_code());
+                                }
+                            }
+                            oplane[oy * g.ow + ox] = C::from_code(m);
+                        }
+                    }
+                }
+            }
+        }
+        for o in out.iter_mut() {
+            *o = C::from_code(o.to_code().clamp(lo, hi));
+        }
+        Ok((out, g.out_shape))
+    }
+
     /// Twin of [`quantproof_reference::elementwise::binary`]: QAdd / QSub / QMul of two 8-bit
     /// tensors under `rule`, `b` broadcast to `a`'s shape, bit for bit with the reference on
     /// every ISA and thread count. Errors: the reference's, in its order.

@@ -83,7 +83,9 @@ impl Activation {
     /// PyTorch's and ONNX Runtime's fused ReLU clamp the real value at 0 before quantizing, which
     /// is the same as clamping the code at `z` (quantize(0) = z exactly).
     pub fn code_bounds<C: Code>(self, y: Affine) -> (i32, i32) {
-        let q = |r: f32| -> i64 { y.zero_point as i64 + (r / y.scale).round() as i64 };
+        // `round(r / s)` saturates to i64 for a tiny scale: saturating the sum keeps the bound at
+        // the type's end, where the clamps below put it (TFLite's `zero_point + round(f / scale)`).
+        let q = |r: f32| -> i64 { (y.zero_point as i64).saturating_add((r / y.scale).round() as i64) };
         let (lo, hi) = self.bounds();
         let lo = lo.map_or(C::MIN as i64, |r| q(r).max(C::MIN as i64)).min(C::MAX as i64);
         let hi = hi.map_or(C::MAX as i64, |r| q(r).min(C::MAX as i64)).max(C::MIN as i64);
@@ -160,5 +162,24 @@ pub fn check_shape(shape: &[usize], len: usize) -> Result<()> {
         Ok(())
     } else {
         Err(QuantError::ShapeMismatch { shape: shape.to_vec(), len })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_bounds_saturate_for_tiny_and_huge_scales() {
+        // round(6 / 1e-38) is far past i64: the bound saturates at the type's end, no wrap.
+        let tiny = Affine::new(1e-38, 127);
+        assert_eq!(Activation::Relu6.code_bounds::<i8>(tiny), (127, 127));
+        assert_eq!(Activation::ReluN1To1.code_bounds::<i8>(Affine::new(1e-38, -128)), (-128, 127));
+        assert_eq!(Activation::Relu.code_bounds::<u8>(Affine::new(f32::MIN_POSITIVE, 255)), (255, 255));
+        // A huge scale maps every bound to the zero point.
+        assert_eq!(Activation::Relu6.code_bounds::<u8>(Affine::new(1e30, 3)), (3, 3));
+        // Ordinary: z + round(r / s), ties away from zero.
+        assert_eq!(Activation::Relu6.code_bounds::<i8>(Affine::new(0.05, -10)), (-10, 110));
+        assert_eq!(Activation::ReluN1To1.code_bounds::<i8>(Affine::new(0.008, 0)), (-125, 125));
     }
 }

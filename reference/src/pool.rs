@@ -128,6 +128,73 @@ enum PoolKind {
     Avg,
 }
 
+/// Where a 2-D pooling's windows fall: the input's `(n, c, h, w)`, the output's height and width,
+/// the padding before each, and the output shape in the input's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub pad_h: usize,
+    pub pad_w: usize,
+    pub out_shape: [usize; 4],
+}
+
+impl PoolGeometry {
+    /// The input rows `[y0, y1)` and columns `[x0, x1)` of output `(oy, ox)`'s window (the part
+    /// inside the input; empty when the window lies in the padding).
+    pub fn window(&self, p: &Pool2d, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+        let y0 = (oy * p.stride[0]) as i64 - self.pad_h as i64;
+        let x0 = (ox * p.stride[1]) as i64 - self.pad_w as i64;
+        let y1 = y0 + p.kernel[0] as i64;
+        let x1 = x0 + p.kernel[1] as i64;
+        let (ys, ye) = (y0.max(0) as usize, (y1.min(self.h as i64)).max(0) as usize);
+        let (xs, xe) = (x0.max(0) as usize, (x1.min(self.w as i64)).max(0) as usize);
+        (ys, ye.max(ys), xs, xe.max(xs))
+    }
+}
+
+/// The checks every 2-D pooling makes, in its order (shape against the data length, both
+/// quantizations, an empty input, the window), and its geometry. Max pooling checks first that
+/// `yq == xq` ([`max_pool2d`]); the optimized twin calls this with the same arguments.
+pub fn pool2d_geometry<C: Code>(
+    len: usize,
+    shape: [usize; 4],
+    layout: Layout,
+    p: &Pool2d,
+    xq: Affine,
+    yq: Affine,
+) -> Result<PoolGeometry> {
+    check_shape(&shape, len)?;
+    xq.check::<C>(0)?;
+    yq.check::<C>(1)?;
+    let (n, c, h, w) = layout.dims(&shape);
+    if len == 0 {
+        return Err(QuantError::EmptyInput { what: "x" });
+    }
+    let (oh, pad_h) = out_size(h, p.kernel[0], p.stride[0], p.padding, 0)?;
+    let (ow, pad_w) = out_size(w, p.kernel[1], p.stride[1], p.padding, 1)?;
+    let out_shape = layout.shape(n, c, oh, ow);
+    element_count(&out_shape)?;
+    Ok(PoolGeometry { n, c, h, w, oh, ow, pad_h, pad_w, out_shape })
+}
+
+/// The checks of [`max_pool2d`] in its order, and its geometry.
+pub fn max_pool2d_geometry<C: Code>(
+    len: usize,
+    shape: [usize; 4],
+    layout: Layout,
+    p: &Pool2d,
+    xq: Affine,
+    yq: Affine,
+) -> Result<PoolGeometry> {
+    check_passive(xq, yq, "max_pool2d output quantization")?;
+    pool2d_geometry::<C>(len, shape, layout, p, xq, yq)
+}
+
 fn pool2d<C: Code>(
     kind: PoolKind,
     rule: ArithRule,
@@ -138,16 +205,8 @@ fn pool2d<C: Code>(
     xq: Affine,
     yq: Affine,
 ) -> Result<(Vec<C>, [usize; 4])> {
-    check_shape(&shape, x.len())?;
-    xq.check::<C>(0)?;
-    yq.check::<C>(1)?;
-    let (n, c, h, w) = layout.dims(&shape);
-    if x.is_empty() {
-        return Err(QuantError::EmptyInput { what: "x" });
-    }
-    let (oh, pad_h) = out_size(h, p.kernel[0], p.stride[0], p.padding, 0)?;
-    let (ow, pad_w) = out_size(w, p.kernel[1], p.stride[1], p.padding, 1)?;
-    let out_shape = layout.shape(n, c, oh, ow);
+    let PoolGeometry { n, c, h, w, oh, ow, pad_h, pad_w, out_shape } =
+        pool2d_geometry::<C>(x.len(), shape, layout, p, xq, yq)?;
     let mut out = vec![C::default(); element_count(&out_shape)?];
     let (lo, hi) = p.activation.code_bounds::<C>(yq);
     for b in 0..n {

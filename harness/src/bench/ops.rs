@@ -1030,6 +1030,72 @@ impl Workload for Qconv2d {
     }
 }
 
+/// `quantproof bench max-pool2d`: 3 x 3 max pooling, stride 2, SAME padding, of an NHWC i8 tensor
+/// with 64 channels (`size` elements: `1 x H x H x 64`), ReLU fused; the rows of channels are
+/// maxed with the ISA's byte max.
+pub static MAX_POOL2D: OpSpec = OpSpec {
+    name: "max-pool2d",
+    summary: "i8 NHWC 1 x H x H x 64 (64 H^2 = size), 3 x 3 window, stride 2, SAME, fused ReLU: the maximum of codes (a passive op)",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8],
+    per_axis: false,
+    build: build_max_pool2d,
+};
+
+struct MaxPool2d {
+    x: Vec<i8>,
+    shape: [usize; 4],
+    pool: quantproof_reference::pool::Pool2d,
+    q: quantproof_reference::affine::Affine,
+    out: Vec<i8>,
+    expected: Vec<i8>,
+}
+
+fn build_max_pool2d(setup: &Setup) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::affine::{Activation, Affine};
+    use quantproof_reference::pool::{max_pool2d, Layout, Padding, Pool2d};
+    let h = ((setup.size / 64) as f64).sqrt().max(1.0) as usize;
+    let shape = [1, h, h, 64];
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let x: Vec<i8> = (0..h * h * 64).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+    let pool = Pool2d { kernel: [3, 3], stride: [2, 2], padding: Padding::Same, count_include_pad: false, activation: Activation::Relu };
+    let q = Affine::new(0.05, -3);
+    let (expected, _) = max_pool2d(&x, shape, Layout::Nhwc, &pool, q, q)?;
+    Ok(Box::new(MaxPool2d { x, shape, pool, q, out: Vec::new(), expected }))
+}
+
+impl Workload for MaxPool2d {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        use quantproof_reference::pool::{max_pool2d, Layout};
+        self.out = match imp {
+            Path::Reference => max_pool2d(&self.x, self.shape, Layout::Nhwc, &self.pool, self.q, self.q)?.0,
+            Path::Optimized(e) => e.max_pool2d(&self.x, self.shape, Layout::Nhwc, &self.pool, self.q, self.q)?.0,
+        };
+        Ok(())
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|v| *v = v.wrapping_add(77));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        if self.out.len() != self.expected.len() {
+            return Err(format!("{} outputs, want {}", self.out.len(), self.expected.len()));
+        }
+        match self.out.iter().zip(&self.expected).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => Err(format!("element {i}: got {}, want {}", self.out[i], self.expected[i])),
+        }
+    }
+    fn bytes_per_element(&self) -> f64 {
+        // Each input byte read once (windows overlap, but the reuse stays in cache), a quarter of
+        // a byte written.
+        1.25
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"shape": self.shape, "layout": "NHWC", "kernel": [3, 3], "stride": [2, 2], "padding": "SAME"})
+    }
+}
+
 /// `quantproof bench requantize`.
 pub static REQUANTIZE: OpSpec = OpSpec {
     name: "requantize",
@@ -1321,8 +1387,10 @@ mod tests {
                         || (LUT_OPS.contains(&spec.name) && !["sigmoid", "leaky-relu"].contains(&spec.name))
                         || spec.name == "requantize"
                         || spec.name == "qadd-equal-scale"
+                        || spec.name == "max-pool2d"
                     {
                         // qadd-equal-scale is quantproof's own kernel: no framework has it.
+                        // max-pool2d is NHWC; ONNX Runtime's MaxPool is NCHW only (no twin yet).
                         // Of the lookup ops ONNX Runtime has only QLinearSigmoid and
                         // QLinearLeakyRelu (com.microsoft); the others have no twin.
                         assert!(b.workload.ort_case().is_none());

@@ -21,6 +21,7 @@ use quantproof_reference::activation::{apply_table, table, UnaryOp};
 use quantproof_reference::affine::{Activation, Affine};
 use quantproof_reference::elementwise::{binary, BinaryOp, BinaryParams};
 use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
+use quantproof_reference::pool::{max_pool2d as ref_max_pool2d, Layout as PoolLayout, Padding, Pool2d};
 use quantproof_reference::profile::{ArithRule, Profile};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::requantize::{requantize as ref_requantize, RequantizeKind, Requantizer};
@@ -52,16 +53,13 @@ fn codes_input<C: TestCode>(name: &'static str, shape: &[usize], offset: usize, 
     Input { name, shape: shape.to_vec(), data: C::data(&v), offset, tail: 0, row_stride: shape.last().copied().unwrap_or(1) }
 }
 
-/// The view of input `name` as codes of `C` (the case stores them as `C`'s own data).
-fn codes_of<C: TestCode>(case: &Case, name: &str) -> Vec<C> {
-    let Some(i) = case.input(name) else { return Vec::new() };
-    let all: Vec<C> = match &i.data {
-        Data::I8(v) => v.iter().map(|&q| C::from_code(q as i32)).collect(),
-        Data::U8(v) => v.iter().map(|&q| C::from_code(q as i32)).collect(),
-        _ => Vec::new(),
-    };
+/// The view of input `name` as codes of `C` (inside its buffer, so a misaligned start stays
+/// misaligned); empty when absent or of another type.
+fn codes_of<'a, C: TestCode>(case: &'a Case, name: &str) -> &'a [C] {
+    let Some(i) = case.input(name) else { return &[] };
+    let Some(all) = C::view(&i.data) else { return &[] };
     let end = all.len().saturating_sub(i.tail);
-    all[i.offset.min(end)..end].to_vec()
+    &all[i.offset.min(end)..end]
 }
 
 fn float(case: &Case, name: &str) -> f32 {
@@ -228,8 +226,8 @@ impl<C: TestCode> OpDescriptor for Binary<C> {
         let b_shape = c.input("b").map(|i| i.shape.clone()).unwrap_or_default();
         let mut out = Guarded::new(filler(path, C::default(), C::FILLER), c.offset, c.out_len);
         match path {
-            Path::Reference => binary(self.op, rule, &params, &a, &a_shape, &b, &b_shape, out.slice())?,
-            Path::Optimized(e) => e.binary(self.op, rule, &params, &a, &a_shape, &b, &b_shape, out.slice())?,
+            Path::Reference => binary(self.op, rule, &params, a, &a_shape, b, &b_shape, out.slice())?,
+            Path::Optimized(e) => e.binary(self.op, rule, &params, a, &a_shape, b, &b_shape, out.slice())?,
         }
         Ok(vec![Tensor::new("y", C::data(&out.finish(path.name())))])
     }
@@ -384,8 +382,8 @@ impl<C: TestCode> OpDescriptor for Lut<C> {
         let (t, x) = (codes_of::<C>(c, "table"), codes_of::<C>(c, "x"));
         let mut out = Guarded::new(filler(path, C::default(), C::FILLER), c.offset, c.out_len);
         match path {
-            Path::Reference => apply_table(&t, &x, out.slice())?,
-            Path::Optimized(e) => e.lut(&t, &x, out.slice())?,
+            Path::Reference => apply_table(t, x, out.slice())?,
+            Path::Optimized(e) => e.lut(t, x, out.slice())?,
         }
         Ok(vec![Tensor::new("y", C::data(&out.finish(path.name())))])
     }
@@ -495,6 +493,107 @@ impl OpDescriptor for Qgemm {
         let n = case.shape.get(1).copied().unwrap_or(1).max(1);
         format!("row {}, column {} of the {:?} product", index / n, index % n, case.shape)
     }
+}
+
+/// 2-D max pooling on `i8` / `u8` codes, NCHW and NHWC: channels around the byte-max vector
+/// widths (16, 32, 64) and their tails, windows 1..=4 with strides 1..=3 and every padding kind
+/// (windows reaching into the padding, or lying in it), every fused activation, and in a few
+/// cases an output quantization that differs from the input's (the refusal must be the same).
+pub struct MaxPool<C>(pub PhantomData<C>);
+
+const POOL_LAYOUTS: [(PoolLayout, &str); 2] = [(PoolLayout::Nchw, "NCHW"), (PoolLayout::Nhwc, "NHWC")];
+
+impl<C: TestCode> OpDescriptor for MaxPool<C> {
+    fn name(&self) -> &'static str {
+        if C::QTYPE.is_signed() {
+            "max_pool2d_i8"
+        } else {
+            "max_pool2d_u8"
+        }
+    }
+    fn uses_rule(&self) -> bool {
+        false
+    }
+    fn layouts(&self) -> &'static [Layout] {
+        &[Layout::PerTensor]
+    }
+    fn generate(&self, spec: &CaseSpec) -> Case {
+        let mut rng = rng_for(self.name(), spec);
+        let channels = [1usize, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100];
+        let c = channels[spec.len % channels.len()];
+        let (n, h, w) = if spec.len == 0 {
+            (1, 0, 3)
+        } else {
+            (1 + rng.below(2) as usize, 1 + rng.below(9) as usize, 1 + rng.below(9) as usize)
+        };
+        let (lay, lay_name) = POOL_LAYOUTS[rng.below(2) as usize];
+        let shape = lay.shape(n, c, h, w);
+        let mut case = frame(spec, &shape);
+        let kernel = [1 + rng.below(4) as i64, 1 + rng.below(4) as i64];
+        let stride = [1 + rng.below(3) as i64, 1 + rng.below(3) as i64];
+        let padding = rng.below(3) as i64;
+        let (pad_h, pad_w) = (rng.below(kernel[0] as u64 / 2 + 1) as i64, rng.below(kernel[1] as u64 / 2 + 1) as i64);
+        for (name, v) in [
+            ("kernel_h", kernel[0]),
+            ("kernel_w", kernel[1]),
+            ("stride_h", stride[0]),
+            ("stride_w", stride[1]),
+            ("padding", padding),
+            ("pad_h", pad_h),
+            ("pad_w", pad_w),
+        ] {
+            case.set_attr(name, Attr::Int(v));
+        }
+        case.set_attr("layout", Attr::Text(lay_name.into()));
+        let (_, act) = ACTIVATIONS[rng.below(4) as usize];
+        case.set_attr("activation", Attr::Text(act.into()));
+        let scale = 2f64.powf(-8.0 + 6.0 * rng.unit());
+        let zp = rng.range_i64(C::MIN as i64, C::MAX as i64);
+        case.set_attr("x_scale", Attr::Float(scale));
+        case.set_attr("x_zero_point", Attr::Int(zp));
+        let y_zp = if rng.chance(0.05) { zp.saturating_add(1).min(C::MAX as i64) } else { zp };
+        case.set_attr("y_zero_point", Attr::Int(y_zp));
+        let len = n * c * h * w;
+        let x = codes::<C>(&mut rng, len);
+        case.set_input(codes_input("x", &shape, spec.offset, x));
+        case
+    }
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let x = codes_of::<C>(c, "x");
+        let shape: [usize; 4] = c.input("x").and_then(|i| i.shape.clone().try_into().ok()).unwrap_or([0; 4]);
+        let layout = POOL_LAYOUTS.iter().find(|(_, n)| *n == text(c, "layout")).map_or(PoolLayout::Nchw, |l| l.0);
+        let activation =
+            ACTIVATIONS.iter().find(|(_, n)| *n == text(c, "activation")).map_or(Activation::None, |a| a.0);
+        let u = |name: &str| c.int(name) as usize;
+        let padding = match c.int("padding") {
+            0 => Padding::Explicit([u("pad_h"), u("pad_w")]),
+            1 => Padding::Same,
+            _ => Padding::Valid,
+        };
+        let p = Pool2d {
+            kernel: [u("kernel_h"), u("kernel_w")],
+            stride: [u("stride_h"), u("stride_w")],
+            padding,
+            count_include_pad: false,
+            activation,
+        };
+        let xq = Affine::new(float(c, "x_scale"), c.int("x_zero_point") as i32);
+        let yq = Affine::new(float(c, "x_scale"), c.int("y_zero_point") as i32);
+        let (y, out_shape) = match path {
+            Path::Reference => ref_max_pool2d(x, shape, layout, &p, xq, yq)?,
+            Path::Optimized(e) => e.max_pool2d(x, shape, layout, &p, xq, yq)?,
+        };
+        let dims: Vec<i32> = out_shape.iter().map(|&d| d as i32).collect();
+        Ok(vec![Tensor::new("y", C::data(&y)), Tensor::i32("shape", &dims)])
+    }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        format!("output element {index} of a {} max pooling of shape {:?}", text(case, "layout"), case.shape)
+    }
+}
+
+/// Max pooling on `i8` and `u8`.
+pub fn max_pool2d() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(MaxPool::<i8>(PhantomData)), Box::new(MaxPool::<u8>(PhantomData))]
 }
 
 /// QAdd on `i8` and `u8`.

@@ -124,6 +124,8 @@ pub trait TestCode: FastCode + SameBits {
     /// The engine side's output filler.
     const FILLER: Self;
     fn data(v: &[Self]) -> Data;
+    /// The elements of `d` when it holds this type.
+    fn view(d: &Data) -> Option<&[Self]>;
 }
 
 impl TestCode for i8 {
@@ -132,6 +134,12 @@ impl TestCode for i8 {
     fn data(v: &[i8]) -> Data {
         Data::I8(v.to_vec())
     }
+    fn view(d: &Data) -> Option<&[i8]> {
+        match d {
+            Data::I8(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl TestCode for u8 {
@@ -139,6 +147,12 @@ impl TestCode for u8 {
     const FILLER: u8 = 0xB3;
     fn data(v: &[u8]) -> Data {
         Data::U8(v.to_vec())
+    }
+    fn view(d: &Data) -> Option<&[u8]> {
+        match d {
+            Data::U8(v) => Some(v),
+            _ => None,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! Each function applies the span arithmetic documented in [`crate::kernels`] one element at a
 //! time, with exactly the operations the reference uses.
 
-use crate::kernels::{ArithKernels, CalibrationKernels, LutKernels, QuantizeKernels, ReduceKernels};
+use crate::kernels::{ArithKernels, CalibrationKernels, LutKernels, PoolKernels, QuantizeKernels, ReduceKernels};
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
 use quantproof_reference::pack::Int4;
@@ -371,6 +371,24 @@ pub fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRang
 
 /// The code a byte stands for: itself (`u8`) or its two's-complement value (`i8`).
 #[inline(always)]
+/// `acc[i] = max(acc[i], x[i])` on bytes read as codes of `signedness`
+/// ([`crate::kernels::PoolKernels::max_bytes`]).
+pub fn max_bytes(signedness: Signedness, acc: &mut [u8], x: &[u8]) {
+    assert_eq!(acc.len(), x.len());
+    match signedness {
+        Signedness::Signed => {
+            for (a, &v) in acc.iter_mut().zip(x) {
+                *a = (*a as i8).max(v as i8) as u8;
+            }
+        }
+        Signedness::Unsigned => {
+            for (a, &v) in acc.iter_mut().zip(x) {
+                *a = (*a).max(v);
+            }
+        }
+    }
+}
+
 pub fn code_of_byte(b: u8, signedness: Signedness) -> i32 {
     match signedness {
         Signedness::Signed => b as i8 as i32,
@@ -414,3 +432,4 @@ impl ReduceKernels for Scalar {}
 impl CalibrationKernels for Scalar {}
 impl ArithKernels for Scalar {}
 impl LutKernels for Scalar {}
+impl PoolKernels for Scalar {}

@@ -9,7 +9,7 @@ use crate::vectors::parse::{Case, Tensor};
 use quantproof_reference::affine::Affine;
 use quantproof_reference::pool::{self, Layout, Padding, Pool2d};
 use quantproof_reference::profile::Profile;
-use quantproof_reference::scheme::Code;
+use quantproof_optimized::ops::FastCode;
 use serde_json::Value;
 
 fn pair(case: &Case, key: &str) -> Result<[usize; 2], OpError> {
@@ -48,7 +48,10 @@ fn shape4(t: &Tensor) -> Result<[usize; 4], OpError> {
 }
 
 fn pool(case: &Case, profile: &Profile, path: Path, max: bool) -> OpResult {
-    reference_only(path)?;
+    // Max pooling has kernels; average pooling only the reference.
+    if !max {
+        reference_only(path)?;
+    }
     let xq = affine(case, "x")?;
     let yq = output_affine(case, xq)?;
     let p = Pool2d {
@@ -61,7 +64,9 @@ fn pool(case: &Case, profile: &Profile, path: Path, max: bool) -> OpResult {
     let lay = layout(case)?;
     let (xt, x) = codes(case, "x")?;
     let shape = shape4(xt)?;
-    fn go<C: Code>(
+    #[allow(clippy::too_many_arguments)]
+    fn go<C: FastCode>(
+        path: Path,
         max: bool,
         profile: &Profile,
         x: &[C],
@@ -72,18 +77,21 @@ fn pool(case: &Case, profile: &Profile, path: Path, max: bool) -> OpResult {
         yq: Affine,
     ) -> Result<(Vec<C>, [usize; 4]), OpError> {
         Ok(if max {
-            pool::max_pool2d(x, shape, lay, p, xq, yq)?
+            match path {
+                Path::Reference => pool::max_pool2d(x, shape, lay, p, xq, yq)?,
+                Path::Optimized(e) => e.max_pool2d(x, shape, lay, p, xq, yq)?,
+            }
         } else {
             pool::avg_pool2d(profile.arith, x, shape, lay, p, xq, yq)?
         })
     }
     let (y, s) = match x {
         Codes::I8(x) => {
-            let (y, s) = go(max, profile, x, shape, lay, &p, xq, yq)?;
+            let (y, s) = go(path, max, profile, x, shape, lay, &p, xq, yq)?;
             (y.into_data(), s)
         }
         Codes::U8(x) => {
-            let (y, s) = go(max, profile, x, shape, lay, &p, xq, yq)?;
+            let (y, s) = go(path, max, profile, x, shape, lay, &p, xq, yq)?;
             (y.into_data(), s)
         }
     };

@@ -715,6 +715,29 @@ crate::kernels::forward_calibration_kernels!(Neon, super::neon_calib, "NEON");
 
 crate::kernels::forward_arith_kernels!(Neon, super::neon_binary, super::neon_requant, "NEON");
 
+impl crate::kernels::PoolKernels for Neon {
+    fn max_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [u8], x: &[u8]) {
+        assert_eq!(acc.len(), x.len());
+        let n = acc.len() / 16 * 16;
+        let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+        for i in (0..n).step_by(16) {
+            // SAFETY: this token exists only when NEON was detected; `i + 16 <= n <= acc.len()
+            // == x.len()`: 16 readable and writable bytes.
+            unsafe {
+                let a = vld1q_u8(acc.as_ptr().add(i));
+                let b = vld1q_u8(x.as_ptr().add(i));
+                let m = if signed {
+                    vreinterpretq_u8_s8(vmaxq_s8(vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b)))
+                } else {
+                    vmaxq_u8(a, b)
+                };
+                vst1q_u8(acc.as_mut_ptr().add(i), m);
+            }
+        }
+        generic::max_bytes(signedness, &mut acc[n..], &x[n..]);
+    }
+}
+
 impl LutKernels for Neon {
     fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
         assert_eq!(x.len(), out.len());

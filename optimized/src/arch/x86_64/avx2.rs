@@ -953,6 +953,31 @@ crate::kernels::forward_arith_kernels!(Avx2, super::avx2_binary, super::avx2_req
 /// The portable kernels (the family's defaults).
 impl LutKernels for Avx2 {}
 
+impl crate::kernels::PoolKernels for Avx2 {
+    fn max_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [u8], x: &[u8]) {
+        assert_eq!(acc.len(), x.len());
+        // SAFETY: the token proves AVX2; the lengths are equal.
+        unsafe { max_bytes(signedness == quantproof_reference::scheme::Signedness::Signed, acc, x) }
+    }
+}
+
+/// `acc = max(acc, x)` per byte, 32 at a time (`vpmaxsb` / `vpmaxub`), the tail portable.
+#[target_feature(enable = "avx2")]
+fn max_bytes(signed: bool, acc: &mut [u8], x: &[u8]) {
+    let n = acc.len() / 32 * 32;
+    for i in (0..n).step_by(32) {
+        // SAFETY: `i + 32 <= n <= acc.len() == x.len()`: 32 readable and writable bytes.
+        unsafe {
+            let a = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
+            let b = _mm256_loadu_si256(x.as_ptr().add(i).cast());
+            let m = if signed { _mm256_max_epi8(a, b) } else { _mm256_max_epu8(a, b) };
+            _mm256_storeu_si256(acc.as_mut_ptr().add(i).cast(), m);
+        }
+    }
+    let s = if signed { quantproof_reference::scheme::Signedness::Signed } else { quantproof_reference::scheme::Signedness::Unsigned };
+    generic::max_bytes(s, &mut acc[n..], &x[n..]);
+}
+
 #[cfg(test)]
 mod tests {
     crate::arch::testkit::kernel_tests!(crate::isa::Isa::Avx2);

@@ -1005,6 +1005,39 @@ crate::kernels::forward_calibration_kernels!(Avx512, super::avx512, "AVX-512 F/B
 
 crate::kernels::forward_arith_kernels!(Avx512, super::avx512_binary, super::avx512_requant, "AVX-512 F/BW/VL/DQ");
 
+impl crate::kernels::PoolKernels for Avx512 {
+    fn max_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [u8], x: &[u8]) {
+        assert_eq!(acc.len(), x.len());
+        // SAFETY: the token proves AVX-512 F/BW; the lengths are equal.
+        unsafe { max_bytes(signedness == quantproof_reference::scheme::Signedness::Signed, acc, x) }
+    }
+}
+
+/// `acc = max(acc, x)` per byte, 64 at a time (`vpmaxsb` / `vpmaxub`), the tail under a mask.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn max_bytes(signed: bool, acc: &mut [u8], x: &[u8]) {
+    let n = acc.len() / 64 * 64;
+    let max = |a: __m512i, b: __m512i| if signed { _mm512_max_epi8(a, b) } else { _mm512_max_epu8(a, b) };
+    for i in (0..n).step_by(64) {
+        // SAFETY: `i + 64 <= n <= acc.len() == x.len()`: 64 readable and writable bytes.
+        unsafe {
+            let m = max(_mm512_loadu_si512(acc.as_ptr().add(i).cast()), _mm512_loadu_si512(x.as_ptr().add(i).cast()));
+            _mm512_storeu_si512(acc.as_mut_ptr().add(i).cast(), m);
+        }
+    }
+    let left = acc.len() - n;
+    if left > 0 {
+        let k: __mmask64 = (1u64 << left) - 1;
+        // SAFETY: the mask covers only the `left < 64` bytes from `n`, inside both slices;
+        // masked-off bytes are neither read nor written.
+        unsafe {
+            let a = _mm512_maskz_loadu_epi8(k, acc.as_ptr().add(n).cast());
+            let b = _mm512_maskz_loadu_epi8(k, x.as_ptr().add(n).cast());
+            _mm512_mask_storeu_epi8(acc.as_mut_ptr().add(n).cast(), k, max(a, b));
+        }
+    }
+}
+
 impl LutKernels for Avx512 {
     fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
         assert_eq!(x.len(), out.len());
