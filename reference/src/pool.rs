@@ -147,13 +147,20 @@ impl PoolGeometry {
     /// The input rows `[y0, y1)` and columns `[x0, x1)` of output `(oy, ox)`'s window (the part
     /// inside the input; empty when the window lies in the padding).
     pub fn window(&self, p: &Pool2d, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
-        let y0 = (oy * p.stride[0]) as i64 - self.pad_h as i64;
-        let x0 = (ox * p.stride[1]) as i64 - self.pad_w as i64;
-        let y1 = y0 + p.kernel[0] as i64;
-        let x1 = x0 + p.kernel[1] as i64;
+        let (y0, x0, y1, x1) = self.window_bounds(p, oy, ox);
         let (ys, ye) = (y0.max(0) as usize, (y1.min(self.h as i64)).max(0) as usize);
         let (xs, xe) = (x0.max(0) as usize, (x1.min(self.w as i64)).max(0) as usize);
         (ys, ye.max(ys), xs, xe.max(xs))
+    }
+}
+
+impl PoolGeometry {
+    /// Output `(oy, ox)`'s whole window `[y0, y1) x [x0, x1)` in input coordinates, reaching into
+    /// the padding (negative or past the input).
+    pub fn window_bounds(&self, p: &Pool2d, oy: usize, ox: usize) -> (i64, i64, i64, i64) {
+        let y0 = (oy * p.stride[0]) as i64 - self.pad_h as i64;
+        let x0 = (ox * p.stride[1]) as i64 - self.pad_w as i64;
+        (y0, x0, y0 + p.kernel[0] as i64, x0 + p.kernel[1] as i64)
     }
 }
 
@@ -205,8 +212,8 @@ fn pool2d<C: Code>(
     xq: Affine,
     yq: Affine,
 ) -> Result<(Vec<C>, [usize; 4])> {
-    let PoolGeometry { n, c, h, w, oh, ow, pad_h, pad_w, out_shape } =
-        pool2d_geometry::<C>(x.len(), shape, layout, p, xq, yq)?;
+    let g = pool2d_geometry::<C>(x.len(), shape, layout, p, xq, yq)?;
+    let PoolGeometry { n, c, h, w, oh, ow, pad_h, pad_w, out_shape } = g;
     let mut out = vec![C::default(); element_count(&out_shape)?];
     let (lo, hi) = p.activation.code_bounds::<C>(yq);
     for b in 0..n {
@@ -214,13 +221,9 @@ fn pool2d<C: Code>(
             for oy in 0..oh {
                 for ox in 0..ow {
                     // Window in input coordinates, possibly reaching into the padding.
-                    let y0 = (oy * p.stride[0]) as i64 - pad_h as i64;
-                    let x0 = (ox * p.stride[1]) as i64 - pad_w as i64;
-                    let y1 = y0 + p.kernel[0] as i64;
-                    let x1 = x0 + p.kernel[1] as i64;
-                    let (ys, ye) = (y0.max(0) as usize, (y1.min(h as i64)).max(0) as usize);
-                    let (xs, xe) = (x0.max(0) as usize, (x1.min(w as i64)).max(0) as usize);
-                    let count = ye.saturating_sub(ys) * xe.saturating_sub(xs);
+                    let (y0, x0, y1, x1) = g.window_bounds(p, oy, ox);
+                    let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                    let count = (ye - ys) * (xe - xs);
                     let value = if count == 0 {
                         // The window lies entirely in the padding.
                         match kind {
