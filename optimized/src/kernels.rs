@@ -339,6 +339,13 @@ pub trait ArithKernels {
     fn requantize(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
         generic::requantize(acc, r, zero_point, range, out)
     }
+    /// [`ArithKernels::requantize`] writing each code's byte (`out[i]` = the low byte of
+    /// `r.apply(acc[i], zero_point, range)`: the `u8` code, or the `i8` code's two's complement).
+    /// `range` lies inside `[-128, 127]` or `[0, 255]`, so no code is cut; the other
+    /// preconditions are `requantize`'s.
+    fn requantize_bytes(&self, acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [u8]) {
+        generic::requantize(acc, r, zero_point, range, out)
+    }
     /// `out[i] = k.apply(a[i], b[i])`: QAdd / QSub / QMul on 8-bit codes under one framework's
     /// prepared arithmetic (`quantproof_reference::elementwise::BinaryKernel`), bit for bit.
     /// The codes are bytes read as `signedness` says (`i8` codes are their two's-complement
@@ -360,7 +367,7 @@ pub trait PoolKernels {
     }
 }
 
-/// `impl ArithKernels for $token` forwarding both methods to an ISA's `unsafe` kernels (modules
+/// `impl ArithKernels for $token` forwarding its methods to an ISA's `unsafe` kernels (modules
 /// with `binary_bytes` and `requantize` of the trait's signatures, callable when the CPU has the
 /// token's features and the slices have the trait's lengths): the length checks and the one
 /// safety argument, written once for every ISA.
@@ -390,6 +397,20 @@ macro_rules! forward_arith_kernels {
                 zero_point: i32,
                 range: quantproof_reference::scheme::CodeRange,
                 out: &mut [i32],
+            ) {
+                assert_eq!(acc.len(), out.len());
+                use $requant as kernel;
+                // SAFETY: as above (features of the token; equal lengths).
+                unsafe { kernel::requantize(acc, r, zero_point, range, out) }
+            }
+
+            fn requantize_bytes(
+                &self,
+                acc: &[i32],
+                r: &quantproof_reference::requantize::Requantizer,
+                zero_point: i32,
+                range: quantproof_reference::scheme::CodeRange,
+                out: &mut [u8],
             ) {
                 assert_eq!(acc.len(), out.len());
                 use $requant as kernel;

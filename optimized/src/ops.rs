@@ -699,6 +699,11 @@ impl Engine {
             });
         }
         let k = self.kernels;
+        if let Some(bytes) = code_bytes_mut(out) {
+            let span = |a: &[i32], o: &mut [u8]| k.requantize_bytes(a, r, zero_point, range, o);
+            self.split2(acc, bytes, &span);
+            return Ok(());
+        }
         let span = |a: &[i32], o: &mut [C]| {
             let mut buf = [0i32; 1024];
             for (a, o) in a.chunks(1024).zip(o.chunks_mut(1024)) {
@@ -709,20 +714,25 @@ impl Engine {
                 }
             }
         };
-        let threads = self.useful_threads(acc.len());
-        if threads <= 1 {
-            span(acc, out);
-        } else {
-            let chunk = acc.len().div_ceil(threads);
-            let span = &span;
-            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = acc
-                .chunks(chunk)
-                .zip(out.chunks_mut(chunk))
-                .map(|(a, o)| Box::new(move || span(a, o)) as Box<dyn FnOnce() + Send + '_>)
-                .collect();
-            crate::pool::run(threads, tasks);
-        }
+        self.split2(acc, out, &span);
         Ok(())
+    }
+
+    /// Runs `span` over `a` and `out` (one length) in one piece, or in equal pieces on the
+    /// pool's threads when the input is large enough for [`Engine::useful_threads`].
+    fn split2<A: Sync, O: Send>(&self, a: &[A], out: &mut [O], span: &(dyn Fn(&[A], &mut [O]) + Sync)) {
+        let threads = self.useful_threads(a.len());
+        if threads <= 1 {
+            span(a, out);
+            return;
+        }
+        let chunk = a.len().div_ceil(threads);
+        let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = a
+            .chunks(chunk)
+            .zip(out.chunks_mut(chunk))
+            .map(|(a, o)| Box::new(move || span(a, o)) as Box<dyn FnOnce() + Send + '_>)
+            .collect();
+        crate::pool::run(threads, tasks);
     }
 
     /// Twin of [`quantproof_reference::quantize::dequantize`].
@@ -981,4 +991,17 @@ mod tests {
             }
         }
     }
+}
+
+/// `out` as its bytes when `C` is `i8` or `u8` (an `i8` code's byte is its two's complement),
+/// `None` for wider code types.
+fn code_bytes_mut<C: Code>(out: &mut [C]) -> Option<&mut [u8]> {
+    use std::any::TypeId;
+    let id = TypeId::of::<C>();
+    if id != TypeId::of::<u8>() && id != TypeId::of::<i8>() {
+        return None;
+    }
+    // SAFETY: `C` is `u8` or `i8` (checked above): one byte, alignment 1, every bit pattern
+    // valid for both; the new slice covers exactly `out` and takes over its mutable borrow.
+    Some(unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len()) })
 }

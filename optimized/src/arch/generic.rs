@@ -362,10 +362,31 @@ pub fn lut_bytes(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
     }
 }
 
+/// Where requantization writes a code: as an `i32`, or as its low byte (exact for a range
+/// inside `[-128, 127]` or `[0, 255]`: the byte is the `i8` code's two's complement or the `u8`
+/// code itself).
+pub trait CodeOut: Copy {
+    fn from_code(q: i32) -> Self;
+}
+
+impl CodeOut for i32 {
+    #[inline(always)]
+    fn from_code(q: i32) -> i32 {
+        q
+    }
+}
+
+impl CodeOut for u8 {
+    #[inline(always)]
+    fn from_code(q: i32) -> u8 {
+        q as u8
+    }
+}
+
 /// The requantize spec, one element at a time (the reference's `Requantizer::apply`).
-pub fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+pub fn requantize<O: CodeOut>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
     for (o, &a) in out.iter_mut().zip(acc) {
-        *o = r.apply(a, zero_point, range);
+        *o = O::from_code(r.apply(a, zero_point, range));
     }
 }
 

@@ -13,12 +13,41 @@ use core::arch::aarch64::*;
 use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
 
-/// `out[i] = r.apply(acc[i], zero_point, range)`.
+/// A destination of four results: `i32` codes, or their low bytes (exact because every result
+/// already lies in a range of one byte type).
+pub(super) trait Store4: generic::CodeOut {
+    /// # Safety
+    /// `p` points to four writable elements.
+    unsafe fn store(p: *mut Self, v: int32x4_t);
+}
+
+impl Store4 for i32 {
+    #[inline(always)]
+    unsafe fn store(p: *mut i32, v: int32x4_t) {
+        // SAFETY: the caller's precondition (four writable i32); NEON is baseline on aarch64.
+        unsafe { vst1q_s32(p, v) }
+    }
+}
+
+impl Store4 for u8 {
+    /// The low byte of each lane (`xtn` twice), stored as four bytes.
+    #[inline(always)]
+    unsafe fn store(p: *mut u8, v: int32x4_t) {
+        // SAFETY: the caller's precondition (four writable bytes); NEON is baseline on aarch64.
+        unsafe {
+            let b = vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(v)), vdup_n_u16(0)));
+            vst1_lane_u32::<0>(p.cast(), vreinterpret_u32_u8(b))
+        }
+    }
+}
+
+/// `out[i] = r.apply(acc[i], zero_point, range)`, as `i32` or as the code's byte (then
+/// `range` lies inside one byte type's).
 ///
 /// # Safety
 /// The CPU must have NEON; `out.len() == acc.len()`.
 #[target_feature(enable = "neon")]
-pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+pub unsafe fn requantize<O: Store4>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
     let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
     let z = vdupq_n_s32(zero_point);
     let (blocks, _) = acc.as_chunks::<4>();
@@ -28,11 +57,11 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
     macro_rules! lanes {
         (|$x:ident| $body:expr) => {{
             for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
-                // SAFETY: `a` and `o` are four readable / writable i32.
+                // SAFETY: `a` is four readable i32.
                 let $x = unsafe { vld1q_s32(a.as_ptr()) };
                 let v: int32x4_t = $body;
-                // SAFETY: as above.
-                unsafe { vst1q_s32(o.as_mut_ptr(), v) };
+                // SAFETY: `o` is four writable outputs.
+                unsafe { O::store(o.as_mut_ptr(), v) };
             }
             generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
         }};
@@ -66,7 +95,7 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
 
 /// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes.
 #[target_feature(enable = "neon")]
-fn shift64(blocks: &[[i32; 4]], oblocks: &mut [[i32; 4]], m: i32, t: i64, lo: i32, hi: i32, z: int32x4_t) {
+fn shift64<O: Store4>(blocks: &[[i32; 4]], oblocks: &mut [[O; 4]], m: i32, t: i64, lo: i32, hi: i32, z: int32x4_t) {
     let vm = vdup_n_s32(m);
     let vt = vdupq_n_s64(-t);
     let (vlo, vhi) = (vdupq_n_s64(lo as i64), vdupq_n_s64(hi as i64));
@@ -76,13 +105,13 @@ fn shift64(blocks: &[[i32; 4]], oblocks: &mut [[i32; 4]], m: i32, t: i64, lo: i3
         vbslq_s64(vcgtq_s64(v, vhi), vhi, v)
     };
     for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
-        // SAFETY: `a` and `o` are four readable / writable i32.
+        // SAFETY: `a` is four readable i32.
         let x = unsafe { vld1q_s32(a.as_ptr()) };
         let l = clamp(vmull_s32(vget_low_s32(x), vm));
         let h = clamp(vmull_high_s32(x, vdupq_n_s32(m)));
         let v = vaddq_s32(vcombine_s32(vmovn_s64(l), vmovn_s64(h)), z);
-        // SAFETY: as above.
-        unsafe { vst1q_s32(o.as_mut_ptr(), v) };
+        // SAFETY: `o` is four writable outputs.
+        unsafe { O::store(o.as_mut_ptr(), v) };
     }
 }
 

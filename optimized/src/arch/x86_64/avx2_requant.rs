@@ -15,12 +15,46 @@ use core::arch::x86_64::*;
 use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
 
-/// `out[i] = r.apply(acc[i], zero_point, range)`.
+/// A destination of eight results: `i32` codes, or their low bytes (exact because every
+/// result already lies in a range of one byte type).
+pub(super) trait Store8: generic::CodeOut {
+    /// # Safety
+    /// `p` points to eight writable elements; the CPU has AVX2.
+    unsafe fn store(p: *mut Self, v: __m256i);
+}
+
+impl Store8 for i32 {
+    #[inline(always)]
+    unsafe fn store(p: *mut i32, v: __m256i) {
+        // SAFETY: the caller's precondition (eight writable i32, AVX2).
+        unsafe { _mm256_storeu_si256(p.cast(), v) }
+    }
+}
+
+impl Store8 for u8 {
+    /// The low byte of each lane (`vpshufb` within each 128-bit half, `vpermd` to join the two
+    /// halves' four bytes), stored as eight bytes.
+    #[inline(always)]
+    unsafe fn store(p: *mut u8, v: __m256i) {
+        // SAFETY: the caller's precondition (eight writable bytes, AVX2).
+        unsafe {
+            let pick = _mm256_setr_epi8(
+                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+                -1, -1, -1, -1,
+            );
+            let b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick), _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+            _mm_storel_epi64(p.cast(), _mm256_castsi256_si128(b))
+        }
+    }
+}
+
+/// `out[i] = r.apply(acc[i], zero_point, range)`, as `i32` or as the code's byte (then
+/// `range` lies inside one byte type's).
 ///
 /// # Safety
 /// The CPU must have AVX2; `out.len() == acc.len()`.
 #[target_feature(enable = "avx2")]
-pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+pub unsafe fn requantize<O: Store8>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
     let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
     let z = _mm256_set1_epi32(zero_point);
     let (blocks, _) = acc.as_chunks::<8>();
@@ -29,11 +63,11 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
     macro_rules! lanes {
         (|$x:ident| $body:expr) => {{
             for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
-                // SAFETY: `a` and `o` are eight readable / writable i32.
+                // SAFETY: `a` is eight readable i32, `o` eight writable outputs; AVX2 is present.
                 let $x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
                 let v: __m256i = $body;
                 // SAFETY: as above.
-                unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), v) };
+                unsafe { O::store(o.as_mut_ptr(), v) };
             }
             generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
         }};
@@ -67,7 +101,7 @@ pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: C
 
 /// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes.
 #[target_feature(enable = "avx2")]
-fn shift64(blocks: &[[i32; 8]], oblocks: &mut [[i32; 8]], m: i32, t: i64, lo: i32, hi: i32, z: __m256i) {
+fn shift64<O: Store8>(blocks: &[[i32; 8]], oblocks: &mut [[O; 8]], m: i32, t: i64, lo: i32, hi: i32, z: __m256i) {
     let vm = _mm256_set1_epi64x(m as i64);
     let round = _mm256_set1_epi64x(1i64 << (t - 1));
     let vt = _mm_set_epi64x(0, t);
@@ -81,13 +115,13 @@ fn shift64(blocks: &[[i32; 8]], oblocks: &mut [[i32; 8]], m: i32, t: i64, lo: i3
         _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi))
     };
     for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
-        // SAFETY: `a` and `o` are eight readable / writable i32.
+        // SAFETY: `a` is eight readable i32.
         let x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
         let e = f(_mm256_mul_epi32(x, vm));
         let od = f(_mm256_mul_epi32(_mm256_srli_epi64::<32>(x), vm));
         let v = _mm256_blend_epi32::<0b1010_1010>(e, _mm256_slli_epi64::<32>(od));
-        // SAFETY: as above.
-        unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), _mm256_add_epi32(v, z)) };
+        // SAFETY: `o` is eight writable outputs; AVX2 is present.
+        unsafe { O::store(o.as_mut_ptr(), _mm256_add_epi32(v, z)) };
     }
 }
 

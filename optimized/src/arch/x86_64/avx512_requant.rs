@@ -156,19 +156,58 @@ impl Lanes for Double {
     }
 }
 
-/// Runs `lanes` over `acc` 64 elements per iteration, the tail 16 at a time with masks.
+/// A destination of sixteen results: `i32` codes, or their low bytes (`vpmovdb`, exact because
+/// every result already lies in a range of one byte type).
+pub(super) trait Store16: generic::CodeOut {
+    /// # Safety
+    /// `p` points to sixteen writable elements; the CPU has AVX-512 F/BW/VL/DQ.
+    unsafe fn store(p: *mut Self, v: __m512i);
+    /// The lanes of `k` only (the others are neither written nor faulting).
+    ///
+    /// # Safety
+    /// The lanes of `k` are writable elements from `p` on; the CPU has AVX-512 F/BW/VL/DQ.
+    unsafe fn store_masked(p: *mut Self, k: __mmask16, v: __m512i);
+}
+
+impl Store16 for i32 {
+    #[inline(always)]
+    unsafe fn store(p: *mut i32, v: __m512i) {
+        // SAFETY: the caller's precondition (sixteen writable i32, AVX-512 F).
+        unsafe { _mm512_storeu_si512(p.cast(), v) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut i32, k: __mmask16, v: __m512i) {
+        // SAFETY: the caller's precondition (the lanes of `k` are writable).
+        unsafe { _mm512_mask_storeu_epi32(p.cast(), k, v) }
+    }
+}
+
+impl Store16 for u8 {
+    #[inline(always)]
+    unsafe fn store(p: *mut u8, v: __m512i) {
+        // SAFETY: the caller's precondition (sixteen writable bytes, AVX-512 F).
+        unsafe { _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(v)) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut u8, k: __mmask16, v: __m512i) {
+        // SAFETY: the caller's precondition (the bytes of `k`'s lanes are writable).
+        unsafe { _mm512_mask_cvtepi32_storeu_epi8(p.cast(), k, v) }
+    }
+}
+
+/// Runs `lanes` over `acc` sixteen elements per iteration, the tail with masks.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-unsafe fn run<L: Lanes>(lanes: &L, acc: &[i32], out: &mut [i32]) {
+unsafe fn run<L: Lanes, O: Store16>(lanes: &L, acc: &[i32], out: &mut [O]) {
     let (blocks, _) = acc.as_chunks::<16>();
     let (oblocks, _) = out.as_chunks_mut::<16>();
     for (a, o) in blocks.iter().zip(oblocks) {
-        // SAFETY: `a` and `o` are 16 readable / writable i32; AVX-512 F is present.
+        // SAFETY: `a` is 16 readable i32 and `o` 16 writable outputs; AVX-512 F is present.
         unsafe {
             let r = lanes.apply(_mm512_loadu_si512(a.as_ptr().cast()));
-            _mm512_storeu_si512(o.as_mut_ptr().cast(), r);
+            O::store(o.as_mut_ptr(), r);
         }
     }
     let done = blocks.len() * 16;
@@ -179,17 +218,18 @@ unsafe fn run<L: Lanes>(lanes: &L, acc: &[i32], out: &mut [i32]) {
         // (masked-off lanes are neither read nor written and cannot fault).
         unsafe {
             let x = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(done).cast());
-            _mm512_mask_storeu_epi32(out.as_mut_ptr().add(done).cast(), k, lanes.apply(x));
+            O::store_masked(out.as_mut_ptr().add(done), k, lanes.apply(x));
         }
     }
 }
 
-/// `out[i] = r.apply(acc[i], zero_point, range)`.
+/// `out[i] = r.apply(acc[i], zero_point, range)`, as `i32` or as the code's byte (then
+/// `range` lies inside one byte type's).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-pub unsafe fn requantize(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [i32]) {
+pub unsafe fn requantize<O: Store16>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
     let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
     let z = _mm512_set1_epi32(zero_point);
     // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
