@@ -1,6 +1,6 @@
-//! `Engine::lut` (the byte-permute kernels: AVX-512 VBMI `vpermi2b`, NEON `tbl`/`tbx`, the
-//! portable loop) against the reference's `apply_table`, on every available ISA level at 1 and
-//! 3 threads: every code through random tables and every activation table of every profile,
+//! `Engine::lut` (the byte-permute kernels: AVX-512 VBMI `vpermi2b`, AVX2 `vpshufb` over
+//! sixteen 16-entry tables, NEON `tbl`/`tbx`, the portable loop) against the reference's
+//! `apply_table`, on every available ISA level at 1 and 3 threads: every code through random tables and every activation table of every profile,
 //! lengths 0 to several vector widths plus odd tails, misaligned starts.
 
 use quantproof_harness::equiv::announce;

@@ -211,7 +211,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "relu on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::relu, optimized: true }),
         equiv: Some(ea::relu),
-        bench: &[],
+        bench: &[&b::RELU],
     },
     OpEntry {
         op: "relu6",
@@ -219,7 +219,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "relu6 on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::relu6, optimized: true }),
         equiv: Some(ea::relu6),
-        bench: &[],
+        bench: &[&b::RELU6],
     },
     OpEntry {
         op: "clamp",
@@ -227,7 +227,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "clamp on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::clamp, optimized: true }),
         equiv: Some(ea::clamp),
-        bench: &[],
+        bench: &[&b::CLAMP],
     },
     OpEntry {
         op: "hardtanh",
@@ -235,7 +235,7 @@ pub static OPS: &[OpEntry] = &[
         summary: "hardtanh on 8-bit codes (a 256-entry table or integer compares)",
         vectors: Some(VectorOp { profiles: ALL_ARITH, run: activation::hardtanh, optimized: true }),
         equiv: Some(ea::hardtanh),
-        bench: &[],
+        bench: &[&b::HARDTANH],
     },
     OpEntry {
         op: "sigmoid",

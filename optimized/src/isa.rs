@@ -179,7 +179,10 @@ fn detect() -> Vec<Isa> {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             v.push(Isa::Avx2);
         }
-        if std::is_x86_feature_detected!("avx512f")
+        // AVX-512 is a level above AVX2: its kernels call AVX2 ones for what they do not
+        // widen (every AVX-512 CPU has AVX2 and FMA).
+        if v.contains(&Isa::Avx2)
+            && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512dq")

@@ -493,7 +493,7 @@ pub trait LutKernels {
     /// `out[i] = table[x[i]]`: a 256-entry byte table indexed by the code's byte (the Engine
     /// rotates an `i8` table by 128 so that the bytes of `i8` codes index it). `out.len() ==
     /// x.len()`. The default is the portable loop; an ISA overrides it where it has a byte
-    /// permute (AVX-512 VBMI `vpermi2b`, NEON `tbl`).
+    /// permute (AVX-512 VBMI `vpermi2b`, AVX2 `vpshufb`, NEON `tbl`).
     fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
         generic::lut_bytes(table, x, out)
     }

@@ -644,6 +644,12 @@ lut_bench!(GELU, "gelu", build_gelu, U::Gelu, A::new(0.05, 0));
 lut_bench!(EXP, "exp", build_exp, U::Exp, A::new(2.25, -128));
 lut_bench!(SILU, "silu", build_silu, U::Silu, A::new(0.05, 0));
 lut_bench!(ELU, "elu", build_elu, U::Elu { alpha: 1.0 }, A::new(0.05, 0));
+// The passive ops with the input's own quantization (the output shares it): integer compares
+// in the reference, the same table here.
+lut_bench!(RELU, "relu", build_relu, U::Relu, A::new(0.05, 0));
+lut_bench!(RELU6, "relu6", build_relu6, U::Relu6, A::new(0.05, 0));
+lut_bench!(CLAMP, "clamp", build_clamp, U::Clamp { min: Some(-2.0), max: Some(2.0) }, A::new(0.05, 0));
+lut_bench!(HARDTANH, "hardtanh", build_hardtanh, U::Hardtanh { min: -1.0, max: 1.0 }, A::new(0.05, 0));
 
 struct Lut {
     name: &'static str,
@@ -1353,7 +1359,21 @@ impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
 }
 
 #[cfg(test)]
-const LUT_OPS: [&str; 9] = ["sigmoid", "tanh", "hardsigmoid", "hardswish", "leaky-relu", "gelu", "exp", "silu", "elu"];
+const LUT_OPS: [&str; 13] = [
+    "sigmoid",
+    "tanh",
+    "hardsigmoid",
+    "hardswish",
+    "leaky-relu",
+    "gelu",
+    "exp",
+    "silu",
+    "elu",
+    "relu",
+    "relu6",
+    "clamp",
+    "hardtanh",
+];
 
 #[cfg(test)]
 mod tests {

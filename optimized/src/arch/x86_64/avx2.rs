@@ -950,8 +950,59 @@ crate::kernels::forward_calibration_kernels!(Avx2, super::avx2, "AVX2 + FMA");
 
 crate::kernels::forward_arith_kernels!(Avx2, super::avx2_binary, super::avx2_requant, "AVX2 + FMA");
 
-/// The portable kernels (the family's defaults).
-impl LutKernels for Avx2 {}
+impl LutKernels for Avx2 {
+    fn lut_bytes(&self, table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len());
+        // SAFETY: the token proves AVX2; the lengths are equal.
+        unsafe { lut_shuffle(table, x, out) }
+    }
+}
+
+/// `out[i] = table[x[i]]` with sixteen `vpshufb` of 16-entry tables, 32 bytes at a time (the
+/// tail portable).
+///
+/// `vpshufb` picks entry `i & 15` of a 16-byte table, or 0 where the index byte has its top bit
+/// set. Entries 0..127 come from pass A on the index `a = x` as a signed byte, entries 128..255
+/// from pass B on `b = x ^ 0x80`: each pass subtracts 16 per step with signed saturation
+/// (`vpsubsb`, which keeps the low nibble while the value stays at or above -112 and keeps a
+/// negative value negative), so step `k` yields a nonzero pick only for indices in chunks
+/// `k..8` of its half, and always at position `x & 15`. With the pass's tables telescoped
+/// (`t[k] = T[k] ^ T[k - 1]`, `t[0] = T[0]`, where `T[k]` is entries `16k..16k+16` of the
+/// half), the XOR over the steps that pick is `T[j]` for the index's chunk `j`; the other
+/// pass's index is negative throughout and adds 0.
+///
+/// # Safety
+/// The CPU must have AVX2; `out.len() == x.len()`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn lut_shuffle(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+    let mut t = [_mm256_setzero_si256(); 16];
+    for (k, tk) in t.iter_mut().enumerate() {
+        let mut v = [0u8; 16];
+        for (r, e) in v.iter_mut().enumerate() {
+            let prev = if k % 8 == 0 { 0 } else { table[16 * (k - 1) + r] };
+            *e = table[16 * k + r] ^ prev;
+        }
+        // SAFETY: `v` is 16 readable bytes.
+        *tk = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(v.as_ptr().cast()) });
+    }
+    let sixteen = _mm256_set1_epi8(16);
+    let flip = _mm256_set1_epi8(i8::MIN);
+    let n = x.len() / 32 * 32;
+    for i in (0..n).step_by(32) {
+        // SAFETY: `i + 32 <= n <= x.len() == out.len()`: 32 readable bytes.
+        let v = unsafe { _mm256_loadu_si256(x.as_ptr().add(i).cast()) };
+        let (mut a, mut b) = (v, _mm256_xor_si256(v, flip));
+        let mut y = _mm256_xor_si256(_mm256_shuffle_epi8(t[0], a), _mm256_shuffle_epi8(t[8], b));
+        for k in 1..8 {
+            a = _mm256_subs_epi8(a, sixteen);
+            b = _mm256_subs_epi8(b, sixteen);
+            y = _mm256_xor_si256(y, _mm256_xor_si256(_mm256_shuffle_epi8(t[k], a), _mm256_shuffle_epi8(t[8 + k], b)));
+        }
+        // SAFETY: as above, 32 writable bytes.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), y) };
+    }
+    generic::lut_bytes(table, &x[n..], &mut out[n..]);
+}
 
 impl crate::kernels::PoolKernels for Avx2 {
     fn max_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [u8], x: &[u8]) {

@@ -1046,7 +1046,9 @@ impl LutKernels for Avx512 {
             // detected just above; the lengths are equal.
             unsafe { lut_vbmi(table, x, out) }
         } else {
-            generic::lut_bytes(table, x, out)
+            // SAFETY: this token exists only where AVX2 was detected as well (`isa::detect`
+            // puts AVX-512 on top of AVX2); the lengths are equal.
+            unsafe { super::avx2::lut_shuffle(table, x, out) }
         }
     }
 }
