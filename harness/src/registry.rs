@@ -321,9 +321,9 @@ pub static OPS: &[OpEntry] = &[
         op: "avg_pool2d",
         family: "pool",
         summary: "average pooling with each framework's rounding of the mean",
-        vectors: Some(VectorOp { profiles: ALL_ARITH, run: pool::avg_pool2d, optimized: false }),
-        equiv: None,
-        bench: &[],
+        vectors: Some(VectorOp { profiles: ALL_ARITH, run: pool::avg_pool2d, optimized: true }),
+        equiv: Some(ea::avg_pool2d),
+        bench: &[&b::AVG_POOL2D],
     },
     OpEntry {
         op: "mean",

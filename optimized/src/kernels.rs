@@ -365,6 +365,13 @@ pub trait PoolKernels {
     fn max_bytes(&self, signedness: Signedness, acc: &mut [u8], x: &[u8]) {
         generic::max_bytes(signedness, acc, x)
     }
+    /// `acc[i] += code(x[i])`, the bytes read as codes of `signedness` (average pooling's window
+    /// sums). `acc.len() == x.len()`; the sum wraps in `i32` (callers keep windows small enough
+    /// that it cannot: at most `2^23` codes). The default is the portable loop; an ISA widens
+    /// bytes to 32-bit lanes (`vpmovsxbd`/`vpmovzxbd`, NEON `sxtl`/`uxtl`).
+    fn sum_bytes(&self, signedness: Signedness, acc: &mut [i32], x: &[u8]) {
+        generic::sum_bytes(signedness, acc, x)
+    }
 }
 
 /// `impl ArithKernels for $token` forwarding its methods to an ISA's `unsafe` kernels (modules

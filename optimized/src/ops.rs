@@ -608,6 +608,73 @@ impl Engine {
         Ok((out, g.out_shape))
     }
 
+    /// Twin of [`quantproof_reference::pool::avg_pool2d`]: 2-D average pooling of 8-bit codes in
+    /// NCHW or NHWC under `rule` (each framework's rounding of the mean, through the reference's
+    /// [`quantproof_reference::pool::WindowAverage`]), the fused activation's code bounds
+    /// applied; bit for bit with the reference, errors included (its checks, in its order).
+    /// NHWC sums whole rows of channels with the ISA's widening add
+    /// ([`crate::kernels::PoolKernels::sum_bytes`]) when the window is small enough for `i32`
+    /// sums (at most `2^23` cells); NCHW and larger windows sum per output in the portable loop.
+    #[allow(clippy::too_many_arguments)]
+    pub fn avg_pool2d<C: FastCode>(
+        &self,
+        rule: ArithRule,
+        x: &[C],
+        shape: [usize; 4],
+        layout: quantproof_reference::pool::Layout,
+        p: &quantproof_reference::pool::Pool2d,
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+    ) -> Result<(Vec<C>, [usize; 4])> {
+        use quantproof_reference::pool::{avg_pool2d_geometry, Layout, WindowAverage};
+        let g = avg_pool2d_geometry::<C>(rule, x.len(), shape, layout, p, xq, yq)?;
+        let (lo, hi) = p.activation.code_bounds::<C>(yq);
+        let mut out = vec![C::default(); g.out_shape.iter().product()];
+        let finish = |wa: &WindowAverage, sum: i64| C::from_code(wa.apply::<C>(sum).clamp(lo, hi));
+        let small_window = p.kernel[0].saturating_mul(p.kernel[1]) <= 1 << 23;
+        if layout == Layout::Nhwc && small_window {
+            let signedness = Signedness::signed_if(C::MIN < 0);
+            let (c, xb, k) = (g.c, C::bytes(x), self.kernels);
+            let mut acc = vec![0i32; c];
+            for b in 0..g.n {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                        acc.fill(0);
+                        for y in ys..ye {
+                            for xx in xs..xe {
+                                let i0 = ((b * g.h + y) * g.w + xx) * c;
+                                k.sum_bytes(signedness, &mut acc, &xb[i0..i0 + c]);
+                            }
+                        }
+                        let wa = WindowAverage::new(rule, p, &g, oy, ox, xq, yq);
+                        let o0 = ((b * g.oh + oy) * g.ow + ox) * c;
+                        average_row(&wa, &acc, &mut out[o0..o0 + c], lo, hi);
+                    }
+                }
+            }
+        } else {
+            for b in 0..g.n {
+                for ch in 0..g.c {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                            let mut sum = 0i64;
+                            for y in ys..ye {
+                                for xx in xs..xe {
+                                    sum += x[layout.index((g.c, g.h, g.w), b, ch, y, xx)].to_code() as i64;
+                                }
+                            }
+                            let wa = WindowAverage::new(rule, p, &g, oy, ox, xq, yq);
+                            out[layout.index((g.c, g.oh, g.ow), b, ch, oy, ox)] = finish(&wa, sum);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((out, g.out_shape))
+    }
+
     /// Twin of [`quantproof_reference::elementwise::binary`]: QAdd / QSub / QMul of two 8-bit
     /// tensors under `rule`, `b` broadcast to `a`'s shape, bit for bit with the reference on
     /// every ISA and thread count. Errors: the reference's, in its order.
@@ -938,6 +1005,39 @@ mod tests {
     use super::*;
     use quantproof_reference::scheme::QType;
 
+    /// The multiply-and-shift division of `average_row` equals the reference's C division on
+    /// every divisor 1..=300, every power of two up to 2^23 and its neighbours, and sums at the
+    /// ends of the range (windows of up to 2^23 codes of magnitude up to 255), zero and the
+    /// rounding ties around it.
+    #[test]
+    fn average_row_divides_exactly() {
+        use quantproof_reference::pool::WindowAverage;
+        let mut divisors: Vec<i64> = (1..=300).collect();
+        for e in 9..=23 {
+            divisors.extend([(1i64 << e) - 1, 1 << e, (1 << e) + 1]);
+        }
+        divisors.retain(|&d| d <= 1 << 23);
+        let mut rng = quantproof_reference::rng::Rng::new(7);
+        for &d in &divisors {
+            let limit = d * 255;
+            let mut sums: Vec<i32> = vec![0, 1, -1, limit as i32, -(limit as i32), (d * 128) as i32, -(d * 128) as i32];
+            for k in -3..=3i64 {
+                for off in [-1, 0, 1] {
+                    sums.push((k * d + d / 2 + off).clamp(-limit, limit) as i32);
+                    sums.push((k * d - d / 2 + off).clamp(-limit, limit) as i32);
+                }
+            }
+            sums.extend((0..200).map(|_| rng.range_i64(-limit, limit) as i32));
+            let wa = WindowAverage::Tflite { count: d };
+            let mut got = vec![0i16; sums.len()];
+            average_row::<i16>(&wa, &sums, &mut got, i16::MIN as i32, i16::MAX as i32);
+            for (&s, &g) in sums.iter().zip(&got) {
+                let want = wa.apply::<i16>(s as i64).clamp(i16::MIN as i32, i16::MAX as i32);
+                assert_eq!(g as i32, want, "sum {s} / {d}");
+            }
+        }
+    }
+
     /// Threaded reductions and histograms split the data and combine the parts exactly.
     #[test]
     fn threaded_abs_reductions_and_histograms_combine_exactly() {
@@ -1004,4 +1104,33 @@ fn code_bytes_mut<C: Code>(out: &mut [C]) -> Option<&mut [u8]> {
     // SAFETY: `C` is `u8` or `i8` (checked above): one byte, alignment 1, every bit pattern
     // valid for both; the new slice covers exactly `out` and takes over its mutable borrow.
     Some(unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len()) })
+}
+
+/// `out[i] = clamp(wa.apply(sums[i]), lo, hi)` for one window's channels. TFLite's rounded
+/// division `(s ± d/2) / d` (C truncation) is a multiply and a shift (Granlund and Montgomery's
+/// round-up reciprocal): with `l = ceil(log2 d)` and `m = ceil(2^(31 + l) / d)`,
+/// `floor(n / d) = (n m) >> (31 + l)` for every `0 <= n < 2^31`, because `0 <= m d - 2^(31 + l)
+/// < d <= 2^l`. Here `n = |s ± d/2| < 2^31` (windows of at most `2^23` codes of magnitude at most
+/// 255, and `d <= 2^23`), so `n m < 2^63`.
+fn average_row<C: Code>(wa: &quantproof_reference::pool::WindowAverage, sums: &[i32], out: &mut [C], lo: i32, hi: i32) {
+    use quantproof_reference::pool::WindowAverage;
+    match *wa {
+        WindowAverage::Tflite { count } if count > 0 && count <= 1 << 23 => {
+            let d = count as u64;
+            let l = 64 - (d - 1).leading_zeros();
+            let m = ((1u64 << (31 + l)) + d - 1) / d;
+            let half = count / 2;
+            for (o, &s) in out.iter_mut().zip(sums) {
+                let t = s as i64 + if s > 0 { half } else { -half };
+                let q = ((t.unsigned_abs() * m) >> (31 + l)) as i64;
+                let q = if t < 0 { -q } else { q };
+                *o = C::from_code((q as i32).clamp(lo, hi));
+            }
+        }
+        _ => {
+            for (o, &s) in out.iter_mut().zip(sums) {
+                *o = C::from_code(wa.apply::<C>(s as i64).clamp(lo, hi));
+            }
+        }
+    }
 }

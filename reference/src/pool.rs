@@ -213,45 +213,23 @@ fn pool2d<C: Code>(
     yq: Affine,
 ) -> Result<(Vec<C>, [usize; 4])> {
     let g = pool2d_geometry::<C>(x.len(), shape, layout, p, xq, yq)?;
-    let PoolGeometry { n, c, h, w, oh, ow, pad_h, pad_w, out_shape } = g;
+    let PoolGeometry { n, c, h, w, oh, ow, out_shape, .. } = g;
     let mut out = vec![C::default(); element_count(&out_shape)?];
     let (lo, hi) = p.activation.code_bounds::<C>(yq);
     for b in 0..n {
         for ch in 0..c {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    // Window in input coordinates, possibly reaching into the padding.
-                    let (y0, x0, y1, x1) = g.window_bounds(p, oy, ox);
+                    // The window's cells inside the input (padded positions are absent).
                     let (ys, ye, xs, xe) = g.window(p, oy, ox);
-                    let count = (ye - ys) * (xe - xs);
-                    let value = if count == 0 {
-                        // The window lies entirely in the padding.
-                        match kind {
-                            PoolKind::Max => C::MIN,
-                            PoolKind::Avg => yq.zero_point,
-                        }
-                    } else {
-                        let cells = (ys..ye).flat_map(|y| (xs..xe).map(move |xx| (y, xx)));
-                        let codes = cells.map(|(y, xx)| x[layout.index((c, h, w), b, ch, y, xx)].to_code());
-                        match kind {
-                            PoolKind::Max => codes.max().unwrap_or(C::MIN),
-                            PoolKind::Avg => {
-                                let sum: i64 = codes.map(i64::from).sum();
-                                match rule {
-                                    ArithRule::Tflite => div_round_half_away(sum, count as i64) as i32,
-                                    ArithRule::Torch | ArithRule::OnnxRuntime => {
-                                        // PyTorch's window for the divisor is clipped at the padded border.
-                                        let ph1 = y1.min((h + pad_h) as i64);
-                                        let pw1 = x1.min((w + pad_w) as i64);
-                                        let pool_size = (ph1 - y0) * (pw1 - x0);
-                                        let divisor = if p.count_include_pad { pool_size } else { count as i64 };
-                                        let multiplier = ((xq.scale as f64 / yq.scale as f64) / divisor as f64) as f32;
-                                        let acc = (sum - count as i64 * xq.zero_point as i64) as f32;
-                                        let v = (acc * multiplier + yq.zero_point as f32).round_ties_even();
-                                        v.clamp(C::MIN as f32, C::MAX as f32) as i32
-                                    }
-                                }
-                            }
+                    let cells = (ys..ye).flat_map(|y| (xs..xe).map(move |xx| (y, xx)));
+                    let codes = cells.map(|(y, xx)| x[layout.index((c, h, w), b, ch, y, xx)].to_code());
+                    let value = match kind {
+                        // A window entirely in the padding has no maximum: the lowest code.
+                        PoolKind::Max => codes.max().unwrap_or(C::MIN),
+                        PoolKind::Avg => {
+                            let sum: i64 = codes.map(i64::from).sum();
+                            WindowAverage::new(rule, p, &g, oy, ox, xq, yq).apply::<C>(sum)
                         }
                     };
                     let (oc, ohh, oww) = (c, oh, ow);
@@ -261,6 +239,56 @@ fn pool2d<C: Code>(
         }
     }
     Ok((out, out_shape))
+}
+
+/// How one window's average code is taken from the sum of its codes, under one framework's
+/// rule (the table in the module docs): prepared once per window, applied per channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowAverage {
+    /// The window lies entirely in the padding: the output zero point.
+    Empty { zy: i32 },
+    /// TFLite: `sum / count`, rounded half away from zero.
+    Tflite { count: i64 },
+    /// PyTorch (and the ONNX Runtime stand-in): `nearbyint(RN(sum - count zx) * M + zy)` with
+    /// `M = RN_f32((sx / sy) / divisor)` in f64, the divisor counting padded positions when
+    /// `count_include_pad` (PyTorch clips the window at the padded border first).
+    Torch { count: i64, zx: i32, zy: f32, multiplier: f32 },
+}
+
+impl WindowAverage {
+    /// The rule of output `(oy, ox)`'s window.
+    pub fn new(rule: ArithRule, p: &Pool2d, g: &PoolGeometry, oy: usize, ox: usize, xq: Affine, yq: Affine) -> Self {
+        let (ys, ye, xs, xe) = g.window(p, oy, ox);
+        let count = ((ye - ys) * (xe - xs)) as i64;
+        if count == 0 {
+            return WindowAverage::Empty { zy: yq.zero_point };
+        }
+        match rule {
+            ArithRule::Tflite => WindowAverage::Tflite { count },
+            ArithRule::Torch | ArithRule::OnnxRuntime => {
+                let (y0, x0, y1, x1) = g.window_bounds(p, oy, ox);
+                let ph1 = y1.min((g.h + g.pad_h) as i64);
+                let pw1 = x1.min((g.w + g.pad_w) as i64);
+                let divisor = if p.count_include_pad { (ph1 - y0) * (pw1 - x0) } else { count };
+                let multiplier = ((xq.scale as f64 / yq.scale as f64) / divisor as f64) as f32;
+                WindowAverage::Torch { count, zx: xq.zero_point, zy: yq.zero_point as f32, multiplier }
+            }
+        }
+    }
+
+    /// The average code of a window whose codes sum to `sum`, within `C`'s range (the fused
+    /// activation's bounds are the caller's).
+    pub fn apply<C: Code>(&self, sum: i64) -> i32 {
+        match *self {
+            WindowAverage::Empty { zy } => zy,
+            WindowAverage::Tflite { count } => div_round_half_away(sum, count) as i32,
+            WindowAverage::Torch { count, zx, zy, multiplier } => {
+                let acc = (sum - count * zx as i64) as f32;
+                let v = (acc * multiplier + zy).round_ties_even();
+                v.clamp(C::MIN as f32, C::MAX as f32) as i32
+            }
+        }
+    }
 }
 
 /// `n / d` rounded half away from zero, `d > 0` (TFLite's `(acc ± d/2) / d` with C division).
@@ -310,10 +338,24 @@ pub fn avg_pool2d<C: Code>(
     xq: Affine,
     yq: Affine,
 ) -> Result<(Vec<C>, [usize; 4])> {
+    avg_pool2d_geometry::<C>(rule, x.len(), shape, layout, p, xq, yq)?;
+    pool2d(PoolKind::Avg, rule, x, shape, layout, p, xq, yq)
+}
+
+/// The checks of [`avg_pool2d`] in its order (TFLite's `yq == xq` first), and its geometry.
+pub fn avg_pool2d_geometry<C: Code>(
+    rule: ArithRule,
+    len: usize,
+    shape: [usize; 4],
+    layout: Layout,
+    p: &Pool2d,
+    xq: Affine,
+    yq: Affine,
+) -> Result<PoolGeometry> {
     if rule == ArithRule::Tflite {
         check_passive(xq, yq, "avg_pool2d output quantization")?;
     }
-    pool2d(PoolKind::Avg, rule, x, shape, layout, p, xq, yq)
+    pool2d_geometry::<C>(len, shape, layout, p, xq, yq)
 }
 
 /// TFLite's MEAN of `x` (shape `shape`) over `axes` (negative counting from the end, repeats

@@ -1049,7 +1049,21 @@ pub static MAX_POOL2D: OpSpec = OpSpec {
     build: build_max_pool2d,
 };
 
-struct MaxPool2d {
+/// `quantproof bench avg-pool2d`: the same shape and window as `max-pool2d`, each window's
+/// channels summed with the ISA's widening add and divided with the profile's rounding.
+pub static AVG_POOL2D: OpSpec = OpSpec {
+    name: "avg-pool2d",
+    summary: "i8 NHWC 1 x H x H x 64 (64 H^2 = size), 3 x 3 window, stride 2, SAME, fused ReLU: the mean of codes rounded the profile's way (tflite: half away from zero; torch: f32 multiplier, ties to even)",
+    default_profile: Profile::TFLITE,
+    default_dtype: Dtype::I8,
+    dtypes: &[Dtype::I8],
+    per_axis: false,
+    build: build_avg_pool2d,
+};
+
+struct Pool2dBench {
+    /// `None`: max pooling; `Some(rule)`: average pooling under the rule.
+    avg: Option<quantproof_reference::profile::ArithRule>,
     x: Vec<i8>,
     shape: [usize; 4],
     pool: quantproof_reference::pool::Pool2d,
@@ -1059,24 +1073,37 @@ struct MaxPool2d {
 }
 
 fn build_max_pool2d(setup: &Setup) -> Result<Box<dyn Workload>> {
+    build_pool2d(setup, None)
+}
+
+fn build_avg_pool2d(setup: &Setup) -> Result<Box<dyn Workload>> {
+    build_pool2d(setup, Some(setup.profile.arith))
+}
+
+fn build_pool2d(setup: &Setup, avg: Option<quantproof_reference::profile::ArithRule>) -> Result<Box<dyn Workload>> {
     use quantproof_reference::affine::{Activation, Affine};
-    use quantproof_reference::pool::{max_pool2d, Layout, Padding, Pool2d};
+    use quantproof_reference::pool::{Padding, Pool2d};
     let h = ((setup.size / 64) as f64).sqrt().max(1.0) as usize;
     let shape = [1, h, h, 64];
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
     let x: Vec<i8> = (0..h * h * 64).map(|_| rng.below(256) as i32 as u8 as i8).collect();
     let pool = Pool2d { kernel: [3, 3], stride: [2, 2], padding: Padding::Same, count_include_pad: false, activation: Activation::Relu };
     let q = Affine::new(0.05, -3);
-    let (expected, _) = max_pool2d(&x, shape, Layout::Nhwc, &pool, q, q)?;
-    Ok(Box::new(MaxPool2d { x, shape, pool, q, out: Vec::new(), expected }))
+    let mut b = Pool2dBench { avg, x, shape, pool, q, out: Vec::new(), expected: Vec::new() };
+    b.run(&Path::Reference)?;
+    b.expected = std::mem::take(&mut b.out);
+    Ok(Box::new(b))
 }
 
-impl Workload for MaxPool2d {
+impl Workload for Pool2dBench {
     fn run(&mut self, imp: &Path) -> Result<()> {
-        use quantproof_reference::pool::{max_pool2d, Layout};
-        self.out = match imp {
-            Path::Reference => max_pool2d(&self.x, self.shape, Layout::Nhwc, &self.pool, self.q, self.q)?.0,
-            Path::Optimized(e) => e.max_pool2d(&self.x, self.shape, Layout::Nhwc, &self.pool, self.q, self.q)?.0,
+        use quantproof_reference::pool::{avg_pool2d, max_pool2d, Layout::Nhwc};
+        let (x, shape, p, q) = (&self.x, self.shape, &self.pool, self.q);
+        self.out = match (imp, self.avg) {
+            (Path::Reference, None) => max_pool2d(x, shape, Nhwc, p, q, q)?.0,
+            (Path::Optimized(e), None) => e.max_pool2d(x, shape, Nhwc, p, q, q)?.0,
+            (Path::Reference, Some(rule)) => avg_pool2d(rule, x, shape, Nhwc, p, q, q)?.0,
+            (Path::Optimized(e), Some(rule)) => e.avg_pool2d(rule, x, shape, Nhwc, p, q, q)?.0,
         };
         Ok(())
     }
@@ -1408,6 +1435,7 @@ mod tests {
                         || spec.name == "requantize"
                         || spec.name == "qadd-equal-scale"
                         || spec.name == "max-pool2d"
+                        || spec.name == "avg-pool2d"
                     {
                         // qadd-equal-scale is quantproof's own kernel: no framework has it.
                         // max-pool2d is NHWC; ONNX Runtime's MaxPool is NCHW only (no twin yet).

@@ -21,7 +21,9 @@ use quantproof_reference::activation::{apply_table, table, UnaryOp};
 use quantproof_reference::affine::{Activation, Affine};
 use quantproof_reference::elementwise::{binary, BinaryOp, BinaryParams};
 use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
-use quantproof_reference::pool::{max_pool2d as ref_max_pool2d, Layout as PoolLayout, Padding, Pool2d};
+use quantproof_reference::pool::{
+    avg_pool2d as ref_avg_pool2d, max_pool2d as ref_max_pool2d, Layout as PoolLayout, Padding, Pool2d,
+};
 use quantproof_reference::profile::{ArithRule, Profile};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::requantize::{requantize as ref_requantize, RequantizeKind, Requantizer};
@@ -495,20 +497,27 @@ impl OpDescriptor for Qgemm {
     }
 }
 
-/// 2-D max pooling on `i8` / `u8` codes, NCHW and NHWC: channels around the byte-max vector
-/// widths (16, 32, 64) and their tails, windows 1..=4 with strides 1..=3 and every padding kind
-/// (windows reaching into the padding, or lying in it), every fused activation, and in a few
-/// cases an output quantization that differs from the input's (the refusal must be the same).
-pub struct MaxPool<C>(pub PhantomData<C>);
+/// 2-D max or average pooling on `i8` / `u8` codes, NCHW and NHWC: channels around the byte
+/// vector widths (8, 16, 32, 64) and their tails, windows 1..=4 with strides 1..=3 and every
+/// padding kind (windows reaching into the padding, or lying in it), every fused activation.
+/// Max pooling: in a few cases an output quantization that differs from the input's (the
+/// refusal must be the same). Average pooling: a framework's rule drawn per case, with
+/// `count_include_pad` either way and a drawn output quantization (TFLite's refusal of a
+/// different one included).
+pub struct Pool<C> {
+    pub avg: bool,
+    pub codes: PhantomData<C>,
+}
 
 const POOL_LAYOUTS: [(PoolLayout, &str); 2] = [(PoolLayout::Nchw, "NCHW"), (PoolLayout::Nhwc, "NHWC")];
 
-impl<C: TestCode> OpDescriptor for MaxPool<C> {
+impl<C: TestCode> OpDescriptor for Pool<C> {
     fn name(&self) -> &'static str {
-        if C::QTYPE.is_signed() {
-            "max_pool2d_i8"
-        } else {
-            "max_pool2d_u8"
+        match (self.avg, C::QTYPE.is_signed()) {
+            (false, true) => "max_pool2d_i8",
+            (false, false) => "max_pool2d_u8",
+            (true, true) => "avg_pool2d_i8",
+            (true, false) => "avg_pool2d_u8",
         }
     }
     fn uses_rule(&self) -> bool {
@@ -519,7 +528,7 @@ impl<C: TestCode> OpDescriptor for MaxPool<C> {
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
-        let channels = [1usize, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100];
+        let channels = [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100];
         let c = channels[spec.len % channels.len()];
         let (n, h, w) = if spec.len == 0 {
             (1, 0, 3)
@@ -541,6 +550,7 @@ impl<C: TestCode> OpDescriptor for MaxPool<C> {
             ("padding", padding),
             ("pad_h", pad_h),
             ("pad_w", pad_w),
+            ("count_include_pad", rng.below(2) as i64),
         ] {
             case.set_attr(name, Attr::Int(v));
         }
@@ -551,7 +561,21 @@ impl<C: TestCode> OpDescriptor for MaxPool<C> {
         let zp = rng.range_i64(C::MIN as i64, C::MAX as i64);
         case.set_attr("x_scale", Attr::Float(scale));
         case.set_attr("x_zero_point", Attr::Int(zp));
-        let y_zp = if rng.chance(0.05) { zp.saturating_add(1).min(C::MAX as i64) } else { zp };
+        let (y_scale, y_zp) = if self.avg {
+            let (_, rule) = ARITH_RULES[rng.below(3) as usize];
+            case.set_attr("rule", Attr::Text(rule.into()));
+            // TFLite needs the input's quantization (a few cases test its refusal).
+            if rule == "tflite" && !rng.chance(0.05) {
+                (scale, zp)
+            } else {
+                (scale * 2f64.powf(2.0 * rng.unit() - 1.0), rng.range_i64(C::MIN as i64, C::MAX as i64))
+            }
+        } else if rng.chance(0.05) {
+            (scale, zp.saturating_add(1).min(C::MAX as i64))
+        } else {
+            (scale, zp)
+        };
+        case.set_attr("y_scale", Attr::Float(y_scale));
         case.set_attr("y_zero_point", Attr::Int(y_zp));
         let len = n * c * h * w;
         let x = codes::<C>(&mut rng, len);
@@ -574,26 +598,35 @@ impl<C: TestCode> OpDescriptor for MaxPool<C> {
             kernel: [u("kernel_h"), u("kernel_w")],
             stride: [u("stride_h"), u("stride_w")],
             padding,
-            count_include_pad: false,
+            count_include_pad: c.int("count_include_pad") != 0,
             activation,
         };
         let xq = Affine::new(float(c, "x_scale"), c.int("x_zero_point") as i32);
-        let yq = Affine::new(float(c, "x_scale"), c.int("y_zero_point") as i32);
-        let (y, out_shape) = match path {
-            Path::Reference => ref_max_pool2d(x, shape, layout, &p, xq, yq)?,
-            Path::Optimized(e) => e.max_pool2d(x, shape, layout, &p, xq, yq)?,
+        let yq = Affine::new(float(c, "y_scale"), c.int("y_zero_point") as i32);
+        let rule = ARITH_RULES.iter().find(|(_, n)| *n == text(c, "rule")).map_or(ArithRule::Torch, |r| r.0);
+        let (y, out_shape) = match (path, self.avg) {
+            (Path::Reference, false) => ref_max_pool2d(x, shape, layout, &p, xq, yq)?,
+            (Path::Optimized(e), false) => e.max_pool2d(x, shape, layout, &p, xq, yq)?,
+            (Path::Reference, true) => ref_avg_pool2d(rule, x, shape, layout, &p, xq, yq)?,
+            (Path::Optimized(e), true) => e.avg_pool2d(rule, x, shape, layout, &p, xq, yq)?,
         };
         let dims: Vec<i32> = out_shape.iter().map(|&d| d as i32).collect();
         Ok(vec![Tensor::new("y", C::data(&y)), Tensor::i32("shape", &dims)])
     }
     fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
-        format!("output element {index} of a {} max pooling of shape {:?}", text(case, "layout"), case.shape)
+        let kind = if self.avg { "average" } else { "max" };
+        format!("output element {index} of a {} {kind} pooling of shape {:?}", text(case, "layout"), case.shape)
     }
 }
 
 /// Max pooling on `i8` and `u8`.
 pub fn max_pool2d() -> Vec<Box<dyn OpDescriptor>> {
-    vec![Box::new(MaxPool::<i8>(PhantomData)), Box::new(MaxPool::<u8>(PhantomData))]
+    vec![Box::new(Pool::<i8> { avg: false, codes: PhantomData }), Box::new(Pool::<u8> { avg: false, codes: PhantomData })]
+}
+
+/// Average pooling on `i8` and `u8`.
+pub fn avg_pool2d() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Pool::<i8> { avg: true, codes: PhantomData }), Box::new(Pool::<u8> { avg: true, codes: PhantomData })]
 }
 
 /// QAdd on `i8` and `u8`.

@@ -410,6 +410,15 @@ pub fn max_bytes(signedness: Signedness, acc: &mut [u8], x: &[u8]) {
     }
 }
 
+/// `acc[i] += code(x[i])`, the bytes read as codes of `signedness`
+/// ([`crate::kernels::PoolKernels::sum_bytes`]).
+pub fn sum_bytes(signedness: Signedness, acc: &mut [i32], x: &[u8]) {
+    assert_eq!(acc.len(), x.len());
+    for (a, &v) in acc.iter_mut().zip(x) {
+        *a = a.wrapping_add(code_of_byte(v, signedness));
+    }
+}
+
 pub fn code_of_byte(b: u8, signedness: Signedness) -> i32 {
     match signedness {
         Signedness::Signed => b as i8 as i32,

@@ -665,6 +665,51 @@ pub fn subnormals_are_kept_not_flushed(k: &dyn Kernels) {
     assert_eq!((lo.to_bits(), hi.to_bits()), (5, 5), "{}", k.isa());
 }
 
+/// The byte kernels of pooling and table lookup (`max_bytes`, `sum_bytes`, `lut_bytes`)
+/// against the scalar ones: both signednesses, every length and offset, bytes at both ends of
+/// the code range, and sentinels around the span.
+pub fn byte_kernels(k: &dyn Kernels) {
+    use crate::kernels::{LutKernels, PoolKernels};
+    use quantproof_reference::scheme::Signedness;
+    let mut rng = Rng::new(0xb17e5);
+    let mut table = [0u8; 256];
+    for t in table.iter_mut() {
+        *t = rng.below(256) as u8;
+    }
+    for n in lengths() {
+        for off in OFFSETS {
+            let mut x = vec![0u8; n + off + 4];
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = match i % 7 {
+                    0 => 0,
+                    1 => 127,
+                    2 => 128,
+                    3 => 255,
+                    _ => rng.below(256) as u8,
+                };
+            }
+            let xs = &x[off..off + n];
+            for sign in [Signedness::Signed, Signedness::Unsigned] {
+                let start: Vec<u8> = (0..n + off + 4).map(|_| rng.below(256) as u8).collect();
+                let (mut got, mut want) = (start.clone(), start.clone());
+                k.max_bytes(sign, &mut got[off..off + n], xs);
+                Scalar.max_bytes(sign, &mut want[off..off + n], xs);
+                assert_eq!(got, want, "{} max_bytes {sign:?} n {n} offset {off}", k.isa());
+
+                let start: Vec<i32> = (0..n + off + 4).map(|_| rng.range_i64(-1 << 20, 1 << 20) as i32).collect();
+                let (mut got, mut want) = (start.clone(), start.clone());
+                k.sum_bytes(sign, &mut got[off..off + n], xs);
+                Scalar.sum_bytes(sign, &mut want[off..off + n], xs);
+                assert_eq!(got, want, "{} sum_bytes {sign:?} n {n} offset {off}", k.isa());
+            }
+            let (mut got, mut want) = (vec![0xa5u8; n + off + 4], vec![0xa5u8; n + off + 4]);
+            k.lut_bytes(&table, xs, &mut got[off..off + n]);
+            Scalar.lut_bytes(&table, xs, &mut want[off..off + n]);
+            assert_eq!(got, want, "{} lut_bytes n {n} offset {off}", k.isa());
+        }
+    }
+}
+
 /// Every test of this kit, as one `#[test]` per kernel in the family modules.
 macro_rules! kernel_tests {
     ($isa:expr) => {
@@ -727,6 +772,12 @@ macro_rules! kernel_tests {
         fn stochastic_rule_falls_back_to_scalar() {
             if let Some(k) = testkit::family($isa) {
                 testkit::stochastic_rule_falls_back_to_scalar(k);
+            }
+        }
+        #[test]
+        fn byte_kernels_match_scalar() {
+            if let Some(k) = testkit::family($isa) {
+                testkit::byte_kernels(k);
             }
         }
         #[test]

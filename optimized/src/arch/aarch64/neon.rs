@@ -736,6 +736,31 @@ impl crate::kernels::PoolKernels for Neon {
         }
         generic::max_bytes(signedness, &mut acc[n..], &x[n..]);
     }
+
+    fn sum_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
+        assert_eq!(acc.len(), x.len());
+        let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+        let n = acc.len() / 8 * 8;
+        for i in (0..n).step_by(8) {
+            // SAFETY: this token exists only when NEON was detected; `i + 8 <= n <= acc.len() ==
+            // x.len()`: eight readable bytes and eight readable and writable i32.
+            unsafe {
+                let b = vld1_u8(x.as_ptr().add(i));
+                // Widen to 16 bits (sign- or zero-extended), then to 32 in two halves.
+                let w = if signed { vmovl_s8(vreinterpret_s8_u8(b)) } else { vreinterpretq_s16_u16(vmovl_u8(b)) };
+                let (lo, hi) = if signed {
+                    (vmovl_s16(vget_low_s16(w)), vmovl_high_s16(w))
+                } else {
+                    let u = vreinterpretq_u16_s16(w);
+                    (vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(u))), vreinterpretq_s32_u32(vmovl_high_u16(u)))
+                };
+                let p = acc.as_mut_ptr().add(i);
+                vst1q_s32(p, vaddq_s32(vld1q_s32(p), lo));
+                vst1q_s32(p.add(4), vaddq_s32(vld1q_s32(p.add(4)), hi));
+            }
+        }
+        generic::sum_bytes(signedness, &mut acc[n..], &x[n..]);
+    }
 }
 
 impl LutKernels for Neon {

@@ -1010,6 +1010,31 @@ impl crate::kernels::PoolKernels for Avx2 {
         // SAFETY: the token proves AVX2; the lengths are equal.
         unsafe { max_bytes(signedness == quantproof_reference::scheme::Signedness::Signed, acc, x) }
     }
+
+    fn sum_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
+        assert_eq!(acc.len(), x.len());
+        // SAFETY: the token proves AVX2; the lengths are equal.
+        unsafe { sum_bytes(signedness, acc, x) }
+    }
+}
+
+/// `acc += code(x)`, eight bytes widened to 32-bit lanes at a time (`vpmovsxbd` / `vpmovzxbd`),
+/// the tail portable.
+#[target_feature(enable = "avx2")]
+fn sum_bytes(signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
+    let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+    let n = acc.len() / 8 * 8;
+    for i in (0..n).step_by(8) {
+        // SAFETY: `i + 8 <= n <= acc.len() == x.len()`: eight readable bytes and eight readable
+        // and writable i32.
+        unsafe {
+            let b = _mm_loadl_epi64(x.as_ptr().add(i).cast());
+            let w = if signed { _mm256_cvtepi8_epi32(b) } else { _mm256_cvtepu8_epi32(b) };
+            let p = acc.as_mut_ptr().add(i).cast();
+            _mm256_storeu_si256(p, _mm256_add_epi32(_mm256_loadu_si256(p), w));
+        }
+    }
+    generic::sum_bytes(signedness, &mut acc[n..], &x[n..]);
 }
 
 /// `acc = max(acc, x)` per byte, 32 at a time (`vpmaxsb` / `vpmaxub`), the tail portable.

@@ -1011,6 +1011,42 @@ impl crate::kernels::PoolKernels for Avx512 {
         // SAFETY: the token proves AVX-512 F/BW; the lengths are equal.
         unsafe { max_bytes(signedness == quantproof_reference::scheme::Signedness::Signed, acc, x) }
     }
+
+    fn sum_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
+        assert_eq!(acc.len(), x.len());
+        // SAFETY: the token proves AVX-512 F/BW; the lengths are equal.
+        unsafe { sum_bytes(signedness, acc, x) }
+    }
+}
+
+/// `acc += code(x)`, sixteen bytes widened to 32-bit lanes at a time (`vpmovsxbd` /
+/// `vpmovzxbd`), the tail under a mask.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn sum_bytes(signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
+    let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+    let widen = |b: __m128i| if signed { _mm512_cvtepi8_epi32(b) } else { _mm512_cvtepu8_epi32(b) };
+    let n = acc.len() / 16 * 16;
+    for i in (0..n).step_by(16) {
+        // SAFETY: `i + 16 <= n <= acc.len() == x.len()`: sixteen readable bytes and sixteen
+        // readable and writable i32.
+        unsafe {
+            let w = widen(_mm_loadu_si128(x.as_ptr().add(i).cast()));
+            let p = acc.as_mut_ptr().add(i).cast();
+            _mm512_storeu_si512(p, _mm512_add_epi32(_mm512_loadu_si512(p), w));
+        }
+    }
+    let rest = acc.len() - n;
+    if rest > 0 {
+        let k: __mmask16 = ((1u32 << rest) - 1) as __mmask16;
+        // SAFETY: the masked loads and store touch only the `rest < 16` lanes inside both slices
+        // (masked-off lanes are neither read nor written and cannot fault).
+        unsafe {
+            let w = widen(_mm_maskz_loadu_epi8(k, x.as_ptr().add(n).cast()));
+            let p = acc.as_mut_ptr().add(n);
+            let a = _mm512_maskz_loadu_epi32(k, p.cast());
+            _mm512_mask_storeu_epi32(p.cast(), k, _mm512_add_epi32(a, w));
+        }
+    }
 }
 
 /// `acc = max(acc, x)` per byte, 64 at a time (`vpmaxsb` / `vpmaxub`), the tail under a mask.
