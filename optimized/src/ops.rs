@@ -84,13 +84,10 @@ impl FastCode for i8 {
         self as u8
     }
     fn bytes(s: &[i8]) -> &[u8] {
-        // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for
-        // both; the new slice covers exactly the old one and borrows it.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+        crate::arch::generic::i8_bytes(s)
     }
     fn bytes_mut(s: &mut [i8]) -> &mut [u8] {
-        // SAFETY: as in `bytes`; the mutable borrow of `s` is moved into the new slice.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+        crate::arch::generic::i8_bytes_mut(s)
     }
 }
 

@@ -355,6 +355,20 @@ pub fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
 #[derive(Debug, Clone, Copy)]
 pub struct Scalar;
 
+/// Views `i8` codes as bytes (two's complement).
+#[inline(always)]
+pub fn i8_bytes(q: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for both.
+    unsafe { core::slice::from_raw_parts(q.as_ptr().cast(), q.len()) }
+}
+
+/// Views `i8` codes as bytes, mutably.
+#[inline(always)]
+pub fn i8_bytes_mut(q: &mut [i8]) -> &mut [u8] {
+    // SAFETY: as in `i8_bytes`; the exclusive borrow moves to the returned slice.
+    unsafe { core::slice::from_raw_parts_mut(q.as_mut_ptr().cast(), q.len()) }
+}
+
 /// The portable table lookup: `out[i] = table[x[i]]`.
 pub fn lut_bytes(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
     for (o, &b) in out.iter_mut().zip(x) {

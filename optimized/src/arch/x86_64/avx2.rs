@@ -14,7 +14,7 @@ lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <=
 */
 
 use crate::kernels::{LutKernels, QuantizeKernels};
-use super::{packs_exactly, prefetch, prefetch_w, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
@@ -73,18 +73,7 @@ fn byte_blocks_mut(x: &mut [u8]) -> (&mut [[u8; 32]], &mut [[u8; 8]], &mut [u8])
     (b.as_chunks_mut::<32>().0, v, tail)
 }
 
-/// Views `i8` codes as bytes.
-#[inline(always)]
-fn bytes(q: &[i8]) -> &[u8] {
-    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for both.
-    unsafe { core::slice::from_raw_parts(q.as_ptr().cast(), q.len()) }
-}
 
-#[inline(always)]
-fn bytes_mut(q: &mut [i8]) -> &mut [u8] {
-    // SAFETY: as in `bytes`; the exclusive borrow moves to the returned slice.
-    unsafe { core::slice::from_raw_parts_mut(q.as_mut_ptr().cast(), q.len()) }
-}
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -482,7 +471,7 @@ fn pack_nibbles(codes: &[i8], out: &mut [u8]) {
     let n = out.len() - out.len() % 32;
     let (cb, ct) = codes.split_at(2 * n);
     let (ob, ot) = out.split_at_mut(n);
-    for ([c0, c1], o) in bytes(cb).as_chunks::<32>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<32>().0) {
+    for ([c0, c1], o) in i8_bytes(cb).as_chunks::<32>().0.as_chunks::<2>().0.iter().zip(ob.as_chunks_mut::<32>().0) {
         // SAFETY: `c0` and `c1` are 32 readable bytes each.
         let (a, b) = unsafe { (_mm256_loadu_si256(c0.as_ptr().cast()), _mm256_loadu_si256(c1.as_ptr().cast())) };
         // packus leaves 128-bit lane l holding qwords [a_l, b_l]; reorder to a_0 a_1 b_0 b_1.
@@ -813,21 +802,7 @@ fn bytes_as_i8(b: &mut [u8]) -> &mut [i8] {
     unsafe { core::slice::from_raw_parts_mut(b.as_mut_ptr().cast(), b.len()) }
 }
 
-/// The byte view of a bool slice back as bools.
-fn as_bools(m: &mut [u8]) -> &mut [bool] {
-    // SAFETY: the bytes come from a `&mut [bool]` (see `Kernels::fake_quantize` below) and the
-    // kernels store only 0 and 1 in them, so every byte is a valid bool.
-    unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), m.len()) }
-}
 
-/// The scalar kernel on a byte view (tails, and parameters or rules the vector code does not take).
-fn scalar_quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
-    if SIGNED {
-        generic::quantize_span(x, p, rule, out, |q| q as i8 as u8)
-    } else {
-        generic::quantize_span(x, p, rule, out, |q| q as u8)
-    }
-}
 
 fn scalar_dequantize<const SIGNED: bool>(q: &[u8], p: Params<'_>, out: &mut [f32]) {
     if SIGNED {
@@ -837,35 +812,7 @@ fn scalar_dequantize<const SIGNED: bool>(q: &[u8], p: Params<'_>, out: &mut [f32
     }
 }
 
-fn check_params(p: &Params<'_>, n: usize) {
-    if let Params::PerElement(e) = p {
-        assert!(
-            [e.factor.len(), e.lo.len(), e.hi.len(), e.zero_point.len(), e.scale.len()].iter().all(|&l| l == n),
-            "per-element parameters must cover the span"
-        );
-    }
-}
 
-impl Avx2 {
-    fn quantize<const SIGNED: bool>(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
-        assert_eq!(x.len(), out.len());
-        check_params(&p, x.len());
-        let (min, max) = if SIGNED { (i8::MIN as i32, i8::MAX as i32) } else { (0, u8::MAX as i32) };
-        with_rule!(
-            rule,
-            |DIV, MODE| match p {
-                // SAFETY: the token proves AVX2 and FMA.
-                Params::Uniform(u) if packs_exactly(&u, min, max) => unsafe {
-                    quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out)
-                },
-                Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
-                // SAFETY: the token proves AVX2 and FMA.
-                Params::PerElement(e) => unsafe { quantize_per_element::<SIGNED, DIV, MODE>(x, &e, out) },
-            },
-            scalar_quantize::<SIGNED>(x, p, rule, out)
-        )
-    }
-}
 
 impl Kernels for Avx2 {
     fn isa(&self) -> Isa {
@@ -873,76 +820,56 @@ impl Kernels for Avx2 {
     }
 }
 
-impl QuantizeKernels for Avx2 {
-    fn quantize_i8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [i8]) -> bool {
-        self.quantize::<true>(x, p, rule, bytes_mut(out))
-    }
+/// The quantize kernel behind `forward_quantize_kernels!`: the vector loops for the rules and
+/// parameters they take, the scalar kernel otherwise.
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA; `out.len() == x.len()`; per-element parameters cover the span.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
+    let (min, max) = if SIGNED { (i8::MIN as i32, i8::MAX as i32) } else { (0, u8::MAX as i32) };
+    with_rule!(
+        rule,
+        |DIV, MODE| match p {
+            Params::Uniform(u) if packs_exactly(&u, min, max) => quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out),
+            Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
+            Params::PerElement(e) => quantize_per_element::<SIGNED, DIV, MODE>(x, &e, out),
+        },
+        scalar_quantize::<SIGNED>(x, p, rule, out)
+    )
+}
 
-    fn quantize_u8(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [u8]) -> bool {
-        self.quantize::<false>(x, p, rule, out)
-    }
-
-    fn dequantize_i8(&self, q: &[i8], p: Params<'_>, out: &mut [f32]) {
-        assert_eq!(q.len(), out.len());
-        check_params(&p, q.len());
-        match p {
-            // SAFETY: the token proves AVX2 and FMA.
-            Params::Uniform(u) => unsafe { dequantize_uniform::<true>(bytes(q), &u, out) },
-            Params::PerElement(e) => unsafe { dequantize_per_element::<true>(bytes(q), &e, out) },
-        }
-    }
-
-    fn dequantize_u8(&self, q: &[u8], p: Params<'_>, out: &mut [f32]) {
-        assert_eq!(q.len(), out.len());
-        check_params(&p, q.len());
-        match p {
-            // SAFETY: the token proves AVX2 and FMA.
-            Params::Uniform(u) => unsafe { dequantize_uniform::<false>(q, &u, out) },
-            Params::PerElement(e) => unsafe { dequantize_per_element::<false>(q, &e, out) },
-        }
-    }
-
-    fn fake_quantize(&self, x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [bool]>) -> bool {
-        assert_eq!(x.len(), out.len());
-        check_params(&p, x.len());
-        let mask = mask.map(|m| {
-            assert_eq!(m.len(), x.len());
-            // SAFETY: bool is one byte; the kernels store only 0 and 1, valid bools.
-            unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<u8>(), m.len()) }
-        });
-        with_rule!(
-            rule,
-            |DIV, MODE| match p {
-                // SAFETY: the token proves AVX2 and FMA.
-                Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 => unsafe {
-                    fake_uniform::<DIV, MODE>(x, &u, out, mask)
-                },
-                // SAFETY: the token proves AVX2 and FMA.
-                Params::PerElement(e) => unsafe { fake_per_element::<DIV, MODE>(x, &e, out, mask) },
-                Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
-            },
-            Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools))
-        )
-    }
-
-    fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
-        assert_eq!(codes.len(), 2 * out.len());
-        // SAFETY: the token proves AVX2 and FMA.
-        unsafe { pack_nibbles(codes, out) }
-    }
-
-    fn unpack_nibbles(&self, packed: &[u8], kind: Int4, out: &mut [i8]) {
-        assert_eq!(out.len(), 2 * packed.len());
-        let out = bytes_mut(out);
-        if kind == Int4::Signed {
-            // SAFETY: the token proves AVX2 and FMA.
-            unsafe { unpack_nibbles::<true>(packed, out) }
-        } else {
-            // SAFETY: the token proves AVX2 and FMA.
-            unsafe { unpack_nibbles::<false>(packed, out) }
-        }
+/// The dequantize kernel behind `forward_quantize_kernels!`.
+///
+/// # Safety
+/// As [`quantize`]'s (`q` for `x`).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dequantize<const SIGNED: bool>(q: &[u8], p: Params<'_>, out: &mut [f32]) {
+    match p {
+        Params::Uniform(u) => dequantize_uniform::<SIGNED>(q, &u, out),
+        Params::PerElement(e) => dequantize_per_element::<SIGNED>(q, &e, out),
     }
 }
+
+/// The fake-quantize kernel behind `forward_quantize_kernels!` (`mask`, when given, as bytes of
+/// a bool slice of `x`'s length).
+///
+/// # Safety
+/// As [`quantize`]'s.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fake_quantize(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], mask: Option<&mut [u8]>) -> bool {
+    with_rule!(
+        rule,
+        |DIV, MODE| match p {
+            Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 => fake_uniform::<DIV, MODE>(x, &u, out, mask),
+            Params::PerElement(e) => fake_per_element::<DIV, MODE>(x, &e, out, mask),
+            Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
+        },
+        Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools))
+    )
+}
+
+super::forward_quantize_kernels!(Avx2, super::avx2, "AVX2 + FMA");
 
 crate::kernels::forward_reduce_kernels!(Avx2, super::avx2, "AVX2 + FMA");
 

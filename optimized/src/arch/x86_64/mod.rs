@@ -192,3 +192,130 @@ pub(crate) fn packs_exactly(u: &Uniform, min: i32, max: i32) -> bool {
         && u.lo as i64 + z >= min as i64
         && u.hi as i64 + z <= max as i64
 }
+
+pub(crate) use crate::arch::generic::{i8_bytes, i8_bytes_mut};
+
+/// A mask of bools as bytes, for kernels that store 0 or 1 into it.
+#[inline(always)]
+pub(crate) fn bool_bytes(m: &mut [bool]) -> &mut [u8] {
+    // SAFETY: bool is one byte; the kernels store only 0 and 1, valid bools, and `as_bools`
+    // turns the view back.
+    unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<u8>(), m.len()) }
+}
+
+/// The byte view of a bool slice (from [`bool_bytes`]) back as bools.
+pub(crate) fn as_bools(m: &mut [u8]) -> &mut [bool] {
+    // SAFETY: the bytes come from a `&mut [bool]` (`bool_bytes`) and the kernels store only 0
+    // and 1 in them, so every byte is a valid bool.
+    unsafe { core::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), m.len()) }
+}
+
+/// The scalar kernel on a byte view (tails, and parameters or rules the vector code does not
+/// take).
+pub(crate) fn scalar_quantize<const SIGNED: bool>(
+    x: &[f32],
+    p: crate::kernels::Params<'_>,
+    rule: crate::kernels::Rule,
+    out: &mut [u8],
+) -> bool {
+    if SIGNED {
+        crate::arch::generic::quantize_span(x, p, rule, out, |q| q as i8 as u8)
+    } else {
+        crate::arch::generic::quantize_span(x, p, rule, out, |q| q as u8)
+    }
+}
+
+/// Panics unless per-element parameters cover `n` elements (the kernels' precondition).
+pub(crate) fn check_params(p: &crate::kernels::Params<'_>, n: usize) {
+    if let crate::kernels::Params::PerElement(e) = p {
+        assert!(
+            [e.factor.len(), e.lo.len(), e.hi.len(), e.zero_point.len(), e.scale.len()].iter().all(|&l| l == n),
+            "per-element parameters must cover the span"
+        );
+    }
+}
+
+/// `impl QuantizeKernels for $token` forwarding to an x86 ISA module's `unsafe` kernels on
+/// bytes: `quantize::<SIGNED>(x, p, rule, out) -> nan`, `dequantize::<SIGNED>(q, p, out)`,
+/// `fake_quantize(x, p, rule, out, mask) -> nan`, `pack_nibbles(codes, out)` and
+/// `unpack_nibbles::<SIGNED>(packed, out)`, callable when the CPU has the token's features, the
+/// lengths agree and per-element parameters cover the span: the checks, the `i8` and `bool`
+/// byte views and the safety argument, written once for both x86 levels.
+macro_rules! forward_quantize_kernels {
+    ($token:ty, $module:path, $features:literal) => {
+        #[doc = concat!("The ISA's quantize / dequantize / fake-quantize / nibble kernels (", $features, ").")]
+        impl $crate::kernels::QuantizeKernels for $token {
+            fn quantize_i8(&self, x: &[f32], p: $crate::kernels::Params<'_>, rule: $crate::kernels::Rule, out: &mut [i8]) -> bool {
+                assert_eq!(x.len(), out.len());
+                $crate::arch::x86_64::check_params(&p, x.len());
+                use $module as kernel;
+                // SAFETY: a token of this type exists only when the CPU has its features; the
+                // lengths and the parameters were checked above.
+                unsafe { kernel::quantize::<true>(x, p, rule, $crate::arch::x86_64::i8_bytes_mut(out)) }
+            }
+
+            fn quantize_u8(&self, x: &[f32], p: $crate::kernels::Params<'_>, rule: $crate::kernels::Rule, out: &mut [u8]) -> bool {
+                assert_eq!(x.len(), out.len());
+                $crate::arch::x86_64::check_params(&p, x.len());
+                use $module as kernel;
+                // SAFETY: as in `quantize_i8`.
+                unsafe { kernel::quantize::<false>(x, p, rule, out) }
+            }
+
+            fn dequantize_i8(&self, q: &[i8], p: $crate::kernels::Params<'_>, out: &mut [f32]) {
+                assert_eq!(q.len(), out.len());
+                $crate::arch::x86_64::check_params(&p, q.len());
+                use $module as kernel;
+                // SAFETY: as in `quantize_i8`.
+                unsafe { kernel::dequantize::<true>($crate::arch::x86_64::i8_bytes(q), p, out) }
+            }
+
+            fn dequantize_u8(&self, q: &[u8], p: $crate::kernels::Params<'_>, out: &mut [f32]) {
+                assert_eq!(q.len(), out.len());
+                $crate::arch::x86_64::check_params(&p, q.len());
+                use $module as kernel;
+                // SAFETY: as in `quantize_i8`.
+                unsafe { kernel::dequantize::<false>(q, p, out) }
+            }
+
+            fn fake_quantize(
+                &self,
+                x: &[f32],
+                p: $crate::kernels::Params<'_>,
+                rule: $crate::kernels::Rule,
+                out: &mut [f32],
+                mask: Option<&mut [bool]>,
+            ) -> bool {
+                assert_eq!(x.len(), out.len());
+                $crate::arch::x86_64::check_params(&p, x.len());
+                if let Some(m) = mask.as_deref() {
+                    assert_eq!(m.len(), x.len());
+                }
+                use $module as kernel;
+                // SAFETY: as in `quantize_i8` (the mask's length too).
+                unsafe { kernel::fake_quantize(x, p, rule, out, mask.map($crate::arch::x86_64::bool_bytes)) }
+            }
+
+            fn pack_nibbles(&self, codes: &[i8], out: &mut [u8]) {
+                assert_eq!(codes.len(), 2 * out.len());
+                use $module as kernel;
+                // SAFETY: a token of this type exists only when the CPU has its features; two
+                // codes per output byte (asserted).
+                unsafe { kernel::pack_nibbles(codes, out) }
+            }
+
+            fn unpack_nibbles(&self, packed: &[u8], kind: quantproof_reference::pack::Int4, out: &mut [i8]) {
+                assert_eq!(out.len(), 2 * packed.len());
+                let out = $crate::arch::x86_64::i8_bytes_mut(out);
+                use $module as kernel;
+                // SAFETY: as in `pack_nibbles` (two output codes per packed byte).
+                if kind == quantproof_reference::pack::Int4::Signed {
+                    unsafe { kernel::unpack_nibbles::<true>(packed, out) }
+                } else {
+                    unsafe { kernel::unpack_nibbles::<false>(packed, out) }
+                }
+            }
+        }
+    };
+}
+pub(crate) use forward_quantize_kernels;
