@@ -51,12 +51,7 @@ fn exhaustive<C: FastCode + PartialEq + std::fmt::Debug>(seed: u64, draws: usize
     for case in 0..draws {
         let (sa, sb, sy, za, zb, zy) = draw_params::<C>(&mut rng, case);
         for activation in ACTIVATIONS {
-            let p = BinaryParams {
-                a: Affine::new(sa, za),
-                b: Affine::new(sb, zb),
-                y: Affine::new(sy, zy),
-                activation,
-            };
+            let p = BinaryParams { a: Affine::new(sa, za), b: Affine::new(sb, zb), y: Affine::new(sy, zy), activation };
             let mut kernels: Vec<(String, quantproof_reference::Result<BinaryKernel>)> = Vec::new();
             for rule in RULES {
                 for op in OPS {
@@ -145,7 +140,10 @@ fn lengths_tails_and_misaligned_starts() {
                         let mut buf = vec![0x55i8; n + off + 1];
                         e.apply_binary(&kernel, a, &[n], b, &[n], &mut buf[off..off + n]).unwrap();
                         assert_eq!(&buf[off..off + n], &want[..], "{rule:?} {op:?} on {} n={n} off={off}", e.isa());
-                        assert!(buf[..off].iter().chain(&buf[off + n..]).all(|&v| v == 0x55), "wrote outside its slice");
+                        assert!(
+                            buf[..off].iter().chain(&buf[off + n..]).all(|&v| v == 0x55),
+                            "wrote outside its slice"
+                        );
                     }
                 }
             }

@@ -69,7 +69,9 @@ fn every_kernel_equals_the_direct_loop_on_drawn_geometries() {
         let x: Vec<u8> = (0..xn).map(|_| rng.below(256) as u8).collect();
         let w: Vec<i8> = (0..wn).map(|_| rng.below(256) as u8 as i8).collect();
         let zx = [0, 255, 128, rng.below(256) as i32][case % 4];
-        let zps: Vec<i32> = (0..g.out_channels).map(|_| [-128, 127, 0, rng.range_i64(-128, 127) as i32][rng.below(4) as usize]).collect();
+        let zps: Vec<i32> = (0..g.out_channels)
+            .map(|_| [-128, 127, 0, rng.range_i64(-128, 127) as i32][rng.below(4) as usize])
+            .collect();
         let zw = if case % 3 == 0 { ZeroPoints::PerTensor(zps[0]) } else { ZeroPoints::PerColumn(&zps) };
         let layouts: &[ConvWeightLayout] = if g.group_in() == 1 {
             &[ConvWeightLayout::Oihw, ConvWeightLayout::Ohwi, ConvWeightLayout::Ihwo]

@@ -67,7 +67,11 @@ fn per_tensor(scale: f32, zero_point: i32) -> QuantParams {
 fn case_for(op: &str, shape: &[usize], params: QuantParams, x: &[f32]) -> Case {
     let n = x.len();
     let mut c = Case::manual(shape, params).with_x(x.to_vec());
-    c.set_flat("codes", Data::I32(x.iter().map(|&v| if v.is_finite() { (v as i32).clamp(0, 7) } else { 0 }).collect()), 0);
+    c.set_flat(
+        "codes",
+        Data::I32(x.iter().map(|&v| if v.is_finite() { (v as i32).clamp(0, 7) } else { 0 }).collect()),
+        0,
+    );
     c.set_flat("packed", Data::U8(vec![0x21; packed_len(n)]), 0);
     c.kind = if op.ends_with("u4") { Int4::Unsigned } else { Int4::Signed };
     c.out_len = if op.starts_with("quantize_packed4") { packed_len(n) } else { n };

@@ -37,7 +37,12 @@ impl PackedConv {
     /// Prepares `w` (`w_layout`, `[O, C / groups, KH, KW]` logically) for geometry `g`. Errors:
     /// the reference's for the geometry, the weight length and layout, and the zero points
     /// ([`PackedConv::accumulate`] repeats the reference's whole check with the input).
-    pub fn new(g: &Conv2dGeometry, w_layout: ConvWeightLayout, w: &[i8], w_zero_points: ZeroPoints<'_>) -> Result<PackedConv> {
+    pub fn new(
+        g: &Conv2dGeometry,
+        w_layout: ConvWeightLayout,
+        w: &[i8],
+        w_zero_points: ZeroPoints<'_>,
+    ) -> Result<PackedConv> {
         check_conv_weights(g, w_layout, w, w_zero_points)?;
         let zero_points: Vec<i32> = (0..g.out_channels).map(|o| w_zero_points.get(o)).collect();
         let (gi, go, k) = (g.group_in(), g.group_out(), g.depth());
@@ -209,7 +214,16 @@ impl PackedConv {
 /// The im2col matrix of group `grp` into `cols` (`rows x K`, column `(ky * KW + kx) * gi + ci`),
 /// padding taps set to `pad` (the input zero point). NHWC copies runs of `gi` channels.
 #[allow(clippy::too_many_arguments)]
-fn im2col(g: &Conv2dGeometry, layout: ActivationLayout, x: &[u8], grp: usize, pad: u8, oh: usize, ow: usize, cols: &mut [u8]) {
+fn im2col(
+    g: &Conv2dGeometry,
+    layout: ActivationLayout,
+    x: &[u8],
+    grp: usize,
+    pad: u8,
+    oh: usize,
+    ow: usize,
+    cols: &mut [u8],
+) {
     let (gi, k) = (g.group_in(), g.depth());
     let c0 = grp * gi;
     for n in 0..g.batch {

@@ -120,10 +120,17 @@ impl GemmKernel {
 
     /// The fastest available kernel.
     pub fn best() -> GemmKernel {
-        [GemmKernel::AmxInt8, GemmKernel::Avx512Vnni, GemmKernel::AvxVnni, GemmKernel::Avx2, GemmKernel::NeonDot, GemmKernel::Neon]
-            .into_iter()
-            .find(|k| k.is_available())
-            .unwrap_or(GemmKernel::Portable)
+        [
+            GemmKernel::AmxInt8,
+            GemmKernel::Avx512Vnni,
+            GemmKernel::AvxVnni,
+            GemmKernel::Avx2,
+            GemmKernel::NeonDot,
+            GemmKernel::Neon,
+        ]
+        .into_iter()
+        .find(|k| k.is_available())
+        .unwrap_or(GemmKernel::Portable)
     }
 }
 
@@ -281,7 +288,8 @@ fn rows_block(
     let zero_weight_zps = zb_cols.iter().all(|&z| z == 0);
     // AMX takes 32 rows of `kp` rounded up to its 64-byte step; the others MR rows of `kp`.
     #[cfg(target_arch = "x86_64")]
-    let (mr, kstride) = if kernel == GemmKernel::AmxInt8 { (amx::MR, w.kp.div_ceil(amx::KC) * amx::KC) } else { (MR, w.kp) };
+    let (mr, kstride) =
+        if kernel == GemmKernel::AmxInt8 { (amx::MR, w.kp.div_ceil(amx::KC) * amx::KC) } else { (MR, w.kp) };
     #[cfg(not(target_arch = "x86_64"))]
     let (mr, kstride) = (MR, w.kp);
     let amx_path = mr != MR;
@@ -386,7 +394,9 @@ fn rows_block(
             }
             match (amx_path, zero_weight_zps) {
                 (true, true) => epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, _| s + cb),
-                (true, false) => epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum),
+                (true, false) => {
+                    epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum)
+                }
                 (false, true) => epilogue!(&raw[r * n..(r + 1) * n], |s: i64, cb: i64, _| s + cb),
                 (false, false) => epilogue!(&raw[r * n..(r + 1) * n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum),
             }

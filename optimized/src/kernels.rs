@@ -473,7 +473,13 @@ macro_rules! forward_calibration_kernels {
     ($token:ty, $module:path, $features:literal) => {
         #[doc = concat!("The ISA's histogram and KL kernels (", $features, ").")]
         impl $crate::kernels::CalibrationKernels for $token {
-            fn histogram(&self, x: &[f32], bins: &$crate::kernels::HistBins, of: $crate::kernels::HistogramOf, sub: &mut [u32]) {
+            fn histogram(
+                &self,
+                x: &[f32],
+                bins: &$crate::kernels::HistBins,
+                of: $crate::kernels::HistogramOf,
+                sub: &mut [u32],
+            ) {
                 use $module as kernel;
                 // SAFETY: a token of this type exists only when the CPU has its features.
                 unsafe {

@@ -25,19 +25,19 @@
 
 use crate::isa::{self, Isa};
 use crate::kernels::{self, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
+use quantproof_reference::affine::broadcast_index;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::choose_params::ScaleZeroPoint;
-use quantproof_reference::affine::broadcast_index;
 use quantproof_reference::elementwise::{check_binary_shapes, BinaryKernel, BinaryOp, BinaryParams};
 use quantproof_reference::error::{check_len, QuantError, Result};
-use quantproof_reference::profile::ArithRule;
-use quantproof_reference::scheme::Signedness;
 use quantproof_reference::pack::{packed_len, Int4};
+use quantproof_reference::profile::ArithRule;
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::{ParamLayout, QuantParams};
 use quantproof_reference::quantize::{self as refq, PreparedScale, QuantizeRule, ScaleOp};
 use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::RoundingMode;
+use quantproof_reference::scheme::Signedness;
 use quantproof_reference::scheme::{Code, CodeRange, Granularity, QType};
 
 /// Below this run length, per-element parameters beat one kernel call per run.

@@ -298,7 +298,10 @@ fn check_layout(g: &Conv2dGeometry, w_layout: ConvWeightLayout) -> Result<()> {
 fn check_weights_len(g: &Conv2dGeometry, len: usize) -> Result<()> {
     let (_, wn, _) = g.sizes()?;
     if len != wn {
-        return Err(QuantError::ShapeMismatch { shape: vec![g.out_channels, g.group_in(), g.kernel_h, g.kernel_w], len });
+        return Err(QuantError::ShapeMismatch {
+            shape: vec![g.out_channels, g.group_in(), g.kernel_h, g.kernel_w],
+            len,
+        });
     }
     Ok(())
 }

@@ -238,7 +238,9 @@ impl BinaryKernel {
                 let sb = mbqm((qb - zb) << left_shift, mb);
                 (mbqm(sa + sb, my) as i64 + zy as i64, lo, hi)
             }
-            BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => (mbqm((qa - za) * (qb - zb), m) as i64 + zy as i64, lo, hi),
+            BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => {
+                (mbqm((qa - za) * (qb - zb), m) as i64 + zy as i64, lo, hi)
+            }
             BinaryKernel::TorchAddSub { a, b, zy, inv_sy, negate_b, relu, lo, hi } => {
                 let (da, db) = (a.dequantize(qa), b.dequantize(qb));
                 let mut c = if negate_b { da - db } else { da + db };

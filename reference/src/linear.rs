@@ -455,7 +455,11 @@ pub fn quantize_bias_int32(
 ) -> Result<Vec<i32>> {
     check_scale_named("input scale", input_scale)?;
     if weight_scales.len() != 1 && weight_scales.len() != bias.len() {
-        return Err(QuantError::ParamCountMismatch { what: "weight scales", expected: bias.len(), got: weight_scales.len() });
+        return Err(QuantError::ParamCountMismatch {
+            what: "weight scales",
+            expected: bias.len(),
+            got: weight_scales.len(),
+        });
     }
     crate::error::check_finite("bias", bias)?;
     let mut out = Vec::with_capacity(bias.len());
@@ -556,16 +560,38 @@ mod bias_tests {
         // One scale per output.
         assert_eq!(quantize_bias_int32(&[1.0, 1.0], 0.5, &[0.5, 0.25], RoundingMode::HalfToEven).unwrap(), vec![4, 8]);
         // i32's ends: 2^31 - 1 fits, 2^31 does not.
-        assert_eq!(quantize_bias_int32(&[2147483647.0], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap_err(),
-            QuantError::Overflow { what: "int32 bias", detail: "bias[0] = 2.1474836e9 at scale 1e0 is 2.147483648e9, outside i32".into() });
-        assert_eq!(quantize_bias_int32(&[-2147483648.0], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap(), vec![i32::MIN]);
+        assert_eq!(
+            quantize_bias_int32(&[2147483647.0], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap_err(),
+            QuantError::Overflow {
+                what: "int32 bias",
+                detail: "bias[0] = 2.1474836e9 at scale 1e0 is 2.147483648e9, outside i32".into()
+            }
+        );
+        assert_eq!(
+            quantize_bias_int32(&[-2147483648.0], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap(),
+            vec![i32::MIN]
+        );
         // Bad inputs.
-        assert!(matches!(quantize_bias_int32(&[f32::NAN], 1.0, &[1.0], RoundingMode::HalfToEven), Err(QuantError::NonFinite { .. } | QuantError::NanInput { .. })));
-        assert!(matches!(quantize_bias_int32(&[1.0], 0.0, &[1.0], RoundingMode::HalfToEven), Err(QuantError::InvalidArgument { .. })));
-        assert!(matches!(quantize_bias_int32(&[1.0, 2.0, 3.0], 1.0, &[1.0, 1.0], RoundingMode::HalfToEven), Err(QuantError::ParamCountMismatch { .. })));
-        assert!(matches!(quantize_bias_int32(&[1.0], 1e-30, &[1e-30], RoundingMode::HalfToEven), Err(QuantError::Overflow { .. })));
+        assert!(matches!(
+            quantize_bias_int32(&[f32::NAN], 1.0, &[1.0], RoundingMode::HalfToEven),
+            Err(QuantError::NonFinite { .. } | QuantError::NanInput { .. })
+        ));
+        assert!(matches!(
+            quantize_bias_int32(&[1.0], 0.0, &[1.0], RoundingMode::HalfToEven),
+            Err(QuantError::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            quantize_bias_int32(&[1.0, 2.0, 3.0], 1.0, &[1.0, 1.0], RoundingMode::HalfToEven),
+            Err(QuantError::ParamCountMismatch { .. })
+        ));
+        assert!(matches!(
+            quantize_bias_int32(&[1.0], 1e-30, &[1e-30], RoundingMode::HalfToEven),
+            Err(QuantError::Overflow { .. })
+        ));
         let tiny = f32::from_bits(1);
-        assert!(matches!(quantize_bias_int32(&[0.0, 1e-44], tiny, &[1.0], RoundingMode::HalfToEven), Ok(v) if v == vec![0, 7]));
+        assert!(
+            matches!(quantize_bias_int32(&[0.0, 1e-44], tiny, &[1.0], RoundingMode::HalfToEven), Ok(v) if v == vec![0, 7])
+        );
         assert_eq!(quantize_bias_int32(&[], 1.0, &[1.0], RoundingMode::HalfToEven).unwrap(), Vec::<i32>::new());
     }
 }

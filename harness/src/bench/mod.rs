@@ -191,7 +191,7 @@ impl Setup {
         dtype: Option<Dtype>,
         granularity: Option<Gran>,
     ) -> Result<Setup, String> {
-        let dtype = dtype.unwrap_or(spec.default_dtype);
+        let dtype = dtype.unwrap_or(spec.dtypes[0]);
         if !spec.dtypes.contains(&dtype) {
             let names: Vec<&str> = spec.dtypes.iter().map(|d| d.name()).collect();
             return Err(format!("{} takes --dtype {}, not {}", spec.name, names.join(" or "), dtype.name()));

@@ -34,8 +34,7 @@ pub struct OpSpec {
     pub summary: &'static str,
     /// The profile used when `--profile` is not given.
     pub default_profile: Profile,
-    pub default_dtype: Dtype,
-    /// The `--dtype` values it accepts.
+    /// The `--dtype` values it accepts; the first is the default.
     pub dtypes: &'static [Dtype],
     /// Whether `--granularity per-axis` applies.
     pub per_axis: bool,
@@ -45,115 +44,89 @@ pub struct OpSpec {
 // The workloads of `quantproof bench`, one static each; `crate::registry::OPS` lists them with
 // the rest of each op (its vectors and its equivalence descriptors).
 
-/// `quantproof bench quantize`.
-pub static QUANTIZE: OpSpec = OpSpec {
-    name: "quantize",
-    summary: "f32 -> codes: clamp(round(x / s) + z)",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8, Dtype::U8],
-    per_axis: true,
-    build: build_quantize,
-};
+/// Declares `quantproof bench` workloads, one entry each: `STATIC = "name", default profile,
+/// [dtypes] (the first is the default), per_axis bool, build function: "summary";`.
+macro_rules! bench_ops {
+    ($($(#[$doc:meta])* $static:ident = $name:literal, $profile:ident, [$($dtype:ident),+], per_axis $per_axis:literal, $build:path: $summary:literal;)+) => {
+        $(
+            $(#[$doc])*
+            pub static $static: OpSpec = OpSpec {
+                name: $name,
+                summary: $summary,
+                default_profile: Profile::$profile,
+                dtypes: &[$(Dtype::$dtype),+],
+                per_axis: $per_axis,
+                build: $build,
+            };
+        )+
+    };
+}
 
-/// `quantproof bench dequantize`.
-pub static DEQUANTIZE: OpSpec = OpSpec {
-    name: "dequantize",
-    summary: "codes -> f32: (q - z) * s",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8, Dtype::U8],
-    per_axis: true,
-    build: build_dequantize,
-};
-
-/// `quantproof bench fake-quantize`.
-pub static FAKE_QUANTIZE: OpSpec = OpSpec {
-    name: "fake-quantize",
-    summary: "f32 -> f32: quantize then dequantize (QAT forward pass)",
-    default_profile: Profile::TORCH,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8, Dtype::U8],
-    per_axis: true,
-    build: build_fake_quantize,
-};
-
-/// `quantproof bench dynamic-quantize`.
-pub static DYNAMIC_QUANTIZE: OpSpec = OpSpec {
-    name: "dynamic-quantize",
-    summary: "f32 -> u8 codes with scale and zero point read from the data (min/max pass + quantize pass)",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::U8,
-    dtypes: &[Dtype::U8],
-    per_axis: false,
-    build: build_dynamic,
-};
-
-/// `quantproof bench min-max`.
-pub static MIN_MAX: OpSpec = OpSpec {
-    name: "min-max",
-    summary: "f32 -> (min, max): the range scan of calibration and dynamic quantization",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::F32,
-    dtypes: &[Dtype::F32],
-    per_axis: false,
-    build: build_min_max,
-};
-
-/// `quantproof bench abs-max`.
-pub static ABS_MAX: OpSpec = OpSpec {
-    name: "abs-max",
-    summary: "f32 -> max |x|: the range scan of symmetric calibration",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::F32,
-    dtypes: &[Dtype::F32],
-    per_axis: false,
-    build: calib::build_abs_max,
-};
-
-/// `quantproof bench histogram`.
-pub static HISTOGRAM: OpSpec = OpSpec {
-    name: "histogram",
-    summary: "f32 -> numpy's bin counts over [-t, t] (--bins): the histogram of ONNX Runtime's calibrators",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::F32,
-    dtypes: &[Dtype::F32],
-    per_axis: false,
-    build: calib::build_histogram,
-};
-
-/// `quantproof bench calibrate-entropy`.
-pub static CALIBRATE_ENTROPY: OpSpec = OpSpec {
-    name: "calibrate-entropy",
-    summary: "ONNX Runtime's entropy calibration (--bins, 128 quantized bins): min/max, histogram, KL search",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::F32,
-    dtypes: &[Dtype::F32],
-    per_axis: false,
-    build: calib::build_entropy,
-};
-
-/// `quantproof bench calibrate-percentile`.
-pub static CALIBRATE_PERCENTILE: OpSpec = OpSpec {
-    name: "calibrate-percentile",
-    summary: "ONNX Runtime's percentile calibration (99.999, symmetric, --bins): |x| histogram, cumulative search",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::F32,
-    dtypes: &[Dtype::F32],
-    per_axis: false,
-    build: calib::build_percentile,
-};
-
-/// `quantproof bench calibrate-distribution`.
-pub static CALIBRATE_DISTRIBUTION: OpSpec = OpSpec {
-    name: "calibrate-distribution",
-    summary: "ONNX Runtime's distribution calibration (--bins): histogram, weighted mean and deviation",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::F32,
-    dtypes: &[Dtype::F32],
-    per_axis: false,
-    build: calib::build_distribution,
-};
+bench_ops! {
+    /// `quantproof bench quantize`.
+    QUANTIZE = "quantize", ONNXRUNTIME, [I8, U8], per_axis true, build_quantize:
+        "f32 -> codes: clamp(round(x / s) + z)";
+    /// `quantproof bench dequantize`.
+    DEQUANTIZE = "dequantize", ONNXRUNTIME, [I8, U8], per_axis true, build_dequantize:
+        "codes -> f32: (q - z) * s";
+    /// `quantproof bench fake-quantize`.
+    FAKE_QUANTIZE = "fake-quantize", TORCH, [I8, U8], per_axis true, build_fake_quantize:
+        "f32 -> f32: quantize then dequantize (QAT forward pass)";
+    /// `quantproof bench dynamic-quantize`.
+    DYNAMIC_QUANTIZE = "dynamic-quantize", ONNXRUNTIME, [U8], per_axis false, build_dynamic:
+        "f32 -> u8 codes with scale and zero point read from the data (min/max pass + quantize pass)";
+    /// `quantproof bench min-max`.
+    MIN_MAX = "min-max", ONNXRUNTIME, [F32], per_axis false, build_min_max:
+        "f32 -> (min, max): the range scan of calibration and dynamic quantization";
+    /// `quantproof bench abs-max`.
+    ABS_MAX = "abs-max", ONNXRUNTIME, [F32], per_axis false, calib::build_abs_max:
+        "f32 -> max |x|: the range scan of symmetric calibration";
+    /// `quantproof bench histogram`.
+    HISTOGRAM = "histogram", ONNXRUNTIME, [F32], per_axis false, calib::build_histogram:
+        "f32 -> numpy's bin counts over [-t, t] (--bins): the histogram of ONNX Runtime's calibrators";
+    /// `quantproof bench calibrate-entropy`.
+    CALIBRATE_ENTROPY = "calibrate-entropy", ONNXRUNTIME, [F32], per_axis false, calib::build_entropy:
+        "ONNX Runtime's entropy calibration (--bins, 128 quantized bins): min/max, histogram, KL search";
+    /// `quantproof bench calibrate-percentile`.
+    CALIBRATE_PERCENTILE = "calibrate-percentile", ONNXRUNTIME, [F32], per_axis false, calib::build_percentile:
+        "ONNX Runtime's percentile calibration (99.999, symmetric, --bins): |x| histogram, cumulative search";
+    /// `quantproof bench calibrate-distribution`.
+    CALIBRATE_DISTRIBUTION = "calibrate-distribution", ONNXRUNTIME, [F32], per_axis false, calib::build_distribution:
+        "ONNX Runtime's distribution calibration (--bins): histogram, weighted mean and deviation";
+    /// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points. Default shape: `K = N = 384` (a
+    /// MiniLM Linear), `M = size / 384` rows; `--m M --n N --k K` set it (then `size = M K`, the
+    /// activation elements). `2 N K` operations per element, so `gops = 2 M N K / t`.
+    QGEMM = "qgemm", ONNXRUNTIME, [U8], per_axis false, build_qgemm:
+        "u8 x s8 -> exact i32 GEMM with zero points; default K = N = 384, M = size / 384; --m/--n/--k set the shape (gops = 2MNK/t)";
+    /// `quantproof bench qconv2d`: `u8 x s8 -> i32` convolution, NCHW, 'same' padding, stride 1,
+    /// per-channel symmetric weights (zero points 0), input zero point 128. `--shape
+    /// N,C,H,W,OC,KH,KW`; by default `C = OC = 64`, 3 x 3, `N = 1`, `H = W` from `size = C H W`.
+    /// `2 OC KH KW` operations per input element (`gops = 2 N OC H W C KH KW / t`).
+    QCONV2D = "qconv2d", ONNXRUNTIME, [U8], per_axis false, build_qconv2d:
+        "u8 x s8 -> exact i32 convolution, NCHW, 'same' padding, stride 1; --shape N,C,H,W,OC,KH,KW (default 1,64,H,H,64,3,3 with 64 H^2 = size); gops = 2 N OC H W C KH KW / t";
+    /// `quantproof bench max-pool2d`: 3 x 3 max pooling, stride 2, SAME padding, of an NHWC i8 tensor
+    /// with 64 channels (`size` elements: `1 x H x H x 64`), ReLU fused; the rows of channels are
+    /// maxed with the ISA's byte max.
+    MAX_POOL2D = "max-pool2d", TFLITE, [I8], per_axis false, build_max_pool2d:
+        "i8 NHWC 1 x H x H x 64 (64 H^2 = size), 3 x 3 window, stride 2, SAME, fused ReLU: the maximum of codes (a passive op)";
+    /// `quantproof bench avg-pool2d`: the same shape and window as `max-pool2d`, each window's
+    /// channels summed with the ISA's widening add and divided with the profile's rounding.
+    AVG_POOL2D = "avg-pool2d", TFLITE, [I8], per_axis false, build_avg_pool2d:
+        "i8 NHWC 1 x H x H x 64 (64 H^2 = size), 3 x 3 window, stride 2, SAME, fused ReLU: the mean of codes rounded the profile's way (tflite: half away from zero; torch: f32 multiplier, ties to even)";
+    /// `quantproof bench requantize`.
+    REQUANTIZE = "requantize", TFLITE, [U8, I8], per_axis false, build_requantize:
+        "int32 accumulators -> 8-bit codes: clamp(z + round(acc * M)); the profile picks the rounding (torch: f32 multiply, onnxruntime: f32 multiply clamped first, tflite: Q31 double rounding)";
+    /// `quantproof bench qadd`: QAdd of two 8-bit tensors with different scales, under the
+    /// profile's arithmetic (tflite: three double-rounding multiplies; torch and onnxruntime: float).
+    QADD = "qadd", ONNXRUNTIME, [I8, U8], per_axis false, build_qadd:
+        "codes + codes with three scales, the profile's arithmetic (onnxruntime: f32 with a division, next to ONNX Runtime's QLinearAdd; torch: f32; tflite: Q31 double rounding)";
+    /// `quantproof bench qadd-equal-scale`: seed 000's fast path, `sa == sb`, one multiplier.
+    QADD_EQUAL_SCALE = "qadd-equal-scale", TFLITE, [I8, U8], per_axis false, build_qadd_equal_scale:
+        "codes + codes with sa == sb: one Q31 multiply of the summed centred codes (seed 000's fast path; compare with qadd)";
+    /// `quantproof bench qmul`.
+    QMUL = "qmul", ONNXRUNTIME, [I8, U8], per_axis false, build_qmul:
+        "codes * codes, the three scales folded into one multiplier (onnxruntime: f32, next to ONNX Runtime's QLinearMul; torch: f32; tflite: Q31)";
+}
 
 /// Every workload, in the registry's order.
 pub fn table() -> impl Iterator<Item = &'static OpSpec> {
@@ -494,7 +467,14 @@ fn build_dynamic(setup: &Setup) -> Result<Box<dyn Workload>> {
     let mut expected = vec![0u8; x.len()];
     let p = setup.profile.dynamic_quantize(&x, &mut expected)?;
     let out = vec![0u8; x.len()];
-    Ok(Box::new(Dynamic { setup: setup.clone(), x, out, got: None, expected, expected_params: (p.scale, p.zero_point) }))
+    Ok(Box::new(Dynamic {
+        setup: setup.clone(),
+        x,
+        out,
+        got: None,
+        expected,
+        expected_params: (p.scale, p.zero_point),
+    }))
 }
 
 impl Workload for Dynamic {
@@ -621,7 +601,6 @@ macro_rules! lut_bench {
                 " through a 256-entry table built by the reference under the profile's rules (the byte permute of every unary op)"
             ),
             default_profile: Profile::TFLITE,
-            default_dtype: Dtype::I8,
             dtypes: &[Dtype::I8],
             per_axis: false,
             build: $build,
@@ -669,9 +648,9 @@ fn build_lut(
     op: quantproof_reference::activation::UnaryOp,
     y: quantproof_reference::affine::Affine,
 ) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::activation::UnaryOp;
     use quantproof_reference::activation::{apply_table, table};
     use quantproof_reference::affine::Affine;
-    use quantproof_reference::activation::UnaryOp;
     use quantproof_reference::profile::ArithRule;
     let t = table::<i8>(op, setup.profile.arith, Affine::new(0.05, 0), y)?;
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
@@ -737,19 +716,6 @@ impl Workload for Lut {
     }
 }
 
-/// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points. Default shape: `K = N = 384` (a
-/// MiniLM Linear), `M = size / 384` rows; `--m M --n N --k K` set it (then `size = M K`, the
-/// activation elements). `2 N K` operations per element, so `gops = 2 M N K / t`.
-pub static QGEMM: OpSpec = OpSpec {
-    name: "qgemm",
-    summary: "u8 x s8 -> exact i32 GEMM with zero points; default K = N = 384, M = size / 384; --m/--n/--k set the shape (gops = 2MNK/t)",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::U8,
-    dtypes: &[Dtype::U8],
-    per_axis: false,
-    build: build_qgemm,
-};
-
 const QGEMM_KN: usize = 384;
 
 struct Qgemm {
@@ -775,7 +741,10 @@ fn qgemm_dims(setup: &Setup) -> Result<(usize, usize, usize)> {
     match setup.dims.as_deref() {
         None => Ok(((setup.size / QGEMM_KN).max(1), QGEMM_KN, QGEMM_KN)),
         Some(&[m, n, k]) if m > 0 && n > 0 && k > 0 => Ok((m, n, k)),
-        Some(d) => Err(QuantError::InvalidArgument { what: "qgemm shape", detail: format!("{d:?}: want M, N, K, each at least 1") }),
+        Some(d) => Err(QuantError::InvalidArgument {
+            what: "qgemm shape",
+            detail: format!("{d:?}: want M, N, K, each at least 1"),
+        }),
     }
 }
 
@@ -892,20 +861,6 @@ impl Workload for Qgemm {
     }
 }
 
-/// `quantproof bench qconv2d`: `u8 x s8 -> i32` convolution, NCHW, 'same' padding, stride 1,
-/// per-channel symmetric weights (zero points 0), input zero point 128. `--shape
-/// N,C,H,W,OC,KH,KW`; by default `C = OC = 64`, 3 x 3, `N = 1`, `H = W` from `size = C H W`.
-/// `2 OC KH KW` operations per input element (`gops = 2 N OC H W C KH KW / t`).
-pub static QCONV2D: OpSpec = OpSpec {
-    name: "qconv2d",
-    summary: "u8 x s8 -> exact i32 convolution, NCHW, 'same' padding, stride 1; --shape N,C,H,W,OC,KH,KW (default 1,64,H,H,64,3,3 with 64 H^2 = size); gops = 2 N OC H W C KH KW / t",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::U8,
-    dtypes: &[Dtype::U8],
-    per_axis: false,
-    build: build_qconv2d,
-};
-
 struct Qconv2d {
     /// The requested size, which every record of this workload counts as its elements.
     elements: usize,
@@ -923,7 +878,10 @@ fn build_qconv2d(setup: &Setup) -> Result<Box<dyn Workload>> {
     let d = match setup.dims.as_deref() {
         Some(d) if d.len() == 7 => d.to_vec(),
         Some(d) => {
-            return Err(QuantError::InvalidArgument { what: "qconv2d shape", detail: format!("{d:?}: want N,C,H,W,OC,KH,KW") })
+            return Err(QuantError::InvalidArgument {
+                what: "qconv2d shape",
+                detail: format!("{d:?}: want N,C,H,W,OC,KH,KW"),
+            })
         }
         None => {
             let h = ((setup.size / 64) as f64).sqrt().max(1.0) as usize;
@@ -1036,31 +994,6 @@ impl Workload for Qconv2d {
     }
 }
 
-/// `quantproof bench max-pool2d`: 3 x 3 max pooling, stride 2, SAME padding, of an NHWC i8 tensor
-/// with 64 channels (`size` elements: `1 x H x H x 64`), ReLU fused; the rows of channels are
-/// maxed with the ISA's byte max.
-pub static MAX_POOL2D: OpSpec = OpSpec {
-    name: "max-pool2d",
-    summary: "i8 NHWC 1 x H x H x 64 (64 H^2 = size), 3 x 3 window, stride 2, SAME, fused ReLU: the maximum of codes (a passive op)",
-    default_profile: Profile::TFLITE,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8],
-    per_axis: false,
-    build: build_max_pool2d,
-};
-
-/// `quantproof bench avg-pool2d`: the same shape and window as `max-pool2d`, each window's
-/// channels summed with the ISA's widening add and divided with the profile's rounding.
-pub static AVG_POOL2D: OpSpec = OpSpec {
-    name: "avg-pool2d",
-    summary: "i8 NHWC 1 x H x H x 64 (64 H^2 = size), 3 x 3 window, stride 2, SAME, fused ReLU: the mean of codes rounded the profile's way (tflite: half away from zero; torch: f32 multiplier, ties to even)",
-    default_profile: Profile::TFLITE,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8],
-    per_axis: false,
-    build: build_avg_pool2d,
-};
-
 struct Pool2dBench {
     /// `None`: max pooling; `Some(rule)`: average pooling under the rule.
     avg: Option<quantproof_reference::profile::ArithRule>,
@@ -1087,7 +1020,13 @@ fn build_pool2d(setup: &Setup, avg: Option<quantproof_reference::profile::ArithR
     let shape = [1, h, h, 64];
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
     let x: Vec<i8> = (0..h * h * 64).map(|_| rng.below(256) as i32 as u8 as i8).collect();
-    let pool = Pool2d { kernel: [3, 3], stride: [2, 2], padding: Padding::Same, count_include_pad: false, activation: Activation::Relu };
+    let pool = Pool2d {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: Padding::Same,
+        count_include_pad: false,
+        activation: Activation::Relu,
+    };
     let q = Affine::new(0.05, -3);
     let mut b = Pool2dBench { avg, x, shape, pool, q, out: Vec::new(), expected: Vec::new() };
     b.run(&Path::Reference)?;
@@ -1128,17 +1067,6 @@ impl Workload for Pool2dBench {
         json!({"shape": self.shape, "layout": "NHWC", "kernel": [3, 3], "stride": [2, 2], "padding": "SAME"})
     }
 }
-
-/// `quantproof bench requantize`.
-pub static REQUANTIZE: OpSpec = OpSpec {
-    name: "requantize",
-    summary: "int32 accumulators -> 8-bit codes: clamp(z + round(acc * M)); the profile picks the rounding (torch: f32 multiply, onnxruntime: f32 multiply clamped first, tflite: Q31 double rounding)",
-    default_profile: Profile::TFLITE,
-    default_dtype: Dtype::U8,
-    dtypes: &[Dtype::U8, Dtype::I8],
-    per_axis: false,
-    build: build_requantize,
-};
 
 struct Requantize {
     acc: Vec<i32>,
@@ -1225,40 +1153,6 @@ impl Workload for Requantize {
     }
 }
 
-/// `quantproof bench qadd`: QAdd of two 8-bit tensors with different scales, under the
-/// profile's arithmetic (tflite: three double-rounding multiplies; torch and onnxruntime: float).
-pub static QADD: OpSpec = OpSpec {
-    name: "qadd",
-    summary: "codes + codes with three scales, the profile's arithmetic (onnxruntime: f32 with a division, next to ONNX Runtime's QLinearAdd; torch: f32; tflite: Q31 double rounding)",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8, Dtype::U8],
-    per_axis: false,
-    build: build_qadd,
-};
-
-/// `quantproof bench qadd-equal-scale`: seed 000's fast path, `sa == sb`, one multiplier.
-pub static QADD_EQUAL_SCALE: OpSpec = OpSpec {
-    name: "qadd-equal-scale",
-    summary: "codes + codes with sa == sb: one Q31 multiply of the summed centred codes (seed 000's fast path; compare with qadd)",
-    default_profile: Profile::TFLITE,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8, Dtype::U8],
-    per_axis: false,
-    build: build_qadd_equal_scale,
-};
-
-/// `quantproof bench qmul`.
-pub static QMUL: OpSpec = OpSpec {
-    name: "qmul",
-    summary: "codes * codes, the three scales folded into one multiplier (onnxruntime: f32, next to ONNX Runtime's QLinearMul; torch: f32; tflite: Q31)",
-    default_profile: Profile::ONNXRUNTIME,
-    default_dtype: Dtype::I8,
-    dtypes: &[Dtype::I8, Dtype::U8],
-    per_axis: false,
-    build: build_qmul,
-};
-
 struct Binary<C> {
     name: &'static str,
     kernel: quantproof_reference::elementwise::BinaryKernel,
@@ -1272,7 +1166,11 @@ struct Binary<C> {
     ort_expected: Option<Vec<u8>>,
 }
 
-fn build_binary(setup: &Setup, op: quantproof_reference::elementwise::BinaryOp, equal: bool) -> Result<Box<dyn Workload>> {
+fn build_binary(
+    setup: &Setup,
+    op: quantproof_reference::elementwise::BinaryOp,
+    equal: bool,
+) -> Result<Box<dyn Workload>> {
     match setup.dtype {
         Dtype::U8 => build_binary_of::<u8>(setup, op, equal),
         _ => build_binary_of::<i8>(setup, op, equal),
@@ -1289,7 +1187,8 @@ fn build_binary_of<C: OrtCode + Default + 'static>(
     use quantproof_reference::profile::ArithRule;
     let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
     let n = setup.size;
-    let code = |rng: &mut quantproof_reference::rng::Rng| C::from_code(rng.range_i64(C::MIN as i64, C::MAX as i64) as i32);
+    let code =
+        |rng: &mut quantproof_reference::rng::Rng| C::from_code(rng.range_i64(C::MIN as i64, C::MAX as i64) as i32);
     let a: Vec<C> = (0..n).map(|_| code(&mut rng)).collect();
     let b: Vec<C> = (0..n).map(|_| code(&mut rng)).collect();
     let mid = (C::MIN + C::MAX + 1) / 2;
@@ -1302,8 +1201,11 @@ fn build_binary_of<C: OrtCode + Default + 'static>(
         y: Affine::new(sy, mid + 1),
         activation: Activation::None,
     };
-    let kernel =
-        if equal { BinaryKernel::equal_scale::<C>(op, &params)? } else { BinaryKernel::new::<C>(op, setup.profile.arith, &params)? };
+    let kernel = if equal {
+        BinaryKernel::equal_scale::<C>(op, &params)?
+    } else {
+        BinaryKernel::new::<C>(op, setup.profile.arith, &params)?
+    };
     let shape = [n];
     let mut expected = vec![C::default(); n];
     apply_binary(&kernel, &a, &shape, &b, &shape, &mut expected)?;
@@ -1321,7 +1223,17 @@ fn build_binary_of<C: OrtCode + Default + 'static>(
         (_, true) => "qadd-equal-scale",
         _ => "qadd",
     };
-    Ok(Box::new(Binary { name, kernel, params, out: vec![C::default(); n], a, b, expected, dtype: setup.dtype, ort_expected }))
+    Ok(Box::new(Binary {
+        name,
+        kernel,
+        params,
+        out: vec![C::default(); n],
+        a,
+        b,
+        expected,
+        dtype: setup.dtype,
+        ort_expected,
+    }))
 }
 
 fn build_qadd(setup: &Setup) -> Result<Box<dyn Workload>> {
@@ -1340,9 +1252,14 @@ impl<C: OrtCode + Default + std::fmt::Debug> Workload for Binary<C> {
     fn run(&mut self, imp: &Path) -> Result<()> {
         let shape = [self.a.len()];
         match imp {
-            Path::Reference => {
-                quantproof_reference::elementwise::apply_binary(&self.kernel, &self.a, &shape, &self.b, &shape, &mut self.out)
-            }
+            Path::Reference => quantproof_reference::elementwise::apply_binary(
+                &self.kernel,
+                &self.a,
+                &shape,
+                &self.b,
+                &shape,
+                &mut self.out,
+            ),
             Path::Optimized(e) => e.apply_binary(&self.kernel, &self.a, &shape, &self.b, &shape, &mut self.out),
         }
     }

@@ -106,7 +106,8 @@ fn dims_of(args: &Args) -> Result<Option<Vec<usize>>, String> {
     for (name, &v) in ["N", "C", "H", "W", "OC", "KH", "KW"].iter().zip(&d) {
         domain::in_range(&format!("--shape {name}"), v, 1, 1 << 14)?;
     }
-    let (n, c, h, w, oc, kh, kw) = (d[0] as u128, d[1] as u128, d[2] as u128, d[3] as u128, d[4] as u128, d[5] as u128, d[6] as u128);
+    let (n, c, h, w, oc, kh, kw) =
+        (d[0] as u128, d[1] as u128, d[2] as u128, d[3] as u128, d[4] as u128, d[5] as u128, d[6] as u128);
     // Input, im2col, weights, two i32 outputs.
     let bytes = n * c * h * w * (1 + kh * kw) + oc * c * kh * kw * 2 + n * oc * h * w * 12;
     domain::fits_in_memory("--shape", bytes)?;

@@ -395,7 +395,9 @@ fn run_ptsq(cache: Option<PathBuf>) -> Result<i32, String> {
     );
     println!("{:<34} {:>14} {:>16}", "activation ranges", "lowest cosine", "mean 1-cos");
     for c in Calibrator::ALL {
-        match Ptsq::from_recorded(&fp32, &rec, c, crate::minilm::ptdq::WeightScheme::INT8_PER_CHANNEL, kernel).and_then(|p| score(&p)) {
+        match Ptsq::from_recorded(&fp32, &rec, c, crate::minilm::ptdq::WeightScheme::INT8_PER_CHANNEL, kernel)
+            .and_then(|p| score(&p))
+        {
             Ok((w, m)) => println!("{:<34} {w:>14.6} {m:>16.3e}", c.name()),
             Err(e) => println!("{:<34} failed: {e}", c.name()),
         }
@@ -486,7 +488,9 @@ fn run_bench(
             );
         }
     };
-    crate::minilm::bench::run(&dir, seq_len, batches, reps, implementations, &mut |m| eprintln!("{m}"), &mut |r| say(r))?;
+    crate::minilm::bench::run(&dir, seq_len, batches, reps, implementations, &mut |m| eprintln!("{m}"), &mut |r| {
+        say(r)
+    })?;
     Ok(0)
 }
 

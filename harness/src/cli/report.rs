@@ -52,7 +52,9 @@ pub fn run(args: Args) -> i32 {
     let minilm = if args.no_minilm {
         None
     } else {
-        crate::minilm::fetch::cache_dir(args.minilm_cache.as_deref()).ok().filter(|d| crate::minilm::fetch::is_cached(d))
+        crate::minilm::fetch::cache_dir(args.minilm_cache.as_deref())
+            .ok()
+            .filter(|d| crate::minilm::fetch::is_cached(d))
     };
     let options = Options { out: args.out, quick: args.quick, ort: !args.no_ort, threads, minilm };
     let start = std::time::Instant::now();

@@ -43,16 +43,37 @@ fn frame(spec: &CaseSpec, shape: &[usize]) -> Case {
 }
 
 /// `data` behind `offset` copies of `fill`, as the input called `name` of shape `shape`.
-fn input<T: Clone>(name: &'static str, shape: &[usize], offset: usize, fill: T, data: Vec<T>, wrap: fn(Vec<T>) -> Data) -> Input {
+fn input<T: Clone>(
+    name: &'static str,
+    shape: &[usize],
+    offset: usize,
+    fill: T,
+    data: Vec<T>,
+    wrap: fn(Vec<T>) -> Data,
+) -> Input {
     let mut v = vec![fill; offset];
     v.extend(data);
-    Input { name, shape: shape.to_vec(), data: wrap(v), offset, tail: 0, row_stride: shape.last().copied().unwrap_or(1) }
+    Input {
+        name,
+        shape: shape.to_vec(),
+        data: wrap(v),
+        offset,
+        tail: 0,
+        row_stride: shape.last().copied().unwrap_or(1),
+    }
 }
 
 fn codes_input<C: TestCode>(name: &'static str, shape: &[usize], offset: usize, data: Vec<C>) -> Input {
     let mut v = vec![C::from_code(C::MIN); offset];
     v.extend(data);
-    Input { name, shape: shape.to_vec(), data: C::data(&v), offset, tail: 0, row_stride: shape.last().copied().unwrap_or(1) }
+    Input {
+        name,
+        shape: shape.to_vec(),
+        data: C::data(&v),
+        offset,
+        tail: 0,
+        row_stride: shape.last().copied().unwrap_or(1),
+    }
 }
 
 /// The view of input `name` as codes of `C` (inside its buffer, so a misaligned start stays
@@ -280,7 +301,8 @@ impl<C: TestCode> OpDescriptor for Requantize<C> {
             _ => 2f64.powf(e as f64 + rng.unit()),
         };
         let (qmin, qmax) = (C::MIN, C::MAX);
-        let (qmin, qmax) = if rng.chance(0.3) { (qmin + rng.below(20) as i32, qmax - rng.below(20) as i32) } else { (qmin, qmax) };
+        let (qmin, qmax) =
+            if rng.chance(0.3) { (qmin + rng.below(20) as i32, qmax - rng.below(20) as i32) } else { (qmin, qmax) };
         let zp = rng.range_i64(qmin as i64, qmax as i64);
         case.set_attr("requantizer", Attr::Text(kind.into()));
         case.set_attr("multiplier", Attr::Float(real));
@@ -291,7 +313,10 @@ impl<C: TestCode> OpDescriptor for Requantize<C> {
         let acc: Vec<i32> = (0..n)
             .map(|_| match rng.below(8) {
                 0 => rng.pick(&[i32::MIN, i32::MAX, i32::MIN + 1, i32::MAX - 1, 0, -1, 1]),
-                1 | 2 => ((rng.range_i64(-300, 300) * tie + tie / 2 * rng.pick(&[1i64, -1])).clamp(i32::MIN as i64, i32::MAX as i64)) as i32,
+                1 | 2 => {
+                    ((rng.range_i64(-300, 300) * tie + tie / 2 * rng.pick(&[1i64, -1]))
+                        .clamp(i32::MIN as i64, i32::MAX as i64)) as i32
+                }
                 3 => rng.range_i64(-1000, 1000) as i32,
                 _ => rng.next_u64() as i32,
             })
@@ -301,7 +326,8 @@ impl<C: TestCode> OpDescriptor for Requantize<C> {
         case
     }
     fn run(&self, path: &Path, c: &Case) -> Outcome {
-        let kind = REQUANTIZERS.iter().find(|(_, n)| *n == text(c, "requantizer")).map_or(RequantizeKind::Rndnu, |k| k.0);
+        let kind =
+            REQUANTIZERS.iter().find(|(_, n)| *n == text(c, "requantizer")).map_or(RequantizeKind::Rndnu, |k| k.0);
         let real = match c.attr("multiplier") {
             Some(Attr::Float(v)) => *v,
             _ => f64::NAN,
@@ -364,7 +390,10 @@ impl<C: TestCode> OpDescriptor for Lut<C> {
         if rng.chance(0.8) {
             let p = Profile::FRAMEWORKS[rng.below(Profile::FRAMEWORKS.len() as u64) as usize];
             let z = |rng: &mut Rng| rng.range_i64(C::MIN as i64, C::MAX as i64) as i32;
-            let (xq, yq) = (Affine::new(2f32.powf(-7.0 + 4.0 * rng.unit() as f32), z(&mut rng)), Affine::new(2f32.powf(-8.0 + 3.0 * rng.unit() as f32), z(&mut rng)));
+            let (xq, yq) = (
+                Affine::new(2f32.powf(-7.0 + 4.0 * rng.unit() as f32), z(&mut rng)),
+                Affine::new(2f32.powf(-8.0 + 3.0 * rng.unit() as f32), z(&mut rng)),
+            );
             if let Ok(v) = table::<C>(self.op, p.arith, xq, yq) {
                 case.set_attr("table", Attr::Text(format!("{:?} under {}", self.op, p.name)));
                 t = v;
@@ -426,7 +455,11 @@ impl OpDescriptor for Qgemm {
             let k = ks[rng.below(ks.len() as u64) as usize];
             let m = 1 + len % (2 * MR.max(16) + 1);
             let n_edges = [1, NR - 1, NR, NR + 1, 4 * NR - 1, 4 * NR + 1, 64, 65, 33];
-            let n = if len > 1000 { (len / (m * k)).clamp(1, 300) } else { n_edges[rng.below(n_edges.len() as u64) as usize] };
+            let n = if len > 1000 {
+                (len / (m * k)).clamp(1, 300)
+            } else {
+                n_edges[rng.below(n_edges.len() as u64) as usize]
+            };
             (m, n, k)
         };
         let lda = k + if rng.chance(0.5) { rng.below(9) as usize } else { 0 };
@@ -456,7 +489,12 @@ impl OpDescriptor for Qgemm {
         let b_shape = if layout == "KxN" { [k, n] } else { [n, k] };
         case.set_input(input("b", &b_shape, 0, 0i8, b, Data::I8));
         if rng.chance(0.5) {
-            let zb: Vec<i32> = (0..n).map(|_| { let r = rng.range_i64(-128, 127) as i32; rng.pick(&[-128i32, 127, 0, r]) }).collect();
+            let zb: Vec<i32> = (0..n)
+                .map(|_| {
+                    let r = rng.range_i64(-128, 127) as i32;
+                    rng.pick(&[-128i32, 127, 0, r])
+                })
+                .collect();
             case.set_input(input("b_zero_point", &[n], 0, 0i32, zb, Data::I32));
         } else {
             let r = rng.range_i64(-128, 127);
@@ -621,7 +659,10 @@ impl<C: TestCode> OpDescriptor for Pool<C> {
 
 /// Max pooling on `i8` and `u8`.
 pub fn max_pool2d() -> Vec<Box<dyn OpDescriptor>> {
-    vec![Box::new(Pool::<i8> { avg: false, codes: PhantomData }), Box::new(Pool::<u8> { avg: false, codes: PhantomData })]
+    vec![
+        Box::new(Pool::<i8> { avg: false, codes: PhantomData }),
+        Box::new(Pool::<u8> { avg: false, codes: PhantomData }),
+    ]
 }
 
 /// Average pooling on `i8` and `u8`.

@@ -43,13 +43,13 @@
 
 use super::outcome::Data;
 use super::rng::Rng;
-use std::fmt;
 use quantproof_reference::pack::{packed_len, Int4};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::{QuantizeRule, ScaleOp};
 use quantproof_reference::rounding::RoundingMode;
 use quantproof_reference::scheme::{Axis, CodeRange, Granularity, QType};
+use std::fmt;
 
 /// How a case's parameters are laid out over its tensor (see the module docs' table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -873,7 +873,14 @@ pub fn set_x(case: &mut Case, x: Vec<f32>) {
     let n = x.len();
     let mut v = with_offset(case.offset, f32::NAN, x);
     v.extend([f32::NAN; GUARD]);
-    case.set_input(Input { name: "x", shape: vec![n], data: Data::F32(v), offset: case.offset, tail: GUARD, row_stride: n });
+    case.set_input(Input {
+        name: "x",
+        shape: vec![n],
+        data: Data::F32(v),
+        offset: case.offset,
+        tail: GUARD,
+        row_stride: n,
+    });
     case.out_len = n;
     case.mask_len = n;
 }

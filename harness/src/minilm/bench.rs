@@ -44,7 +44,11 @@ impl BenchRow {
 
 /// `count` sequences of exactly `seq_len` tokens (`[CLS]`, corpus text, `[SEP]`), each starting
 /// at a different place of the corpus's token stream.
-pub fn sequences(tok: &tokenizers::Tokenizer, seq_len: usize, count: usize) -> Result<Vec<(Vec<u32>, Vec<u32>)>, String> {
+pub fn sequences(
+    tok: &tokenizers::Tokenizer,
+    seq_len: usize,
+    count: usize,
+) -> Result<Vec<(Vec<u32>, Vec<u32>)>, String> {
     let special = |t: &str| tok.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
     let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
     if !(2..=512).contains(&seq_len) {
@@ -141,14 +145,20 @@ pub fn run(
             push("ptdq", b, time(Some(p), b)?, d);
         }
         if let Some(p) = &ptsq {
-            let d = format!("every Linear on the int8 GEMM ({}), activation ranges calibrated (entropy)", kernel.name());
+            let d =
+                format!("every Linear on the int8 GEMM ({}), activation ranges calibrated (entropy)", kernel.name());
             push("ptsq", b, time(Some(p), b)?, d);
         }
     }
     if wants("onnxruntime-int8") {
         let (times, version) = load::onnxruntime_timing(cache, &seqs, batches, reps, log)?;
         for (&b, &t) in batches.iter().zip(&times) {
-            push("onnxruntime-int8", b, t, format!("ONNX Runtime {version} on the int8 model, one [batch, seq_len] input"));
+            push(
+                "onnxruntime-int8",
+                b,
+                t,
+                format!("ONNX Runtime {version} on the int8 model, one [batch, seq_len] input"),
+            );
         }
     }
     Ok(rows)

@@ -63,8 +63,9 @@ pub fn accuracy(reference: &[Vec<f32>], reference_nn: &[Vec<usize>], got: &[Vec<
     let n = got.len() as f64;
     let top1 = nn.iter().zip(reference_nn).filter(|(a, b)| a.first() == b.first()).count() as f64 / n;
     let k = reference_nn.iter().map(Vec::len).max().unwrap_or(1).max(1) as f64;
-    let top5 = nn.iter().zip(reference_nn).map(|(a, b)| a.iter().filter(|j| b.contains(j)).count() as f64 / k).sum::<f64>()
-        / n;
+    let top5 =
+        nn.iter().zip(reference_nn).map(|(a, b)| a.iter().filter(|j| b.contains(j)).count() as f64 / k).sum::<f64>()
+            / n;
     Ok(Accuracy {
         mean_cosine: cos.iter().sum::<f64>() / n,
         min_cosine: cos.iter().copied().fold(1.0, f64::min),

@@ -49,4 +49,3 @@ pub const SENTENCES: [&str; 8] = [
     "She bought fresh bread, cheese and a bottle of wine for the picnic.",
     "Hello!",
 ];
-

@@ -106,7 +106,12 @@ impl Ptdq {
     }
 
     /// [`Ptdq::new`] with the weights quantized under `scheme`.
-    pub fn with_weights(bert: &Bert, profile: Profile, scheme: WeightScheme, kernel: GemmKernel) -> Result<Ptdq, String> {
+    pub fn with_weights(
+        bert: &Bert,
+        profile: Profile,
+        scheme: WeightScheme,
+        kernel: GemmKernel,
+    ) -> Result<Ptdq, String> {
         let mut linears = HashMap::new();
         for (i, layer) in bert.layers.iter().enumerate() {
             for w in Which::ALL {

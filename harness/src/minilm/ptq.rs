@@ -26,10 +26,10 @@ use super::ptsq::{Calibrator, Recorder};
 use super::{load, CALIBRATION};
 use quantproof_reference::ptq::adaround::{adaround, AdaRoundConfig};
 use quantproof_reference::ptq::bias::{corrected_bias, input_mean};
-use quantproof_reference::ptq::layer::{fake_quantize_with, symmetric_scales, Dense, WeightGranularity};
 use quantproof_reference::ptq::deploy::{
     Calibrator as DeployCalibrator, Deployment, Symmetry as DeploySymmetry, DEPLOYMENTS,
 };
+use quantproof_reference::ptq::layer::{fake_quantize_with, symmetric_scales, Dense, WeightGranularity};
 use quantproof_reference::ptq::mixed::{allocate, pareto, sensitivity, Allocation};
 use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::quantize::fake_quantize;
@@ -258,7 +258,10 @@ pub fn evaluate(cache: &Path, opts: &PtqOptions) -> Result<PtqRun, String> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| vec![Err("AdaRound thread panicked".into())])).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err("AdaRound thread panicked".into())]))
+            .collect()
     });
     let seconds_adaround = started.elapsed().as_secs_f64();
     let mut ada = HashMap::new();
@@ -306,7 +309,8 @@ pub fn evaluate(cache: &Path, opts: &PtqOptions) -> Result<PtqRun, String> {
             let lin = bert.layers[k.0].linear(k.1);
             let (w, _) = rtn(lin, b).map_err(|e| quantproof_reference::error::QuantError::Unsupported { what: e })?;
             let map = HashMap::from([(k, with(k, w, lin.bias.clone()))]);
-            let got = embed_all(&calib, &map).map_err(|e| quantproof_reference::error::QuantError::Unsupported { what: e })?;
+            let got = embed_all(&calib, &map)
+                .map_err(|e| quantproof_reference::error::QuantError::Unsupported { what: e })?;
             let mean_cos: f64 = calib_ref.iter().zip(&got).map(|(a, b)| super::model::cosine(a, b)).sum::<f64>()
                 / calib_ref.len().max(1) as f64;
             Ok((1.0 - mean_cos).max(0.0))
@@ -373,7 +377,8 @@ pub fn evaluate(cache: &Path, opts: &PtqOptions) -> Result<PtqRun, String> {
             ),
             calibrator: calibrator_for(d).name(),
             accuracy: applied.and_then(|q| {
-                let emb = seqs.iter().map(|(ids, types)| bert.embed_with(ids, types, &q)).collect::<Result<Vec<_>, _>>()?;
+                let emb =
+                    seqs.iter().map(|(ids, types)| bert.embed_with(ids, types, &q)).collect::<Result<Vec<_>, _>>()?;
                 accuracy(&reference, &reference_nn, &emb)
             }),
         });
@@ -419,7 +424,8 @@ struct Deployed {
 
 impl Linears for Deployed {
     fn forward(&self, layer: usize, which: Which, _: &Linear, x: &[f32], rows: usize) -> Result<Vec<f32>, String> {
-        let (lin, p) = self.linears.get(&(layer, which)).ok_or_else(|| format!("layer {layer} {}: not prepared", which.name()))?;
+        let (lin, p) =
+            self.linears.get(&(layer, which)).ok_or_else(|| format!("layer {layer} {}: not prepared", which.name()))?;
         let mut xq = vec![0f32; x.len()];
         fake_quantize(x, &[x.len()], p, self.rule, &mut xq, None).map_err(|e| e.to_string())?;
         Ok(lin.forward(&xq, rows))
@@ -438,7 +444,8 @@ fn apply_deployment(bert: &Bert, d: &Deployment, recorded: &HashMap<Key, Vec<Vec
         let act = d.activation_params(r.min, r.max).map_err(|e| what(e.to_string()))?;
         let wp = d.weight_params(&lin.weight, lin.outputs, lin.inputs).map_err(|e| what(e.to_string()))?;
         let mut w = vec![0f32; lin.weight.len()];
-        fake_quantize(&lin.weight, &[lin.outputs, lin.inputs], &wp, d.rule(), &mut w, None).map_err(|e| what(e.to_string()))?;
+        fake_quantize(&lin.weight, &[lin.outputs, lin.inputs], &wp, d.rule(), &mut w, None)
+            .map_err(|e| what(e.to_string()))?;
         let bias = d.stored_bias(&lin.bias, act.scales[0], &wp.scales).map_err(|e| what(e.to_string()))?;
         linears.insert(k, (Linear { weight: w, bias, inputs: lin.inputs, outputs: lin.outputs }, act));
     }
@@ -564,7 +571,12 @@ impl PtqRun {
                             100.0 * a.top5_agreement
                         )
                     }
-                    Err(e) => s += &format!("| {} | {} | {} | {} | error: {e} | | | |\n", d.name, d.weights, d.activations, d.calibrator),
+                    Err(e) => {
+                        s += &format!(
+                            "| {} | {} | {} | {} | error: {e} | | | |\n",
+                            d.name, d.weights, d.activations, d.calibrator
+                        )
+                    }
                 }
             }
         }

@@ -97,7 +97,11 @@ pub fn run(quick: bool, reps: Reps, ort: Option<&Ort>, log: &mut dyn FnMut(&str)
 
 /// The int8 peaks this machine measured on one thread: `(kernel, GOPS)`.
 pub fn peaks(limits: &[Limit]) -> Vec<(String, f64)> {
-    limits.iter().filter(|l| l.limit == "int8_dot_peak" && l.threads == 1).map(|l| (l.kernel.clone(), l.value)).collect()
+    limits
+        .iter()
+        .filter(|l| l.limit == "int8_dot_peak" && l.threads == 1)
+        .map(|l| (l.kernel.clone(), l.value))
+        .collect()
 }
 
 impl GemmResults {
@@ -105,7 +109,14 @@ impl GemmResults {
     pub fn table(&self, limits: &[Limit]) -> Table {
         let best_peak = peaks(limits).iter().map(|p| p.1).fold(0.0, f64::max);
         let mut t = Table::new(&[
-            "M = N = K", "implementation", "micro-kernel", "GOPS", "of the int8 peak", "x ONNX Runtime", "f32 GEMM GFLOP/s", "x f32",
+            "M = N = K",
+            "implementation",
+            "micro-kernel",
+            "GOPS",
+            "of the int8 peak",
+            "x ONNX Runtime",
+            "f32 GEMM GFLOP/s",
+            "x f32",
         ]);
         for p in &self.points {
             let ort = self.points.iter().find(|q| q.size == p.size && q.record.isa == "onnxruntime").map(Point::gops);

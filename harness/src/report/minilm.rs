@@ -57,7 +57,15 @@ pub fn run(cache: &Path, quick: bool, with_ort: bool, log: &mut dyn FnMut(&str))
 impl Section {
     pub fn eval_table(&self) -> Table {
         let mut t = Table::new(&[
-            "scheme", "calibrator", "activations", "weights", "size MB", "mean cosine", "min cosine", "top-1", "top-5",
+            "scheme",
+            "calibrator",
+            "activations",
+            "weights",
+            "size MB",
+            "mean cosine",
+            "min cosine",
+            "top-1",
+            "top-5",
         ]);
         if let Ok(run) = &self.eval {
             for r in &run.rows {
@@ -75,7 +83,9 @@ impl Section {
                         Cell::num(100.0 * a.top1_agreement, 1),
                         Cell::num(100.0 * a.top5_agreement, 1),
                     ]),
-                    Err(e) => row.extend([Cell::text(format!("failed: {e}")), Cell::text(""), Cell::text(""), Cell::text("")]),
+                    Err(e) => {
+                        row.extend([Cell::text(format!("failed: {e}")), Cell::text(""), Cell::text(""), Cell::text("")])
+                    }
                 }
                 t.push(row);
             }
@@ -84,9 +94,20 @@ impl Section {
     }
 
     pub fn bench_table(&self) -> Table {
-        let mut t = Table::new(&["implementation", "batch", "seq_len", "threads", "sentences/s", "ms per batch", "x fp32", "x ONNX Runtime"]);
+        let mut t = Table::new(&[
+            "implementation",
+            "batch",
+            "seq_len",
+            "threads",
+            "sentences/s",
+            "ms per batch",
+            "x fp32",
+            "x ONNX Runtime",
+        ]);
         if let Ok(rows) = &self.bench {
-            let of = |name: &str, b: usize| rows.iter().find(|r| r.implementation == name && r.batch == b).map(|r| r.sentences_per_s);
+            let of = |name: &str, b: usize| {
+                rows.iter().find(|r| r.implementation == name && r.batch == b).map(|r| r.sentences_per_s)
+            };
             for r in rows {
                 t.push(vec![
                     Cell::text(&r.implementation),
@@ -134,7 +155,15 @@ impl Section {
     /// Every PTQ method and mixed-precision point, as one table.
     pub fn ptq_table(&self) -> Table {
         let mut t = Table::new(&[
-            "method", "weights", "mean bits", "weight MB", "layer MSE vs nearest", "mean cosine", "min cosine", "top-1", "top-5",
+            "method",
+            "weights",
+            "mean bits",
+            "weight MB",
+            "layer MSE vs nearest",
+            "mean cosine",
+            "min cosine",
+            "top-1",
+            "top-5",
         ]);
         if let Ok(run) = &self.ptq {
             let acc = |a: &crate::minilm::eval::Accuracy| {
@@ -185,10 +214,24 @@ impl Section {
 
     /// Every deployment profile applied to the model.
     pub fn deploy_table(&self) -> Table {
-        let mut t = Table::new(&["profile", "weights", "activations", "calibrator", "mean cosine", "min cosine", "top-1", "top-5"]);
+        let mut t = Table::new(&[
+            "profile",
+            "weights",
+            "activations",
+            "calibrator",
+            "mean cosine",
+            "min cosine",
+            "top-1",
+            "top-5",
+        ]);
         if let Ok(run) = &self.ptq {
             for d in &run.deployments {
-                let mut row = vec![Cell::text(d.name), Cell::text(&d.weights), Cell::text(&d.activations), Cell::text(d.calibrator)];
+                let mut row = vec![
+                    Cell::text(d.name),
+                    Cell::text(&d.weights),
+                    Cell::text(&d.activations),
+                    Cell::text(d.calibrator),
+                ];
                 match &d.accuracy {
                     Ok(a) => row.extend([
                         Cell::num(a.mean_cosine, 5),
@@ -365,18 +408,27 @@ fn layer_chart(path: &Path, rows: &[LinearRow]) -> Result<(), String> {
     let costs: Vec<f64> = rows.iter().map(|r| r.alone_cost.max(1e-9)).collect();
     let (lo, hi) = costs.iter().fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
     let mut c = ChartBuilder::on(&top)
-        .caption("MiniLM: cost of quantizing each Linear alone (PTDQ), mean 1 - cosine to fp32 (log)", ("sans-serif", 15))
+        .caption(
+            "MiniLM: cost of quantizing each Linear alone (PTDQ), mean 1 - cosine to fp32 (log)",
+            ("sans-serif", 15),
+        )
         .margin(8)
         .x_label_area_size(10)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..n, (lo / 2.0..hi * 2.0).log_scale())
         .map_err(|x| e(&x))?;
-    c.configure_mesh().disable_x_mesh().x_labels(0).y_label_formatter(&|v| format!("{v:.0e}")).draw().map_err(|x| e(&x))?;
+    c.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(|x| e(&x))?;
     c.draw_series(costs.iter().enumerate().map(|(i, &v)| {
         Rectangle::new([(i as f64 + 0.15, lo / 2.0), (i as f64 + 0.85, v)], RGBColor(214, 39, 40).filled())
     }))
     .map_err(|x| e(&x))?;
-    let sq: Vec<f64> = rows.iter().flat_map(|r| [r.ptdq_input.sqnr_db, r.weight.sqnr_db]).filter(|v| v.is_finite()).collect();
+    let sq: Vec<f64> =
+        rows.iter().flat_map(|r| [r.ptdq_input.sqnr_db, r.weight.sqnr_db]).filter(|v| v.is_finite()).collect();
     let (slo, shi) = sq.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let mut c = ChartBuilder::on(&bottom)
         .caption("SQNR (dB): PTDQ input (blue), int8 weight (grey); layers 0-5, six Linears each (q, k, v, attn out, FFN in, FFN out)", ("sans-serif", 13))
@@ -391,10 +443,18 @@ fn layer_chart(path: &Path, rows: &[LinearRow]) -> Result<(), String> {
         .x_label_formatter(&|x| format!("layer {}", (*x as usize) / 6))
         .draw()
         .map_err(|x| e(&x))?;
-    c.draw_series(rows.iter().enumerate().map(|(i, r)| Circle::new((i as f64 + 0.5, r.ptdq_input.sqnr_db), 4, RGBColor(31, 119, 180).filled())))
-        .map_err(|x| e(&x))?;
-    c.draw_series(rows.iter().enumerate().map(|(i, r)| Circle::new((i as f64 + 0.5, r.weight.sqnr_db), 3, RGBColor(140, 140, 140).filled())))
-        .map_err(|x| e(&x))?;
+    c.draw_series(
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| Circle::new((i as f64 + 0.5, r.ptdq_input.sqnr_db), 4, RGBColor(31, 119, 180).filled())),
+    )
+    .map_err(|x| e(&x))?;
+    c.draw_series(
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| Circle::new((i as f64 + 0.5, r.weight.sqnr_db), 3, RGBColor(140, 140, 140).filled())),
+    )
+    .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;
     Ok(())
 }
@@ -404,8 +464,11 @@ fn layer_chart(path: &Path, rows: &[LinearRow]) -> Result<(), String> {
 fn pareto_chart(path: &Path, run: &PtqRun) -> Result<(), String> {
     let e = |x: &dyn std::fmt::Debug| format!("plot: {x:?}");
     let pts: Vec<(f64, f64)> = run.pareto.iter().map(|&(b, err)| (b, err.max(1e-6))).collect();
-    let measured: Vec<(f64, f64, bool)> =
-        run.mixed.iter().map(|m| (m.mean_bits, (1.0 - m.accuracy.mean_cosine).max(1e-6), m.what.starts_with("uniform"))).collect();
+    let measured: Vec<(f64, f64, bool)> = run
+        .mixed
+        .iter()
+        .map(|m| (m.mean_bits, (1.0 - m.accuracy.mean_cosine).max(1e-6), m.what.starts_with("uniform")))
+        .collect();
     let all_y = pts.iter().map(|p| p.1).chain(measured.iter().map(|m| m.1));
     let (ylo, yhi) = all_y.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (xlo, xhi) = pts.iter().map(|p| p.0).fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));

@@ -812,7 +812,10 @@ impl Report {
             ("accuracy.csv", "every scheme on every tensor"),
             ("clip_sweep.csv", "the clipping sweeps"),
             ("scale_zero_point.csv", "the seed-004 panels"),
-            ("minilm_eval.csv, minilm_speed.csv, minilm_layers.csv", "the real model's accuracy, speed and per-Linear analysis (when it was in the cache)"),
+            (
+                "minilm_eval.csv, minilm_speed.csv, minilm_layers.csv",
+                "the real model's accuracy, speed and per-Linear analysis (when it was in the cache)",
+            ),
             ("bandwidth.svg, speed.svg, clip_sweep.svg, scale_zero_point.svg, minilm_layers.svg", "the charts"),
         ] {
             let _ = writeln!(s, "- `{f}`: {what}");

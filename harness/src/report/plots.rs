@@ -127,7 +127,10 @@ pub fn gemm_chart(path: &Path, points: &[(usize, String, f64)], peaks: &[(String
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("u8 x s8 -> i32 GEMM, M = N = K, one thread: GOPS against this machine's int8 peaks", ("sans-serif", 17))
+        .caption(
+            "u8 x s8 -> i32 GEMM, M = N = K, one thread: GOPS against this machine's int8 peaks",
+            ("sans-serif", 17),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)

@@ -6,10 +6,10 @@
 //! blocks plus tails; logarithm arguments whose logarithm lies next to a float32 rounding
 //! boundary (the fallback path) and a sweep of float32 bit patterns.
 
-#[allow(unused_imports)] // used by the kernel tests of some ISAs only
-use crate::kernels::{CalibrationKernels, ReduceKernels};
 use crate::isa;
 use crate::kernels::{self, kl_term, ln_f32, HistBins, HistogramOf, Kernels};
+#[allow(unused_imports)] // used by the kernel tests of some ISAs only
+use crate::kernels::{CalibrationKernels, ReduceKernels};
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::rng::Rng;
 

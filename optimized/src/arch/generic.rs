@@ -3,14 +3,14 @@
 //! Each function applies the span arithmetic documented in [`crate::kernels`] one element at a
 //! time, with exactly the operations the reference uses.
 
-use crate::kernels::{ArithKernels, CalibrationKernels, LutKernels, PoolKernels, QuantizeKernels, ReduceKernels};
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, HistogramOf, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{ArithKernels, CalibrationKernels, LutKernels, PoolKernels, QuantizeKernels, ReduceKernels};
+use quantproof_reference::elementwise::BinaryKernel;
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 use quantproof_reference::requantize::Requantizer;
 use quantproof_reference::rounding::{round_f32, RoundingMode};
-use quantproof_reference::elementwise::BinaryKernel;
 use quantproof_reference::scheme::{CodeRange, Signedness};
 
 /// `x op factor`.
@@ -459,7 +459,9 @@ pub fn binary_floats_stay_finite(k: &BinaryKernel) -> bool {
     match *k {
         BinaryKernel::TorchAddSub { a, b, inv_sy, .. } => small(a.scale) && small(b.scale) && inv_sy.is_finite(),
         BinaryKernel::TorchMul { m, .. } => m.is_finite(),
-        BinaryKernel::OnnxRuntime { a, b, y, .. } => small(a.scale) && small(b.scale) && y.scale.is_finite() && y.scale > 0.0,
+        BinaryKernel::OnnxRuntime { a, b, y, .. } => {
+            small(a.scale) && small(b.scale) && y.scale.is_finite() && y.scale > 0.0
+        }
         _ => true,
     }
 }

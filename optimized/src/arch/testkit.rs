@@ -7,10 +7,10 @@
 //! every offset 0..4 of a larger buffer (so loads are misaligned), every length 0..=67 plus larger
 //! odd ones, and the output buffers carry sentinels around the span to catch stray writes.
 
-use crate::kernels::{QuantizeKernels, ReduceKernels};
 use crate::arch::generic::Scalar;
 use crate::isa::Isa;
 use crate::kernels::{self, Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{QuantizeKernels, ReduceKernels};
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;
 pub use quantproof_reference::rng::Rng;

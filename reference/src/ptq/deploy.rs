@@ -354,9 +354,18 @@ mod tests {
         // All zeros: scale 1.
         assert_eq!(trt.scale_zero_point(0.0, 0.0, trt.weight_symmetry, trt.weight_range).unwrap(), (1.0, 0));
         // Bad ranges are typed errors.
-        assert!(matches!(trt.scale_zero_point(f32::NAN, 1.0, trt.weight_symmetry, trt.weight_range), Err(QuantError::InvalidRange { .. })));
-        assert!(matches!(trt.scale_zero_point(2.0, 1.0, trt.weight_symmetry, trt.weight_range), Err(QuantError::InvalidRange { .. })));
-        assert!(matches!(trt.scale_zero_point(-1e-45, 0.0, trt.weight_symmetry, trt.weight_range), Err(QuantError::InvalidScale { .. })));
+        assert!(matches!(
+            trt.scale_zero_point(f32::NAN, 1.0, trt.weight_symmetry, trt.weight_range),
+            Err(QuantError::InvalidRange { .. })
+        ));
+        assert!(matches!(
+            trt.scale_zero_point(2.0, 1.0, trt.weight_symmetry, trt.weight_range),
+            Err(QuantError::InvalidRange { .. })
+        ));
+        assert!(matches!(
+            trt.scale_zero_point(-1e-45, 0.0, trt.weight_symmetry, trt.weight_range),
+            Err(QuantError::InvalidScale { .. })
+        ));
     }
 
     #[test]

@@ -7,11 +7,11 @@
 
 use super::{input, outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Data, Tensor};
+use quantproof_optimized::ops::FastCode;
 use quantproof_reference::affine::{Activation, Affine};
 use quantproof_reference::elementwise::{self, BinaryOp, BinaryParams};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::requantize;
-use quantproof_optimized::ops::FastCode;
 use quantproof_reference::scheme::Code;
 
 /// 8-bit codes of either signedness.

@@ -6,10 +6,10 @@ use super::activation::output_affine;
 use super::arith::{activation, affine, codes, reference_only, Codes, IntoData};
 use super::{outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Tensor};
+use quantproof_optimized::ops::FastCode;
 use quantproof_reference::affine::Affine;
 use quantproof_reference::pool::{self, Layout, Padding, Pool2d};
 use quantproof_reference::profile::Profile;
-use quantproof_optimized::ops::FastCode;
 use serde_json::Value;
 
 fn pair(case: &Case, key: &str) -> Result<[usize; 2], OpError> {

@@ -64,10 +64,10 @@ that keeps it inside its slice.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use crate::kernels::{LutKernels, QuantizeKernels, ReduceKernels};
 use crate::arch::generic;
 use crate::isa::Isa;
 use crate::kernels::{Kernels, Params, PerElement, Rule, Uniform};
+use crate::kernels::{LutKernels, QuantizeKernels, ReduceKernels};
 use core::arch::aarch64::*;
 use quantproof_reference::pack::Int4;
 use quantproof_reference::quantize::ScaleOp;

@@ -305,14 +305,8 @@ pub unsafe fn binary_bytes(k: &BinaryKernel, signedness: Signedness, a: &[u8], b
         }
         BinaryKernel::TorchMul { za, zb, zy, m, lo, hi } if ok => {
             let (flo, fhi) = float_bounds(zy, lo, hi);
-            let p = TorchMul {
-                za: vdupq_n_s32(za),
-                zb: vdupq_n_s32(zb),
-                m: vdupq_n_f32(m),
-                flo,
-                fhi,
-                zy: vdupq_n_s32(zy),
-            };
+            let p =
+                TorchMul { za: vdupq_n_s32(za), zb: vdupq_n_s32(zb), m: vdupq_n_f32(m), flo, fhi, zy: vdupq_n_s32(zy) };
             // SAFETY: forwarded from this function's contract.
             return unsafe { run_signed(&p, k, signedness, a, b, out) };
         }

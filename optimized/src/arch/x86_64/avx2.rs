@@ -13,12 +13,14 @@ rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produ
 lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
 */
 
-use crate::kernels::{LutKernels, QuantizeKernels};
-use super::{as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{
+    as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC,
+};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
+use crate::kernels::{LutKernels, QuantizeKernels};
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
 
@@ -72,8 +74,6 @@ fn byte_blocks_mut(x: &mut [u8]) -> (&mut [[u8; 32]], &mut [[u8; 8]], &mut [u8])
     let (v, tail) = rest.as_chunks_mut::<8>();
     (b.as_chunks_mut::<32>().0, v, tail)
 }
-
-
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -802,8 +802,6 @@ fn bytes_as_i8(b: &mut [u8]) -> &mut [i8] {
     unsafe { core::slice::from_raw_parts_mut(b.as_mut_ptr().cast(), b.len()) }
 }
 
-
-
 fn scalar_dequantize<const SIGNED: bool>(q: &[u8], p: Params<'_>, out: &mut [f32]) {
     if SIGNED {
         generic::dequantize_span(q, p, out, |v| v as i8 as i32)
@@ -811,8 +809,6 @@ fn scalar_dequantize<const SIGNED: bool>(q: &[u8], p: Params<'_>, out: &mut [f32
         generic::dequantize_span(q, p, out, |v| v as i32)
     }
 }
-
-
 
 impl Kernels for Avx2 {
     fn isa(&self) -> Isa {
@@ -861,7 +857,8 @@ unsafe fn fake_quantize(x: &[f32], p: Params<'_>, rule: Rule, out: &mut [f32], m
     with_rule!(
         rule,
         |DIV, MODE| match p {
-            Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 => fake_uniform::<DIV, MODE>(x, &u, out, mask),
+            Params::Uniform(u) if u.lo <= u.hi && u.factor.is_finite() && u.factor != 0.0 =>
+                fake_uniform::<DIV, MODE>(x, &u, out, mask),
             Params::PerElement(e) => fake_per_element::<DIV, MODE>(x, &e, out, mask),
             Params::Uniform(_) => Scalar.fake_quantize(x, p, rule, out, mask.map(as_bools)),
         },
@@ -977,7 +974,11 @@ fn max_bytes(signed: bool, acc: &mut [u8], x: &[u8]) {
             _mm256_storeu_si256(acc.as_mut_ptr().add(i).cast(), m);
         }
     }
-    let s = if signed { quantproof_reference::scheme::Signedness::Signed } else { quantproof_reference::scheme::Signedness::Unsigned };
+    let s = if signed {
+        quantproof_reference::scheme::Signedness::Signed
+    } else {
+        quantproof_reference::scheme::Signedness::Unsigned
+    };
     generic::max_bytes(s, &mut acc[n..], &x[n..]);
 }
 

@@ -133,12 +133,7 @@ impl Deq {
 #[inline(always)]
 unsafe fn round_clamped(v: __m256, flo: __m256, fhi: __m256) -> __m256i {
     // SAFETY: AVX2 is present (the caller's precondition).
-    unsafe {
-        _mm256_cvtps_epi32(_mm256_min_ps(
-            _mm256_max_ps(v, flo),
-            fhi,
-        ))
-    }
+    unsafe { _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, flo), fhi)) }
 }
 
 struct TorchAddSub {

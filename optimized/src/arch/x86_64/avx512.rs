@@ -12,12 +12,14 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
-use crate::kernels::{LutKernels, QuantizeKernels};
-use super::{as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC};
+use super::{
+    as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC,
+};
 use crate::arch::generic::{self, Scalar};
 use crate::arch::ln;
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
+use crate::kernels::{LutKernels, QuantizeKernels};
 use core::arch::x86_64::*;
 
 /// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
@@ -109,9 +111,6 @@ fn blocks_mut<T>(x: &mut [T]) -> (&mut [[[T; 16]; 4]], &mut [T]) {
 fn lanes(n: usize) -> __mmask16 {
     ((1u32 << n.min(16)) - 1) as __mmask16
 }
-
-
-
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
@@ -868,9 +867,6 @@ fn kl_terms(p: &[f32], q: &[f32], sp: f32, sq: f32, out: &mut [f32]) {
 
 // ---------------------------------------------------------------------------------------------
 // The trait
-
-
-
 
 impl Kernels for Avx512 {
     fn isa(&self) -> Isa {

@@ -245,7 +245,13 @@ macro_rules! forward_quantize_kernels {
     ($token:ty, $module:path, $features:literal) => {
         #[doc = concat!("The ISA's quantize / dequantize / fake-quantize / nibble kernels (", $features, ").")]
         impl $crate::kernels::QuantizeKernels for $token {
-            fn quantize_i8(&self, x: &[f32], p: $crate::kernels::Params<'_>, rule: $crate::kernels::Rule, out: &mut [i8]) -> bool {
+            fn quantize_i8(
+                &self,
+                x: &[f32],
+                p: $crate::kernels::Params<'_>,
+                rule: $crate::kernels::Rule,
+                out: &mut [i8],
+            ) -> bool {
                 assert_eq!(x.len(), out.len());
                 $crate::arch::x86_64::check_params(&p, x.len());
                 use $module as kernel;
@@ -254,7 +260,13 @@ macro_rules! forward_quantize_kernels {
                 unsafe { kernel::quantize::<true>(x, p, rule, $crate::arch::x86_64::i8_bytes_mut(out)) }
             }
 
-            fn quantize_u8(&self, x: &[f32], p: $crate::kernels::Params<'_>, rule: $crate::kernels::Rule, out: &mut [u8]) -> bool {
+            fn quantize_u8(
+                &self,
+                x: &[f32],
+                p: $crate::kernels::Params<'_>,
+                rule: $crate::kernels::Rule,
+                out: &mut [u8],
+            ) -> bool {
                 assert_eq!(x.len(), out.len());
                 $crate::arch::x86_64::check_params(&p, x.len());
                 use $module as kernel;
