@@ -581,19 +581,24 @@ impl Engine {
                 }
             }
             Layout::Nchw => {
+                // Per output row: the window's input rows maxed column-wise with the ISA's byte
+                // max, then each window's columns maxed from that row.
+                let (xb, k) = (C::bytes(x), self.kernels);
+                let lowest = C::from_code(C::MIN).byte();
+                let mut rows = vec![lowest; g.w];
                 for plane in 0..g.n * g.c {
-                    let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+                    let xin = &xb[plane * g.h * g.w..(plane + 1) * g.h * g.w];
                     let oplane = &mut out[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
                     for oy in 0..g.oh {
+                        let (ys, ye, _, _) = g.window(p, oy, 0);
+                        rows.fill(lowest);
+                        for y in ys..ye {
+                            k.max_bytes(signedness, &mut rows, &xin[y * g.w..(y + 1) * g.w]);
+                        }
                         for ox in 0..g.ow {
-                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
-                            let mut m = C::MIN;
-                            for y in ys..ye {
-                                for v in &xin[y * g.w + xs..y * g.w + xe] {
-                                    m = m.max(v.to_code());
-                                }
-                            }
-                            oplane[oy * g.ow + ox] = C::from_code(m);
+                            let (_, _, xs, xe) = g.window(p, oy, ox);
+                            let codes = rows[xs..xe].iter().map(|&b| crate::arch::generic::code_of_byte(b, signedness));
+                            oplane[oy * g.ow + ox] = C::from_code(codes.max().unwrap_or(C::MIN));
                         }
                     }
                 }
@@ -627,16 +632,41 @@ impl Engine {
         let g = avg_pool2d_geometry::<C>(rule, x.len(), shape, layout, p, xq, yq)?;
         let (lo, hi) = p.activation.code_bounds::<C>(yq);
         let mut out = vec![C::default(); g.out_shape.iter().product()];
-        let finish = |wa: &WindowAverage, sum: i64| C::from_code(wa.apply::<C>(sum).clamp(lo, hi));
-        let small_window = p.kernel[0].saturating_mul(p.kernel[1]) <= 1 << 23;
-        if layout == Layout::Nhwc && small_window {
-            let signedness = Signedness::signed_if(C::MIN < 0);
-            let (c, xb, k) = (g.c, C::bytes(x), self.kernels);
-            let mut acc = vec![0i32; c];
+        // Each window's rounding rule, prepared once for every plane / row of channels.
+        let windows: Vec<FastAverage> = (0..g.oh * g.ow)
+            .map(|i| FastAverage::new(WindowAverage::new(rule, p, &g, i / g.ow, i % g.ow, xq, yq)))
+            .collect();
+        let finish = |f: &FastAverage, sum: i32| C::from_code(f.apply::<C>(sum).clamp(lo, hi));
+        let signedness = Signedness::signed_if(C::MIN < 0);
+        let (xb, k) = (C::bytes(x), self.kernels);
+        // Windows of at most 2^23 codes keep every i32 sum exact.
+        if p.kernel[0].saturating_mul(p.kernel[1]) > 1 << 23 {
             for b in 0..g.n {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
+                for ch in 0..g.c {
+                    for (i, f) in windows.iter().enumerate() {
+                        let (oy, ox) = (i / g.ow, i % g.ow);
                         let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                        let mut sum = 0i64;
+                        for y in ys..ye {
+                            for xx in xs..xe {
+                                sum += x[layout.index((g.c, g.h, g.w), b, ch, y, xx)].to_code() as i64;
+                            }
+                        }
+                        let v = C::from_code(f.wa.apply::<C>(sum).clamp(lo, hi));
+                        out[layout.index((g.c, g.oh, g.ow), b, ch, oy, ox)] = v;
+                    }
+                }
+            }
+            return Ok((out, g.out_shape));
+        }
+        match layout {
+            Layout::Nhwc => {
+                // Each window cell is a row of `c` channels: summed with the ISA's widening add.
+                let c = g.c;
+                let mut acc = vec![0i32; c];
+                for b in 0..g.n {
+                    for (i, f) in windows.iter().enumerate() {
+                        let (ys, ye, xs, xe) = g.window(p, i / g.ow, i % g.ow);
                         acc.fill(0);
                         for y in ys..ye {
                             for xx in xs..xe {
@@ -644,26 +674,30 @@ impl Engine {
                                 k.sum_bytes(signedness, &mut acc, &xb[i0..i0 + c]);
                             }
                         }
-                        let wa = WindowAverage::new(rule, p, &g, oy, ox, xq, yq);
-                        let o0 = ((b * g.oh + oy) * g.ow + ox) * c;
-                        average_row(&wa, &acc, &mut out[o0..o0 + c], lo, hi);
+                        let o0 = (b * g.oh * g.ow + i) * c;
+                        for (o, &s) in out[o0..o0 + c].iter_mut().zip(&acc) {
+                            *o = finish(f, s);
+                        }
                     }
                 }
             }
-        } else {
-            for b in 0..g.n {
-                for ch in 0..g.c {
+            Layout::Nchw => {
+                // Per output row: the window's input rows summed column-wise with the ISA's
+                // widening add, then each window's columns summed from that row.
+                let mut rows = vec![0i32; g.w];
+                for plane in 0..g.n * g.c {
+                    let xin = &xb[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+                    let oplane = &mut out[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
                     for oy in 0..g.oh {
+                        let (ys, ye, _, _) = g.window(p, oy, 0);
+                        rows.fill(0);
+                        for y in ys..ye {
+                            k.sum_bytes(signedness, &mut rows, &xin[y * g.w..(y + 1) * g.w]);
+                        }
                         for ox in 0..g.ow {
-                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
-                            let mut sum = 0i64;
-                            for y in ys..ye {
-                                for xx in xs..xe {
-                                    sum += x[layout.index((g.c, g.h, g.w), b, ch, y, xx)].to_code() as i64;
-                                }
-                            }
-                            let wa = WindowAverage::new(rule, p, &g, oy, ox, xq, yq);
-                            out[layout.index((g.c, g.oh, g.ow), b, ch, oy, ox)] = finish(&wa, sum);
+                            let (_, _, xs, xe) = g.window(p, oy, ox);
+                            let sum = rows[xs..xe].iter().sum::<i32>();
+                            oplane[oy * g.ow + ox] = finish(&windows[oy * g.ow + ox], sum);
                         }
                     }
                 }
@@ -1002,12 +1036,12 @@ mod tests {
     use super::*;
     use quantproof_reference::scheme::QType;
 
-    /// The multiply-and-shift division of `average_row` equals the reference's C division on
+    /// The multiply-and-shift division of `FastAverage` equals the reference's C division on
     /// every divisor 1..=300, every power of two up to 2^23 and its neighbours, and sums at the
     /// ends of the range (windows of up to 2^23 codes of magnitude up to 255), zero and the
     /// rounding ties around it.
     #[test]
-    fn average_row_divides_exactly() {
+    fn fast_average_divides_exactly() {
         use quantproof_reference::pool::WindowAverage;
         let mut divisors: Vec<i64> = (1..=300).collect();
         for e in 9..=23 {
@@ -1026,10 +1060,9 @@ mod tests {
             }
             sums.extend((0..200).map(|_| rng.range_i64(-limit, limit) as i32));
             let wa = WindowAverage::Tflite { count: d };
-            let mut got = vec![0i16; sums.len()];
-            average_row::<i16>(&wa, &sums, &mut got, i16::MIN as i32, i16::MAX as i32);
-            for (&s, &g) in sums.iter().zip(&got) {
-                let want = wa.apply::<i16>(s as i64).clamp(i16::MIN as i32, i16::MAX as i32);
+            let f = FastAverage::new(wa);
+            for &s in &sums {
+                let (g, want) = (f.apply::<i16>(s), wa.apply::<i16>(s as i64));
                 assert_eq!(g as i32, want, "sum {s} / {d}");
             }
         }
@@ -1103,31 +1136,44 @@ fn code_bytes_mut<C: Code>(out: &mut [C]) -> Option<&mut [u8]> {
     Some(unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len()) })
 }
 
-/// `out[i] = clamp(wa.apply(sums[i]), lo, hi)` for one window's channels. TFLite's rounded
-/// division `(s ± d/2) / d` (C truncation) is a multiply and a shift (Granlund and Montgomery's
-/// round-up reciprocal): with `l = ceil(log2 d)` and `m = ceil(2^(31 + l) / d)`,
+/// One window's [`quantproof_reference::pool::WindowAverage`] on `i32` sums, with TFLite's
+/// rounded division `(s ± d/2) / d` (C truncation) as a multiply and a shift (Granlund and
+/// Montgomery's round-up reciprocal): with `l = ceil(log2 d)` and `m = ceil(2^(31 + l) / d)`,
 /// `floor(n / d) = (n m) >> (31 + l)` for every `0 <= n < 2^31`, because `0 <= m d - 2^(31 + l)
 /// < d <= 2^l`. Here `n = |s ± d/2| < 2^31` (windows of at most `2^23` codes of magnitude at most
-/// 255, and `d <= 2^23`), so `n m < 2^63`.
-fn average_row<C: Code>(wa: &quantproof_reference::pool::WindowAverage, sums: &[i32], out: &mut [C], lo: i32, hi: i32) {
-    use quantproof_reference::pool::WindowAverage;
-    match *wa {
-        WindowAverage::Tflite { count } if count > 0 && count <= 1 << 23 => {
-            let d = count as u64;
-            let l = 64 - (d - 1).leading_zeros();
-            let m = ((1u64 << (31 + l)) + d - 1) / d;
-            let half = count / 2;
-            for (o, &s) in out.iter_mut().zip(sums) {
-                let t = s as i64 + if s > 0 { half } else { -half };
-                let q = ((t.unsigned_abs() * m) >> (31 + l)) as i64;
-                let q = if t < 0 { -q } else { q };
-                *o = C::from_code((q as i32).clamp(lo, hi));
+/// 255, and `d <= 2^23`), so `n m < 2^63`. Other rules call the reference's `apply`.
+#[derive(Debug, Clone, Copy)]
+struct FastAverage {
+    wa: quantproof_reference::pool::WindowAverage,
+    /// `(m, 31 + l, d / 2)` for TFLite's division.
+    div: Option<(u64, u32, i64)>,
+}
+
+impl FastAverage {
+    fn new(wa: quantproof_reference::pool::WindowAverage) -> FastAverage {
+        use quantproof_reference::pool::WindowAverage;
+        let div = match wa {
+            WindowAverage::Tflite { count } if count > 0 && count <= 1 << 23 => {
+                let d = count as u64;
+                let l = 64 - (d - 1).leading_zeros();
+                Some((((1u64 << (31 + l)) + d - 1) / d, 31 + l, count / 2))
             }
-        }
-        _ => {
-            for (o, &s) in out.iter_mut().zip(sums) {
-                *o = C::from_code(wa.apply::<C>(s as i64).clamp(lo, hi));
+            _ => None,
+        };
+        FastAverage { wa, div }
+    }
+
+    /// `wa.apply::<C>(sum)`.
+    #[inline]
+    fn apply<C: Code>(&self, sum: i32) -> i32 {
+        match self.div {
+            Some((m, shift, half)) => {
+                let t = sum as i64 + if sum > 0 { half } else { -half };
+                let q = ((t.unsigned_abs() * m) >> shift) as i64;
+                (if t < 0 { -q } else { q }) as i32
             }
+            None => self.wa.apply::<C>(sum as i64),
         }
     }
 }
+
