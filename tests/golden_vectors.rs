@@ -24,7 +24,7 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("onnxruntime", "calibrate", true),
     ("tflite", "quantize", true),
     ("tflite", "dequantize", true),
-    ("tflite", "requantize", false),
+    ("tflite", "requantize", true),
     ("torch", "qadd", true),
     ("onnxruntime", "qadd", true),
     ("tflite", "qadd", true),

@@ -88,3 +88,62 @@ fn lut_rejects_bad_lengths() {
         assert!(e.lut(&[0u8; 256], &[1u8; 4], &mut [0u8; 3]).is_err());
     }
 }
+
+/// `Engine::requantize_codes` (8-bit codes to 8-bit codes through a table the reference
+/// computes) against the reference's `requantize_codes`: every code of every type pair under
+/// every framework's rule, scale ratios from 2^-9 to 2^9 (equal scales and exact powers of two
+/// included) and drawn zero points, in arrays long enough for every vector width's tail; the
+/// errors (bad scales, zero points out of range, wrong lengths) identical.
+fn requantize_codes_pair<A: FastCode, B: FastCode>(engines: &[Engine], rng: &mut Rng) {
+    use quantproof_reference::profile::ArithRule;
+    use quantproof_reference::requantize::requantize_codes;
+    let mut x: Vec<A> = (A::MIN..=A::MAX).map(A::from_code).collect();
+    x.extend(codes::<A>(rng, 333));
+    for rule in [ArithRule::Tflite, ArithRule::Torch, ArithRule::OnnxRuntime] {
+        for e in -9..=9 {
+            for jitter in [1.0, 1.0 + rng.unit() as f32] {
+                let sx = 0.02 * jitter;
+                let sy = sx * 2f32.powi(e);
+                let xq = Affine::new(sx, rng.range_i64(A::MIN as i64, A::MAX as i64) as i32);
+                let yq = Affine::new(sy, rng.range_i64(B::MIN as i64, B::MAX as i64) as i32);
+                let mut want = vec![B::default(); x.len()];
+                let r = requantize_codes(&x, xq, yq, rule, &mut want);
+                for eng in engines {
+                    let mut got = vec![B::default(); x.len()];
+                    let g = eng.requantize_codes(&x, xq, yq, rule, &mut got);
+                    assert_eq!(g, r, "{rule:?} {xq:?} -> {yq:?} on {}", eng.isa());
+                    assert_eq!(got, want, "{rule:?} {xq:?} -> {yq:?} on {}", eng.isa());
+                }
+            }
+        }
+    }
+    // Bad input: the same typed errors in the same order.
+    let bad = [
+        (Affine::new(0.0, 0), Affine::new(0.1, 0), x.len()),
+        (Affine::new(0.1, 0), Affine::new(f32::NAN, 0), x.len()),
+        (Affine::new(0.1, 999), Affine::new(0.1, 0), x.len()),
+        (Affine::new(0.1, 0), Affine::new(0.1, 0), x.len() - 1),
+        (Affine::new(0.1, 0), Affine::new(0.1, -999), x.len() + 1),
+    ];
+    for (xq, yq, n) in bad {
+        let mut want = vec![B::default(); n];
+        let r = requantize_codes(&x, xq, yq, ArithRule::Tflite, &mut want);
+        assert!(r.is_err());
+        for eng in engines {
+            let mut got = vec![B::default(); n];
+            // Compared as text: a NaN scale inside the error is not equal to itself.
+            let g = eng.requantize_codes(&x, xq, yq, ArithRule::Tflite, &mut got);
+            assert_eq!(format!("{g:?}"), format!("{r:?}"), "{xq:?} {yq:?} {n}");
+        }
+    }
+}
+
+#[test]
+fn requantize_codes_equals_the_reference_on_every_isa() {
+    let engines = engines();
+    let mut rng = Rng::new(0x4e0);
+    requantize_codes_pair::<i8, i8>(&engines, &mut rng);
+    requantize_codes_pair::<i8, u8>(&engines, &mut rng);
+    requantize_codes_pair::<u8, i8>(&engines, &mut rng);
+    requantize_codes_pair::<u8, u8>(&engines, &mut rng);
+}

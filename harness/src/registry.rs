@@ -177,7 +177,7 @@ pub static OPS: &[OpEntry] = &[
         op: "requantize",
         family: "arithmetic",
         summary: "int32 -> 8-bit codes through a multiplier",
-        vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::requantize, optimized: false }),
+        vectors: Some(VectorOp { profiles: ALL_ARITH, run: arith::requantize, optimized: true }),
         equiv: Some(ea::requantize),
         bench: &[&b::REQUANTIZE],
     },

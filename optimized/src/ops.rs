@@ -523,20 +523,38 @@ impl Engine {
             bytes[C::from_code(k as i32 + C::MIN).byte() as usize] = t.byte();
         }
         let k = self.kernels;
-        let (xb, ob) = (C::bytes(x), C::bytes_mut(out));
-        let threads = self.useful_threads(x.len());
-        if threads <= 1 {
-            k.lut_bytes(&bytes, xb, ob);
-        } else {
-            let chunk = x.len().div_ceil(threads);
-            let bytes = &bytes;
-            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = xb
-                .chunks(chunk)
-                .zip(ob.chunks_mut(chunk))
-                .map(|(xs, os)| Box::new(move || k.lut_bytes(bytes, xs, os)) as Box<dyn FnOnce() + Send + '_>)
-                .collect();
-            crate::pool::run(threads, tasks);
+        self.split2(C::bytes(x), C::bytes_mut(out), &|xs, os| k.lut_bytes(&bytes, xs, os));
+        Ok(())
+    }
+
+    /// Twin of [`quantproof_reference::requantize::requantize_codes`]: 8-bit codes of one
+    /// quantization (and type) to another under `rule`, bit for bit, errors included. A function
+    /// of one 8-bit code, so the reference computes its 256 outputs once and the ISA's table
+    /// lookup ([`crate::kernels::LutKernels::lut_bytes`]) applies them.
+    pub fn requantize_codes<A: FastCode, B: FastCode>(
+        &self,
+        x: &[A],
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+        rule: ArithRule,
+        out: &mut [B],
+    ) -> Result<()> {
+        // The reference's checks in its order, before the table's own errors.
+        xq.check::<A>(0)?;
+        yq.check::<B>(1)?;
+        check_len("out", x.len(), out.len())?;
+        if A::MAX - A::MIN != 255 || B::MAX - B::MIN != 255 {
+            return Err(QuantError::Unsupported { what: format!("a {} -> {} code table (8-bit only)", A::NAME, B::NAME) });
         }
+        let codes: Vec<A> = (A::MIN..=A::MAX).map(A::from_code).collect();
+        let mut entries = vec![B::default(); 256];
+        quantproof_reference::requantize::requantize_codes(&codes, xq, yq, rule, &mut entries)?;
+        let mut bytes = [0u8; 256];
+        for (q, y) in codes.iter().zip(&entries) {
+            bytes[q.byte() as usize] = y.byte();
+        }
+        let k = self.kernels;
+        self.split2(A::bytes(x), B::bytes_mut(out), &|xs, os| k.lut_bytes(&bytes, xs, os));
         Ok(())
     }
 

@@ -12,7 +12,6 @@ use quantproof_reference::affine::{Activation, Affine};
 use quantproof_reference::elementwise::{self, BinaryOp, BinaryParams};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::requantize;
-use quantproof_reference::scheme::Code;
 
 /// 8-bit codes of either signedness.
 pub enum Codes<'a> {
@@ -127,20 +126,28 @@ pub fn qmul(case: &Case, profile: &Profile, path: Path) -> OpResult {
 
 /// `requantize`: codes `x` (`x_dtype`, `x_scale`, `x_zero_point`) to codes `y` (`y_dtype`, ...).
 pub fn requantize(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path)?;
     let (xq, yq) = (affine(case, "x")?, affine(case, "y")?);
     let (xt, x) = codes(case, "x")?;
     let y_dtype = Attrs(case).opt_str("y_dtype")?.unwrap_or("i8");
-    fn run<A: Code, B: Code + Default>(x: &[A], xq: Affine, yq: Affine, profile: &Profile) -> Result<Vec<B>, OpError> {
+    fn run<A: FastCode, B: FastCode>(
+        x: &[A],
+        xq: Affine,
+        yq: Affine,
+        profile: &Profile,
+        path: Path,
+    ) -> Result<Vec<B>, OpError> {
         let mut out = vec![B::default(); x.len()];
-        requantize::requantize_codes(x, xq, yq, profile.arith, &mut out)?;
+        match path {
+            Path::Reference => requantize::requantize_codes(x, xq, yq, profile.arith, &mut out)?,
+            Path::Optimized(e) => e.requantize_codes(x, xq, yq, profile.arith, &mut out)?,
+        }
         Ok(out)
     }
     let y = match (x, y_dtype) {
-        (Codes::I8(x), "i8") => run::<i8, i8>(x, xq, yq, profile)?.into_data(),
-        (Codes::I8(x), "u8") => run::<i8, u8>(x, xq, yq, profile)?.into_data(),
-        (Codes::U8(x), "i8") => run::<u8, i8>(x, xq, yq, profile)?.into_data(),
-        (Codes::U8(x), "u8") => run::<u8, u8>(x, xq, yq, profile)?.into_data(),
+        (Codes::I8(x), "i8") => run::<i8, i8>(x, xq, yq, profile, path)?.into_data(),
+        (Codes::I8(x), "u8") => run::<i8, u8>(x, xq, yq, profile, path)?.into_data(),
+        (Codes::U8(x), "i8") => run::<u8, i8>(x, xq, yq, profile, path)?.into_data(),
+        (Codes::U8(x), "u8") => run::<u8, u8>(x, xq, yq, profile, path)?.into_data(),
         (_, other) => return Err(OpError::Malformed(format!("attrs.y_dtype: {other:?} is not i8 or u8"))),
     };
     Ok(outputs([("y", Tensor::new(xt.shape.clone(), y))]))
