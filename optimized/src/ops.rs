@@ -693,9 +693,7 @@ impl Engine {
                             }
                         }
                         let o0 = (b * g.oh * g.ow + i) * c;
-                        for (o, &s) in out[o0..o0 + c].iter_mut().zip(&acc) {
-                            *o = finish(f, s);
-                        }
+                        f.apply_row(&acc, &mut out[o0..o0 + c], lo, hi);
                     }
                 }
             }
@@ -1083,6 +1081,21 @@ mod tests {
                 let (g, want) = (f.apply::<i16>(s), wa.apply::<i16>(s as i64));
                 assert_eq!(g as i32, want, "sum {s} / {d}");
             }
+            // PyTorch's rounding: multipliers with exact halves (1/2^k), tiny and huge ones.
+            for multiplier in [0.5f32 / d as f32, 1.0 / d as f32, 0.25, 3.0e-7, 1.7, 1.0e6, 2.0f32.powi(-(d % 20) as i32)] {
+                for zx in [-128, 0, 77, 255] {
+                    for zy in [-128.0f32, 0.0, 3.0, 255.0] {
+                        let wa = WindowAverage::Torch { count: d, zx, zy, multiplier };
+                        let f = FastAverage::new(wa);
+                        let mut row = vec![0i16; sums.len()];
+                        f.apply_row::<i16>(&sums, &mut row, i16::MIN as i32, i16::MAX as i32);
+                        for (&s, &r) in sums.iter().zip(&row) {
+                            let want = wa.apply::<i16>(s as i64);
+                            assert_eq!((f.apply::<i16>(s), r as i32), (want, want), "torch sum {s}, {wa:?}");
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -1160,11 +1173,23 @@ fn code_bytes_mut<C: Code>(out: &mut [C]) -> Option<&mut [u8]> {
 /// `floor(n / d) = (n m) >> (31 + l)` for every `0 <= n < 2^31`, because `0 <= m d - 2^(31 + l)
 /// < d <= 2^l`. Here `n = |s ± d/2| < 2^31` (windows of at most `2^23` codes of magnitude at most
 /// 255, and `d <= 2^23`), so `n m < 2^63`. Other rules call the reference's `apply`.
+///
+/// PyTorch's `nearbyint(RN(RN(acc * M) + zy))` takes the same two f32 roundings, then rounds to
+/// an integer, ties to even, by adding and subtracting `1.5 * 2^23` (exact for `|v| <= 2^22`;
+/// `v` is first clamped there, which changes no result because the output code range lies far
+/// inside): `round_ties_even` is a library call where the CPU baseline lacks `roundss`.
 #[derive(Debug, Clone, Copy)]
 struct FastAverage {
     wa: quantproof_reference::pool::WindowAverage,
     /// `(m, 31 + l, d / 2)` for TFLite's division.
     div: Option<(u64, u32, i64)>,
+}
+
+/// `nearbyint(v)`, ties to even, for `|v| <= 2^22` (see [`FastAverage`]).
+#[inline(always)]
+fn round_ties_even_small(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    (v + MAGIC) - MAGIC
 }
 
 impl FastAverage {
@@ -1184,14 +1209,53 @@ impl FastAverage {
     /// `wa.apply::<C>(sum)`.
     #[inline]
     fn apply<C: Code>(&self, sum: i32) -> i32 {
-        match self.div {
-            Some((m, shift, half)) => {
-                let t = sum as i64 + if sum > 0 { half } else { -half };
-                let q = ((t.unsigned_abs() * m) >> shift) as i64;
-                (if t < 0 { -q } else { q }) as i32
-            }
-            None => self.wa.apply::<C>(sum as i64),
+        use quantproof_reference::pool::WindowAverage;
+        match (self.div, self.wa) {
+            (Some((m, shift, half)), _) => divide(sum, m, shift, half),
+            (None, WindowAverage::Torch { count, zx, zy, multiplier }) => torch_average::<C>(sum, count * zx as i64, multiplier, zy),
+            (None, wa) => wa.apply::<C>(sum as i64),
         }
     }
+
+    /// `out[i] = clamp(apply(sums[i]), lo, hi)`, the rule matched once for the row.
+    fn apply_row<C: Code>(&self, sums: &[i32], out: &mut [C], lo: i32, hi: i32) {
+        match self.div {
+            Some((m, shift, half)) => {
+                for (o, &s) in out.iter_mut().zip(sums) {
+                    *o = C::from_code(divide(s, m, shift, half).clamp(lo, hi));
+                }
+            }
+            None => {
+                if let quantproof_reference::pool::WindowAverage::Torch { count, zx, zy, multiplier } = self.wa {
+                    let czx = count * zx as i64;
+                    for (o, &s) in out.iter_mut().zip(sums) {
+                        *o = C::from_code(torch_average::<C>(s, czx, multiplier, zy).clamp(lo, hi));
+                    }
+                } else {
+                    for (o, &s) in out.iter_mut().zip(sums) {
+                        *o = C::from_code(self.wa.apply::<C>(s as i64).clamp(lo, hi));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `WindowAverage::Torch`'s `apply` with [`round_ties_even_small`].
+#[inline(always)]
+fn torch_average<C: Code>(sum: i32, count_zx: i64, multiplier: f32, zy: f32) -> i32 {
+    let acc = (sum as i64 - count_zx) as f32;
+    let v = (acc * multiplier + zy).clamp(-4_194_304.0, 4_194_304.0);
+    round_ties_even_small(v).clamp(C::MIN as f32, C::MAX as f32) as i32
+}
+
+/// TFLite's `(s ± d/2) / d` by [`FastAverage`]'s multiply and shift, written without branches
+/// on the data (selects), so that rows of random signs neither mispredict nor stop
+/// vectorization.
+#[inline(always)]
+fn divide(sum: i32, m: u64, shift: u32, half: i64) -> i32 {
+    let t = sum as i64 + if sum > 0 { half } else { -half };
+    let q = ((t.unsigned_abs() * m) >> shift) as i64;
+    (if t < 0 { -q } else { q }) as i32
 }
 
