@@ -104,6 +104,18 @@ def make_model(op, dtype, n, scale, zero_point, second=None):
         ]
         ins, outs = [("x", q, [n]), ("b", q, [n])], [("y", q, [n])]
         domains = [helper.make_opsetid("com.microsoft", 1)]
+    elif op == "max-pool2d":
+        # MaxPool on codes, NCHW [1, 64, H, H] (quantproof's bench is NHWC: its input and output
+        # are handed over transposed), 3x3, stride 2, SAME_UPPER (TensorFlow's SAME: the odd
+        # padding after), then the fused ReLU as Max with the zero point (the code of 0).
+        h = second
+        oh = (h + 1) // 2
+        inits = [helper.make_tensor("zp", q, [], [int(zero_point)])]
+        nodes = [
+            helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+            helper.make_node("Max", ["m", "zp"], ["y"]),
+        ]
+        ins, outs = [("x", q, [1, 64, h, h])], [("y", q, [1, 64, oh, oh])]
     elif op in ("sigmoid", "leaky-relu"):
         # com.microsoft's QLinearSigmoid / QLinearLeakyRelu: codes in, codes out (ONNX Runtime
         # builds a 256-entry table from the float function, as quantproof does).
@@ -256,6 +268,10 @@ def cmd_op(a):
         dims = tuple(int(d) for d in a.dims.split(","))
         x = x.reshape(dims[0], dims[1], dims[2], dims[3])
         second = (np.fromfile(a.input_b, dtype=np.int8), dims)
+    elif a.op == "max-pool2d":
+        h = int(round((n // 64) ** 0.5))
+        x = x.reshape(1, 64, h, h)
+        second = h
     elif a.op in ("sigmoid", "leaky-relu"):
         second = (a.y_scale, a.y_zero_point, a.alpha)
     elif a.input_b:

@@ -998,6 +998,8 @@ struct Pool2dBench {
     /// `None`: max pooling; `Some(rule)`: average pooling under the rule.
     avg: Option<quantproof_reference::profile::ArithRule>,
     x: Vec<i8>,
+    /// `x` in NCHW order, for ONNX Runtime's MaxPool.
+    x_nchw: Vec<i8>,
     shape: [usize; 4],
     pool: quantproof_reference::pool::Pool2d,
     q: quantproof_reference::affine::Affine,
@@ -1028,7 +1030,8 @@ fn build_pool2d(setup: &Setup, avg: Option<quantproof_reference::profile::ArithR
         activation: Activation::Relu,
     };
     let q = Affine::new(0.05, -3);
-    let mut b = Pool2dBench { avg, x, shape, pool, q, out: Vec::new(), expected: Vec::new() };
+    let x_nchw = nhwc_to_nchw(&x, shape);
+    let mut b = Pool2dBench { avg, x, x_nchw, shape, pool, q, out: Vec::new(), expected: Vec::new() };
     b.run(&Path::Reference)?;
     b.expected = std::mem::take(&mut b.out);
     Ok(Box::new(b))
@@ -1066,6 +1069,50 @@ impl Workload for Pool2dBench {
     fn detail(&self) -> serde_json::Value {
         json!({"shape": self.shape, "layout": "NHWC", "kernel": [3, 3], "stride": [2, 2], "padding": "SAME"})
     }
+    /// Max pooling: ONNX Runtime's `MaxPool` (NCHW only) on the same codes transposed, the fused
+    /// ReLU as `Max` with the zero point; its output compared after transposing ours.
+    fn ort_case(&self) -> Option<OrtCase<'_>> {
+        if self.avg.is_some() {
+            return None;
+        }
+        let expected: Vec<u8> = nhwc_to_nchw(&self.expected, self.out_shape()).iter().map(|&v| v as u8).collect();
+        Some(OrtCase {
+            op: "max-pool2d",
+            input: OrtInput::I8(&self.x_nchw),
+            dtype: Dtype::I8,
+            scale: self.q.scale,
+            zero_point: self.q.zero_point,
+            expected,
+            bytes_per_element: self.bytes_per_element(),
+            elements: self.x.len(),
+            binary: None,
+            ops_per_element: None,
+            unary: None,
+        })
+    }
+}
+
+impl Pool2dBench {
+    /// The output's NHWC shape: SAME padding, stride 2.
+    fn out_shape(&self) -> [usize; 4] {
+        let [n, h, w, c] = self.shape;
+        [n, h.div_ceil(2), w.div_ceil(2), c]
+    }
+}
+
+/// An NHWC tensor's elements in NCHW order.
+fn nhwc_to_nchw<T: Copy>(x: &[T], [n, h, w, c]: [usize; 4]) -> Vec<T> {
+    let mut out = Vec::with_capacity(x.len());
+    for b in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                for xx in 0..w {
+                    out.push(x[((b * h + y) * w + xx) * c + ch]);
+                }
+            }
+        }
+    }
+    out
 }
 
 struct Requantize {
@@ -1351,11 +1398,11 @@ mod tests {
                         || (LUT_OPS.contains(&spec.name) && !["sigmoid", "leaky-relu"].contains(&spec.name))
                         || spec.name == "requantize"
                         || spec.name == "qadd-equal-scale"
-                        || spec.name == "max-pool2d"
                         || spec.name == "avg-pool2d"
                     {
                         // qadd-equal-scale is quantproof's own kernel: no framework has it.
-                        // max-pool2d is NHWC; ONNX Runtime's MaxPool is NCHW only (no twin yet).
+                        // avg-pool2d: ONNX Runtime's QLinearAveragePool is not recorded (the
+                        // onnxruntime profile's average pooling is a stand-in), so no twin.
                         // Of the lookup ops ONNX Runtime has only QLinearSigmoid and
                         // QLinearLeakyRelu (com.microsoft); the others have no twin.
                         assert!(b.workload.ort_case().is_none());
