@@ -64,6 +64,8 @@ pub unsafe fn requantize<O: Store8>(acc: &[i32], r: &Requantizer, zero_point: i3
     macro_rules! lanes {
         (|$x:ident| $body:expr) => {{
             for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+                super::prefetch::<_, 1>(a);
+                super::prefetch_w::<_, 1>(o);
                 // SAFETY: `a` is eight readable i32, `o` eight writable outputs; AVX2 is present.
                 let $x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
                 let v: __m256i = $body;
@@ -116,6 +118,8 @@ fn shift64<O: Store8>(blocks: &[[i32; 8]], oblocks: &mut [[O; 8]], m: i32, t: i6
         _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi))
     };
     for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+        super::prefetch::<_, 1>(a);
+        super::prefetch_w::<_, 1>(o);
         // SAFETY: `a` is eight readable i32.
         let x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
         let e = f(_mm256_mul_epi32(x, vm));

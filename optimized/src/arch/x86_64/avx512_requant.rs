@@ -204,6 +204,9 @@ unsafe fn run<L: Lanes, O: Store16>(lanes: &L, acc: &[i32], out: &mut [O]) {
     let (blocks, _) = acc.as_chunks::<16>();
     let (oblocks, _) = out.as_chunks_mut::<16>();
     for (a, o) in blocks.iter().zip(oblocks) {
+        // One cache line of accumulators per block: fetched ahead, as the streaming kernels do.
+        super::prefetch::<_, 1>(a);
+        super::prefetch_w::<_, 1>(o);
         // SAFETY: `a` is 16 readable i32 and `o` 16 writable outputs; AVX-512 F is present.
         unsafe {
             let r = lanes.apply(_mm512_loadu_si512(a.as_ptr().cast()));
