@@ -320,10 +320,11 @@ macro_rules! forward_quantize_kernels {
                 assert_eq!(out.len(), 2 * packed.len());
                 let out = $crate::arch::x86_64::i8_bytes_mut(out);
                 use $module as kernel;
-                // SAFETY: as in `pack_nibbles` (two output codes per packed byte).
                 if kind == quantproof_reference::pack::Int4::Signed {
+                    // SAFETY: as in `pack_nibbles` (two output codes per packed byte).
                     unsafe { kernel::unpack_nibbles::<true>(packed, out) }
                 } else {
+                    // SAFETY: as in `pack_nibbles` (two output codes per packed byte).
                     unsafe { kernel::unpack_nibbles::<false>(packed, out) }
                 }
             }
