@@ -1199,7 +1199,7 @@ impl FastAverage {
             WindowAverage::Tflite { count } if count > 0 && count <= 1 << 23 => {
                 let d = count as u64;
                 let l = 64 - (d - 1).leading_zeros();
-                Some((((1u64 << (31 + l)) + d - 1) / d, 31 + l, count / 2))
+                Some(((1u64 << (31 + l)).div_ceil(d), 31 + l, count / 2))
             }
             _ => None,
         };

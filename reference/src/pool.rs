@@ -202,6 +202,7 @@ pub fn max_pool2d_geometry<C: Code>(
     pool2d_geometry::<C>(len, shape, layout, p, xq, yq)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pool2d<C: Code>(
     kind: PoolKind,
     rule: ArithRule,
