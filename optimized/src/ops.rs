@@ -650,28 +650,30 @@ impl Engine {
         let g = avg_pool2d_geometry::<C>(rule, x.len(), shape, layout, p, xq, yq)?;
         let (lo, hi) = p.activation.code_bounds::<C>(yq);
         let mut out = vec![C::default(); g.out_shape.iter().product()];
-        // Each window's rounding rule, prepared once for every plane / row of channels.
-        let windows: Vec<FastAverage> = (0..g.oh * g.ow)
-            .map(|i| FastAverage::new(WindowAverage::new(rule, p, &g, i / g.ow, i % g.ow, xq, yq)))
-            .collect();
-        let finish = |f: &FastAverage, sum: i32| C::from_code(f.apply::<C>(sum).clamp(lo, hi));
+        // One output row's windows: their rounding rules, prepared once for every plane or row
+        // of channels (a row at a time, so that this never outgrows the output).
+        let row_windows = |oy: usize| -> Vec<FastAverage> {
+            (0..g.ow).map(|ox| FastAverage::new(WindowAverage::new(rule, p, &g, oy, ox, xq, yq))).collect()
+        };
         let signedness = Signedness::signed_if(C::MIN < 0);
         let (xb, k) = (C::bytes(x), self.kernels);
-        // Windows of at most 2^23 codes keep every i32 sum exact.
+        // Windows of at most 2^23 codes keep every i32 sum exact; larger ones sum in i64.
         if p.kernel[0].saturating_mul(p.kernel[1]) > 1 << 23 {
-            for b in 0..g.n {
-                for ch in 0..g.c {
-                    for (i, f) in windows.iter().enumerate() {
-                        let (oy, ox) = (i / g.ow, i % g.ow);
-                        let (ys, ye, xs, xe) = g.window(p, oy, ox);
-                        let mut sum = 0i64;
-                        for y in ys..ye {
-                            for xx in xs..xe {
-                                sum += x[layout.index((g.c, g.h, g.w), b, ch, y, xx)].to_code() as i64;
+            for oy in 0..g.oh {
+                let windows = row_windows(oy);
+                for b in 0..g.n {
+                    for ch in 0..g.c {
+                        for (ox, f) in windows.iter().enumerate() {
+                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                            let mut sum = 0i64;
+                            for y in ys..ye {
+                                for xx in xs..xe {
+                                    sum += x[layout.index((g.c, g.h, g.w), b, ch, y, xx)].to_code() as i64;
+                                }
                             }
+                            let v = C::from_code(f.wa.apply::<C>(sum).clamp(lo, hi));
+                            out[layout.index((g.c, g.oh, g.ow), b, ch, oy, ox)] = v;
                         }
-                        let v = C::from_code(f.wa.apply::<C>(sum).clamp(lo, hi));
-                        out[layout.index((g.c, g.oh, g.ow), b, ch, oy, ox)] = v;
                     }
                 }
             }
@@ -682,18 +684,21 @@ impl Engine {
                 // Each window cell is a row of `c` channels: summed with the ISA's widening add.
                 let c = g.c;
                 let mut acc = vec![0i32; c];
-                for b in 0..g.n {
-                    for (i, f) in windows.iter().enumerate() {
-                        let (ys, ye, xs, xe) = g.window(p, i / g.ow, i % g.ow);
-                        acc.fill(0);
-                        for y in ys..ye {
-                            for xx in xs..xe {
-                                let i0 = ((b * g.h + y) * g.w + xx) * c;
-                                k.sum_bytes(signedness, &mut acc, &xb[i0..i0 + c]);
+                for oy in 0..g.oh {
+                    let windows = row_windows(oy);
+                    for b in 0..g.n {
+                        for (ox, f) in windows.iter().enumerate() {
+                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
+                            acc.fill(0);
+                            for y in ys..ye {
+                                for xx in xs..xe {
+                                    let i0 = ((b * g.h + y) * g.w + xx) * c;
+                                    k.sum_bytes(signedness, &mut acc, &xb[i0..i0 + c]);
+                                }
                             }
+                            let o0 = ((b * g.oh + oy) * g.ow + ox) * c;
+                            f.apply_row(&acc, &mut out[o0..o0 + c], lo, hi);
                         }
-                        let o0 = (b * g.oh * g.ow + i) * c;
-                        f.apply_row(&acc, &mut out[o0..o0 + c], lo, hi);
                     }
                 }
             }
@@ -701,19 +706,20 @@ impl Engine {
                 // Per output row: the window's input rows summed column-wise with the ISA's
                 // widening add, then each window's columns summed from that row.
                 let mut rows = vec![0i32; g.w];
-                for plane in 0..g.n * g.c {
-                    let xin = &xb[plane * g.h * g.w..(plane + 1) * g.h * g.w];
-                    let oplane = &mut out[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
-                    for oy in 0..g.oh {
-                        let (ys, ye, _, _) = g.window(p, oy, 0);
+                for oy in 0..g.oh {
+                    let windows = row_windows(oy);
+                    let (ys, ye, _, _) = g.window(p, oy, 0);
+                    for plane in 0..g.n * g.c {
+                        let xin = &xb[plane * g.h * g.w..(plane + 1) * g.h * g.w];
                         rows.fill(0);
                         for y in ys..ye {
                             k.sum_bytes(signedness, &mut rows, &xin[y * g.w..(y + 1) * g.w]);
                         }
-                        for ox in 0..g.ow {
+                        let orow = &mut out[(plane * g.oh + oy) * g.ow..(plane * g.oh + oy + 1) * g.ow];
+                        for (ox, (o, f)) in orow.iter_mut().zip(&windows).enumerate() {
                             let (_, _, xs, xe) = g.window(p, oy, ox);
                             let sum = rows[xs..xe].iter().sum::<i32>();
-                            oplane[oy * g.ow + ox] = finish(&windows[oy * g.ow + ox], sum);
+                            *o = C::from_code(f.apply::<C>(sum).clamp(lo, hi));
                         }
                     }
                 }
