@@ -562,7 +562,8 @@ impl Engine {
     /// NCHW or NHWC, the output inheriting the input's quantization, the fused activation's code
     /// bounds applied; bit for bit with the reference, errors included (its checks, in its order).
     /// NHWC takes the maximum of whole rows of channels with the ISA's byte max
-    /// ([`crate::kernels::PoolKernels::max_bytes`]); NCHW runs the portable loop per plane.
+    /// ([`crate::kernels::PoolKernels::max_bytes`]); NCHW maxes each output row's input rows
+    /// column-wise with the same kernel, then each window's columns.
     pub fn max_pool2d<C: FastCode>(
         &self,
         x: &[C],
