@@ -634,8 +634,9 @@ impl Engine {
     /// [`quantproof_reference::pool::WindowAverage`]), the fused activation's code bounds
     /// applied; bit for bit with the reference, errors included (its checks, in its order).
     /// NHWC sums whole rows of channels with the ISA's widening add
-    /// ([`crate::kernels::PoolKernels::sum_bytes`]) when the window is small enough for `i32`
-    /// sums (at most `2^23` cells); NCHW and larger windows sum per output in the portable loop.
+    /// ([`crate::kernels::PoolKernels::sum_bytes`]); NCHW sums each output row's input rows
+    /// column-wise with the same kernel, then each window's columns. Windows of more than `2^23`
+    /// cells (where an `i32` sum could overflow) sum per output in `i64`.
     #[allow(clippy::too_many_arguments)]
     pub fn avg_pool2d<C: FastCode>(
         &self,

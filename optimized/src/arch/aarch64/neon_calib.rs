@@ -158,8 +158,9 @@ unsafe fn kl4(
     let valid = vandq_u32(vcgtq_f32(pk, zero), vcgtq_f32(qk, zero));
     let a = vdivq_f32(pk, qk);
     let normal = vandq_u32(vcgtq_f32(a, zero), vcltq_f32(a, vdupq_n_f32(f32::INFINITY)));
-    // SAFETY (both calls): NEON is present.
+    // SAFETY: NEON is present (this function's precondition).
     let (ylo, slo) = unsafe { ln2(vcvt_f64_f32(vget_low_f32(a)), t) };
+    // SAFETY: as above.
     let (yhi, shi) = unsafe { ln2(vcvt_high_f64_f32(a), t) };
     let y = vcvt_high_f32_f64(vcvt_f32_f64(ylo), yhi);
     let safe = vcombine_u32(vmovn_u64(slo), vmovn_u64(shi));
