@@ -544,7 +544,9 @@ impl Engine {
         yq.check::<B>(1)?;
         check_len("out", x.len(), out.len())?;
         if A::MAX - A::MIN != 255 || B::MAX - B::MIN != 255 {
-            return Err(QuantError::Unsupported { what: format!("a {} -> {} code table (8-bit only)", A::NAME, B::NAME) });
+            return Err(QuantError::Unsupported {
+                what: format!("a {} -> {} code table (8-bit only)", A::NAME, B::NAME),
+            });
         }
         let codes: Vec<A> = (A::MIN..=A::MAX).map(A::from_code).collect();
         let mut entries = vec![B::default(); 256];
@@ -1090,7 +1092,9 @@ mod tests {
                 assert_eq!(g as i32, want, "sum {s} / {d}");
             }
             // PyTorch's rounding: multipliers with exact halves (1/2^k), tiny and huge ones.
-            for multiplier in [0.5f32 / d as f32, 1.0 / d as f32, 0.25, 3.0e-7, 1.7, 1.0e6, 2.0f32.powi(-(d % 20) as i32)] {
+            for multiplier in
+                [0.5f32 / d as f32, 1.0 / d as f32, 0.25, 3.0e-7, 1.7, 1.0e6, 2.0f32.powi(-(d % 20) as i32)]
+            {
                 for zx in [-128, 0, 77, 255] {
                     for zy in [-128.0f32, 0.0, 3.0, 255.0] {
                         let wa = WindowAverage::Torch { count: d, zx, zy, multiplier };
@@ -1220,7 +1224,9 @@ impl FastAverage {
         use quantproof_reference::pool::WindowAverage;
         match (self.div, self.wa) {
             (Some((m, shift, half)), _) => divide(sum, m, shift, half),
-            (None, WindowAverage::Torch { count, zx, zy, multiplier }) => torch_average::<C>(sum, count * zx as i64, multiplier, zy),
+            (None, WindowAverage::Torch { count, zx, zy, multiplier }) => {
+                torch_average::<C>(sum, count * zx as i64, multiplier, zy)
+            }
             (None, wa) => wa.apply::<C>(sum as i64),
         }
     }
@@ -1266,4 +1272,3 @@ fn divide(sum: i32, m: u64, shift: u32, half: i64) -> i32 {
     let q = ((t.unsigned_abs() * m) >> shift) as i64;
     (if t < 0 { -q } else { q }) as i32
 }
-

@@ -7,6 +7,8 @@ pub mod aarch64;
 #[cfg(test)]
 mod calib_tests;
 pub mod generic;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod lanes;
 pub mod ln;
 #[cfg(test)]
 mod testkit;

@@ -118,7 +118,7 @@ fn shift64<O: Store4>(blocks: &[[i32; 4]], oblocks: &mut [[O; 4]], m: i32, t: i6
 /// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on four lanes, unclamped: the
 /// reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization and
 /// the element-wise kernels (`neon_binary.rs`).
-pub(super) struct Q31 {
+pub(crate) struct Q31 {
     left: int32x4_t,
     m: int32x4_t,
     mask: int32x4_t,

@@ -136,7 +136,7 @@ fn shift64<O: Store8>(blocks: &[[i32; 8]], oblocks: &mut [[O; 8]], m: i32, t: i6
 /// 64-bit shift (or a doubling whose high half is kept): its 32 bits equal the arithmetic
 /// shift's whenever the quotient fits `i32`, which holds for every multiplier above `i32::MIN`
 /// (only `i32::MIN * i32::MIN` overflows, and `new` refuses that multiplier).
-pub(super) struct Q31 {
+pub(crate) struct Q31 {
     m: __m256i,
     left: __m128i,
     right: __m128i,

@@ -81,7 +81,7 @@ impl Lanes for Shift64 {
 /// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on sixteen lanes, unclamped:
 /// the reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization
 /// and the element-wise kernels (`avx512_binary.rs`).
-pub(super) struct Q31 {
+pub(crate) struct Q31 {
     m: __m512i,
     left: __m128i,
     right: __m128i,

@@ -1,0 +1,358 @@
+//! QAdd / QSub / QMul on 8-bit codes, written once over a vector of 32-bit lanes ([`Lanes`]) and
+//! instantiated per ISA (`x86_64/avx2_binary.rs`, `x86_64/avx512_binary.rs`,
+//! `aarch64/neon_binary.rs`), bit for bit with `quantproof_reference::elementwise::BinaryKernel::apply`.
+//!
+//! Each ISA supplies the lane operations (one or two instructions each), its gemmlowp
+//! double-rounding multiplier (`Q31`, shared with its requantization) and a [`Driver`] that
+//! widens codes to lanes, runs a [`Pair`] kernel over them and narrows the results (exact: every
+//! result already lies in the code range). The kernels below are the arithmetic, in the
+//! reference's order of operations:
+//!
+//! | kernel | lane arithmetic | why it is exact |
+//! |---|---|---|
+//! | `TfliteAdd` | `(q - z) << left_shift`, three double-rounding multiplies, clamp, `+ zy` | the reference's integer formulas; the centred codes are at most 255 in magnitude, so no 32-bit step overflows |
+//! | `TfliteMul`, `EqualScale` | product / sum / difference of the centred codes, one multiply, clamp, `+ zy` | the same integers |
+//! | `TorchAddSub` | the centred codes to f32 (exact), times each scale, add / subtract, `max` with 0 for ReLU, times `RN(1/sy)`, clamp to `[lo - zy, hi - zy]` in f32, round ties to even, `+ zy` | one IEEE operation per reference operation, in its order; clamping to integral bounds before rounding equals rounding before clamping |
+//! | `TorchMul` | product of the centred codes (exact, at most 65025), to f32, times `M`, clamp, round, `+ zy` | as above |
+//! | `OnnxRuntime` | dequantize both in f32, add / multiply, divide by `sy`, clamp to `[lo - zy, hi - zy]`, `+ zy` in f32, round ties to even | the reference's order of operations exactly; the sum lies in `[lo, hi]` already (monotone rounding, integral bounds) |
+//!
+//! The float kernels run only where [`generic::binary_floats_stay_finite`] proves that no NaN
+//! can arise (no `inf - inf`, no `0 * inf`); anything else, and a multiplier an ISA's `Q31`
+//! refuses (a right shift above 31), runs on the portable loop.
+
+use crate::arch::generic;
+use quantproof_reference::affine::Affine;
+use quantproof_reference::elementwise::BinaryKernel;
+use quantproof_reference::requantize::QuantizedMultiplier;
+use quantproof_reference::scheme::Signedness;
+
+/// One ISA's vector of 32-bit integer lanes, with its f32 twin and its double-rounding
+/// multiplier.
+///
+/// # Safety
+/// Every method needs the ISA's features; implementations are `#[inline(always)]` and are
+/// called only from that ISA's `#[target_feature]` functions.
+pub(crate) trait Lanes: Copy {
+    /// The same number of f32 lanes.
+    type F: Copy;
+    /// gemmlowp's `MultiplyByQuantizedMultiplier` prepared for these lanes.
+    type Q31;
+    /// A left-shift count in the form the ISA's shift takes.
+    type Count: Copy;
+
+    unsafe fn splat(x: i32) -> Self;
+    unsafe fn splat_f(x: f32) -> Self::F;
+    unsafe fn count(n: i32) -> Self::Count;
+    /// `None` where this ISA's multiply is not the reference's (the portable loop takes those).
+    unsafe fn q31(q: QuantizedMultiplier) -> Option<Self::Q31>;
+
+    unsafe fn add(self, o: Self) -> Self;
+    unsafe fn sub(self, o: Self) -> Self;
+    /// The low 32 bits of the product.
+    unsafe fn mul(self, o: Self) -> Self;
+    unsafe fn min(self, o: Self) -> Self;
+    unsafe fn max(self, o: Self) -> Self;
+    /// Wrapping left shift.
+    unsafe fn shl(self, n: Self::Count) -> Self;
+    unsafe fn mul_q31(self, q: &Self::Q31) -> Self;
+    /// Exact for the centred codes and their products (magnitudes below 2^24).
+    unsafe fn to_f32(self) -> Self::F;
+
+    unsafe fn fadd(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn fsub(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn fmul(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn fdiv(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn fmin(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn fmax(a: Self::F, b: Self::F) -> Self::F;
+    /// Round to nearest, ties to even (values within i32 range).
+    unsafe fn round(a: Self::F) -> Self;
+}
+
+/// A lane-wise kernel: pairs of codes (as i32 lanes) in, clamped output codes out.
+pub(crate) trait Pair<V: Lanes> {
+    /// # Safety
+    /// The CPU has `V`'s features.
+    unsafe fn apply(&self, a: V, b: V) -> V;
+}
+
+/// One ISA's loop: widen codes, apply a [`Pair`], narrow and store, tails included.
+pub(crate) trait Driver {
+    type V: Lanes;
+
+    /// `out[i] = k.apply(a[i], b[i])`, where `pair` computes `k` on full vectors (the driver may
+    /// hand a tail to the portable loop with `k`).
+    ///
+    /// # Safety
+    /// The CPU has `V`'s features; the three slices have one length.
+    unsafe fn run<P: Pair<Self::V>>(pair: &P, k: &BinaryKernel, s: Signedness, a: &[u8], b: &[u8], out: &mut [u8]);
+}
+
+/// `clamp(v, lo - zy, hi - zy) + zy`: the exact `clamp(v + zy, lo, hi)` (the same integer, and no
+/// 32-bit overflow when `v` is near `i32::MAX`).
+struct Out<V> {
+    zy: V,
+    lo: V,
+    hi: V,
+}
+
+impl<V: Lanes> Out<V> {
+    #[inline(always)]
+    unsafe fn new(zy: i32, lo: i32, hi: i32) -> Out<V> {
+        // SAFETY: forwarded from this function's contract (broadcasts only).
+        unsafe { Out { zy: V::splat(zy), lo: V::splat(lo - zy), hi: V::splat(hi - zy) } }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(&self, v: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { v.max(self.lo).min(self.hi).add(self.zy) }
+    }
+}
+
+struct TfliteAdd<V: Lanes> {
+    za: V,
+    zb: V,
+    shift: V::Count,
+    ma: V::Q31,
+    mb: V::Q31,
+    my: V::Q31,
+    out: Out<V>,
+}
+
+impl<V: Lanes> Pair<V> for TfliteAdd<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let xa = a.sub(self.za).shl(self.shift).mul_q31(&self.ma);
+            let xb = b.sub(self.zb).shl(self.shift).mul_q31(&self.mb);
+            self.out.finish(xa.add(xb).mul_q31(&self.my))
+        }
+    }
+}
+
+/// `TfliteMul` (`MUL = true`: the product) and `EqualScale` (`MUL = false`: the sum or
+/// difference) of the centred codes, then one multiplier.
+struct OneMultiplier<V: Lanes, const MUL: bool> {
+    za: V,
+    zb: V,
+    negate_b: bool,
+    m: V::Q31,
+    out: Out<V>,
+}
+
+impl<V: Lanes, const MUL: bool> Pair<V> for OneMultiplier<V, MUL> {
+    #[inline(always)]
+    unsafe fn apply(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let (ca, cb) = (a.sub(self.za), b.sub(self.zb));
+            let v = if MUL {
+                ca.mul(cb)
+            } else if self.negate_b {
+                ca.sub(cb)
+            } else {
+                ca.add(cb)
+            };
+            self.out.finish(v.mul_q31(&self.m))
+        }
+    }
+}
+
+/// `(q - z) as f32 * s`, the reference's `Affine::dequantize`.
+struct Deq<V: Lanes> {
+    z: V,
+    s: V::F,
+}
+
+impl<V: Lanes> Deq<V> {
+    #[inline(always)]
+    unsafe fn new(p: Affine) -> Deq<V> {
+        // SAFETY: forwarded from this function's contract (broadcasts only).
+        unsafe { Deq { z: V::splat(p.zero_point), s: V::splat_f(p.scale) } }
+    }
+
+    #[inline(always)]
+    unsafe fn apply(&self, q: V) -> V::F {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { V::fmul(q.sub(self.z).to_f32(), self.s) }
+    }
+}
+
+/// Float bounds `[lo - zy, hi - zy]` (integral, so clamping before rounding equals clamping
+/// after) and the output zero point.
+struct FloatOut<V: Lanes> {
+    lo: V::F,
+    hi: V::F,
+    zy: V,
+}
+
+impl<V: Lanes> FloatOut<V> {
+    #[inline(always)]
+    unsafe fn new(zy: i32, lo: i32, hi: i32) -> FloatOut<V> {
+        // SAFETY: forwarded from this function's contract (broadcasts only).
+        unsafe { FloatOut { lo: V::splat_f((lo - zy) as f32), hi: V::splat_f((hi - zy) as f32), zy: V::splat(zy) } }
+    }
+
+    /// `round(clamp(v, lo - zy, hi - zy)) + zy`, ties to even.
+    #[inline(always)]
+    unsafe fn finish(&self, v: V::F) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { V::round(V::fmin(V::fmax(v, self.lo), self.hi)).add(self.zy) }
+    }
+}
+
+struct TorchAddSub<V: Lanes> {
+    a: Deq<V>,
+    b: Deq<V>,
+    inv_sy: V::F,
+    negate_b: bool,
+    relu: bool,
+    out: FloatOut<V>,
+}
+
+impl<V: Lanes> Pair<V> for TorchAddSub<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let (da, db) = (self.a.apply(a), self.b.apply(b));
+            let mut c = if self.negate_b { V::fsub(da, db) } else { V::fadd(da, db) };
+            if self.relu {
+                c = V::fmax(c, V::splat_f(0.0));
+            }
+            self.out.finish(V::fmul(c, self.inv_sy))
+        }
+    }
+}
+
+struct TorchMul<V: Lanes> {
+    za: V,
+    zb: V,
+    m: V::F,
+    out: FloatOut<V>,
+}
+
+impl<V: Lanes> Pair<V> for TorchMul<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let p = a.sub(self.za).mul(b.sub(self.zb));
+            self.out.finish(V::fmul(p.to_f32(), self.m))
+        }
+    }
+}
+
+struct OnnxRuntime<V: Lanes> {
+    a: Deq<V>,
+    b: Deq<V>,
+    sy: V::F,
+    mul: bool,
+    lo: V::F,
+    hi: V::F,
+    fzy: V::F,
+}
+
+impl<V: Lanes> Pair<V> for OnnxRuntime<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let (va, vb) = (self.a.apply(a), self.b.apply(b));
+            let c = V::fdiv(if self.mul { V::fmul(va, vb) } else { V::fadd(va, vb) }, self.sy);
+            // c + zy lies in [lo, hi] already (monotone rounding, integral bounds).
+            V::round(V::fadd(V::fmin(V::fmax(c, self.lo), self.hi), self.fzy))
+        }
+    }
+}
+
+/// `out[i] = k.apply(a[i], b[i])` on `D`'s lanes where a kernel above computes `k`, on the
+/// portable loop otherwise.
+///
+/// # Safety
+/// The CPU has `D::V`'s features (callers are that ISA's `#[target_feature]` functions, into
+/// which this inlines); the three slices have one length.
+#[inline(always)]
+pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let finite = generic::binary_floats_stay_finite(k);
+    // SAFETY (every block below): register set-ups and `D::run`, under this function's contract.
+    match *k {
+        BinaryKernel::TfliteAdd { za, zb, zy, left_shift, ma, mb, my, lo, hi } => unsafe {
+            if let (Some(ma), Some(mb), Some(my)) = (D::V::q31(ma), D::V::q31(mb), D::V::q31(my)) {
+                let (za, zb, shift) = (D::V::splat(za), D::V::splat(zb), D::V::count(left_shift as i32));
+                let p = TfliteAdd { za, zb, shift, ma, mb, my, out: Out::new(zy, lo, hi) };
+                return D::run(&p, k, s, a, b, out);
+            }
+        },
+        BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => unsafe {
+            if let Some(m) = D::V::q31(m) {
+                let (za, zb) = (D::V::splat(za), D::V::splat(zb));
+                let p = OneMultiplier::<D::V, true> { za, zb, negate_b: false, m, out: Out::new(zy, lo, hi) };
+                return D::run(&p, k, s, a, b, out);
+            }
+        },
+        BinaryKernel::EqualScale { za, zb, zy, negate_b, m, lo, hi } => unsafe {
+            if let Some(m) = D::V::q31(m) {
+                let (za, zb) = (D::V::splat(za), D::V::splat(zb));
+                let p = OneMultiplier::<D::V, false> { za, zb, negate_b, m, out: Out::new(zy, lo, hi) };
+                return D::run(&p, k, s, a, b, out);
+            }
+        },
+        BinaryKernel::TorchAddSub { a: pa, b: pb, zy, inv_sy, negate_b, relu, lo, hi } if finite => unsafe {
+            let (a_, b_, inv_sy) = (Deq::new(pa), Deq::new(pb), D::V::splat_f(inv_sy));
+            let p = TorchAddSub { a: a_, b: b_, inv_sy, negate_b, relu, out: FloatOut::new(zy, lo, hi) };
+            return D::run(&p, k, s, a, b, out);
+        },
+        BinaryKernel::TorchMul { za, zb, zy, m, lo, hi } if finite => unsafe {
+            let (za, zb, m) = (D::V::splat(za), D::V::splat(zb), D::V::splat_f(m));
+            return D::run(&TorchMul { za, zb, m, out: FloatOut::new(zy, lo, hi) }, k, s, a, b, out);
+        },
+        BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => unsafe {
+            let zy = y.zero_point;
+            let p = OnnxRuntime {
+                a: Deq::new(pa),
+                b: Deq::new(pb),
+                sy: D::V::splat_f(y.scale),
+                mul,
+                lo: D::V::splat_f((lo - zy) as f32),
+                hi: D::V::splat_f((hi - zy) as f32),
+                fzy: D::V::splat_f(zy as f32),
+            };
+            return D::run(&p, k, s, a, b, out);
+        },
+        _ => {}
+    }
+    generic::binary_bytes(k, s, a, b, out)
+}
+
+/// Writes [`Lanes`] methods that are one intrinsic each: `fn add(self, o) = _mm256_add_epi32;`
+/// for the integer lanes, `fn fadd(a: F, b: F) -> F = _mm256_add_ps;` for the rest.
+macro_rules! lane_intrinsics {
+    () => {};
+    (fn $name:ident(self, o) = $intr:path; $($rest:tt)*) => {
+        #[inline(always)]
+        unsafe fn $name(self, o: Self) -> Self {
+            // SAFETY: one instruction on registers; `Lanes`' contract: the caller has the ISA.
+            unsafe { $intr(self, o) }
+        }
+        lane_intrinsics!($($rest)*);
+    };
+    (fn $name:ident(self) -> $ret:ty = $intr:path; $($rest:tt)*) => {
+        #[inline(always)]
+        unsafe fn $name(self) -> $ret {
+            // SAFETY: one instruction on registers; `Lanes`' contract: the caller has the ISA.
+            unsafe { $intr(self) }
+        }
+        lane_intrinsics!($($rest)*);
+    };
+    (fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $intr:path; $($rest:tt)*) => {
+        #[inline(always)]
+        unsafe fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: one instruction on registers; `Lanes`' contract: the caller has the ISA.
+            unsafe { $intr($($arg),*) }
+        }
+        lane_intrinsics!($($rest)*);
+    };
+}
+pub(crate) use lane_intrinsics;
