@@ -66,14 +66,14 @@ fn per_tensor(scale: f32, zero_point: i32) -> QuantParams {
 /// output and mask lengths right for the op.
 fn case_for(op: &str, shape: &[usize], params: QuantParams, x: &[f32]) -> Case {
     let n = x.len();
-    let mut c = Case::manual(shape, params).with_x(x.to_vec());
+    let mut c = Case::quantized(shape, &params).with_x(x.to_vec());
     c.set_flat(
         "codes",
         Data::I32(x.iter().map(|&v| if v.is_finite() { (v as i32).clamp(0, 7) } else { 0 }).collect()),
         0,
     );
     c.set_flat("packed", Data::U8(vec![0x21; packed_len(n)]), 0);
-    c.kind = if op.ends_with("u4") { Int4::Unsigned } else { Int4::Signed };
+    c.set_packed_type(if op.ends_with("u4") { Int4::Unsigned } else { Int4::Signed });
     c.out_len = if op.starts_with("quantize_packed4") { packed_len(n) } else { n };
     c.mask_len = n;
     c
@@ -549,9 +549,9 @@ fn wild_case(op: &str, w: &Wild) -> Case {
     let out = if op.starts_with("quantize_packed4") { packed_len(n) } else { n };
     c.out_len = (out as i64 + w.out_delta).max(0) as usize;
     c.mask_len = (n as i64 + w.mask_delta).max(0) as usize;
-    c.rule = all_rules()[w.rule];
-    if let quantproof_reference::rounding::RoundingMode::Stochastic { .. } = c.rule.rounding {
-        c.rule = QuantizeRule::new(c.rule.scale_op, RoundingMode::Stochastic { seed: w.op as u64 });
+    c.set_rule(all_rules()[w.rule]);
+    if let quantproof_reference::rounding::RoundingMode::Stochastic { .. } = c.rule().rounding {
+        c.set_rule(QuantizeRule::new(c.rule().scale_op, RoundingMode::Stochastic { seed: w.op as u64 }));
     }
     c
 }

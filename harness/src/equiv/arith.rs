@@ -25,9 +25,8 @@ use quantproof_reference::pool::{
     avg_pool2d as ref_avg_pool2d, max_pool2d as ref_max_pool2d, Layout as PoolLayout, Padding, Pool2d,
 };
 use quantproof_reference::profile::{ArithRule, Profile};
-use quantproof_reference::quant_params::QuantParams;
 use quantproof_reference::requantize::{requantize as ref_requantize, RequantizeKind, Requantizer};
-use quantproof_reference::scheme::{Code, CodeRange, QType};
+use quantproof_reference::scheme::{Code, CodeRange};
 use std::marker::PhantomData;
 
 fn rng_for(name: &str, spec: &CaseSpec) -> Rng {
@@ -36,7 +35,7 @@ fn rng_for(name: &str, spec: &CaseSpec) -> Rng {
 
 /// A case with the spec's offset and no quantization parameters of its own.
 fn frame(spec: &CaseSpec, shape: &[usize]) -> Case {
-    let mut case = Case::manual(shape, QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
+    let mut case = Case::manual(shape);
     case.spec = *spec;
     case.offset = spec.offset;
     case

@@ -20,8 +20,6 @@ use quantproof_optimized::HistogramOf;
 use quantproof_reference::calibrate::numpy_hist::{self, UniformBins};
 use quantproof_reference::calibrate::onnxruntime::{CalibrateResult, CalibrateSpec, Method};
 use quantproof_reference::error::QuantError;
-use quantproof_reference::quant_params::QuantParams;
-use quantproof_reference::scheme::QType;
 use quantproof_reference::scheme::Symmetry;
 
 /// The range a case's values live in: `(lo, hi)`, from the seed and the class.
@@ -88,7 +86,7 @@ fn adversarial(rng: &mut Rng, n: usize, mix: Mix, lo: f32, hi: f32, probe_bins: 
 }
 
 fn base_case(spec: &CaseSpec, x: Vec<f32>) -> Case {
-    let mut case = Case::manual(&[x.len()], QuantParams::per_tensor(1.0, 0, QType::I8.full_range()));
+    let mut case = Case::manual(&[x.len()]);
     case.spec = *spec;
     case.offset = spec.offset;
     super::gen::set_x(&mut case, x);

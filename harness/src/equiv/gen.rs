@@ -283,20 +283,18 @@ impl fmt::Display for Attr {
     }
 }
 
-/// One concrete call: named input tensors ([`Input`]) and attributes, like a golden vector, plus
-/// the quantization parameters, rule and profile that the quantize-family ops share. Every op
-/// reads the inputs and attributes it needs.
+/// One concrete call: named input tensors ([`Input`]) and attributes, like a golden vector. The
+/// quantize family's parameters are tensors and attributes too, in ONNX `QuantizeLinear`'s shape:
+/// inputs `scale` (f32) and `zero_point` (i32), attributes `axis` and `block_size` (absent for
+/// per-tensor), `qmin`, `qmax`; the rounding rule is the attribute `rule` (`divide/half_even`,
+/// `multiply/stochastic:SEED`), a dynamic op's framework `profile`, a packed op's nibble type
+/// `packed`. Every op reads the inputs and attributes it needs, through the typed accessors
+/// ([`Case::params`], [`Case::rule`], [`Case::profile`], [`Case::packed_type`]).
 #[derive(Debug, Clone)]
 pub struct Case {
     pub spec: CaseSpec,
-    /// The logical shape of the op's main tensor (the one `params` describe).
+    /// The logical shape of the op's main tensor (the one the parameters describe).
     pub shape: Vec<usize>,
-    pub params: QuantParams,
-    pub rule: QuantizeRule,
-    /// For dynamic quantization.
-    pub profile: Profile,
-    /// For the packed 4-bit ops.
-    pub kind: Int4,
     /// Leading filler elements of the inputs and outputs (misalignment).
     pub offset: usize,
     pub inputs: Vec<Input>,
@@ -307,22 +305,117 @@ pub struct Case {
     pub mask_len: usize,
 }
 
+/// The rule every hand-built case starts with.
+const DEFAULT_RULE: QuantizeRule = QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven);
+
 impl Case {
-    /// A case with the given shape and parameters and no inputs (for hand-built cases: add the
-    /// inputs the op reads).
-    pub fn manual(shape: &[usize], params: QuantParams) -> Case {
+    /// A case with the given shape and no inputs or attributes (for hand-built cases: add the
+    /// inputs and attributes the op reads).
+    pub fn manual(shape: &[usize]) -> Case {
         Case {
-            spec: CaseSpec::new(0, 0, Layout::PerTensor, QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven)),
+            spec: CaseSpec::new(0, 0, Layout::PerTensor, DEFAULT_RULE),
             shape: shape.to_vec(),
-            params,
-            rule: QuantizeRule::new(ScaleOp::Divide, RoundingMode::HalfToEven),
-            profile: Profile::ONNXRUNTIME,
-            kind: Int4::Signed,
             offset: 0,
             inputs: Vec::new(),
             attrs: Vec::new(),
             out_len: 0,
             mask_len: 0,
+        }
+    }
+
+    /// A quantize-family case: `shape` and `params` (see [`Case::set_params`]).
+    pub fn quantized(shape: &[usize], params: &QuantParams) -> Case {
+        let mut case = Case::manual(shape);
+        case.set_params(params);
+        case
+    }
+
+    /// Stores `params` as the inputs `scale`, `zero_point` and the attributes `axis`,
+    /// `block_size`, `qmin`, `qmax`.
+    pub fn set_params(&mut self, p: &QuantParams) {
+        self.set_input(Input::dense("scale", &[p.scales.len()], Data::F32(p.scales.clone())));
+        self.set_input(Input::dense("zero_point", &[p.zero_points.len()], Data::I32(p.zero_points.clone())));
+        self.attrs.retain(|(n, _)| *n != "axis" && *n != "block_size");
+        match p.granularity {
+            Granularity::PerTensor => {}
+            Granularity::PerAxis { axis } => self.set_attr("axis", Attr::Int(axis.get())),
+            Granularity::PerBlock { axis, block_size } => {
+                self.set_attr("axis", Attr::Int(axis.get()));
+                self.set_attr("block_size", Attr::Int(block_size as i64));
+            }
+        }
+        self.set_attr("qmin", Attr::Int(p.range.qmin() as i64));
+        self.set_attr("qmax", Attr::Int(p.range.qmax() as i64));
+    }
+
+    /// The parameters [`Case::set_params`] stored (per-tensor scale 1, zero point 0 over the `i8`
+    /// range where none were set).
+    pub fn params(&self) -> QuantParams {
+        let scales = self.input("scale").map_or(vec![1.0], |i| i.f32().to_vec());
+        let zero_points = self.input("zero_point").map_or(vec![0], |i| i.i32().to_vec());
+        let full = QType::I8.full_range();
+        let (qmin, qmax) = match (self.attr("qmin"), self.attr("qmax")) {
+            (Some(_), Some(_)) => (self.int("qmin") as i32, self.int("qmax") as i32),
+            _ => (full.qmin(), full.qmax()),
+        };
+        // Every stored range came from a `CodeRange`, so it is one again.
+        let range = CodeRange::new(qmin, qmax).unwrap_or(full);
+        let granularity = match (self.attr("axis"), self.attr("block_size")) {
+            (None, _) => Granularity::PerTensor,
+            (Some(_), None) => Granularity::PerAxis { axis: Axis::new(self.int("axis")) },
+            (Some(_), Some(_)) => Granularity::PerBlock {
+                axis: Axis::new(self.int("axis")),
+                block_size: usize::try_from(self.int("block_size")).unwrap_or(usize::MAX),
+            },
+        };
+        QuantParams { granularity, scales, zero_points, range }
+    }
+
+    /// Sets the attribute `rule` (a stochastic rule with its seed).
+    pub fn set_rule(&mut self, rule: QuantizeRule) {
+        let rounding = match rule.rounding {
+            RoundingMode::Stochastic { seed } => format!("stochastic:{seed}"),
+            r => r.name().to_string(),
+        };
+        self.set_attr("rule", Attr::Text(format!("{}/{rounding}", rule.scale_op.name())));
+    }
+
+    pub fn with_rule(mut self, rule: QuantizeRule) -> Case {
+        self.set_rule(rule);
+        self
+    }
+
+    /// The attribute `rule` ([`Case::set_rule`]; divide, ties to even where none was set).
+    pub fn rule(&self) -> QuantizeRule {
+        let Some(Attr::Text(t)) = self.attr("rule") else { return DEFAULT_RULE };
+        let parsed =
+            t.split_once('/').and_then(|(op, r)| Some(QuantizeRule::new(ScaleOp::parse(op)?, RoundingMode::parse(r)?)));
+        parsed.unwrap_or(DEFAULT_RULE)
+    }
+
+    /// Sets the attribute `profile` (a dynamic op's framework, by name).
+    pub fn set_profile(&mut self, profile: &Profile) {
+        self.set_attr("profile", Attr::Text(profile.name.to_string()));
+    }
+
+    /// The attribute `profile` (ONNX Runtime's where none was set).
+    pub fn profile(&self) -> Profile {
+        match self.attr("profile") {
+            Some(Attr::Text(t)) => Profile::by_name(t).unwrap_or(Profile::ONNXRUNTIME),
+            _ => Profile::ONNXRUNTIME,
+        }
+    }
+
+    /// Sets the attribute `packed`, a packed op's nibble type (`i4` or `u4`).
+    pub fn set_packed_type(&mut self, kind: Int4) {
+        self.set_attr("packed", Attr::Text(kind.name().to_string()));
+    }
+
+    /// The attribute `packed` (`i4` where none was set).
+    pub fn packed_type(&self) -> Int4 {
+        match self.attr("packed") {
+            Some(Attr::Text(t)) if t == "u4" => Int4::Unsigned,
+            _ => Int4::Signed,
         }
     }
 
@@ -334,11 +427,6 @@ impl Case {
         self.mask_len = self.out_len;
         let shape = [x.len()];
         self.set_input(Input::dense("x", &shape, Data::F32(x)));
-        self
-    }
-
-    pub fn with_rule(mut self, rule: QuantizeRule) -> Case {
-        self.rule = rule;
         self
     }
 
@@ -394,15 +482,13 @@ impl Case {
 
     /// A one-paragraph description for failure reports: enough to rebuild the case by hand.
     pub fn describe(&self) -> String {
-        let p = &self.params;
         let show = |v: &[f32]| {
             let head: Vec<String> = v.iter().take(6).map(|s| format!("{s:e}")).collect();
             format!("[{}{}] ({} in all)", head.join(", "), if v.len() > 6 { ", ..." } else { "" }, v.len())
         };
-        let zps: Vec<String> = p.zero_points.iter().take(6).map(|z| z.to_string()).collect();
+        let scales = self.input("scale").map(|i| format!(", scales {}", show(i.f32()))).unwrap_or_default();
         format!(
-            "spec {{ seed: {:#x}, len: {}, layout: {}, rule: {}, offset: {}, mix: {:?} }}; shape {:?}, {:?}, \
-             range [{}, {}], scales {}, zero points [{}{}], rule {}, profile {}, kind {}, \
+            "spec {{ seed: {:#x}, len: {}, layout: {}, rule: {}, offset: {}, mix: {:?} }}; shape {:?}{scales}, \
              inputs [{}], attributes [{}], out_len {}, mask_len {}",
             self.spec.seed,
             self.spec.len,
@@ -411,15 +497,6 @@ impl Case {
             self.spec.offset,
             self.spec.mix,
             self.shape,
-            p.granularity,
-            p.range.qmin(),
-            p.range.qmax(),
-            show(&p.scales),
-            zps.join(", "),
-            if p.zero_points.len() > 6 { ", ..." } else { "" },
-            rule_name(self.rule),
-            self.profile.name,
-            self.kind.name(),
             self.inputs.iter().map(Input::describe).collect::<Vec<_>>().join(", "),
             self.attrs.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", "),
             self.out_len,
@@ -440,14 +517,12 @@ impl Case {
             s += &format!("packed[{}] = {b:#04x}", i / 2);
         }
         let n = numel(&self.shape);
-        if let Ok(layout) = self.params.layout(&self.shape, n) {
-            if i < n {
-                let p = layout.index(i);
-                s += &format!(
-                    "; parameter {p}: scale {}, zero point {}",
-                    super::outcome::show_f32(self.params.scales[p]),
-                    self.params.zero_points[p]
-                );
+        let params = self.params();
+        if let Ok(layout) = params.layout(&self.shape, n) {
+            if let (true, p) = (i < n, layout.index(i)) {
+                if let (Some(&scale), Some(&z)) = (params.scales.get(p), params.zero_points.get(p)) {
+                    s += &format!("; parameter {p}: scale {}, zero point {z}", super::outcome::show_f32(scale));
+                }
             }
         }
         s
@@ -826,9 +901,9 @@ pub fn gen_frame(rng: &mut Rng, spec: &CaseSpec, storage: QType) -> Case {
         }
         _ => spec.rule,
     };
-    let mut case = Case::manual(&shape, params);
+    let mut case = Case::quantized(&shape, &params);
     case.spec = *spec;
-    case.rule = rule;
+    case.set_rule(rule);
     case.offset = spec.offset;
     case
 }
@@ -841,7 +916,7 @@ pub fn numel(shape: &[usize]) -> usize {
 /// The per-element view of `params` for a generated (valid-shaped) case: element `i`'s scale
 /// and its `lo`, `hi`. Falls back to the first pair when the layout is invalid.
 pub fn element_params(case: &Case) -> Vec<ElementParams> {
-    let p = &case.params;
+    let p = &case.params();
     let n = numel(&case.shape);
     let layout = p.layout(&case.shape, n).ok();
     (0..n)

@@ -166,7 +166,7 @@ fn rng_for(name: &str, spec: &CaseSpec) -> Rng {
 /// Float inputs for a generated frame: per-element adversarial values, between NaN fillers.
 fn fill_x(rng: &mut Rng, case: &mut Case, finite_only: bool) {
     let eps = gen::element_params(case);
-    let x = gen::gen_xs(rng, eps.len(), case.spec.mix, case.rule.scale_op, finite_only, |i| eps[i]);
+    let x = gen::gen_xs(rng, eps.len(), case.spec.mix, case.rule().scale_op, finite_only, |i| eps[i]);
     gen::set_x(case, x);
 }
 
@@ -248,8 +248,8 @@ impl<C: TestCode> OpDescriptor for Quantize<C> {
     fn run(&self, path: &Path, c: &Case) -> Outcome {
         let mut out = Guarded::new(filler(path, C::default(), C::FILLER), c.offset, c.out_len);
         match path {
-            Path::Reference => refq::quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?,
-            Path::Optimized(e) => e.quantize(c.x(), &c.shape, &c.params, c.rule, out.slice())?,
+            Path::Reference => refq::quantize(c.x(), &c.shape, &c.params(), c.rule(), out.slice())?,
+            Path::Optimized(e) => e.quantize(c.x(), &c.shape, &c.params(), c.rule(), out.slice())?,
         }
         Ok(vec![Tensor::new("y", C::data(&out.finish(path.name())))])
     }
@@ -273,8 +273,8 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
         let mut rng = rng_for(self.name(), spec);
         let mut case = gen::gen_frame(&mut rng, spec, C::QTYPE);
         let n = gen::numel(&case.shape);
-        let layout = case.params.layout(&case.shape, n).ok();
-        let zps = case.params.zero_points.clone();
+        let layout = case.params().layout(&case.shape, n).ok();
+        let zps = case.params().zero_points.clone();
         let codes = gen::gen_codes(&mut rng, n, C::QTYPE, |i| layout.map_or(0, |l| zps[l.index(i)]));
         let shape = case.shape.clone();
         case.set_input(gen::Input {
@@ -293,8 +293,8 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
         let q = &codes[c.offset.min(codes.len())..];
         let mut out = Guarded::new(filler(path, 0f32, F32_FILLER), c.offset, c.out_len);
         match path {
-            Path::Reference => refq::dequantize(q, &c.shape, &c.params, out.slice())?,
-            Path::Optimized(e) => e.dequantize(q, &c.shape, &c.params, out.slice())?,
+            Path::Reference => refq::dequantize(q, &c.shape, &c.params(), out.slice())?,
+            Path::Optimized(e) => e.dequantize(q, &c.shape, &c.params(), out.slice())?,
         }
         Ok(vec![Tensor::f32("y", &out.finish(path.name()))])
     }
@@ -338,8 +338,8 @@ impl OpDescriptor for FakeQuantize {
         let mut mask = Guarded::new(filler(path, false, true), c.offset, c.mask_len);
         let m = if self.mask { Some(mask.slice()) } else { None };
         match path {
-            Path::Reference => refq::fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?,
-            Path::Optimized(e) => e.fake_quantize(c.x(), &c.shape, &c.params, c.rule, out.slice(), m)?,
+            Path::Reference => refq::fake_quantize(c.x(), &c.shape, &c.params(), c.rule(), out.slice(), m)?,
+            Path::Optimized(e) => e.fake_quantize(c.x(), &c.shape, &c.params(), c.rule(), out.slice(), m)?,
         }
         self.outputs(out, mask, path.name())
     }
@@ -360,7 +360,7 @@ impl OpDescriptor for QuantizePacked4 {
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let mut case = gen::gen_frame(&mut rng, spec, self.kind.qtype());
-        case.kind = self.kind;
+        case.set_packed_type(self.kind);
         fill_x(&mut rng, &mut case, false);
         case.out_len = packed_len(case.out_len);
         case
@@ -373,8 +373,12 @@ impl OpDescriptor for QuantizePacked4 {
     fn run(&self, path: &Path, c: &Case) -> Outcome {
         let mut out = Guarded::new(filler(path, 0u8, u8::FILLER), c.offset, c.out_len);
         match path {
-            Path::Reference => refq::quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?,
-            Path::Optimized(e) => e.quantize_packed4(c.x(), &c.shape, &c.params, c.rule, c.kind, out.slice())?,
+            Path::Reference => {
+                refq::quantize_packed4(c.x(), &c.shape, &c.params(), c.rule(), c.packed_type(), out.slice())?
+            }
+            Path::Optimized(e) => {
+                e.quantize_packed4(c.x(), &c.shape, &c.params(), c.rule(), c.packed_type(), out.slice())?
+            }
         }
         Ok(vec![Tensor::u8("y", &out.finish(path.name()))])
     }
@@ -398,7 +402,7 @@ impl OpDescriptor for DequantizePacked4 {
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let mut case = gen::gen_frame(&mut rng, spec, self.kind.qtype());
-        case.kind = self.kind;
+        case.set_packed_type(self.kind);
         let n = gen::numel(&case.shape);
         let bytes: Vec<u8> = (0..packed_len(n)).map(|_| rng.next_u64() as u8).collect();
         let nb = bytes.len();
@@ -416,8 +420,12 @@ impl OpDescriptor for DequantizePacked4 {
     fn run(&self, path: &Path, c: &Case) -> Outcome {
         let mut out = Guarded::new(filler(path, 0f32, F32_FILLER), c.offset, c.out_len);
         match path {
-            Path::Reference => refq::dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?,
-            Path::Optimized(e) => e.dequantize_packed4(c.packed(), &c.shape, &c.params, c.kind, out.slice())?,
+            Path::Reference => {
+                refq::dequantize_packed4(c.packed(), &c.shape, &c.params(), c.packed_type(), out.slice())?
+            }
+            Path::Optimized(e) => {
+                e.dequantize_packed4(c.packed(), &c.shape, &c.params(), c.packed_type(), out.slice())?
+            }
         }
         Ok(vec![Tensor::f32("y", &out.finish(path.name()))])
     }
@@ -484,13 +492,10 @@ impl OpDescriptor for DynamicQuantize {
             x[i] = rmin;
             x[j] = rmax;
         }
-        let mut case = Case::manual(
-            &[n],
-            quantproof_reference::quant_params::QuantParams::per_tensor(1.0, 0, QType::U8.full_range()),
-        );
+        let mut case = Case::manual(&[n]);
         case.spec = *spec;
-        case.profile = self.profile;
-        case.rule = self.profile.quantize;
+        case.set_profile(&self.profile);
+        case.set_rule(self.profile.quantize);
         case.offset = spec.offset;
         gen::set_x(&mut case, x);
         case
@@ -498,8 +503,8 @@ impl OpDescriptor for DynamicQuantize {
     fn run(&self, path: &Path, c: &Case) -> Outcome {
         let mut out = Guarded::new(filler(path, 0u8, u8::FILLER), c.offset, c.out_len);
         let p = match path {
-            Path::Reference => c.profile.dynamic_quantize(c.x(), out.slice())?,
-            Path::Optimized(e) => e.dynamic_quantize(&c.profile, c.x(), out.slice())?,
+            Path::Reference => c.profile().dynamic_quantize(c.x(), out.slice())?,
+            Path::Optimized(e) => e.dynamic_quantize(&c.profile(), c.x(), out.slice())?,
         };
         let y = out.finish(path.name());
         Ok(vec![Tensor::u8("y", &y), Tensor::f32("scale", &[p.scale]), Tensor::i32("zero_point", &[p.zero_point])])
@@ -543,10 +548,7 @@ impl OpDescriptor for MinMax {
         let ep = ElementParams { scale: gen::gen_scale(&mut rng), lo: -128, hi: 127 };
         let x = gen::gen_xs(&mut rng, spec.len, spec.mix, spec.rule.scale_op, false, |_| ep);
         let n = x.len();
-        let mut case = Case::manual(
-            &[n],
-            quantproof_reference::quant_params::QuantParams::per_tensor(1.0, 0, QType::I8.full_range()),
-        );
+        let mut case = Case::manual(&[n]);
         case.spec = *spec;
         case.offset = spec.offset;
         gen::set_x(&mut case, x);
