@@ -6,23 +6,11 @@
 //! extreme and per-channel zero points; an accumulator that leaves i32; bad inputs.
 
 use quantproof_optimized::conv::PackedConv;
-use quantproof_optimized::gemm::GemmKernel;
 use quantproof_reference::conv::{conv2d_accumulate, ActivationLayout, Conv2dGeometry, ConvWeightLayout};
 use quantproof_reference::gemm::ZeroPoints;
 use quantproof_reference::rng::Rng;
 
-fn kernels() -> Vec<GemmKernel> {
-    GemmKernel::ALL
-        .into_iter()
-        .filter(|k| {
-            let ok = k.is_available();
-            if !ok {
-                eprintln!("skipping {}: not available on this CPU", k.name());
-            }
-            ok
-        })
-        .collect()
-}
+use quantproof_tests::available_gemm_kernels as kernels;
 
 fn geometry(rng: &mut Rng) -> Conv2dGeometry {
     let pick = |rng: &mut Rng, v: &[usize]| v[rng.below(v.len() as u64) as usize];

@@ -9,18 +9,7 @@ use quantproof_reference::error::QuantError;
 use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
 use quantproof_reference::rng::Rng;
 
-fn kernels() -> Vec<GemmKernel> {
-    GemmKernel::ALL
-        .into_iter()
-        .filter(|k| {
-            let ok = k.is_available();
-            if !ok {
-                eprintln!("skipping {}: not available on this CPU", k.name());
-            }
-            ok
-        })
-        .collect()
-}
+use quantproof_tests::available_gemm_kernels as kernels;
 
 #[allow(clippy::too_many_arguments)]
 fn check(

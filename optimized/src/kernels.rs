@@ -430,7 +430,7 @@ macro_rules! forward_arith_kernels {
 pub(crate) use forward_arith_kernels;
 
 /// `impl ReduceKernels for $token` forwarding to an ISA module's `unsafe` reductions `min_max`,
-/// `abs_max`, `abs_min` (whole slices) and `pairwise_leaf` (numpy's 128-element leaf, under the
+/// `abs_extreme::<MAX>` (`abs_max` / `abs_min`; whole slices) and `pairwise_leaf` (numpy's 128-element leaf, under the
 /// portable recursion), callable when the CPU has the token's features. (x86 only: NEON finishes
 /// its reductions' tails with the portable kernels itself.)
 #[cfg(target_arch = "x86_64")]
@@ -447,13 +447,13 @@ macro_rules! forward_reduce_kernels {
             fn abs_max(&self, x: &[f32]) -> (f32, bool) {
                 use $module as kernel;
                 // SAFETY: as above.
-                unsafe { kernel::abs_max(x) }
+                unsafe { kernel::abs_extreme::<true>(x) }
             }
 
             fn abs_min(&self, x: &[f32]) -> (f32, bool) {
                 use $module as kernel;
                 // SAFETY: as above.
-                unsafe { kernel::abs_min(x) }
+                unsafe { kernel::abs_extreme::<false>(x) }
             }
 
             fn pairwise_sum(&self, a: &[f32]) -> f32 {

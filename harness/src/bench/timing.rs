@@ -45,6 +45,14 @@ pub enum Reps {
 }
 
 impl Reps {
+    /// The repetition count when it is fixed (ONNX Runtime's runner takes it as is).
+    pub fn fixed(self) -> Option<usize> {
+        match self {
+            Reps::Fixed(n) => Some(n),
+            Reps::Budget { .. } => None,
+        }
+    }
+
     /// The default budget: a quarter of a second per measurement, 5 to 2000 repetitions.
     pub const DEFAULT: Reps = Reps::Budget { budget_s: 0.25, min: 5, max: 2000 };
 

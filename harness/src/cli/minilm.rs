@@ -81,9 +81,6 @@ pub enum Sub {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
     },
-    /// Every scheme (weight-only int8 of the toolchain, PTDQ under both dynamic rules, PTSQ with
-    /// each calibrator) x weights (int8 / int4, per channel / per tensor) against fp32 on the
-    /// project's 205-sentence corpus: embedding cosine and nearest-neighbour retrieval agreement.
     /// Sentences per second on one thread, batch 1 and batch 32 of 128-token sequences: our fp32
     /// forward pass, PTDQ and PTSQ on the int8 GEMM, and ONNX Runtime running the int8 model in
     /// the same run.
@@ -135,29 +132,20 @@ pub enum Sub {
         #[arg(long)]
         no_ort: bool,
     },
+    /// Every scheme (weight-only int8 of the toolchain, PTDQ under both dynamic rules, PTSQ with
+    /// each calibrator) x weights (int8 / int4, per channel / per tensor) against fp32 on the
+    /// project's 205-sentence corpus: embedding cosine and nearest-neighbour retrieval agreement.
     Eval {
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// One JSON object per line and configuration.
-        #[arg(long)]
-        json: bool,
-        /// Evaluate only the first N corpus sentences (at least 6).
-        #[arg(long, value_name = "N")]
-        limit: Option<usize>,
+        #[command(flatten)]
+        corpus: CorpusArgs,
     },
     /// The PTQ algorithms on the real model, weight-only: round to nearest, bias correction and
     /// AdaRound at `--bits` per output channel, and mixed precision (per-Linear sensitivity, the
     /// Pareto curve, allocations under the budgets of uniform 3/4/5 bits), each measured by
     /// embedding cosine and retrieval agreement against fp32 on the corpus.
     Ptq {
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// One JSON object per line and method.
-        #[arg(long)]
-        json: bool,
-        /// Evaluate only the first N corpus sentences (at least 6).
-        #[arg(long, value_name = "N")]
-        limit: Option<usize>,
+        #[command(flatten)]
+        corpus: CorpusArgs,
         /// Weight bits for round to nearest, bias correction and AdaRound (2..8).
         #[arg(long, default_value_t = 4)]
         bits: u32,
@@ -171,6 +159,19 @@ pub enum Sub {
         #[arg(long)]
         no_mixed: bool,
     },
+}
+
+/// The options of the commands that evaluate on the corpus (`eval`, `ptq`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CorpusArgs {
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// One JSON object per line and configuration (`eval`) or method (`ptq`).
+    #[arg(long)]
+    json: bool,
+    /// Evaluate only the first N corpus sentences (at least 6).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
 }
 
 /// The sentences given, or the built-in evaluation set.
@@ -192,8 +193,8 @@ pub fn run(args: Args) -> i32 {
         Sub::Compare { cache, sentences } => run_compare(cache, &sentences),
         Sub::Ptdq { cache, profile, per_layer, sentences } => run_ptdq(cache, &profile, per_layer, &sentences),
         Sub::Ptsq { cache } => run_ptsq(cache),
-        Sub::Eval { cache, json, limit } => run_eval(cache, json, limit),
-        Sub::Ptq { cache, json, limit, bits, iterations, widths, no_mixed } => {
+        Sub::Eval { corpus: CorpusArgs { cache, json, limit } } => run_eval(cache, json, limit),
+        Sub::Ptq { corpus: CorpusArgs { cache, json, limit }, bits, iterations, widths, no_mixed } => {
             let widths = if no_mixed { Vec::new() } else { widths };
             run_ptq(cache, json, crate::minilm::ptq::PtqOptions { bits, iterations, limit, widths })
         }

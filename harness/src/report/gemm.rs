@@ -61,19 +61,9 @@ pub fn run(quick: bool, reps: Reps, ort: Option<&Ort>, log: &mut dyn FnMut(&str)
     };
     for s in sizes(quick) {
         log(&format!("GEMM: {s} x {s} x {s}"));
-        let setup = match Setup::resolve(spec, s * s, None, None, None) {
-            Ok(x) => x.with_dims(Some(vec![s, s, s])),
-            Err(e) => {
-                res.failures.push(e);
-                continue;
-            }
-        };
-        let mut bench = match Bench::new(spec, setup) {
-            Ok(b) => b,
-            Err(e) => {
-                res.failures.push(e);
-                continue;
-            }
+        let setup = Setup::resolve(spec, s * s, None, None, None).map(|x| x.with_dims(Some(vec![s, s, s])));
+        let Some(mut bench) = super::kept(setup.and_then(|x| Bench::new(spec, x)), &mut res.failures) else {
+            continue;
         };
         for imp in Path::optimized(1) {
             match bench.measure(&imp, reps) {
@@ -82,11 +72,7 @@ pub fn run(quick: bool, reps: Reps, ort: Option<&Ort>, log: &mut dyn FnMut(&str)
             }
         }
         if let (Some(ort), Some(case)) = (ort, bench.workload.ort_case()) {
-            let fixed = match reps {
-                Reps::Fixed(n) => Some(n),
-                _ => None,
-            };
-            match ort.bench_case(&case, 1, fixed) {
+            match ort.bench_case(&case, 1, reps.fixed()) {
                 Ok(r) => res.points.push(Point { size: s, record: r }),
                 Err(e) => res.failures.push(format!("qgemm {s}: ONNX Runtime: {e}")),
             }

@@ -824,6 +824,12 @@ impl Report {
     }
 }
 
+/// `r`'s value, or `None` with its error added to `failures` (a workload that cannot be set up
+/// is reported, and the report goes on).
+fn kept<T>(r: Result<T, String>, failures: &mut Vec<String>) -> Option<T> {
+    r.map_err(|e| failures.push(e)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

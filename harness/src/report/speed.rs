@@ -89,19 +89,9 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
             for size in sizes_of(spec.name, grid) {
                 let label = profile.map_or(String::new(), |p| format!(" ({})", p.name));
                 log(&format!("speed: {}{label} x {}", spec.name, crate::bench::format_size(size)));
-                let setup = match Setup::resolve(spec, size, profile, None, None) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        res.failures.push(e);
-                        continue;
-                    }
-                };
-                let mut bench = match Bench::new(spec, setup) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        res.failures.push(e);
-                        continue;
-                    }
+                let setup = Setup::resolve(spec, size, profile, None, None);
+                let Some(mut bench) = super::kept(setup.and_then(|s| Bench::new(spec, s)), &mut res.failures) else {
+                    continue;
                 };
                 let mut records = Vec::new();
                 let mut impls = vec![Path::Reference];
@@ -115,10 +105,7 @@ pub fn run(grid: &Grid, limits: &mut Limits, ort: Option<&Ort>, log: &mut dyn Fn
                     }
                 }
                 if let Some(ort) = ort {
-                    let reps = match grid.reps {
-                        Reps::Fixed(n) => Some(n),
-                        _ => None,
-                    };
+                    let reps = grid.reps.fixed();
                     if let Some(case) = bench.workload.ort_case() {
                         for &t in &grid.threads {
                             match ort.bench_case(&case, t, reps) {

@@ -253,23 +253,9 @@ impl Runner {
             Ok(case) => self.run_case(&case, file, line),
             Err(e) => {
                 let or_unknown = |s: Option<String>| s.unwrap_or_else(|| "?".to_string());
-                CaseResult {
-                    file: file.to_string(),
-                    line,
-                    profile: or_unknown(e.partial.profile),
-                    op: or_unknown(e.partial.op),
-                    name: or_unknown(e.partial.name),
-                    status: Status::Failed,
-                    paths: Vec::new(),
-                    not_run: Vec::new(),
-                    skip_reason: None,
-                    failures: vec![PathFailure {
-                        path: "-".to_string(),
-                        output: None,
-                        message: format!("{file}:{line}: {}", e.message),
-                        mismatches: Vec::new(),
-                    }],
-                }
+                let (profile, op, name) =
+                    (or_unknown(e.partial.profile), or_unknown(e.partial.op), or_unknown(e.partial.name));
+                unreadable(file, line, [profile, op, name], format!("{file}:{line}: {}", e.message))
             }
         }
     }
@@ -357,22 +343,24 @@ impl Runner {
 
 fn file_failure(path: &FsPath, message: String) -> CaseResult {
     let file = path.display().to_string();
+    let message = format!("{file}: {message}");
+    unreadable(&file, 0, ["-".to_string(), "-".to_string(), file.clone()], message)
+}
+
+/// The failed result of a line (or, at line 0, a file) that could not be read as a case:
+/// `[profile, op, name]` as far as they were read, and why.
+fn unreadable(file: &str, line: usize, [profile, op, name]: [String; 3], message: String) -> CaseResult {
     CaseResult {
-        file: file.clone(),
-        line: 0,
-        profile: "-".to_string(),
-        op: "-".to_string(),
-        name: file.clone(),
+        file: file.to_string(),
+        line,
+        profile,
+        op,
+        name,
         status: Status::Failed,
         paths: Vec::new(),
         not_run: Vec::new(),
         skip_reason: None,
-        failures: vec![PathFailure {
-            path: "-".to_string(),
-            output: None,
-            message: format!("{file}: {message}"),
-            mismatches: Vec::new(),
-        }],
+        failures: vec![PathFailure { path: "-".to_string(), output: None, message, mismatches: Vec::new() }],
     }
 }
 

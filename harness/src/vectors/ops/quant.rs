@@ -118,19 +118,16 @@ fn quantize_fast<C: FastCode>(
     Ok(q)
 }
 
-fn quantize_reference<C: Code>(
-    path: Path,
+/// 16-bit codes, which only the reference computes, widened to i32.
+fn quantize_wide<C: Code + Into<i32>>(
     x: &[f32],
     shape: &[usize],
     p: &QuantParams,
     rule: QuantizeRule,
-) -> Result<Vec<C>, OpError> {
-    if let Path::Optimized(_) = path {
-        return Err(no_kernel("16-bit codes"));
-    }
+) -> Result<Vec<i32>, OpError> {
     let mut q = vec![C::default(); x.len()];
     refq::quantize(x, shape, p, rule, &mut q)?;
-    Ok(q)
+    Ok(q.into_iter().map(Into::into).collect())
 }
 
 /// `quantize`: `x` (f32) -> `y` (codes), `y = clamp(round(x op s) + z, qmin, qmax)` with the
@@ -143,12 +140,9 @@ pub fn quantize(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let y = match Storage::of(codes.qtype) {
         Storage::I8 => Data::I8(quantize_fast::<i8>(path, x, shape, &p, rule)?),
         Storage::U8 => Data::U8(quantize_fast::<u8>(path, x, shape, &p, rule)?),
-        Storage::I16 => {
-            Data::I32(quantize_reference::<i16>(path, x, shape, &p, rule)?.into_iter().map(i32::from).collect())
-        }
-        Storage::U16 => {
-            Data::I32(quantize_reference::<u16>(path, x, shape, &p, rule)?.into_iter().map(i32::from).collect())
-        }
+        Storage::I16 | Storage::U16 if matches!(path, Path::Optimized(_)) => return Err(no_kernel("16-bit codes")),
+        Storage::I16 => Data::I32(quantize_wide::<i16>(x, shape, &p, rule)?),
+        Storage::U16 => Data::I32(quantize_wide::<u16>(x, shape, &p, rule)?),
     };
     Ok(outputs([("y", Tensor::new(xt.shape.clone(), y))]))
 }

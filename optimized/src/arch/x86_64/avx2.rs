@@ -535,9 +535,12 @@ fn min_max(x: &[f32]) -> (f32, f32, bool) {
     (l, h, any(nan) | tnan)
 }
 
+/// The largest (`MAX`) or smallest `|x|` and whether a NaN was seen (`abs_max` / `abs_min`).
 #[target_feature(enable = "avx2,fma")]
-fn abs_max(x: &[f32]) -> (f32, bool) {
-    let mut m = [_mm256_setzero_ps(); 4];
+fn abs_extreme<const MAX: bool>(x: &[f32]) -> (f32, bool) {
+    // |NaN| is NaN, so vmaxps / vminps keep the accumulator.
+    let pick = |a: __m256, b: __m256| if MAX { _mm256_max_ps(a, b) } else { _mm256_min_ps(a, b) };
+    let mut m = [if MAX { _mm256_setzero_ps() } else { _mm256_set1_ps(f32::INFINITY) }; 4];
     let mut nan = _mm256_setzero_ps();
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
     let (xb, xv, xt) = blocks(x);
@@ -546,43 +549,18 @@ fn abs_max(x: &[f32]) -> (f32, bool) {
         let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
         nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
         for k in 0..4 {
-            // |NaN| is NaN, so vmaxps keeps the accumulator.
-            m[k] = _mm256_max_ps(_mm256_and_ps(v[k], abs), m[k]);
+            m[k] = pick(_mm256_and_ps(v[k], abs), m[k]);
         }
     }
     for xs in xv {
         let v = ld(xs);
         nan = _mm256_or_ps(nan, unord(v, v));
-        m[0] = _mm256_max_ps(_mm256_and_ps(v, abs), m[0]);
+        m[0] = pick(_mm256_and_ps(v, abs), m[0]);
     }
-    let m = _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3]));
-    let (tm, tnan) = generic::abs_max(xt);
-    (lanes(m).into_iter().fold(tm, f32::max), any(nan) | tnan)
-}
-
-#[target_feature(enable = "avx2,fma")]
-fn abs_min(x: &[f32]) -> (f32, bool) {
-    let mut m = [_mm256_set1_ps(f32::INFINITY); 4];
-    let mut nan = _mm256_setzero_ps();
-    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
-    let (xb, xv, xt) = blocks(x);
-    for xs @ [x0, x1, x2, x3] in xb {
-        prefetch::<_, 2>(xs);
-        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
-        nan = _mm256_or_ps(nan, _mm256_or_ps(unord(v[0], v[1]), unord(v[2], v[3])));
-        for k in 0..4 {
-            // |NaN| is NaN, so vminps keeps the accumulator.
-            m[k] = _mm256_min_ps(_mm256_and_ps(v[k], abs), m[k]);
-        }
-    }
-    for xs in xv {
-        let v = ld(xs);
-        nan = _mm256_or_ps(nan, unord(v, v));
-        m[0] = _mm256_min_ps(_mm256_and_ps(v, abs), m[0]);
-    }
-    let m = _mm256_min_ps(_mm256_min_ps(m[0], m[1]), _mm256_min_ps(m[2], m[3]));
-    let (tm, tnan) = generic::abs_min(xt);
-    (lanes(m).into_iter().fold(tm, f32::min), any(nan) | tnan)
+    let m = pick(pick(m[0], m[1]), pick(m[2], m[3]));
+    let (tm, tnan) = if MAX { generic::abs_max(xt) } else { generic::abs_min(xt) };
+    let fold = if MAX { f32::max } else { f32::min };
+    (lanes(m).into_iter().fold(tm, fold), any(nan) | tnan)
 }
 
 // ---------------------------------------------------------------------------------------------

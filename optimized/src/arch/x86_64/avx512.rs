@@ -623,9 +623,12 @@ fn min_max(x: &[f32]) -> (f32, f32, bool) {
     (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), nan != 0)
 }
 
+/// The largest (`MAX`) or smallest `|x|` and whether a NaN was seen (`abs_max` / `abs_min`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn abs_max(x: &[f32]) -> (f32, bool) {
-    let mut m = [_mm512_setzero_ps(); 4];
+fn abs_extreme<const MAX: bool>(x: &[f32]) -> (f32, bool) {
+    // |NaN| is NaN, so vmaxps / vminps keep the accumulator.
+    let pick = |a: __m512, b: __m512| if MAX { _mm512_max_ps(a, b) } else { _mm512_min_ps(a, b) };
+    let mut m = [if MAX { _mm512_setzero_ps() } else { _mm512_set1_ps(f32::INFINITY) }; 4];
     let mut nan: __mmask16 = 0;
     let (xb, xt) = blocks(x);
     for xs @ [x0, x1, x2, x3] in xb {
@@ -633,40 +636,17 @@ fn abs_max(x: &[f32]) -> (f32, bool) {
         let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
         nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
         for k in 0..4 {
-            // |NaN| is NaN, so vmaxps keeps the accumulator.
-            m[k] = _mm512_max_ps(_mm512_abs_ps(v[k]), m[k]);
+            m[k] = pick(_mm512_abs_ps(v[k]), m[k]);
         }
     }
     for xs in xt.chunks(16) {
         let (v, k) = (ld_tail(xs), lanes(xs.len()));
         nan |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(k, v, v);
-        m[0] = _mm512_max_ps(_mm512_abs_ps(v), m[0]);
+        // The masked-off lanes (zeros) take no part.
+        m[0] = _mm512_mask_mov_ps(m[0], k, pick(_mm512_abs_ps(v), m[0]));
     }
-    let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
-    (_mm512_reduce_max_ps(m), nan != 0)
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn abs_min(x: &[f32]) -> (f32, bool) {
-    let mut m = [_mm512_set1_ps(f32::INFINITY); 4];
-    let mut nan: __mmask16 = 0;
-    let (xb, xt) = blocks(x);
-    for xs @ [x0, x1, x2, x3] in xb {
-        prefetch::<_, 4>(xs);
-        let v = [ld(x0), ld(x1), ld(x2), ld(x3)];
-        nan |= unord(v[0], v[1]) | unord(v[2], v[3]);
-        for k in 0..4 {
-            // |NaN| is NaN, so vminps keeps the accumulator.
-            m[k] = _mm512_min_ps(_mm512_abs_ps(v[k]), m[k]);
-        }
-    }
-    for xs in xt.chunks(16) {
-        let (v, k) = (ld_tail(xs), lanes(xs.len()));
-        nan |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(k, v, v);
-        m[0] = _mm512_mask_min_ps(m[0], k, _mm512_abs_ps(v), m[0]);
-    }
-    let m = _mm512_min_ps(_mm512_min_ps(m[0], m[1]), _mm512_min_ps(m[2], m[3]));
-    (_mm512_reduce_min_ps(m), nan != 0)
+    let m = pick(pick(m[0], m[1]), pick(m[2], m[3]));
+    (if MAX { _mm512_reduce_max_ps(m) } else { _mm512_reduce_min_ps(m) }, nan != 0)
 }
 
 // ---------------------------------------------------------------------------------------------
