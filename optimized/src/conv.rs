@@ -107,7 +107,7 @@ impl PackedConv {
                 Err(e) => Err(e),
             };
         }
-        let (gi, go, k) = (g.group_in(), g.group_out(), g.depth());
+        let (go, k) = (g.group_out(), g.depth());
         let rows = g.batch * oh * ow;
         let mut cols = vec![0u8; rows * k];
         let mut acc = vec![0i32; rows * go];
@@ -120,18 +120,8 @@ impl PackedConv {
                 Err(QuantError::AccumulatorOverflow { .. }) => return self.reference(x_layout, x, x_zero_point),
                 Err(e) => return Err(e),
             }
-            for n in 0..g.batch {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let r = (n * oh + oy) * ow + ox;
-                        for oo in 0..go {
-                            out[g.output_index(x_layout, oh, ow, n, grp * go + oo, oy, ox)] = acc[r * go + oo];
-                        }
-                    }
-                }
-            }
+            g.scatter_group(x_layout, (oh, ow), grp, &acc, &mut out);
         }
-        let _ = gi;
         Ok(out)
     }
 
@@ -173,30 +163,19 @@ impl PackedConv {
                 for ox in 0..ow {
                     acc32.iter_mut().for_each(|v| *v = 0);
                     acc64.iter_mut().for_each(|v| *v = 0);
-                    for ky in 0..g.kernel_h {
-                        let Some(iy) = Conv2dGeometry::tap(oy, ky, g.stride[0], g.dilation[0], g.pad_before[0], g.in_h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..g.kernel_w {
-                            let Some(ix) =
-                                Conv2dGeometry::tap(ox, kx, g.stride[1], g.dilation[1], g.pad_before[1], g.in_w)
-                            else {
-                                continue;
-                            };
-                            // The input value of every output channel's group (channel o / mult).
-                            for (o, v) in xs.iter_mut().enumerate() {
-                                *v = x[g.input_index(x_layout, n, o / mult, iy, ix)] as i32 - zx;
+                    for (ky, kx, iy, ix) in g.window(oy, ox) {
+                        // The input value of every output channel's group (channel o / mult).
+                        for (o, v) in xs.iter_mut().enumerate() {
+                            *v = x[g.input_index(x_layout, n, o / mult, iy, ix)] as i32 - zx;
+                        }
+                        let t = &taps[(ky * g.kernel_w + kx) * o_n..(ky * g.kernel_w + kx + 1) * o_n];
+                        if exact_i32 {
+                            for ((a, &xv), &wv) in acc32.iter_mut().zip(&xs).zip(t) {
+                                *a += xv * wv;
                             }
-                            let t = &taps[(ky * g.kernel_w + kx) * o_n..(ky * g.kernel_w + kx + 1) * o_n];
-                            if exact_i32 {
-                                for ((a, &xv), &wv) in acc32.iter_mut().zip(&xs).zip(t) {
-                                    *a += xv * wv;
-                                }
-                            } else {
-                                for ((a, &xv), &wv) in acc64.iter_mut().zip(&xs).zip(t) {
-                                    *a += xv as i64 * wv as i64;
-                                }
+                        } else {
+                            for ((a, &xv), &wv) in acc64.iter_mut().zip(&xs).zip(t) {
+                                *a += xv as i64 * wv as i64;
                             }
                         }
                     }
@@ -231,9 +210,9 @@ fn im2col(
             for ox in 0..ow {
                 let row = &mut cols[((n * oh + oy) * ow + ox) * k..((n * oh + oy) * ow + ox + 1) * k];
                 for ky in 0..g.kernel_h {
-                    let iy = Conv2dGeometry::tap(oy, ky, g.stride[0], g.dilation[0], g.pad_before[0], g.in_h);
+                    let iy = g.tap_y(oy, ky);
                     for kx in 0..g.kernel_w {
-                        let ix = Conv2dGeometry::tap(ox, kx, g.stride[1], g.dilation[1], g.pad_before[1], g.in_w);
+                        let ix = g.tap_x(ox, kx);
                         let dst = &mut row[(ky * g.kernel_w + kx) * gi..(ky * g.kernel_w + kx + 1) * gi];
                         match (iy, ix, layout) {
                             (Some(iy), Some(ix), ActivationLayout::Nhwc) => {

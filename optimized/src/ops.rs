@@ -139,14 +139,14 @@ impl Soa {
     }
 
     fn view(&self, start: usize, len: usize) -> PerElement<'_> {
-        let r = start..start + len;
-        PerElement {
-            scale: &self.scale[r.clone()],
-            factor: &self.factor[r.clone()],
-            lo: &self.lo[r.clone()],
-            hi: &self.hi[r.clone()],
-            zero_point: &self.zero_point[r],
-        }
+        let all = PerElement {
+            scale: &self.scale,
+            factor: &self.factor,
+            lo: &self.lo,
+            hi: &self.hi,
+            zero_point: &self.zero_point,
+        };
+        all.slice(start, len)
     }
 
     /// Element `j` takes parameter `map(j)`, for `j < len`.

@@ -246,6 +246,50 @@ impl Conv2dGeometry {
     pub fn tap(o: usize, k: usize, stride: usize, dilation: usize, before: usize, len: usize) -> Option<usize> {
         (o * stride + k * dilation).checked_sub(before).filter(|&p| p < len)
     }
+
+    /// The input row of kernel row `ky` at output row `oy` ([`Conv2dGeometry::tap`] along H).
+    #[inline]
+    pub fn tap_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        Self::tap(oy, ky, self.stride[0], self.dilation[0], self.pad_before[0], self.in_h)
+    }
+
+    /// The input column of kernel column `kx` at output column `ox` (along W).
+    #[inline]
+    pub fn tap_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        Self::tap(ox, kx, self.stride[1], self.dilation[1], self.pad_before[1], self.in_w)
+    }
+
+    /// Writes group `group`'s GEMM result `acc` (`N * OH * OW` rows in [`im2col`]'s order, row
+    /// `(n * OH + y) * OW + x`, of [`Conv2dGeometry::group_out`] columns) to that group's output
+    /// channels of `out` in `layout`.
+    pub fn scatter_group(
+        &self,
+        layout: ActivationLayout,
+        (oh, ow): (usize, usize),
+        group: usize,
+        acc: &[i32],
+        out: &mut [i32],
+    ) {
+        let go = self.group_out();
+        for n in 0..self.batch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let r = (n * oh + oy) * ow + ox;
+                    for oo in 0..go {
+                        out[self.output_index(layout, oh, ow, n, group * go + oo, oy, ox)] = acc[r * go + oo];
+                    }
+                }
+            }
+        }
+    }
+
+    /// The taps of output position `(oy, ox)` that land inside the input, as `(ky, kx, iy, ix)`,
+    /// kernel row by kernel row (taps in the padding are skipped: their centred value is 0).
+    pub fn window(&self, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        (0..self.kernel_h)
+            .filter_map(move |ky| Some((ky, self.tap_y(oy, ky)?)))
+            .flat_map(move |(ky, iy)| (0..self.kernel_w).filter_map(move |kx| Some((ky, kx, iy, self.tap_x(ox, kx)?))))
+    }
 }
 
 /// Checks the geometry, the buffers and the zero points shared by the convolution entry points
@@ -331,23 +375,12 @@ pub fn conv2d_accumulate<X: Operand8, W: Operand8>(
             for oy in 0..oh {
                 for ox in 0..ow {
                     let mut acc = 0i64;
-                    for ky in 0..g.kernel_h {
-                        let Some(iy) = Conv2dGeometry::tap(oy, ky, g.stride[0], g.dilation[0], g.pad_before[0], g.in_h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..g.kernel_w {
-                            let Some(ix) =
-                                Conv2dGeometry::tap(ox, kx, g.stride[1], g.dilation[1], g.pad_before[1], g.in_w)
-                            else {
-                                continue;
-                            };
-                            for ci in 0..gi {
-                                let xv =
-                                    x[g.input_index(x_layout, n, c0 + ci, iy, ix)].value() as i64 - x_zero_point as i64;
-                                let wv = w[g.weight_index(w_layout, o, ci, ky, kx)].value() as i64 - zw;
-                                acc += xv * wv;
-                            }
+                    for (ky, kx, iy, ix) in g.window(oy, ox) {
+                        for ci in 0..gi {
+                            let xv =
+                                x[g.input_index(x_layout, n, c0 + ci, iy, ix)].value() as i64 - x_zero_point as i64;
+                            let wv = w[g.weight_index(w_layout, o, ci, ky, kx)].value() as i64 - zw;
+                            acc += xv * wv;
                         }
                     }
                     let idx = g.output_index(x_layout, oh, ow, n, o, oy, ox);
@@ -387,9 +420,9 @@ pub fn im2col<X: Operand8>(
         for oy in 0..oh {
             for ox in 0..ow {
                 for ky in 0..g.kernel_h {
-                    let iy = Conv2dGeometry::tap(oy, ky, g.stride[0], g.dilation[0], g.pad_before[0], g.in_h);
+                    let iy = g.tap_y(oy, ky);
                     for kx in 0..g.kernel_w {
-                        let ix = Conv2dGeometry::tap(ox, kx, g.stride[1], g.dilation[1], g.pad_before[1], g.in_w);
+                        let ix = g.tap_x(ox, kx);
                         for ci in 0..gi {
                             m.push(match (iy, ix) {
                                 (Some(iy), Some(ix)) => x[g.input_index(x_layout, n, group * gi + ci, iy, ix)],
@@ -448,16 +481,7 @@ pub fn conv2d_accumulate_im2col<X: Operand8, W: Operand8>(
             GemmDims::new(rows, go, k),
             &mut acc,
         )?;
-        for n in 0..g.batch {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let r = (n * oh + oy) * ow + ox;
-                    for oo in 0..go {
-                        out[g.output_index(x_layout, oh, ow, n, grp * go + oo, oy, ox)] = acc[r * go + oo];
-                    }
-                }
-            }
-        }
+        g.scatter_group(x_layout, (oh, ow), grp, &acc, &mut out);
     }
     Ok(out)
 }

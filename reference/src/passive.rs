@@ -180,8 +180,32 @@ pub fn nearest_source(i: usize, n_in: usize, n_out: usize, mode: ResizeMode) -> 
     (s.max(0.0) as usize).min(n_in - 1)
 }
 
-/// TFLite's `ResizeNearestNeighbor` on NHWC codes to `size = [h, w]`.
-pub fn resize_nearest<C: Code>(
+/// How a resize computes an output from its input neighbourhood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeMethod {
+    /// TFLite's `ResizeNearestNeighbor` (see [`nearest_source`]).
+    Nearest,
+    /// TFLite's `ResizeBilinearInteger` (see [`bilinear_source`] and the formula below).
+    Bilinear,
+}
+
+/// TFLite's int8/uint8 resize of NHWC codes (`shape = [n, h, w, c]`) to `size = [h', w']`; the
+/// output has the input's qparams (`yq` must equal `xq`). Returns the codes and the output shape.
+///
+/// Nearest: output pixel `(oy, ox)` copies input pixel `(nearest_source(oy), nearest_source(ox))`.
+/// Bilinear, with 10-bit fixed-point source positions from [`bilinear_source`]:
+///
+/// ```text
+/// wy = y_10 - 2^10 y0, wx = x_10 - 2^10 x0                  (10-bit fractions)
+/// v_20 = q[y0,x0] (2^10 - wy)(2^10 - wx) + q[y1,x0] wy (2^10 - wx)
+///      + q[y0,x1] (2^10 - wy) wx + q[y1,x1] wy wx           (int64)
+/// y = (v_20 + sign(v_20) 2^19) / 2^20                      (C division: toward zero)
+/// ```
+///
+/// Errors: bad or differing qparams, a data length that does not match `shape`, an empty size,
+/// more than 2^31 output elements, bilinear spatial sizes above 2^20.
+pub fn resize<C: Code>(
+    method: ResizeMethod,
     x: &[C],
     shape: [usize; 4],
     size: [usize; 2],
@@ -190,6 +214,13 @@ pub fn resize_nearest<C: Code>(
     yq: Affine,
 ) -> Result<(Vec<C>, [usize; 4])> {
     check_resize(x, shape, size, xq, yq)?;
+    match method {
+        ResizeMethod::Nearest => Ok(resize_nearest(x, shape, size, mode)),
+        ResizeMethod::Bilinear => resize_bilinear(x, shape, size, mode),
+    }
+}
+
+fn resize_nearest<C: Code>(x: &[C], shape: [usize; 4], size: [usize; 2], mode: ResizeMode) -> (Vec<C>, [usize; 4]) {
     let [n, h, w, c] = shape;
     let mut out = Vec::with_capacity(n * size[0] * size[1] * c);
     for b in 0..n {
@@ -202,7 +233,7 @@ pub fn resize_nearest<C: Code>(
             }
         }
     }
-    Ok((out, [n, size[0], size[1], c]))
+    (out, [n, size[0], size[1], c])
 }
 
 /// TFLite's `ComputeInterpolationValuesInteger`: the 10-bit fixed-point source position of output
@@ -221,23 +252,12 @@ fn scale_10(n_in: usize, n_out: usize, align_corners: bool) -> i32 {
     (((1i64 << 10) * a as i64 + b as i64 / 2) / b as i64) as i32
 }
 
-/// TFLite's `ResizeBilinearInteger` on NHWC codes to `size = [h, w]` (see the module docs):
-///
-/// ```text
-/// wy = y_10 - 2^10 y0, wx = x_10 - 2^10 x0                  (10-bit fractions)
-/// v_20 = q[y0,x0] (2^10 - wy)(2^10 - wx) + q[y1,x0] wy (2^10 - wx)
-///      + q[y0,x1] (2^10 - wy) wx + q[y1,x1] wy wx           (int64)
-/// y = (v_20 + sign(v_20) 2^19) / 2^20                      (C division: toward zero)
-/// ```
-pub fn resize_bilinear<C: Code>(
+fn resize_bilinear<C: Code>(
     x: &[C],
     shape: [usize; 4],
     size: [usize; 2],
     mode: ResizeMode,
-    xq: Affine,
-    yq: Affine,
 ) -> Result<(Vec<C>, [usize; 4])> {
-    check_resize(x, shape, size, xq, yq)?;
     let [n, h, w, c] = shape;
     if h > 1 << 20 || w > 1 << 20 || size[0] > 1 << 20 || size[1] > 1 << 20 {
         return Err(QuantError::TooLarge {

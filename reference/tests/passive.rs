@@ -2,7 +2,7 @@
 //! scale and zero point are inherited.
 
 use quantproof_reference::affine::{Activation, Affine};
-use quantproof_reference::passive::{concat, pad, resize_bilinear, resize_nearest, ResizeMode};
+use quantproof_reference::passive::{concat, pad, resize, ResizeMethod, ResizeMode};
 use quantproof_reference::profile::ArithRule;
 use quickcheck::{quickcheck, TestResult};
 
@@ -47,8 +47,8 @@ quickcheck! {
         }
         let x = &x[..h * w];
         let mode = ResizeMode { align_corners: false, half_pixel_centers: false };
-        let (n, _) = resize_nearest(x, [1, h, w, 1], [h, w], mode, A, A).unwrap();
-        let (bl, _) = resize_bilinear(x, [1, h, w, 1], [h, w], mode, A, A).unwrap();
+        let (n, _) = resize(ResizeMethod::Nearest, x, [1, h, w, 1], [h, w], mode, A, A).unwrap();
+        let (bl, _) = resize(ResizeMethod::Bilinear, x, [1, h, w, 1], [h, w], mode, A, A).unwrap();
         TestResult::from_bool(n == x && bl == x)
     }
 }
@@ -67,7 +67,8 @@ fn requantized_concat_follows_each_rule() {
     // Mismatched shapes and bad qparams are typed errors.
     assert!(concat(ArithRule::Torch, &[(&x0, &[1, 2], y), (&x1, &[2, 1], y)], 0, y, Activation::None).is_err());
     assert!(pad(&x0, &[2], &[[1, 1]], y, a1).is_err());
-    assert!(resize_nearest(
+    assert!(resize(
+        ResizeMethod::Nearest,
         &x0,
         [1, 1, 2, 1],
         [0, 2],

@@ -17,20 +17,7 @@ fn all() -> Vec<&'static dyn Kernels> {
     isa::available().into_iter().filter_map(kernels::table).collect()
 }
 
-/// The ranges of the reference's own adversarial test, plus typical calibration ones.
-const RANGES: &[(f32, f32, usize)] = &[
-    (-11.312944, 11.312944, 2048),
-    (0.0, 1.0, 2048),
-    (0.1, 0.7, 1000),
-    (-1e-30, 1e-30, 512),
-    (-3.0e37, 3.0e37, 2048),
-    (1.0, 1.001, 2048),
-    (-7.25, 3.5, 7),
-    (5.0, 5.0, 128),
-    (-0.0, 0.0, 3),
-    (-4.716, 4.716, 128),
-    (0.0, 1.0, 1),
-];
+use quantproof_reference::calibrate::numpy_hist::ADVERSARIAL_RANGES as RANGES;
 
 /// Probes: every edge, its two neighbours, the outer edges' outsides, specials, then random
 /// values inside and a little outside the range.

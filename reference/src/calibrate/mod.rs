@@ -35,18 +35,25 @@ pub struct Range {
 
 impl Range {
     pub fn new(min: f32, max: f32) -> Result<Range> {
-        if !(min.is_finite() && max.is_finite()) {
-            return Err(QuantError::NonFinite {
-                what: "range",
-                index: if min.is_finite() { 1 } else { 0 },
-                value: if min.is_finite() { max as f64 } else { min as f64 },
-            });
-        }
-        if min > max {
-            return Err(QuantError::InvalidRange { min: min as f64, max: max as f64 });
-        }
+        check_range("range", min, max)?;
         Ok(Range { min, max })
     }
+}
+
+/// Fails unless `min` and `max` are finite ([`QuantError::NonFinite`] naming `what`, index 0 for
+/// `min` and 1 for `max`) and `min <= max` ([`QuantError::InvalidRange`]).
+pub(crate) fn check_range(what: &'static str, min: f32, max: f32) -> Result<()> {
+    if !(min.is_finite() && max.is_finite()) {
+        return Err(QuantError::NonFinite {
+            what,
+            index: if min.is_finite() { 1 } else { 0 },
+            value: if min.is_finite() { max as f64 } else { min as f64 },
+        });
+    }
+    if min > max {
+        return Err(QuantError::InvalidRange { min: min as f64, max: max as f64 });
+    }
+    Ok(())
 }
 
 /// What an observer does with NaN and infinity.

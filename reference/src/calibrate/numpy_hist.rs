@@ -188,16 +188,7 @@ impl UniformBins {
         if n == 0 {
             return Err(QuantError::InvalidArgument { what: "bins", detail: "at least one bin is needed".into() });
         }
-        if !(first.is_finite() && last.is_finite()) {
-            return Err(QuantError::NonFinite {
-                what: "histogram range",
-                index: if first.is_finite() { 1 } else { 0 },
-                value: if first.is_finite() { last as f64 } else { first as f64 },
-            });
-        }
-        if first > last {
-            return Err(QuantError::InvalidRange { min: first as f64, max: last as f64 });
-        }
+        super::check_range("histogram range", first, last)?;
         let (first, last) = if first == last { (first - 0.5, last + 0.5) } else { (first, last) };
         if !(last - first).is_finite() {
             return Err(QuantError::InvalidArgument {
@@ -556,6 +547,24 @@ pub fn grow_edges(edges: &[f64], amax: f64, ty: ScalarType) -> Result<Vec<f64>> 
     Ok(out)
 }
 
+/// Histogram ranges `(lo, hi, bins)` that stress the bin index: a calibrator's symmetric range, the
+/// unit interval, a range whose width is not representable, subnormal-scale and near-overflow
+/// ranges, a narrow range far from zero, a few bins, an empty range, signed zeros, one bin. The
+/// reference's test and every optimized histogram kernel's test probe each edge of each.
+pub const ADVERSARIAL_RANGES: &[(f32, f32, usize)] = &[
+    (-11.312944, 11.312944, 2048),
+    (0.0, 1.0, 2048),
+    (0.1, 0.7, 1000),
+    (-1e-30, 1e-30, 512),
+    (-3.0e37, 3.0e37, 2048),
+    (1.0, 1.001, 2048),
+    (-7.25, 3.5, 7),
+    (5.0, 5.0, 128),
+    (-0.0, 0.0, 3),
+    (-4.716, 4.716, 128),
+    (0.0, 1.0, 1),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,18 +624,7 @@ mod tests {
 
     #[test]
     fn adversarial_values_match_brute_force() {
-        let ranges: &[(f32, f32, usize)] = &[
-            (-11.312944, 11.312944, 2048),
-            (0.0, 1.0, 2048),
-            (0.1, 0.7, 1000),
-            (-1e-30, 1e-30, 512),
-            (-3.0e37, 3.0e37, 2048),
-            (1.0, 1.001, 2048),
-            (-7.25, 3.5, 7),
-            (5.0, 5.0, 128),
-            (-0.0, 0.0, 3),
-        ];
-        for &(lo, hi, n) in ranges {
+        for &(lo, hi, n) in ADVERSARIAL_RANGES {
             let b = UniformBins::new(lo, hi, n).unwrap();
             let mut probes = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
             for &e in b.edges() {

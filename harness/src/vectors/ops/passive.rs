@@ -7,7 +7,7 @@ use super::arith::{activation, affine, codes, reference_only, Codes, IntoData};
 use super::{outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Data, Tensor};
 use quantproof_reference::affine::Affine;
-use quantproof_reference::passive::{self, ResizeMode};
+use quantproof_reference::passive::{self, ResizeMethod, ResizeMode};
 use quantproof_reference::profile::Profile;
 use quantproof_reference::scheme::Code;
 use serde_json::Value;
@@ -99,7 +99,7 @@ pub fn pad(case: &Case, _profile: &Profile, path: Path) -> OpResult {
     Ok(outputs([("y", Tensor::new(s, y))]))
 }
 
-fn resize(case: &Case, path: Path, bilinear: bool) -> OpResult {
+fn resize(case: &Case, path: Path, method: ResizeMethod) -> OpResult {
     reference_only(path)?;
     let a = Attrs(case);
     if let Some(l) = a.opt_str("layout")? {
@@ -121,28 +121,13 @@ fn resize(case: &Case, path: Path, bilinear: bool) -> OpResult {
     let (xt, x) = codes(case, "x")?;
     let shape = <[usize; 4]>::try_from(xt.shape.as_slice())
         .map_err(|_| OpError::Malformed(format!("input x: expected NHWC, got shape {:?}", xt.shape)))?;
-    fn go<C: Code>(
-        bilinear: bool,
-        x: &[C],
-        shape: [usize; 4],
-        size: [usize; 2],
-        mode: ResizeMode,
-        xq: Affine,
-        yq: Affine,
-    ) -> Result<(Vec<C>, [usize; 4]), OpError> {
-        Ok(if bilinear {
-            passive::resize_bilinear(x, shape, size, mode, xq, yq)?
-        } else {
-            passive::resize_nearest(x, shape, size, mode, xq, yq)?
-        })
-    }
     let (y, s) = match x {
         Codes::I8(x) => {
-            let (y, s) = go(bilinear, x, shape, size, mode, xq, yq)?;
+            let (y, s) = passive::resize(method, x, shape, size, mode, xq, yq)?;
             (y.into_data(), s)
         }
         Codes::U8(x) => {
-            let (y, s) = go(bilinear, x, shape, size, mode, xq, yq)?;
+            let (y, s) = passive::resize(method, x, shape, size, mode, xq, yq)?;
             (y.into_data(), s)
         }
     };
@@ -150,11 +135,11 @@ fn resize(case: &Case, path: Path, bilinear: bool) -> OpResult {
 }
 
 pub fn resize_nearest(case: &Case, _profile: &Profile, path: Path) -> OpResult {
-    resize(case, path, false)
+    resize(case, path, ResizeMethod::Nearest)
 }
 
 pub fn resize_bilinear(case: &Case, _profile: &Profile, path: Path) -> OpResult {
-    resize(case, path, true)
+    resize(case, path, ResizeMethod::Bilinear)
 }
 
 pub fn softmax(case: &Case, _profile: &Profile, path: Path) -> OpResult {
