@@ -1,12 +1,23 @@
-//! QAdd / QSub / QMul on 8-bit codes, written once over a vector of 32-bit lanes ([`Lanes`]) and
-//! instantiated per ISA (`x86_64/avx2_binary.rs`, `x86_64/avx512_binary.rs`,
-//! `aarch64/neon_binary.rs`), bit for bit with `quantproof_reference::elementwise::BinaryKernel::apply`.
+//! Requantization and QAdd / QSub / QMul on 8-bit codes, written once over a vector of 32-bit
+//! lanes ([`Lanes`]) and instantiated per ISA (`x86_64/avx2_{binary,requant}.rs`,
+//! `x86_64/avx512_{binary,requant}.rs`, `aarch64/neon_{binary,requant}.rs`), bit for bit with
+//! `quantproof_reference::requantize::Requantizer::apply` and
+//! `quantproof_reference::elementwise::BinaryKernel::apply`.
 //!
 //! Each ISA supplies the lane operations (one or two instructions each), its gemmlowp
-//! double-rounding multiplier (`Q31`, shared with its requantization) and a [`Driver`] that
-//! widens codes to lanes, runs a [`Pair`] kernel over them and narrows the results (exact: every
-//! result already lies in the code range). The kernels below are the arithmetic, in the
-//! reference's order of operations:
+//! double-rounding multiplier (`Q31`), and the loops: a [`Driver`] that widens codes to lanes,
+//! runs a [`Pair`] kernel over them and narrows the results (exact: every result already lies in
+//! the code range), and a [`RequantDriver`] that runs a [`Map`] over accumulators and owns the
+//! 64-bit single-rounding form (`(x m + 2^(t-1)) >> t`, which needs 64-bit lanes).
+//!
+//! Requantization ([`requantize`]): the float multipliers (PyTorch's and ONNX Runtime's) as
+//! `round_ties_even(clamp(x * M, qmin - z, qmax - z)) + z` in f32 (one rounded product, as the
+//! reference; clamping to integral bounds before rounding equals clamping after; finite
+//! multipliers only), gemmlowp's double rounding as `clamp(Q31(x), qmin - z, qmax - z) + z`,
+//! single rounding and rndnu in the ISA's 64-bit form; the power-of-two shift, a non-finite
+//! multiplier and a multiplier the ISA's `Q31` refuses run on the portable loop.
+//!
+//! The element-wise kernels below are the arithmetic, in the reference's order of operations:
 //!
 //! | kernel | lane arithmetic | why it is exact |
 //! |---|---|---|
@@ -23,7 +34,8 @@
 use crate::arch::generic;
 use quantproof_reference::affine::Affine;
 use quantproof_reference::elementwise::BinaryKernel;
-use quantproof_reference::requantize::QuantizedMultiplier;
+use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
+use quantproof_reference::scheme::CodeRange;
 use quantproof_reference::scheme::Signedness;
 
 /// One ISA's vector of 32-bit integer lanes, with its f32 twin and its double-rounding
@@ -324,6 +336,109 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
         _ => {}
     }
     generic::binary_bytes(k, s, a, b, out)
+}
+
+/// A lane-wise map of accumulators to results (one requantizer).
+pub(crate) trait Map<V: Lanes> {
+    /// # Safety
+    /// The CPU has `V`'s features.
+    unsafe fn apply(&self, x: V) -> V;
+}
+
+/// What a [`RequantDriver`] hands to the portable loop for the elements its vectors do not cover.
+#[derive(Clone, Copy)]
+pub(crate) struct Requant<'a> {
+    pub r: &'a Requantizer,
+    pub zero_point: i32,
+    pub range: CodeRange,
+}
+
+impl Requant<'_> {
+    /// The portable loop over `acc` (a tail, or everything).
+    #[inline(always)]
+    pub fn portable<O: generic::CodeOut>(&self, acc: &[i32], out: &mut [O]) {
+        generic::requantize(acc, self.r, self.zero_point, self.range, out)
+    }
+}
+
+/// One ISA's requantization loops, writing `O` (`i32` codes or their bytes).
+pub(crate) trait RequantDriver<O> {
+    type V: Lanes;
+
+    /// `out[i] = map(acc[i])`; elements past the last full vector may go to `q.portable`.
+    ///
+    /// # Safety
+    /// The CPU has `V`'s features; `out.len() == acc.len()`.
+    unsafe fn run<M: Map<Self::V>>(map: &M, q: Requant<'_>, acc: &[i32], out: &mut [O]);
+
+    /// `out[i] = clamp((acc[i] m + 2^(t-1)) >> t, lo, hi) + zero_point` with 64-bit products,
+    /// `1 <= t <= 62` (single rounding and rndnu, [`Requantizer::single_rounding_form`]).
+    ///
+    /// # Safety
+    /// As [`RequantDriver::run`].
+    unsafe fn shift64(m: i32, t: u32, lo: i32, hi: i32, q: Requant<'_>, acc: &[i32], out: &mut [O]);
+}
+
+/// The float multipliers: `round(clamp(x * M, lo, hi)) + z`.
+struct FloatMap<V: Lanes> {
+    m: V::F,
+    out: FloatOut<V>,
+}
+
+impl<V: Lanes> Map<V> for FloatMap<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, x: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.out.finish(V::fmul(x.to_f32(), self.m)) }
+    }
+}
+
+/// gemmlowp's double rounding: `clamp(Q31(x), lo, hi) + z`.
+struct DoubleMap<V: Lanes> {
+    q: V::Q31,
+    out: Out<V>,
+}
+
+impl<V: Lanes> Map<V> for DoubleMap<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, x: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.out.finish(x.mul_q31(&self.q)) }
+    }
+}
+
+/// `out[i] = r.apply(acc[i], zero_point, range)` on `D`'s lanes (see the module docs).
+///
+/// # Safety
+/// The CPU has `D::V`'s features (callers are that ISA's `#[target_feature]` functions, into
+/// which this inlines); `out.len() == acc.len()`.
+#[inline(always)]
+pub(crate) unsafe fn requantize<D: RequantDriver<O>, O: generic::CodeOut>(
+    acc: &[i32],
+    r: &Requantizer,
+    zero_point: i32,
+    range: CodeRange,
+    out: &mut [O],
+) {
+    let q = Requant { r, zero_point, range };
+    let (lo, hi) = (range.qmin(), range.qmax());
+    // SAFETY (every block below): register set-ups and the driver, under this function's contract.
+    if let Some((m, t)) = r.single_rounding_form() {
+        return unsafe { D::shift64(m, t, lo - zero_point, hi - zero_point, q, acc, out) };
+    }
+    match *r {
+        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+            if m.is_finite() =>
+        unsafe {
+            let map = FloatMap::<D::V> { m: D::V::splat_f(m), out: FloatOut::new(zero_point, lo, hi) };
+            D::run(&map, q, acc, out)
+        },
+        Requantizer::DoubleRounding(m) => match unsafe { D::V::q31(m) } {
+            Some(qm) => unsafe { D::run(&DoubleMap::<D::V> { q: qm, out: Out::new(zero_point, lo, hi) }, q, acc, out) },
+            None => q.portable(acc, out),
+        },
+        _ => q.portable(acc, out),
+    }
 }
 
 /// Writes [`Lanes`] methods that are one intrinsic each: `fn add(self, o) = _mm256_add_epi32;`

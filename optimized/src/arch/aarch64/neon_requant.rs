@@ -9,6 +9,7 @@
 //! | `PowerOfTwo` | the portable loop | |
 
 use crate::arch::generic;
+use crate::arch::lanes::{self, Map, Requant, RequantDriver};
 use core::arch::aarch64::*;
 use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
@@ -41,69 +42,55 @@ impl Store4 for u8 {
     }
 }
 
+pub(super) struct Neon;
+
+impl<O: Store4> RequantDriver<O> for Neon {
+    type V = int32x4_t;
+
+    #[inline(always)]
+    unsafe fn run<M: Map<int32x4_t>>(map: &M, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
+        let (blocks, _) = acc.as_chunks::<4>();
+        let (oblocks, _) = out.as_chunks_mut::<4>();
+        for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+            // SAFETY: `a` is four readable i32, `o` four writable outputs; NEON is present.
+            unsafe { O::store(o.as_mut_ptr(), map.apply(vld1q_s32(a.as_ptr()))) };
+        }
+        let done = blocks.len() * 4;
+        q.portable(&acc[done..], &mut out[done..]);
+    }
+
+    #[inline(always)]
+    unsafe fn shift64(m: i32, t: u32, lo: i32, hi: i32, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { shift64(m, t as i64, lo, hi, q, acc, out) }
+    }
+}
+
 /// `out[i] = r.apply(acc[i], zero_point, range)`, as `i32` or as the code's byte (then
-/// `range` lies inside one byte type's).
+/// `range` lies inside one byte type's); see [`crate::arch::lanes`].
 ///
 /// # Safety
 /// The CPU must have NEON; `out.len() == acc.len()`.
 #[target_feature(enable = "neon")]
 pub unsafe fn requantize<O: Store4>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
-    let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
-    let z = vdupq_n_s32(zero_point);
-    let (blocks, _) = acc.as_chunks::<4>();
-    let (oblocks, _) = out.as_chunks_mut::<4>();
-    let done = blocks.len() * 4;
-    // Each arm runs the vector loop over whole blocks of four, then the portable tail.
-    macro_rules! lanes {
-        (|$x:ident| $body:expr) => {{
-            for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
-                // SAFETY: `a` is four readable i32.
-                let $x = unsafe { vld1q_s32(a.as_ptr()) };
-                let v: int32x4_t = $body;
-                // SAFETY: `o` is four writable outputs.
-                unsafe { O::store(o.as_mut_ptr(), v) };
-            }
-            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
-        }};
-    }
-    // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
-    if let Some((m, t)) = r.single_rounding_form() {
-        shift64(blocks, oblocks, m, t as i64, lo, hi, z);
-        generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
-        return;
-    }
-    match *r {
-        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-            if m.is_finite() =>
-        {
-            let (vm, vlo, vhi) = (vdupq_n_f32(m), vdupq_n_f32(lo as f32), vdupq_n_f32(hi as f32));
-            lanes!(|x| {
-                let v = vminq_f32(vmaxq_f32(vmulq_f32(vcvtq_f32_s32(x), vm), vlo), vhi);
-                vaddq_s32(vcvtnq_s32_f32(v), z)
-            })
-        }
-        Requantizer::DoubleRounding(q) => match Q31::new(q) {
-            Some(q) => {
-                let (vlo, vhi) = (vdupq_n_s32(lo), vdupq_n_s32(hi));
-                lanes!(|x| vaddq_s32(vminq_s32(vmaxq_s32(q.apply(x), vlo), vhi), z))
-            }
-            None => generic::requantize(acc, r, zero_point, range, out),
-        },
-        _ => generic::requantize(acc, r, zero_point, range, out),
-    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { lanes::requantize::<Neon, O>(acc, r, zero_point, range, out) }
 }
 
-/// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes.
+/// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes, the tail on the portable loop.
 #[target_feature(enable = "neon")]
-fn shift64<O: Store4>(blocks: &[[i32; 4]], oblocks: &mut [[O; 4]], m: i32, t: i64, lo: i32, hi: i32, z: int32x4_t) {
+fn shift64<O: Store4>(m: i32, t: i64, lo: i32, hi: i32, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
     let vm = vdup_n_s32(m);
     let vt = vdupq_n_s64(-t);
     let (vlo, vhi) = (vdupq_n_s64(lo as i64), vdupq_n_s64(hi as i64));
+    let z = vdupq_n_s32(q.zero_point);
     let clamp = |p: int64x2_t| {
         let v = vrshlq_s64(p, vt);
         let v = vbslq_s64(vcltq_s64(v, vlo), vlo, v);
         vbslq_s64(vcgtq_s64(v, vhi), vhi, v)
     };
+    let (blocks, _) = acc.as_chunks::<4>();
+    let (oblocks, _) = out.as_chunks_mut::<4>();
     for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
         // SAFETY: `a` is four readable i32.
         let x = unsafe { vld1q_s32(a.as_ptr()) };
@@ -113,6 +100,8 @@ fn shift64<O: Store4>(blocks: &[[i32; 4]], oblocks: &mut [[O; 4]], m: i32, t: i6
         // SAFETY: `o` is four writable outputs.
         unsafe { O::store(o.as_mut_ptr(), v) };
     }
+    let done = blocks.len() * 4;
+    q.portable(&acc[done..], &mut out[done..]);
 }
 
 /// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on four lanes, unclamped: the

@@ -11,6 +11,7 @@
 //! | `PowerOfTwo` | the portable loop | |
 
 use crate::arch::generic;
+use crate::arch::lanes::{self, Map, Requant, RequantDriver};
 use core::arch::x86_64::*;
 use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
@@ -49,66 +50,52 @@ impl Store8 for u8 {
     }
 }
 
+pub(super) struct Avx2;
+
+impl<O: Store8> RequantDriver<O> for Avx2 {
+    type V = __m256i;
+
+    #[inline(always)]
+    unsafe fn run<M: Map<__m256i>>(map: &M, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
+        let (blocks, _) = acc.as_chunks::<8>();
+        let (oblocks, _) = out.as_chunks_mut::<8>();
+        for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
+            super::prefetch::<_, 1>(a);
+            super::prefetch_w::<_, 1>(o);
+            // SAFETY: `a` is eight readable i32, `o` eight writable outputs; AVX2 is present
+            // (the caller's contract).
+            unsafe { O::store(o.as_mut_ptr(), map.apply(_mm256_loadu_si256(a.as_ptr().cast()))) };
+        }
+        let done = blocks.len() * 8;
+        q.portable(&acc[done..], &mut out[done..]);
+    }
+
+    #[inline(always)]
+    unsafe fn shift64(m: i32, t: u32, lo: i32, hi: i32, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { shift64(m, t as i64, lo, hi, q, acc, out) }
+    }
+}
+
 /// `out[i] = r.apply(acc[i], zero_point, range)`, as `i32` or as the code's byte (then
-/// `range` lies inside one byte type's).
+/// `range` lies inside one byte type's); see [`crate::arch::lanes`].
 ///
 /// # Safety
 /// The CPU must have AVX2; `out.len() == acc.len()`.
 #[target_feature(enable = "avx2")]
 pub unsafe fn requantize<O: Store8>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
-    let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
-    let z = _mm256_set1_epi32(zero_point);
-    let (blocks, _) = acc.as_chunks::<8>();
-    let done = blocks.len() * 8;
-    let (oblocks, _) = out.as_chunks_mut::<8>();
-    macro_rules! lanes {
-        (|$x:ident| $body:expr) => {{
-            for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
-                super::prefetch::<_, 1>(a);
-                super::prefetch_w::<_, 1>(o);
-                // SAFETY: `a` is eight readable i32, `o` eight writable outputs; AVX2 is present.
-                let $x = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
-                let v: __m256i = $body;
-                // SAFETY: as above.
-                unsafe { O::store(o.as_mut_ptr(), v) };
-            }
-            generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
-        }};
-    }
-    // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
-    if let Some((m, t)) = r.single_rounding_form() {
-        shift64(blocks, oblocks, m, t as i64, lo, hi, z);
-        generic::requantize(&acc[done..], r, zero_point, range, &mut out[done..]);
-        return;
-    }
-    match *r {
-        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-            if m.is_finite() =>
-        {
-            let (vm, vlo, vhi) = (_mm256_set1_ps(m), _mm256_set1_ps(lo as f32), _mm256_set1_ps(hi as f32));
-            lanes!(|x| {
-                let v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x), vm), vlo), vhi);
-                _mm256_add_epi32(_mm256_cvtps_epi32(v), z)
-            })
-        }
-        Requantizer::DoubleRounding(q) => match Q31::new(q) {
-            Some(q) => {
-                let (vlo, vhi) = (_mm256_set1_epi32(lo), _mm256_set1_epi32(hi));
-                lanes!(|x| _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q.apply(x), vlo), vhi), z))
-            }
-            None => generic::requantize(acc, r, zero_point, range, out),
-        },
-        _ => generic::requantize(acc, r, zero_point, range, out),
-    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { lanes::requantize::<Avx2, O>(acc, r, zero_point, range, out) }
 }
 
-/// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes.
+/// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes, the tail on the portable loop.
 #[target_feature(enable = "avx2")]
-fn shift64<O: Store8>(blocks: &[[i32; 8]], oblocks: &mut [[O; 8]], m: i32, t: i64, lo: i32, hi: i32, z: __m256i) {
+fn shift64<O: Store8>(m: i32, t: i64, lo: i32, hi: i32, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
     let vm = _mm256_set1_epi64x(m as i64);
     let round = _mm256_set1_epi64x(1i64 << (t - 1));
     let vt = _mm_set_epi64x(0, t);
     let (vlo, vhi) = (_mm256_set1_epi64x(lo as i64), _mm256_set1_epi64x(hi as i64));
+    let z = _mm256_set1_epi32(q.zero_point);
     let zero = _mm256_setzero_si256();
     let f = |p: __m256i| {
         let v = _mm256_add_epi64(p, round);
@@ -117,6 +104,8 @@ fn shift64<O: Store8>(blocks: &[[i32; 8]], oblocks: &mut [[O; 8]], m: i32, t: i6
         let v = _mm256_blendv_epi8(v, vlo, _mm256_cmpgt_epi64(vlo, v));
         _mm256_blendv_epi8(v, vhi, _mm256_cmpgt_epi64(v, vhi))
     };
+    let (blocks, _) = acc.as_chunks::<8>();
+    let (oblocks, _) = out.as_chunks_mut::<8>();
     for (a, o) in blocks.iter().zip(oblocks.iter_mut()) {
         super::prefetch::<_, 1>(a);
         super::prefetch_w::<_, 1>(o);
@@ -128,6 +117,8 @@ fn shift64<O: Store8>(blocks: &[[i32; 8]], oblocks: &mut [[O; 8]], m: i32, t: i6
         // SAFETY: `o` is eight writable outputs; AVX2 is present.
         unsafe { O::store(o.as_mut_ptr(), _mm256_add_epi32(v, z)) };
     }
+    let done = blocks.len() * 8;
+    q.portable(&acc[done..], &mut out[done..]);
 }
 
 /// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on eight lanes, unclamped: the

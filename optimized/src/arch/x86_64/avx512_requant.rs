@@ -9,35 +9,10 @@
 //! | `PowerOfTwo` | the portable loop | rare (chips without multipliers), kept simple |
 
 use crate::arch::generic;
+use crate::arch::lanes::{self, Map, Requant, RequantDriver};
 use core::arch::x86_64::*;
 use quantproof_reference::requantize::{QuantizedMultiplier, Requantizer};
 use quantproof_reference::scheme::CodeRange;
-
-/// The lane function of one variant: 16 accumulators in, 16 results `clamp(z + round(acc M))`.
-trait Lanes {
-    /// # Safety
-    /// The CPU must have AVX-512 F/BW/VL/DQ.
-    unsafe fn apply(&self, x: __m512i) -> __m512i;
-}
-
-struct Float {
-    m: __m512,
-    lo: __m512,
-    hi: __m512,
-    z: __m512i,
-}
-
-impl Lanes for Float {
-    #[inline(always)]
-    unsafe fn apply(&self, x: __m512i) -> __m512i {
-        // SAFETY: AVX-512 F is present (the caller's precondition).
-        unsafe {
-            let v = _mm512_mul_ps(_mm512_cvtepi32_ps(x), self.m);
-            let v = _mm512_min_ps(_mm512_max_ps(v, self.lo), self.hi);
-            _mm512_add_epi32(_mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v), self.z)
-        }
-    }
-}
 
 /// Signed 32 x 32 -> 64-bit products of the even lanes and of the odd lanes.
 #[inline(always)]
@@ -63,7 +38,7 @@ struct Shift64 {
     z: __m512i,
 }
 
-impl Lanes for Shift64 {
+impl Map<__m512i> for Shift64 {
     #[inline(always)]
     unsafe fn apply(&self, x: __m512i) -> __m512i {
         // SAFETY: AVX-512 F is present (the caller's precondition).
@@ -141,21 +116,6 @@ impl Q31 {
     }
 }
 
-struct Double {
-    q: Q31,
-    lo: __m512i,
-    hi: __m512i,
-    z: __m512i,
-}
-
-impl Lanes for Double {
-    #[inline(always)]
-    unsafe fn apply(&self, x: __m512i) -> __m512i {
-        // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
-        unsafe { _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(self.q.apply(x), self.lo), self.hi), self.z) }
-    }
-}
-
 /// A destination of sixteen results: `i32` codes, or their low bytes (`vpmovdb`, exact because
 /// every result already lies in a range of one byte type).
 pub(super) trait Store16: generic::CodeOut {
@@ -195,84 +155,62 @@ impl Store16 for u8 {
     }
 }
 
-/// Runs `lanes` over `acc` sixteen elements per iteration, the tail with masks.
-///
-/// # Safety
-/// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-unsafe fn run<L: Lanes, O: Store16>(lanes: &L, acc: &[i32], out: &mut [O]) {
-    let (blocks, _) = acc.as_chunks::<16>();
-    let (oblocks, _) = out.as_chunks_mut::<16>();
-    for (a, o) in blocks.iter().zip(oblocks) {
-        // One cache line of accumulators per block: fetched ahead, as the streaming kernels do.
-        super::prefetch::<_, 1>(a);
-        super::prefetch_w::<_, 1>(o);
-        // SAFETY: `a` is 16 readable i32 and `o` 16 writable outputs; AVX-512 F is present.
-        unsafe {
-            let r = lanes.apply(_mm512_loadu_si512(a.as_ptr().cast()));
-            O::store(o.as_mut_ptr(), r);
+pub(super) struct Avx512;
+
+impl<O: Store16> RequantDriver<O> for Avx512 {
+    type V = __m512i;
+
+    /// Sixteen elements per iteration, the tail with masks.
+    #[inline(always)]
+    unsafe fn run<M: Map<__m512i>>(map: &M, _: Requant<'_>, acc: &[i32], out: &mut [O]) {
+        let (blocks, _) = acc.as_chunks::<16>();
+        let (oblocks, _) = out.as_chunks_mut::<16>();
+        for (a, o) in blocks.iter().zip(oblocks) {
+            // One cache line of accumulators per block: fetched ahead, as the streaming kernels do.
+            super::prefetch::<_, 1>(a);
+            super::prefetch_w::<_, 1>(o);
+            // SAFETY: `a` is 16 readable i32 and `o` 16 writable outputs; AVX-512 F is present
+            // (the caller's contract).
+            unsafe { O::store(o.as_mut_ptr(), map.apply(_mm512_loadu_si512(a.as_ptr().cast()))) };
+        }
+        let done = blocks.len() * 16;
+        let n = acc.len() - done;
+        if n > 0 {
+            let k: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
+            // SAFETY: the masked load and store touch only the `n < 16` lanes inside both slices
+            // (masked-off lanes are neither read nor written and cannot fault).
+            unsafe {
+                let x = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(done).cast());
+                O::store_masked(out.as_mut_ptr().add(done), k, map.apply(x));
+            }
         }
     }
-    let done = blocks.len() * 16;
-    let n = acc.len() - done;
-    if n > 0 {
-        let k: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
-        // SAFETY: the masked load and store touch only the `n < 16` lanes inside both slices
-        // (masked-off lanes are neither read nor written and cannot fault).
+
+    #[inline(always)]
+    unsafe fn shift64(m: i32, t: u32, lo: i32, hi: i32, q: Requant<'_>, acc: &[i32], out: &mut [O]) {
+        // SAFETY: register set-ups, then `run`, under this function's contract.
         unsafe {
-            let x = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(done).cast());
-            O::store_masked(out.as_mut_ptr().add(done), k, lanes.apply(x));
+            let t = t as i64;
+            let map = Shift64 {
+                m: _mm512_set1_epi64(m as i64),
+                round: _mm512_set1_epi64(1i64 << (t - 1)),
+                t: _mm_set_epi64x(0, t),
+                lo: _mm512_set1_epi64(lo as i64),
+                hi: _mm512_set1_epi64(hi as i64),
+                z: _mm512_set1_epi32(q.zero_point),
+            };
+            <Self as RequantDriver<O>>::run(&map, q, acc, out)
         }
     }
 }
 
 /// `out[i] = r.apply(acc[i], zero_point, range)`, as `i32` or as the code's byte (then
-/// `range` lies inside one byte type's).
+/// `range` lies inside one byte type's); see [`crate::arch::lanes`].
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 pub unsafe fn requantize<O: Store16>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
-    let (lo, hi) = (range.qmin() - zero_point, range.qmax() - zero_point);
-    let z = _mm512_set1_epi32(zero_point);
-    // Single rounding and rndnu share one form: (acc * m + 2^(t-1)) >> t.
-    if let Some((m, t)) = r.single_rounding_form() {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { run(&shift64(m, t as i64, lo, hi, z), acc, out) }
-        return;
-    }
-    match *r {
-        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-            if m.is_finite() =>
-        {
-            let l = Float { m: _mm512_set1_ps(m), lo: _mm512_set1_ps(lo as f32), hi: _mm512_set1_ps(hi as f32), z };
-            // SAFETY: forwarded from this function's contract.
-            unsafe { run(&l, acc, out) }
-        }
-        Requantizer::DoubleRounding(m) => match Q31::new(m) {
-            Some(q) => {
-                let l = Double { q, lo: _mm512_set1_epi32(lo), hi: _mm512_set1_epi32(hi), z };
-                // SAFETY: forwarded from this function's contract.
-                unsafe { run(&l, acc, out) }
-            }
-            None => generic::requantize(acc, r, zero_point, range, out),
-        },
-        _ => generic::requantize(acc, r, zero_point, range, out),
-    }
-}
-
-#[inline(always)]
-fn shift64(multiplier: i32, t: i64, lo: i32, hi: i32, z: __m512i) -> Shift64 {
-    // SAFETY: plain register set-ups, no memory access; only reached from the target-feature
-    // function above, so AVX-512 F is present.
-    unsafe {
-        Shift64 {
-            m: _mm512_set1_epi64(multiplier as i64),
-            round: _mm512_set1_epi64(1i64 << (t - 1)),
-            t: _mm_set_epi64x(0, t),
-            lo: _mm512_set1_epi64(lo as i64),
-            hi: _mm512_set1_epi64(hi as i64),
-            z,
-        }
-    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { lanes::requantize::<Avx512, O>(acc, r, zero_point, range, out) }
 }
