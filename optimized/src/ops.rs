@@ -129,24 +129,21 @@ impl Soa {
     }
 
     fn at(&self, i: usize) -> Uniform {
-        Uniform {
-            scale: self.scale[i],
-            factor: self.factor[i],
-            lo: self.lo[i],
-            hi: self.hi[i],
-            zero_point: self.zero_point[i],
-        }
+        self.all().at(i)
     }
 
-    fn view(&self, start: usize, len: usize) -> PerElement<'_> {
-        let all = PerElement {
+    fn all(&self) -> PerElement<'_> {
+        PerElement {
             scale: &self.scale,
             factor: &self.factor,
             lo: &self.lo,
             hi: &self.hi,
             zero_point: &self.zero_point,
-        };
-        all.slice(start, len)
+        }
+    }
+
+    fn view(&self, start: usize, len: usize) -> PerElement<'_> {
+        self.all().slice(start, len)
     }
 
     /// Element `j` takes parameter `map(j)`, for `j < len`.

@@ -495,7 +495,7 @@ pub fn conv2d_accumulate_im2col<X: Operand8, W: Operand8>(
 ///
 /// ```text
 /// acc[n][o][y][x] = conv2d_accumulate(...)                          exact int32 (module docs)
-/// y[n][o][y][x]   = clamp(z_y + round_half_even(stage_o(acc, b[o])), relu ? z_y : 0, 255)
+/// y[n][o][y][x]   = clamp(z_y + round_half_even(stage_o(acc, b[o])), relu ? z_y : 0, 255)    relu: activation = Relu
 /// ```
 /// with `stage_o` the same fbgemm output stage as [`crate::linear::torch_qlinear`]
 /// ([`crate::linear::TorchOutputStage`]).
@@ -510,7 +510,7 @@ pub fn torch_qconv2d(
     bias: Option<&[f32]>,
     y_scale: f32,
     y_zero_point: i32,
-    relu: bool,
+    activation: Activation,
 ) -> Result<Vec<u8>> {
     g.validate()?;
     wq.check::<i8>(g.out_channels)?;
@@ -518,7 +518,7 @@ pub fn torch_qconv2d(
         crate::error::check_len("bias", g.out_channels, b.len())?;
         crate::error::check_finite("bias", b)?;
     }
-    let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, relu, g.out_channels)?;
+    let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, activation, g.out_channels)?;
     let acc =
         conv2d_accumulate(g, ActivationLayout::Nchw, ConvWeightLayout::Oihw, x, x_zero_point, w, wq.zero_points())?;
     let (oh, ow) = g.output_hw()?;

@@ -71,23 +71,18 @@ impl<'a> WeightQuant<'a> {
     }
 }
 
-/// A fused activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Activation {
-    None,
-    Relu,
-    Relu6,
-}
+/// The fused activation of the linear and convolution ops: the one of the element-wise ops.
+pub use crate::affine::Activation;
 
-impl Activation {
-    /// `NONE`, `RELU`, `RELU6` (TFLite's names, any case).
-    pub fn parse(s: &str) -> Result<Activation> {
-        match s.to_ascii_uppercase().as_str() {
-            "NONE" => Ok(Activation::None),
-            "RELU" => Ok(Activation::Relu),
-            "RELU6" => Ok(Activation::Relu6),
-            _ => Err(QuantError::Unsupported { what: format!("fused activation {s:?}") }),
-        }
+/// Whether a PyTorch quantized linear or convolution clamps at zero: PyTorch fuses ReLU
+/// (`linear_relu`, `conv2d_relu`) or nothing; any other activation is a typed error.
+pub fn torch_fused_relu(activation: Activation) -> Result<bool> {
+    match activation {
+        Activation::None => Ok(false),
+        Activation::Relu => Ok(true),
+        other => Err(QuantError::Unsupported {
+            what: format!("fused activation {other:?} in PyTorch's quantized linear or convolution (ReLU or none)"),
+        }),
     }
 }
 
@@ -144,9 +139,10 @@ impl TorchOutputStage {
         wq: &WeightQuant<'_>,
         y_scale: f32,
         y_zero_point: i32,
-        relu: bool,
+        activation: Activation,
         n: usize,
     ) -> Result<Vec<TorchOutputStage>> {
+        let relu = torch_fused_relu(activation)?;
         check_scale_named("x_scale", x_scale)?;
         check_scale_named("y_scale", y_scale)?;
         CodeRange::new(0, 255)?.check_zero_point(0, y_zero_point)?;
@@ -196,7 +192,7 @@ impl TorchOutputStage {
 ///
 /// ```text
 /// acc[i][j] = sum_k (x[i][k] - z_x) (w[j][k] - z_w[j])                   exact int32
-/// y[i][j]   = clamp(z_y + round_half_even(stage_j(acc, b[j])), relu ? z_y : 0, 255)
+/// y[i][j]   = clamp(z_y + round_half_even(stage_j(acc, b[j])), relu ? z_y : 0, 255)    relu: activation = Relu
 /// ```
 ///
 /// with `stage_j` fbgemm's float output stage ([`TorchOutputStage`]). `x` is `M x K`, `w` is
@@ -212,14 +208,14 @@ pub fn torch_qlinear(
     bias: Option<&[f32]>,
     y_scale: f32,
     y_zero_point: i32,
-    relu: bool,
+    activation: Activation,
     dims: GemmDims,
 ) -> Result<Vec<u8>> {
     check_bias_len(bias, dims.n)?;
     if let Some(b) = bias {
         check_finite("bias", b)?;
     }
-    let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, relu, dims.n)?;
+    let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, activation, dims.n)?;
     let acc = accumulators(x, x_zero_point, w, wq, WeightLayout::NxK, dims)?;
     Ok(acc
         .iter()
@@ -241,14 +237,15 @@ pub fn torch_qlinear(
 /// acc[i][j] = sum_k (q[i][k] - z_x) (w[j][k] - z_w[j])                            exact int32
 /// y[i][j] = fma(RN(acc), RN(s_x s_w[j]), b[j])    (with a bias: one rounding)
 ///         = RN(RN(acc) * RN(s_x s_w[j]))          (without)
-/// relu: y = max(y, 0)
+/// relu: y = max(y, 0)                          (activation = Relu)
 /// ```
 ///
 /// The fused multiply-add is fbgemm's `requantizeForFloatAvx2` (`_mm256_mul_ps` then
 /// `_mm256_add_ps`, contracted to one `vfmadd` by the compiler under `-mfma`); the golden
 /// vectors with a bias differ from the two-rounding form by one ulp on about a third of their
 /// elements and match this one bit for bit. An empty `x` (`M = 0` or `K = 0`) uses the range
-/// `[0, 0]`. Errors: NaN or infinite `x` or bias, shapes, scales, zero points.
+/// `[0, 0]`. Errors: NaN or infinite `x` or bias, shapes, scales, zero points, an activation
+/// other than ReLU or none ([`torch_fused_relu`]).
 #[allow(clippy::too_many_arguments)]
 pub fn torch_dynamic_linear(
     x: &[f32],
@@ -256,9 +253,10 @@ pub fn torch_dynamic_linear(
     wq: &WeightQuant<'_>,
     bias: Option<&[f32]>,
     reduce_range: crate::scheme::RangeReduction,
-    relu: bool,
+    activation: Activation,
     dims: GemmDims,
 ) -> Result<Vec<f32>> {
+    let relu = torch_fused_relu(activation)?;
     let (mk, _, _) = dims.sizes()?;
     crate::error::check_len("x (M x K)", mk, x.len())?;
     check_finite("x", x)?;
@@ -369,7 +367,8 @@ pub struct TfliteOutputStage {
 
 /// TFLite's `CalculateActivationRangeQuantized` for an `i8` output:
 /// `quantize(f) = z_y + (int) TfLiteRound(RN_f32(f / s_y))` (round half away from zero);
-/// RELU: `[max(-128, quantize(0)), 127]`; RELU6: `[max(-128, quantize(0)), min(127, quantize(6))]`.
+/// RELU: `[max(-128, quantize(0)), 127]`; RELU6: `[max(-128, quantize(0)), min(127, quantize(6))]`;
+/// RELU_N1_TO_1: `[max(-128, quantize(-1)), min(127, quantize(1))]` ([`Activation::bounds`]).
 pub fn tflite_activation_range(
     activation: Activation,
     y_scale: f32,
@@ -381,12 +380,11 @@ pub fn tflite_activation_range(
         (y_zero_point as i64 + r.clamp(i32::MIN as f32, i32::MAX as f32) as i64).clamp(i32::MIN as i64, i32::MAX as i64)
             as i32
     };
-    let (qmin, qmax) = (range.qmin(), range.qmax());
-    match activation {
-        Activation::None => (qmin, qmax),
-        Activation::Relu => (qmin.max(quantize(0.0)), qmax),
-        Activation::Relu6 => (qmin.max(quantize(0.0)), qmax.min(quantize(6.0))),
-    }
+    let (lo, hi) = activation.bounds();
+    (
+        lo.map_or(range.qmin(), |r| range.qmin().max(quantize(r))),
+        hi.map_or(range.qmax(), |r| range.qmax().min(quantize(r))),
+    )
 }
 
 impl TfliteOutputStage {

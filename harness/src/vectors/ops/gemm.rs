@@ -225,7 +225,7 @@ pub fn qlinear(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let bias = case.inputs.get("bias");
     match profile.name {
         "torch" => {
-            let relu = a.opt_bool("relu")?.unwrap_or(false);
+            let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
             let b = bias.map(|t| f32_data(t, "bias")).transpose()?;
             let out = linear::torch_qlinear(u8_data(tx, "x")?, sx, zx, i8_data(tw, "w")?, &wq, b, sy, zy, relu, dims)?;
             y(out_shape(&lead, n), Data::U8(out))
@@ -261,7 +261,7 @@ pub fn dynamic_linear(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let (scales, zps) = (a.f32_list("w_scale")?, a.i32_list("w_zero_point")?);
     let wq = weight_quant(&a, &scales, &zps)?;
     let reduce_range = a.opt_bool("reduce_range")?.unwrap_or(false);
-    let relu = a.opt_bool("relu")?.unwrap_or(false);
+    let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
     let (tx, tw) = (input(case, "x")?, input(case, "w")?);
     let (m, k, lead) = rows_cols(tx, "x")?;
     let (n, kw) = matrix(tw, "w")?;
@@ -338,7 +338,7 @@ fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult
                     ws[1], xs[1]
                 )));
             }
-            let relu = a.opt_bool("relu")?.unwrap_or(false);
+            let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
             let b = bias.map(|t| f32_data(t, "bias")).transpose()?;
             let out = conv::torch_qconv2d(&g, u8_data(tx, "x")?, sx, zx, i8_data(tw, "w")?, &wq, b, sy, zy, relu)?;
             let (oh, ow) = g.output_hw()?;
