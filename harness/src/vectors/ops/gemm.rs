@@ -40,32 +40,37 @@ fn f32_attr(a: &Attrs<'_>, key: &str) -> Result<f32, OpError> {
     Ok(v as f32)
 }
 
-fn u8_data<'a>(t: &'a Tensor, name: &str) -> Result<&'a [u8], OpError> {
-    match &t.data {
-        Data::U8(v) => Ok(v),
-        other => Err(OpError::Malformed(format!("input {name}: expected u8 data, got {}", other.dtype().name()))),
-    }
+/// An element type a tensor's data can be read as (without conversion).
+trait Elem: Sized {
+    const NAME: &'static str;
+    fn slice(d: &Data) -> Option<&[Self]>;
 }
 
-fn i8_data<'a>(t: &'a Tensor, name: &str) -> Result<&'a [i8], OpError> {
-    match &t.data {
-        Data::I8(v) => Ok(v),
-        other => Err(OpError::Malformed(format!("input {name}: expected i8 data, got {}", other.dtype().name()))),
-    }
+macro_rules! elem {
+    ($($t:ty => $v:ident, $name:literal;)*) => {$(
+        impl Elem for $t {
+            const NAME: &'static str = $name;
+            fn slice(d: &Data) -> Option<&[$t]> {
+                match d {
+                    Data::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+elem! {
+    u8 => U8, "u8";
+    i8 => I8, "i8";
+    f32 => F32, "f32";
+    i32 => I32, "i32";
 }
 
-fn f32_data<'a>(t: &'a Tensor, name: &str) -> Result<&'a [f32], OpError> {
-    match &t.data {
-        Data::F32(v) => Ok(v),
-        other => Err(OpError::Malformed(format!("input {name}: expected f32 data, got {}", other.dtype().name()))),
-    }
-}
-
-fn i32_data<'a>(t: &'a Tensor, name: &str) -> Result<&'a [i32], OpError> {
-    match &t.data {
-        Data::I32(v) => Ok(v),
-        other => Err(OpError::Malformed(format!("input {name}: expected i32 data, got {}", other.dtype().name()))),
-    }
+/// Input `name`'s data as `T`, or a typed error naming the type it has.
+fn data<'a, T: Elem>(t: &'a Tensor, name: &str) -> Result<&'a [T], OpError> {
+    T::slice(&t.data).ok_or_else(|| {
+        OpError::Malformed(format!("input {name}: expected {} data, got {}", T::NAME, t.data.dtype().name()))
+    })
 }
 
 /// `[M, K]` from a tensor of rank >= 2 (leading dimensions flattened) and the leading shape.
@@ -226,18 +231,19 @@ pub fn qlinear(case: &Case, profile: &Profile, path: Path) -> OpResult {
     match profile.name {
         "torch" => {
             let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
-            let b = bias.map(|t| f32_data(t, "bias")).transpose()?;
-            let out = linear::torch_qlinear(u8_data(tx, "x")?, sx, zx, i8_data(tw, "w")?, &wq, b, sy, zy, relu, dims)?;
+            let b = bias.map(|t| data::<f32>(t, "bias")).transpose()?;
+            let out =
+                linear::torch_qlinear(data::<u8>(tx, "x")?, sx, zx, data::<i8>(tw, "w")?, &wq, b, sy, zy, relu, dims)?;
             y(out_shape(&lead, n), Data::U8(out))
         }
         "tflite" => {
             let act = Activation::parse(a.opt_str("activation")?.unwrap_or("NONE"))?;
-            let b = bias.map(|t| i32_data(t, "bias")).transpose()?;
+            let b = bias.map(|t| data::<i32>(t, "bias")).transpose()?;
             let out = linear::tflite_fully_connected(
-                i8_data(tx, "x")?,
+                data::<i8>(tx, "x")?,
                 sx,
                 zx,
-                i8_data(tw, "w")?,
+                data::<i8>(tw, "w")?,
                 &wq,
                 b,
                 sy,
@@ -268,10 +274,10 @@ pub fn dynamic_linear(case: &Case, profile: &Profile, path: Path) -> OpResult {
     if kw != k {
         return Err(OpError::Malformed(format!("x is [.., {k}] and w is [{n}, {kw}]")));
     }
-    let b = case.inputs.get("bias").map(|t| f32_data(t, "bias")).transpose()?;
+    let b = case.inputs.get("bias").map(|t| data::<f32>(t, "bias")).transpose()?;
     let out = linear::torch_dynamic_linear(
-        f32_data(tx, "x")?,
-        i8_data(tw, "w")?,
+        data::<f32>(tx, "x")?,
+        data::<i8>(tw, "w")?,
         &wq,
         b,
         RangeReduction::reduced_if(reduce_range),
@@ -339,8 +345,9 @@ fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult
                 )));
             }
             let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
-            let b = bias.map(|t| f32_data(t, "bias")).transpose()?;
-            let out = conv::torch_qconv2d(&g, u8_data(tx, "x")?, sx, zx, i8_data(tw, "w")?, &wq, b, sy, zy, relu)?;
+            let b = bias.map(|t| data::<f32>(t, "bias")).transpose()?;
+            let out =
+                conv::torch_qconv2d(&g, data::<u8>(tx, "x")?, sx, zx, data::<i8>(tw, "w")?, &wq, b, sy, zy, relu)?;
             let (oh, ow) = g.output_hw()?;
             y(vec![g.batch, g.out_channels, oh, ow], Data::U8(out))
         }
@@ -389,8 +396,8 @@ fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult
                 groups,
             };
             let act = Activation::parse(a.opt_str("activation")?.unwrap_or("NONE"))?;
-            let b = bias.map(|t| i32_data(t, "bias")).transpose()?;
-            let (x, w) = (i8_data(tx, "x")?, i8_data(tw, "w")?);
+            let b = bias.map(|t| data::<i32>(t, "bias")).transpose()?;
+            let (x, w) = (data::<i8>(tx, "x")?, data::<i8>(tw, "w")?);
             let kind = tflite_kind(profile);
             let out = if depthwise {
                 conv::tflite_depthwise_conv2d(&g, x, sx, zx, w, &wq, b, sy, zy, act, kind)?
