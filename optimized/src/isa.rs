@@ -38,6 +38,18 @@ impl Isa {
         }
     }
 
+    /// The width of this level's vector registers in bytes (the portable level: one 32-bit
+    /// element). Kernels process whole vectors and finish with a tail, so tests derive their
+    /// lengths from it (`harness::equiv::runner`).
+    pub const fn vector_bytes(self) -> usize {
+        match self {
+            Isa::Scalar => 4,
+            Isa::Avx2 => 32,
+            Isa::Avx512 => 64,
+            Isa::Neon => 16,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Isa> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" | "generic" | "portable" => Some(Isa::Scalar),

@@ -210,10 +210,40 @@ fn elements(case: &Case) -> u64 {
     case.out_len.max(largest_input).max(packed) as u64
 }
 
-/// Small lengths: every tail of every vector width (four times the widest, 16 f32 lanes, plus 3).
-pub const SMALL_LENGTHS: std::ops::RangeInclusive<usize> = 0..=67;
+/// The widest vector register of any ISA level quantproof has kernels for, in bytes.
+const WIDEST_BYTES: usize = {
+    let (mut w, mut i) = (0, 0);
+    while i < Isa::ALL.len() {
+        if Isa::ALL[i].vector_bytes() > w {
+            w = Isa::ALL[i].vector_bytes();
+        }
+        i += 1;
+    }
+    w
+};
+/// Small lengths, derived from the ISAs' declared widths ([`Isa::vector_bytes`]): every tail of
+/// every vector width for 32-bit elements, up to four of the widest vectors (the reductions'
+/// unrolled block) plus 3 (`0..=67` with AVX-512's 64 bytes).
+pub const SMALL_LENGTHS: std::ops::RangeInclusive<usize> = 0..=4 * (WIDEST_BYTES / 4) + 3;
 /// Larger lengths: odd sizes, and 70000, more than one 64K chunk.
 pub const LARGE_LENGTHS: [usize; 4] = [255, 1000, 4099, 70_000];
+
+/// The edges of the byte kernels (one 8-bit code per byte), from each ISA's vector width `w`:
+/// `w - 1`, `w`, `w + 1`, `2w + 1`, `4w - 1`, `4w + 3` (a block of four vectors and its tails),
+/// those beyond [`SMALL_LENGTHS`] and not in [`LARGE_LENGTHS`].
+pub fn width_lengths() -> Vec<usize> {
+    let mut v: Vec<usize> = Isa::ALL
+        .iter()
+        .flat_map(|isa| {
+            let w = isa.vector_bytes();
+            [w - 1, w, w + 1, 2 * w + 1, 4 * w - 1, 4 * w + 3]
+        })
+        .filter(|n| !SMALL_LENGTHS.contains(n) && !LARGE_LENGTHS.contains(n))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
 /// The threaded mode's length (more than three 64K chunks, with an odd tail).
 pub const THREADED_LENGTH: usize = 200_003;
 
@@ -234,7 +264,7 @@ fn seed_of(op: &dyn OpDescriptor, parts: &[u64]) -> u64 {
 }
 
 /// The deterministic sweep of mixed inputs: every length in [`SMALL_LENGTHS`] x layout x rule,
-/// then every length in [`LARGE_LENGTHS`] x layout under a rotating subset of the rules
+/// then every length of [`width_lengths`] and [`LARGE_LENGTHS`] x layout under a rotating subset of the rules
 /// (`budget.count(4)` of them per length and layout, so every rule meets large inputs).
 /// Offsets cycle through 0..=3.
 pub fn sweep_specs(op: &dyn OpDescriptor, budget: &Budget) -> Vec<CaseSpec> {
@@ -250,7 +280,8 @@ pub fn sweep_specs(op: &dyn OpDescriptor, budget: &Budget) -> Vec<CaseSpec> {
     }
     let per = budget.count(4).min(rules.len());
     let mut slot = 0;
-    for (di, &len) in LARGE_LENGTHS.iter().enumerate() {
+    let larger: Vec<usize> = width_lengths().into_iter().chain(LARGE_LENGTHS).collect();
+    for (di, &len) in larger.iter().enumerate() {
         for (li, &layout) in op.layouts().iter().enumerate() {
             for k in 0..per {
                 let ri = (slot + k) % rules.len();
@@ -322,7 +353,7 @@ mod tests {
                         assert!(specs.iter().any(|s| s.layout == layout && s.rule == rule && s.len == len));
                     }
                 }
-                for len in LARGE_LENGTHS {
+                for len in width_lengths().into_iter().chain(LARGE_LENGTHS) {
                     assert!(specs.iter().any(|s| s.layout == layout && s.len == len));
                 }
             }
