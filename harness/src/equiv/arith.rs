@@ -11,7 +11,7 @@
 //! sweeps (lengths 0..=67 and large, misaligned starts, 1 and several threads, the proptest
 //! random cases) on every ISA level through the `Engine`, the way a user calls it.
 
-use super::gen::{Attr, Case, CaseSpec, Input, Layout};
+use super::gen::{Attr, Case, CaseSpec, Input};
 use super::ops::{filler, Guarded, OpDescriptor, TestCode};
 use super::outcome::{Data, Outcome, Tensor};
 use super::rng::{hash_str, Rng};
@@ -194,12 +194,6 @@ impl<C: TestCode> OpDescriptor for Binary<C> {
             (BinaryOp::Mul, false) => "qmul_u8",
         }
     }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
-    }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let (a_shape, b_shape) = broadcast_shapes(&mut rng, spec.len);
@@ -281,12 +275,6 @@ impl<C: TestCode> OpDescriptor for Requantize<C> {
         } else {
             "requantize_u8"
         }
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -375,12 +363,6 @@ impl<C: TestCode> OpDescriptor for Lut<C> {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
-    }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let n = spec.len;
@@ -433,12 +415,6 @@ pub struct Qgemm;
 impl OpDescriptor for Qgemm {
     fn name(&self) -> &'static str {
         "qgemm_u8s8"
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -556,12 +532,6 @@ impl<C: TestCode> OpDescriptor for Pool<C> {
             (true, true) => "avg_pool2d_i8",
             (true, false) => "avg_pool2d_u8",
         }
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);

@@ -126,12 +126,6 @@ impl OpDescriptor for Histogram {
             "histogram"
         }
     }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [super::gen::Layout] {
-        &[super::gen::Layout::PerTensor]
-    }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let (lo, hi, n) = hist_bins(spec);
         let mut rng = Rng::derived(spec.seed, hash_str(self.name()));
@@ -188,12 +182,6 @@ pub struct AbsMax;
 impl OpDescriptor for AbsMax {
     fn name(&self) -> &'static str {
         "abs_max"
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [super::gen::Layout] {
-        &[super::gen::Layout::PerTensor]
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = Rng::derived(spec.seed, hash_str(self.name()));
@@ -266,12 +254,6 @@ fn result_tensor(r: CalibrateResult) -> Vec<Tensor> {
 impl OpDescriptor for Calibrate {
     fn name(&self) -> &'static str {
         self.name
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [super::gen::Layout] {
-        &[super::gen::Layout::PerTensor]
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = Rng::derived(spec.seed, hash_str(self.name));

@@ -41,13 +41,15 @@ use std::marker::PhantomData;
 pub trait OpDescriptor: Send + Sync {
     /// A short stable name (also salts the case generator).
     fn name(&self) -> &'static str;
-    /// Whether the op reads the quantize rule (the sweeps then repeat it under every rule).
+    /// Whether the op reads the quantize rule (the sweeps then repeat it under every rule): the
+    /// quantizing ops say so; the others read none.
     fn uses_rule(&self) -> bool {
-        true
+        false
     }
-    /// The layouts the op accepts.
+    /// The parameter layouts the op accepts: the quantize family's every layout, the others
+    /// one per-tensor frame.
     fn layouts(&self) -> &'static [Layout] {
-        &Layout::ALL
+        &[Layout::PerTensor]
     }
     /// Builds the case of `spec` (deterministic).
     fn generate(&self, spec: &CaseSpec) -> Case;
@@ -239,6 +241,12 @@ impl<C: TestCode> OpDescriptor for Quantize<C> {
             "quantize_u8"
         }
     }
+    fn uses_rule(&self) -> bool {
+        true
+    }
+    fn layouts(&self) -> &'static [Layout] {
+        &Layout::ALL
+    }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let mut case = gen::gen_frame(&mut rng, spec, C::QTYPE);
@@ -266,8 +274,8 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
             "dequantize_u8"
         }
     }
-    fn uses_rule(&self) -> bool {
-        false
+    fn layouts(&self) -> &'static [Layout] {
+        &Layout::ALL
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -325,6 +333,12 @@ impl OpDescriptor for FakeQuantize {
             "fake_quantize"
         }
     }
+    fn uses_rule(&self) -> bool {
+        true
+    }
+    fn layouts(&self) -> &'static [Layout] {
+        &Layout::ALL
+    }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
         let qtype =
@@ -356,6 +370,12 @@ impl OpDescriptor for QuantizePacked4 {
             Int4::Signed => "quantize_packed4_i4",
             Int4::Unsigned => "quantize_packed4_u4",
         }
+    }
+    fn uses_rule(&self) -> bool {
+        true
+    }
+    fn layouts(&self) -> &'static [Layout] {
+        &Layout::ALL
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -396,8 +416,8 @@ impl OpDescriptor for DequantizePacked4 {
             Int4::Unsigned => "dequantize_packed4_u4",
         }
     }
-    fn uses_rule(&self) -> bool {
-        false
+    fn layouts(&self) -> &'static [Layout] {
+        &Layout::ALL
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -446,12 +466,6 @@ impl OpDescriptor for DynamicQuantize {
             "onnxruntime" => "dynamic_quantize_onnxruntime",
             _ => "dynamic_quantize",
         }
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
     }
     fn explain(&self, case: &Case, tensor: &str, index: usize) -> String {
         match tensor {
@@ -526,12 +540,6 @@ pub struct MinMax;
 impl OpDescriptor for MinMax {
     fn name(&self) -> &'static str {
         "min_max"
-    }
-    fn uses_rule(&self) -> bool {
-        false
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
     }
     fn explain(&self, case: &Case, tensor: &str, _index: usize) -> String {
         let x = case.x();

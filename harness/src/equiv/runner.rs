@@ -390,6 +390,12 @@ mod tests {
         fn name(&self) -> &'static str {
             self.inner.name()
         }
+        fn uses_rule(&self) -> bool {
+            self.inner.uses_rule()
+        }
+        fn layouts(&self) -> &'static [Layout] {
+            self.inner.layouts()
+        }
         fn generate(&self, spec: &CaseSpec) -> Case {
             self.inner.generate(spec)
         }

@@ -125,6 +125,18 @@ fn tflite_kind(_profile: &Profile) -> RequantizeKind {
     RequantizeKind::DoubleRounding
 }
 
+/// The operands of a matrix product: `a` `[.., M, K]` (its leading dimensions returned), `b`
+/// `[K, N]`.
+fn matmul_operands(case: &Case) -> Result<(&Tensor, &Tensor, GemmDims, Vec<usize>), OpError> {
+    let (ta, tb) = (input(case, "a")?, input(case, "b")?);
+    let (m, k, lead) = rows_cols(ta, "a")?;
+    let (kb, n) = matrix(tb, "b")?;
+    if kb != k {
+        return Err(OpError::Malformed(format!("a is [.., {k}] and b is [{kb}, {n}]")));
+    }
+    Ok((ta, tb, GemmDims::new(m, n, k), lead))
+}
+
 /// `matmul_integer` (onnxruntime): `a` `[M, K]` u8 or i8, `b` `[K, N]` u8 or i8, zero points in
 /// attrs -> `y` i32.
 pub fn matmul_integer(case: &Case, profile: &Profile, path: Path) -> OpResult {
@@ -139,13 +151,7 @@ pub fn matmul_integer(case: &Case, profile: &Profile, path: Path) -> OpResult {
         i32::try_from(za).map_err(|_| OpError::Malformed(format!("a_zero_point {za}")))?,
         i32::try_from(zb).map_err(|_| OpError::Malformed(format!("b_zero_point {zb}")))?,
     );
-    let (ta, tb) = (input(case, "a")?, input(case, "b")?);
-    let (m, k, lead) = rows_cols(ta, "a")?;
-    let (kb, n) = matrix(tb, "b")?;
-    if kb != k {
-        return Err(OpError::Malformed(format!("a is [.., {k}] and b is [{kb}, {n}]")));
-    }
-    let dims = GemmDims::new(m, n, k);
+    let (ta, tb, dims, lead) = matmul_operands(case)?;
     let zbs = ZeroPoints::PerTensor(zb);
     fn go<A: Operand8, B: Operand8>(
         a: &[A],
@@ -169,7 +175,7 @@ pub fn matmul_integer(case: &Case, profile: &Profile, path: Path) -> OpResult {
             )))
         }
     };
-    y(out_shape(&lead, n), Data::I32(out))
+    y(out_shape(&lead, dims.n), Data::I32(out))
 }
 
 /// `qlinear_matmul` (onnxruntime): `a` `[M, K]`, `b` `[K, N]`, per-tensor scales and zero points
@@ -183,13 +189,7 @@ pub fn qlinear_matmul(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let (sa, sb, sy) = (f32_attr(&a, "a_scale")?, f32_attr(&a, "b_scale")?, f32_attr(&a, "y_scale")?);
     let (za, zb, zy) = (a.i32("a_zero_point")?, a.i32("b_zero_point")?, a.i32("y_zero_point")?);
     let y_dtype = a.opt_str("y_dtype")?.unwrap_or("u8");
-    let (ta, tb) = (input(case, "a")?, input(case, "b")?);
-    let (m, k, lead) = rows_cols(ta, "a")?;
-    let (kb, n) = matrix(tb, "b")?;
-    if kb != k {
-        return Err(OpError::Malformed(format!("a is [.., {k}] and b is [{kb}, {n}]")));
-    }
-    let dims = GemmDims::new(m, n, k);
+    let (ta, tb, dims, lead) = matmul_operands(case)?;
     let bq = WeightQuant::PerTensor { scale: sb, zero_point: zb };
     macro_rules! run {
         ($x:expr, $w:expr, $y:ty, $wrap:expr) => {{
@@ -209,7 +209,7 @@ pub fn qlinear_matmul(case: &Case, profile: &Profile, path: Path) -> OpResult {
             )))
         }
     };
-    y(out_shape(&lead, n), out)
+    y(out_shape(&lead, dims.n), out)
 }
 
 /// `qlinear`: torch (`x` u8, bias f32, `relu`) or tflite (`x` i8, bias i32, `activation`).
