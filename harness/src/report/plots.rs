@@ -58,6 +58,49 @@ fn category_label(names: &[String], x: f64) -> String {
     }
 }
 
+/// The report's chart of a value against a log-scale `x` in `[xmin, xmax]`, `y` in `[0, ymax]`.
+type LogXChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>>;
+
+/// A [`LogXChart`] on `root` with its caption, axis descriptions `(x, y)` and `x` labels.
+fn log_x_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    (xmin, xmax): (f64, f64),
+    ymax: f64,
+    (x_desc, y_desc): (&str, &str),
+    x_label: &dyn Fn(&f64) -> String,
+) -> Result<LogXChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 17))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d((xmin..xmax).log_scale(), 0f64..ymax)
+        .map_err(e)?;
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).x_label_formatter(x_label).draw().map_err(e)?;
+    Ok(chart)
+}
+
+/// `points` sorted by `x`, drawn as a line with a dot on each point and named `label` in the
+/// legend; returns the sorted points.
+fn line_with_dots(
+    chart: &mut LogXChart<'_, '_>,
+    points: impl Iterator<Item = (f64, f64)>,
+    color: RGBAColor,
+    label: String,
+) -> Result<Vec<(f64, f64)>> {
+    let mut s: Vec<(f64, f64)> = points.collect();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    chart
+        .draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
+        .map_err(e)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    chart.draw_series(s.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(e)?;
+    Ok(s)
+}
+
 /// Read bandwidth against working-set size.
 pub fn bandwidth_chart(path: &Path, limits: &[Limit]) -> Result<()> {
     let pts: Vec<(usize, f64, f64)> = limits
@@ -73,36 +116,20 @@ pub fn bandwidth_chart(path: &Path, limits: &[Limit]) -> Result<()> {
     let ymax = pts.iter().map(|p| p.2).fold(0.0, f64::max) * 1.15;
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Read bandwidth of this machine against working-set size (stream-sum, best ISA, best run)",
-            ("sans-serif", 17),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d((xmin..xmax).log_scale(), 0f64..ymax)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("working set (bytes, log scale)")
-        .y_desc("GB/s")
-        .x_label_formatter(&|v| human_bytes(*v))
-        .draw()
-        .map_err(e)?;
+    let caption = "Read bandwidth of this machine against working-set size (stream-sum, best ISA, best run)";
+    let axes = ("working set (bytes, log scale)", "GB/s");
+    let mut chart = log_x_chart(&root, caption, (xmin, xmax), ymax, axes, &|v| human_bytes(*v))?;
     let mut threads: Vec<usize> = pts.iter().map(|p| p.0).collect();
     threads.sort();
     threads.dedup();
     for (k, t) in threads.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
-        let mut s: Vec<(f64, f64)> = pts.iter().filter(|p| p.0 == *t).map(|p| (p.1, p.2)).collect();
-        s.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
-            .map_err(e)?
-            .label(format!("{t} thread(s)"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart.draw_series(s.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(e)?;
+        let s = line_with_dots(
+            &mut chart,
+            pts.iter().filter(|p| p.0 == *t).map(|p| (p.1, p.2)),
+            color,
+            format!("{t} thread(s)"),
+        )?;
         chart
             .draw_series(
                 s.iter().map(|&(x, y)| Text::new(format!("{y:.1}"), (x, y), label_style(12, HPos::Left, VPos::Bottom))),
@@ -126,23 +153,9 @@ pub fn gemm_chart(path: &Path, points: &[(usize, String, f64)], peaks: &[(String
     let ymax = points.iter().map(|p| p.2).chain(peaks.iter().map(|p| p.1)).fold(0.0, f64::max) * 1.12;
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "u8 x s8 -> i32 GEMM, M = N = K, one thread: GOPS against this machine's int8 peaks",
-            ("sans-serif", 17),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d((xmin..xmax).log_scale(), 0f64..ymax)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("M = N = K (log scale)")
-        .y_desc("GOPS (2 M N K / s / 1e9)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .draw()
-        .map_err(e)?;
+    let caption = "u8 x s8 -> i32 GEMM, M = N = K, one thread: GOPS against this machine's int8 peaks";
+    let axes = ("M = N = K (log scale)", "GOPS (2 M N K / s / 1e9)");
+    let mut chart = log_x_chart(&root, caption, (xmin, xmax), ymax, axes, &|v| format!("{v:.0}"))?;
     for (k, (kernel, v)) in peaks.iter().enumerate() {
         let color = RGBColor(90, 90, 90).mix(0.8 - 0.2 * k as f64);
         chart.draw_series(LineSeries::new(vec![(xmin, *v), (xmax, *v)], color.stroke_width(1))).map_err(e)?;
@@ -161,15 +174,8 @@ pub fn gemm_chart(path: &Path, points: &[(usize, String, f64)], peaks: &[(String
         }
     }
     for isa in &isas {
-        let color = impl_color(isa);
-        let mut s: Vec<(f64, f64)> = points.iter().filter(|p| &p.1 == isa).map(|p| (p.0 as f64, p.2)).collect();
-        s.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
-            .map_err(e)?
-            .label(isa.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart.draw_series(s.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(e)?;
+        let line = points.iter().filter(|p| &p.1 == isa).map(|p| (p.0 as f64, p.2));
+        line_with_dots(&mut chart, line, impl_color(isa).to_rgba(), isa.clone())?;
     }
     chart
         .configure_series_labels()
@@ -515,6 +521,16 @@ mod tests {
         bandwidth_chart(&p, &limits).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("Read bandwidth"));
         assert!(bandwidth_chart(&p, &[]).is_err());
+        let g = dir.join("gemm.svg");
+        let pts = vec![
+            (64, "avx512".to_string(), 100.0),
+            (128, "avx512".to_string(), 150.0),
+            (64, "onnxruntime".into(), 80.0),
+        ];
+        gemm_chart(&g, &pts, &[("vpdpbusd".to_string(), 400.0)]).unwrap();
+        let svg = std::fs::read_to_string(&g).unwrap();
+        assert!(svg.contains("GEMM") && svg.contains("onnxruntime") && svg.contains("peak: vpdpbusd 400 GOPS"));
+        assert!(gemm_chart(&g, &[], &[]).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
