@@ -58,6 +58,18 @@ fn category_label(names: &[String], x: f64) -> String {
     }
 }
 
+/// The legend box of `chart` (white, framed) at `position` (plotters' default where `None`).
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: Option<SeriesLabelPosition>,
+) -> Result<()> {
+    let mut labels = chart.configure_series_labels();
+    if let Some(p) = position {
+        labels.position(p);
+    }
+    labels.background_style(WHITE.mix(0.9)).border_style(BLACK).draw().map_err(e)
+}
+
 /// The report's chart of a value against a log-scale `x` in `[xmin, xmax]`, `y` in `[0, ymax]`.
 type LogXChart<'a, 'b> =
     ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>>;
@@ -136,7 +148,7 @@ pub fn bandwidth_chart(path: &Path, limits: &[Limit]) -> Result<()> {
             )
             .map_err(e)?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).draw().map_err(e)?;
+    legend(&mut chart, None)?;
     root.present().map_err(e)?;
     Ok(())
 }
@@ -177,13 +189,7 @@ pub fn gemm_chart(path: &Path, points: &[(usize, String, f64)], peaks: &[(String
         let line = points.iter().filter(|p| &p.1 == isa).map(|p| (p.0 as f64, p.2));
         line_with_dots(&mut chart, line, impl_color(isa).to_rgba(), isa.clone())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
+    legend(&mut chart, Some(SeriesLabelPosition::UpperRight))?;
     root.present().map_err(e)?;
     Ok(())
 }
@@ -361,13 +367,7 @@ pub fn clip_sweep_chart(path: &Path, sweeps: &[Sweep]) -> Result<()> {
                 )))
                 .map_err(e)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)?;
+        legend(&mut chart, Some(SeriesLabelPosition::UpperLeft))?;
     }
     root.present().map_err(e)?;
     Ok(())
