@@ -283,6 +283,34 @@ pub struct OrtCase<'a> {
     pub unary: Option<OrtUnary>,
 }
 
+impl<'a> OrtCase<'a> {
+    /// A one-input op with per-tensor input parameters `(scale, zero_point)`; no second input,
+    /// operation count or output parameters (struct update syntax adds them).
+    pub fn one_input(
+        op: &'static str,
+        input: OrtInput<'a>,
+        dtype: Dtype,
+        (scale, zero_point): (f32, i32),
+        expected: Vec<u8>,
+        bytes_per_element: f64,
+        elements: usize,
+    ) -> OrtCase<'a> {
+        OrtCase {
+            op,
+            input,
+            dtype,
+            scale,
+            zero_point,
+            expected,
+            bytes_per_element,
+            elements,
+            binary: None,
+            ops_per_element: None,
+            unary: None,
+        }
+    }
+}
+
 /// The output parameters of a one-input op that requantizes (its input's are
 /// [`OrtCase::scale`] and [`OrtCase::zero_point`]), and LeakyRelu's slope.
 #[derive(Debug, Clone, Copy)]

@@ -181,10 +181,14 @@ fn params_detail(setup: &Setup, p: &QuantParams, shape: &[usize]) -> serde_json:
     }
 }
 
-/// ONNX Runtime's QuantizeLinear saturates to the type's full range, whatever range the
-/// profile's parameter rule used; the expected ORT output is computed that way.
-fn ort_params(p: &QuantParams, d: Dtype) -> QuantParams {
-    QuantParams::per_tensor(p.scales[0], p.zero_points[0], qtype(d).full_range())
+/// The parameters ONNX Runtime runs with: per tensor only (`None` for another granularity), and
+/// its QuantizeLinear saturates to the type's full range, whatever range the profile's parameter
+/// rule used; the expected ORT output is computed that way.
+fn ort_params(setup: &Setup, p: &QuantParams) -> Option<QuantParams> {
+    if setup.granularity != Gran::PerTensor {
+        return None;
+    }
+    Some(QuantParams::per_tensor(*p.scales.first()?, *p.zero_points.first()?, qtype(setup.dtype).full_range()))
 }
 
 fn first_difference<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) -> std::result::Result<(), String> {
@@ -198,6 +202,16 @@ fn first_difference<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) -> st
             Err(format!("{bad} of {} elements differ; first at {i}: got {:?}, want {:?}", got.len(), got[i], want[i]))
         }
     }
+}
+
+/// NaN in every output element, so a kernel that writes nothing is caught.
+fn scramble_floats(out: &mut [f32]) {
+    out.fill(f32::NAN);
+}
+
+/// The first element whose bits differ from the expected ones (`expected` from [`bits`]).
+fn same_floats(out: &[f32], expected: &[u32]) -> std::result::Result<(), String> {
+    first_difference(&bits(out), expected)
 }
 
 fn bits(x: &[f32]) -> Vec<u32> {
@@ -261,25 +275,18 @@ impl<C: FastCode> Workload for Quantize<C> {
         params_detail(&self.setup, &self.params, &self.shape)
     }
     fn ort_case(&self) -> Option<OrtCase<'_>> {
-        if self.setup.granularity != Gran::PerTensor {
-            return None;
-        }
-        let p = ort_params(&self.params, self.setup.dtype);
+        let p = ort_params(&self.setup, &self.params)?;
         let mut want = vec![C::default(); self.x.len()];
         refq::quantize(&self.x, &self.shape, &p, Profile::ONNXRUNTIME.quantize, &mut want).ok()?;
-        Some(OrtCase {
-            op: "quantize",
-            input: OrtInput::F32(&self.x),
-            dtype: self.setup.dtype,
-            scale: p.scales[0],
-            zero_point: p.zero_points[0],
-            expected: code_bytes(&want),
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.x.len(),
-            binary: None,
-            ops_per_element: None,
-            unary: None,
-        })
+        Some(OrtCase::one_input(
+            "quantize",
+            OrtInput::F32(&self.x),
+            self.setup.dtype,
+            (p.scales[0], p.zero_points[0]),
+            code_bytes(&want),
+            self.bytes_per_element(),
+            self.x.len(),
+        ))
     }
 }
 
@@ -324,10 +331,10 @@ impl<C: OrtCode> Workload for Dequantize<C> {
         }
     }
     fn scramble(&mut self) {
-        self.out.iter_mut().for_each(|o| *o = f32::NAN);
+        scramble_floats(&mut self.out);
     }
     fn verify(&self) -> std::result::Result<(), String> {
-        first_difference(&bits(&self.out), &self.expected)
+        same_floats(&self.out, &self.expected)
     }
     fn bytes_per_element(&self) -> f64 {
         1.0 + 4.0
@@ -336,26 +343,19 @@ impl<C: OrtCode> Workload for Dequantize<C> {
         params_detail(&self.setup, &self.params, &self.shape)
     }
     fn ort_case(&self) -> Option<OrtCase<'_>> {
-        if self.setup.granularity != Gran::PerTensor {
-            return None;
-        }
-        let p = ort_params(&self.params, self.setup.dtype);
+        let p = ort_params(&self.setup, &self.params)?;
         let mut want = vec![0f32; self.q.len()];
         refq::dequantize(&self.q, &self.shape, &p, &mut want).ok()?;
         let input = C::ort_input(&self.q);
-        Some(OrtCase {
-            op: "dequantize",
+        Some(OrtCase::one_input(
+            "dequantize",
             input,
-            dtype: self.setup.dtype,
-            scale: p.scales[0],
-            zero_point: p.zero_points[0],
-            expected: le_bytes_f32(&want),
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.q.len(),
-            binary: None,
-            ops_per_element: None,
-            unary: None,
-        })
+            self.setup.dtype,
+            (p.scales[0], p.zero_points[0]),
+            le_bytes_f32(&want),
+            self.bytes_per_element(),
+            self.q.len(),
+        ))
     }
 }
 
@@ -414,10 +414,10 @@ impl Workload for FakeQuantize {
         }
     }
     fn scramble(&mut self) {
-        self.out.iter_mut().for_each(|o| *o = f32::NAN);
+        scramble_floats(&mut self.out);
     }
     fn verify(&self) -> std::result::Result<(), String> {
-        first_difference(&bits(&self.out), &self.expected)
+        same_floats(&self.out, &self.expected)
     }
     fn bytes_per_element(&self) -> f64 {
         4.0 + 4.0
@@ -428,25 +428,18 @@ impl Workload for FakeQuantize {
     fn ort_case(&self) -> Option<OrtCase<'_>> {
         // ONNX Runtime has no fake-quantize op: a QuantizeLinear -> DequantizeLinear pair (the
         // QDQ form of a quantized model) computes it, with ONNX Runtime's arithmetic.
-        if self.setup.granularity != Gran::PerTensor {
-            return None;
-        }
-        let p = ort_params(&self.params, self.setup.dtype);
+        let p = ort_params(&self.setup, &self.params)?;
         let mut want = vec![0f32; self.x.len()];
         refq::fake_quantize(&self.x, &self.shape, &p, Profile::ONNXRUNTIME.quantize, &mut want, None).ok()?;
-        Some(OrtCase {
-            op: "fake-quantize",
-            input: OrtInput::F32(&self.x),
-            dtype: self.setup.dtype,
-            scale: p.scales[0],
-            zero_point: p.zero_points[0],
-            expected: le_bytes_f32(&want),
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.x.len(),
-            binary: None,
-            ops_per_element: None,
-            unary: None,
-        })
+        Some(OrtCase::one_input(
+            "fake-quantize",
+            OrtInput::F32(&self.x),
+            self.setup.dtype,
+            (p.scales[0], p.zero_points[0]),
+            le_bytes_f32(&want),
+            self.bytes_per_element(),
+            self.x.len(),
+        ))
     }
 }
 
@@ -510,19 +503,15 @@ impl Workload for Dynamic {
         let p = Profile::ONNXRUNTIME.dynamic_quantize(&self.x, &mut want).ok()?;
         want.extend_from_slice(&p.scale.to_le_bytes());
         want.push(p.zero_point as u8);
-        Some(OrtCase {
-            op: "dynamic-quantize",
-            input: OrtInput::F32(&self.x),
-            dtype: Dtype::U8,
-            scale: p.scale,
-            zero_point: p.zero_point,
-            expected: want,
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.x.len(),
-            binary: None,
-            ops_per_element: None,
-            unary: None,
-        })
+        Some(OrtCase::one_input(
+            "dynamic-quantize",
+            OrtInput::F32(&self.x),
+            Dtype::U8,
+            (p.scale, p.zero_point),
+            want,
+            self.bytes_per_element(),
+            self.x.len(),
+        ))
     }
 }
 
@@ -572,19 +561,15 @@ impl Workload for MinMax {
         // ReduceMin and ReduceMax over the whole tensor, two outputs.
         let mut want = self.expected.0.to_le_bytes().to_vec();
         want.extend_from_slice(&self.expected.1.to_le_bytes());
-        Some(OrtCase {
-            op: "min-max",
-            input: OrtInput::F32(&self.x),
-            dtype: Dtype::F32,
-            scale: 1.0,
-            zero_point: 0,
-            expected: want,
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.x.len(),
-            binary: None,
-            ops_per_element: None,
-            unary: None,
-        })
+        Some(OrtCase::one_input(
+            "min-max",
+            OrtInput::F32(&self.x),
+            Dtype::F32,
+            (1.0, 0),
+            want,
+            self.bytes_per_element(),
+            self.x.len(),
+        ))
     }
 }
 
@@ -701,17 +686,16 @@ impl Workload for Lut {
     fn ort_case(&self) -> Option<OrtCase<'_>> {
         let (expected, alpha) = self.ort.as_ref()?;
         Some(OrtCase {
-            op: self.name,
-            input: OrtInput::I8(&self.x),
-            dtype: Dtype::I8,
-            scale: 0.05,
-            zero_point: 0,
-            expected: expected.iter().map(|&v| v as u8).collect(),
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.x.len(),
-            ops_per_element: None,
             unary: Some(super::OrtUnary { y_scale: self.y.scale, y_zero_point: self.y.zero_point, alpha: *alpha }),
-            binary: None,
+            ..OrtCase::one_input(
+                self.name,
+                OrtInput::I8(&self.x),
+                Dtype::I8,
+                (0.05, 0),
+                expected.iter().map(|&v| v as u8).collect(),
+                self.bytes_per_element(),
+                self.x.len(),
+            )
         })
     }
 }
@@ -1076,19 +1060,15 @@ impl Workload for Pool2dBench {
             return None;
         }
         let expected: Vec<u8> = nhwc_to_nchw(&self.expected, self.out_shape()).iter().map(|&v| v as u8).collect();
-        Some(OrtCase {
-            op: "max-pool2d",
-            input: OrtInput::I8(&self.x_nchw),
-            dtype: Dtype::I8,
-            scale: self.q.scale,
-            zero_point: self.q.zero_point,
+        Some(OrtCase::one_input(
+            "max-pool2d",
+            OrtInput::I8(&self.x_nchw),
+            Dtype::I8,
+            (self.q.scale, self.q.zero_point),
             expected,
-            bytes_per_element: self.bytes_per_element(),
-            elements: self.x.len(),
-            binary: None,
-            ops_per_element: None,
-            unary: None,
-        })
+            self.bytes_per_element(),
+            self.x.len(),
+        ))
     }
 }
 
