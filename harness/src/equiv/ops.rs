@@ -37,19 +37,35 @@ use quantproof_reference::scheme::Signedness;
 use quantproof_reference::scheme::{Code, QType};
 use std::marker::PhantomData;
 
+/// What the sweeps repeat a descriptor's cases under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// One per-tensor frame and no quantize rule: ops that read neither.
+    Frame,
+    /// Every parameter layout (per tensor, per axis, per block): the dequantizing ops.
+    Layouts,
+    /// Every layout under every rule: the quantizing ops.
+    LayoutsAndRules,
+}
+
 /// One operation the runner proves equal on every ISA.
 pub trait OpDescriptor: Send + Sync {
     /// A short stable name (also salts the case generator).
     fn name(&self) -> &'static str;
-    /// Whether the op reads the quantize rule (the sweeps then repeat it under every rule): the
-    /// quantizing ops say so; the others read none.
-    fn uses_rule(&self) -> bool {
-        false
+    /// What the sweeps repeat the op under (one per-tensor frame unless it says otherwise).
+    fn sweep(&self) -> Sweep {
+        Sweep::Frame
     }
-    /// The parameter layouts the op accepts: the quantize family's every layout, the others
-    /// one per-tensor frame.
+    /// Whether the op reads the quantize rule (from [`OpDescriptor::sweep`]).
+    fn uses_rule(&self) -> bool {
+        self.sweep() == Sweep::LayoutsAndRules
+    }
+    /// The parameter layouts the op accepts (from [`OpDescriptor::sweep`]).
     fn layouts(&self) -> &'static [Layout] {
-        &[Layout::PerTensor]
+        match self.sweep() {
+            Sweep::Frame => &[Layout::PerTensor],
+            Sweep::Layouts | Sweep::LayoutsAndRules => &Layout::ALL,
+        }
     }
     /// Builds the case of `spec` (deterministic).
     fn generate(&self, spec: &CaseSpec) -> Case;
@@ -241,11 +257,8 @@ impl<C: TestCode> OpDescriptor for Quantize<C> {
             "quantize_u8"
         }
     }
-    fn uses_rule(&self) -> bool {
-        true
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &Layout::ALL
+    fn sweep(&self) -> Sweep {
+        Sweep::LayoutsAndRules
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -274,8 +287,8 @@ impl<C: TestCode> OpDescriptor for Dequantize<C> {
             "dequantize_u8"
         }
     }
-    fn layouts(&self) -> &'static [Layout] {
-        &Layout::ALL
+    fn sweep(&self) -> Sweep {
+        Sweep::Layouts
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -333,11 +346,8 @@ impl OpDescriptor for FakeQuantize {
             "fake_quantize"
         }
     }
-    fn uses_rule(&self) -> bool {
-        true
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &Layout::ALL
+    fn sweep(&self) -> Sweep {
+        Sweep::LayoutsAndRules
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -371,11 +381,8 @@ impl OpDescriptor for QuantizePacked4 {
             Int4::Unsigned => "quantize_packed4_u4",
         }
     }
-    fn uses_rule(&self) -> bool {
-        true
-    }
-    fn layouts(&self) -> &'static [Layout] {
-        &Layout::ALL
+    fn sweep(&self) -> Sweep {
+        Sweep::LayoutsAndRules
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);
@@ -416,8 +423,8 @@ impl OpDescriptor for DequantizePacked4 {
             Int4::Unsigned => "dequantize_packed4_u4",
         }
     }
-    fn layouts(&self) -> &'static [Layout] {
-        &Layout::ALL
+    fn sweep(&self) -> Sweep {
+        Sweep::Layouts
     }
     fn generate(&self, spec: &CaseSpec) -> Case {
         let mut rng = rng_for(self.name(), spec);

@@ -390,11 +390,8 @@ mod tests {
         fn name(&self) -> &'static str {
             self.inner.name()
         }
-        fn uses_rule(&self) -> bool {
-            self.inner.uses_rule()
-        }
-        fn layouts(&self) -> &'static [Layout] {
-            self.inner.layouts()
+        fn sweep(&self) -> crate::equiv::ops::Sweep {
+            self.inner.sweep()
         }
         fn generate(&self, spec: &CaseSpec) -> Case {
             self.inner.generate(spec)
