@@ -288,52 +288,55 @@ impl<V: Lanes> Pair<V> for OnnxRuntime<V> {
 #[inline(always)]
 pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
     let finite = generic::binary_floats_stay_finite(k);
-    // SAFETY (every block below): register set-ups and `D::run`, under this function's contract.
-    match *k {
-        BinaryKernel::TfliteAdd { za, zb, zy, left_shift, ma, mb, my, lo, hi } => unsafe {
-            if let (Some(ma), Some(mb), Some(my)) = (D::V::q31(ma), D::V::q31(mb), D::V::q31(my)) {
-                let (za, zb, shift) = (D::V::splat(za), D::V::splat(zb), D::V::count(left_shift as i32));
-                let p = TfliteAdd { za, zb, shift, ma, mb, my, out: Out::new(zy, lo, hi) };
+    // SAFETY: register set-ups and `D::run`, which this function's contract (the CPU has
+    // `D::V`'s features; equal lengths) makes sound.
+    unsafe {
+        match *k {
+            BinaryKernel::TfliteAdd { za, zb, zy, left_shift, ma, mb, my, lo, hi } => {
+                if let (Some(ma), Some(mb), Some(my)) = (D::V::q31(ma), D::V::q31(mb), D::V::q31(my)) {
+                    let (za, zb, shift) = (D::V::splat(za), D::V::splat(zb), D::V::count(left_shift as i32));
+                    let p = TfliteAdd { za, zb, shift, ma, mb, my, out: Out::new(zy, lo, hi) };
+                    return D::run(&p, k, s, a, b, out);
+                }
+            }
+            BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => {
+                if let Some(m) = D::V::q31(m) {
+                    let (za, zb) = (D::V::splat(za), D::V::splat(zb));
+                    let p = OneMultiplier::<D::V, true> { za, zb, negate_b: false, m, out: Out::new(zy, lo, hi) };
+                    return D::run(&p, k, s, a, b, out);
+                }
+            }
+            BinaryKernel::EqualScale { za, zb, zy, negate_b, m, lo, hi } => {
+                if let Some(m) = D::V::q31(m) {
+                    let (za, zb) = (D::V::splat(za), D::V::splat(zb));
+                    let p = OneMultiplier::<D::V, false> { za, zb, negate_b, m, out: Out::new(zy, lo, hi) };
+                    return D::run(&p, k, s, a, b, out);
+                }
+            }
+            BinaryKernel::TorchAddSub { a: pa, b: pb, zy, inv_sy, negate_b, relu, lo, hi } if finite => {
+                let (a_, b_, inv_sy) = (Deq::new(pa), Deq::new(pb), D::V::splat_f(inv_sy));
+                let p = TorchAddSub { a: a_, b: b_, inv_sy, negate_b, relu, out: FloatOut::new(zy, lo, hi) };
                 return D::run(&p, k, s, a, b, out);
             }
-        },
-        BinaryKernel::TfliteMul { za, zb, zy, m, lo, hi } => unsafe {
-            if let Some(m) = D::V::q31(m) {
-                let (za, zb) = (D::V::splat(za), D::V::splat(zb));
-                let p = OneMultiplier::<D::V, true> { za, zb, negate_b: false, m, out: Out::new(zy, lo, hi) };
+            BinaryKernel::TorchMul { za, zb, zy, m, lo, hi } if finite => {
+                let (za, zb, m) = (D::V::splat(za), D::V::splat(zb), D::V::splat_f(m));
+                return D::run(&TorchMul { za, zb, m, out: FloatOut::new(zy, lo, hi) }, k, s, a, b, out);
+            }
+            BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => {
+                let zy = y.zero_point;
+                let p = OnnxRuntime {
+                    a: Deq::new(pa),
+                    b: Deq::new(pb),
+                    sy: D::V::splat_f(y.scale),
+                    mul,
+                    lo: D::V::splat_f((lo - zy) as f32),
+                    hi: D::V::splat_f((hi - zy) as f32),
+                    fzy: D::V::splat_f(zy as f32),
+                };
                 return D::run(&p, k, s, a, b, out);
             }
-        },
-        BinaryKernel::EqualScale { za, zb, zy, negate_b, m, lo, hi } => unsafe {
-            if let Some(m) = D::V::q31(m) {
-                let (za, zb) = (D::V::splat(za), D::V::splat(zb));
-                let p = OneMultiplier::<D::V, false> { za, zb, negate_b, m, out: Out::new(zy, lo, hi) };
-                return D::run(&p, k, s, a, b, out);
-            }
-        },
-        BinaryKernel::TorchAddSub { a: pa, b: pb, zy, inv_sy, negate_b, relu, lo, hi } if finite => unsafe {
-            let (a_, b_, inv_sy) = (Deq::new(pa), Deq::new(pb), D::V::splat_f(inv_sy));
-            let p = TorchAddSub { a: a_, b: b_, inv_sy, negate_b, relu, out: FloatOut::new(zy, lo, hi) };
-            return D::run(&p, k, s, a, b, out);
-        },
-        BinaryKernel::TorchMul { za, zb, zy, m, lo, hi } if finite => unsafe {
-            let (za, zb, m) = (D::V::splat(za), D::V::splat(zb), D::V::splat_f(m));
-            return D::run(&TorchMul { za, zb, m, out: FloatOut::new(zy, lo, hi) }, k, s, a, b, out);
-        },
-        BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => unsafe {
-            let zy = y.zero_point;
-            let p = OnnxRuntime {
-                a: Deq::new(pa),
-                b: Deq::new(pb),
-                sy: D::V::splat_f(y.scale),
-                mul,
-                lo: D::V::splat_f((lo - zy) as f32),
-                hi: D::V::splat_f((hi - zy) as f32),
-                fzy: D::V::splat_f(zy as f32),
-            };
-            return D::run(&p, k, s, a, b, out);
-        },
-        _ => {}
+            _ => {}
+        }
     }
     generic::binary_bytes(k, s, a, b, out)
 }
@@ -422,22 +425,25 @@ pub(crate) unsafe fn requantize<D: RequantDriver<O>, O: generic::CodeOut>(
 ) {
     let q = Requant { r, zero_point, range };
     let (lo, hi) = (range.qmin(), range.qmax());
-    // SAFETY (every block below): register set-ups and the driver, under this function's contract.
-    if let Some((m, t)) = r.single_rounding_form() {
-        return unsafe { D::shift64(m, t, lo - zero_point, hi - zero_point, q, acc, out) };
-    }
-    match *r {
-        Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-            if m.is_finite() =>
-        unsafe {
-            let map = FloatMap::<D::V> { m: D::V::splat_f(m), out: FloatOut::new(zero_point, lo, hi) };
-            D::run(&map, q, acc, out)
-        },
-        Requantizer::DoubleRounding(m) => match unsafe { D::V::q31(m) } {
-            Some(qm) => unsafe { D::run(&DoubleMap::<D::V> { q: qm, out: Out::new(zero_point, lo, hi) }, q, acc, out) },
-            None => q.portable(acc, out),
-        },
-        _ => q.portable(acc, out),
+    // SAFETY: register set-ups and the driver, which this function's contract (the CPU has
+    // `D::V`'s features; equal lengths) makes sound.
+    unsafe {
+        if let Some((m, t)) = r.single_rounding_form() {
+            return D::shift64(m, t, lo - zero_point, hi - zero_point, q, acc, out);
+        }
+        match *r {
+            Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+                if m.is_finite() =>
+            {
+                let map = FloatMap::<D::V> { m: D::V::splat_f(m), out: FloatOut::new(zero_point, lo, hi) };
+                D::run(&map, q, acc, out)
+            }
+            Requantizer::DoubleRounding(m) => match D::V::q31(m) {
+                Some(qm) => D::run(&DoubleMap::<D::V> { q: qm, out: Out::new(zero_point, lo, hi) }, q, acc, out),
+                None => q.portable(acc, out),
+            },
+            _ => q.portable(acc, out),
+        }
     }
 }
 
