@@ -64,6 +64,12 @@ pub(crate) trait Lanes: Copy {
     unsafe fn mul(self, o: Self) -> Self;
     unsafe fn min(self, o: Self) -> Self;
     unsafe fn max(self, o: Self) -> Self;
+    unsafe fn and(self, o: Self) -> Self;
+    /// `t[idx[i]]` per lane.
+    ///
+    /// # Safety
+    /// Besides the ISA: every lane of `idx` lies in `0..=255`.
+    unsafe fn gather(t: &[i32; 256], idx: Self) -> Self;
     /// Wrapping left shift.
     unsafe fn shl(self, n: Self::Count) -> Self;
     unsafe fn mul_q31(self, q: &Self::Q31) -> Self;
@@ -141,6 +147,47 @@ impl<V: Lanes> Pair<V> for TfliteAdd<V> {
             self.out.finish(xa.add(xb).mul_q31(&self.my))
         }
     }
+}
+
+/// `TfliteAdd` with each input's rescaling `MBQM((q - z) << left_shift, m)`, a function of one
+/// code, read from a 256-entry table the reference's own primitive filled ([`input_table`]):
+/// one double-rounding multiply per pair instead of three.
+struct TfliteAddTables<'t, V: Lanes> {
+    ta: &'t [i32; 256],
+    tb: &'t [i32; 256],
+    byte: V,
+    my: V::Q31,
+    out: Out<V>,
+}
+
+impl<V: Lanes> Pair<V> for TfliteAddTables<'_, V> {
+    #[inline(always)]
+    unsafe fn apply(&self, a: V, b: V) -> V {
+        // SAFETY: the ISA is the caller's contract; `& 255` keeps every index in the tables.
+        unsafe {
+            let xa = V::gather(self.ta, a.and(self.byte));
+            let xb = V::gather(self.tb, b.and(self.byte));
+            self.out.finish(xa.add(xb).mul_q31(&self.my))
+        }
+    }
+}
+
+/// From this many pairs on, `TfliteAdd` builds its two input tables (512 scalar multiplies)
+/// rather than computing three multiplies per pair.
+const TFLITE_ADD_TABLES_FROM: usize = 2048;
+
+/// `t[byte] = MBQM((code - z) << left_shift, m)` for the code whose byte is `byte` (the
+/// reference's `BinaryKernel::apply`, first step, exactly).
+fn input_table(z: i32, left_shift: u32, m: QuantizedMultiplier, s: Signedness) -> [i32; 256] {
+    let mut t = [0i32; 256];
+    for (byte, v) in t.iter_mut().enumerate() {
+        let q = generic::code_of_byte(byte as u8, s);
+        *v = quantproof_reference::requantize::multiply_by_quantized_multiplier_double_rounding(
+            (q - z) << left_shift,
+            m,
+        );
+    }
+    t
 }
 
 /// `TfliteMul` (`MUL = true`: the product) and `EqualScale` (`MUL = false`: the sum or
@@ -292,6 +339,15 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
     // `D::V`'s features; equal lengths) makes sound.
     unsafe {
         match *k {
+            BinaryKernel::TfliteAdd { za, zb, zy, left_shift, ma, mb, my, lo, hi }
+                if a.len() >= TFLITE_ADD_TABLES_FROM =>
+            {
+                if let Some(my) = D::V::q31(my) {
+                    let (ta, tb) = (input_table(za, left_shift, ma, s), input_table(zb, left_shift, mb, s));
+                    let (byte, out_) = (D::V::splat(255), Out::new(zy, lo, hi));
+                    return D::run(&TfliteAddTables { ta: &ta, tb: &tb, byte, my, out: out_ }, k, s, a, b, out);
+                }
+            }
             BinaryKernel::TfliteAdd { za, zb, zy, left_shift, ma, mb, my, lo, hi } => {
                 if let (Some(ma), Some(mb), Some(my)) = (D::V::q31(ma), D::V::q31(mb), D::V::q31(my)) {
                     let (za, zb, shift) = (D::V::splat(za), D::V::splat(zb), D::V::count(left_shift as i32));

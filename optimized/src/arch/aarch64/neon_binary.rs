@@ -29,6 +29,7 @@ impl Lanes for int32x4_t {
         fn mul(self, o) = vmulq_s32;
         fn min(self, o) = vminq_s32;
         fn max(self, o) = vmaxq_s32;
+        fn and(self, o) = vandq_s32;
         fn shl(self, o) = vshlq_s32;
         fn to_f32(self) -> float32x4_t = vcvtq_f32_s32;
         fn fadd(a: float32x4_t, b: float32x4_t) -> float32x4_t = vaddq_f32;
@@ -44,6 +45,20 @@ impl Lanes for int32x4_t {
     #[inline(always)]
     unsafe fn q31(q: QuantizedMultiplier) -> Option<Q31> {
         Q31::new(q)
+    }
+
+    /// NEON has no gather: four lane reads.
+    #[inline(always)]
+    unsafe fn gather(t: &[i32; 256], idx: Self) -> Self {
+        // SAFETY: NEON (`Lanes`' contract); every lane of `idx` is in `0..=255` (this method's
+        // contract), so every index is inside `t`.
+        unsafe {
+            let at = |i: i32| t[(i & 255) as usize];
+            let v = vdupq_n_s32(at(vgetq_lane_s32::<0>(idx)));
+            let v = vsetq_lane_s32::<1>(at(vgetq_lane_s32::<1>(idx)), v);
+            let v = vsetq_lane_s32::<2>(at(vgetq_lane_s32::<2>(idx)), v);
+            vsetq_lane_s32::<3>(at(vgetq_lane_s32::<3>(idx)), v)
+        }
     }
 
     #[inline(always)]

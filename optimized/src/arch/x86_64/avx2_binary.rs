@@ -28,6 +28,7 @@ impl Lanes for __m256i {
         fn mul(self, o) = _mm256_mullo_epi32;
         fn min(self, o) = _mm256_min_epi32;
         fn max(self, o) = _mm256_max_epi32;
+        fn and(self, o) = _mm256_and_si256;
         fn to_f32(self) -> __m256 = _mm256_cvtepi32_ps;
         fn fadd(a: __m256, b: __m256) -> __m256 = _mm256_add_ps;
         fn fsub(a: __m256, b: __m256) -> __m256 = _mm256_sub_ps;
@@ -54,6 +55,13 @@ impl Lanes for __m256i {
     unsafe fn shl(self, n: __m128i) -> Self {
         // SAFETY: `Lanes`' contract: the caller has AVX2.
         unsafe { _mm256_sll_epi32(self, n) }
+    }
+
+    #[inline(always)]
+    unsafe fn gather(t: &[i32; 256], idx: Self) -> Self {
+        // SAFETY: AVX2 (`Lanes`' contract); every lane of `idx` is in `0..=255` (this method's
+        // contract), so each 4-byte read lies inside `t`.
+        unsafe { _mm256_i32gather_epi32::<4>(t.as_ptr(), idx) }
     }
 
     #[inline(always)]

@@ -33,6 +33,7 @@ impl Lanes for __m512i {
         fn mul(self, o) = _mm512_mullo_epi32;
         fn min(self, o) = _mm512_min_epi32;
         fn max(self, o) = _mm512_max_epi32;
+        fn and(self, o) = _mm512_and_si512;
         fn to_f32(self) -> __m512 = _mm512_cvtepi32_ps;
         fn fadd(a: __m512, b: __m512) -> __m512 = _mm512_add_ps;
         fn fsub(a: __m512, b: __m512) -> __m512 = _mm512_sub_ps;
@@ -58,6 +59,13 @@ impl Lanes for __m512i {
     unsafe fn shl(self, n: __m128i) -> Self {
         // SAFETY: `Lanes`' contract: the caller has AVX-512 F.
         unsafe { _mm512_sll_epi32(self, n) }
+    }
+
+    #[inline(always)]
+    unsafe fn gather(t: &[i32; 256], idx: Self) -> Self {
+        // SAFETY: AVX-512 F (`Lanes`' contract); every lane of `idx` is in `0..=255` (this
+        // method's contract), so each 4-byte read lies inside `t`.
+        unsafe { _mm512_i32gather_epi32::<4>(idx, t.as_ptr()) }
     }
 
     #[inline(always)]
