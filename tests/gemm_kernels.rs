@@ -4,7 +4,7 @@
 //! rows, extreme zero points, per-tensor and per-column weight zero points, both weight layouts,
 //! and K at the edge of exact int32 accumulation.
 
-use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel, PackedWeights, KR, MAX_EXACT_K, MR, NR};
+use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel, PackedWeights, BLOCK_K, BLOCK_M, KR, MAX_EXACT_K, NR};
 use quantproof_reference::error::QuantError;
 use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
 use quantproof_reference::rng::Rng;
@@ -40,18 +40,33 @@ fn check(
     }
 }
 
+/// `x - 1, x, x + 1` for each edge (above zero), sorted and unique.
+fn around(edges: &[usize]) -> Vec<usize> {
+    let mut v: Vec<usize> = edges.iter().flat_map(|&e| [e.saturating_sub(1), e, e + 1]).filter(|&x| x > 0).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 #[test]
 fn every_kernel_equals_the_reference_over_its_tile() {
     let mut rng = Rng::new(8);
-    // MR + 1 around the 4-row kernels; 15..17 and 31..33 around AMX's 16-row tile.
-    let ms: Vec<usize> = (1..=MR + 1).chain([2 * MR + 3, 15, 16, 17, 31, 32, 33]).collect();
-    let ns = [1, NR - 1, NR, NR + 1, 2 * NR + 1, 3];
-    let ks = [1, KR - 1, KR, KR + 1, 2 * KR, 63, 64, 65, 384, 1000];
     for kernel in kernels() {
+        // Generated from the kernel's tile (XNNPACK style): M around one and two tiles of rows
+        // and the blocked kernels' row block, N around the tile's and a panel's width, K around
+        // the k-group, its multiples and the cache block.
+        let (tm, tn) = kernel.tile();
+        let ms = around(&[1, tm, 2 * tm, BLOCK_M, BLOCK_M + tm]);
+        let ns = around(&[1, NR, tn, 2 * tn]);
+        let ks = around(&[1, KR, 2 * KR, 64, BLOCK_K, 2 * BLOCK_K]);
         let mut cases = 0;
         for &m in &ms {
             for &n in &ns {
                 for &k in &ks {
+                    // The largest shapes (the row block with the longest K) on a sample only.
+                    if m * n * k > 4_000_000 && (m + n + k) % 3 != 0 {
+                        continue;
+                    }
                     let lda = if (m + n + k) % 2 == 0 { k } else { k + 3 };
                     let za = [0, 128, 255, 7][(m + k) % 4];
                     let zb: Vec<i32> = match (n + k) % 3 {
@@ -64,7 +79,8 @@ fn every_kernel_equals_the_reference_over_its_tile() {
                 }
             }
         }
-        println!("{}: {cases} tile cases bit-exact", kernel.name());
+        println!("{} (tile {tm}x{tn}): {cases} tile cases bit-exact", kernel.name());
+        assert!(kernel.name().contains(&format!("_{tm}x{tn}c")), "{}: the name says the tile", kernel.name());
     }
 }
 

@@ -19,12 +19,18 @@
 //! | micro-kernel | tile | needs | exact when |
 //! |---|---|---|---|
 //! | `qu8s8_gemm_32x32c4__amx` | 32 x 32, k by 64 | Intel AMX-TILE + AMX-INT8 (`tdpbusd` on 16 x 64-byte tiles; a packed panel's 16 groups are a B tile as they are), the OS's tile state and Linux's per-process tile permission | as `vpdpbusd` (no saturation; `K <= 65793`) |
-//! | `qu8s8_gemm_4x64c4__avx512vnni` | 4 x 64, k by 4 | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
-//! | `qu8s8_gemm_4x16c4__avxvnni` | 4 x 8 per step, k by 4 | AVX-VNNI (`vpdpbusd` ymm) | as above |
+//! | `qu8s8_gemm_6x64c4__avx512vnni` | 6 x 64, k by 4, cache-blocked | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
+//! | `qu8s8_gemm_6x16c4__avxvnni` | 6 x 16, k by 4, cache-blocked | AVX-VNNI (`vpdpbusd` ymm) | as above |
 //! | `qu8s8_gemm_4x8c4__avx2` | 4 x 8, k by 4 | AVX2 (`vpmovsxbw`, `vpmovzxbw`, `vpmaddwd`: no saturating `vpmaddubsw`) | as above |
 //! | `qu8s8_gemm_1x16c4__neondot` | 1 x 16, k by 4 | NEON + dotprod (`sdot`, by inline assembly: the intrinsic is unstable): activations shifted to `a - 128`, `128 colsum` added back | as above |
 //! | `qu8s8_gemm_1x16c4__neon_mlal` | 1 x 16, k by 4 | NEON (`smlal` of widened i16 values into four partial sums per column) | as above |
 //! | `qu8s8_gemm_1x16c4__portable` | 1 x 16 | nothing | always (`i64` sums) |
+//!
+//! The two VNNI kernels run under a cache-blocked driver (`blocked`): [`BLOCK_M`] rows of
+//! activations packed at a time, [`BLOCK_K`] `k` per pass, so that a group of panels stays in L1
+//! while every 6-row tile of the block passes over it, and the raw sums go straight into the
+//! output (finished in place where every exact value fits `i32`). The others take four rows (or
+//! AMX's 32) at a time over the whole depth.
 //!
 //! [`gemm_u8s8_threaded`] cuts the rows into one block per thread for large products; the
 //! result does not depend on the thread count.
@@ -42,6 +48,11 @@ pub const MR: usize = 4;
 /// Panels per AVX-512 VNNI micro-kernel call (the tile is MR x PANELS * NR = 4 x 64: sixteen
 /// independent accumulators hide `vpdpbusd`'s latency).
 pub const PANELS: usize = 4;
+/// `k` per cache block of the blocked VNNI kernels (a multiple of [`KR`]): one group of panels'
+/// block (`PANELS x BLOCK_K x NR` = 16 KiB) stays in L1 while every row tile passes over it.
+pub const BLOCK_K: usize = 256;
+/// Activation rows per packed block of the blocked VNNI kernels (a multiple of their tile rows).
+pub const BLOCK_M: usize = 96;
 /// The largest `K` whose raw `u8 x s8` sums cannot leave `i32` (`K * 255 * 128 <= 2^31 - 1`).
 pub const MAX_EXACT_K: usize = (i32::MAX as usize) / (255 * 128);
 
@@ -74,11 +85,22 @@ impl GemmKernel {
         match self {
             GemmKernel::Portable => "qu8s8_gemm_1x16c4__portable",
             GemmKernel::Avx2 => "qu8s8_gemm_4x8c4__avx2",
-            GemmKernel::AvxVnni => "qu8s8_gemm_4x16c4__avxvnni",
-            GemmKernel::Avx512Vnni => "qu8s8_gemm_4x64c4__avx512vnni",
+            GemmKernel::AvxVnni => "qu8s8_gemm_6x16c4__avxvnni",
+            GemmKernel::Avx512Vnni => "qu8s8_gemm_6x64c4__avx512vnni",
             GemmKernel::AmxInt8 => "qu8s8_gemm_32x32c4__amx",
             GemmKernel::Neon => "qu8s8_gemm_1x16c4__neon_mlal",
             GemmKernel::NeonDot => "qu8s8_gemm_1x16c4__neondot",
+        }
+    }
+
+    /// The micro-kernel's output tile (rows, columns) per call, as its name says.
+    pub fn tile(self) -> (usize, usize) {
+        match self {
+            GemmKernel::Portable | GemmKernel::Neon | GemmKernel::NeonDot => (1, NR),
+            GemmKernel::Avx2 => (MR, 8),
+            GemmKernel::AvxVnni => (6, NR),
+            GemmKernel::Avx512Vnni => (6, PANELS * NR),
+            GemmKernel::AmxInt8 => (32, 2 * NR),
         }
     }
 
@@ -283,6 +305,10 @@ fn rows_block(
     col_bias: &[i64],
     out: &mut [i32],
 ) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(micro) = blocked::micro(kernel) {
+        return rows_blocked(micro, a, lda, i0, m, w, col_bias, out);
+    }
     let (k, n) = (w.k, w.n);
     let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
     let zero_weight_zps = zb_cols.iter().all(|&z| z == 0);
@@ -331,20 +357,11 @@ fn rows_block(
             }
             // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
             // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
-            #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx512Vnni => {
-                // SAFETY: see above (AVX-512 F/BW + VNNI detected).
-                unsafe { vnni::raw_4x64(&abuf, w, &mut raw) }
-            }
-            #[cfg(target_arch = "x86_64")]
-            GemmKernel::AvxVnni => {
-                // SAFETY: see above (AVX2 + AVX-VNNI detected).
-                unsafe { avx256::raw_4x16::<true>(&abuf, w, &mut raw) }
-            }
+            // (The VNNI kernels took the blocked path above.)
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2 => {
                 // SAFETY: see above (AVX2 detected).
-                unsafe { avx256::raw_4x16::<false>(&abuf, w, &mut raw) }
+                unsafe { avx256::raw_4x8_avx2(&abuf, w, &mut raw) }
             }
             #[cfg(target_arch = "aarch64")]
             GemmKernel::NeonDot => {
@@ -364,56 +381,133 @@ fn rows_block(
                 if zero_weight_zps { 0 } else { abuf[r * kstride..r * kstride + k].iter().map(|&v| v as i64).sum() };
             let out_r = &mut out[(r0 + r) * n..(r0 + r + 1) * n];
             if amx_path && fits_i32 {
-                let sums = &raw32[r * npad..r * npad + n];
-                if zero_weight_zps {
-                    for ((o, &v), &cb) in out_r.iter_mut().zip(sums).zip(&col_bias32) {
-                        *o = v.wrapping_add(cb);
-                    }
-                } else {
-                    let rs = row_sum as i32;
-                    for (((o, &v), &cb), &zb) in out_r.iter_mut().zip(sums).zip(&col_bias32).zip(&zb32) {
-                        *o = v.wrapping_add(cb).wrapping_sub(zb.wrapping_mul(rs));
-                    }
-                }
+                out_r.copy_from_slice(&raw32[r * npad..r * npad + n]);
+                finish_row_wrapping(out_r, &col_bias32, &zb32, row_sum as i32);
                 continue;
             }
-            // The exact value in i64 and whether any leaves i32 (`v + 2^31` has high bits
-            // exactly when `v` is outside [-2^31, 2^31)), computed into a scratch row and copied
-            // out only when none does (an error leaves the output row untouched, as the
-            // reference does): branch-free loops the compiler vectorizes; symmetric weights
-            // (every zero point 0) skip the row-sum term.
-            let mut outside = 0u64;
-            macro_rules! epilogue {
-                ($sums:expr, $exact:expr) => {
-                    for (((o, &v), &cb), &zb) in row32.iter_mut().zip($sums).zip(col_bias).zip(zb_cols.iter()) {
-                        let x: i64 = $exact(v as i64, cb, zb);
-                        outside |= (x as u64).wrapping_add(1 << 31) >> 32;
-                        *o = x as i32;
-                    }
-                };
-            }
-            match (amx_path, zero_weight_zps) {
-                (true, true) => epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, _| s + cb),
-                (true, false) => {
-                    epilogue!(&raw32[r * npad..r * npad + n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum)
-                }
-                (false, true) => epilogue!(&raw[r * n..(r + 1) * n], |s: i64, cb: i64, _| s + cb),
-                (false, false) => epilogue!(&raw[r * n..(r + 1) * n], |s: i64, cb: i64, zb: i64| s + cb - zb * row_sum),
-            }
-            if outside == 0 {
-                out_r.copy_from_slice(&row32);
-            }
-            if outside != 0 {
-                // The first element in row order whose exact value leaves i32 (the reference's).
+            let checked = if amx_path {
+                finish_row_checked(&raw32[r * npad..r * npad + n], col_bias, &zb_cols, row_sum, &mut row32, out_r)
+            } else {
+                finish_row_checked(&raw[r * n..(r + 1) * n], col_bias, &zb_cols, row_sum, &mut row32, out_r)
+            };
+            if let Err(j) = checked {
                 let value = |j: usize| {
                     let sum = if amx_path { raw32[r * npad + j] as i64 } else { raw[r * n + j] };
                     sum + col_bias[j] - zb_cols[j] * row_sum
                 };
-                let j = (0..n).find(|&j| i32::try_from(value(j)).is_err()).unwrap_or(0);
                 return to_i32_accumulator(value(j), k, i0 + r0 + r, j).map(|_| ());
             }
         }
         r0 += rows;
+    }
+    Ok(())
+}
+
+/// One output row in place from its raw `i32` sums, where every exact value
+/// `|sum_k (a - za)(b - zb)| <= K 255^2` fits `i32` (`K <= 33025`): then the sums plus the column
+/// and row terms, all taken modulo 2^32 (wrapping), are the exact values, and no element needs a
+/// check. A zero `row_sum` skips the weight zero-point term.
+fn finish_row_wrapping(row: &mut [i32], col_bias32: &[i32], zb32: &[i32], row_sum: i32) {
+    if row_sum == 0 {
+        for (o, &cb) in row.iter_mut().zip(col_bias32) {
+            *o = o.wrapping_add(cb);
+        }
+    } else {
+        for ((o, &cb), &zb) in row.iter_mut().zip(col_bias32).zip(zb32) {
+            *o = o.wrapping_add(cb).wrapping_sub(zb.wrapping_mul(row_sum));
+        }
+    }
+}
+
+/// One output row from its raw sums: the exact value `sum + col_bias[j] - zb[j] row_sum` in
+/// `i64`, checked against `i32` (`v + 2^31` has high bits exactly when `v` is outside
+/// `[-2^31, 2^31)`), computed into `scratch` and copied to `out_r` only when every value fits (an
+/// error leaves the output row untouched, as the reference does). `Err(j)`: the first column
+/// whose value does not fit. Branch-free loops the compiler vectorizes; a zero `row_sum` skips
+/// the weight zero-point term.
+fn finish_row_checked<S: Copy + Into<i64>>(
+    sums: &[S],
+    col_bias: &[i64],
+    zb: &[i64],
+    row_sum: i64,
+    scratch: &mut [i32],
+    out_r: &mut [i32],
+) -> core::result::Result<(), usize> {
+    let mut outside = 0u64;
+    macro_rules! pass {
+        ($exact:expr) => {
+            for (((o, &v), &cb), &z) in scratch.iter_mut().zip(sums).zip(col_bias).zip(zb) {
+                let x: i64 = $exact(v.into(), cb, z);
+                outside |= (x as u64).wrapping_add(1 << 31) >> 32;
+                *o = x as i32;
+            }
+        };
+    }
+    if row_sum == 0 {
+        pass!(|s: i64, cb: i64, _z: i64| s + cb)
+    } else {
+        pass!(|s: i64, cb: i64, z: i64| s + cb - z * row_sum)
+    }
+    if outside == 0 {
+        out_r.copy_from_slice(scratch);
+        return Ok(());
+    }
+    let value = |j: usize| sums[j].into() + col_bias[j] - zb[j] * row_sum;
+    Err((0..sums.len()).find(|&j| i32::try_from(value(j)).is_err()).unwrap_or(0))
+}
+
+/// [`rows_block`] on a blocked VNNI micro-kernel ([`blocked`]): each block of rows' raw sums go
+/// straight into `out` where every exact value fits `i32` (finished in place, wrapping), else
+/// into a scratch block finished with the checked `i64` epilogue.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn rows_blocked(
+    micro: blocked::Micro,
+    a: &[u8],
+    lda: usize,
+    i0: usize,
+    m: usize,
+    w: &PackedWeights,
+    col_bias: &[i64],
+    out: &mut [i32],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
+    let zero_weight_zps = w.zero_points.iter().all(|&z| z == 0);
+    let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
+    let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
+    let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
+    let mut abuf = vec![0u8; blocked::MC * w.kp];
+    let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
+    let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
+    let row_sum = |r: usize| -> i64 {
+        if zero_weight_zps {
+            0
+        } else {
+            a[r * lda..r * lda + k].iter().map(|&v| v as i64).sum()
+        }
+    };
+    let mut r0 = 0;
+    while r0 < m {
+        let mc = (m - r0).min(blocked::MC);
+        let out_blk = &mut out[r0 * n..(r0 + mc) * n];
+        if fits_i32 {
+            blocked::raw_block(micro, a, lda, i0 + r0, mc, w, &mut abuf, out_blk);
+            for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
+                finish_row_wrapping(out_r, &col_bias32, &w.zero_points, row_sum(i0 + r0 + r) as i32);
+            }
+        } else {
+            let raw = &mut scratch[..mc * n];
+            blocked::raw_block(micro, a, lda, i0 + r0, mc, w, &mut abuf, raw);
+            for r in 0..mc {
+                let rs = row_sum(i0 + r0 + r);
+                let sums = &raw[r * n..(r + 1) * n];
+                if let Err(j) = finish_row_checked(sums, col_bias, &zb_cols, rs, &mut row32, &mut out_blk[r * n..(r + 1) * n]) {
+                    let value = sums[j] as i64 + col_bias[j] - zb_cols[j] * rs;
+                    return to_i32_accumulator(value, k, i0 + r0 + r, j).map(|_| ());
+                }
+            }
+        }
+        r0 += mc;
     }
     Ok(())
 }
@@ -548,64 +642,30 @@ mod avx256 {
     use super::{PackedWeights, KR, MR, NR};
     use core::arch::x86_64::*;
 
-    /// One group of four `k` for eight columns: `acc += sum over the group of a * b`, by AVX-VNNI
-    /// `vpdpbusd` (`VNNI`), or by AVX2: the 32 weight bytes widened to two vectors of 16 i16
-    /// (`vpmovsxbw`), the row's four activations widened and broadcast (`vpmovzxbw`), and
+    /// One group of four `k` for eight columns: the 32 weight bytes widened to two vectors of 16
+    /// i16 (`vpmovsxbw`), the row's four activations widened and broadcast (`vpmovzxbw`), and
     /// `vpmaddwd`, which cannot saturate here (each pair sum is at most `2 * 255 * 128`); the
-    /// AVX2 accumulators hold two partial sums per column, added at the end.
+    /// accumulators hold two partial sums per column, added at the end.
     #[inline(always)]
-    unsafe fn step<const VNNI: bool>(acc: &mut [__m256i; 2], a: *const u8, b: *const i8) {
-        // SAFETY: the caller guarantees 4 readable bytes at `a` and 32 at `b`, and the features.
+    unsafe fn step(acc: &mut [__m256i; 2], a: *const u8, b: *const i8) {
+        // SAFETY: the caller guarantees 4 readable bytes at `a` and 32 at `b`, and AVX2.
         unsafe {
-            if VNNI {
-                let w = _mm256_loadu_si256(b.cast());
-                let x = _mm256_set1_epi32(a.cast::<i32>().read_unaligned());
-                acc[0] = _mm256_dpbusd_avx_epi32(acc[0], x, w);
-            } else {
-                let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.cast()));
-                let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(16).cast()));
-                let x4 = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(a.cast::<i32>().read_unaligned()));
-                let x = _mm256_broadcastq_epi64(x4);
-                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(w0, x));
-                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(w1, x));
-            }
+            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.cast()));
+            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(16).cast()));
+            let x4 = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(a.cast::<i32>().read_unaligned()));
+            let x = _mm256_broadcastq_epi64(x4);
+            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(w0, x));
+            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(w1, x));
         }
     }
 
-    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the four rows of `abuf`, eight columns (half a
-    /// panel) at a time.
+    /// `qu8s8_gemm_4x8c4__avx2`: `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the four rows of
+    /// `abuf`, eight columns (half a panel) at a time.
     ///
     /// # Safety
-    /// The CPU must have AVX2 (and AVX-VNNI when `VNNI`); `abuf.len() == MR * w.kp`,
-    /// `raw.len() >= MR * w.n`.
-    #[target_feature(enable = "avx2,avxvnni")]
-    unsafe fn raw_vnni(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
-        // SAFETY: forwarded.
-        unsafe { raw_any::<true>(abuf, w, raw) }
-    }
-
+    /// The CPU must have AVX2; `abuf.len() == MR * w.kp`, `raw.len() >= MR * w.n`.
     #[target_feature(enable = "avx2")]
-    unsafe fn raw_avx2(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
-        // SAFETY: forwarded.
-        unsafe { raw_any::<false>(abuf, w, raw) }
-    }
-
-    /// # Safety
-    /// As [`raw_vnni`] / [`raw_avx2`]: the CPU has the kernel's features; `abuf.len() == MR * w.kp`,
-    /// `raw.len() >= MR * w.n`.
-    pub unsafe fn raw_4x16<const VNNI: bool>(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe {
-            if VNNI {
-                raw_vnni(abuf, w, raw)
-            } else {
-                raw_avx2(abuf, w, raw)
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn raw_any<const VNNI: bool>(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
+    pub unsafe fn raw_4x8_avx2(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
         let kp = w.kp;
         let stride = kp * NR;
         for p in 0..w.n.div_ceil(NR) {
@@ -620,7 +680,7 @@ mod avx256 {
                     for (r, acc_r) in acc.iter_mut().enumerate() {
                         // SAFETY: group `g` of panel `p` spans 64 bytes from `p * stride + g * 64`,
                         // of which this half reads 32; row `r`'s group is 4 bytes inside `abuf`.
-                        unsafe { step::<VNNI>(acc_r, abuf.as_ptr().add(r * kp + g * KR), bp.add(g * KR * NR)) };
+                        unsafe { step(acc_r, abuf.as_ptr().add(r * kp + g * KR), bp.add(g * KR * NR)) };
                     }
                 }
                 for (r, acc_r) in acc.iter().enumerate() {
@@ -631,14 +691,10 @@ mod avx256 {
                         _mm256_storeu_si256(l[1].as_mut_ptr().cast(), acc_r[1]);
                     }
                     for c in 0..(w.n - col0).min(8) {
-                        raw[r * w.n + col0 + c] = if VNNI {
-                            l[0][c] as i64
-                        } else {
-                            // vpmaddwd lanes: column c's two partial sums at 2c and 2c + 1 of
-                            // the vector holding columns 4 * (c / 4) ..
-                            let (v, i) = (c / 4, 2 * (c % 4));
-                            l[v][i] as i64 + l[v][i + 1] as i64
-                        };
+                        // vpmaddwd lanes: column c's two partial sums at 2c and 2c + 1 of the
+                        // vector holding columns 4 * (c / 4) ..
+                        let (v, i) = (c / 4, 2 * (c % 4));
+                        raw[r * w.n + col0 + c] = l[v][i] as i64 + l[v][i + 1] as i64;
                     }
                 }
             }
@@ -871,81 +927,243 @@ pub(crate) mod amx {
     }
 }
 
+
+/// Cache-blocked driver for the VNNI micro-kernels (AVX-512 `vpdpbusd` zmm and AVX-VNNI ymm),
+/// GotoBLAS-style: a block of [`MC`](blocked::MC) activation rows is packed once (`kp` bytes per
+/// row, zero padded), then for each block of [`KC`](blocked::KC) `k` and each group of panels
+/// the micro-kernel passes every row tile of the block over the same weights, which stay in L1
+/// (`PANELS x KC x NR` = 16 KiB), while the block's output rows (`MC x N` i32) stay in L2 across
+/// the `k` blocks. Before, each 4-row call streamed all of `B` from L2 (1 MiB per four rows at
+/// 1024^3), which capped the AVX-512 kernel at about 45% of `vpdpbusd`'s peak.
+///
+/// The micro-kernels write the raw sums `sum_k a B` (exact in `i32` for `K <= MAX_EXACT_K`:
+/// `vpdpbusd` adds without saturating) into an `i32` tile with a row stride, adding to what is
+/// there after the first `k` block; the zero-point terms are added per row afterwards.
 #[cfg(target_arch = "x86_64")]
-mod vnni {
-    use super::{PackedWeights, KR, NR, PANELS};
+mod blocked {
+    use super::{GemmKernel, PackedWeights, KR, NR, PANELS};
     use core::arch::x86_64::*;
 
-    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the four rows of `abuf` (`kp` bytes each, zero
-    /// padded) with `vpdpbusd`: per group of four `k`, four 64-byte loads (four panels of 16
-    /// columns x 4 `k`), each row's four bytes broadcast once, sixteen 16-lane accumulators.
+    pub use super::{BLOCK_K as KC, BLOCK_M as MC};
+    /// Rows of both VNNI tiles: AVX-512 holds 6 x 4 accumulators, 4 weight vectors and the
+    /// broadcast row in 29 of its 32 registers; AVX-VNNI 6 x 2 + 2 + 1 = 15 of 16.
+    pub const ROWS: usize = 6;
+
+    /// One micro-kernel call: `rows` (<= [`ROWS`]) rows from `a` (row stride `kp`) times
+    /// `groups` groups of four `k` from the panels at `b` (panel stride `stride`), into the
+    /// first `cols` columns of `c` (row stride `ldc`); `load` adds to `c` instead of storing.
+    type TileFn = unsafe fn(*const u8, usize, *const i8, usize, usize, *mut i32, usize, usize, usize, bool);
+
+    /// A micro-kernel and the panels (of [`NR`] columns) one call covers.
+    #[derive(Clone, Copy)]
+    pub struct Micro {
+        panels: usize,
+        run: TileFn,
+    }
+
+    /// The blocked micro-kernel of `kernel`, if it has one and this CPU can run it.
+    pub fn micro(kernel: GemmKernel) -> Option<Micro> {
+        if !kernel.is_available() {
+            return None;
+        }
+        match kernel {
+            GemmKernel::Avx512Vnni => Some(Micro { panels: PANELS, run: tile_6x64_avx512vnni }),
+            GemmKernel::AvxVnni => Some(Micro { panels: 1, run: tile_6x16_avxvnni }),
+            _ => None,
+        }
+    }
+
+    /// The mask of the valid lanes of column vector `q` (16 columns each) when `cols` are valid.
+    #[inline(always)]
+    fn col_mask(cols: usize, q: usize) -> u16 {
+        let valid = cols.saturating_sub(q * NR).min(NR);
+        ((1u32 << valid) - 1) as u16
+    }
+
+    /// `qu8s8_gemm_6x64c4__avx512vnni`: per group of four `k`, four 64-byte weight loads (four
+    /// panels), each row's four bytes broadcast, 24 `vpdpbusd`.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F, BW and VNNI; `abuf.len() == MR * w.kp`, `raw.len() >= MR * w.n`.
+    /// AVX-512 F/BW + VNNI; `a` has `ROWS` rows of `4 * groups` readable bytes at stride `kp`;
+    /// `b + q * stride` has `64 * groups` readable bytes for `q < PANELS`; `c + r * ldc` has
+    /// `cols` writable i32 for `r < rows`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn raw_4x64(abuf: &[u8], w: &PackedWeights, raw: &mut [i64]) {
-        let kp = w.kp;
-        let groups = kp / KR;
-        let stride = kp * NR;
-        let panels = w.panels.len() / stride.max(1);
-        let mut p = 0;
-        while p < panels && p * NR < w.n {
-            let base = &w.panels[p * stride..(p + PANELS) * stride];
-            let z = _mm512_setzero_si512();
-            let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
-            let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
-            let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
-            let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
-            let bp = base.as_ptr();
-            let ap = abuf.as_ptr();
-            for g in 0..groups {
-                // SAFETY: group `g` of panels `p..p + 4` lies inside `base` (whole groups of PANELS
-                // panels are packed); row `r`'s four bytes at `r * kp + 4 g` lie inside `abuf`.
-                unsafe {
-                    let o = g * KR * NR;
-                    let b0 = _mm512_loadu_si512(bp.add(o).cast());
-                    let b1 = _mm512_loadu_si512(bp.add(stride + o).cast());
-                    let b2 = _mm512_loadu_si512(bp.add(2 * stride + o).cast());
-                    let b3 = _mm512_loadu_si512(bp.add(3 * stride + o).cast());
-                    let word = |r: usize| _mm512_set1_epi32(ap.add(r * kp + g * KR).cast::<i32>().read_unaligned());
-                    let a0 = word(0);
-                    c00 = _mm512_dpbusd_epi32(c00, a0, b0);
-                    c01 = _mm512_dpbusd_epi32(c01, a0, b1);
-                    c02 = _mm512_dpbusd_epi32(c02, a0, b2);
-                    c03 = _mm512_dpbusd_epi32(c03, a0, b3);
-                    let a1 = word(1);
-                    c10 = _mm512_dpbusd_epi32(c10, a1, b0);
-                    c11 = _mm512_dpbusd_epi32(c11, a1, b1);
-                    c12 = _mm512_dpbusd_epi32(c12, a1, b2);
-                    c13 = _mm512_dpbusd_epi32(c13, a1, b3);
-                    let a2 = word(2);
-                    c20 = _mm512_dpbusd_epi32(c20, a2, b0);
-                    c21 = _mm512_dpbusd_epi32(c21, a2, b1);
-                    c22 = _mm512_dpbusd_epi32(c22, a2, b2);
-                    c23 = _mm512_dpbusd_epi32(c23, a2, b3);
-                    let a3 = word(3);
-                    c30 = _mm512_dpbusd_epi32(c30, a3, b0);
-                    c31 = _mm512_dpbusd_epi32(c31, a3, b1);
-                    c32 = _mm512_dpbusd_epi32(c32, a3, b2);
-                    c33 = _mm512_dpbusd_epi32(c33, a3, b3);
+    unsafe fn tile_6x64_avx512vnni(
+        a: *const u8,
+        kp: usize,
+        b: *const i8,
+        stride: usize,
+        groups: usize,
+        c: *mut i32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        load: bool,
+    ) {
+        let masks: [u16; PANELS] = core::array::from_fn(|q| col_mask(cols, q));
+        let mut acc = [[_mm512_setzero_si512(); PANELS]; ROWS];
+        // Column vectors past `cols` are masked off entirely (a masked-off lane is never
+        // accessed), so their addresses are formed with `wrapping_add`.
+        let at = |r: usize, q: usize| c.wrapping_add(r * ldc + q * NR);
+        if load {
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                if r < rows {
+                    for (q, v) in acc_r.iter_mut().enumerate() {
+                        // SAFETY: the unmasked lanes are row `r`'s first `cols` columns.
+                        *v = unsafe { _mm512_maskz_loadu_epi32(masks[q], at(r, q)) };
+                    }
                 }
             }
-            let acc = [[c00, c01, c02, c03], [c10, c11, c12, c13], [c20, c21, c22, c23], [c30, c31, c32, c33]];
-            for (r, acc_r) in acc.iter().enumerate() {
+        }
+        for g in 0..groups {
+            // SAFETY: group `g` of the four panels and row `r`'s four bytes of group `g` are
+            // inside the caller's buffers (see the contract).
+            unsafe {
+                let o = g * KR * NR;
+                let bv: [__m512i; PANELS] = core::array::from_fn(|q| _mm512_loadu_si512(b.add(q * stride + o).cast()));
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_epi32(a.add(r * kp + g * KR).cast::<i32>().read_unaligned());
+                    for (v, &bq) in acc_r.iter_mut().zip(&bv) {
+                        *v = _mm512_dpbusd_epi32(*v, x, bq);
+                    }
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            if r < rows {
                 for (q, v) in acc_r.iter().enumerate() {
-                    let col = (p + q) * NR;
-                    if col >= w.n {
-                        break;
-                    }
-                    let mut lanes = [0i32; NR];
-                    // SAFETY: `lanes` holds 16 i32.
-                    unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *v) };
-                    for c in 0..(w.n - col).min(NR) {
-                        raw[r * w.n + col + c] = lanes[c] as i64;
+                    // SAFETY: as for the loads.
+                    unsafe { _mm512_mask_storeu_epi32(at(r, q), masks[q], *v) };
+                }
+            }
+        }
+    }
+
+    /// `qu8s8_gemm_6x16c4__avxvnni`: per group of four `k`, the panel's 64 bytes as two 32-byte
+    /// loads (columns 0..8 and 8..16), each row's four bytes broadcast, 12 `vpdpbusd` ymm.
+    ///
+    /// # Safety
+    /// AVX2 + AVX-VNNI; as [`tile_6x64_avx512vnni`] with one panel.
+    #[target_feature(enable = "avx2,avxvnni")]
+    unsafe fn tile_6x16_avxvnni(
+        a: *const u8,
+        kp: usize,
+        b: *const i8,
+        _stride: usize,
+        groups: usize,
+        c: *mut i32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        load: bool,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+        // A partial tile goes through a full one on the stack.
+        let mut scratch = [[0i32; NR]; ROWS];
+        let full = cols == NR;
+        if load {
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                if r < rows {
+                    // SAFETY: row `r` has `cols` readable i32 at `c + r * ldc`; a full row is 16.
+                    unsafe {
+                        let src = if full {
+                            c.add(r * ldc).cast_const()
+                        } else {
+                            core::ptr::copy_nonoverlapping(c.add(r * ldc), scratch[r].as_mut_ptr(), cols);
+                            scratch[r].as_ptr()
+                        };
+                        acc_r[0] = _mm256_loadu_si256(src.cast());
+                        acc_r[1] = _mm256_loadu_si256(src.add(8).cast());
                     }
                 }
             }
-            p += PANELS;
+        }
+        for g in 0..groups {
+            // SAFETY: group `g` of the panel and row `r`'s four bytes are inside the caller's
+            // buffers (see the contract).
+            unsafe {
+                let o = g * KR * NR;
+                let b0 = _mm256_loadu_si256(b.add(o).cast());
+                let b1 = _mm256_loadu_si256(b.add(o + 32).cast());
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let x = _mm256_set1_epi32(a.add(r * kp + g * KR).cast::<i32>().read_unaligned());
+                    acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], x, b0);
+                    acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], x, b1);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            if r < rows {
+                // SAFETY: as for the loads.
+                unsafe {
+                    let dst = if full { c.add(r * ldc) } else { scratch[r].as_mut_ptr() };
+                    _mm256_storeu_si256(dst.cast(), acc_r[0]);
+                    _mm256_storeu_si256(dst.add(8).cast(), acc_r[1]);
+                    if !full {
+                        core::ptr::copy_nonoverlapping(scratch[r].as_ptr(), c.add(r * ldc), cols);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The raw sums `sum_k a[r][k] B[k][j]` of rows `r0 .. r0 + mc` of `a` (row stride `lda`,
+    /// `mc <= MC`) into `c` (`mc` rows of `N`), with `abuf` (at least `MC * kp` bytes, its
+    /// `k..kp` padding zero) as the packed block.
+    pub fn raw_block(
+        micro: Micro,
+        a: &[u8],
+        lda: usize,
+        r0: usize,
+        mc: usize,
+        w: &PackedWeights,
+        abuf: &mut [u8],
+        c: &mut [i32],
+    ) {
+        let (k, n, kp) = (w.k, w.n, w.kp);
+        for r in 0..mc {
+            let src = (r0 + r) * lda;
+            abuf[r * kp..r * kp + k].copy_from_slice(&a[src..src + k]);
+        }
+        // The rows of the last tile past `mc` are computed and never stored: keep them zero.
+        let padded = mc.div_ceil(ROWS) * ROWS;
+        abuf[mc * kp..padded * kp].iter_mut().for_each(|v| *v = 0);
+        if kp == 0 {
+            c.iter_mut().for_each(|v| *v = 0);
+            return;
+        }
+        let stride = kp * NR;
+        for kc0 in (0..kp).step_by(KC) {
+            let groups = (kp - kc0).min(KC) / KR;
+            let mut p = 0;
+            while p * NR < n {
+                let cols = (n - p * NR).min(micro.panels * NR);
+                let mut t = 0;
+                while t < mc {
+                    // SAFETY: the kernel's features were detected (`micro` is built only for an
+                    // available kernel). Rows `t .. t + ROWS` of `abuf` exist
+                    // (`padded <= MC` rows of `kp`), and their bytes `kc0 .. kc0 + 4 groups` are
+                    // inside; panels `p .. p + micro.panels` exist (whole groups of PANELS
+                    // panels are packed) and their groups from `kc0 / 4` on are inside; rows
+                    // `t .. t + rows` of `c` have columns `p * NR .. p * NR + cols <= N`.
+                    unsafe {
+                        (micro.run)(
+                            abuf.as_ptr().add(t * kp + kc0),
+                            kp,
+                            w.panels.as_ptr().add(p * stride + kc0 * NR),
+                            stride,
+                            groups,
+                            c.as_mut_ptr().add(t * n + p * NR),
+                            n,
+                            (mc - t).min(ROWS),
+                            cols,
+                            kc0 > 0,
+                        )
+                    };
+                    t += ROWS;
+                }
+                p += micro.panels;
+            }
         }
     }
 }
