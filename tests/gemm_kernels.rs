@@ -52,11 +52,14 @@ fn around(edges: &[usize]) -> Vec<usize> {
 fn every_kernel_equals_the_reference_over_its_tile() {
     let mut rng = Rng::new(8);
     for kernel in kernels() {
-        // Generated from the kernel's tile (XNNPACK style): M around one and two tiles of rows
-        // and the blocked kernels' row block, N around the tile's and a panel's width, K around
+        // Generated from the kernel's tile (XNNPACK style): M as below, N around the tile's and a panel's width, K around
         // the k-group, its multiples and the cache block.
         let (tm, tn) = kernel.tile();
-        let ms = around(&[1, tm, 2 * tm, BLOCK_M, BLOCK_M + tm]);
+        // Every row count of one tile (the blocked kernels have a form per row count), half a
+        // tile (AMX's 16-row tiles), two tiles, and around the blocked kernels' row block.
+        let mut ms: Vec<usize> = (1..=tm.min(8) + 1).chain(around(&[tm / 2, 2 * tm, BLOCK_M, BLOCK_M + tm])).collect();
+        ms.sort_unstable();
+        ms.dedup();
         let ns = around(&[1, NR, tn, 2 * tn]);
         let ks = around(&[1, KR, 2 * KR, 64, BLOCK_K, 2 * BLOCK_K]);
         let mut cases = 0;

@@ -49,8 +49,8 @@ pub const MR: usize = 4;
 /// independent accumulators hide `vpdpbusd`'s latency).
 pub const PANELS: usize = 4;
 /// `k` per cache block of the blocked VNNI kernels (a multiple of [`KR`]): one group of panels'
-/// block (`PANELS x BLOCK_K x NR` = 16 KiB) stays in L1 while every row tile passes over it.
-pub const BLOCK_K: usize = 256;
+/// block (`PANELS x BLOCK_K x NR` = 32 KiB) stays in L1 while every row tile passes over it.
+pub const BLOCK_K: usize = 512;
 /// Activation rows per packed block of the blocked VNNI kernels (a multiple of their tile rows).
 pub const BLOCK_M: usize = 96;
 /// The largest `K` whose raw `u8 x s8` sums cannot leave `i32` (`K * 255 * 128 <= 2^31 - 1`).
@@ -476,7 +476,7 @@ fn rows_blocked(
     let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
     let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
     let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
-    let mut abuf = vec![0u8; blocked::MC * w.kp];
+    let mut abuf = vec![0u8; blocked::MC.min(m) * w.kp];
     let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
     let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
     let row_sum = |r: usize| -> i64 {
@@ -501,7 +501,9 @@ fn rows_blocked(
             for r in 0..mc {
                 let rs = row_sum(i0 + r0 + r);
                 let sums = &raw[r * n..(r + 1) * n];
-                if let Err(j) = finish_row_checked(sums, col_bias, &zb_cols, rs, &mut row32, &mut out_blk[r * n..(r + 1) * n]) {
+                if let Err(j) =
+                    finish_row_checked(sums, col_bias, &zb_cols, rs, &mut row32, &mut out_blk[r * n..(r + 1) * n])
+                {
                     let value = sums[j] as i64 + col_bias[j] - zb_cols[j] * rs;
                     return to_i32_accumulator(value, k, i0 + r0 + r, j).map(|_| ());
                 }
@@ -927,12 +929,11 @@ pub(crate) mod amx {
     }
 }
 
-
 /// Cache-blocked driver for the VNNI micro-kernels (AVX-512 `vpdpbusd` zmm and AVX-VNNI ymm),
 /// GotoBLAS-style: a block of [`MC`](blocked::MC) activation rows is packed once (`kp` bytes per
 /// row, zero padded), then for each block of [`KC`](blocked::KC) `k` and each group of panels
 /// the micro-kernel passes every row tile of the block over the same weights, which stay in L1
-/// (`PANELS x KC x NR` = 16 KiB), while the block's output rows (`MC x N` i32) stay in L2 across
+/// (`PANELS x KC x NR` = 32 KiB), while the block's output rows (`MC x N` i32) stay in L2 across
 /// the `k` blocks. Before, each 4-row call streamed all of `B` from L2 (1 MiB per four rows at
 /// 1024^3), which capped the AVX-512 kernel at about 45% of `vpdpbusd`'s peak.
 ///
@@ -946,19 +947,27 @@ mod blocked {
 
     pub use super::{BLOCK_K as KC, BLOCK_M as MC};
     /// Rows of both VNNI tiles: AVX-512 holds 6 x 4 accumulators, 4 weight vectors and the
-    /// broadcast row in 29 of its 32 registers; AVX-VNNI 6 x 2 + 2 + 1 = 15 of 16.
+    /// broadcast row in 29 of its 32 registers; AVX-VNNI 6 x 2 + 2 + 1 = 15 of 16. Each kernel is
+    /// also compiled for 1 to 5 rows, for the last rows of a block and for small `M` (a
+    /// transformer's dynamic linear layers), which would otherwise pay for six.
     pub const ROWS: usize = 6;
 
-    /// One micro-kernel call: `rows` (<= [`ROWS`]) rows from `a` (row stride `kp`) times
-    /// `groups` groups of four `k` from the panels at `b` (panel stride `stride`), into the
-    /// first `cols` columns of `c` (row stride `ldc`); `load` adds to `c` instead of storing.
-    type TileFn = unsafe fn(*const u8, usize, *const i8, usize, usize, *mut i32, usize, usize, usize, bool);
+    /// One micro-kernel call: its rows from `a` (row stride `kp`) times `groups` groups of four
+    /// `k` from the panels at `b` (panel stride `stride`), into the first `cols` columns of `c`
+    /// (row stride `ldc`); `load` adds to `c` instead of storing.
+    /// `prefetch` fetches the weights a few groups ahead (for the first tile over a block, which
+    /// brings them from L2 for the others, and for small `M`, where each weight is used once).
+    type TileFn = unsafe fn(*const u8, usize, *const i8, usize, usize, *mut i32, usize, usize, bool, bool);
 
-    /// A micro-kernel and the panels (of [`NR`] columns) one call covers.
+    /// Groups of four `k` between a weight load and its prefetch (8 lines per panel).
+    const PREFETCH: usize = 8;
+
+    /// A micro-kernel (`run[r - 1]` computes `r` rows) and the panels (of [`NR`] columns) one
+    /// call covers.
     #[derive(Clone, Copy)]
     pub struct Micro {
         panels: usize,
-        run: TileFn,
+        run: [TileFn; ROWS],
     }
 
     /// The blocked micro-kernel of `kernel`, if it has one and this CPU can run it.
@@ -967,8 +976,28 @@ mod blocked {
             return None;
         }
         match kernel {
-            GemmKernel::Avx512Vnni => Some(Micro { panels: PANELS, run: tile_6x64_avx512vnni }),
-            GemmKernel::AvxVnni => Some(Micro { panels: 1, run: tile_6x16_avxvnni }),
+            GemmKernel::Avx512Vnni => Some(Micro {
+                panels: PANELS,
+                run: [
+                    tile_x64_avx512vnni::<1, 2>,
+                    tile_x64_avx512vnni::<2, 2>,
+                    tile_x64_avx512vnni::<3, 1>,
+                    tile_x64_avx512vnni::<4, 1>,
+                    tile_x64_avx512vnni::<5, 1>,
+                    tile_x64_avx512vnni::<6, 1>,
+                ],
+            }),
+            GemmKernel::AvxVnni => Some(Micro {
+                panels: 1,
+                run: [
+                    tile_x16_avxvnni::<1, 4>,
+                    tile_x16_avxvnni::<2, 2>,
+                    tile_x16_avxvnni::<3, 2>,
+                    tile_x16_avxvnni::<4, 1>,
+                    tile_x16_avxvnni::<5, 1>,
+                    tile_x16_avxvnni::<6, 1>,
+                ],
+            }),
             _ => None,
         }
     }
@@ -980,15 +1009,15 @@ mod blocked {
         ((1u32 << valid) - 1) as u16
     }
 
-    /// `qu8s8_gemm_6x64c4__avx512vnni`: per group of four `k`, four 64-byte weight loads (four
-    /// panels), each row's four bytes broadcast, 24 `vpdpbusd`.
+    /// `qu8s8_gemm_6x64c4__avx512vnni` (and its 1..5-row forms): per group of four `k`, four
+    /// 64-byte weight loads (four panels), each row's four bytes broadcast, `4 R` `vpdpbusd`.
     ///
     /// # Safety
-    /// AVX-512 F/BW + VNNI; `a` has `ROWS` rows of `4 * groups` readable bytes at stride `kp`;
+    /// AVX-512 F/BW + VNNI; `a` has `R` rows of `4 * groups` readable bytes at stride `kp`;
     /// `b + q * stride` has `64 * groups` readable bytes for `q < PANELS`; `c + r * ldc` has
-    /// `cols` writable i32 for `r < rows`.
+    /// `cols` writable i32 for `r < R`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile_6x64_avx512vnni(
+    unsafe fn tile_x64_avx512vnni<const R: usize, const U: usize>(
         a: *const u8,
         kp: usize,
         b: *const i8,
@@ -996,31 +1025,41 @@ mod blocked {
         groups: usize,
         c: *mut i32,
         ldc: usize,
-        rows: usize,
         cols: usize,
         load: bool,
+        prefetch: bool,
     ) {
         let masks: [u16; PANELS] = core::array::from_fn(|q| col_mask(cols, q));
-        let mut acc = [[_mm512_setzero_si512(); PANELS]; ROWS];
+        // `U` sets of accumulators take consecutive groups in turn (summed at the end), so that
+        // a tile of few rows still has enough independent `vpdpbusd` chains.
+        let mut split = [[[_mm512_setzero_si512(); PANELS]; R]; U];
+        let (acc, rest) = split.split_at_mut(1);
+        let acc = &mut acc[0];
         // Column vectors past `cols` are masked off entirely (a masked-off lane is never
         // accessed), so their addresses are formed with `wrapping_add`.
         let at = |r: usize, q: usize| c.wrapping_add(r * ldc + q * NR);
         if load {
             for (r, acc_r) in acc.iter_mut().enumerate() {
-                if r < rows {
-                    for (q, v) in acc_r.iter_mut().enumerate() {
-                        // SAFETY: the unmasked lanes are row `r`'s first `cols` columns.
-                        *v = unsafe { _mm512_maskz_loadu_epi32(masks[q], at(r, q)) };
-                    }
+                for (q, v) in acc_r.iter_mut().enumerate() {
+                    // SAFETY: the unmasked lanes are row `r`'s first `cols` columns.
+                    *v = unsafe { _mm512_maskz_loadu_epi32(masks[q], at(r, q)) };
                 }
             }
         }
-        for g in 0..groups {
+        // One group into one set of accumulators.
+        let step = |acc: &mut [[__m512i; PANELS]; R], g: usize| {
             // SAFETY: group `g` of the four panels and row `r`'s four bytes of group `g` are
             // inside the caller's buffers (see the contract).
             unsafe {
                 let o = g * KR * NR;
                 let bv: [__m512i; PANELS] = core::array::from_fn(|q| _mm512_loadu_si512(b.add(q * stride + o).cast()));
+                if prefetch {
+                    // The weights' line `PREFETCH` groups ahead in each panel, into L1 (a
+                    // prefetch never faults; past the panels it fetches nothing useful).
+                    for q in 0..PANELS {
+                        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(q * stride + o + PREFETCH * KR * NR).cast());
+                    }
+                }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let x = _mm512_set1_epi32(a.add(r * kp + g * KR).cast::<i32>().read_unaligned());
                     for (v, &bq) in acc_r.iter_mut().zip(&bv) {
@@ -1028,24 +1067,42 @@ mod blocked {
                     }
                 }
             }
+        };
+        let mut g = 0;
+        while g + U <= groups {
+            step(acc, g);
+            for (u, set) in rest.iter_mut().enumerate() {
+                step(set, g + 1 + u);
+            }
+            g += U;
+        }
+        while g < groups {
+            step(acc, g);
+            g += 1;
+        }
+        for set in rest.iter() {
+            for (acc_r, set_r) in acc.iter_mut().zip(set) {
+                for (v, &w) in acc_r.iter_mut().zip(set_r) {
+                    *v = _mm512_add_epi32(*v, w);
+                }
+            }
         }
         for (r, acc_r) in acc.iter().enumerate() {
-            if r < rows {
-                for (q, v) in acc_r.iter().enumerate() {
-                    // SAFETY: as for the loads.
-                    unsafe { _mm512_mask_storeu_epi32(at(r, q), masks[q], *v) };
-                }
+            for (q, v) in acc_r.iter().enumerate() {
+                // SAFETY: as for the loads.
+                unsafe { _mm512_mask_storeu_epi32(at(r, q), masks[q], *v) };
             }
         }
     }
 
-    /// `qu8s8_gemm_6x16c4__avxvnni`: per group of four `k`, the panel's 64 bytes as two 32-byte
-    /// loads (columns 0..8 and 8..16), each row's four bytes broadcast, 12 `vpdpbusd` ymm.
+    /// `qu8s8_gemm_6x16c4__avxvnni` (and its 1..5-row forms): per group of four `k`, the panel's
+    /// 64 bytes as two 32-byte loads (columns 0..8 and 8..16), each row's four bytes broadcast,
+    /// `2 R` `vpdpbusd` ymm.
     ///
     /// # Safety
-    /// AVX2 + AVX-VNNI; as [`tile_6x64_avx512vnni`] with one panel.
+    /// AVX2 + AVX-VNNI; as [`tile_x64_avx512vnni`] with one panel.
     #[target_feature(enable = "avx2,avxvnni")]
-    unsafe fn tile_6x16_avxvnni(
+    unsafe fn tile_x16_avxvnni<const R: usize, const U: usize>(
         a: *const u8,
         kp: usize,
         b: *const i8,
@@ -1053,62 +1110,83 @@ mod blocked {
         groups: usize,
         c: *mut i32,
         ldc: usize,
-        rows: usize,
         cols: usize,
         load: bool,
+        prefetch: bool,
     ) {
-        let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+        // `U` sets of accumulators, as in the AVX-512 kernel.
+        let mut split = [[[_mm256_setzero_si256(); 2]; R]; U];
+        let (acc, rest) = split.split_at_mut(1);
+        let acc = &mut acc[0];
         // A partial tile goes through a full one on the stack.
-        let mut scratch = [[0i32; NR]; ROWS];
+        let mut scratch = [[0i32; NR]; R];
         let full = cols == NR;
         if load {
             for (r, acc_r) in acc.iter_mut().enumerate() {
-                if r < rows {
-                    // SAFETY: row `r` has `cols` readable i32 at `c + r * ldc`; a full row is 16.
-                    unsafe {
-                        let src = if full {
-                            c.add(r * ldc).cast_const()
-                        } else {
-                            core::ptr::copy_nonoverlapping(c.add(r * ldc), scratch[r].as_mut_ptr(), cols);
-                            scratch[r].as_ptr()
-                        };
-                        acc_r[0] = _mm256_loadu_si256(src.cast());
-                        acc_r[1] = _mm256_loadu_si256(src.add(8).cast());
-                    }
+                // SAFETY: row `r` has `cols` readable i32 at `c + r * ldc`; a full row is 16.
+                unsafe {
+                    let src = if full {
+                        c.add(r * ldc).cast_const()
+                    } else {
+                        core::ptr::copy_nonoverlapping(c.add(r * ldc), scratch[r].as_mut_ptr(), cols);
+                        scratch[r].as_ptr()
+                    };
+                    acc_r[0] = _mm256_loadu_si256(src.cast());
+                    acc_r[1] = _mm256_loadu_si256(src.add(8).cast());
                 }
             }
         }
-        for g in 0..groups {
+        let step = |acc: &mut [[__m256i; 2]; R], g: usize| {
             // SAFETY: group `g` of the panel and row `r`'s four bytes are inside the caller's
             // buffers (see the contract).
             unsafe {
                 let o = g * KR * NR;
                 let b0 = _mm256_loadu_si256(b.add(o).cast());
                 let b1 = _mm256_loadu_si256(b.add(o + 32).cast());
+                if prefetch {
+                    // As in the AVX-512 kernel.
+                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(o + PREFETCH * KR * NR).cast());
+                }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let x = _mm256_set1_epi32(a.add(r * kp + g * KR).cast::<i32>().read_unaligned());
                     acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], x, b0);
                     acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], x, b1);
                 }
             }
+        };
+        let mut g = 0;
+        while g + U <= groups {
+            step(acc, g);
+            for (u, set) in rest.iter_mut().enumerate() {
+                step(set, g + 1 + u);
+            }
+            g += U;
+        }
+        while g < groups {
+            step(acc, g);
+            g += 1;
+        }
+        for set in rest.iter() {
+            for (acc_r, set_r) in acc.iter_mut().zip(set) {
+                acc_r[0] = _mm256_add_epi32(acc_r[0], set_r[0]);
+                acc_r[1] = _mm256_add_epi32(acc_r[1], set_r[1]);
+            }
         }
         for (r, acc_r) in acc.iter().enumerate() {
-            if r < rows {
-                // SAFETY: as for the loads.
-                unsafe {
-                    let dst = if full { c.add(r * ldc) } else { scratch[r].as_mut_ptr() };
-                    _mm256_storeu_si256(dst.cast(), acc_r[0]);
-                    _mm256_storeu_si256(dst.add(8).cast(), acc_r[1]);
-                    if !full {
-                        core::ptr::copy_nonoverlapping(scratch[r].as_ptr(), c.add(r * ldc), cols);
-                    }
+            // SAFETY: as for the loads.
+            unsafe {
+                let dst = if full { c.add(r * ldc) } else { scratch[r].as_mut_ptr() };
+                _mm256_storeu_si256(dst.cast(), acc_r[0]);
+                _mm256_storeu_si256(dst.add(8).cast(), acc_r[1]);
+                if !full {
+                    core::ptr::copy_nonoverlapping(scratch[r].as_ptr(), c.add(r * ldc), cols);
                 }
             }
         }
     }
 
     /// The raw sums `sum_k a[r][k] B[k][j]` of rows `r0 .. r0 + mc` of `a` (row stride `lda`,
-    /// `mc <= MC`) into `c` (`mc` rows of `N`), with `abuf` (at least `MC * kp` bytes, its
+    /// `mc <= MC`) into `c` (`mc` rows of `N`), with `abuf` (at least `mc * kp` bytes, its
     /// `k..kp` padding zero) as the packed block.
     pub fn raw_block(
         micro: Micro,
@@ -1125,9 +1203,6 @@ mod blocked {
             let src = (r0 + r) * lda;
             abuf[r * kp..r * kp + k].copy_from_slice(&a[src..src + k]);
         }
-        // The rows of the last tile past `mc` are computed and never stored: keep them zero.
-        let padded = mc.div_ceil(ROWS) * ROWS;
-        abuf[mc * kp..padded * kp].iter_mut().for_each(|v| *v = 0);
         if kp == 0 {
             c.iter_mut().for_each(|v| *v = 0);
             return;
@@ -1140,14 +1215,14 @@ mod blocked {
                 let cols = (n - p * NR).min(micro.panels * NR);
                 let mut t = 0;
                 while t < mc {
+                    let rows = (mc - t).min(ROWS);
                     // SAFETY: the kernel's features were detected (`micro` is built only for an
-                    // available kernel). Rows `t .. t + ROWS` of `abuf` exist
-                    // (`padded <= MC` rows of `kp`), and their bytes `kc0 .. kc0 + 4 groups` are
-                    // inside; panels `p .. p + micro.panels` exist (whole groups of PANELS
+                    // available kernel). Rows `t .. t + rows` of `abuf` exist (`mc <= MC` rows of
+                    // `kp`), and their bytes `kc0 .. kc0 + 4 groups` are inside; panels `p .. p + micro.panels` exist (whole groups of PANELS
                     // panels are packed) and their groups from `kc0 / 4` on are inside; rows
                     // `t .. t + rows` of `c` have columns `p * NR .. p * NR + cols <= N`.
                     unsafe {
-                        (micro.run)(
+                        (micro.run[rows - 1])(
                             abuf.as_ptr().add(t * kp + kc0),
                             kp,
                             w.panels.as_ptr().add(p * stride + kc0 * NR),
@@ -1155,9 +1230,9 @@ mod blocked {
                             groups,
                             c.as_mut_ptr().add(t * n + p * NR),
                             n,
-                            (mc - t).min(ROWS),
                             cols,
                             kc0 > 0,
+                            t == 0,
                         )
                     };
                     t += ROWS;

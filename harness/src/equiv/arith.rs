@@ -16,7 +16,7 @@ use super::ops::{filler, Guarded, OpDescriptor, TestCode};
 use super::outcome::{Data, Outcome, Tensor};
 use super::rng::{hash_str, Rng};
 use crate::path::Path;
-use quantproof_optimized::gemm::{gemm_u8s8_threaded, GemmKernel, PackedWeights, KR, MR, NR};
+use quantproof_optimized::gemm::{gemm_u8s8_threaded, GemmKernel, PackedWeights, BLOCK_K, BLOCK_M, KR, MR, NR};
 use quantproof_reference::activation::{apply_table, table, UnaryOp};
 use quantproof_reference::affine::{Activation, Affine};
 use quantproof_reference::elementwise::{binary, BinaryOp, BinaryParams};
@@ -407,8 +407,9 @@ impl<C: TestCode> OpDescriptor for Lut<C> {
 /// The packed `u8 x s8` GEMM with int32 output (ONNX's MatMulInteger): `A` (`M x K`, rows
 /// `lda >= K` apart, misaligned by the spec's offset) times `B` (`K x N` or `N x K`, packed once),
 /// zero points per tensor or per column at their extremes. Shapes come from the micro-kernels'
-/// tiles: `M` walks `1 ..= 2 MR + 1` and more, `K` the multiples of `KR` and their neighbours,
-/// `N` one panel group and its tails; an empty side at length 0. Each ISA level runs its best
+/// tiles: `M` walks `1 ..= 33` (every row count of every tile) and past the blocked kernels' row
+/// block, `K` the multiples of `KR` and their neighbours and one past the cache block, `N` one
+/// panel group and its tails; an empty side at length 0. Each ISA level runs its best
 /// micro-kernel ([`GemmKernel::best_for`]) at the engine's thread count.
 pub struct Qgemm;
 
@@ -426,9 +427,11 @@ impl OpDescriptor for Qgemm {
                 _ => (3, 5, 0),
             }
         } else {
-            let ks = [1, KR - 1, KR, KR + 1, 2 * KR + 1, 8 * KR - 1, 16 * KR, 16 * KR + 3, 97, 257];
+            let ks = [1, KR - 1, KR, KR + 1, 2 * KR + 1, 8 * KR - 1, 16 * KR, 16 * KR + 3, 97, 257, BLOCK_K + 1];
             let k = ks[rng.below(ks.len() as u64) as usize];
-            let m = 1 + len % (2 * MR.max(16) + 1);
+            // Every row count of the largest tile (AMX's 32) and one more; past the blocked
+            // kernels' row block for the long sweep lengths.
+            let m = if len > 1000 { BLOCK_M + 1 + len % 7 } else { 1 + len % (2 * MR.max(16) + 1) };
             let n_edges = [1, NR - 1, NR, NR + 1, 4 * NR - 1, 4 * NR + 1, 64, 65, 33];
             let n = if len > 1000 {
                 (len / (m * k)).clamp(1, 300)
