@@ -81,11 +81,16 @@ fn every_kernel_equals_the_direct_loop_on_drawn_geometries() {
     assert_eq!(checked, 400);
 }
 
-/// A MiniLM-sized pointwise convolution and a 3x3 one, on every kernel, including AMX's tiles.
+/// A MiniLM-sized pointwise convolution and 3x3 ones, on every kernel, including AMX's tiles;
+/// the last has more rows than two of the blocked kernels' row blocks and a depth past their
+/// `k` block (`BLOCK_M`, `BLOCK_K`), on two threads.
 #[test]
 fn larger_shapes_on_every_kernel() {
+    use quantproof_optimized::gemm::{BLOCK_K, BLOCK_M};
     let mut rng = Rng::new(0xC0_4702);
-    for (c, o, k, h) in [(64, 96, 1, 9), (32, 40, 3, 12), (130, 33, 3, 7)] {
+    let deep = BLOCK_K / 9 + 3;
+    let tall = ((2 * BLOCK_M + 5) as f64).sqrt() as usize + 1;
+    for (c, o, k, h) in [(64, 96, 1, 9), (32, 40, 3, 12), (130, 33, 3, 7), (deep, 70, 3, tall)] {
         let g = Conv2dGeometry {
             batch: 1,
             in_channels: c,

@@ -7,14 +7,16 @@
 //! * **GEMM** (any group size): per group, the im2col matrix (`M = N * OH * OW` rows of `K = KH *
 //!   KW * C / groups`, padding taps filled with the input zero point, whose centred value is 0)
 //!   times the group's packed weights on a [`GemmKernel`] ([`crate::gemm`], threaded by rows),
-//!   then scattered to the output layout. NHWC rows are gathered as runs of `C / groups`
-//!   contiguous channels.
+//!   then scattered to the output layout (whole channel runs for NHWC, a blocked transpose for
+//!   NCHW). The im2col matrix is never built: the GEMM asks for each row as it packs a block
+//!   ([`crate::gemm::gemm_u8s8_rows`]), and each row is gathered as runs of `C / groups`
+//!   contiguous channels (NCHW input is transposed to NHWC once per call).
 //! * **Depthwise** (one input channel per group, `O = C * multiplier`): no GEMM (each group would
 //!   be a `K = KH * KW`, `N = multiplier` product); per output pixel, the taps' centred products are
 //!   summed in `i32` lanes across the output channels (a loop the compiler vectorizes). Exact
 //!   while `KH * KW * 255 * 255 < 2^31` (the kernel checks; larger windows use `i64`).
 
-use crate::gemm::{gemm_u8s8_threaded, GemmKernel, PackedWeights};
+use crate::gemm::{gemm_u8s8_rows, GemmKernel, PackedWeights};
 use quantproof_reference::conv::{check_conv, check_conv_weights, ActivationLayout, Conv2dGeometry, ConvWeightLayout};
 use quantproof_reference::error::{QuantError, Result};
 use quantproof_reference::gemm::{to_i32_accumulator, WeightLayout, ZeroPoints};
@@ -107,20 +109,35 @@ impl PackedConv {
                 Err(e) => Err(e),
             };
         }
-        let (go, k) = (g.group_out(), g.depth());
+        let go = g.group_out();
         let rows = g.batch * oh * ow;
-        let mut cols = vec![0u8; rows * k];
         let mut acc = vec![0i32; rows * go];
+        // NCHW input is transposed to NHWC once, so that im2col copies runs of channels instead
+        // of gathering one byte per channel plane.
+        let nhwc;
+        let x = match x_layout {
+            ActivationLayout::Nhwc => x,
+            ActivationLayout::Nchw => {
+                let hw = g.in_h * g.in_w;
+                let mut t = vec![0u8; x.len()];
+                for (src, dst) in x.chunks_exact(g.in_channels * hw).zip(t.chunks_exact_mut(g.in_channels * hw)) {
+                    transpose(src, g.in_channels, hw, dst);
+                }
+                nhwc = t;
+                &nhwc[..]
+            }
+        };
         for (grp, packed) in self.groups.iter().enumerate() {
-            im2col(g, x_layout, x, grp, x_zero_point as u8, oh, ow, &mut cols);
-            match gemm_u8s8_threaded(&cols, k, rows, x_zero_point, packed, kernel, threads, &mut acc) {
+            // The im2col matrix is never built: the GEMM asks for each of its rows as it packs.
+            let row = |i: usize, dst: &mut [u8]| im2col_row(g, x, grp, x_zero_point as u8, (oh, ow), i, dst);
+            match gemm_u8s8_rows(&row, rows, x_zero_point, packed, kernel, threads, &mut acc) {
                 Ok(()) => {}
                 // An exact value outside i32: the reference names the first such element in its
                 // own loop order, so it reports the error.
                 Err(QuantError::AccumulatorOverflow { .. }) => return self.reference(x_layout, x, x_zero_point),
                 Err(e) => return Err(e),
             }
-            g.scatter_group(x_layout, (oh, ow), grp, &acc, &mut out);
+            scatter_group(g, x_layout, (oh, ow), grp, &acc, &mut out);
         }
         Ok(out)
     }
@@ -190,44 +207,70 @@ impl PackedConv {
     }
 }
 
-/// The im2col matrix of group `grp` into `cols` (`rows x K`, column `(ky * KW + kx) * gi + ci`),
-/// padding taps set to `pad` (the input zero point). NHWC copies runs of `gi` channels.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
+/// `dst[c * rows + r] = src[r * cols + c]` (`src` is `rows x cols`, row-major), in 32 x 32
+/// tiles that stay in L1.
+fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for c in c0..(c0 + B).min(cols) {
+                for r in r0..(r0 + B).min(rows) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// [`Conv2dGeometry::scatter_group`] (group `grp`'s `M x go` GEMM result into the output
+/// layout), with whole runs: NHWC output pixels take `go` contiguous channels, NCHW output is one
+/// transpose per image (its `go` channel planes are contiguous).
+fn scatter_group(
     g: &Conv2dGeometry,
     layout: ActivationLayout,
-    x: &[u8],
+    (oh, ow): (usize, usize),
     grp: usize,
-    pad: u8,
-    oh: usize,
-    ow: usize,
-    cols: &mut [u8],
+    acc: &[i32],
+    out: &mut [i32],
 ) {
-    let (gi, k) = (g.group_in(), g.depth());
-    let c0 = grp * gi;
-    for n in 0..g.batch {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = &mut cols[((n * oh + oy) * ow + ox) * k..((n * oh + oy) * ow + ox + 1) * k];
-                for ky in 0..g.kernel_h {
-                    let iy = g.tap_y(oy, ky);
-                    for kx in 0..g.kernel_w {
-                        let ix = g.tap_x(ox, kx);
-                        let dst = &mut row[(ky * g.kernel_w + kx) * gi..(ky * g.kernel_w + kx + 1) * gi];
-                        match (iy, ix, layout) {
-                            (Some(iy), Some(ix), ActivationLayout::Nhwc) => {
-                                let s = g.input_index(layout, n, c0, iy, ix);
-                                dst.copy_from_slice(&x[s..s + gi]);
-                            }
-                            (Some(iy), Some(ix), ActivationLayout::Nchw) => {
-                                for (ci, d) in dst.iter_mut().enumerate() {
-                                    *d = x[g.input_index(layout, n, c0 + ci, iy, ix)];
-                                }
-                            }
-                            _ => dst.iter_mut().for_each(|d| *d = pad),
-                        }
-                    }
+    let (go, o_n, ohw) = (g.group_out(), g.out_channels, oh * ow);
+    if go == 0 || ohw == 0 {
+        return;
+    }
+    for (n, acc_n) in acc.chunks_exact(ohw * go).enumerate().take(g.batch) {
+        match layout {
+            ActivationLayout::Nhwc => {
+                for (p, run) in acc_n.chunks_exact(go).enumerate() {
+                    let o = (n * ohw + p) * o_n + grp * go;
+                    out[o..o + go].copy_from_slice(run);
                 }
+            }
+            ActivationLayout::Nchw => {
+                let o = (n * o_n + grp * go) * ohw;
+                transpose(acc_n, ohw, go, &mut out[o..o + go * ohw]);
+            }
+        }
+    }
+}
+
+/// Row `i` (output pixel `(n, oy, ox)` in row-major order) of group `grp`'s im2col matrix into
+/// `dst` (`K` bytes, column `(ky * KW + kx) * gi + ci`) from NHWC input `x`: each tap is a run of
+/// `gi` contiguous channels, a tap in the padding is `pad` (the input zero point, whose centred
+/// value is 0).
+fn im2col_row(g: &Conv2dGeometry, x: &[u8], grp: usize, pad: u8, (oh, ow): (usize, usize), i: usize, dst: &mut [u8]) {
+    let gi = g.group_in();
+    let c0 = grp * gi;
+    let (n, oy, ox) = (i / (oh * ow), i / ow % oh, i % ow);
+    for ky in 0..g.kernel_h {
+        let iy = g.tap_y(oy, ky);
+        for kx in 0..g.kernel_w {
+            let run = &mut dst[(ky * g.kernel_w + kx) * gi..(ky * g.kernel_w + kx + 1) * gi];
+            match (iy, g.tap_x(ox, kx)) {
+                (Some(iy), Some(ix)) => {
+                    let s = g.input_index(ActivationLayout::Nhwc, n, c0, iy, ix);
+                    run.copy_from_slice(&x[s..s + gi]);
+                }
+                _ => run.iter_mut().for_each(|d| *d = pad),
             }
         }
     }

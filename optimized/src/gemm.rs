@@ -240,7 +240,7 @@ pub fn gemm_u8s8_threaded(
     threads: usize,
     out: &mut [i32],
 ) -> Result<()> {
-    let (k, n) = (w.k, w.n);
+    let k = w.k;
     if lda < k {
         return Err(QuantError::InvalidArgument { what: "lda", detail: format!("{lda} is below K = {k}") });
     }
@@ -253,6 +253,31 @@ pub fn gemm_u8s8_threaded(
     if a.len() < need {
         return Err(QuantError::LengthMismatch { what: "a (M rows of stride lda)", expected: need, got: a.len() });
     }
+    // Row `i` of `A` is its `K` bytes from `i * lda`.
+    let dense = |i: usize, dst: &mut [u8]| dst.copy_from_slice(&a[i * lda..i * lda + k]);
+    gemm_u8s8_rows(&dense, m, a_zero_point, w, kernel, threads, out)
+}
+
+/// Where a GEMM's activation rows come from: `fill(i, dst)` writes row `i`'s `K` bytes into `dst`
+/// (`dst.len() == K`). A dense matrix copies its row; a convolution writes the row of the im2col
+/// matrix it never builds (the GEMM packs rows into its own buffer anyway, so the activations
+/// are copied once).
+pub type RowSource<'a> = &'a (dyn Fn(usize, &mut [u8]) + Sync);
+
+/// [`gemm_u8s8_threaded`] with rows from a [`RowSource`]: `out[i*N + j] = sum_k (row_i[k] - za)
+/// (B[k][j] - zb[j])` for `i < m`. The source is asked for each row (once per block of rows,
+/// from the thread that computes it) and must give the same bytes every time.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_u8s8_rows(
+    rows: RowSource<'_>,
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    kernel: GemmKernel,
+    threads: usize,
+    out: &mut [i32],
+) -> Result<()> {
+    let (k, n) = (w.k, w.n);
     let mn = m.checked_mul(n).ok_or(QuantError::TooLarge {
         what: "M x N",
         value: m as u128 * n as u128,
@@ -274,7 +299,7 @@ pub fn gemm_u8s8_threaded(
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = threads.clamp(1, blocks.max(1)).min(if work < (1 << 20) { 1 } else { usize::MAX });
     if threads <= 1 || n == 0 {
-        return rows_block(a, lda, 0, m, w, kernel, &col_bias, out);
+        return rows_block(rows, 0, m, w, kernel, &col_bias, out);
     }
     let rows_per = blocks.div_ceil(threads) * MR;
     let col_bias = &col_bias;
@@ -282,8 +307,8 @@ pub fn gemm_u8s8_threaded(
         .chunks_mut(rows_per * n)
         .enumerate()
         .map(|(t, o)| {
-            let (i0, rows) = (t * rows_per, o.len() / n);
-            Box::new(move || rows_block(a, lda, i0, rows, w, kernel, col_bias, o))
+            let (i0, n_rows) = (t * rows_per, o.len() / n);
+            Box::new(move || rows_block(rows, i0, n_rows, w, kernel, col_bias, o))
                 as Box<dyn FnOnce() -> Result<()> + Send + '_>
         })
         .collect();
@@ -296,8 +321,7 @@ pub fn gemm_u8s8_threaded(
 /// Rows `i0 .. i0 + m` of the product into `out` (`m` rows of `N`).
 #[allow(clippy::too_many_arguments)]
 fn rows_block(
-    a: &[u8],
-    lda: usize,
+    rows_src: RowSource<'_>,
     i0: usize,
     m: usize,
     w: &PackedWeights,
@@ -307,7 +331,7 @@ fn rows_block(
 ) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if let Some(micro) = blocked::micro(kernel) {
-        return rows_blocked(micro, a, lda, i0, m, w, col_bias, out);
+        return rows_blocked(micro, rows_src, i0, m, w, col_bias, out);
     }
     let (k, n) = (w.k, w.n);
     let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
@@ -344,8 +368,7 @@ fn rows_block(
         }
         filled = rows;
         for r in 0..rows {
-            let src = (i0 + r0 + r) * lda;
-            abuf[r * kstride..r * kstride + k].copy_from_slice(&a[src..src + k]);
+            rows_src(i0 + r0 + r, &mut abuf[r * kstride..r * kstride + k]);
         }
         match kernel {
             #[cfg(target_arch = "x86_64")]
@@ -463,8 +486,7 @@ fn finish_row_checked<S: Copy + Into<i64>>(
 #[allow(clippy::too_many_arguments)]
 fn rows_blocked(
     micro: blocked::Micro,
-    a: &[u8],
-    lda: usize,
+    rows_src: RowSource<'_>,
     i0: usize,
     m: usize,
     w: &PackedWeights,
@@ -479,27 +501,22 @@ fn rows_blocked(
     let mut abuf = vec![0u8; blocked::MC.min(m) * w.kp];
     let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
     let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
-    let row_sum = |r: usize| -> i64 {
-        if zero_weight_zps {
-            0
-        } else {
-            a[r * lda..r * lda + k].iter().map(|&v| v as i64).sum()
-        }
-    };
+    // Each row's sum of activations (zero where no weight zero point needs it).
+    let mut sums = vec![0i64; if zero_weight_zps { 0 } else { blocked::MC.min(m) }];
     let mut r0 = 0;
     while r0 < m {
         let mc = (m - r0).min(blocked::MC);
         let out_blk = &mut out[r0 * n..(r0 + mc) * n];
         if fits_i32 {
-            blocked::raw_block(micro, a, lda, i0 + r0, mc, w, &mut abuf, out_blk);
+            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, out_blk, &mut sums);
             for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
-                finish_row_wrapping(out_r, &col_bias32, &w.zero_points, row_sum(i0 + r0 + r) as i32);
+                finish_row_wrapping(out_r, &col_bias32, &w.zero_points, sums.get(r).copied().unwrap_or(0) as i32);
             }
         } else {
             let raw = &mut scratch[..mc * n];
-            blocked::raw_block(micro, a, lda, i0 + r0, mc, w, &mut abuf, raw);
+            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, raw, &mut sums);
             for r in 0..mc {
-                let rs = row_sum(i0 + r0 + r);
+                let rs = sums.get(r).copied().unwrap_or(0);
                 let sums = &raw[r * n..(r + 1) * n];
                 if let Err(j) =
                     finish_row_checked(sums, col_bias, &zb_cols, rs, &mut row32, &mut out_blk[r * n..(r + 1) * n])
@@ -942,7 +959,7 @@ pub(crate) mod amx {
 /// there after the first `k` block; the zero-point terms are added per row afterwards.
 #[cfg(target_arch = "x86_64")]
 mod blocked {
-    use super::{GemmKernel, PackedWeights, KR, NR, PANELS};
+    use super::{GemmKernel, PackedWeights, RowSource, KR, NR, PANELS};
     use core::arch::x86_64::*;
 
     pub use super::{BLOCK_K as KC, BLOCK_M as MC};
@@ -1185,23 +1202,28 @@ mod blocked {
         }
     }
 
-    /// The raw sums `sum_k a[r][k] B[k][j]` of rows `r0 .. r0 + mc` of `a` (row stride `lda`,
-    /// `mc <= MC`) into `c` (`mc` rows of `N`), with `abuf` (at least `mc * kp` bytes, its
-    /// `k..kp` padding zero) as the packed block.
+    /// The raw sums `sum_k a[r][k] B[k][j]` of rows `r0 .. r0 + mc` of the source (`mc <= MC`)
+    /// into `c` (`mc` rows of `N`), with `abuf` (at least `mc * kp` bytes, its `k..kp` padding
+    /// zero) as the packed block; each row's sum of activations into `sums[r]` where `sums` has
+    /// room (it is empty where no weight zero point needs them).
+    #[allow(clippy::too_many_arguments)]
     pub fn raw_block(
         micro: Micro,
-        a: &[u8],
-        lda: usize,
+        rows_src: RowSource<'_>,
         r0: usize,
         mc: usize,
         w: &PackedWeights,
         abuf: &mut [u8],
         c: &mut [i32],
+        sums: &mut [i64],
     ) {
         let (k, n, kp) = (w.k, w.n, w.kp);
         for r in 0..mc {
-            let src = (r0 + r) * lda;
-            abuf[r * kp..r * kp + k].copy_from_slice(&a[src..src + k]);
+            let row = &mut abuf[r * kp..r * kp + k];
+            rows_src(r0 + r, row);
+            if let Some(s) = sums.get_mut(r) {
+                *s = row.iter().map(|&v| v as i64).sum();
+            }
         }
         if kp == 0 {
             c.iter_mut().for_each(|v| *v = 0);
