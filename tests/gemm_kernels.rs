@@ -165,3 +165,87 @@ fn threads_give_the_same_result() {
         assert_eq!(format!("{g:?}"), format!("{r:?}"), "threads {threads}");
     }
 }
+
+/// The `vpmaddubsw` kernel: exact on blocks the overflow checker clears (7-bit activations as
+/// with `reduce_range`, or weights in `[-64, 64]`), and still exact on every other block (they
+/// take the `vpmaddwd` kernel); without its gate it saturates exactly where the checker says.
+#[test]
+fn maddubs_is_gated_by_the_overflow_checker() {
+    use quantproof_optimized::gemm::ungated_raw_sums;
+    use quantproof_reference::overflow::{check, vpmaddubsw_pair, Formulation, OperandSpec};
+    use quantproof_reference::scheme::{CodeRange, QType};
+    let kernel = GemmKernel::Avx2Maddubs;
+    if !kernel.is_available() {
+        println!("skipping {}: not available on this CPU", kernel.name());
+        return;
+    }
+    let mut rng = Rng::new(0x5A7);
+    // (largest activation, weight range, whether the checker clears vpmaddubsw)
+    let cases: [(u8, (i8, i8), bool); 6] = [
+        (127, (-128, 127), true),
+        (255, (-64, 64), true),
+        // 2 * 128 * -128 = -32768 is still an i16; 2 * 129 * -128 is not.
+        (128, (-128, 127), true),
+        (129, (-128, 127), false),
+        (255, (-65, 64), false),
+        (255, (-128, 127), false),
+    ];
+    for (amax, (lo, hi), clear) in cases {
+        let spec_a = OperandSpec::full(QType::U8).with_range(CodeRange::new(0, amax as i32).unwrap());
+        let spec_b = OperandSpec::full(QType::I8).with_range(CodeRange::new(lo as i32, hi as i32).unwrap());
+        let v = check(&spec_a, &spec_b, 1).unwrap();
+        assert_eq!(!v.verdict(Formulation::Vpmaddubsw).unwrap().pair_overflows, clear, "{amax} {lo}..{hi}");
+        for (m, n, k) in [(7usize, 33usize, 64usize), (BLOCK_M + 5, 20, BLOCK_K + 9)] {
+            // Extremes included: the worst pairs are the ones that saturate.
+            let a: Vec<u8> =
+                (0..m * k).map(|i| if i % 3 == 0 { amax } else { rng.below(amax as u64 + 1) as u8 }).collect();
+            let b: Vec<i8> = (0..k * n)
+                .map(|i| match i % 4 {
+                    0 => hi,
+                    1 => lo,
+                    _ => (lo as i64 + rng.below((hi as i64 - lo as i64 + 1) as u64) as i64) as i8,
+                })
+                .collect();
+            let zps = ZeroPoints::PerTensor(3);
+            let mut want = vec![0i32; m * n];
+            accumulate(&a, 17, &b, zps, WeightLayout::KxN, GemmDims::new(m, n, k), &mut want).unwrap();
+            let w = PackedWeights::new(&b, zps, WeightLayout::KxN, k, n).unwrap();
+            let mut got = vec![0i32; m * n];
+            gemm_u8s8(&a, k, m, 17, &w, kernel, &mut got).unwrap();
+            assert_eq!(got, want, "{} amax {amax} w {lo}..{hi} m {m} n {n} k {k}", kernel.name());
+            if m <= BLOCK_M {
+                // The raw sums without the gate: exact where the checker clears the block.
+                let mut raw = vec![0i32; m * n];
+                accumulate(&a, 0, &b, ZeroPoints::PerTensor(0), WeightLayout::KxN, GemmDims::new(m, n, k), &mut raw)
+                    .unwrap();
+                let ungated = ungated_raw_sums(kernel, &a, m, &w).unwrap();
+                if clear {
+                    assert_eq!(ungated, raw, "amax {amax} w {lo}..{hi}: cleared, so exact without the gate");
+                }
+            }
+        }
+        if !clear {
+            // The checker's worst pair, in every position: the ungated kernel saturates.
+            let worst = if 2 * amax as i32 * (lo as i32) < i16::MIN as i32 { lo } else { hi };
+            let k = 8;
+            let w = PackedWeights::new(&vec![worst; k], ZeroPoints::PerTensor(0), WeightLayout::KxN, k, 1).unwrap();
+            let ungated = ungated_raw_sums(kernel, &vec![amax; k], 1, &w).unwrap();
+            assert_ne!(ungated[0], k as i32 * amax as i32 * worst as i32, "amax {amax} x {worst} must saturate");
+        }
+    }
+    // The trap itself: 255 x 127 in every position, K = 64. Each group of four is two pair
+    // sums of 64770, each saturated to 32767, so the kernel returns 16 * 2 * 32767 against
+    // the exact 64 * 255 * 127.
+    let (k, n) = (64usize, 16usize);
+    let a = vec![255u8; k];
+    let b = vec![127i8; k * n];
+    let w = PackedWeights::new(&b, ZeroPoints::PerTensor(0), WeightLayout::KxN, k, n).unwrap();
+    let ungated = ungated_raw_sums(kernel, &a, 1, &w).unwrap();
+    let pair = vpmaddubsw_pair(255, 127, 255, 127) as i32;
+    assert_eq!(pair, i16::MAX as i32);
+    assert!(ungated.iter().all(|&v| v == (k / 2) as i32 * pair), "{ungated:?}");
+    let mut got = vec![0i32; n];
+    gemm_u8s8(&a, k, 1, 0, &w, kernel, &mut got).unwrap();
+    assert!(got.iter().all(|&v| v == (k * 255 * 127) as i32), "the gated kernel is exact: {got:?}");
+    println!("{}: saturates to {} where the exact sum is {}", kernel.name(), ungated[0], got[0]);
+}

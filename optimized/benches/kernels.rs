@@ -14,7 +14,9 @@
 //!   runs as per-element spans;
 //! * `dequantize_i8_tensor`, `fake_quantize_tensor` (with the straight-through mask);
 //! * `pack_nibbles` (the kernel; the reference is `pack::pack4` on i32 codes);
-//! * `min_max` (the reference is a plain fold, since the reference crate has no bare min/max).
+//! * `min_max` (the reference is a plain fold, since the reference crate has no bare min/max);
+//! * `gemm_u8s8_256`, `gemm_u7s8_256`: every available GEMM micro-kernel on a 256^3 product with
+//!   full-range and 7-bit activations (the second lets `vpmaddubsw` run).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use quantproof_optimized::kernels::{Params, Rule, Uniform};
@@ -203,6 +205,36 @@ fn min_max(c: &mut Criterion) {
     }
 }
 
+/// Every GEMM micro-kernel this CPU has on one 256^3 `u8 x s8` product, with full-range
+/// activations and with 7-bit ones (`reduce_range`, where the checker lets `vpmaddubsw` run);
+/// throughput in multiply-adds (`2 x` for GOPS).
+fn gemm(c: &mut Criterion) {
+    use quantproof_optimized::gemm::{gemm_u8s8, GemmKernel, PackedWeights};
+    use quantproof_reference::gemm::{WeightLayout, ZeroPoints};
+    let (m, n, k) = (256usize, 256usize, 256usize);
+    let mut state = 0x9E37_79B9u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let b: Vec<i8> = (0..k * n).map(|_| next() as u8 as i8).collect();
+    let w = PackedWeights::new(&b, ZeroPoints::PerTensor(0), WeightLayout::KxN, k, n).unwrap();
+    for (label, mask) in [("u8", 0xFFu32), ("u7", 0x7F)] {
+        let a: Vec<u8> = (0..m * k).map(|_| (next() & mask) as u8).collect();
+        let mut g = c.benchmark_group(format!("gemm_{label}s8_256"));
+        g.throughput(Throughput::Elements((m * n * k) as u64)).sampling_mode(SamplingMode::Flat);
+        let mut out = vec![0i32; m * n];
+        for kernel in GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
+            g.bench_function(kernel.name(), |bch| {
+                bch.iter(|| gemm_u8s8(black_box(&a), k, m, 0, &w, kernel, &mut out).unwrap())
+            });
+        }
+        g.finish();
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -213,6 +245,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = quantize_tensor, quantize_span, quantize_per_element, dequantize_tensor, fake_quantize_tensor, pack_nibbles, min_max
+    targets = quantize_tensor, quantize_span, quantize_per_element, dequantize_tensor, fake_quantize_tensor, pack_nibbles, min_max, gemm
 }
 criterion_main!(benches);

@@ -21,6 +21,7 @@
 //! | `qu8s8_gemm_32x32c4__amx` | 32 x 32, k by 64 | Intel AMX-TILE + AMX-INT8 (`tdpbusd` on 16 x 64-byte tiles; a packed panel's 16 groups are a B tile as they are), the OS's tile state and Linux's per-process tile permission | as `vpdpbusd` (no saturation; `K <= 65793`) |
 //! | `qu8s8_gemm_6x64c4__avx512vnni` | 6 x 64, k by 4, cache-blocked | AVX-512 F/BW + VNNI | `K * 255 * 128 < 2^31` (`K <= 65793`: `vpdpbusd` adds without saturating, each product at most `255 * 128` in magnitude); larger `K` falls back to the portable kernel |
 //! | `qu8s8_gemm_6x16c4__avxvnni` | 6 x 16, k by 4, cache-blocked | AVX-VNNI (`vpdpbusd` ymm) | as above |
+//! | `qu8s8_gemm_6x16c4__avx2_maddubs` | 6 x 16, k by 4, cache-blocked | AVX2 (`vpmaddubsw` then `vpmaddwd` by ones: `vpdpbusd` in three instructions, whose pair sums saturate to `i16`) | as above, and only on a block whose pair sums [`overflow::check`](quantproof_reference::overflow::check) proves inside `i16` from the packed weights' range and the block's largest activation (weights in `[-64, 64]`, or activations at most 127 as with `reduce_range`); any other block runs the `vpmaddwd` kernel below |
 //! | `qu8s8_gemm_4x8c4__avx2` | 4 x 8, k by 4 | AVX2 (`vpmovsxbw`, `vpmovzxbw`, `vpmaddwd`: no saturating `vpmaddubsw`) | as above |
 //! | `qu8s8_gemm_1x16c4__neondot` | 1 x 16, k by 4 | NEON + dotprod (`sdot`, by inline assembly: the intrinsic is unstable): activations shifted to `a - 128`, `128 colsum` added back | as above |
 //! | `qu8s8_gemm_1x16c4__neon_mlal` | 1 x 16, k by 4 | NEON (`smlal` of widened i16 values into four partial sums per column) | as above |
@@ -61,6 +62,10 @@ pub const MAX_EXACT_K: usize = (i32::MAX as usize) / (255 * 128);
 pub enum GemmKernel {
     Portable,
     Avx2,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd` (fbgemm's and MLAS's AVX2 `u8 x s8` path), run only on
+    /// blocks the overflow checker proves free of `i16` saturation; other blocks take [`Avx2`](GemmKernel::Avx2)'s
+    /// `vpmaddwd` kernel.
+    Avx2Maddubs,
     AvxVnni,
     Avx512Vnni,
     /// Intel AMX-INT8 tiles (`tdpbusd`), on CPUs that have them (Sapphire Rapids and later).
@@ -70,9 +75,10 @@ pub enum GemmKernel {
 }
 
 impl GemmKernel {
-    pub const ALL: [GemmKernel; 7] = [
+    pub const ALL: [GemmKernel; 8] = [
         GemmKernel::Portable,
         GemmKernel::Avx2,
+        GemmKernel::Avx2Maddubs,
         GemmKernel::AvxVnni,
         GemmKernel::Avx512Vnni,
         GemmKernel::AmxInt8,
@@ -85,6 +91,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Portable => "qu8s8_gemm_1x16c4__portable",
             GemmKernel::Avx2 => "qu8s8_gemm_4x8c4__avx2",
+            GemmKernel::Avx2Maddubs => "qu8s8_gemm_6x16c4__avx2_maddubs",
             GemmKernel::AvxVnni => "qu8s8_gemm_6x16c4__avxvnni",
             GemmKernel::Avx512Vnni => "qu8s8_gemm_6x64c4__avx512vnni",
             GemmKernel::AmxInt8 => "qu8s8_gemm_32x32c4__amx",
@@ -98,6 +105,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Portable | GemmKernel::Neon | GemmKernel::NeonDot => (1, NR),
             GemmKernel::Avx2 => (MR, 8),
+            GemmKernel::Avx2Maddubs => (6, NR),
             GemmKernel::AvxVnni => (6, NR),
             GemmKernel::Avx512Vnni => (6, PANELS * NR),
             GemmKernel::AmxInt8 => (32, 2 * NR),
@@ -108,7 +116,7 @@ impl GemmKernel {
     pub fn is_available(self) -> bool {
         match self {
             GemmKernel::Portable => true,
-            GemmKernel::Avx2 => crate::isa::Isa::Avx2.is_available(),
+            GemmKernel::Avx2 | GemmKernel::Avx2Maddubs => crate::isa::Isa::Avx2.is_available(),
             GemmKernel::AvxVnni => crate::isa::Extension::AvxVnni.is_available(),
             GemmKernel::Avx512Vnni => crate::isa::Extension::Avx512Vnni.is_available(),
             #[cfg(target_arch = "x86_64")]
@@ -128,12 +136,12 @@ impl GemmKernel {
 
     /// The fastest available micro-kernel of one ISA level (the portable one for `scalar`):
     /// AVX-512 uses AMX tiles where the CPU has them, else VNNI; AVX2 uses AVX-VNNI where present,
-    /// else the vpmaddwd kernel; NEON uses sdot where the CPU has the dot-product extension.
+    /// else `vpmaddubsw` where the checker allows it and `vpmaddwd` elsewhere; NEON uses sdot where the CPU has the dot-product extension.
     pub fn best_for(isa: crate::isa::Isa) -> GemmKernel {
         use crate::isa::Isa;
         let candidates: &[GemmKernel] = match isa {
             Isa::Avx512 => &[GemmKernel::AmxInt8, GemmKernel::Avx512Vnni],
-            Isa::Avx2 => &[GemmKernel::AvxVnni, GemmKernel::Avx2],
+            Isa::Avx2 => &[GemmKernel::AvxVnni, GemmKernel::Avx2Maddubs],
             Isa::Neon => &[GemmKernel::NeonDot, GemmKernel::Neon],
             _ => &[],
         };
@@ -146,7 +154,7 @@ impl GemmKernel {
             GemmKernel::AmxInt8,
             GemmKernel::Avx512Vnni,
             GemmKernel::AvxVnni,
-            GemmKernel::Avx2,
+            GemmKernel::Avx2Maddubs,
             GemmKernel::NeonDot,
             GemmKernel::Neon,
         ]
@@ -167,6 +175,8 @@ pub struct PackedWeights {
     panels: Vec<i8>,
     col_sums: Vec<i64>,
     zero_points: Vec<i32>,
+    /// The smallest and largest weight (what the saturation check of `vpmaddubsw` needs).
+    range: (i8, i8),
 }
 
 impl PackedWeights {
@@ -198,7 +208,16 @@ impl PackedWeights {
                 panels[p * kp * NR + (kk / KR) * KR * NR + c * KR + kk % KR] = v;
             }
         }
-        Ok(PackedWeights { k, n, kp, panels, col_sums, zero_points: (0..n).map(|j| zero_points.get(j)).collect() })
+        let range = b.iter().fold((i8::MAX, i8::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        Ok(PackedWeights {
+            k,
+            n,
+            kp,
+            panels,
+            col_sums,
+            zero_points: (0..n).map(|j| zero_points.get(j)).collect(),
+            range,
+        })
     }
 
     pub fn k(&self) -> usize {
@@ -479,6 +498,32 @@ fn finish_row_checked<S: Copy + Into<i64>>(
     Err((0..sums.len()).find(|&j| i32::try_from(value(j)).is_err()).unwrap_or(0))
 }
 
+/// What a blocked micro-kernel computes for `m <= BLOCK_M` rows of `a` (`K` bytes each, dense)
+/// **without** its saturation gate: the raw sums `sum_k a B` as the instructions produce them.
+/// For `Avx2Maddubs` they are wrong exactly where [`quantproof_reference::overflow::check`]
+/// says `vpmaddubsw`'s pair sums leave `i16` (tests and the report show the trap with it); the
+/// GEMM entry points never skip the gate. Errors: a kernel that is not blocked or not available
+/// here, `m > BLOCK_M`, a short `a`, `K > MAX_EXACT_K`.
+pub fn ungated_raw_sums(kernel: GemmKernel, a: &[u8], m: usize, w: &PackedWeights) -> Result<Vec<i32>> {
+    if m > BLOCK_M {
+        return Err(QuantError::TooLarge { what: "rows", value: m as u128, limit: BLOCK_M as u128 });
+    }
+    if w.k > MAX_EXACT_K {
+        return Err(QuantError::TooLarge { what: "K", value: w.k as u128, limit: MAX_EXACT_K as u128 });
+    }
+    check_len("a (M x K)", m * w.k, a.len())?;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(micro) = blocked::micro(kernel) {
+        let k = w.k;
+        let dense = |i: usize, dst: &mut [u8]| dst.copy_from_slice(&a[i * k..(i + 1) * k]);
+        let mut abuf = vec![0u8; m * w.kp];
+        let mut c = vec![0i32; m * w.n];
+        blocked::raw_block(micro, &dense, 0, m, w, &mut abuf, &mut c, &mut [], false);
+        return Ok(c);
+    }
+    Err(QuantError::Unsupported { what: format!("{}: not a blocked kernel available on this CPU", kernel.name()) })
+}
+
 /// [`rows_block`] on a blocked VNNI micro-kernel ([`blocked`]): each block of rows' raw sums go
 /// straight into `out` where every exact value fits `i32` (finished in place, wrapping), else
 /// into a scratch block finished with the checked `i64` epilogue.
@@ -508,13 +553,13 @@ fn rows_blocked(
         let mc = (m - r0).min(blocked::MC);
         let out_blk = &mut out[r0 * n..(r0 + mc) * n];
         if fits_i32 {
-            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, out_blk, &mut sums);
+            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, out_blk, &mut sums, true);
             for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
                 finish_row_wrapping(out_r, &col_bias32, &w.zero_points, sums.get(r).copied().unwrap_or(0) as i32);
             }
         } else {
             let raw = &mut scratch[..mc * n];
-            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, raw, &mut sums);
+            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, raw, &mut sums, true);
             for r in 0..mc {
                 let rs = sums.get(r).copied().unwrap_or(0);
                 let sums = &raw[r * n..(r + 1) * n];
@@ -959,7 +1004,7 @@ pub(crate) mod amx {
 /// there after the first `k` block; the zero-point terms are added per row afterwards.
 #[cfg(target_arch = "x86_64")]
 mod blocked {
-    use super::{GemmKernel, PackedWeights, RowSource, KR, NR, PANELS};
+    use super::{GemmKernel, PackedWeights, RowSource, KR, MR, NR, PANELS};
     use core::arch::x86_64::*;
 
     pub use super::{BLOCK_K as KC, BLOCK_M as MC};
@@ -985,6 +1030,8 @@ mod blocked {
     pub struct Micro {
         panels: usize,
         run: [TileFn; ROWS],
+        /// `vpmaddubsw`'s pair sums can saturate: each block must be proven free of it first.
+        gated: bool,
     }
 
     /// The blocked micro-kernel of `kernel`, if it has one and this CPU can run it.
@@ -1003,6 +1050,7 @@ mod blocked {
                     tile_x64_avx512vnni::<5, 1>,
                     tile_x64_avx512vnni::<6, 1>,
                 ],
+                gated: false,
             }),
             GemmKernel::AvxVnni => Some(Micro {
                 panels: 1,
@@ -1014,6 +1062,19 @@ mod blocked {
                     tile_x16_avxvnni::<5, 1>,
                     tile_x16_avxvnni::<6, 1>,
                 ],
+                gated: false,
+            }),
+            GemmKernel::Avx2Maddubs => Some(Micro {
+                panels: 1,
+                run: [
+                    tile_x16_avx2maddubs::<1, 4>,
+                    tile_x16_avx2maddubs::<2, 2>,
+                    tile_x16_avx2maddubs::<3, 2>,
+                    tile_x16_avx2maddubs::<4, 1>,
+                    tile_x16_avx2maddubs::<5, 1>,
+                    tile_x16_avx2maddubs::<6, 1>,
+                ],
+                gated: true,
             }),
             _ => None,
         }
@@ -1034,6 +1095,7 @@ mod blocked {
     /// `b + q * stride` has `64 * groups` readable bytes for `q < PANELS`; `c + r * ldc` has
     /// `cols` writable i32 for `r < R`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile_x64_avx512vnni<const R: usize, const U: usize>(
         a: *const u8,
         kp: usize,
@@ -1112,25 +1174,47 @@ mod blocked {
         }
     }
 
-    /// `qu8s8_gemm_6x16c4__avxvnni` (and its 1..5-row forms): per group of four `k`, the panel's
-    /// 64 bytes as two 32-byte loads (columns 0..8 and 8..16), each row's four bytes broadcast,
-    /// `2 R` `vpdpbusd` ymm.
+    /// `acc + vpdpbusd(x, w)`.
     ///
     /// # Safety
-    /// AVX2 + AVX-VNNI; as [`tile_x64_avx512vnni`] with one panel.
-    #[target_feature(enable = "avx2,avxvnni")]
-    unsafe fn tile_x16_avxvnni<const R: usize, const U: usize>(
-        a: *const u8,
-        kp: usize,
-        b: *const i8,
-        _stride: usize,
-        groups: usize,
-        c: *mut i32,
-        ldc: usize,
-        cols: usize,
-        load: bool,
-        prefetch: bool,
-    ) {
+    /// AVX2 + AVX-VNNI (inlined into a function that enables them).
+    #[inline(always)]
+    unsafe fn dot_vnni(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+        // SAFETY: register-only; the caller enables the features.
+        unsafe { _mm256_dpbusd_avx_epi32(acc, x, w) }
+    }
+
+    /// `acc + vpmaddwd(vpmaddubsw(x, w), 1)`: `vpdpbusd` exactly when no pair sum of
+    /// `vpmaddubsw` leaves `i16`.
+    ///
+    /// # Safety
+    /// AVX2 (inlined into a function that enables it).
+    #[inline(always)]
+    unsafe fn dot_maddubs(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+        // SAFETY: register-only; the caller enables AVX2.
+        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), _mm256_set1_epi16(1))) }
+    }
+
+    /// The 16-column tile of both AVX2-width kernels, one function per dot product (a macro, so
+    /// that its closures are compiled with the function's features; an `#[inline(always)]`
+    /// generic body would compile them without).
+    macro_rules! tile_x16 {
+        ($(#[$doc:meta])* $name:ident, $features:literal, $dot:ident) => {
+            $(#[$doc])*
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn $name<const R: usize, const U: usize>(
+                a: *const u8,
+                kp: usize,
+                b: *const i8,
+                _stride: usize,
+                groups: usize,
+                c: *mut i32,
+                ldc: usize,
+                cols: usize,
+                load: bool,
+                prefetch: bool,
+            ) {
         // `U` sets of accumulators, as in the AVX-512 kernel.
         let mut split = [[[_mm256_setzero_si256(); 2]; R]; U];
         let (acc, rest) = split.split_at_mut(1);
@@ -1166,8 +1250,8 @@ mod blocked {
                 }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let x = _mm256_set1_epi32(a.add(r * kp + g * KR).cast::<i32>().read_unaligned());
-                    acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], x, b0);
-                    acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], x, b1);
+                    acc_r[0] = $dot(acc_r[0], x, b0);
+                    acc_r[1] = $dot(acc_r[1], x, b1);
                 }
             }
         };
@@ -1200,12 +1284,40 @@ mod blocked {
                 }
             }
         }
+            }
+        };
     }
+
+    tile_x16!(
+        /// `qu8s8_gemm_6x16c4__avxvnni` (and its 1..5-row forms): per group of four `k`, the
+        /// panel's 64 bytes as two 32-byte loads (columns 0..8 and 8..16), each row's four bytes
+        /// broadcast, `2 R` `vpdpbusd` ymm.
+        ///
+        /// # Safety
+        /// AVX2 + AVX-VNNI; as [`tile_x64_avx512vnni`] with one panel.
+        tile_x16_avxvnni,
+        "avx2,avxvnni",
+        dot_vnni
+    );
+
+    tile_x16!(
+        /// `qu8s8_gemm_6x16c4__avx2_maddubs` (and its 1..5-row forms): as [`tile_x16_avxvnni`],
+        /// each `vpdpbusd` done as `vpmaddubsw` (pairs of `u8 x s8` products summed to `i16` with
+        /// saturation), `vpmaddwd` by ones and `vpaddd`: equal to `vpdpbusd` exactly when no pair
+        /// sum leaves `i16`, which the caller has proven.
+        ///
+        /// # Safety
+        /// AVX2; as [`tile_x16_avxvnni`].
+        tile_x16_avx2maddubs,
+        "avx2",
+        dot_maddubs
+    );
 
     /// The raw sums `sum_k a[r][k] B[k][j]` of rows `r0 .. r0 + mc` of the source (`mc <= MC`)
     /// into `c` (`mc` rows of `N`), with `abuf` (at least `mc * kp` bytes, its `k..kp` padding
     /// zero) as the packed block; each row's sum of activations into `sums[r]` where `sums` has
-    /// room (it is empty where no weight zero point needs them).
+    /// room (it is empty where no weight zero point needs them). `gate: false` skips the
+    /// saturation check of a gated kernel (only [`super::ungated_raw_sums`] does).
     #[allow(clippy::too_many_arguments)]
     pub fn raw_block(
         micro: Micro,
@@ -1216,6 +1328,7 @@ mod blocked {
         abuf: &mut [u8],
         c: &mut [i32],
         sums: &mut [i64],
+        gate: bool,
     ) {
         let (k, n, kp) = (w.k, w.n, w.kp);
         for r in 0..mc {
@@ -1227,6 +1340,10 @@ mod blocked {
         }
         if kp == 0 {
             c.iter_mut().for_each(|v| *v = 0);
+            return;
+        }
+        if micro.gated && gate && !maddubs_exact(&abuf[..mc * kp], w) {
+            vpmaddwd_block(&abuf[..mc * kp], mc, w, c);
             return;
         }
         let stride = kp * NR;
@@ -1260,6 +1377,46 @@ mod blocked {
                     t += ROWS;
                 }
                 p += micro.panels;
+            }
+        }
+    }
+
+    /// Whether `vpmaddubsw`'s pair sums stay inside `i16` for this block: the overflow checker
+    /// ([`overflow::check`]) on raw codes, activations in `[0, max of the block]` and weights in
+    /// the packed range (only the pair stage matters here: the `i32` sums are exact for
+    /// `K <= MAX_EXACT_K`, which the caller has checked).
+    fn maddubs_exact(block: &[u8], w: &PackedWeights) -> bool {
+        use quantproof_reference::overflow::{check, Formulation, OperandSpec};
+        use quantproof_reference::scheme::{CodeRange, QType};
+        let amax = block.iter().copied().max().unwrap_or(0);
+        let (lo, hi) = w.range;
+        let (Ok(ar), Ok(br)) = (CodeRange::new(0, amax as i32), CodeRange::new(lo as i32, hi.max(lo) as i32)) else {
+            return false;
+        };
+        let a = OperandSpec::full(QType::U8).with_range(ar);
+        let b = OperandSpec::full(QType::I8).with_range(br);
+        check(&a, &b, 1)
+            .ok()
+            .and_then(|r| r.verdict(Formulation::Vpmaddubsw).map(|v| !v.pair_overflows))
+            .unwrap_or(false)
+    }
+
+    /// A block the checker could not clear for `vpmaddubsw`: its raw sums with the `vpmaddwd`
+    /// kernel (`qu8s8_gemm_4x8c4__avx2`, exact for every input), four rows at a time.
+    fn vpmaddwd_block(block: &[u8], mc: usize, w: &PackedWeights, c: &mut [i32]) {
+        let (kp, n) = (w.kp, w.n);
+        let mut rows4 = vec![0u8; MR * kp];
+        let mut raw = vec![0i64; MR * n];
+        for r0 in (0..mc).step_by(MR) {
+            let rows = (mc - r0).min(MR);
+            rows4[..rows * kp].copy_from_slice(&block[r0 * kp..(r0 + rows) * kp]);
+            rows4[rows * kp..].iter_mut().for_each(|v| *v = 0);
+            // SAFETY: AVX2 is available (the gated kernel is built only where it is); `rows4`
+            // holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
+            unsafe { super::avx256::raw_4x8_avx2(&rows4, w, &mut raw) };
+            for (dst, &v) in c[r0 * n..(r0 + rows) * n].iter_mut().zip(&raw) {
+                // Exact: |sum| <= K 255 128 < 2^31 for K <= MAX_EXACT_K.
+                *dst = v as i32;
             }
         }
     }
