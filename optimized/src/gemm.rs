@@ -245,9 +245,9 @@ pub fn gemm_u8s8(
 }
 
 /// [`gemm_u8s8`] on up to `threads` threads (0 counts as 1; products under 2^20 multiply-adds
-/// run on the calling thread): the rows are cut into contiguous blocks (whole
-/// multiples of [`MR`]), one per thread, each with its own buffers. The result is the same for
-/// any thread count (every output element is computed by one thread, the same way).
+/// run on the calling thread): the rows are cut into chunks of [`BLOCK_M`] that the threads
+/// take in turn (dynamic scheduling), each chunk with its own buffers. The result is the same
+/// for any thread count (every output element is computed by one thread, the same way).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_u8s8_threaded(
     a: &[u8],
@@ -320,21 +320,46 @@ pub fn gemm_u8s8_rows(
     if threads <= 1 || n == 0 {
         return rows_block(rows, 0, m, w, kernel, &col_bias, out);
     }
-    let rows_per = blocks.div_ceil(threads) * MR;
+    // Dynamic scheduling: the rows are cut into chunks of BLOCK_M (a multiple of every kernel's
+    // row tile), and each of the `threads` workers (the calling thread among them) takes the
+    // next chunk until none is left, so a core that runs slower (a busy sibling, a lower clock)
+    // takes fewer chunks instead of holding the others up. Each chunk is computed the same way
+    // whoever takes it.
+    let chunk = BLOCK_M;
+    let slots: Vec<std::sync::Mutex<Option<&mut [i32]>>> =
+        out.chunks_mut(chunk * n).map(|o| std::sync::Mutex::new(Some(o))).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<()>>>> =
+        slots.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let col_bias = &col_bias;
-    let tasks: Vec<Box<dyn FnOnce() -> Result<()> + Send + '_>> = out
-        .chunks_mut(rows_per * n)
-        .enumerate()
-        .map(|(t, o)| {
-            let (i0, n_rows) = (t * rows_per, o.len() / n);
-            Box::new(move || rows_block(rows, i0, n_rows, w, kernel, col_bias, o))
-                as Box<dyn FnOnce() -> Result<()> + Send + '_>
-        })
-        .collect();
+    let work_loop = || loop {
+        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(slot) = slots.get(c) else { break };
+        // Each chunk index is taken once, so its slot is never contended.
+        let taken = slot.lock().map(|mut g| g.take()).unwrap_or(None);
+        if let Some(o) = taken {
+            let r = rows_block(rows, c * chunk, o.len() / n, w, kernel, col_bias, o);
+            if let Ok(mut g) = results[c].lock() {
+                *g = Some(r);
+            }
+        }
+    };
+    let tasks: Vec<Box<dyn FnOnce() + Send + '_>> =
+        (0..threads).map(|_| Box::new(&work_loop) as Box<dyn FnOnce() + Send + '_>).collect();
     // On the engine's persistent workers (no thread is created per call).
-    let results = crate::pool::run(threads, tasks);
-    // The first error in row order (each block reports its first overflowing element).
-    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+    crate::pool::run(threads, tasks);
+    // The first error in row order (each chunk reports its first overflowing element).
+    for r in results {
+        match r.into_inner() {
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(Some(Ok(()))) => {}
+            // A chunk not computed (a poisoned lock: a panicking task panics the caller first).
+            _ => {
+                return Err(QuantError::InvalidArgument { what: "gemm", detail: "a row chunk was not computed".into() })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rows `i0 .. i0 + m` of the product into `out` (`m` rows of `N`).
