@@ -543,7 +543,7 @@ pub fn ungated_raw_sums(kernel: GemmKernel, a: &[u8], m: usize, w: &PackedWeight
         let dense = |i: usize, dst: &mut [u8]| dst.copy_from_slice(&a[i * k..(i + 1) * k]);
         let mut abuf = vec![0u8; m * w.kp];
         let mut c = vec![0i32; m * w.n];
-        blocked::raw_block(micro, &dense, 0, m, w, &mut abuf, &mut c, &mut [], false);
+        blocked::raw_block(micro, &dense, 0, m, w, &mut abuf, &mut c, &mut [], false, None);
         return Ok(c);
     }
     Err(QuantError::Unsupported { what: format!("{}: not a blocked kernel available on this CPU", kernel.name()) })
@@ -572,21 +572,28 @@ fn rows_blocked(
     let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
     let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
     // Each row's sum of activations (zero where no weight zero point needs it).
-    let mut sums = vec![0i64; if zero_weight_zps { 0 } else { blocked::MC.min(m) }];
+    // (At most K 255 <= 2^24: an i32.)
+    let mut sums = vec![0i32; if zero_weight_zps { 0 } else { blocked::MC.min(m) }];
     let mut r0 = 0;
     while r0 < m {
         let mc = (m - r0).min(blocked::MC);
         let out_blk = &mut out[r0 * n..(r0 + mc) * n];
         if fits_i32 {
-            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, out_blk, &mut sums, true);
-            for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
-                finish_row_wrapping(out_r, &col_bias32, &w.zero_points, sums.get(r).copied().unwrap_or(0) as i32);
+            // The zero-point terms are added by the last pass over each tile (wrapping, like
+            // `finish_row_wrapping`), or afterwards where the block was not computed by tiles.
+            let finish = blocked::Finish { col_bias: &col_bias32, zero_points: &w.zero_points };
+            let finished =
+                blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, out_blk, &mut sums, true, Some(finish));
+            if !finished {
+                for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
+                    finish_row_wrapping(out_r, &col_bias32, &w.zero_points, sums.get(r).copied().unwrap_or(0));
+                }
             }
         } else {
             let raw = &mut scratch[..mc * n];
-            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, raw, &mut sums, true);
+            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, raw, &mut sums, true, None);
             for r in 0..mc {
-                let rs = sums.get(r).copied().unwrap_or(0);
+                let rs = sums.get(r).copied().unwrap_or(0) as i64;
                 let sums = &raw[r * n..(r + 1) * n];
                 if let Err(j) =
                     finish_row_checked(sums, col_bias, &zb_cols, rs, &mut row32, &mut out_blk[r * n..(r + 1) * n])
@@ -1044,7 +1051,33 @@ mod blocked {
     /// (row stride `ldc`); `load` adds to `c` instead of storing.
     /// `prefetch` fetches the weights a few groups ahead (for the first tile over a block, which
     /// brings them from L2 for the others, and for small `M`, where each weight is used once).
-    type TileFn = unsafe fn(*const u8, usize, *const i8, usize, usize, *mut i32, usize, usize, bool, bool);
+    /// The last three (null when not wanted): the column terms `col_bias` and weight zero points
+    /// from the tile's first column, and the row sums from its first row (null: none needed).
+    type TileFn = unsafe fn(
+        *const u8,
+        usize,
+        *const i8,
+        usize,
+        usize,
+        *mut i32,
+        usize,
+        usize,
+        bool,
+        bool,
+        *const i32,
+        *const i32,
+        *const i32,
+    );
+
+    /// The zero-point terms of an output element, `col_bias[j] - zero_points[j] row_sum[i]`
+    /// (`-za colsum[j] + K za zb[j] - zb[j] rowsum[i]`), added in wrapping `i32` arithmetic by
+    /// the last pass over a tile: exact where every exact value fits `i32` (`K <= 33025`, the
+    /// caller's condition), as in `finish_row_wrapping`.
+    #[derive(Clone, Copy)]
+    pub struct Finish<'a> {
+        pub col_bias: &'a [i32],
+        pub zero_points: &'a [i32],
+    }
 
     /// Groups of four `k` between a weight load and its prefetch (8 lines per panel).
     const PREFETCH: usize = 8;
@@ -1132,6 +1165,9 @@ mod blocked {
         cols: usize,
         load: bool,
         prefetch: bool,
+        fin_cb: *const i32,
+        fin_zb: *const i32,
+        fin_rs: *const i32,
     ) {
         let masks: [u16; PANELS] = core::array::from_fn(|q| col_mask(cols, q));
         // `U` sets of accumulators take consecutive groups in turn (summed at the end), so that
@@ -1191,6 +1227,23 @@ mod blocked {
                 }
             }
         }
+        if !fin_cb.is_null() {
+            for q in 0..PANELS {
+                // SAFETY: the unmasked lanes are the tile's valid columns of the caller's N-long
+                // column terms; `fin_rs` (when not null) has `R` row sums.
+                unsafe {
+                    let cb = _mm512_maskz_loadu_epi32(masks[q], fin_cb.wrapping_add(q * NR));
+                    let zb = _mm512_maskz_loadu_epi32(masks[q], fin_zb.wrapping_add(q * NR));
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let mut v = _mm512_add_epi32(acc_r[q], cb);
+                        if !fin_rs.is_null() {
+                            v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(*fin_rs.add(r))));
+                        }
+                        acc_r[q] = v;
+                    }
+                }
+            }
+        }
         for (r, acc_r) in acc.iter().enumerate() {
             for (q, v) in acc_r.iter().enumerate() {
                 // SAFETY: as for the loads.
@@ -1239,6 +1292,9 @@ mod blocked {
                 cols: usize,
                 load: bool,
                 prefetch: bool,
+                fin_cb: *const i32,
+                fin_zb: *const i32,
+                fin_rs: *const i32,
             ) {
         // `U` sets of accumulators, as in the AVX-512 kernel.
         let mut split = [[[_mm256_setzero_si256(); 2]; R]; U];
@@ -1298,6 +1354,27 @@ mod blocked {
                 acc_r[1] = _mm256_add_epi32(acc_r[1], set_r[1]);
             }
         }
+        if !fin_cb.is_null() {
+            // The column terms of the tile's valid columns (zero past them).
+            let (mut cb, mut zb) = ([0i32; NR], [0i32; NR]);
+            // SAFETY: the caller's column terms have at least `cols` entries from these
+            // pointers; `fin_rs` (when not null) has `R` row sums.
+            unsafe {
+                core::ptr::copy_nonoverlapping(fin_cb, cb.as_mut_ptr(), cols);
+                core::ptr::copy_nonoverlapping(fin_zb, zb.as_mut_ptr(), cols);
+                let cbv = [_mm256_loadu_si256(cb.as_ptr().cast()), _mm256_loadu_si256(cb.as_ptr().add(8).cast())];
+                let zbv = [_mm256_loadu_si256(zb.as_ptr().cast()), _mm256_loadu_si256(zb.as_ptr().add(8).cast())];
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    for h in 0..2 {
+                        let mut v = _mm256_add_epi32(acc_r[h], cbv[h]);
+                        if !fin_rs.is_null() {
+                            v = _mm256_sub_epi32(v, _mm256_mullo_epi32(zbv[h], _mm256_set1_epi32(*fin_rs.add(r))));
+                        }
+                        acc_r[h] = v;
+                    }
+                }
+            }
+        }
         for (r, acc_r) in acc.iter().enumerate() {
             // SAFETY: as for the loads.
             unsafe {
@@ -1352,28 +1429,32 @@ mod blocked {
         w: &PackedWeights,
         abuf: &mut [u8],
         c: &mut [i32],
-        sums: &mut [i64],
+        sums: &mut [i32],
         gate: bool,
-    ) {
+        finish: Option<Finish<'_>>,
+    ) -> bool {
         let (k, n, kp) = (w.k, w.n, w.kp);
         for r in 0..mc {
             let row = &mut abuf[r * kp..r * kp + k];
             rows_src(r0 + r, row);
             if let Some(s) = sums.get_mut(r) {
-                *s = row.iter().map(|&v| v as i64).sum();
+                *s = row.iter().map(|&v| v as i32).sum();
             }
         }
         if kp == 0 {
             c.iter_mut().for_each(|v| *v = 0);
-            return;
+            return false;
         }
         if micro.gated && gate && !maddubs_exact(&abuf[..mc * kp], w) {
             vpmaddwd_block(&abuf[..mc * kp], mc, w, c);
-            return;
+            return false;
         }
         let stride = kp * NR;
         for kc0 in (0..kp).step_by(KC) {
             let groups = (kp - kc0).min(KC) / KR;
+            // The zero-point terms go into the last pass (their columns and rows are in range:
+            // `col_bias` and `zero_points` have N entries, `sums` mc).
+            let fin = finish.filter(|f| kc0 + KC >= kp && f.col_bias.len() == n && f.zero_points.len() == n);
             let mut p = 0;
             while p * NR < n {
                 let cols = (n - p * NR).min(micro.panels * NR);
@@ -1397,6 +1478,9 @@ mod blocked {
                             cols,
                             kc0 > 0,
                             t == 0,
+                            fin.map_or(core::ptr::null(), |f| f.col_bias[p * NR..].as_ptr()),
+                            fin.map_or(core::ptr::null(), |f| f.zero_points[p * NR..].as_ptr()),
+                            if fin.is_some() && !sums.is_empty() { sums[t..].as_ptr() } else { core::ptr::null() },
                         )
                     };
                     t += ROWS;
@@ -1404,6 +1488,7 @@ mod blocked {
                 p += micro.panels;
             }
         }
+        finish.is_some_and(|f| f.col_bias.len() == n && f.zero_points.len() == n)
     }
 
     /// Whether `vpmaddubsw`'s pair sums stay inside `i16` for this block: the overflow checker
