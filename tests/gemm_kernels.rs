@@ -249,3 +249,54 @@ fn maddubs_is_gated_by_the_overflow_checker() {
     assert!(got.iter().all(|&v| v == (k * 255 * 127) as i32), "the gated kernel is exact: {got:?}");
     println!("{}: saturates to {} where the exact sum is {}", kernel.name(), ungated[0], got[0]);
 }
+
+/// `s8 x s8` through every `u8 x s8` kernel (activations shifted by 128 as they are packed):
+/// bit-exact with the reference on `i8` activations over each kernel's tile edges, zero points at
+/// their extremes, and the same errors for bad arguments.
+#[test]
+fn s8s8_equals_the_reference_on_every_kernel() {
+    use quantproof_optimized::gemm::gemm_s8s8_threaded;
+    let mut rng = Rng::new(0x5858);
+    for kernel in kernels() {
+        let (tm, tn) = kernel.tile();
+        let mut cases = 0;
+        for &m in &around(&[1, tm, BLOCK_M + 1]) {
+            for &n in &around(&[NR, tn]) {
+                for &k in &around(&[KR, BLOCK_K]) {
+                    let lda = k + (m + n) % 3;
+                    let a: Vec<i8> = (0..m.saturating_sub(1) * lda + k).map(|_| rng.below(256) as u8 as i8).collect();
+                    let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as u8 as i8).collect();
+                    let za = [-128, 127, 0, 5][(m + k) % 4];
+                    let zb: Vec<i32> = (0..n).map(|j| [-128, 127, 0, -3][(j + k) % 4]).collect();
+                    let zps = ZeroPoints::PerColumn(&zb);
+                    let dense: Vec<i8> = (0..m).flat_map(|i| a[i * lda..i * lda + k].to_vec()).collect();
+                    let mut want = vec![0i32; m * n];
+                    accumulate(&dense, za, &b, zps, WeightLayout::KxN, GemmDims::new(m, n, k), &mut want).unwrap();
+                    let w = PackedWeights::new(&b, zps, WeightLayout::KxN, k, n).unwrap();
+                    let mut got = vec![0i32; m * n];
+                    gemm_s8s8_threaded(&a, lda, m, za, &w, kernel, 2, &mut got).unwrap();
+                    assert_eq!(got, want, "{} s8s8 m {m} n {n} k {k} za {za}", kernel.name());
+                    cases += 1;
+                }
+            }
+        }
+        println!("{}: {cases} s8 x s8 cases bit-exact", kernel.name());
+    }
+    let w = PackedWeights::new(&[1i8; 8], ZeroPoints::PerTensor(0), WeightLayout::NxK, 4, 2).unwrap();
+    let mut out = [0i32; 2];
+    let k = GemmKernel::Portable;
+    assert!(matches!(
+        gemm_s8s8_threaded(&[1i8; 4], 3, 1, 0, &w, k, 1, &mut out),
+        Err(QuantError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        gemm_s8s8_threaded(&[1i8; 3], 4, 1, 0, &w, k, 1, &mut out),
+        Err(QuantError::LengthMismatch { .. })
+    ));
+    assert!(gemm_s8s8_threaded(&[1i8; 4], 4, 1, 128, &w, k, 1, &mut out).is_err());
+    assert!(gemm_s8s8_threaded(&[1i8; 4], 4, 1, -129, &w, k, 1, &mut out).is_err());
+    assert!(matches!(
+        gemm_s8s8_threaded(&[1i8; 4], 4, 1, 0, &w, k, 1, &mut out[..1]),
+        Err(QuantError::LengthMismatch { .. })
+    ));
+}

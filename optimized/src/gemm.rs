@@ -260,6 +260,24 @@ pub fn gemm_u8s8_threaded(
     out: &mut [i32],
 ) -> Result<()> {
     let k = w.k;
+    check_rows(a.len(), lda, m, k)?;
+    // Row `i` of `A` is its `K` bytes from `i * lda`.
+    let dense = |i: usize, dst: &mut [u8]| dst.copy_from_slice(&a[i * lda..i * lda + k]);
+    gemm_u8s8_rows(&dense, m, a_zero_point, w, kernel, threads, out)
+}
+
+/// `out` holds `M x N` values.
+fn check_out(m: usize, n: usize, len: usize) -> Result<()> {
+    let mn = m.checked_mul(n).ok_or(QuantError::TooLarge {
+        what: "M x N",
+        value: m as u128 * n as u128,
+        limit: usize::MAX as u128,
+    })?;
+    check_len("output (M x N)", mn, len)
+}
+
+/// `lda >= K` and `a` long enough for `m` rows of stride `lda`.
+fn check_rows(len: usize, lda: usize, m: usize, k: usize) -> Result<()> {
     if lda < k {
         return Err(QuantError::InvalidArgument { what: "lda", detail: format!("{lda} is below K = {k}") });
     }
@@ -269,12 +287,41 @@ pub fn gemm_u8s8_threaded(
         value: m as u128 * lda as u128,
         limit: usize::MAX as u128,
     })?;
-    if a.len() < need {
-        return Err(QuantError::LengthMismatch { what: "a (M rows of stride lda)", expected: need, got: a.len() });
+    if len < need {
+        return Err(QuantError::LengthMismatch { what: "a (M rows of stride lda)", expected: need, got: len });
     }
-    // Row `i` of `A` is its `K` bytes from `i * lda`.
-    let dense = |i: usize, dst: &mut [u8]| dst.copy_from_slice(&a[i * lda..i * lda + k]);
-    gemm_u8s8_rows(&dense, m, a_zero_point, w, kernel, threads, out)
+    Ok(())
+}
+
+/// `s8` activations times the packed `s8` weights (`s8 x s8 -> i32`, ONNX's MatMulInteger on
+/// int8 inputs, TFLite's int8 fully-connected accumulators): `out[i*N + j] = sum_k (a[i*lda + k]
+/// - za) (B[k][j] - zb[j])`, bit-exact with [`quantproof_reference::gemm::accumulate`] on `i8`
+/// activations. The activations are shifted to `u8` as the rows are packed (`a + 128`, a flip of
+/// the sign bit) and their zero point with them (`za + 128`): `(a + 128) - (za + 128) = a - za`
+/// exactly, so every `u8 x s8` kernel computes the same exact sums (the `128 colsum` compensation
+/// is the zero-point column term the GEMM already adds). Errors: as [`gemm_u8s8_threaded`], with
+/// `za` checked against the `i8` range.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_s8s8_threaded(
+    a: &[i8],
+    lda: usize,
+    m: usize,
+    a_zero_point: i32,
+    w: &PackedWeights,
+    kernel: GemmKernel,
+    threads: usize,
+    out: &mut [i32],
+) -> Result<()> {
+    let k = w.k;
+    check_rows(a.len(), lda, m, k)?;
+    check_out(m, w.n, out.len())?;
+    QType::I8.full_range().check_zero_point(0, a_zero_point)?;
+    let shifted = |i: usize, dst: &mut [u8]| {
+        for (d, &v) in dst.iter_mut().zip(&a[i * lda..i * lda + k]) {
+            *d = (v as u8) ^ 0x80;
+        }
+    };
+    gemm_u8s8_rows(&shifted, m, a_zero_point + 128, w, kernel, threads, out)
 }
 
 /// Where a GEMM's activation rows come from: `fill(i, dst)` writes row `i`'s `K` bytes into `dst`
@@ -297,12 +344,7 @@ pub fn gemm_u8s8_rows(
     out: &mut [i32],
 ) -> Result<()> {
     let (k, n) = (w.k, w.n);
-    let mn = m.checked_mul(n).ok_or(QuantError::TooLarge {
-        what: "M x N",
-        value: m as u128 * n as u128,
-        limit: usize::MAX as u128,
-    })?;
-    check_len("output (M x N)", mn, out.len())?;
+    check_out(m, n, out.len())?;
     QType::U8.full_range().check_zero_point(0, a_zero_point)?;
     if !kernel.is_available() {
         return Err(QuantError::Unsupported { what: format!("{}: not available on this CPU", kernel.name()) });

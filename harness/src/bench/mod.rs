@@ -121,8 +121,9 @@ impl Dtype {
 
     pub fn parse(s: &str) -> Option<Dtype> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "i8" | "int8" | "s8" => Some(Dtype::I8),
-            "u8" | "uint8" => Some(Dtype::U8),
+            // `u8s8` / `s8s8`: qgemm's names for its activation types (the weights are s8).
+            "i8" | "int8" | "s8" | "s8s8" => Some(Dtype::I8),
+            "u8" | "uint8" | "u8s8" => Some(Dtype::U8),
             "f32" | "float" | "float32" => Some(Dtype::F32),
             _ => None,
         }

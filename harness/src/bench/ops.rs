@@ -93,11 +93,12 @@ bench_ops! {
     /// `quantproof bench calibrate-distribution`.
     CALIBRATE_DISTRIBUTION = "calibrate-distribution", ONNXRUNTIME, [F32], per_axis false, calib::build_distribution:
         "ONNX Runtime's distribution calibration (--bins): histogram, weighted mean and deviation";
-    /// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points. Default shape: `K = N = 384` (a
+    /// `quantproof bench qgemm`: `u8 x s8 -> i32` with zero points (`--dtype s8s8`: `s8` activations,
+    /// zero point 0, shifted to `u8` as they are packed). Default shape: `K = N = 384` (a
     /// MiniLM Linear), `M = size / 384` rows; `--m M --n N --k K` set it (then `size = M K`, the
     /// activation elements). `2 N K` operations per element, so `gops = 2 M N K / t`.
-    QGEMM = "qgemm", ONNXRUNTIME, [U8], per_axis false, build_qgemm:
-        "u8 x s8 -> exact i32 GEMM with zero points; default K = N = 384, M = size / 384; --m/--n/--k set the shape (gops = 2MNK/t)";
+    QGEMM = "qgemm", ONNXRUNTIME, [U8, I8], per_axis false, build_qgemm:
+        "u8 x s8 (--dtype u8s8) or s8 x s8 (--dtype s8s8) -> exact i32 GEMM with zero points; default K = N = 384, M = size / 384; --m/--n/--k set the shape (gops = 2MNK/t)";
     /// `quantproof bench qconv2d`: `u8 x s8 -> i32` convolution, NCHW, 'same' padding, stride 1,
     /// per-channel symmetric weights (zero points 0), input zero point 128. `--shape
     /// N,C,H,W,OC,KH,KW`; by default `C = OC = 64`, 3 x 3, `N = 1`, `H = W` from `size = C H W`.
@@ -708,7 +709,10 @@ struct Qgemm {
     m: usize,
     n: usize,
     k: usize,
+    /// The activations' bytes (`s8` codes when `signed`) and their zero point.
     a: Vec<u8>,
+    signed: bool,
+    za: i32,
     b: Vec<i8>,
     /// `b` transposed to `[K, N]` (ONNX MatMul's layout).
     b_kxn: Vec<i8>,
@@ -718,6 +722,12 @@ struct Qgemm {
     /// An f32 GEMM of the same shape (`matrixmultiply`'s sgemm through `ndarray`), one thread:
     /// median seconds, for the int8 / f32 ratio.
     f32_seconds: f64,
+}
+
+/// The same bytes as `i8` codes.
+fn bytemuck_i8(a: &[u8]) -> &[i8] {
+    // SAFETY: `u8` and `i8` have the same size, alignment and validity (every bit pattern).
+    unsafe { core::slice::from_raw_parts(a.as_ptr().cast::<i8>(), a.len()) }
 }
 
 /// `[M, N, K]` of a qgemm setup.
@@ -761,8 +771,15 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
     let a: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
     let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as i32 as u8 as i8).collect();
     let zb = ZeroPoints::PerTensor(0);
+    let signed = setup.dtype == Dtype::I8;
+    let za = if signed { 0 } else { 128 };
     let mut expected = vec![0i32; m * n];
-    accumulate(&a, 128, &b, zb, WeightLayout::NxK, GemmDims::new(m, n, k), &mut expected)?;
+    if signed {
+        let a8: Vec<i8> = a.iter().map(|&v| v as i8).collect();
+        accumulate(&a8, za, &b, zb, WeightLayout::NxK, GemmDims::new(m, n, k), &mut expected)?;
+    } else {
+        accumulate(&a, za, &b, zb, WeightLayout::NxK, GemmDims::new(m, n, k), &mut expected)?;
+    }
     let packed = quantproof_optimized::gemm::PackedWeights::new(&b, zb, WeightLayout::NxK, k, n)?;
     let mut b_kxn = vec![0i8; b.len()];
     for j in 0..n {
@@ -771,27 +788,45 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
         }
     }
     let f32_seconds = f32_gemm_seconds(m, n, k, setup.seed);
-    Ok(Box::new(Qgemm { elements, m, n, k, a, b, b_kxn, packed, out: vec![0; m * n], expected, f32_seconds }))
+    Ok(Box::new(Qgemm {
+        elements,
+        m,
+        n,
+        k,
+        a,
+        signed,
+        za,
+        b,
+        b_kxn,
+        packed,
+        out: vec![0; m * n],
+        expected,
+        f32_seconds,
+    }))
 }
 
 impl Workload for Qgemm {
     fn run(&mut self, imp: &Path) -> Result<()> {
-        use quantproof_optimized::gemm::{gemm_u8s8_threaded, GemmKernel};
+        use quantproof_optimized::gemm::{gemm_s8s8_threaded, gemm_u8s8_threaded, GemmKernel};
         use quantproof_reference::gemm::{accumulate, GemmDims, WeightLayout, ZeroPoints};
+        let dims = GemmDims::new(self.m, self.n, self.k);
+        let zb = ZeroPoints::PerTensor(0);
+        // The activations as s8 codes (the same bytes), when they are.
+        let a8 = || -> &[i8] { bytemuck_i8(&self.a) };
         match imp {
-            Path::Reference => accumulate(
-                &self.a,
-                128,
-                &self.b,
-                ZeroPoints::PerTensor(0),
-                WeightLayout::NxK,
-                GemmDims::new(self.m, self.n, self.k),
-                &mut self.out,
-            ),
+            Path::Reference if self.signed => {
+                accumulate(a8(), self.za, &self.b, zb, WeightLayout::NxK, dims, &mut self.out)
+            }
+            Path::Reference => accumulate(&self.a, self.za, &self.b, zb, WeightLayout::NxK, dims, &mut self.out),
             Path::Optimized(e) => {
                 // Each ISA level's best micro-kernel (AMX or VNNI on AVX-512, AVX-VNNI on AVX2, sdot on NEON).
                 let kernel = GemmKernel::best_for(e.isa());
-                gemm_u8s8_threaded(&self.a, self.k, self.m, 128, &self.packed, kernel, e.threads(), &mut self.out)
+                let (k, m, t) = (self.k, self.m, e.threads());
+                if self.signed {
+                    gemm_s8s8_threaded(a8(), k, m, self.za, &self.packed, kernel, t, &mut self.out)
+                } else {
+                    gemm_u8s8_threaded(&self.a, k, m, self.za, &self.packed, kernel, t, &mut self.out)
+                }
             }
         }
     }
@@ -823,10 +858,10 @@ impl Workload for Qgemm {
         // exact int32 products, so its output must equal ours bit for bit.
         Some(OrtCase {
             op: "qgemm",
-            input: OrtInput::U8(&self.a),
-            dtype: Dtype::U8,
+            input: if self.signed { OrtInput::I8(bytemuck_i8(&self.a)) } else { OrtInput::U8(&self.a) },
+            dtype: if self.signed { Dtype::I8 } else { Dtype::U8 },
             scale: 1.0,
-            zero_point: 128,
+            zero_point: self.za,
             expected: self.expected.iter().flat_map(|v| v.to_le_bytes()).collect(),
             bytes_per_element: self.bytes_per_element(),
             // Counted as ours are (the requested size), so that the rates compare.
