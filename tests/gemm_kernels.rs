@@ -82,7 +82,7 @@ fn every_kernel_equals_the_reference_over_its_tile() {
                 }
             }
         }
-        println!("{} (tile {tm}x{tn}): {cases} tile cases bit-exact", kernel.name());
+        println!("{}: {cases} tile cases bit-exact (tile {tm}x{tn})", kernel.name());
         assert!(kernel.name().contains(&format!("_{tm}x{tn}c")), "{}: the name says the tile", kernel.name());
     }
 }

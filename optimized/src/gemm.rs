@@ -1139,41 +1139,27 @@ mod blocked {
         if !kernel.is_available() {
             return None;
         }
+        // Each kernel's forms for 1 to ROWS rows (`rows / accumulator sets`: few rows take
+        // several sets so that enough `vpdpbusd` chains are in flight).
+        macro_rules! forms {
+            ($f:ident; $($r:literal / $u:literal),+) => {
+                [$($f::<$r, $u>),+]
+            };
+        }
         match kernel {
             GemmKernel::Avx512Vnni => Some(Micro {
                 panels: PANELS,
-                run: [
-                    tile_x64_avx512vnni::<1, 2>,
-                    tile_x64_avx512vnni::<2, 2>,
-                    tile_x64_avx512vnni::<3, 1>,
-                    tile_x64_avx512vnni::<4, 1>,
-                    tile_x64_avx512vnni::<5, 1>,
-                    tile_x64_avx512vnni::<6, 1>,
-                ],
+                run: forms!(tile_x64_avx512vnni; 1 / 2, 2 / 2, 3 / 1, 4 / 1, 5 / 1, 6 / 1),
                 gated: false,
             }),
             GemmKernel::AvxVnni => Some(Micro {
                 panels: 1,
-                run: [
-                    tile_x16_avxvnni::<1, 4>,
-                    tile_x16_avxvnni::<2, 2>,
-                    tile_x16_avxvnni::<3, 2>,
-                    tile_x16_avxvnni::<4, 1>,
-                    tile_x16_avxvnni::<5, 1>,
-                    tile_x16_avxvnni::<6, 1>,
-                ],
+                run: forms!(tile_x16_avxvnni; 1 / 4, 2 / 2, 3 / 2, 4 / 1, 5 / 1, 6 / 1),
                 gated: false,
             }),
             GemmKernel::Avx2Maddubs => Some(Micro {
                 panels: 1,
-                run: [
-                    tile_x16_avx2maddubs::<1, 4>,
-                    tile_x16_avx2maddubs::<2, 2>,
-                    tile_x16_avx2maddubs::<3, 2>,
-                    tile_x16_avx2maddubs::<4, 1>,
-                    tile_x16_avx2maddubs::<5, 1>,
-                    tile_x16_avx2maddubs::<6, 1>,
-                ],
+                run: forms!(tile_x16_avx2maddubs; 1 / 4, 2 / 2, 3 / 2, 4 / 1, 5 / 1, 6 / 1),
                 gated: true,
             }),
             _ => None,
