@@ -1166,6 +1166,25 @@ mod blocked {
         }
     }
 
+    /// `step(set, g)` for every group `g < groups`, the sets of accumulators (`acc`, then each of
+    /// `rest`) taking consecutive groups in turn and `acc` the groups left over.
+    #[inline(always)]
+    fn round_robin<S>(groups: usize, acc: &mut S, rest: &mut [S], mut step: impl FnMut(&mut S, usize)) {
+        let u = rest.len() + 1;
+        let mut g = 0;
+        while g + u <= groups {
+            step(acc, g);
+            for (i, set) in rest.iter_mut().enumerate() {
+                step(set, g + 1 + i);
+            }
+            g += u;
+        }
+        while g < groups {
+            step(acc, g);
+            g += 1;
+        }
+    }
+
     /// The mask of the valid lanes of column vector `q` (16 columns each) when `cols` are valid.
     #[inline(always)]
     fn col_mask(cols: usize, q: usize) -> u16 {
@@ -1236,18 +1255,7 @@ mod blocked {
                 }
             }
         };
-        let mut g = 0;
-        while g + U <= groups {
-            step(acc, g);
-            for (u, set) in rest.iter_mut().enumerate() {
-                step(set, g + 1 + u);
-            }
-            g += U;
-        }
-        while g < groups {
-            step(acc, g);
-            g += 1;
-        }
+        round_robin(groups, acc, rest, step);
         for set in rest.iter() {
             for (acc_r, set_r) in acc.iter_mut().zip(set) {
                 for (v, &w) in acc_r.iter_mut().zip(set_r) {
@@ -1364,18 +1372,7 @@ mod blocked {
                 }
             }
         };
-        let mut g = 0;
-        while g + U <= groups {
-            step(acc, g);
-            for (u, set) in rest.iter_mut().enumerate() {
-                step(set, g + 1 + u);
-            }
-            g += U;
-        }
-        while g < groups {
-            step(acc, g);
-            g += 1;
-        }
+        round_robin(groups, acc, rest, step);
         for set in rest.iter() {
             for (acc_r, set_r) in acc.iter_mut().zip(set) {
                 acc_r[0] = _mm256_add_epi32(acc_r[0], set_r[0]);
