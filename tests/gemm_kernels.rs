@@ -166,6 +166,34 @@ fn threads_give_the_same_result() {
     }
 }
 
+/// The row chunks the threads take: contiguous, covering every row once, at most one packed
+/// block each, at least `MIN_CHUNK` but for the last, and balanced: simulated on `T` equally
+/// fast workers (each takes the next chunk when it is free), the last one finishes within
+/// `MIN_CHUNK` rows of an even split (fixed chunks of `BLOCK_M` left 1024 rows at 576 + 448).
+#[test]
+fn thread_chunks_cover_the_rows_and_balance() {
+    use quantproof_optimized::gemm::{thread_chunks, MIN_CHUNK};
+    for threads in 1..=5usize {
+        for m in (0..700).chain([1024, 1025, 2048, 4099]) {
+            let chunks = thread_chunks(m, threads);
+            let mut next = 0;
+            let mut load = vec![0usize; threads];
+            for (c, &(i0, rows)) in chunks.iter().enumerate() {
+                assert_eq!(i0, next, "m {m} threads {threads}: chunk {c} starts at {i0}");
+                assert!(rows > 0 && rows <= BLOCK_M, "m {m} threads {threads}: chunk {c} has {rows} rows");
+                assert!(rows >= MIN_CHUNK || c + 1 == chunks.len(), "m {m} threads {threads}: chunk {c} has {rows} rows");
+                next += rows;
+                let free = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+                load[free] += rows;
+            }
+            assert_eq!(next, m, "m {m} threads {threads}");
+            let span = load.iter().copied().max().unwrap_or(0);
+            assert!(span <= m.div_ceil(threads) + MIN_CHUNK, "m {m} threads {threads}: {span} rows on one worker");
+        }
+    }
+    assert_eq!(thread_chunks(1024, 2).iter().map(|c| c.1).max(), Some(BLOCK_M));
+}
+
 /// The `vpmaddubsw` kernel: exact on blocks the overflow checker clears (7-bit activations as
 /// with `reduce_range`, or weights in `[-64, 64]`), and still exact on every other block (they
 /// take the `vpmaddwd` kernel); without its gate it saturates exactly where the checker says.

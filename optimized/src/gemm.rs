@@ -362,14 +362,18 @@ pub fn gemm_u8s8_rows(
     if threads <= 1 || n == 0 {
         return rows_block(rows, 0, m, w, kernel, &col_bias, out);
     }
-    // Dynamic scheduling: the rows are cut into chunks of BLOCK_M (a multiple of every kernel's
-    // row tile), and each of the `threads` workers (the calling thread among them) takes the
-    // next chunk until none is left, so a core that runs slower (a busy sibling, a lower clock)
-    // takes fewer chunks instead of holding the others up. Each chunk is computed the same way
-    // whoever takes it.
-    let chunk = BLOCK_M;
-    let slots: Vec<std::sync::Mutex<Option<&mut [i32]>>> =
-        out.chunks_mut(chunk * n).map(|o| std::sync::Mutex::new(Some(o))).collect();
+    // Dynamic scheduling over guided chunks (`thread_chunks`): each of the `threads` workers
+    // (the calling thread among them) takes the next chunk until none is left, so a core that
+    // runs slower (a busy sibling, a lower clock) takes fewer chunks instead of holding the
+    // others up. Each chunk is computed the same way whoever takes it.
+    let bounds = thread_chunks(m, threads);
+    let mut slots: Vec<std::sync::Mutex<Option<(usize, &mut [i32])>>> = Vec::with_capacity(bounds.len());
+    let mut rest = out;
+    for &(i0, rows) in &bounds {
+        let (o, tail) = std::mem::take(&mut rest).split_at_mut(rows * n);
+        slots.push(std::sync::Mutex::new(Some((i0, o))));
+        rest = tail;
+    }
     let results: Vec<std::sync::Mutex<Option<Result<()>>>> =
         slots.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -379,8 +383,8 @@ pub fn gemm_u8s8_rows(
         let Some(slot) = slots.get(c) else { break };
         // Each chunk index is taken once, so its slot is never contended.
         let taken = slot.lock().map(|mut g| g.take()).unwrap_or(None);
-        if let Some(o) = taken {
-            let r = rows_block(rows, c * chunk, o.len() / n, w, kernel, col_bias, o);
+        if let Some((i0, o)) = taken {
+            let r = rows_block(rows, i0, o.len() / n, w, kernel, col_bias, o);
             if let Ok(mut g) = results[c].lock() {
                 *g = Some(r);
             }
@@ -403,6 +407,33 @@ pub fn gemm_u8s8_rows(
     }
     Ok(())
 }
+
+/// The row chunks `(first row, rows)` that `threads` workers take in turn, in row order
+/// (guided self-scheduling): each chunk is an even share of what is left, `ceil(left / (2 T))`
+/// rounded up to a multiple of the row tile, at most [`BLOCK_M`] (one packed block) and at least
+/// [`MIN_CHUNK`] rows. Full blocks while much is left, then shrinking chunks, so the workers
+/// finish within a small chunk of each other: with fixed chunks of `BLOCK_M`, 1024 rows are 11
+/// chunks, six for one worker and five for the other, and two threads could not pass
+/// 1024 / 576 = 1.78x one.
+pub fn thread_chunks(m: usize, threads: usize) -> Vec<(usize, usize)> {
+    let t = threads.max(1);
+    let mut chunks = Vec::new();
+    let mut i0 = 0;
+    while i0 < m {
+        let left = m - i0;
+        let share = left.div_ceil(2 * t).div_ceil(TILE_ROWS) * TILE_ROWS;
+        let rows = share.clamp(MIN_CHUNK, BLOCK_M).min(left);
+        chunks.push((i0, rows));
+        i0 += rows;
+    }
+    chunks
+}
+
+/// The smallest chunk [`thread_chunks`] cuts (four 6-row tiles): smaller chunks would stream
+/// all the packed weights once for too few rows.
+pub const MIN_CHUNK: usize = 24;
+/// The row tile [`thread_chunks`] rounds to (the blocked kernels' 6 rows).
+const TILE_ROWS: usize = 6;
 
 /// Rows `i0 .. i0 + m` of the product into `out` (`m` rows of `N`).
 #[allow(clippy::too_many_arguments)]
