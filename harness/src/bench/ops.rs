@@ -840,8 +840,12 @@ impl Workload for Qgemm {
         }
     }
     fn bytes_per_element(&self) -> f64 {
-        // Each activation byte read once and 4 bytes per output (M N outputs over M K elements).
-        1.0 + 4.0 * self.n as f64 / self.k as f64
+        // Every operand once per call, over the M K activation elements: the activations (M K
+        // bytes), the weights (K N bytes: with few rows the weight stream is what bounds the time,
+        // so `gbytes_per_s` compares with the read bandwidth `bench limits` measures at that
+        // size) and the i32 outputs (4 M N bytes).
+        let (m, n, k) = (self.m as f64, self.n as f64, self.k as f64);
+        1.0 + n / m.max(1.0) + 4.0 * n / k.max(1.0)
     }
     fn detail(&self) -> serde_json::Value {
         let ops = 2.0 * (self.m * self.n * self.k) as f64;
