@@ -52,6 +52,7 @@ fn x86_has(feature: &str) -> bool {
         "avx512f" => std::is_x86_feature_detected!("avx512f"),
         "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
         "avx512vnni" => std::is_x86_feature_detected!("avx512vnni"),
+        "avxvnni" => std::is_x86_feature_detected!("avxvnni"),
         _ => false,
     }
 }
@@ -146,6 +147,9 @@ pub enum DotKernel {
     AmxInt8,
     /// 512-bit `vpdpbusd` (AVX-512 VNNI): 64 `u8 x i8` multiply-adds into 16 `i32` lanes.
     Avx512Vnni,
+    /// 256-bit `vpdpbusd` (AVX-VNNI): 32 `u8 x i8` multiply-adds into 8 `i32` lanes, the AVX2
+    /// level's GEMM kernel where the CPU has it.
+    AvxVnni,
     /// 256-bit `vpmaddubsw` + `vpmaddwd` + `vpaddd` (AVX2): 32 multiply-adds through `i16`
     /// pair sums (which saturate: see the kernel anchors) into 8 `i32` lanes.
     Avx2Maddubs,
@@ -159,9 +163,10 @@ pub enum DotKernel {
 
 impl DotKernel {
     /// Every variant, fastest first.
-    pub const ALL: [DotKernel; 6] = [
+    pub const ALL: [DotKernel; 7] = [
         DotKernel::AmxInt8,
         DotKernel::Avx512Vnni,
+        DotKernel::AvxVnni,
         DotKernel::Avx2Maddubs,
         DotKernel::NeonSdot,
         DotKernel::NeonSmlal,
@@ -172,6 +177,7 @@ impl DotKernel {
         match self {
             DotKernel::AmxInt8 => "amx-int8 (tdpbusd tiles)",
             DotKernel::Avx512Vnni => "avx512-vnni (vpdpbusd zmm)",
+            DotKernel::AvxVnni => "avx-vnni (vpdpbusd ymm)",
             DotKernel::Avx2Maddubs => "avx2 (vpmaddubsw + vpmaddwd ymm)",
             DotKernel::NeonSdot => "neon-dotprod (sdot)",
             DotKernel::NeonSmlal => "neon (smlal)",
@@ -185,6 +191,8 @@ impl DotKernel {
             DotKernel::AmxInt8 => quantproof_optimized::gemm::GemmKernel::AmxInt8.is_available(),
             #[cfg(target_arch = "x86_64")]
             DotKernel::Avx512Vnni => x86_has("avx512f") && x86_has("avx512vnni"),
+            #[cfg(target_arch = "x86_64")]
+            DotKernel::AvxVnni => x86_has("avx2") && x86_has("avxvnni"),
             #[cfg(target_arch = "x86_64")]
             DotKernel::Avx2Maddubs => x86_has("avx2"),
             #[cfg(target_arch = "aarch64")]
@@ -208,6 +216,7 @@ impl DotKernel {
         match self {
             DotKernel::AmxInt8 => (4, 16 * 16 * 64, 256, 32),
             DotKernel::Avx512Vnni => (CHAINS_512 as u64, 64, 16, 32),
+            DotKernel::AvxVnni => (CHAINS_256 as u64, 32, 8, 32),
             DotKernel::Avx2Maddubs => (CHAINS_256 as u64, 32, 8, 32),
             DotKernel::NeonSdot => (CHAINS_256 as u64, 16, 4, 32),
             DotKernel::NeonSmlal => (CHAINS_256 as u64, 8, 8, 16),
@@ -239,6 +248,9 @@ impl DotKernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `is_available` checked avx512f and avx512vnni above.
             DotKernel::Avx512Vnni => unsafe { x86::dot_vnni512(iters, a, b) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `is_available` checked avx2 and avxvnni above.
+            DotKernel::AvxVnni => unsafe { x86::dot_vnni256(iters, a, b) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `is_available` checked avx2 above.
             DotKernel::Avx2Maddubs => unsafe { x86::dot_maddubs256(iters, a, b) },
@@ -504,6 +516,19 @@ mod x86 {
             }
         }
         acc.iter().map(|&v| lanes_i32_512(v)).sum()
+    }
+
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) fn dot_vnni256(iters: u64, a: u8, b: i8) -> i64 {
+        let va = _mm256_set1_epi8(a as i8);
+        let vb = _mm256_set1_epi8(b);
+        let mut acc = [_mm256_setzero_si256(); CHAINS_256];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_dpbusd_avx_epi32(*v, va, vb);
+            }
+        }
+        acc.iter().map(|&v| lanes_i32_256(v)).sum()
     }
 
     #[target_feature(enable = "avx2")]

@@ -90,16 +90,38 @@ pub fn peaks(limits: &[Limit]) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The peak of the instruction a micro-kernel is built on (`qu8s8_gemm_6x16c4__avxvnni` ->
+/// `avx-vnni (vpdpbusd ymm)`), from the kernel name's ISA suffix.
+pub fn instruction_peak(kernel: &str, peaks: &[(String, f64)]) -> Option<f64> {
+    let isa = kernel.rsplit("__").next()?;
+    let probe = match isa {
+        "avx512vnni" => "avx512-vnni",
+        "avxvnni" => "avx-vnni",
+        "amx" => "amx-int8",
+        "neondot" => "neon-dotprod",
+        "neon_mlal" => "neon (",
+        "portable" => "scalar",
+        // `avx2`, `avx2_maddubs`: `vpmaddubsw` + `vpmaddwd` (the `vpmaddwd`-only kernel does as
+        // many multiply-adds per instruction pair).
+        i if i.starts_with("avx2") => "avx2 (",
+        _ => return None,
+    };
+    peaks.iter().find(|p| p.0.starts_with(probe)).map(|p| p.1)
+}
+
 impl GemmResults {
-    /// One row per size and implementation: GOPS, share of the best peak, x ONNX Runtime, x f32.
+    /// One row per size and implementation: GOPS, share of the best peak and of the peak of the
+    /// micro-kernel's own instruction, x ONNX Runtime, x f32.
     pub fn table(&self, limits: &[Limit]) -> Table {
-        let best_peak = peaks(limits).iter().map(|p| p.1).fold(0.0, f64::max);
+        let peaks = peaks(limits);
+        let best_peak = peaks.iter().map(|p| p.1).fold(0.0, f64::max);
         let mut t = Table::new(&[
             "M = N = K",
             "implementation",
             "micro-kernel",
             "GOPS",
             "of the int8 peak",
+            "of its instruction's peak",
             "x ONNX Runtime",
             "f32 GEMM GFLOP/s",
             "x f32",
@@ -113,6 +135,11 @@ impl GemmResults {
                 Cell::text(p.kernel().unwrap_or_else(|| if ours { "-".into() } else { "MLAS (MatMulInteger)".into() })),
                 Cell::num(p.gops(), 0),
                 Cell::opt((best_peak > 0.0).then(|| 100.0 * p.gops() / best_peak), 0, "no peak measured"),
+                Cell::opt(
+                    p.kernel().and_then(|k| instruction_peak(&k, &peaks)).filter(|&v| v > 0.0).map(|v| 100.0 * p.gops() / v),
+                    0,
+                    "-",
+                ),
                 Cell::opt(ort.filter(|&o| ours && o > 0.0).map(|o| p.gops() / o), 2, "-"),
                 Cell::opt(p.f32_gflops(), 0, "-"),
                 Cell::opt(p.f32_gflops().filter(|&f| f > 0.0).map(|f| p.gops() / f), 1, "-"),
@@ -146,4 +173,29 @@ pub fn overflow_table() -> Table {
         t.push(row);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::DotKernel;
+
+    /// Every GEMM micro-kernel's name leads to the peak of the instruction it is built on.
+    #[test]
+    fn every_kernel_has_an_instruction_peak() {
+        let peaks: Vec<(String, f64)> =
+            DotKernel::ALL.iter().enumerate().map(|(i, k)| (k.name().to_string(), i as f64 + 1.0)).collect();
+        let peak_of = |k: DotKernel| peaks.iter().find(|p| p.0 == k.name()).map(|p| p.1);
+        for k in quantproof_optimized::gemm::GemmKernel::ALL {
+            let got = instruction_peak(k.name(), &peaks);
+            assert!(got.is_some(), "{}", k.name());
+        }
+        assert_eq!(instruction_peak("qu8s8_gemm_6x16c4__avxvnni", &peaks), peak_of(DotKernel::AvxVnni));
+        assert_eq!(instruction_peak("qu8s8_gemm_6x64c4__avx512vnni", &peaks), peak_of(DotKernel::Avx512Vnni));
+        assert_eq!(instruction_peak("qu8s8_gemm_6x16c4__avx2_maddubs", &peaks), peak_of(DotKernel::Avx2Maddubs));
+        assert_eq!(instruction_peak("qu8s8_gemm_1x16c4__neondot", &peaks), peak_of(DotKernel::NeonSdot));
+        assert_eq!(instruction_peak("qu8s8_gemm_1x16c4__neon_mlal", &peaks), peak_of(DotKernel::NeonSmlal));
+        assert_eq!(instruction_peak("qu8s8_gemm_1x16c4__portable", &peaks), peak_of(DotKernel::Scalar));
+        assert_eq!(instruction_peak("no kernel", &peaks), None);
+    }
 }
