@@ -83,7 +83,7 @@ fn check<C: Code + Default + PartialEq + std::fmt::Debug>(
 fn every_requantizer_equals_the_reference_on_every_isa() {
     let engines = engines();
     let mut rng = Rng::new(0x5EC4);
-    let lengths: Vec<usize> = (0..=67).chain([127, 129, 1000, 3001]).collect();
+    let lengths: Vec<usize> = (0..=67).chain([127, 128, 129, 197, 640, 1000, 3001]).collect();
     let mut n = 0;
     for m in multipliers(&mut rng) {
         for kind in RequantizeKind::ALL {
@@ -95,6 +95,7 @@ fn every_requantizer_equals_the_reference_on_every_isa() {
                 (CodeRange::new(-128, 127).unwrap(), 0),
                 (CodeRange::new(-128, 127).unwrap(), -128),
                 (CodeRange::new(-127, 127).unwrap(), 127),
+                (CodeRange::new(-100, 50).unwrap(), -20),
             ] {
                 n += check::<i8>(&engines, &r, z, range, acc, "i8");
             }
@@ -102,6 +103,7 @@ fn every_requantizer_equals_the_reference_on_every_isa() {
                 (CodeRange::new(0, 255).unwrap(), 128),
                 (CodeRange::new(0, 255).unwrap(), 0),
                 (CodeRange::new(0, 15).unwrap(), 15),
+                (CodeRange::new(3, 200).unwrap(), 200),
             ] {
                 n += check::<u8>(&engines, &r, z, range, acc, "u8");
             }

@@ -91,6 +91,23 @@ pub(crate) trait Pair<V: Lanes> {
     /// # Safety
     /// The CPU has `V`'s features.
     unsafe fn apply(&self, a: V, b: V) -> V;
+
+    /// `Some((zy, lo, hi))` when [`Pair::raw`] gives this kernel's result before its output
+    /// clamp, as an `i32` that needs no other care: `apply(a, b) == clamp(raw(a, b) + zy, lo,
+    /// hi)` lane for lane. A driver may then narrow several vectors at once with saturating
+    /// packs instead of clamping each.
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        None
+    }
+
+    /// The result before the output clamp and zero point (see [`Pair::narrowable`]).
+    ///
+    /// # Safety
+    /// The CPU has `V`'s features.
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.apply(a, b) }
+    }
 }
 
 /// One ISA's loop: widen codes, apply a [`Pair`], narrow and store, tails included.
@@ -111,13 +128,15 @@ struct Out<V> {
     zy: V,
     lo: V,
     hi: V,
+    /// `(zy, lo, hi)` as given.
+    bounds: (i32, i32, i32),
 }
 
 impl<V: Lanes> Out<V> {
     #[inline(always)]
     unsafe fn new(zy: i32, lo: i32, hi: i32) -> Out<V> {
         // SAFETY: forwarded from this function's contract (broadcasts only).
-        unsafe { Out { zy: V::splat(zy), lo: V::splat(lo - zy), hi: V::splat(hi - zy) } }
+        unsafe { Out { zy: V::splat(zy), lo: V::splat(lo - zy), hi: V::splat(hi - zy), bounds: (zy, lo, hi) } }
     }
 
     #[inline(always)]
@@ -142,9 +161,21 @@ impl<V: Lanes> Pair<V> for TfliteAdd<V> {
     unsafe fn apply(&self, a: V, b: V) -> V {
         // SAFETY: forwarded from this function's contract.
         unsafe {
+            self.out.finish(self.raw(a, b))
+        }
+    }
+
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        Some(self.out.bounds)
+    }
+
+    #[inline(always)]
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
             let xa = a.sub(self.za).shl(self.shift).mul_q31(&self.ma);
             let xb = b.sub(self.zb).shl(self.shift).mul_q31(&self.mb);
-            self.out.finish(xa.add(xb).mul_q31(&self.my))
+            xa.add(xb).mul_q31(&self.my)
         }
     }
 }
@@ -164,10 +195,20 @@ impl<V: Lanes> Pair<V> for TfliteAddTables<'_, V> {
     #[inline(always)]
     unsafe fn apply(&self, a: V, b: V) -> V {
         // SAFETY: the ISA is the caller's contract; `& 255` keeps every index in the tables.
+        unsafe { self.out.finish(self.raw(a, b)) }
+    }
+
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        Some(self.out.bounds)
+    }
+
+    #[inline(always)]
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: the ISA is the caller's contract; `& 255` keeps every index in the tables.
         unsafe {
             let xa = V::gather(self.ta, a.and(self.byte));
             let xb = V::gather(self.tb, b.and(self.byte));
-            self.out.finish(xa.add(xb).mul_q31(&self.my))
+            xa.add(xb).mul_q31(&self.my)
         }
     }
 }
@@ -204,6 +245,16 @@ impl<V: Lanes, const MUL: bool> Pair<V> for OneMultiplier<V, MUL> {
     #[inline(always)]
     unsafe fn apply(&self, a: V, b: V) -> V {
         // SAFETY: forwarded from this function's contract.
+        unsafe { self.out.finish(self.raw(a, b)) }
+    }
+
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        Some(self.out.bounds)
+    }
+
+    #[inline(always)]
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
         unsafe {
             let (ca, cb) = (a.sub(self.za), b.sub(self.zb));
             let v = if MUL {
@@ -213,7 +264,7 @@ impl<V: Lanes, const MUL: bool> Pair<V> for OneMultiplier<V, MUL> {
             } else {
                 ca.add(cb)
             };
-            self.out.finish(v.mul_q31(&self.m))
+            v.mul_q31(&self.m)
         }
     }
 }
@@ -244,13 +295,22 @@ struct FloatOut<V: Lanes> {
     lo: V::F,
     hi: V::F,
     zy: V,
+    /// `(zy, lo, hi)` as given.
+    bounds: (i32, i32, i32),
 }
 
 impl<V: Lanes> FloatOut<V> {
     #[inline(always)]
     unsafe fn new(zy: i32, lo: i32, hi: i32) -> FloatOut<V> {
         // SAFETY: forwarded from this function's contract (broadcasts only).
-        unsafe { FloatOut { lo: V::splat_f((lo - zy) as f32), hi: V::splat_f((hi - zy) as f32), zy: V::splat(zy) } }
+        unsafe {
+            FloatOut {
+                lo: V::splat_f((lo - zy) as f32),
+                hi: V::splat_f((hi - zy) as f32),
+                zy: V::splat(zy),
+                bounds: (zy, lo, hi),
+            }
+        }
     }
 
     /// `round(clamp(v, lo - zy, hi - zy)) + zy`, ties to even.
@@ -268,6 +328,9 @@ struct TorchAddSub<V: Lanes> {
     negate_b: bool,
     relu: bool,
     out: FloatOut<V>,
+    /// Every `(da +- db) / sy` lies within `+-2^30` ([`products_fit`]), so rounding it needs no
+    /// clamp first.
+    raw_fits: bool,
 }
 
 impl<V: Lanes> Pair<V> for TorchAddSub<V> {
@@ -275,14 +338,43 @@ impl<V: Lanes> Pair<V> for TorchAddSub<V> {
     unsafe fn apply(&self, a: V, b: V) -> V {
         // SAFETY: forwarded from this function's contract.
         unsafe {
+            self.out.finish(self.scaled(a, b))
+        }
+    }
+
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        self.raw_fits.then_some(self.out.bounds)
+    }
+
+    #[inline(always)]
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { V::round(self.scaled(a, b)) }
+    }
+}
+
+impl<V: Lanes> TorchAddSub<V> {
+    /// `(da +- db) * (1 / sy)` in f32, after the fused ReLU.
+    #[inline(always)]
+    unsafe fn scaled(&self, a: V, b: V) -> V::F {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
             let (da, db) = (self.a.apply(a), self.b.apply(b));
             let mut c = if self.negate_b { V::fsub(da, db) } else { V::fadd(da, db) };
             if self.relu {
                 c = V::fmax(c, V::splat_f(0.0));
             }
-            self.out.finish(V::fmul(c, self.inv_sy))
+            V::fmul(c, self.inv_sy)
         }
     }
+}
+
+/// Whether `bound` times `|multiplier|` (with a margin for the f32 roundings on the way) stays
+/// within `2^30`, so that a vector round (`i32` lanes) of every such product is exact without a
+/// clamp before it.
+fn products_fit(bound: f64, multiplier: f32) -> bool {
+    let v = bound * (multiplier as f64).abs() * (1.0 + 1e-3);
+    v.is_finite() && v < (1u32 << 30) as f64
 }
 
 struct TorchMul<V: Lanes> {
@@ -290,6 +382,8 @@ struct TorchMul<V: Lanes> {
     zb: V,
     m: V::F,
     out: FloatOut<V>,
+    /// Every `(qa - za)(qb - zb) m` lies within `+-2^30` ([`products_fit`]).
+    raw_fits: bool,
 }
 
 impl<V: Lanes> Pair<V> for TorchMul<V> {
@@ -300,6 +394,16 @@ impl<V: Lanes> Pair<V> for TorchMul<V> {
             let p = a.sub(self.za).mul(b.sub(self.zb));
             self.out.finish(V::fmul(p.to_f32(), self.m))
         }
+    }
+
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        self.raw_fits.then_some(self.out.bounds)
+    }
+
+    #[inline(always)]
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { V::round(V::fmul(a.sub(self.za).mul(b.sub(self.zb)).to_f32(), self.m)) }
     }
 }
 
@@ -370,13 +474,18 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
                 }
             }
             BinaryKernel::TorchAddSub { a: pa, b: pb, zy, inv_sy, negate_b, relu, lo, hi } if finite => {
+                // |q - z| <= 510 for codes and zero points of one byte type.
+                let bound = 510.0 * (pa.scale.abs() as f64 + pb.scale.abs() as f64);
+                let raw_fits = products_fit(bound, inv_sy);
                 let (a_, b_, inv_sy) = (Deq::new(pa), Deq::new(pb), D::V::splat_f(inv_sy));
-                let p = TorchAddSub { a: a_, b: b_, inv_sy, negate_b, relu, out: FloatOut::new(zy, lo, hi) };
+                let p = TorchAddSub { a: a_, b: b_, inv_sy, negate_b, relu, out: FloatOut::new(zy, lo, hi), raw_fits };
                 return D::run(&p, k, s, a, b, out);
             }
             BinaryKernel::TorchMul { za, zb, zy, m, lo, hi } if finite => {
+                let raw_fits = products_fit(510.0 * 510.0, m);
                 let (za, zb, m) = (D::V::splat(za), D::V::splat(zb), D::V::splat_f(m));
-                return D::run(&TorchMul { za, zb, m, out: FloatOut::new(zy, lo, hi) }, k, s, a, b, out);
+                let p = TorchMul { za, zb, m, out: FloatOut::new(zy, lo, hi), raw_fits };
+                return D::run(&p, k, s, a, b, out);
             }
             BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => {
                 let zy = y.zero_point;

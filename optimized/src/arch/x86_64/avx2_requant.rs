@@ -22,6 +22,8 @@ pub(super) trait Store8: generic::CodeOut {
     /// # Safety
     /// `p` points to eight writable elements; the CPU has AVX2.
     unsafe fn store(p: *mut Self, v: __m256i);
+    /// The destination as bytes, when it is (then [`requantize`] may narrow four vectors at once).
+    fn bytes(out: &mut [Self]) -> Option<&mut [u8]>;
 }
 
 impl Store8 for i32 {
@@ -29,6 +31,9 @@ impl Store8 for i32 {
     unsafe fn store(p: *mut i32, v: __m256i) {
         // SAFETY: the caller's precondition (eight writable i32, AVX2).
         unsafe { _mm256_storeu_si256(p.cast(), v) }
+    }
+    fn bytes(_: &mut [i32]) -> Option<&mut [u8]> {
+        None
     }
 }
 
@@ -47,6 +52,83 @@ impl Store8 for u8 {
                 _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick), _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
             _mm_storel_epi64(p.cast(), _mm256_castsi256_si128(b))
         }
+    }
+    fn bytes(out: &mut [u8]) -> Option<&mut [u8]> {
+        Some(out)
+    }
+}
+
+/// `round(x * m)` (`vcvtps2dq` in the default rounding mode, ties to even), unclamped, for
+/// `|m| < 1`: as the AVX-512 `FloatRaw`, `|x * m| < 2^31` for every `i32` `x`.
+struct FloatRaw {
+    m: __m256,
+}
+
+impl Map<__m256i> for FloatRaw {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m256i) -> __m256i {
+        // SAFETY: AVX2 is present (the caller's precondition).
+        unsafe { _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(x), self.m)) }
+    }
+}
+
+impl Map<__m256i> for Q31 {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m256i) -> __m256i {
+        // SAFETY: AVX2 is present (the caller's precondition).
+        unsafe { Q31::apply(self, x) }
+    }
+}
+
+/// Thirty-two unclamped `i32` results `r` to bytes `clamp(r + z, lo, hi)` with saturating
+/// packs, exact for every `r` and `|z| <= 255` (the argument of the AVX-512 `Narrow64`):
+/// `vpackssdw`, `vpaddsw` of `z`, `vpacksswb` / `vpackuswb`, `vpermd` (after the packs,
+/// 128-bit lane `j` holds the dwords `(v0_j, v1_j, v2_j, v3_j)`: dword `4j + k` belongs at
+/// `2k + j`), and the byte clamp where `[lo, hi]` is narrower than the byte type.
+///
+/// # Safety
+/// The CPU has AVX2; `out.len() == acc.len()`. Returns how many were written (whole steps).
+#[inline(always)]
+unsafe fn narrow_bytes<M: Map<__m256i>, const SIGNED: bool>(
+    map: &M,
+    z: i32,
+    lo: i32,
+    hi: i32,
+    acc: &[i32],
+    out: &mut [u8],
+) -> usize {
+    let full = if SIGNED { (-128, 127) } else { (0, 255) };
+    let clamp = (lo, hi) != full;
+    // SAFETY: register set-ups, then loads and stores inside the slices (see the loop).
+    unsafe {
+        let vz = _mm256_set1_epi16(z as i16);
+        let (vlo, vhi) = (_mm256_set1_epi8(lo as i8), _mm256_set1_epi8(hi as i8));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let (blocks, _) = acc.as_chunks::<32>();
+        let (oblocks, _) = out.as_chunks_mut::<32>();
+        for (a, o) in blocks.iter().zip(oblocks) {
+            super::prefetch::<_, 2>(a);
+            let p = a.as_ptr();
+            // `a` is 32 readable i32 (four 8-lane loads inside it).
+            let v0 = map.apply(_mm256_loadu_si256(p.cast()));
+            let v1 = map.apply(_mm256_loadu_si256(p.add(8).cast()));
+            let v2 = map.apply(_mm256_loadu_si256(p.add(16).cast()));
+            let v3 = map.apply(_mm256_loadu_si256(p.add(24).cast()));
+            let w01 = _mm256_adds_epi16(_mm256_packs_epi32(v0, v1), vz);
+            let w23 = _mm256_adds_epi16(_mm256_packs_epi32(v2, v3), vz);
+            let b = if SIGNED { _mm256_packs_epi16(w01, w23) } else { _mm256_packus_epi16(w01, w23) };
+            let mut b = _mm256_permutevar8x32_epi32(b, order);
+            if clamp {
+                b = if SIGNED {
+                    _mm256_min_epi8(_mm256_max_epi8(b, vlo), vhi)
+                } else {
+                    _mm256_min_epu8(_mm256_max_epu8(b, vlo), vhi)
+                };
+            }
+            // `o` is 32 writable bytes.
+            _mm256_storeu_si256(o.as_mut_ptr().cast(), b);
+        }
+        blocks.len() * 32
     }
 }
 
@@ -84,8 +166,38 @@ impl<O: Store8> RequantDriver<O> for Avx2 {
 /// The CPU must have AVX2; `out.len() == acc.len()`.
 #[target_feature(enable = "avx2")]
 pub unsafe fn requantize<O: Store8>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
+    let (lo, hi) = (range.qmin(), range.qmax());
+    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once with
+    // saturating packs ([`narrow_bytes`]); `lo < 0` means the range lies inside `i8`, else `u8`.
+    let mut done = 0;
+    if acc.len() >= 32 && (-255..=255).contains(&zero_point) {
+        if let Some(bytes) = O::bytes(out) {
+            let signed = lo < 0;
+            // SAFETY: the CPU features are this function's contract; equal lengths.
+            done = unsafe {
+                match *r {
+                    Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+                        if m.is_finite() && m.abs() < 1.0 =>
+                    {
+                        let map = FloatRaw { m: _mm256_set1_ps(m) };
+                        if signed {
+                            narrow_bytes::<_, true>(&map, zero_point, lo, hi, acc, bytes)
+                        } else {
+                            narrow_bytes::<_, false>(&map, zero_point, lo, hi, acc, bytes)
+                        }
+                    }
+                    Requantizer::DoubleRounding(m) => match Q31::new(m) {
+                        Some(q) if signed => narrow_bytes::<_, true>(&q, zero_point, lo, hi, acc, bytes),
+                        Some(q) => narrow_bytes::<_, false>(&q, zero_point, lo, hi, acc, bytes),
+                        None => 0,
+                    },
+                    _ => 0,
+                }
+            };
+        }
+    }
     // SAFETY: forwarded from this function's contract.
-    unsafe { lanes::requantize::<Avx2, O>(acc, r, zero_point, range, out) }
+    unsafe { lanes::requantize::<Avx2, O>(&acc[done..], r, zero_point, range, &mut out[done..]) }
 }
 
 /// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes, the tail on the portable loop.

@@ -6,7 +6,7 @@
 //! Rounding to nearest even is `vcvtps2dq` with embedded rounding; the double-rounding multiply is
 //! [`Q31`], shared with requantization.
 
-use super::avx512_requant::Q31;
+use super::avx512_requant::{Narrow64, Q31};
 use crate::arch::lanes::{self, lane_intrinsics, Driver, Lanes, Pair};
 use core::arch::x86_64::*;
 use quantproof_reference::elementwise::BinaryKernel;
@@ -92,12 +92,28 @@ unsafe fn load<const SIGNED: bool>(p: *const u8) -> __m512i {
     }
 }
 
-/// Runs `pair` over the codes, sixteen per step, the tail with masks.
+/// Runs `pair` over the codes, sixty-four per step where the pair is [`Pair::narrowable`]
+/// (four vectors narrowed at once with saturating packs, [`Narrow64`]), then sixteen per step,
+/// the tail with masks.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/DQ; the three slices have one length.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 unsafe fn run<P: Pair<__m512i>, const SIGNED: bool>(pair: &P, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let mut done = 0;
+    if let Some((zy, lo, hi)) = pair.narrowable().filter(|b| (-255..=255).contains(&b.0)) {
+        // `lo < 0`: the output range lies inside i8 (else inside u8; a range inside both, such
+        // as [0, 127], has the same bytes either way).
+        // SAFETY: this function's contract.
+        done = unsafe {
+            if lo < 0 {
+                wide::<P, SIGNED, true>(pair, zy, lo, hi, a, b, out)
+            } else {
+                wide::<P, SIGNED, false>(pair, zy, lo, hi, a, b, out)
+            }
+        };
+    }
+    let (a, b, out) = (&a[done..], &b[done..], &mut out[done..]);
     let (ablocks, _) = a.as_chunks::<16>();
     let (bblocks, _) = b.as_chunks::<16>();
     let (oblocks, _) = out.as_chunks_mut::<16>();
@@ -121,6 +137,44 @@ unsafe fn run<P: Pair<__m512i>, const SIGNED: bool>(pair: &P, a: &[u8], b: &[u8]
             _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(done).cast(), k, pair.apply(x, y));
         }
     }
+}
+
+/// `out = clamp(pair.raw(a, b) + zy, lo, hi)`, sixty-four codes per step; returns how many were
+/// written (whole steps).
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ; the three slices have one length; `pair.narrowable() == Some((zy, lo,
+/// hi))` with `|zy| <= 255`.
+#[inline(always)]
+unsafe fn wide<P: Pair<__m512i>, const SIGNED: bool, const OUT_SIGNED: bool>(
+    pair: &P,
+    zy: i32,
+    lo: i32,
+    hi: i32,
+    a: &[u8],
+    b: &[u8],
+    out: &mut [u8],
+) -> usize {
+    // SAFETY: broadcasts (this function's contract).
+    let narrow = unsafe { Narrow64::<OUT_SIGNED>::new(zy, lo, hi) };
+    let (ablocks, _) = a.as_chunks::<64>();
+    let (bblocks, _) = b.as_chunks::<64>();
+    let (oblocks, _) = out.as_chunks_mut::<64>();
+    for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
+        let (x, y) = (x.as_ptr(), y.as_ptr());
+        // SAFETY: `x`, `y` are 64 readable bytes (four 16-byte loads inside each) and `o` 64
+        // writable ones; the CPU features are this function's contract.
+        unsafe {
+            let v = [
+                pair.raw(load::<SIGNED>(x), load::<SIGNED>(y)),
+                pair.raw(load::<SIGNED>(x.add(16)), load::<SIGNED>(y.add(16))),
+                pair.raw(load::<SIGNED>(x.add(32)), load::<SIGNED>(y.add(32))),
+                pair.raw(load::<SIGNED>(x.add(48)), load::<SIGNED>(y.add(48))),
+            ];
+            _mm512_storeu_si512(o.as_mut_ptr().cast(), narrow.apply(v));
+        }
+    }
+    ablocks.len() * 64
 }
 
 struct Avx512;

@@ -127,6 +127,8 @@ pub(super) trait Store16: generic::CodeOut {
     /// # Safety
     /// The lanes of `k` are writable elements from `p` on; the CPU has AVX-512 F/BW/VL/DQ.
     unsafe fn store_masked(p: *mut Self, k: __mmask16, v: __m512i);
+    /// The destination as bytes, when it is (then [`requantize`] may narrow four vectors at once).
+    fn bytes(out: &mut [Self]) -> Option<&mut [u8]>;
 }
 
 impl Store16 for i32 {
@@ -139,6 +141,9 @@ impl Store16 for i32 {
     unsafe fn store_masked(p: *mut i32, k: __mmask16, v: __m512i) {
         // SAFETY: the caller's precondition (the lanes of `k` are writable).
         unsafe { _mm512_mask_storeu_epi32(p.cast(), k, v) }
+    }
+    fn bytes(_: &mut [i32]) -> Option<&mut [u8]> {
+        None
     }
 }
 
@@ -153,6 +158,130 @@ impl Store16 for u8 {
         // SAFETY: the caller's precondition (the bytes of `k`'s lanes are writable).
         unsafe { _mm512_mask_cvtepi32_storeu_epi8(p.cast(), k, v) }
     }
+    fn bytes(out: &mut [u8]) -> Option<&mut [u8]> {
+        Some(out)
+    }
+}
+
+/// `round(x * m)`, ties to even, unclamped: the float multipliers' product where `|m| < 1`, so
+/// that `|x * m| < 2^31` for every `i32` `x` and `vcvtps2dq` cannot overflow (the largest
+/// product is `2^31 * (1 - 2^-24)`, below `2^31`).
+struct FloatRaw {
+    m: __m512,
+}
+
+impl Map<__m512i> for FloatRaw {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F is present (the caller's precondition).
+        unsafe {
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+                _mm512_cvtepi32_ps(x),
+                self.m,
+            ))
+        }
+    }
+}
+
+impl Map<__m512i> for Q31 {
+    #[inline(always)]
+    unsafe fn apply(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
+        unsafe { Q31::apply(self, x) }
+    }
+}
+
+/// Sixty-four unclamped `i32` results `r` to bytes `clamp(r + z, lo, hi)` with saturating packs
+/// instead of a clamp and a `vpmovdb` per vector: `vpackssdw` (to `i16`, saturating), `vpaddsw`
+/// of `z`, `vpacksswb` / `vpackuswb` (to the byte type, saturating), `vpermd` (the packs work per
+/// 128-bit lane), then `vpmaxsb`/`vpminsb` (or the unsigned pair) where `[lo, hi]` is narrower
+/// than the byte type. Exact for every `i32` `r` and `|z| <= 255`: where `r` lies in `i16`,
+/// `sat16(r + z)` differs from `r + z` only beyond `+-32767`, where the byte saturation gives
+/// the same bound; where `r > 32767`, `sat16(r) + z >= 32512` is above every byte, as `r + z`
+/// is (and symmetrically below `-32768`). The final clamp to `[lo, hi]` inside the byte type
+/// then equals the reference's clamp of `r + z`.
+pub(super) struct Narrow64<const SIGNED: bool> {
+    z: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+    clamp: bool,
+    order: __m512i,
+}
+
+impl<const SIGNED: bool> Narrow64<SIGNED> {
+    /// # Safety
+    /// The CPU has AVX-512 F/BW.
+    #[inline(always)]
+    pub(super) unsafe fn new(z: i32, lo: i32, hi: i32) -> Narrow64<SIGNED> {
+        let full = if SIGNED { (-128, 127) } else { (0, 255) };
+        // SAFETY: broadcasts only (AVX-512 F/BW, the caller's precondition).
+        unsafe {
+            Narrow64 {
+                z: _mm512_set1_epi16(z as i16),
+                lo: _mm512_set1_epi8(lo as i8),
+                hi: _mm512_set1_epi8(hi as i8),
+                clamp: (lo, hi) != full,
+                // After the packs, 128-bit lane j holds dwords (v0_j, v1_j, v2_j, v3_j): dword
+                // 4j + k belongs at 4k + j.
+                order: _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F/BW.
+    #[inline(always)]
+    pub(super) unsafe fn apply(&self, v: [__m512i; 4]) -> __m512i {
+        // SAFETY: register operations only (AVX-512 F/BW, the caller's precondition).
+        unsafe {
+            let w01 = _mm512_adds_epi16(_mm512_packs_epi32(v[0], v[1]), self.z);
+            let w23 = _mm512_adds_epi16(_mm512_packs_epi32(v[2], v[3]), self.z);
+            let b = if SIGNED { _mm512_packs_epi16(w01, w23) } else { _mm512_packus_epi16(w01, w23) };
+            let b = _mm512_permutexvar_epi32(self.order, b);
+            match (self.clamp, SIGNED) {
+                (false, _) => b,
+                (true, true) => _mm512_min_epi8(_mm512_max_epi8(b, self.lo), self.hi),
+                (true, false) => _mm512_min_epu8(_mm512_max_epu8(b, self.lo), self.hi),
+            }
+        }
+    }
+}
+
+/// `out[i] = clamp(map(acc[i]) + z, lo, hi)` as bytes, sixty-four per step ([`Narrow64`]); the
+/// elements past the last full step go to the sixteen-lane loop. Returns how many were written.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
+#[inline(always)]
+unsafe fn narrow_bytes<M: Map<__m512i>, const SIGNED: bool>(
+    map: &M,
+    z: i32,
+    lo: i32,
+    hi: i32,
+    acc: &[i32],
+    out: &mut [u8],
+) -> usize {
+    // SAFETY: broadcasts (the caller's AVX-512 F/BW).
+    let narrow = unsafe { Narrow64::<SIGNED>::new(z, lo, hi) };
+    let (blocks, _) = acc.as_chunks::<64>();
+    let (oblocks, _) = out.as_chunks_mut::<64>();
+    for (a, o) in blocks.iter().zip(oblocks) {
+        super::prefetch::<_, 4>(a);
+        super::prefetch_w::<_, 1>(o);
+        let p = a.as_ptr();
+        // SAFETY: `a` is 64 readable i32 (four 16-lane loads inside it) and `o` 64 writable
+        // bytes; the CPU features are the caller's contract.
+        unsafe {
+            let v = [
+                map.apply(_mm512_loadu_si512(p.cast())),
+                map.apply(_mm512_loadu_si512(p.add(16).cast())),
+                map.apply(_mm512_loadu_si512(p.add(32).cast())),
+                map.apply(_mm512_loadu_si512(p.add(48).cast())),
+            ];
+            _mm512_storeu_si512(o.as_mut_ptr().cast(), narrow.apply(v));
+        }
+    }
+    blocks.len() * 64
 }
 
 pub(super) struct Avx512;
@@ -211,6 +340,36 @@ impl<O: Store16> RequantDriver<O> for Avx512 {
 /// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 pub unsafe fn requantize<O: Store16>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
+    let (lo, hi) = (range.qmin(), range.qmax());
+    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once with
+    // saturating packs ([`Narrow64`]); `lo < 0` means the range lies inside `i8`, else `u8`.
+    let mut done = 0;
+    if acc.len() >= 64 && (-255..=255).contains(&zero_point) {
+        if let Some(bytes) = O::bytes(out) {
+            let signed = lo < 0;
+            // SAFETY: the CPU features are this function's contract; equal lengths.
+            done = unsafe {
+                match *r {
+                    Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+                        if m.is_finite() && m.abs() < 1.0 =>
+                    {
+                        let map = FloatRaw { m: _mm512_set1_ps(m) };
+                        if signed {
+                            narrow_bytes::<_, true>(&map, zero_point, lo, hi, acc, bytes)
+                        } else {
+                            narrow_bytes::<_, false>(&map, zero_point, lo, hi, acc, bytes)
+                        }
+                    }
+                    Requantizer::DoubleRounding(m) => match Q31::new(m) {
+                        Some(q) if signed => narrow_bytes::<_, true>(&q, zero_point, lo, hi, acc, bytes),
+                        Some(q) => narrow_bytes::<_, false>(&q, zero_point, lo, hi, acc, bytes),
+                        None => 0,
+                    },
+                    _ => 0,
+                }
+            };
+        }
+    }
     // SAFETY: forwarded from this function's contract.
-    unsafe { lanes::requantize::<Avx512, O>(acc, r, zero_point, range, out) }
+    unsafe { lanes::requantize::<Avx512, O>(&acc[done..], r, zero_point, range, &mut out[done..]) }
 }
