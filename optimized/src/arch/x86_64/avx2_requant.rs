@@ -80,11 +80,57 @@ impl Map<__m256i> for Q31 {
     }
 }
 
-/// Thirty-two unclamped `i32` results `r` to bytes `clamp(r + z, lo, hi)` with saturating
-/// packs, exact for every `r` and `|z| <= 255` (the argument of the AVX-512 `Narrow64`):
-/// `vpackssdw`, `vpaddsw` of `z`, `vpacksswb` / `vpackuswb`, `vpermd` (after the packs,
-/// 128-bit lane `j` holds the dwords `(v0_j, v1_j, v2_j, v3_j)`: dword `4j + k` belongs at
-/// `2k + j`), and the byte clamp where `[lo, hi]` is narrower than the byte type.
+/// Thirty-two unclamped `i32` results `r` (four vectors) to bytes `clamp(r + z, lo, hi)` with
+/// saturating packs, exact for every `r` and `|z| <= 255` (the argument of the AVX-512
+/// `Narrow64`): `vpackssdw`, `vpaddsw` of `z`, `vpacksswb` / `vpackuswb`, `vpermd` (after the
+/// packs, 128-bit lane `j` holds the dwords `(v0_j, v1_j, v2_j, v3_j)`: dword `4j + k` belongs
+/// at `2k + j`), and the byte clamp where `[lo, hi]` is narrower than the byte type.
+pub(super) struct Narrow32<const SIGNED: bool> {
+    z: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+    clamp: bool,
+    order: __m256i,
+}
+
+impl<const SIGNED: bool> Narrow32<SIGNED> {
+    /// # Safety
+    /// The CPU has AVX2.
+    #[inline(always)]
+    pub(super) unsafe fn new(z: i32, lo: i32, hi: i32) -> Narrow32<SIGNED> {
+        let full = if SIGNED { (-128, 127) } else { (0, 255) };
+        // SAFETY: broadcasts only (AVX, the caller's precondition).
+        unsafe {
+            Narrow32 {
+                z: _mm256_set1_epi16(z as i16),
+                lo: _mm256_set1_epi8(lo as i8),
+                hi: _mm256_set1_epi8(hi as i8),
+                clamp: (lo, hi) != full,
+                order: _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU has AVX2.
+    #[inline(always)]
+    pub(super) unsafe fn apply(&self, v: [__m256i; 4]) -> __m256i {
+        // SAFETY: register operations only (AVX2, the caller's precondition).
+        unsafe {
+            let w01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), self.z);
+            let w23 = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), self.z);
+            let b = if SIGNED { _mm256_packs_epi16(w01, w23) } else { _mm256_packus_epi16(w01, w23) };
+            let b = _mm256_permutevar8x32_epi32(b, self.order);
+            match (self.clamp, SIGNED) {
+                (false, _) => b,
+                (true, true) => _mm256_min_epi8(_mm256_max_epi8(b, self.lo), self.hi),
+                (true, false) => _mm256_min_epu8(_mm256_max_epu8(b, self.lo), self.hi),
+            }
+        }
+    }
+}
+
+/// `out[i] = clamp(map(acc[i]) + z, lo, hi)` as bytes, thirty-two per step ([`Narrow32`]).
 ///
 /// # Safety
 /// The CPU has AVX2; `out.len() == acc.len()`. Returns how many were written (whole steps).
@@ -97,39 +143,26 @@ unsafe fn narrow_bytes<M: Map<__m256i>, const SIGNED: bool>(
     acc: &[i32],
     out: &mut [u8],
 ) -> usize {
-    let full = if SIGNED { (-128, 127) } else { (0, 255) };
-    let clamp = (lo, hi) != full;
-    // SAFETY: register set-ups, then loads and stores inside the slices (see the loop).
-    unsafe {
-        let vz = _mm256_set1_epi16(z as i16);
-        let (vlo, vhi) = (_mm256_set1_epi8(lo as i8), _mm256_set1_epi8(hi as i8));
-        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        let (blocks, _) = acc.as_chunks::<32>();
-        let (oblocks, _) = out.as_chunks_mut::<32>();
-        for (a, o) in blocks.iter().zip(oblocks) {
-            super::prefetch::<_, 2>(a);
-            let p = a.as_ptr();
-            // `a` is 32 readable i32 (four 8-lane loads inside it).
-            let v0 = map.apply(_mm256_loadu_si256(p.cast()));
-            let v1 = map.apply(_mm256_loadu_si256(p.add(8).cast()));
-            let v2 = map.apply(_mm256_loadu_si256(p.add(16).cast()));
-            let v3 = map.apply(_mm256_loadu_si256(p.add(24).cast()));
-            let w01 = _mm256_adds_epi16(_mm256_packs_epi32(v0, v1), vz);
-            let w23 = _mm256_adds_epi16(_mm256_packs_epi32(v2, v3), vz);
-            let b = if SIGNED { _mm256_packs_epi16(w01, w23) } else { _mm256_packus_epi16(w01, w23) };
-            let mut b = _mm256_permutevar8x32_epi32(b, order);
-            if clamp {
-                b = if SIGNED {
-                    _mm256_min_epi8(_mm256_max_epi8(b, vlo), vhi)
-                } else {
-                    _mm256_min_epu8(_mm256_max_epu8(b, vlo), vhi)
-                };
-            }
-            // `o` is 32 writable bytes.
-            _mm256_storeu_si256(o.as_mut_ptr().cast(), b);
+    // SAFETY: broadcasts (the caller's AVX2).
+    let narrow = unsafe { Narrow32::<SIGNED>::new(z, lo, hi) };
+    let (blocks, _) = acc.as_chunks::<32>();
+    let (oblocks, _) = out.as_chunks_mut::<32>();
+    for (a, o) in blocks.iter().zip(oblocks) {
+        super::prefetch::<_, 2>(a);
+        let p = a.as_ptr();
+        // SAFETY: `a` is 32 readable i32 (four 8-lane loads inside it) and `o` 32 writable
+        // bytes; AVX2 is the caller's contract.
+        unsafe {
+            let v = [
+                map.apply(_mm256_loadu_si256(p.cast())),
+                map.apply(_mm256_loadu_si256(p.add(8).cast())),
+                map.apply(_mm256_loadu_si256(p.add(16).cast())),
+                map.apply(_mm256_loadu_si256(p.add(24).cast())),
+            ];
+            _mm256_storeu_si256(o.as_mut_ptr().cast(), narrow.apply(v));
         }
-        blocks.len() * 32
     }
+    blocks.len() * 32
 }
 
 pub(super) struct Avx2;
