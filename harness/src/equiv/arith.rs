@@ -482,7 +482,9 @@ impl OpDescriptor for Qgemm {
         case
     }
     fn run(&self, path: &Path, c: &Case) -> Outcome {
-        let a_in = c.input("a").expect("qgemm cases have a");
+        let Some(a_in) = c.input("a") else {
+            return Err(quantproof_reference::error::QuantError::InvalidArgument { what: "qgemm case", detail: "no input a".into() });
+        };
         let (m, k, lda) = (a_in.shape[0], a_in.shape[1], a_in.row_stride);
         let n = c.shape[1];
         let layout = if text(c, "b_layout") == "KxN" { WeightLayout::KxN } else { WeightLayout::NxK };
