@@ -20,6 +20,8 @@ pub(super) trait Store4: generic::CodeOut {
     /// # Safety
     /// `p` points to four writable elements.
     unsafe fn store(p: *mut Self, v: int32x4_t);
+    /// The destination as bytes, when it is (then [`requantize`] may narrow four vectors at once).
+    fn bytes(out: &mut [Self]) -> Option<&mut [u8]>;
 }
 
 impl Store4 for i32 {
@@ -27,6 +29,9 @@ impl Store4 for i32 {
     unsafe fn store(p: *mut i32, v: int32x4_t) {
         // SAFETY: the caller's precondition (four writable i32); NEON is baseline on aarch64.
         unsafe { vst1q_s32(p, v) }
+    }
+    fn bytes(_: &mut [i32]) -> Option<&mut [u8]> {
+        None
     }
 }
 
@@ -40,6 +45,123 @@ impl Store4 for u8 {
             vst1_lane_u32::<0>(p.cast(), vreinterpret_u32_u8(b))
         }
     }
+    fn bytes(out: &mut [u8]) -> Option<&mut [u8]> {
+        Some(out)
+    }
+}
+
+/// `round(x * m)` (`fcvtns`: ties to even), unclamped, for `|m| < 1` (as on x86; `fcvtns`
+/// would saturate anyway).
+struct FloatRaw {
+    m: float32x4_t,
+}
+
+impl Map<int32x4_t> for FloatRaw {
+    #[inline(always)]
+    unsafe fn apply(&self, x: int32x4_t) -> int32x4_t {
+        // SAFETY: NEON is baseline on aarch64 (and the caller's precondition).
+        unsafe { vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(x), self.m)) }
+    }
+}
+
+impl Map<int32x4_t> for Q31 {
+    #[inline(always)]
+    unsafe fn apply(&self, x: int32x4_t) -> int32x4_t {
+        // SAFETY: NEON (the caller's precondition).
+        unsafe { Q31::apply(self, x) }
+    }
+}
+
+/// Sixteen unclamped `i32` results `r` (four vectors) to bytes `clamp(r + z, lo, hi)` with
+/// saturating narrows instead of a clamp and two `xtn` per vector: `sqxtn` (to `i16`), `sqadd`
+/// of `z`, `sqxtn` / `sqxtun` (to the byte type), then `smax`/`smin` (or the unsigned pair)
+/// where `[lo, hi]` is narrower than the byte type. Exact for every `r` and `|z| <= 255` (the
+/// argument of the AVX-512 `Narrow64`); the narrows keep the lane order.
+pub(super) struct Narrow16<const SIGNED: bool> {
+    z: int16x8_t,
+    lo: uint8x16_t,
+    hi: uint8x16_t,
+    clamp: bool,
+}
+
+impl<const SIGNED: bool> Narrow16<SIGNED> {
+    /// # Safety
+    /// NEON.
+    #[inline(always)]
+    pub(super) unsafe fn new(z: i32, lo: i32, hi: i32) -> Narrow16<SIGNED> {
+        let full = if SIGNED { (-128, 127) } else { (0, 255) };
+        // SAFETY: broadcasts only (NEON, the caller's precondition).
+        unsafe {
+            Narrow16 {
+                z: vdupq_n_s16(z as i16),
+                lo: vdupq_n_u8(lo as u8),
+                hi: vdupq_n_u8(hi as u8),
+                clamp: (lo, hi) != full,
+            }
+        }
+    }
+
+    /// # Safety
+    /// NEON.
+    #[inline(always)]
+    pub(super) unsafe fn apply(&self, v: [int32x4_t; 4]) -> uint8x16_t {
+        // SAFETY: register operations only (NEON, the caller's precondition).
+        unsafe {
+            let w01 = vqaddq_s16(vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1])), self.z);
+            let w23 = vqaddq_s16(vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3])), self.z);
+            if SIGNED {
+                let b = vcombine_s8(vqmovn_s16(w01), vqmovn_s16(w23));
+                let b = if self.clamp {
+                    let (lo, hi) = (vreinterpretq_s8_u8(self.lo), vreinterpretq_s8_u8(self.hi));
+                    vminq_s8(vmaxq_s8(b, lo), hi)
+                } else {
+                    b
+                };
+                vreinterpretq_u8_s8(b)
+            } else {
+                let b = vcombine_u8(vqmovun_s16(w01), vqmovun_s16(w23));
+                if self.clamp {
+                    vminq_u8(vmaxq_u8(b, self.lo), self.hi)
+                } else {
+                    b
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = clamp(map(acc[i]) + z, lo, hi)` as bytes, sixteen per step ([`Narrow16`]).
+///
+/// # Safety
+/// NEON; `out.len() == acc.len()`. Returns how many were written (whole steps).
+#[inline(always)]
+unsafe fn narrow_bytes<M: Map<int32x4_t>, const SIGNED: bool>(
+    map: &M,
+    z: i32,
+    lo: i32,
+    hi: i32,
+    acc: &[i32],
+    out: &mut [u8],
+) -> usize {
+    // SAFETY: broadcasts (NEON).
+    let narrow = unsafe { Narrow16::<SIGNED>::new(z, lo, hi) };
+    let (blocks, _) = acc.as_chunks::<16>();
+    let (oblocks, _) = out.as_chunks_mut::<16>();
+    for (a, o) in blocks.iter().zip(oblocks) {
+        let p = a.as_ptr();
+        // SAFETY: `a` is 16 readable i32 (four 4-lane loads inside it) and `o` 16 writable
+        // bytes; NEON is the caller's contract.
+        unsafe {
+            let v = [
+                map.apply(vld1q_s32(p)),
+                map.apply(vld1q_s32(p.add(4))),
+                map.apply(vld1q_s32(p.add(8))),
+                map.apply(vld1q_s32(p.add(12))),
+            ];
+            vst1q_u8(o.as_mut_ptr(), narrow.apply(v));
+        }
+    }
+    blocks.len() * 16
 }
 
 pub(super) struct Neon;
@@ -73,8 +195,38 @@ impl<O: Store4> RequantDriver<O> for Neon {
 /// The CPU must have NEON; `out.len() == acc.len()`.
 #[target_feature(enable = "neon")]
 pub unsafe fn requantize<O: Store4>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
+    let (lo, hi) = (range.qmin(), range.qmax());
+    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once with
+    // saturating narrows ([`Narrow16`]); `lo < 0` means the range lies inside `i8`, else `u8`.
+    let mut done = 0;
+    if acc.len() >= 16 && (-255..=255).contains(&zero_point) {
+        if let Some(bytes) = O::bytes(out) {
+            let signed = lo < 0;
+            // SAFETY: NEON is this function's contract; equal lengths.
+            done = unsafe {
+                match *r {
+                    Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+                        if m.is_finite() && m.abs() < 1.0 =>
+                    {
+                        let map = FloatRaw { m: vdupq_n_f32(m) };
+                        if signed {
+                            narrow_bytes::<_, true>(&map, zero_point, lo, hi, acc, bytes)
+                        } else {
+                            narrow_bytes::<_, false>(&map, zero_point, lo, hi, acc, bytes)
+                        }
+                    }
+                    Requantizer::DoubleRounding(m) => match Q31::new(m) {
+                        Some(q) if signed => narrow_bytes::<_, true>(&q, zero_point, lo, hi, acc, bytes),
+                        Some(q) => narrow_bytes::<_, false>(&q, zero_point, lo, hi, acc, bytes),
+                        None => 0,
+                    },
+                    _ => 0,
+                }
+            };
+        }
+    }
     // SAFETY: forwarded from this function's contract.
-    unsafe { lanes::requantize::<Neon, O>(acc, r, zero_point, range, out) }
+    unsafe { lanes::requantize::<Neon, O>(&acc[done..], r, zero_point, range, &mut out[done..]) }
 }
 
 /// `clamp((x * m + 2^(t-1)) >> t, lo, hi) + z` in 64-bit lanes, the tail on the portable loop.
