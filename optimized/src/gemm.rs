@@ -245,8 +245,9 @@ pub fn gemm_u8s8(
 }
 
 /// [`gemm_u8s8`] on up to `threads` threads (0 counts as 1; products under 2^20 multiply-adds
-/// run on the calling thread): the rows are cut into chunks of [`BLOCK_M`] that the threads
-/// take in turn (dynamic scheduling), each chunk with its own buffers. The result is the same
+/// run on the calling thread): the rows are cut into chunks ([`thread_chunks`]: at most
+/// [`BLOCK_M`], shrinking towards the end) that the threads take in turn (dynamic scheduling),
+/// each chunk with its own buffers. The result is the same
 /// for any thread count (every output element is computed by one thread, the same way).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_u8s8_threaded(

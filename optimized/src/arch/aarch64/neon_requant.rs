@@ -7,6 +7,10 @@
 //! | `DoubleRounding` | `sshl` (wrapping left shift, as TFLite), `sqrdmulh` (gemmlowp's `SaturatingRoundingDoublingHighMul` is defined as this instruction), then `RoundingDivideByPOT` from its integer formula | right shifts above 31 go to the portable loop |
 //! | `SingleRounding`, `Rndnu` | `smull`/`smull2` to 64 bits, `srshl` (adds `2^(t-1)` and shifts, without overflow), a 64-bit clamp, `xtn` | the reference's 64-bit formula |
 //! | `PowerOfTwo` | the portable loop | |
+//!
+//! Bytes out from the float multipliers with `|M| < 1` and from double rounding: four vectors
+//! narrowed at once with saturating narrows ([`Narrow16`]: `sqxtn`, `sqadd` of `z`, `sqxtn` /
+//! `sqxtun`), 16 codes per step.
 
 use crate::arch::generic;
 use crate::arch::lanes::{self, Map, Requant, RequantDriver};

@@ -9,6 +9,10 @@
 //! | `DoubleRounding` | `vpmuldq` on both lane parities, SRDHM as `(p + 2^30) >> 31` (gemmlowp's nudge and truncating division, rewritten exactly) with a *logical* 64-bit shift whose low 32 bits are the quotient (it fits i32: the multiplier `i32::MIN` goes to the portable loop, so `i32::MIN * i32::MIN` cannot occur), `RoundingDivideByPOT` in 32-bit lanes | right shifts above 31 go to the portable loop |
 //! | `SingleRounding`, `Rndnu` | `vpmuldq`, `+ 2^(t-1)`, an arithmetic 64-bit shift as `((v ^ s) >>> t) ^ s` with `s` the sign mask, a 64-bit clamp by `vpcmpgtq` and blends | the reference's 64-bit formula |
 //! | `PowerOfTwo` | the portable loop | |
+//!
+//! Bytes out from the float multipliers with `|M| < 1` and from double rounding: four vectors
+//! narrowed at once with saturating packs ([`Narrow32`], as the AVX-512 `Narrow64`), 32 codes
+//! per step.
 
 use crate::arch::generic;
 use crate::arch::lanes::{self, Map, Requant, RequantDriver};

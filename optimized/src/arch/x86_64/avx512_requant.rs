@@ -7,6 +7,13 @@
 //! | `DoubleRounding` | `x << max(shift, 0)` (wrapping, as TFLite), `vpmuldq` on even and odd lanes (exact 64-bit products), SRDHM as `(p + 2^30) >> 31`, then `RoundingDivideByPOT` in 32-bit lanes | gemmlowp's nudge (`2^30`, or `1 - 2^30` for a negative product) followed by a truncating division by 2^31 equals `floor((p + 2^30) / 2^31)` for every product; the one overflowing product (`i32::MIN * i32::MIN`) cannot occur (that multiplier goes to the portable loop, and `from_real` never makes it); right shifts above 31 go to the portable loop |
 //! | `SingleRounding`, `Rndnu` | `(x * m + 2^(t-1)) >> t` with `vpmuldq` and `vpsraq` | the same 64-bit formula; the clamp to `[qmin - z, qmax - z]` is applied in 64 bits, which equals the reference's clamp to `i32` then to the range |
 //! | `PowerOfTwo` | the portable loop | rare (chips without multipliers), kept simple |
+//!
+//! Bytes out (8-bit codes) from the float multipliers with `|M| < 1` and from double rounding:
+//! the unclamped results of four vectors are narrowed at once with saturating packs
+//! ([`Narrow64`]: `vpackssdw`, `vpaddsw` of `z`, `vpacksswb` / `vpackuswb`, `vpermd`, and a byte
+//! clamp only for a range narrower than the byte type), 64 codes per step, instead of a clamp,
+//! `+ z` and a `vpmovdb` per vector. The element-wise kernels (`avx512_binary.rs`) narrow the
+//! same way.
 
 use crate::arch::generic;
 use crate::arch::lanes::{self, Map, Requant, RequantDriver};
