@@ -219,7 +219,8 @@ fn git_describe() -> Option<String> {
     let dirty = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        // The report's own files (written as the run goes) are not a change to the code measured.
+        .args(["status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)reports"])
         .output()
         .ok()
         .is_some_and(|o| !o.stdout.is_empty());
