@@ -21,6 +21,7 @@ use crate::arch::ln;
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use crate::kernels::{LutKernels, QuantizeKernels};
+use super::avx2_requant;
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
 
@@ -262,18 +263,6 @@ fn dequant(q: __m256i, z: __m256i, s: __m256) -> __m256 {
     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, z)), s)
 }
 
-/// Four vectors of `r` (each `|r| < 2^15`) plus `z` (in 16-bit lanes) as 32 bytes in order.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn pack_codes<const SIGNED: bool>(r: [__m256i; 4], z: __m256i) -> __m256i {
-    // packs_epi32 then packs_epi16 leave 128-bit lane l holding dwords [r0_l, r1_l, r2_l, r3_l];
-    // the permutation puts dword 4l + j at 2j + l.
-    let ab = _mm256_add_epi16(_mm256_packs_epi32(r[0], r[1]), z);
-    let cd = _mm256_add_epi16(_mm256_packs_epi32(r[2], r[3]), z);
-    let p = if SIGNED { _mm256_packs_epi16(ab, cd) } else { _mm256_packus_epi16(ab, cd) };
-    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Kernels
 
@@ -284,7 +273,11 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
     out: &mut [u8],
 ) -> bool {
     let (d, lo, hi) = (_mm256_set1_ps(u.factor), _mm256_set1_ps(u.lo), _mm256_set1_ps(u.hi));
-    let z16 = _mm256_set1_epi16(u.zero_point as i16);
+    // Four vectors of codes already clamped to `[lo - z, hi - z]` (so `|r| < 2^15`) plus `z`
+    // as bytes in order, with the byte type's full range (no second clamp).
+    let full = if SIGNED { (-128, 127) } else { (0, 255) };
+    // SAFETY: broadcasts; this function's target features include the narrowing's.
+    let narrow = unsafe { avx2_requant::Narrow32::<SIGNED>::new(u.zero_point, full.0, full.1) };
     let z = _mm256_set1_epi32(u.zero_point);
     let mut nan = _mm256_setzero_ps();
     let (xb, xv, xt) = blocks(x);
@@ -299,7 +292,8 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
             code::<DIV, MODE>(c, d, lo, hi),
             code::<DIV, MODE>(e, d, lo, hi),
         ];
-        st32(o, pack_codes::<SIGNED>(r, z16));
+        // SAFETY: AVX2 (this function's target features).
+        st32(o, unsafe { narrow.apply(r) });
     }
     for (xs, os) in xv.iter().zip(ov) {
         let a = ld(xs);

@@ -20,6 +20,7 @@ use crate::arch::ln;
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use crate::kernels::{LutKernels, QuantizeKernels};
+use super::avx512_requant;
 use core::arch::x86_64::*;
 
 /// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
@@ -311,18 +312,6 @@ fn dequant(q: __m512i, z: __m512i, s: __m512) -> __m512 {
     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, z)), s)
 }
 
-/// Four vectors of `r` (each `|r| < 2^15`) plus `z` (in 16-bit lanes) as 64 bytes in order.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn pack_codes<const SIGNED: bool>(r: [__m512i; 4], z: __m512i) -> __m512i {
-    // packs_epi32 then packs_epi16 leave 128-bit lane l holding dwords [r0_l, r1_l, r2_l, r3_l];
-    // the permutation puts dword 4l + j at 4j + l.
-    let ab = _mm512_add_epi16(_mm512_packs_epi32(r[0], r[1]), z);
-    let cd = _mm512_add_epi16(_mm512_packs_epi32(r[2], r[3]), z);
-    let p = if SIGNED { _mm512_packs_epi16(ab, cd) } else { _mm512_packus_epi16(ab, cd) };
-    _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), p)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Kernels
 
@@ -333,7 +322,11 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
     out: &mut [u8],
 ) -> bool {
     let (d, lo, hi) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi));
-    let z16 = _mm512_set1_epi16(u.zero_point as i16);
+    // Four vectors of codes already clamped to `[lo - z, hi - z]` (so `|r| < 2^15`) plus `z`
+    // as bytes in order, with the byte type's full range (no second clamp).
+    let full = if SIGNED { (-128, 127) } else { (0, 255) };
+    // SAFETY: broadcasts; this function's target features include the narrowing's.
+    let narrow = unsafe { avx512_requant::Narrow64::<SIGNED>::new(u.zero_point, full.0, full.1) };
     let z = _mm512_set1_epi32(u.zero_point);
     let mut nan: __mmask16 = 0;
     let (xb, xt) = blocks(x);
@@ -348,7 +341,8 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
             code::<DIV, MODE>(c, d, lo, hi),
             code::<DIV, MODE>(e, d, lo, hi),
         ];
-        let p = pack_codes::<SIGNED>(r, z16);
+        // SAFETY: AVX-512 F/BW (this function's target features).
+        let p = unsafe { narrow.apply(r) };
         // SAFETY: `o` is 64 writable bytes.
         unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), p) };
     }
