@@ -47,8 +47,9 @@ use quantproof_reference::scheme::Signedness;
 pub(crate) trait Lanes: Copy {
     /// The same number of f32 lanes.
     type F: Copy;
-    /// gemmlowp's `MultiplyByQuantizedMultiplier` prepared for these lanes.
-    type Q31;
+    /// gemmlowp's `MultiplyByQuantizedMultiplier` prepared for these lanes (as a [`Map`]: the
+    /// unclamped product, for [`requantize_bytes_wide`]).
+    type Q31: Map<Self>;
     /// A left-shift count in the form the ISA's shift takes.
     type Count: Copy;
 
@@ -558,6 +559,85 @@ impl<V: Lanes> Map<V> for FloatMap<V> {
     unsafe fn apply(&self, x: V) -> V {
         // SAFETY: forwarded from this function's contract.
         unsafe { self.out.finish(V::fmul(x.to_f32(), self.m)) }
+    }
+}
+
+/// `round(x * m)`, ties to even, unclamped: the float multipliers' product where `|m| < 1`, so
+/// that `|x m| < 2^31` for every `i32` `x` and the vector round cannot overflow (the largest
+/// product is `2^31 (1 - 2^-24)`, below `2^31`).
+struct FloatRaw<V: Lanes> {
+    m: V::F,
+}
+
+impl<V: Lanes> Map<V> for FloatRaw<V> {
+    #[inline(always)]
+    unsafe fn apply(&self, x: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { V::round(V::fmul(x.to_f32(), self.m)) }
+    }
+}
+
+/// One ISA's byte loop for unclamped results: `out[i] = clamp(map(acc[i]) + z, lo, hi)` over
+/// whole steps of four vectors, narrowed at once with saturating packs (exact for every `i32`
+/// result and `|z| <= 255`; see the AVX-512 `Narrow64`). `SIGNED`: `[lo, hi]` lies inside `i8`,
+/// else inside `u8`.
+pub(crate) trait NarrowBytes {
+    type V: Lanes;
+
+    /// Returns how many elements were written (whole steps from the start).
+    ///
+    /// # Safety
+    /// The CPU has `V`'s features; `out.len() == acc.len()`; `|z| <= 255`.
+    unsafe fn narrow_bytes<M: Map<Self::V>, const SIGNED: bool>(
+        map: &M,
+        z: i32,
+        lo: i32,
+        hi: i32,
+        acc: &[i32],
+        out: &mut [u8],
+    ) -> usize;
+}
+
+/// The leading whole steps of a byte requantization on `D`'s narrowing loop, where the
+/// requantizer has an unclamped vector form: the float multipliers with `|M| < 1`
+/// ([`FloatRaw`]) and double rounding ([`Lanes::Q31`]). Returns how many elements were written
+/// (0 for the other variants, a zero point beyond `+-255`, or a short input); the caller's
+/// loops do the rest.
+///
+/// # Safety
+/// The CPU has `D::V`'s features; `out.len() == acc.len()`.
+#[inline(always)]
+pub(crate) unsafe fn requantize_bytes_wide<D: NarrowBytes>(
+    acc: &[i32],
+    r: &Requantizer,
+    zero_point: i32,
+    range: CodeRange,
+    out: &mut [u8],
+) -> usize {
+    if !(-255..=255).contains(&zero_point) {
+        return 0;
+    }
+    let (z, lo, hi) = (zero_point, range.qmin(), range.qmax());
+    // SAFETY: this function's contract, and `|z| <= 255` checked above.
+    unsafe {
+        match *r {
+            Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
+                if m.is_finite() && m.abs() < 1.0 =>
+            {
+                let map = FloatRaw::<D::V> { m: D::V::splat_f(m) };
+                if lo < 0 {
+                    D::narrow_bytes::<_, true>(&map, z, lo, hi, acc, out)
+                } else {
+                    D::narrow_bytes::<_, false>(&map, z, lo, hi, acc, out)
+                }
+            }
+            Requantizer::DoubleRounding(m) => match D::V::q31(m) {
+                Some(q) if lo < 0 => D::narrow_bytes::<_, true>(&q, z, lo, hi, acc, out),
+                Some(q) => D::narrow_bytes::<_, false>(&q, z, lo, hi, acc, out),
+                None => 0,
+            },
+            _ => 0,
+        }
     }
 }
 

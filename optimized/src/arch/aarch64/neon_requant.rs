@@ -54,20 +54,6 @@ impl Store4 for u8 {
     }
 }
 
-/// `round(x * m)` (`fcvtns`: ties to even), unclamped, for `|m| < 1` (as on x86; `fcvtns`
-/// would saturate anyway).
-struct FloatRaw {
-    m: float32x4_t,
-}
-
-impl Map<int32x4_t> for FloatRaw {
-    #[inline(always)]
-    unsafe fn apply(&self, x: int32x4_t) -> int32x4_t {
-        // SAFETY: NEON is baseline on aarch64 (and the caller's precondition).
-        unsafe { vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(x), self.m)) }
-    }
-}
-
 impl Map<int32x4_t> for Q31 {
     #[inline(always)]
     unsafe fn apply(&self, x: int32x4_t) -> int32x4_t {
@@ -134,38 +120,39 @@ impl<const SIGNED: bool> Narrow16<SIGNED> {
     }
 }
 
-/// `out[i] = clamp(map(acc[i]) + z, lo, hi)` as bytes, sixteen per step ([`Narrow16`]).
-///
-/// # Safety
-/// NEON; `out.len() == acc.len()`. Returns how many were written (whole steps).
-#[inline(always)]
-unsafe fn narrow_bytes<M: Map<int32x4_t>, const SIGNED: bool>(
-    map: &M,
-    z: i32,
-    lo: i32,
-    hi: i32,
-    acc: &[i32],
-    out: &mut [u8],
-) -> usize {
-    // SAFETY: broadcasts (NEON).
-    let narrow = unsafe { Narrow16::<SIGNED>::new(z, lo, hi) };
-    let (blocks, _) = acc.as_chunks::<16>();
-    let (oblocks, _) = out.as_chunks_mut::<16>();
-    for (a, o) in blocks.iter().zip(oblocks) {
-        let p = a.as_ptr();
-        // SAFETY: `a` is 16 readable i32 (four 4-lane loads inside it) and `o` 16 writable
-        // bytes; NEON is the caller's contract.
-        unsafe {
-            let v = [
-                map.apply(vld1q_s32(p)),
-                map.apply(vld1q_s32(p.add(4))),
-                map.apply(vld1q_s32(p.add(8))),
-                map.apply(vld1q_s32(p.add(12))),
-            ];
-            vst1q_u8(o.as_mut_ptr(), narrow.apply(v));
+impl lanes::NarrowBytes for Neon {
+    type V = int32x4_t;
+
+    /// 16 codes per step.
+    #[inline(always)]
+    unsafe fn narrow_bytes<M: Map<int32x4_t>, const SIGNED: bool>(
+        map: &M,
+        z: i32,
+        lo: i32,
+        hi: i32,
+        acc: &[i32],
+        out: &mut [u8],
+    ) -> usize {
+        // SAFETY: broadcasts (NEON).
+        let narrow = unsafe { Narrow16::<SIGNED>::new(z, lo, hi) };
+        let (blocks, _) = acc.as_chunks::<16>();
+        let (oblocks, _) = out.as_chunks_mut::<16>();
+        for (a, o) in blocks.iter().zip(oblocks) {
+            let p = a.as_ptr();
+            // SAFETY: `a` is 16 readable i32 (four 4-lane loads inside it) and `o` 16 writable
+            // bytes; NEON is the caller's contract.
+            unsafe {
+                let v = [
+                    map.apply(vld1q_s32(p)),
+                    map.apply(vld1q_s32(p.add(4))),
+                    map.apply(vld1q_s32(p.add(8))),
+                    map.apply(vld1q_s32(p.add(12))),
+                ];
+                vst1q_u8(o.as_mut_ptr(), narrow.apply(v));
+            }
         }
+        blocks.len() * 16
     }
-    blocks.len() * 16
 }
 
 pub(super) struct Neon;
@@ -199,34 +186,13 @@ impl<O: Store4> RequantDriver<O> for Neon {
 /// The CPU must have NEON; `out.len() == acc.len()`.
 #[target_feature(enable = "neon")]
 pub unsafe fn requantize<O: Store4>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
-    let (lo, hi) = (range.qmin(), range.qmax());
-    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once with
-    // saturating narrows ([`Narrow16`]); `lo < 0` means the range lies inside `i8`, else `u8`.
+    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once
+    // ([`lanes::requantize_bytes_wide`]), the rest by the loops below.
     let mut done = 0;
-    if acc.len() >= 16 && (-255..=255).contains(&zero_point) {
+    if acc.len() >= 16 {
         if let Some(bytes) = O::bytes(out) {
-            let signed = lo < 0;
-            // SAFETY: NEON is this function's contract; equal lengths.
-            done = unsafe {
-                match *r {
-                    Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-                        if m.is_finite() && m.abs() < 1.0 =>
-                    {
-                        let map = FloatRaw { m: vdupq_n_f32(m) };
-                        if signed {
-                            narrow_bytes::<_, true>(&map, zero_point, lo, hi, acc, bytes)
-                        } else {
-                            narrow_bytes::<_, false>(&map, zero_point, lo, hi, acc, bytes)
-                        }
-                    }
-                    Requantizer::DoubleRounding(m) => match Q31::new(m) {
-                        Some(q) if signed => narrow_bytes::<_, true>(&q, zero_point, lo, hi, acc, bytes),
-                        Some(q) => narrow_bytes::<_, false>(&q, zero_point, lo, hi, acc, bytes),
-                        None => 0,
-                    },
-                    _ => 0,
-                }
-            };
+            // SAFETY: the CPU features are this function's contract; equal lengths.
+            done = unsafe { lanes::requantize_bytes_wide::<Neon>(acc, r, zero_point, range, bytes) };
         }
     }
     // SAFETY: forwarded from this function's contract.

@@ -62,20 +62,6 @@ impl Store8 for u8 {
     }
 }
 
-/// `round(x * m)` (`vcvtps2dq` in the default rounding mode, ties to even), unclamped, for
-/// `|m| < 1`: as the AVX-512 `FloatRaw`, `|x * m| < 2^31` for every `i32` `x`.
-struct FloatRaw {
-    m: __m256,
-}
-
-impl Map<__m256i> for FloatRaw {
-    #[inline(always)]
-    unsafe fn apply(&self, x: __m256i) -> __m256i {
-        // SAFETY: AVX2 is present (the caller's precondition).
-        unsafe { _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(x), self.m)) }
-    }
-}
-
 impl Map<__m256i> for Q31 {
     #[inline(always)]
     unsafe fn apply(&self, x: __m256i) -> __m256i {
@@ -134,39 +120,40 @@ impl<const SIGNED: bool> Narrow32<SIGNED> {
     }
 }
 
-/// `out[i] = clamp(map(acc[i]) + z, lo, hi)` as bytes, thirty-two per step ([`Narrow32`]).
-///
-/// # Safety
-/// The CPU has AVX2; `out.len() == acc.len()`. Returns how many were written (whole steps).
-#[inline(always)]
-unsafe fn narrow_bytes<M: Map<__m256i>, const SIGNED: bool>(
-    map: &M,
-    z: i32,
-    lo: i32,
-    hi: i32,
-    acc: &[i32],
-    out: &mut [u8],
-) -> usize {
-    // SAFETY: broadcasts (the caller's AVX2).
-    let narrow = unsafe { Narrow32::<SIGNED>::new(z, lo, hi) };
-    let (blocks, _) = acc.as_chunks::<32>();
-    let (oblocks, _) = out.as_chunks_mut::<32>();
-    for (a, o) in blocks.iter().zip(oblocks) {
-        super::prefetch::<_, 2>(a);
-        let p = a.as_ptr();
-        // SAFETY: `a` is 32 readable i32 (four 8-lane loads inside it) and `o` 32 writable
-        // bytes; AVX2 is the caller's contract.
-        unsafe {
-            let v = [
-                map.apply(_mm256_loadu_si256(p.cast())),
-                map.apply(_mm256_loadu_si256(p.add(8).cast())),
-                map.apply(_mm256_loadu_si256(p.add(16).cast())),
-                map.apply(_mm256_loadu_si256(p.add(24).cast())),
-            ];
-            _mm256_storeu_si256(o.as_mut_ptr().cast(), narrow.apply(v));
+impl lanes::NarrowBytes for Avx2 {
+    type V = __m256i;
+
+    /// 32 codes per step.
+    #[inline(always)]
+    unsafe fn narrow_bytes<M: Map<__m256i>, const SIGNED: bool>(
+        map: &M,
+        z: i32,
+        lo: i32,
+        hi: i32,
+        acc: &[i32],
+        out: &mut [u8],
+    ) -> usize {
+        // SAFETY: broadcasts (the caller's AVX2).
+        let narrow = unsafe { Narrow32::<SIGNED>::new(z, lo, hi) };
+        let (blocks, _) = acc.as_chunks::<32>();
+        let (oblocks, _) = out.as_chunks_mut::<32>();
+        for (a, o) in blocks.iter().zip(oblocks) {
+            super::prefetch::<_, 2>(a);
+            let p = a.as_ptr();
+            // SAFETY: `a` is 32 readable i32 (four 8-lane loads inside it) and `o` 32 writable
+            // bytes; AVX2 is the caller's contract.
+            unsafe {
+                let v = [
+                    map.apply(_mm256_loadu_si256(p.cast())),
+                    map.apply(_mm256_loadu_si256(p.add(8).cast())),
+                    map.apply(_mm256_loadu_si256(p.add(16).cast())),
+                    map.apply(_mm256_loadu_si256(p.add(24).cast())),
+                ];
+                _mm256_storeu_si256(o.as_mut_ptr().cast(), narrow.apply(v));
+            }
         }
+        blocks.len() * 32
     }
-    blocks.len() * 32
 }
 
 pub(super) struct Avx2;
@@ -203,34 +190,13 @@ impl<O: Store8> RequantDriver<O> for Avx2 {
 /// The CPU must have AVX2; `out.len() == acc.len()`.
 #[target_feature(enable = "avx2")]
 pub unsafe fn requantize<O: Store8>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
-    let (lo, hi) = (range.qmin(), range.qmax());
-    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once with
-    // saturating packs ([`narrow_bytes`]); `lo < 0` means the range lies inside `i8`, else `u8`.
+    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once
+    // ([`lanes::requantize_bytes_wide`]), the rest by the loops below.
     let mut done = 0;
-    if acc.len() >= 32 && (-255..=255).contains(&zero_point) {
+    if acc.len() >= 32 {
         if let Some(bytes) = O::bytes(out) {
-            let signed = lo < 0;
             // SAFETY: the CPU features are this function's contract; equal lengths.
-            done = unsafe {
-                match *r {
-                    Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-                        if m.is_finite() && m.abs() < 1.0 =>
-                    {
-                        let map = FloatRaw { m: _mm256_set1_ps(m) };
-                        if signed {
-                            narrow_bytes::<_, true>(&map, zero_point, lo, hi, acc, bytes)
-                        } else {
-                            narrow_bytes::<_, false>(&map, zero_point, lo, hi, acc, bytes)
-                        }
-                    }
-                    Requantizer::DoubleRounding(m) => match Q31::new(m) {
-                        Some(q) if signed => narrow_bytes::<_, true>(&q, zero_point, lo, hi, acc, bytes),
-                        Some(q) => narrow_bytes::<_, false>(&q, zero_point, lo, hi, acc, bytes),
-                        None => 0,
-                    },
-                    _ => 0,
-                }
-            };
+            done = unsafe { lanes::requantize_bytes_wide::<Avx2>(acc, r, zero_point, range, bytes) };
         }
     }
     // SAFETY: forwarded from this function's contract.

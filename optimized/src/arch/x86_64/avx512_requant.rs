@@ -170,26 +170,6 @@ impl Store16 for u8 {
     }
 }
 
-/// `round(x * m)`, ties to even, unclamped: the float multipliers' product where `|m| < 1`, so
-/// that `|x * m| < 2^31` for every `i32` `x` and `vcvtps2dq` cannot overflow (the largest
-/// product is `2^31 * (1 - 2^-24)`, below `2^31`).
-struct FloatRaw {
-    m: __m512,
-}
-
-impl Map<__m512i> for FloatRaw {
-    #[inline(always)]
-    unsafe fn apply(&self, x: __m512i) -> __m512i {
-        // SAFETY: AVX-512 F is present (the caller's precondition).
-        unsafe {
-            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
-                _mm512_cvtepi32_ps(x),
-                self.m,
-            ))
-        }
-    }
-}
-
 impl Map<__m512i> for Q31 {
     #[inline(always)]
     unsafe fn apply(&self, x: __m512i) -> __m512i {
@@ -254,41 +234,41 @@ impl<const SIGNED: bool> Narrow64<SIGNED> {
     }
 }
 
-/// `out[i] = clamp(map(acc[i]) + z, lo, hi)` as bytes, sixty-four per step ([`Narrow64`]); the
-/// elements past the last full step go to the sixteen-lane loop. Returns how many were written.
-///
-/// # Safety
-/// The CPU has AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
-#[inline(always)]
-unsafe fn narrow_bytes<M: Map<__m512i>, const SIGNED: bool>(
-    map: &M,
-    z: i32,
-    lo: i32,
-    hi: i32,
-    acc: &[i32],
-    out: &mut [u8],
-) -> usize {
-    // SAFETY: broadcasts (the caller's AVX-512 F/BW).
-    let narrow = unsafe { Narrow64::<SIGNED>::new(z, lo, hi) };
-    let (blocks, _) = acc.as_chunks::<64>();
-    let (oblocks, _) = out.as_chunks_mut::<64>();
-    for (a, o) in blocks.iter().zip(oblocks) {
-        super::prefetch::<_, 4>(a);
-        super::prefetch_w::<_, 1>(o);
-        let p = a.as_ptr();
-        // SAFETY: `a` is 64 readable i32 (four 16-lane loads inside it) and `o` 64 writable
-        // bytes; the CPU features are the caller's contract.
-        unsafe {
-            let v = [
-                map.apply(_mm512_loadu_si512(p.cast())),
-                map.apply(_mm512_loadu_si512(p.add(16).cast())),
-                map.apply(_mm512_loadu_si512(p.add(32).cast())),
-                map.apply(_mm512_loadu_si512(p.add(48).cast())),
-            ];
-            _mm512_storeu_si512(o.as_mut_ptr().cast(), narrow.apply(v));
+impl lanes::NarrowBytes for Avx512 {
+    type V = __m512i;
+
+    /// 64 codes per step.
+    #[inline(always)]
+    unsafe fn narrow_bytes<M: Map<__m512i>, const SIGNED: bool>(
+        map: &M,
+        z: i32,
+        lo: i32,
+        hi: i32,
+        acc: &[i32],
+        out: &mut [u8],
+    ) -> usize {
+        // SAFETY: broadcasts (the caller's AVX-512 F/BW).
+        let narrow = unsafe { Narrow64::<SIGNED>::new(z, lo, hi) };
+        let (blocks, _) = acc.as_chunks::<64>();
+        let (oblocks, _) = out.as_chunks_mut::<64>();
+        for (a, o) in blocks.iter().zip(oblocks) {
+            super::prefetch::<_, 4>(a);
+            super::prefetch_w::<_, 1>(o);
+            let p = a.as_ptr();
+            // SAFETY: `a` is 64 readable i32 (four 16-lane loads inside it) and `o` 64 writable
+            // bytes; the CPU features are the caller's contract.
+            unsafe {
+                let v = [
+                    map.apply(_mm512_loadu_si512(p.cast())),
+                    map.apply(_mm512_loadu_si512(p.add(16).cast())),
+                    map.apply(_mm512_loadu_si512(p.add(32).cast())),
+                    map.apply(_mm512_loadu_si512(p.add(48).cast())),
+                ];
+                _mm512_storeu_si512(o.as_mut_ptr().cast(), narrow.apply(v));
+            }
         }
+        blocks.len() * 64
     }
-    blocks.len() * 64
 }
 
 pub(super) struct Avx512;
@@ -347,34 +327,13 @@ impl<O: Store16> RequantDriver<O> for Avx512 {
 /// The CPU must have AVX-512 F/BW/VL/DQ; `out.len() == acc.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 pub unsafe fn requantize<O: Store16>(acc: &[i32], r: &Requantizer, zero_point: i32, range: CodeRange, out: &mut [O]) {
-    let (lo, hi) = (range.qmin(), range.qmax());
-    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once with
-    // saturating packs ([`Narrow64`]); `lo < 0` means the range lies inside `i8`, else `u8`.
+    // Bytes from the float and double-rounding multipliers: four vectors narrowed at once
+    // ([`lanes::requantize_bytes_wide`]), the rest by the loops below.
     let mut done = 0;
-    if acc.len() >= 64 && (-255..=255).contains(&zero_point) {
+    if acc.len() >= 64 {
         if let Some(bytes) = O::bytes(out) {
-            let signed = lo < 0;
             // SAFETY: the CPU features are this function's contract; equal lengths.
-            done = unsafe {
-                match *r {
-                    Requantizer::FloatTorch { multiplier: m } | Requantizer::FloatOnnxRuntime { multiplier: m }
-                        if m.is_finite() && m.abs() < 1.0 =>
-                    {
-                        let map = FloatRaw { m: _mm512_set1_ps(m) };
-                        if signed {
-                            narrow_bytes::<_, true>(&map, zero_point, lo, hi, acc, bytes)
-                        } else {
-                            narrow_bytes::<_, false>(&map, zero_point, lo, hi, acc, bytes)
-                        }
-                    }
-                    Requantizer::DoubleRounding(m) => match Q31::new(m) {
-                        Some(q) if signed => narrow_bytes::<_, true>(&q, zero_point, lo, hi, acc, bytes),
-                        Some(q) => narrow_bytes::<_, false>(&q, zero_point, lo, hi, acc, bytes),
-                        None => 0,
-                    },
-                    _ => 0,
-                }
-            };
+            done = unsafe { lanes::requantize_bytes_wide::<Avx512>(acc, r, zero_point, range, bytes) };
         }
     }
     // SAFETY: forwarded from this function's contract.
