@@ -111,6 +111,57 @@ pub(crate) trait Pair<V: Lanes> {
     }
 }
 
+/// One ISA's byte loop for a [`Pair::narrowable`] pair: `out = clamp(pair.raw(a, b) + zy, lo,
+/// hi)` over whole steps of four vectors, narrowed at once with saturating packs. `SIGNED`: the
+/// input codes are `i8`; `OUT_SIGNED`: `[lo, hi]` lies inside `i8` (else inside `u8`).
+pub(crate) trait WideBinary {
+    type V: Lanes;
+
+    /// Returns how many codes were written (whole steps from the start).
+    ///
+    /// # Safety
+    /// The CPU has `V`'s features; the three slices have one length; `pair.narrowable() ==
+    /// Some((zy, lo, hi))` with `|zy| <= 255`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn wide<P: Pair<Self::V>, const SIGNED: bool, const OUT_SIGNED: bool>(
+        pair: &P,
+        zy: i32,
+        lo: i32,
+        hi: i32,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) -> usize;
+}
+
+/// The leading whole steps of a binary kernel on `D`'s narrowing loop where `pair` is
+/// [`Pair::narrowable`] with `|zy| <= 255`; returns how many codes were written (0 otherwise),
+/// the driver's own loops doing the rest.
+///
+/// # Safety
+/// The CPU has `D::V`'s features; the three slices have one length.
+#[inline(always)]
+pub(crate) unsafe fn binary_wide<D: WideBinary, P: Pair<D::V>, const SIGNED: bool>(
+    pair: &P,
+    a: &[u8],
+    b: &[u8],
+    out: &mut [u8],
+) -> usize {
+    match pair.narrowable() {
+        // `lo < 0`: the output range lies inside i8 (else inside u8; a range inside both, such
+        // as [0, 127], has the same bytes either way).
+        // SAFETY: this function's contract, and `|zy| <= 255` checked here.
+        Some((zy, lo, hi)) if (-255..=255).contains(&zy) => unsafe {
+            if lo < 0 {
+                D::wide::<P, SIGNED, true>(pair, zy, lo, hi, a, b, out)
+            } else {
+                D::wide::<P, SIGNED, false>(pair, zy, lo, hi, a, b, out)
+            }
+        },
+        _ => 0,
+    }
+}
+
 /// One ISA's loop: widen codes, apply a [`Pair`], narrow and store, tails included.
 pub(crate) trait Driver {
     type V: Lanes;

@@ -90,18 +90,8 @@ unsafe fn load<const SIGNED: bool>(p: *const u8) -> (int32x4_t, int32x4_t) {
 /// The CPU must have NEON; the three slices have one length.
 #[target_feature(enable = "neon")]
 unsafe fn run<P: Pair<int32x4_t>, const SIGNED: bool>(pair: &P, k: &BinaryKernel, a: &[u8], b: &[u8], out: &mut [u8]) {
-    let mut wide_done = 0;
-    if let Some((zy, lo, hi)) = pair.narrowable().filter(|b| (-255..=255).contains(&b.0)) {
-        // `lo < 0`: the output range lies inside i8 (else inside u8).
-        // SAFETY: this function's contract.
-        wide_done = unsafe {
-            if lo < 0 {
-                wide::<P, SIGNED, true>(pair, zy, lo, hi, a, b, out)
-            } else {
-                wide::<P, SIGNED, false>(pair, zy, lo, hi, a, b, out)
-            }
-        };
-    }
+    // SAFETY: this function's contract.
+    let wide_done = unsafe { lanes::binary_wide::<Neon, P, SIGNED>(pair, a, b, out) };
     let (a, b, out) = (&a[wide_done..], &b[wide_done..], &mut out[wide_done..]);
     let (ablocks, _) = a.as_chunks::<8>();
     let (bblocks, _) = b.as_chunks::<8>();
@@ -120,42 +110,41 @@ unsafe fn run<P: Pair<int32x4_t>, const SIGNED: bool>(pair: &P, k: &BinaryKernel
     generic::binary_bytes(k, signedness, &a[done..], &b[done..], &mut out[done..]);
 }
 
-/// `out = clamp(pair.raw(a, b) + zy, lo, hi)`, sixteen codes per step; returns how many were
-/// written (whole steps).
-///
-/// # Safety
-/// NEON; the three slices have one length; `pair.narrowable() == Some((zy, lo, hi))` with
-/// `|zy| <= 255`.
-#[inline(always)]
-unsafe fn wide<P: Pair<int32x4_t>, const SIGNED: bool, const OUT_SIGNED: bool>(
-    pair: &P,
-    zy: i32,
-    lo: i32,
-    hi: i32,
-    a: &[u8],
-    b: &[u8],
-    out: &mut [u8],
-) -> usize {
-    // SAFETY: broadcasts (this function's contract).
-    let narrow = unsafe { Narrow16::<OUT_SIGNED>::new(zy, lo, hi) };
-    let (ablocks, _) = a.as_chunks::<16>();
-    let (bblocks, _) = b.as_chunks::<16>();
-    let (oblocks, _) = out.as_chunks_mut::<16>();
-    for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
-        let (x, y) = (x.as_ptr(), y.as_ptr());
-        // SAFETY: `x`, `y` are 16 readable bytes (two 8-byte loads inside each) and `o` 16
-        // writable ones; NEON is this function's contract.
-        unsafe {
-            let ((x0, x1), (y0, y1)) = (load::<SIGNED>(x), load::<SIGNED>(y));
-            let ((x2, x3), (y2, y3)) = (load::<SIGNED>(x.add(8)), load::<SIGNED>(y.add(8)));
-            let v = [pair.raw(x0, y0), pair.raw(x1, y1), pair.raw(x2, y2), pair.raw(x3, y3)];
-            vst1q_u8(o.as_mut_ptr(), narrow.apply(v));
-        }
-    }
-    ablocks.len() * 16
-}
 
 struct Neon;
+
+impl lanes::WideBinary for Neon {
+    type V = int32x4_t;
+
+    #[inline(always)]
+    unsafe fn wide<P: Pair<int32x4_t>, const SIGNED: bool, const OUT_SIGNED: bool>(
+        pair: &P,
+        zy: i32,
+        lo: i32,
+        hi: i32,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) -> usize {
+        // SAFETY: broadcasts (this function's contract).
+        let narrow = unsafe { Narrow16::<OUT_SIGNED>::new(zy, lo, hi) };
+        let (ablocks, _) = a.as_chunks::<16>();
+        let (bblocks, _) = b.as_chunks::<16>();
+        let (oblocks, _) = out.as_chunks_mut::<16>();
+        for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
+            let (x, y) = (x.as_ptr(), y.as_ptr());
+            // SAFETY: `x`, `y` are 16 readable bytes (two 8-byte loads inside each) and `o` 16
+            // writable ones; NEON is this function's contract.
+            unsafe {
+                let ((x0, x1), (y0, y1)) = (load::<SIGNED>(x), load::<SIGNED>(y));
+                let ((x2, x3), (y2, y3)) = (load::<SIGNED>(x.add(8)), load::<SIGNED>(y.add(8)));
+                let v = [pair.raw(x0, y0), pair.raw(x1, y1), pair.raw(x2, y2), pair.raw(x3, y3)];
+                vst1q_u8(o.as_mut_ptr(), narrow.apply(v));
+            }
+        }
+        ablocks.len() * 16
+    }
+}
 
 impl Driver for Neon {
     type V = int32x4_t;

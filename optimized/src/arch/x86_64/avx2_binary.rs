@@ -96,18 +96,8 @@ unsafe fn load<const SIGNED: bool>(p: *const u8) -> __m256i {
 /// The CPU must have AVX2; the three slices have one length.
 #[target_feature(enable = "avx2")]
 unsafe fn run<P: Pair<__m256i>, const SIGNED: bool>(pair: &P, k: &BinaryKernel, a: &[u8], b: &[u8], out: &mut [u8]) {
-    let mut wide_done = 0;
-    if let Some((zy, lo, hi)) = pair.narrowable().filter(|b| (-255..=255).contains(&b.0)) {
-        // `lo < 0`: the output range lies inside i8 (else inside u8).
-        // SAFETY: this function's contract.
-        wide_done = unsafe {
-            if lo < 0 {
-                wide::<P, SIGNED, true>(pair, zy, lo, hi, a, b, out)
-            } else {
-                wide::<P, SIGNED, false>(pair, zy, lo, hi, a, b, out)
-            }
-        };
-    }
+    // SAFETY: this function's contract.
+    let wide_done = unsafe { lanes::binary_wide::<Avx2, P, SIGNED>(pair, a, b, out) };
     let (a, b, out) = (&a[wide_done..], &b[wide_done..], &mut out[wide_done..]);
     // The low byte of each 32-bit lane to the first four bytes of each 128-bit half, then the two
     // halves' first dwords side by side.
@@ -132,45 +122,44 @@ unsafe fn run<P: Pair<__m256i>, const SIGNED: bool>(pair: &P, k: &BinaryKernel, 
     generic::binary_bytes(k, signedness, &a[done..], &b[done..], &mut out[done..]);
 }
 
-/// `out = clamp(pair.raw(a, b) + zy, lo, hi)`, thirty-two codes per step; returns how many were
-/// written (whole steps).
-///
-/// # Safety
-/// AVX2; the three slices have one length; `pair.narrowable() == Some((zy, lo, hi))` with
-/// `|zy| <= 255`.
-#[inline(always)]
-unsafe fn wide<P: Pair<__m256i>, const SIGNED: bool, const OUT_SIGNED: bool>(
-    pair: &P,
-    zy: i32,
-    lo: i32,
-    hi: i32,
-    a: &[u8],
-    b: &[u8],
-    out: &mut [u8],
-) -> usize {
-    // SAFETY: broadcasts (this function's contract).
-    let narrow = unsafe { Narrow32::<OUT_SIGNED>::new(zy, lo, hi) };
-    let (ablocks, _) = a.as_chunks::<32>();
-    let (bblocks, _) = b.as_chunks::<32>();
-    let (oblocks, _) = out.as_chunks_mut::<32>();
-    for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
-        let (x, y) = (x.as_ptr(), y.as_ptr());
-        // SAFETY: `x`, `y` are 32 readable bytes (four 8-byte loads inside each) and `o` 32
-        // writable ones; AVX2 is this function's contract.
-        unsafe {
-            let v = [
-                pair.raw(load::<SIGNED>(x), load::<SIGNED>(y)),
-                pair.raw(load::<SIGNED>(x.add(8)), load::<SIGNED>(y.add(8))),
-                pair.raw(load::<SIGNED>(x.add(16)), load::<SIGNED>(y.add(16))),
-                pair.raw(load::<SIGNED>(x.add(24)), load::<SIGNED>(y.add(24))),
-            ];
-            _mm256_storeu_si256(o.as_mut_ptr().cast(), narrow.apply(v));
-        }
-    }
-    ablocks.len() * 32
-}
 
 struct Avx2;
+
+impl lanes::WideBinary for Avx2 {
+    type V = __m256i;
+
+    #[inline(always)]
+    unsafe fn wide<P: Pair<__m256i>, const SIGNED: bool, const OUT_SIGNED: bool>(
+        pair: &P,
+        zy: i32,
+        lo: i32,
+        hi: i32,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) -> usize {
+        // SAFETY: broadcasts (this function's contract).
+        let narrow = unsafe { Narrow32::<OUT_SIGNED>::new(zy, lo, hi) };
+        let (ablocks, _) = a.as_chunks::<32>();
+        let (bblocks, _) = b.as_chunks::<32>();
+        let (oblocks, _) = out.as_chunks_mut::<32>();
+        for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
+            let (x, y) = (x.as_ptr(), y.as_ptr());
+            // SAFETY: `x`, `y` are 32 readable bytes (four 8-byte loads inside each) and `o` 32
+            // writable ones; AVX2 is this function's contract.
+            unsafe {
+                let v = [
+                    pair.raw(load::<SIGNED>(x), load::<SIGNED>(y)),
+                    pair.raw(load::<SIGNED>(x.add(8)), load::<SIGNED>(y.add(8))),
+                    pair.raw(load::<SIGNED>(x.add(16)), load::<SIGNED>(y.add(16))),
+                    pair.raw(load::<SIGNED>(x.add(24)), load::<SIGNED>(y.add(24))),
+                ];
+                _mm256_storeu_si256(o.as_mut_ptr().cast(), narrow.apply(v));
+            }
+        }
+        ablocks.len() * 32
+    }
+}
 
 impl Driver for Avx2 {
     type V = __m256i;

@@ -100,19 +100,8 @@ unsafe fn load<const SIGNED: bool>(p: *const u8) -> __m512i {
 /// The CPU must have AVX-512 F/BW/VL/DQ; the three slices have one length.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 unsafe fn run<P: Pair<__m512i>, const SIGNED: bool>(pair: &P, a: &[u8], b: &[u8], out: &mut [u8]) {
-    let mut done = 0;
-    if let Some((zy, lo, hi)) = pair.narrowable().filter(|b| (-255..=255).contains(&b.0)) {
-        // `lo < 0`: the output range lies inside i8 (else inside u8; a range inside both, such
-        // as [0, 127], has the same bytes either way).
-        // SAFETY: this function's contract.
-        done = unsafe {
-            if lo < 0 {
-                wide::<P, SIGNED, true>(pair, zy, lo, hi, a, b, out)
-            } else {
-                wide::<P, SIGNED, false>(pair, zy, lo, hi, a, b, out)
-            }
-        };
-    }
+    // SAFETY: this function's contract.
+    let done = unsafe { lanes::binary_wide::<Avx512, P, SIGNED>(pair, a, b, out) };
     let (a, b, out) = (&a[done..], &b[done..], &mut out[done..]);
     let (ablocks, _) = a.as_chunks::<16>();
     let (bblocks, _) = b.as_chunks::<16>();
@@ -139,45 +128,44 @@ unsafe fn run<P: Pair<__m512i>, const SIGNED: bool>(pair: &P, a: &[u8], b: &[u8]
     }
 }
 
-/// `out = clamp(pair.raw(a, b) + zy, lo, hi)`, sixty-four codes per step; returns how many were
-/// written (whole steps).
-///
-/// # Safety
-/// AVX-512 F/BW/VL/DQ; the three slices have one length; `pair.narrowable() == Some((zy, lo,
-/// hi))` with `|zy| <= 255`.
-#[inline(always)]
-unsafe fn wide<P: Pair<__m512i>, const SIGNED: bool, const OUT_SIGNED: bool>(
-    pair: &P,
-    zy: i32,
-    lo: i32,
-    hi: i32,
-    a: &[u8],
-    b: &[u8],
-    out: &mut [u8],
-) -> usize {
-    // SAFETY: broadcasts (this function's contract).
-    let narrow = unsafe { Narrow64::<OUT_SIGNED>::new(zy, lo, hi) };
-    let (ablocks, _) = a.as_chunks::<64>();
-    let (bblocks, _) = b.as_chunks::<64>();
-    let (oblocks, _) = out.as_chunks_mut::<64>();
-    for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
-        let (x, y) = (x.as_ptr(), y.as_ptr());
-        // SAFETY: `x`, `y` are 64 readable bytes (four 16-byte loads inside each) and `o` 64
-        // writable ones; the CPU features are this function's contract.
-        unsafe {
-            let v = [
-                pair.raw(load::<SIGNED>(x), load::<SIGNED>(y)),
-                pair.raw(load::<SIGNED>(x.add(16)), load::<SIGNED>(y.add(16))),
-                pair.raw(load::<SIGNED>(x.add(32)), load::<SIGNED>(y.add(32))),
-                pair.raw(load::<SIGNED>(x.add(48)), load::<SIGNED>(y.add(48))),
-            ];
-            _mm512_storeu_si512(o.as_mut_ptr().cast(), narrow.apply(v));
-        }
-    }
-    ablocks.len() * 64
-}
 
 struct Avx512;
+
+impl lanes::WideBinary for Avx512 {
+    type V = __m512i;
+
+    #[inline(always)]
+    unsafe fn wide<P: Pair<__m512i>, const SIGNED: bool, const OUT_SIGNED: bool>(
+        pair: &P,
+        zy: i32,
+        lo: i32,
+        hi: i32,
+        a: &[u8],
+        b: &[u8],
+        out: &mut [u8],
+    ) -> usize {
+        // SAFETY: broadcasts (this function's contract).
+        let narrow = unsafe { Narrow64::<OUT_SIGNED>::new(zy, lo, hi) };
+        let (ablocks, _) = a.as_chunks::<64>();
+        let (bblocks, _) = b.as_chunks::<64>();
+        let (oblocks, _) = out.as_chunks_mut::<64>();
+        for ((x, y), o) in ablocks.iter().zip(bblocks).zip(oblocks.iter_mut()) {
+            let (x, y) = (x.as_ptr(), y.as_ptr());
+            // SAFETY: `x`, `y` are 64 readable bytes (four 16-byte loads inside each) and `o` 64
+            // writable ones; the CPU features are this function's contract.
+            unsafe {
+                let v = [
+                    pair.raw(load::<SIGNED>(x), load::<SIGNED>(y)),
+                    pair.raw(load::<SIGNED>(x.add(16)), load::<SIGNED>(y.add(16))),
+                    pair.raw(load::<SIGNED>(x.add(32)), load::<SIGNED>(y.add(32))),
+                    pair.raw(load::<SIGNED>(x.add(48)), load::<SIGNED>(y.add(48))),
+                ];
+                _mm512_storeu_si512(o.as_mut_ptr().cast(), narrow.apply(v));
+            }
+        }
+        ablocks.len() * 64
+    }
+}
 
 impl Driver for Avx512 {
     type V = __m512i;
