@@ -368,7 +368,9 @@ pub fn gemm_u8s8_rows(
     // runs slower (a busy sibling, a lower clock) takes fewer chunks instead of holding the
     // others up. Each chunk is computed the same way whoever takes it.
     let bounds = thread_chunks(m, threads);
-    let mut slots: Vec<std::sync::Mutex<Option<(usize, &mut [i32])>>> = Vec::with_capacity(bounds.len());
+    // A chunk's first row and its output rows, taken once by the worker that computes it.
+    type Slot<'o> = std::sync::Mutex<Option<(usize, &'o mut [i32])>>;
+    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(bounds.len());
     let mut rest = out;
     for &(i0, rows) in &bounds {
         let (o, tail) = std::mem::take(&mut rest).split_at_mut(rows * n);
