@@ -999,14 +999,15 @@ pub(crate) mod amx {
             // Panels p and p + 1 exist: panels are packed in whole groups of four.
             let b0 = w.panels[p * stride..].as_ptr();
             let b1 = w.panels[(p + 1) * stride..].as_ptr();
-            // SAFETY: every tile instruction below: the configuration is loaded; the A loads
-            // read `rows0` / `rows1` rows of 64 bytes at `64 t` of rows 0 / 16 with stride
-            // `kp64`, inside `abuf` (64 t + 64 <= kp64); the B loads read 16 rows of 64 bytes,
-            // 1,024 bytes of whole groups inside the panel (t < full) or the zero-padded tail
-            // copy; the stores write `rows0` / `rows1` rows of 16 i32 at columns `16 p` and
-            // `16 p + 16` of rows of `npad` i32 in `raw` (p is even and `16 p < n`, so `16 p + 32
-            // <= npad`, a multiple of 32; rows < 32 <= raw.len() / npad). Tiles 2, 3 and 5 are
-            // only touched when `rows1 > 0`.
+            // Every tile instruction below: the configuration is loaded; the A loads read
+            // `rows0` / `rows1` rows of 64 bytes at `64 t` of rows 0 / 16 with stride `kp64`,
+            // inside `abuf` (64 t + 64 <= kp64); the B loads read 16 rows of 64 bytes, 1,024
+            // bytes of whole groups inside the panel (t < full) or the zero-padded tail copy;
+            // the stores write `rows0` / `rows1` rows of 16 i32 at columns `16 p` and `16 p + 16`
+            // of rows of `npad` i32 in `raw` (p is even and `16 p < n`, so `16 p + 32 <= npad`, a
+            // multiple of 32; rows < 32 <= raw.len() / npad). Tiles 2, 3 and 5 are only touched
+            // when `rows1 > 0`.
+            // SAFETY: the bounds just stated hold for every tile load and store.
             unsafe {
                 let step = |a_off: usize, bb0: *const i8, bb1: *const i8| {
                     if rows1 > 0 {
@@ -1520,11 +1521,13 @@ mod blocked {
                 let mut t = 0;
                 while t < mc {
                     let rows = (mc - t).min(ROWS);
-                    // SAFETY: the kernel's features were detected (`micro` is built only for an
-                    // available kernel). Rows `t .. t + rows` of `abuf` exist (`mc <= MC` rows of
-                    // `kp`), and their bytes `kc0 .. kc0 + 4 groups` are inside; panels `p .. p + micro.panels` exist (whole groups of PANELS
-                    // panels are packed) and their groups from `kc0 / 4` on are inside; rows
-                    // `t .. t + rows` of `c` have columns `p * NR .. p * NR + cols <= N`.
+                    // The kernel's features were detected (`micro` is built only for an available
+                    // kernel). Rows `t .. t + rows` of `abuf` exist (`mc <= MC` rows of `kp`), and
+                    // their bytes `kc0 .. kc0 + 4 groups` are inside; panels `p .. p +
+                    // micro.panels` exist (whole groups of PANELS panels are packed) and their
+                    // groups from `kc0 / 4` on are inside; rows `t .. t + rows` of `c` have
+                    // columns `p * NR .. p * NR + cols <= N`.
+                    // SAFETY: the features and bounds just stated.
                     unsafe {
                         (micro.run[rows - 1])(
                             abuf.as_ptr().add(t * kp + kc0),

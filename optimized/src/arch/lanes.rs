@@ -74,7 +74,8 @@ pub(crate) trait Lanes: Copy {
     /// Wrapping left shift.
     unsafe fn shl(self, n: Self::Count) -> Self;
     unsafe fn mul_q31(self, q: &Self::Q31) -> Self;
-    /// Exact for the centred codes and their products (magnitudes below 2^24).
+    /// Exact for the centred codes and their products (magnitudes below 2^24); larger values
+    /// (requantization's accumulators) round to nearest even, as the reference's `acc as f32`.
     unsafe fn to_f32(self) -> Self::F;
 
     unsafe fn fadd(a: Self::F, b: Self::F) -> Self::F;
