@@ -359,18 +359,22 @@ pub trait ArithKernels {
 
 /// Pooling's inner loop on 8-bit codes.
 pub trait PoolKernels {
-    /// `acc[i] = max(acc[i], x[i])`, the bytes read as codes of `signedness` (an `i8` code's
-    /// byte compares as signed). `acc.len() == x.len()`. The default is the portable loop; an ISA
-    /// overrides it with its byte max (`vpmaxub`/`vpmaxsb`, NEON `umax`/`smax`).
-    fn max_bytes(&self, signedness: Signedness, acc: &mut [u8], x: &[u8]) {
-        generic::max_bytes(signedness, acc, x)
+    /// `out[i] = min(hi, max(lo, rows[0][i], .., rows[r - 1][i]))`: max pooling's window
+    /// maximum over `r` rows of cells, read once each, with the fused activation's clamp. The
+    /// bytes (`lo` and `hi` too) are read as codes of `signedness` (an `i8` code's byte compares
+    /// as signed); `lo <= hi` as codes, and every row has `out`'s length. No rows: `out[i] =
+    /// lo`. The default is the portable loop; an ISA overrides it with its byte max and min
+    /// (`vpmaxsb`/`vpmaxub`, `vpminsb`/`vpminub`, NEON `smax`/`umax`, `smin`/`umin`).
+    fn max_rows(&self, signedness: Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8]) {
+        generic::max_rows(signedness, lo, hi, rows, out, 0)
     }
-    /// `acc[i] += code(x[i])`, the bytes read as codes of `signedness` (average pooling's window
-    /// sums). `acc.len() == x.len()`; the sum wraps in `i32` (callers keep windows small enough
-    /// that it cannot: at most `2^23` codes). The default is the portable loop; an ISA widens
-    /// bytes to 32-bit lanes (`vpmovsxbd`/`vpmovzxbd`, NEON `sxtl`/`uxtl`).
-    fn sum_bytes(&self, signedness: Signedness, acc: &mut [i32], x: &[u8]) {
-        generic::sum_bytes(signedness, acc, x)
+    /// `out[i] = code(rows[0][i]) + .. + code(rows[r - 1][i])`: average pooling's column sums
+    /// over a window's rows, each row read once, the bytes read as codes of `signedness`. Every
+    /// row has `out`'s length; no rows: `out[i] = 0`. The sum wraps in `i32` (callers keep
+    /// windows small enough that it cannot: at most `2^23` codes). The default is the portable
+    /// loop; an ISA widens bytes to 32-bit lanes (`vpmovsxbd`/`vpmovzxbd`, NEON `sxtl`/`uxtl`).
+    fn sum_rows(&self, signedness: Signedness, rows: &[&[u8]], out: &mut [i32]) {
+        generic::sum_rows(signedness, rows, out, 0)
     }
 }
 

@@ -560,9 +560,15 @@ impl Engine {
     /// Twin of [`quantproof_reference::pool::max_pool2d`]: 2-D max pooling of 8-bit codes in
     /// NCHW or NHWC, the output inheriting the input's quantization, the fused activation's code
     /// bounds applied; bit for bit with the reference, errors included (its checks, in its order).
-    /// NHWC takes the maximum of whole rows of channels with the ISA's byte max
-    /// ([`crate::kernels::PoolKernels::max_bytes`]); NCHW maxes each output row's input rows
-    /// column-wise with the same kernel, then each window's columns.
+    ///
+    /// Separable, with the ISA's multi-row byte max ([`crate::kernels::PoolKernels::max_rows`])
+    /// over long runs: per output row, the window's input rows are maxed element-wise into one
+    /// padded row (whole rows of `W x C` bytes in NHWC, `W` bytes per plane in NCHW), then that
+    /// row's windows are maxed along it ([`max_row_windows`]). Both passes start from the
+    /// activation's lower bound and end with its upper one, which is the clamp of the maximum
+    /// (clamping is monotone). The padding holds the lowest code, which changes no maximum; a
+    /// window wholly in the padding comes out as the lower bound, the reference's clamped
+    /// lowest code.
     pub fn max_pool2d<C: FastCode>(
         &self,
         x: &[C],
@@ -577,53 +583,43 @@ impl Engine {
         let (lo, hi) = p.activation.code_bounds::<C>(yq);
         let mut out = vec![C::from_code(C::MIN); g.out_shape.iter().product()];
         let signedness = Signedness::signed_if(C::MIN < 0);
-        match layout {
-            Layout::Nhwc => {
-                let c = g.c;
-                let xb = C::bytes(x);
-                let k = self.kernels;
-                for b in 0..g.n {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
-                            let o0 = ((b * g.oh + oy) * g.ow + ox) * c;
-                            let acc = C::bytes_mut(&mut out[o0..o0 + c]);
-                            for y in ys..ye {
-                                for xx in xs..xe {
-                                    let i0 = ((b * g.h + y) * g.w + xx) * c;
-                                    k.max_bytes(signedness, acc, &xb[i0..i0 + c]);
-                                }
-                            }
-                        }
+        let (xb, k) = (C::bytes(x), self.kernels);
+        let ob = C::bytes_mut(&mut out);
+        let (lowest, lo, hi) = (C::from_code(C::MIN).byte(), C::from_code(lo).byte(), C::from_code(hi).byte());
+        // Cells (pixels in NHWC, single codes in NCHW) of `cw` bytes; a padded row holds the
+        // left padding, the input row, and every column the last window reaches. A window
+        // wider than twice the input (its padding would outgrow the data) takes its clipped
+        // cells from an unpadded row instead.
+        let (kw, sw) = (p.kernel[1], p.stride[1]);
+        let padded = kw <= 2 * g.w + 2;
+        let (pad, cols) = match padded {
+            true => (g.pad_w, (g.pad_w + g.w).max((g.ow.max(1) - 1) * sw + kw)),
+            false => (0, g.w),
+        };
+        let (planes, cw) = match layout {
+            Layout::Nhwc => (g.n, g.c),
+            Layout::Nchw => (g.n * g.c, 1),
+        };
+        let mut row = vec![lowest; cols * cw];
+        let mut runs = Vec::new();
+        let (in_row, out_row) = (g.w * cw, g.ow * cw);
+        for plane in 0..planes {
+            let xin = &xb[plane * g.h * in_row..(plane + 1) * g.h * in_row];
+            let oplane = &mut ob[plane * g.oh * out_row..(plane + 1) * g.oh * out_row];
+            for (oy, orow) in oplane.chunks_exact_mut(out_row.max(1)).enumerate().take(g.oh) {
+                let (ys, ye, _, _) = g.window(p, oy, 0);
+                let inputs: Vec<&[u8]> = (ys..ye).map(|y| &xin[y * in_row..(y + 1) * in_row]).collect();
+                k.max_rows(signedness, lo, hi, &inputs, &mut row[pad * cw..pad * cw + in_row]);
+                if padded {
+                    max_row_windows(k, signedness, (lo, hi), &row, cw, kw, sw, orow, &mut runs);
+                } else {
+                    for (ox, o) in orow.chunks_exact_mut(cw.max(1)).enumerate() {
+                        let (_, _, xs, xe) = g.window(p, oy, ox);
+                        let cells: Vec<&[u8]> = (xs..xe).map(|c| &row[c * cw..(c + 1) * cw]).collect();
+                        k.max_rows(signedness, lo, hi, &cells, o);
                     }
                 }
             }
-            Layout::Nchw => {
-                // Per output row: the window's input rows maxed column-wise with the ISA's byte
-                // max, then each window's columns maxed from that row.
-                let (xb, k) = (C::bytes(x), self.kernels);
-                let lowest = C::from_code(C::MIN).byte();
-                let mut rows = vec![lowest; g.w];
-                for plane in 0..g.n * g.c {
-                    let xin = &xb[plane * g.h * g.w..(plane + 1) * g.h * g.w];
-                    let oplane = &mut out[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
-                    for oy in 0..g.oh {
-                        let (ys, ye, _, _) = g.window(p, oy, 0);
-                        rows.fill(lowest);
-                        for y in ys..ye {
-                            k.max_bytes(signedness, &mut rows, &xin[y * g.w..(y + 1) * g.w]);
-                        }
-                        for ox in 0..g.ow {
-                            let (_, _, xs, xe) = g.window(p, oy, ox);
-                            let codes = rows[xs..xe].iter().map(|&b| crate::arch::generic::code_of_byte(b, signedness));
-                            oplane[oy * g.ow + ox] = C::from_code(codes.max().unwrap_or(C::MIN));
-                        }
-                    }
-                }
-            }
-        }
-        for o in out.iter_mut() {
-            *o = C::from_code(o.to_code().clamp(lo, hi));
         }
         Ok((out, g.out_shape))
     }
@@ -632,10 +628,11 @@ impl Engine {
     /// NCHW or NHWC under `rule` (each framework's rounding of the mean, through the reference's
     /// [`quantproof_reference::pool::WindowAverage`]), the fused activation's code bounds
     /// applied; bit for bit with the reference, errors included (its checks, in its order).
-    /// NHWC sums whole rows of channels with the ISA's widening add
-    /// ([`crate::kernels::PoolKernels::sum_bytes`]); NCHW sums each output row's input rows
-    /// column-wise with the same kernel, then each window's columns. Windows of more than `2^23`
-    /// cells (where an `i32` sum could overflow) sum per output in `i64`.
+    /// Separable: per output row, the window's input rows are summed column-wise with the ISA's
+    /// widening add ([`crate::kernels::PoolKernels::sum_rows`]: whole rows of `W x C` codes in
+    /// NHWC, `W` per plane in NCHW), then each window's cells along that row, and each window's
+    /// rule applied ([`average_row`]). Windows of more than `2^23` cells (where an `i32` sum
+    /// could overflow) sum per output in `i64`.
     #[allow(clippy::too_many_arguments)]
     pub fn avg_pool2d<C: FastCode>(
         &self,
@@ -680,50 +677,33 @@ impl Engine {
             }
             return Ok((out, g.out_shape));
         }
-        match layout {
-            Layout::Nhwc => {
-                // Each window cell is a row of `c` channels: summed with the ISA's widening add.
-                let c = g.c;
-                let mut acc = vec![0i32; c];
-                for oy in 0..g.oh {
-                    let windows = row_windows(oy);
-                    for b in 0..g.n {
-                        for (ox, f) in windows.iter().enumerate() {
-                            let (ys, ye, xs, xe) = g.window(p, oy, ox);
-                            acc.fill(0);
-                            for y in ys..ye {
-                                for xx in xs..xe {
-                                    let i0 = ((b * g.h + y) * g.w + xx) * c;
-                                    k.sum_bytes(signedness, &mut acc, &xb[i0..i0 + c]);
-                                }
-                            }
-                            let o0 = ((b * g.oh + oy) * g.ow + ox) * c;
-                            f.apply_row(&acc, &mut out[o0..o0 + c], lo, hi);
-                        }
-                    }
-                }
-            }
-            Layout::Nchw => {
-                // Per output row: the window's input rows summed column-wise with the ISA's
-                // widening add, then each window's columns summed from that row.
-                let mut rows = vec![0i32; g.w];
-                for oy in 0..g.oh {
-                    let windows = row_windows(oy);
-                    let (ys, ye, _, _) = g.window(p, oy, 0);
-                    for plane in 0..g.n * g.c {
-                        let xin = &xb[plane * g.h * g.w..(plane + 1) * g.h * g.w];
-                        rows.fill(0);
-                        for y in ys..ye {
-                            k.sum_bytes(signedness, &mut rows, &xin[y * g.w..(y + 1) * g.w]);
-                        }
-                        let orow = &mut out[(plane * g.oh + oy) * g.ow..(plane * g.oh + oy + 1) * g.ow];
-                        for (ox, (o, f)) in orow.iter_mut().zip(&windows).enumerate() {
-                            let (_, _, xs, xe) = g.window(p, oy, ox);
-                            let sum = rows[xs..xe].iter().sum::<i32>();
-                            *o = C::from_code(f.apply::<C>(sum).clamp(lo, hi));
-                        }
-                    }
-                }
+        // Separable, as max pooling: per output row, the window's input rows summed into one
+        // row of i32 with the ISA's widening add (whole rows of `W x C` codes in NHWC, `W` per
+        // plane in NCHW), then each window's input columns summed along it and divided under
+        // its own rule (padding adds nothing; the rules count the window's cells as each
+        // framework does).
+        let (planes, cw) = match layout {
+            Layout::Nhwc => (g.n, g.c),
+            Layout::Nchw => (g.n * g.c, 1),
+        };
+        let (in_row, out_row) = (g.w * cw, g.ow * cw);
+        let (mut row, mut sums) = (vec![0i32; in_row], vec![0i32; cw]);
+        // Each window's input columns (the padding adds nothing).
+        let spans: Vec<(usize, usize)> = (0..g.ow)
+            .map(|ox| {
+                let (_, _, xs, xe) = g.window(p, 0, ox);
+                (xs, xe)
+            })
+            .collect();
+        for oy in 0..g.oh {
+            let windows = row_windows(oy);
+            let (ys, ye, _, _) = g.window(p, oy, 0);
+            for plane in 0..planes {
+                let xin = &xb[plane * g.h * in_row..(plane + 1) * g.h * in_row];
+                let inputs: Vec<&[u8]> = (ys..ye).map(|y| &xin[y * in_row..(y + 1) * in_row]).collect();
+                k.sum_rows(signedness, &inputs, &mut row);
+                let o0 = (plane * g.oh + oy) * out_row;
+                average_row(k.isa(), &row, &mut sums, cw, &spans, &windows, &mut out[o0..o0 + out_row], (lo, hi));
             }
         }
         Ok((out, g.out_shape))
@@ -1059,10 +1039,10 @@ mod tests {
     use super::*;
     use quantproof_reference::scheme::QType;
 
-    /// The multiply-and-shift division of `FastAverage` equals the reference's C division on
-    /// every divisor 1..=300, every power of two up to 2^23 and its neighbours, and sums at the
-    /// ends of the range (windows of up to 2^23 codes of magnitude up to 255), zero and the
-    /// rounding ties around it.
+    /// The multiply-and-shift division of `FastAverage`, in every compilation of the row pass,
+    /// equals the reference's C division on every divisor 1..=300, every power of two up to 2^23
+    /// and its neighbours, and sums at the ends of the range (windows of up to 2^23 codes of
+    /// magnitude up to 255), zero and the rounding ties around it; PyTorch's f32 rule likewise.
     #[test]
     fn fast_average_divides_exactly() {
         use quantproof_reference::pool::WindowAverage;
@@ -1082,11 +1062,24 @@ mod tests {
                 }
             }
             sums.extend((0..200).map(|_| rng.range_i64(-limit, limit) as i32));
+            // Every compilation of the row pass (`average_row`: portable, and for AVX2 and
+            // AVX-512 where the CPU has them), one window of `sums.len()` codes.
+            let full = (i16::MIN as i32, i16::MAX as i32);
+            let rows_of = |f: &FastAverage| -> Vec<(Isa, Vec<i16>)> {
+                crate::isa::available()
+                    .into_iter()
+                    .map(|isa| {
+                        let (mut scratch, mut out) = (vec![0i32; sums.len()], vec![0i16; sums.len()]);
+                        super::average_row(isa, &sums, &mut scratch, sums.len(), &[(0, 1)], &[*f], &mut out, full);
+                        (isa, out)
+                    })
+                    .collect()
+            };
             let wa = WindowAverage::Tflite { count: d };
-            let f = FastAverage::new(wa);
-            for &s in &sums {
-                let (g, want) = (f.apply::<i16>(s), wa.apply::<i16>(s as i64));
-                assert_eq!(g as i32, want, "sum {s} / {d}");
+            for (isa, row) in rows_of(&FastAverage::new(wa)) {
+                for (&s, &g) in sums.iter().zip(&row) {
+                    assert_eq!(g as i32, wa.apply::<i16>(s as i64), "{isa:?} sum {s} / {d}");
+                }
             }
             // PyTorch's rounding: multipliers with exact halves (1/2^k), tiny and huge ones.
             for multiplier in
@@ -1095,12 +1088,10 @@ mod tests {
                 for zx in [-128, 0, 77, 255] {
                     for zy in [-128.0f32, 0.0, 3.0, 255.0] {
                         let wa = WindowAverage::Torch { count: d, zx, zy, multiplier };
-                        let f = FastAverage::new(wa);
-                        let mut row = vec![0i16; sums.len()];
-                        f.apply_row::<i16>(&sums, &mut row, i16::MIN as i32, i16::MAX as i32);
-                        for (&s, &r) in sums.iter().zip(&row) {
-                            let want = wa.apply::<i16>(s as i64);
-                            assert_eq!((f.apply::<i16>(s), r as i32), (want, want), "torch sum {s}, {wa:?}");
+                        for (isa, row) in rows_of(&FastAverage::new(wa)) {
+                            for (&s, &r) in sums.iter().zip(&row) {
+                                assert_eq!(r as i32, wa.apply::<i16>(s as i64), "{isa:?} torch sum {s}, {wa:?}");
+                            }
                         }
                     }
                 }
@@ -1176,12 +1167,60 @@ fn code_bytes_mut<C: Code>(out: &mut [C]) -> Option<&mut [u8]> {
     Some(unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len()) })
 }
 
+/// Max pooling along one padded row: `out` cell `ox` (`cw` bytes) is the element-wise maximum
+/// of `row`'s cells `ox s .. ox s + kw`, clamped to `[lo, hi]` ([`PoolKernels::max_rows`]).
+/// Overlapping windows, or cells narrower than a vector, first take the maximum of every run of
+/// `kw` cells at stride 1 in one pass over the row (`kw` shifted views of it, into `scratch`),
+/// then pick every `s`-th run; windows that do not overlap take their own cells. `row` holds
+/// at least `(ow - 1) s + kw` cells, `ow = out.len() / cw`.
+///
+/// [`PoolKernels::max_rows`]: crate::kernels::PoolKernels::max_rows
+#[allow(clippy::too_many_arguments)]
+fn max_row_windows(
+    k: &dyn Kernels,
+    signedness: Signedness,
+    (lo, hi): (u8, u8),
+    row: &[u8],
+    cw: usize,
+    kw: usize,
+    s: usize,
+    out: &mut [u8],
+    scratch: &mut Vec<u8>,
+) {
+    let ow = out.len().checked_div(cw).unwrap_or(0);
+    if ow == 0 {
+        return;
+    }
+    if s <= kw || cw < 64 {
+        let n = ((ow - 1) * s + 1) * cw;
+        let shifted: Vec<&[u8]> = (0..kw).map(|j| &row[j * cw..j * cw + n]).collect();
+        if s == 1 {
+            k.max_rows(signedness, lo, hi, &shifted, out);
+            return;
+        }
+        scratch.resize(n, 0);
+        k.max_rows(signedness, lo, hi, &shifted, scratch);
+        for (o, r) in out.chunks_exact_mut(cw).zip(scratch.chunks(cw * s)) {
+            o.copy_from_slice(&r[..cw]);
+        }
+    } else {
+        let mut cells: Vec<&[u8]> = Vec::with_capacity(kw);
+        for (ox, o) in out.chunks_exact_mut(cw).enumerate() {
+            cells.clear();
+            cells.extend((0..kw).map(|j| &row[(ox * s + j) * cw..(ox * s + j + 1) * cw]));
+            k.max_rows(signedness, lo, hi, &cells, o);
+        }
+    }
+}
+
 /// One window's [`quantproof_reference::pool::WindowAverage`] on `i32` sums, with TFLite's
 /// rounded division `(s ± d/2) / d` (C truncation) as a multiply and a shift (Granlund and
 /// Montgomery's round-up reciprocal): with `l = ceil(log2 d)` and `m = ceil(2^(31 + l) / d)`,
 /// `floor(n / d) = (n m) >> (31 + l)` for every `0 <= n < 2^31`, because `0 <= m d - 2^(31 + l)
 /// < d <= 2^l`. Here `n = |s ± d/2| < 2^31` (windows of at most `2^23` codes of magnitude at most
-/// 255, and `d <= 2^23`), so `n m < 2^63`. Other rules call the reference's `apply`.
+/// 255, and `d <= 2^23`), and `m < 2^32` (since `d > 2^(l - 1)`; `m = 2^31` for `d = 1`), so
+/// `n m` is one 32 x 32 -> 64-bit product (`vpmuludq` once vectorized; a full 64-bit multiply
+/// costs three times as much). Other rules call the reference's `apply`.
 ///
 /// PyTorch's `nearbyint(RN(RN(acc * M) + zy))` takes the same two f32 roundings, then rounds to
 /// an integer, ties to even, by adding and subtracting `1.5 * 2^23` (exact for `|v| <= 2^22`;
@@ -1191,7 +1230,7 @@ fn code_bytes_mut<C: Code>(out: &mut [C]) -> Option<&mut [u8]> {
 struct FastAverage {
     wa: quantproof_reference::pool::WindowAverage,
     /// `(m, 31 + l, d / 2)` for TFLite's division.
-    div: Option<(u64, u32, i64)>,
+    div: Option<(u32, u32, i32)>,
 }
 
 /// `nearbyint(v)`, ties to even, for `|v| <= 2^22` (see [`FastAverage`]).
@@ -1208,27 +1247,16 @@ impl FastAverage {
             WindowAverage::Tflite { count } if count > 0 && count <= 1 << 23 => {
                 let d = count as u64;
                 let l = 64 - (d - 1).leading_zeros();
-                Some(((1u64 << (31 + l)).div_ceil(d), 31 + l, count / 2))
+                let m = u32::try_from((1u64 << (31 + l)).div_ceil(d)).ok();
+                m.map(|m| (m, 31 + l, (count / 2) as i32))
             }
             _ => None,
         };
         FastAverage { wa, div }
     }
 
-    /// `wa.apply::<C>(sum)`.
-    #[inline]
-    fn apply<C: Code>(&self, sum: i32) -> i32 {
-        use quantproof_reference::pool::WindowAverage;
-        match (self.div, self.wa) {
-            (Some((m, shift, half)), _) => divide(sum, m, shift, half),
-            (None, WindowAverage::Torch { count, zx, zy, multiplier }) => {
-                torch_average::<C>(sum, count * zx as i64, multiplier, zy)
-            }
-            (None, wa) => wa.apply::<C>(sum as i64),
-        }
-    }
-
-    /// `out[i] = clamp(apply(sums[i]), lo, hi)`, the rule matched once for the row.
+    /// `out[i] = clamp(wa.apply(sums[i]), lo, hi)`, the rule matched once for the row.
+    #[inline(always)]
     fn apply_row<C: Code>(&self, sums: &[i32], out: &mut [C], lo: i32, hi: i32) {
         match self.div {
             Some((m, shift, half)) => {
@@ -1252,6 +1280,82 @@ impl FastAverage {
     }
 }
 
+/// One output row of average pooling from the window rows' column sums `row` (cells of `cw`
+/// codes): output cell `ox` is its window's rule (`windows[ox]`) applied to the sum of the
+/// cells `spans[ox]` (formed in `sums`, one cell long), clamped to `[lo, hi]`.
+///
+/// Portable code, compiled once more for AVX2 and for AVX-512 (`target_feature`), where the
+/// compiler vectorizes the sums, TFLite's multiply-shift division (`vpmuludq`) and PyTorch's f32
+/// arithmetic: the same Rust operations, so the same results (Rust never contracts a multiply
+/// and an add into an FMA), picked by the engine's ISA.
+#[allow(clippy::too_many_arguments)]
+fn average_row<C: Code>(
+    isa: Isa,
+    row: &[i32],
+    sums: &mut [i32],
+    cw: usize,
+    spans: &[(usize, usize)],
+    windows: &[FastAverage],
+    out: &mut [C],
+    bounds: (i32, i32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        type Args<'a, C> = (&'a [i32], &'a mut [i32], usize, &'a [(usize, usize)], &'a [FastAverage], &'a mut [C]);
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        fn avx512<C: Code>((r, u, cw, sp, w, o): Args<'_, C>, b: (i32, i32)) {
+            average_row_body(r, u, cw, sp, w, o, b)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<C: Code>((r, u, cw, sp, w, o): Args<'_, C>, b: (i32, i32)) {
+            average_row_body(r, u, cw, sp, w, o, b)
+        }
+        match isa {
+            // SAFETY: the engine's kernels are AVX-512's only where `isa::detect` found AVX-512
+            // F/BW/VL/DQ.
+            Isa::Avx512 => return unsafe { avx512((row, sums, cw, spans, windows, out), bounds) },
+            // SAFETY: the engine's kernels are AVX2's only where AVX2 was detected.
+            Isa::Avx2 => return unsafe { avx2((row, sums, cw, spans, windows, out), bounds) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    average_row_body(row, sums, cw, spans, windows, out, bounds)
+}
+
+/// [`average_row`]'s body, inlined into each of its compilations.
+#[inline(always)]
+fn average_row_body<C: Code>(
+    row: &[i32],
+    sums: &mut [i32],
+    cw: usize,
+    spans: &[(usize, usize)],
+    windows: &[FastAverage],
+    out: &mut [C],
+    (lo, hi): (i32, i32),
+) {
+    let sums = &mut sums[..cw];
+    for ((o, f), &(xs, xe)) in out.chunks_exact_mut(cw).zip(windows).zip(spans) {
+        let mut cells = row[xs * cw..xe * cw].chunks_exact(cw);
+        match (cells.next(), cells.next()) {
+            (None, _) => sums.fill(0),
+            (Some(a), None) => sums.copy_from_slice(a),
+            (Some(a), Some(b)) => {
+                // The first two cells in one pass (not a copy: no `memcpy` call per window).
+                for ((r, &a), &b) in sums.iter_mut().zip(a).zip(b) {
+                    *r = a.wrapping_add(b);
+                }
+                for c in cells {
+                    for (r, &v) in sums.iter_mut().zip(c) {
+                        *r = r.wrapping_add(v);
+                    }
+                }
+            }
+        }
+        f.apply_row(sums, o, lo, hi);
+    }
+}
+
 /// `WindowAverage::Torch`'s `apply` with [`round_ties_even_small`].
 #[inline(always)]
 fn torch_average<C: Code>(sum: i32, count_zx: i64, multiplier: f32, zy: f32) -> i32 {
@@ -1264,8 +1368,13 @@ fn torch_average<C: Code>(sum: i32, count_zx: i64, multiplier: f32, zy: f32) -> 
 /// on the data (selects), so that rows of random signs neither mispredict nor stop
 /// vectorization.
 #[inline(always)]
-fn divide(sum: i32, m: u64, shift: u32, half: i64) -> i32 {
-    let t = sum as i64 + if sum > 0 { half } else { -half };
-    let q = ((t.unsigned_abs() * m) >> shift) as i64;
-    (if t < 0 { -q } else { q }) as i32
+fn divide(sum: i32, m: u32, shift: u32, half: i32) -> i32 {
+    // `|sum| < 2^31 - 2^22` and `half <= 2^22`: `t` is exact in i32 (wrapping never wraps).
+    let t = sum.wrapping_add(if sum > 0 { half } else { -half });
+    let q = ((t.unsigned_abs() as u64 * m as u64) >> shift) as i32;
+    if t < 0 {
+        q.wrapping_neg()
+    } else {
+        q
+    }
 }

@@ -404,35 +404,30 @@ pub fn requantize<O: CodeOut>(acc: &[i32], r: &Requantizer, zero_point: i32, ran
     }
 }
 
+/// `out[i] = min(hi, max(lo, rows[..][i]))` for `i >= start`, on bytes read as codes of
+/// `signedness` ([`crate::kernels::PoolKernels::max_rows`]; the ISAs' tails start past their
+/// last whole vector). Every row has `out`'s length.
+pub fn max_rows(signedness: Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8], start: usize) {
+    assert!(rows.iter().all(|r| r.len() == out.len()));
+    let (lo, hi) = (code_of_byte(lo, signedness), code_of_byte(hi, signedness));
+    for (i, o) in out.iter_mut().enumerate().skip(start) {
+        let m = rows.iter().fold(lo, |m, r| m.max(code_of_byte(r[i], signedness)));
+        *o = m.min(hi) as u8;
+    }
+}
+
+/// `out[i] = code(rows[0][i]) + .. + code(rows[r - 1][i])` (wrapping) for `i >= start`, the
+/// bytes read as codes of `signedness` ([`crate::kernels::PoolKernels::sum_rows`]; the ISAs'
+/// tails start past their last whole vector). Every row has `out`'s length.
+pub fn sum_rows(signedness: Signedness, rows: &[&[u8]], out: &mut [i32], start: usize) {
+    assert!(rows.iter().all(|r| r.len() == out.len()));
+    for (i, o) in out.iter_mut().enumerate().skip(start) {
+        *o = rows.iter().fold(0i32, |s, r| s.wrapping_add(code_of_byte(r[i], signedness)));
+    }
+}
+
 /// The code a byte stands for: itself (`u8`) or its two's-complement value (`i8`).
 #[inline(always)]
-/// `acc[i] = max(acc[i], x[i])` on bytes read as codes of `signedness`
-/// ([`crate::kernels::PoolKernels::max_bytes`]).
-pub fn max_bytes(signedness: Signedness, acc: &mut [u8], x: &[u8]) {
-    assert_eq!(acc.len(), x.len());
-    match signedness {
-        Signedness::Signed => {
-            for (a, &v) in acc.iter_mut().zip(x) {
-                *a = (*a as i8).max(v as i8) as u8;
-            }
-        }
-        Signedness::Unsigned => {
-            for (a, &v) in acc.iter_mut().zip(x) {
-                *a = (*a).max(v);
-            }
-        }
-    }
-}
-
-/// `acc[i] += code(x[i])`, the bytes read as codes of `signedness`
-/// ([`crate::kernels::PoolKernels::sum_bytes`]).
-pub fn sum_bytes(signedness: Signedness, acc: &mut [i32], x: &[u8]) {
-    assert_eq!(acc.len(), x.len());
-    for (a, &v) in acc.iter_mut().zip(x) {
-        *a = a.wrapping_add(code_of_byte(v, signedness));
-    }
-}
-
 pub fn code_of_byte(b: u8, signedness: Signedness) -> i32 {
     match signedness {
         Signedness::Signed => b as i8 as i32,

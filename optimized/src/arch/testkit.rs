@@ -665,7 +665,7 @@ pub fn subnormals_are_kept_not_flushed(k: &dyn Kernels) {
     assert_eq!((lo.to_bits(), hi.to_bits()), (5, 5), "{}", k.isa());
 }
 
-/// The byte kernels of pooling and table lookup (`max_bytes`, `sum_bytes`, `lut_bytes`)
+/// The byte kernels of pooling and table lookup (`max_rows`, `sum_rows`, `lut_bytes`)
 /// against the scalar ones: both signednesses, every length and offset, bytes at both ends of
 /// the code range, and sentinels around the span.
 pub fn byte_kernels(k: &dyn Kernels) {
@@ -690,17 +690,36 @@ pub fn byte_kernels(k: &dyn Kernels) {
             }
             let xs = &x[off..off + n];
             for sign in [Signedness::Signed, Signedness::Unsigned] {
-                let start: Vec<u8> = (0..n + off + 4).map(|_| rng.below(256) as u8).collect();
-                let (mut got, mut want) = (start.clone(), start.clone());
-                k.max_bytes(sign, &mut got[off..off + n], xs);
-                Scalar.max_bytes(sign, &mut want[off..off + n], xs);
-                assert_eq!(got, want, "{} max_bytes {sign:?} n {n} offset {off}", k.isa());
-
-                let start: Vec<i32> = (0..n + off + 4).map(|_| rng.range_i64(-1 << 20, 1 << 20) as i32).collect();
-                let (mut got, mut want) = (start.clone(), start.clone());
-                k.sum_bytes(sign, &mut got[off..off + n], xs);
-                Scalar.sum_bytes(sign, &mut want[off..off + n], xs);
-                assert_eq!(got, want, "{} sum_bytes {sign:?} n {n} offset {off}", k.isa());
+                // Zero to six rows (past the four that AVX-512 fixes; the later ones other spans of `x`, misaligned against
+                // each other), bounds drawn as codes with lo <= hi, the full range among them.
+                let code = |b: u8| crate::arch::generic::code_of_byte(b, sign);
+                let rows: Vec<&[u8]> = (0..=n.min(6)).map(|r| &x[off - off.min(r)..][..n]).collect();
+                for r in 0..rows.len() {
+                    let (a, b) = (rng.below(256) as u8, rng.below(256) as u8);
+                    let (lo, hi) = match r % 3 {
+                        0 => (a.min(b), a.max(b)),
+                        1 => (if code(a) <= code(b) { a } else { b }, if code(a) <= code(b) { b } else { a }),
+                        _ => (
+                            if sign == Signedness::Signed { 0x80 } else { 0 },
+                            if sign == Signedness::Signed { 0x7f } else { 0xff },
+                        ),
+                    };
+                    if code(lo) > code(hi) {
+                        continue;
+                    }
+                    let start: Vec<u8> = (0..n + off + 4).map(|_| rng.below(256) as u8).collect();
+                    let (mut got, mut want) = (start.clone(), start.clone());
+                    k.max_rows(sign, lo, hi, &rows[..r], &mut got[off..off + n]);
+                    Scalar.max_rows(sign, lo, hi, &rows[..r], &mut want[off..off + n]);
+                    assert_eq!(got, want, "{} max_rows {sign:?} rows {r} lo {lo} hi {hi} n {n} offset {off}", k.isa());
+                }
+                for r in 0..rows.len() {
+                    let start: Vec<i32> = (0..n + off + 4).map(|_| rng.range_i64(-1 << 20, 1 << 20) as i32).collect();
+                    let (mut got, mut want) = (start.clone(), start.clone());
+                    k.sum_rows(sign, &rows[..r], &mut got[off..off + n]);
+                    Scalar.sum_rows(sign, &rows[..r], &mut want[off..off + n]);
+                    assert_eq!(got, want, "{} sum_rows {sign:?} rows {r} n {n} offset {off}", k.isa());
+                }
             }
             let (mut got, mut want) = (vec![0xa5u8; n + off + 4], vec![0xa5u8; n + off + 4]);
             k.lut_bytes(&table, xs, &mut got[off..off + n]);

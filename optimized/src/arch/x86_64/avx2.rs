@@ -13,6 +13,7 @@ rounds with `vroundps` and converts exactly with `vcvttps2dq`. Comparisons produ
 lanes, that is `-1` as i32: half away from zero is `cvtt(c) - (d >= 0.5) + (d <= -0.5)`.
 */
 
+use super::avx2_requant;
 use super::{
     as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC,
 };
@@ -21,7 +22,6 @@ use crate::arch::ln;
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use crate::kernels::{LutKernels, QuantizeKernels};
-use super::avx2_requant;
 use core::arch::x86_64::*;
 use quantproof_reference::pack::Int4;
 
@@ -901,57 +901,66 @@ pub(super) unsafe fn lut_shuffle(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
 }
 
 impl crate::kernels::PoolKernels for Avx2 {
-    fn max_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [u8], x: &[u8]) {
-        assert_eq!(acc.len(), x.len());
-        // SAFETY: the token proves AVX2; the lengths are equal.
-        unsafe { max_bytes(signedness == quantproof_reference::scheme::Signedness::Signed, acc, x) }
+    fn max_rows(
+        &self,
+        signedness: quantproof_reference::scheme::Signedness,
+        lo: u8,
+        hi: u8,
+        rows: &[&[u8]],
+        out: &mut [u8],
+    ) {
+        assert!(rows.iter().all(|r| r.len() == out.len()));
+        // SAFETY: the token proves AVX2; every row has `out`'s length.
+        unsafe { max_rows(signedness, lo, hi, rows, out) }
     }
 
-    fn sum_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
-        assert_eq!(acc.len(), x.len());
-        // SAFETY: the token proves AVX2; the lengths are equal.
-        unsafe { sum_bytes(signedness, acc, x) }
+    fn sum_rows(&self, signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
+        assert!(rows.iter().all(|r| r.len() == out.len()));
+        // SAFETY: the token proves AVX2; every row has `out`'s length.
+        unsafe { sum_rows(signedness, rows, out) }
     }
 }
 
-/// `acc += code(x)`, eight bytes widened to 32-bit lanes at a time (`vpmovsxbd` / `vpmovzxbd`),
-/// the tail portable.
+/// [`crate::kernels::PoolKernels::sum_rows`], eight bytes of each row widened to 32-bit lanes at
+/// a time (`vpmovsxbd` / `vpmovzxbd`) and added, the tail portable. Every row has `out`'s
+/// length.
 #[target_feature(enable = "avx2")]
-fn sum_bytes(signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
+fn sum_rows(signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
     let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
-    let n = acc.len() / 8 * 8;
+    let widen = |b: __m128i| if signed { _mm256_cvtepi8_epi32(b) } else { _mm256_cvtepu8_epi32(b) };
+    let n = out.len() / 8 * 8;
     for i in (0..n).step_by(8) {
-        // SAFETY: `i + 8 <= n <= acc.len() == x.len()`: eight readable bytes and eight readable
-        // and writable i32.
-        unsafe {
-            let b = _mm_loadl_epi64(x.as_ptr().add(i).cast());
-            let w = if signed { _mm256_cvtepi8_epi32(b) } else { _mm256_cvtepu8_epi32(b) };
-            let p = acc.as_mut_ptr().add(i).cast();
-            _mm256_storeu_si256(p, _mm256_add_epi32(_mm256_loadu_si256(p), w));
+        let mut s = _mm256_setzero_si256();
+        for r in rows {
+            // SAFETY: `i + 8 <= n <= out.len() == r.len()`: eight readable bytes.
+            s = _mm256_add_epi32(s, widen(unsafe { _mm_loadl_epi64(r.as_ptr().add(i).cast()) }));
         }
+        // SAFETY: as above, eight writable i32 of `out`.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), s) };
     }
-    generic::sum_bytes(signedness, &mut acc[n..], &x[n..]);
+    generic::sum_rows(signedness, rows, out, n);
 }
 
-/// `acc = max(acc, x)` per byte, 32 at a time (`vpmaxsb` / `vpmaxub`), the tail portable.
+/// [`crate::kernels::PoolKernels::max_rows`], 32 bytes at a time (`vpmaxsb` / `vpmaxub` from
+/// `lo` over the rows, then `vpminsb` / `vpminub` with `hi`), the tail portable. Every row has
+/// `out`'s length.
 #[target_feature(enable = "avx2")]
-fn max_bytes(signed: bool, acc: &mut [u8], x: &[u8]) {
-    let n = acc.len() / 32 * 32;
+fn max_rows(signedness: quantproof_reference::scheme::Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8]) {
+    let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+    let max = |a: __m256i, b: __m256i| if signed { _mm256_max_epi8(a, b) } else { _mm256_max_epu8(a, b) };
+    let min = |a: __m256i, b: __m256i| if signed { _mm256_min_epi8(a, b) } else { _mm256_min_epu8(a, b) };
+    let (vlo, vhi) = (_mm256_set1_epi8(lo as i8), _mm256_set1_epi8(hi as i8));
+    let n = out.len() / 32 * 32;
     for i in (0..n).step_by(32) {
-        // SAFETY: `i + 32 <= n <= acc.len() == x.len()`: 32 readable and writable bytes.
-        unsafe {
-            let a = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
-            let b = _mm256_loadu_si256(x.as_ptr().add(i).cast());
-            let m = if signed { _mm256_max_epi8(a, b) } else { _mm256_max_epu8(a, b) };
-            _mm256_storeu_si256(acc.as_mut_ptr().add(i).cast(), m);
+        let mut m = vlo;
+        for r in rows {
+            // SAFETY: `i + 32 <= n <= out.len() == r.len()`: 32 readable bytes.
+            m = max(m, unsafe { _mm256_loadu_si256(r.as_ptr().add(i).cast()) });
         }
+        // SAFETY: as above, 32 writable bytes of `out`.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), min(m, vhi)) };
     }
-    let s = if signed {
-        quantproof_reference::scheme::Signedness::Signed
-    } else {
-        quantproof_reference::scheme::Signedness::Unsigned
-    };
-    generic::max_bytes(s, &mut acc[n..], &x[n..]);
+    generic::max_rows(signedness, lo, hi, rows, out, n);
 }
 
 #[cfg(test)]

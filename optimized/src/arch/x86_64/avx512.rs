@@ -12,6 +12,7 @@ and half up use `vrndscaleps` plus the reference's comparison on `v - t`, applie
 with masked adds.
 */
 
+use super::avx512_requant;
 use super::{
     as_bools, i8_bytes, packs_exactly, prefetch, prefetch_w, scalar_quantize, with_rule, AWAY, EVEN, FLOOR, TRUNC,
 };
@@ -20,7 +21,6 @@ use crate::arch::ln;
 use crate::isa::Isa;
 use crate::kernels::{kl_term, HistBins, Kernels, Params, PerElement, Rule, Uniform, LN_GUARD_ULPS};
 use crate::kernels::{LutKernels, QuantizeKernels};
-use super::avx512_requant;
 use core::arch::x86_64::*;
 
 /// Proof that this CPU has AVX-512 F/BW/VL/DQ; only [`Avx512::new`] makes one.
@@ -906,71 +906,141 @@ crate::kernels::forward_calibration_kernels!(Avx512, super::avx512, "AVX-512 F/B
 crate::kernels::forward_arith_kernels!(Avx512, super::avx512_binary, super::avx512_requant, "AVX-512 F/BW/VL/DQ");
 
 impl crate::kernels::PoolKernels for Avx512 {
-    fn max_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [u8], x: &[u8]) {
-        assert_eq!(acc.len(), x.len());
-        // SAFETY: the token proves AVX-512 F/BW; the lengths are equal.
-        unsafe { max_bytes(signedness == quantproof_reference::scheme::Signedness::Signed, acc, x) }
+    fn max_rows(
+        &self,
+        signedness: quantproof_reference::scheme::Signedness,
+        lo: u8,
+        hi: u8,
+        rows: &[&[u8]],
+        out: &mut [u8],
+    ) {
+        assert!(rows.iter().all(|r| r.len() == out.len()));
+        // SAFETY: the token proves AVX-512 F/BW; every row has `out`'s length.
+        unsafe { max_rows(signedness, lo, hi, rows, out) }
     }
 
-    fn sum_bytes(&self, signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
-        assert_eq!(acc.len(), x.len());
-        // SAFETY: the token proves AVX-512 F/BW; the lengths are equal.
-        unsafe { sum_bytes(signedness, acc, x) }
+    fn sum_rows(&self, signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
+        assert!(rows.iter().all(|r| r.len() == out.len()));
+        // SAFETY: the token proves AVX-512 F/BW; every row has `out`'s length.
+        unsafe { sum_rows(signedness, rows, out) }
     }
 }
 
-/// `acc += code(x)`, sixteen bytes widened to 32-bit lanes at a time (`vpmovsxbd` /
-/// `vpmovzxbd`), the tail under a mask.
+/// [`crate::kernels::PoolKernels::sum_rows`], sixteen bytes of each row widened to 32-bit lanes
+/// at a time (`vpmovsxbd` / `vpmovzxbd`) and added, the tail under a mask. Every row has
+/// `out`'s length. One to four rows take a loop with their count and the signedness fixed;
+/// more rows loop over the row list.
 #[target_feature(enable = "avx512f,avx512bw")]
-fn sum_bytes(signedness: quantproof_reference::scheme::Signedness, acc: &mut [i32], x: &[u8]) {
-    let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
-    let widen = |b: __m128i| if signed { _mm512_cvtepi8_epi32(b) } else { _mm512_cvtepu8_epi32(b) };
-    let n = acc.len() / 16 * 16;
-    for i in (0..n).step_by(16) {
-        // SAFETY: `i + 16 <= n <= acc.len() == x.len()`: sixteen readable bytes and sixteen
-        // readable and writable i32.
-        unsafe {
-            let w = widen(_mm_loadu_si128(x.as_ptr().add(i).cast()));
-            let p = acc.as_mut_ptr().add(i).cast();
-            _mm512_storeu_si512(p, _mm512_add_epi32(_mm512_loadu_si512(p), w));
-        }
+fn sum_rows(signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
+    use quantproof_reference::scheme::Signedness::{Signed, Unsigned};
+    match (signedness, rows.len()) {
+        (Signed, 1) => sum_rows_n::<true, 1>(rows, out),
+        (Signed, 2) => sum_rows_n::<true, 2>(rows, out),
+        (Signed, 3) => sum_rows_n::<true, 3>(rows, out),
+        (Signed, 4) => sum_rows_n::<true, 4>(rows, out),
+        (Signed, _) => sum_rows_n::<true, 0>(rows, out),
+        (Unsigned, 1) => sum_rows_n::<false, 1>(rows, out),
+        (Unsigned, 2) => sum_rows_n::<false, 2>(rows, out),
+        (Unsigned, 3) => sum_rows_n::<false, 3>(rows, out),
+        (Unsigned, 4) => sum_rows_n::<false, 4>(rows, out),
+        (Unsigned, _) => sum_rows_n::<false, 0>(rows, out),
     }
-    let rest = acc.len() - n;
+}
+
+/// [`sum_rows`] for `R` rows (`R = 0`: any number, looped over), codes signed if `S`.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn sum_rows_n<const S: bool, const R: usize>(rows: &[&[u8]], out: &mut [i32]) {
+    let widen = |b: __m128i| if S { _mm512_cvtepi8_epi32(b) } else { _mm512_cvtepu8_epi32(b) };
+    let fixed: [*const u8; 4] = std::array::from_fn(|j| rows.get(j).map_or(std::ptr::null(), |r| r.as_ptr()));
+    let n = out.len() / 16 * 16;
+    for i in (0..n).step_by(16) {
+        let mut s = _mm512_setzero_si512();
+        if R == 0 {
+            for r in rows {
+                // SAFETY: `i + 16 <= n <= out.len() == r.len()`: sixteen readable bytes.
+                s = _mm512_add_epi32(s, widen(unsafe { _mm_loadu_si128(r.as_ptr().add(i).cast()) }));
+            }
+        } else {
+            for &p in &fixed[..R] {
+                // SAFETY: `R == rows.len()` (the caller's match), so `p` is a row's start;
+                // `i + 16 <= n <= out.len() == r.len()`: sixteen readable bytes.
+                s = _mm512_add_epi32(s, widen(unsafe { _mm_loadu_si128(p.add(i).cast()) }));
+            }
+        }
+        // SAFETY: as above, sixteen writable i32 of `out`.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), s) };
+    }
+    let rest = out.len() - n;
     if rest > 0 {
         let k: __mmask16 = ((1u32 << rest) - 1) as __mmask16;
-        // SAFETY: the masked loads and store touch only the `rest < 16` lanes inside both slices
-        // (masked-off lanes are neither read nor written and cannot fault).
-        unsafe {
-            let w = widen(_mm_maskz_loadu_epi8(k, x.as_ptr().add(n).cast()));
-            let p = acc.as_mut_ptr().add(n);
-            let a = _mm512_maskz_loadu_epi32(k, p.cast());
-            _mm512_mask_storeu_epi32(p.cast(), k, _mm512_add_epi32(a, w));
+        let mut s = _mm512_setzero_si512();
+        for r in rows {
+            // SAFETY: the mask covers only the `rest < 16` bytes from `n`, inside the row
+            // (masked-off bytes are not read and cannot fault).
+            s = _mm512_add_epi32(s, widen(unsafe { _mm_maskz_loadu_epi8(k, r.as_ptr().add(n).cast()) }));
         }
+        // SAFETY: the same `rest` lanes of `out`; masked-off lanes are not written.
+        unsafe { _mm512_mask_storeu_epi32(out.as_mut_ptr().add(n).cast(), k, s) };
     }
 }
 
-/// `acc = max(acc, x)` per byte, 64 at a time (`vpmaxsb` / `vpmaxub`), the tail under a mask.
+/// [`crate::kernels::PoolKernels::max_rows`], 64 bytes at a time (`vpmaxsb` / `vpmaxub` from
+/// `lo` over the rows, then `vpminsb` / `vpminub` with `hi`), the tail under a mask. Every row
+/// has `out`'s length. One to four rows (a window's height or width in most networks) take a
+/// loop with their count and the signedness fixed; more rows loop over the row list.
 #[target_feature(enable = "avx512f,avx512bw")]
-fn max_bytes(signed: bool, acc: &mut [u8], x: &[u8]) {
-    let n = acc.len() / 64 * 64;
-    let max = |a: __m512i, b: __m512i| if signed { _mm512_max_epi8(a, b) } else { _mm512_max_epu8(a, b) };
-    for i in (0..n).step_by(64) {
-        // SAFETY: `i + 64 <= n <= acc.len() == x.len()`: 64 readable and writable bytes.
-        unsafe {
-            let m = max(_mm512_loadu_si512(acc.as_ptr().add(i).cast()), _mm512_loadu_si512(x.as_ptr().add(i).cast()));
-            _mm512_storeu_si512(acc.as_mut_ptr().add(i).cast(), m);
-        }
+fn max_rows(signedness: quantproof_reference::scheme::Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8]) {
+    use quantproof_reference::scheme::Signedness::{Signed, Unsigned};
+    match (signedness, rows.len()) {
+        (Signed, 1) => max_rows_n::<true, 1>(lo, hi, rows, out),
+        (Signed, 2) => max_rows_n::<true, 2>(lo, hi, rows, out),
+        (Signed, 3) => max_rows_n::<true, 3>(lo, hi, rows, out),
+        (Signed, 4) => max_rows_n::<true, 4>(lo, hi, rows, out),
+        (Signed, _) => max_rows_n::<true, 0>(lo, hi, rows, out),
+        (Unsigned, 1) => max_rows_n::<false, 1>(lo, hi, rows, out),
+        (Unsigned, 2) => max_rows_n::<false, 2>(lo, hi, rows, out),
+        (Unsigned, 3) => max_rows_n::<false, 3>(lo, hi, rows, out),
+        (Unsigned, 4) => max_rows_n::<false, 4>(lo, hi, rows, out),
+        (Unsigned, _) => max_rows_n::<false, 0>(lo, hi, rows, out),
     }
-    let left = acc.len() - n;
+}
+
+/// [`max_rows`] for `R` rows (`R = 0`: any number, looped over), codes signed if `S`.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn max_rows_n<const S: bool, const R: usize>(lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8]) {
+    let max = |a: __m512i, b: __m512i| if S { _mm512_max_epi8(a, b) } else { _mm512_max_epu8(a, b) };
+    let min = |a: __m512i, b: __m512i| if S { _mm512_min_epi8(a, b) } else { _mm512_min_epu8(a, b) };
+    let (vlo, vhi) = (_mm512_set1_epi8(lo as i8), _mm512_set1_epi8(hi as i8));
+    let fixed: [*const u8; 4] = std::array::from_fn(|j| rows.get(j).map_or(std::ptr::null(), |r| r.as_ptr()));
+    let n = out.len() / 64 * 64;
+    for i in (0..n).step_by(64) {
+        let mut m = vlo;
+        if R == 0 {
+            for r in rows {
+                // SAFETY: `i + 64 <= n <= out.len() == r.len()`: 64 readable bytes.
+                m = max(m, unsafe { _mm512_loadu_si512(r.as_ptr().add(i).cast()) });
+            }
+        } else {
+            for &p in &fixed[..R] {
+                // SAFETY: `R == rows.len()` (the caller's match), so `p` is a row's start;
+                // `i + 64 <= n <= out.len() == r.len()`: 64 readable bytes.
+                m = max(m, unsafe { _mm512_loadu_si512(p.add(i).cast()) });
+            }
+        }
+        // SAFETY: as above, 64 writable bytes of `out`.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), min(m, vhi)) };
+    }
+    let left = out.len() - n;
     if left > 0 {
         let k: __mmask64 = (1u64 << left) - 1;
-        // SAFETY: the mask covers only the `left < 64` bytes from `n`, inside both slices;
-        // masked-off bytes are neither read nor written.
-        unsafe {
-            let a = _mm512_maskz_loadu_epi8(k, acc.as_ptr().add(n).cast());
-            let b = _mm512_maskz_loadu_epi8(k, x.as_ptr().add(n).cast());
-            _mm512_mask_storeu_epi8(acc.as_mut_ptr().add(n).cast(), k, max(a, b));
+        let mut m = vlo;
+        for r in rows {
+            // SAFETY: the mask covers only the `left < 64` bytes from `n`, inside the row
+            // (masked-off bytes are not read and cannot fault).
+            m = max(m, unsafe { _mm512_maskz_loadu_epi8(k, r.as_ptr().add(n).cast()) });
         }
+        // SAFETY: the same `left` bytes of `out`; masked-off bytes are not written.
+        unsafe { _mm512_mask_storeu_epi8(out.as_mut_ptr().add(n).cast(), k, min(m, vhi)) };
     }
 }
 
