@@ -409,10 +409,19 @@ pub fn requantize<O: CodeOut>(acc: &[i32], r: &Requantizer, zero_point: i32, ran
 /// last whole vector). Every row has `out`'s length.
 pub fn max_rows(signedness: Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8], start: usize) {
     assert!(rows.iter().all(|r| r.len() == out.len()));
-    let (lo, hi) = (code_of_byte(lo, signedness), code_of_byte(hi, signedness));
-    for (i, o) in out.iter_mut().enumerate().skip(start) {
-        let m = rows.iter().fold(lo, |m, r| m.max(code_of_byte(r[i], signedness)));
-        *o = m.min(hi) as u8;
+    // Row after row (loops the compiler vectorizes), on bytes ordered as codes: an `i8` code's
+    // byte with its top bit flipped orders as the code does.
+    let flip = if signedness == Signedness::Signed { 0x80u8 } else { 0 };
+    let start = start.min(out.len());
+    let out = &mut out[start..];
+    out.fill(lo ^ flip);
+    for r in rows {
+        for (o, &v) in out.iter_mut().zip(&r[start..]) {
+            *o = (*o).max(v ^ flip);
+        }
+    }
+    for o in out.iter_mut() {
+        *o = (*o).min(hi ^ flip) ^ flip;
     }
 }
 
@@ -421,8 +430,16 @@ pub fn max_rows(signedness: Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mu
 /// tails start past their last whole vector). Every row has `out`'s length.
 pub fn sum_rows(signedness: Signedness, rows: &[&[u8]], out: &mut [i32], start: usize) {
     assert!(rows.iter().all(|r| r.len() == out.len()));
-    for (i, o) in out.iter_mut().enumerate().skip(start) {
-        *o = rows.iter().fold(0i32, |s, r| s.wrapping_add(code_of_byte(r[i], signedness)));
+    // Row after row (loops the compiler vectorizes).
+    let start = start.min(out.len());
+    let out = &mut out[start..];
+    out.fill(0);
+    for r in rows {
+        let r = &r[start..];
+        match signedness {
+            Signedness::Signed => out.iter_mut().zip(r).for_each(|(o, &v)| *o = o.wrapping_add(v as i8 as i32)),
+            Signedness::Unsigned => out.iter_mut().zip(r).for_each(|(o, &v)| *o = o.wrapping_add(v as i32)),
+        }
     }
 }
 
