@@ -469,6 +469,25 @@ impl Engine {
         self.threads.min(n / self.min_per_thread).max(1)
     }
 
+    /// Runs `f(first, rows)` over `out` cut into contiguous runs of whole rows of `row_len`
+    /// elements (`first`: the index of the run's first row), one run per thread that `work`
+    /// input elements keep busy ([`Engine::useful_threads`]); on the calling thread alone when
+    /// that is one.
+    fn split_rows<T: Send>(&self, work: usize, out: &mut [T], row_len: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+        let rows = out.len().checked_div(row_len).unwrap_or(0);
+        let threads = self.useful_threads(work).min(rows).max(1);
+        if threads <= 1 {
+            return f(0, out);
+        }
+        let per = rows.div_ceil(threads);
+        let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = out
+            .chunks_mut(per * row_len)
+            .enumerate()
+            .map(|(t, chunk)| Box::new(move || f(t * per, chunk)) as Box<dyn FnOnce() + Send + '_>)
+            .collect();
+        crate::pool::run(threads, tasks);
+    }
+
     pub fn isa(&self) -> Isa {
         self.kernels.isa()
     }
@@ -596,17 +615,18 @@ impl Engine {
             true => (g.pad_w, (g.pad_w + g.w).max((g.ow.max(1) - 1) * sw + kw)),
             false => (0, g.w),
         };
-        let (planes, cw) = match layout {
-            Layout::Nhwc => (g.n, g.c),
-            Layout::Nchw => (g.n * g.c, 1),
+        let cw = match layout {
+            Layout::Nhwc => g.c,
+            Layout::Nchw => 1,
         };
-        let mut row = vec![lowest; cols * cw];
-        let mut runs = Vec::new();
         let (in_row, out_row) = (g.w * cw, g.ow * cw);
-        for plane in 0..planes {
-            let xin = &xb[plane * g.h * in_row..(plane + 1) * g.h * in_row];
-            let oplane = &mut ob[plane * g.oh * out_row..(plane + 1) * g.oh * out_row];
-            for (oy, orow) in oplane.chunks_exact_mut(out_row.max(1)).enumerate().take(g.oh) {
+        // Output rows (plane-major, as stored) in contiguous runs, one per thread.
+        self.split_rows(x.len(), ob, out_row.max(1), &|first, chunk| {
+            let mut row = vec![lowest; cols * cw];
+            let mut runs = Vec::new();
+            for (i, orow) in chunk.chunks_exact_mut(out_row.max(1)).enumerate() {
+                let (plane, oy) = ((first + i) / g.oh, (first + i) % g.oh);
+                let xin = &xb[plane * g.h * in_row..(plane + 1) * g.h * in_row];
                 let (ys, ye, _, _) = g.window(p, oy, 0);
                 let inputs: Vec<&[u8]> = (ys..ye).map(|y| &xin[y * in_row..(y + 1) * in_row]).collect();
                 k.max_rows(signedness, lo, hi, &inputs, &mut row[pad * cw..pad * cw + in_row]);
@@ -620,7 +640,7 @@ impl Engine {
                     }
                 }
             }
-        }
+        });
         Ok((out, g.out_shape))
     }
 
@@ -682,12 +702,11 @@ impl Engine {
         // plane in NCHW), then each window's input columns summed along it and divided under
         // its own rule (padding adds nothing; the rules count the window's cells as each
         // framework does).
-        let (planes, cw) = match layout {
-            Layout::Nhwc => (g.n, g.c),
-            Layout::Nchw => (g.n * g.c, 1),
+        let cw = match layout {
+            Layout::Nhwc => g.c,
+            Layout::Nchw => 1,
         };
         let (in_row, out_row) = (g.w * cw, g.ow * cw);
-        let (mut row, mut sums) = (vec![0i32; in_row], vec![0i32; cw]);
         // Each window's input columns (the padding adds nothing).
         let spans: Vec<(usize, usize)> = (0..g.ow)
             .map(|ox| {
@@ -695,17 +714,30 @@ impl Engine {
                 (xs, xe)
             })
             .collect();
+        // Each output row's window rules, prepared once per row key (`WindowAverage::row_key`:
+        // the rows away from the top and bottom edges share one) and kept once per run of rows
+        // with one key.
+        let (mut classes, mut class_of) = (Vec::<((usize, i64), Vec<FastAverage>)>::new(), Vec::with_capacity(g.oh));
         for oy in 0..g.oh {
-            let windows = row_windows(oy);
-            let (ys, ye, _, _) = g.window(p, oy, 0);
-            for plane in 0..planes {
+            let key = WindowAverage::row_key(p, &g, oy);
+            if classes.last().is_none_or(|(k, _)| *k != key) {
+                classes.push((key, row_windows(oy)));
+            }
+            class_of.push(classes.len() - 1);
+        }
+        // Output rows (plane-major, as stored) in contiguous runs, one per thread.
+        self.split_rows(x.len(), &mut out, out_row.max(1), &|first, chunk| {
+            let (mut row, mut sums) = (vec![0i32; in_row], vec![0i32; cw]);
+            for (i, orow) in chunk.chunks_exact_mut(out_row.max(1)).enumerate() {
+                let (plane, oy) = ((first + i) / g.oh, (first + i) % g.oh);
                 let xin = &xb[plane * g.h * in_row..(plane + 1) * g.h * in_row];
+                let (ys, ye, _, _) = g.window(p, oy, 0);
                 let inputs: Vec<&[u8]> = (ys..ye).map(|y| &xin[y * in_row..(y + 1) * in_row]).collect();
                 k.sum_rows(signedness, &inputs, &mut row);
-                let o0 = (plane * g.oh + oy) * out_row;
-                average_row(k.isa(), &row, &mut sums, cw, &spans, &windows, &mut out[o0..o0 + out_row], (lo, hi));
+                let windows = &classes[class_of[oy]].1;
+                average_row(k.isa(), &row, &mut sums, cw, &spans, windows, orow, (lo, hi));
             }
-        }
+        });
         Ok((out, g.out_shape))
     }
 

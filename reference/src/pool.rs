@@ -277,6 +277,16 @@ impl WindowAverage {
         }
     }
 
+    /// What output row `oy` contributes to its windows' rules: [`WindowAverage::new`] reads the
+    /// row only through its clipped height and its height within the padded input, so two rows
+    /// with one key have the same rule at every column (an optimized kernel prepares the rules
+    /// once per key instead of once per row).
+    pub fn row_key(p: &Pool2d, g: &PoolGeometry, oy: usize) -> (usize, i64) {
+        let (ys, ye, _, _) = g.window(p, oy, 0);
+        let (y0, _, y1, _) = g.window_bounds(p, oy, 0);
+        (ye - ys, y1.min((g.h + g.pad_h) as i64) - y0)
+    }
+
     /// The average code of a window whose codes sum to `sum`, within `C`'s range (the fused
     /// activation's bounds are the caller's).
     pub fn apply<C: Code>(&self, sum: i64) -> i32 {

@@ -95,3 +95,50 @@ quickcheck! {
         TestResult::from_bool((total - 256).abs() <= row.len() as i64 + 1 && y[argmax] == top)
     }
 }
+
+/// `WindowAverage::row_key` is what `WindowAverage::new` reads of the row: over every small
+/// geometry (sizes, kernels, strides, the three paddings, both counts of padded cells, every
+/// rule), two output rows with one key have one rule at every column.
+#[test]
+fn rows_with_one_key_have_one_window_rule() {
+    use quantproof_reference::pool::{avg_pool2d_geometry, Layout, Padding, Pool2d, WindowAverage};
+    let (xq, yq) = (Affine::new(0.05, 3), Affine::new(0.07, -2));
+    let mut checked = 0;
+    for h in 1..=7usize {
+        for kh in 1..=5usize {
+            for sh in 1..=3usize {
+                for padding in [Padding::Explicit([kh / 2, 1]), Padding::Same, Padding::Valid] {
+                    for count_include_pad in [false, true] {
+                        for rule in [ArithRule::Torch, ArithRule::Tflite, ArithRule::OnnxRuntime] {
+                            let p = Pool2d {
+                                kernel: [kh, 3],
+                                stride: [sh, 2],
+                                padding,
+                                count_include_pad,
+                                activation: Activation::None,
+                            };
+                            let shape = [1, 1, h, 5];
+                            let yq = if rule == ArithRule::Tflite { xq } else { yq };
+                            let Ok(g) = avg_pool2d_geometry::<i8>(rule, h * 5, shape, Layout::Nchw, &p, xq, yq) else {
+                                continue;
+                            };
+                            for a in 0..g.oh {
+                                for b in 0..g.oh {
+                                    if WindowAverage::row_key(&p, &g, a) != WindowAverage::row_key(&p, &g, b) {
+                                        continue;
+                                    }
+                                    for ox in 0..g.ow {
+                                        let wa = WindowAverage::new(rule, &p, &g, a, ox, xq, yq);
+                                        assert_eq!(wa, WindowAverage::new(rule, &p, &g, b, ox, xq, yq), "{p:?} h {h} rows {a} {b}");
+                                        checked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}
