@@ -1232,8 +1232,15 @@ fn max_row_windows(
         }
         scratch.resize(n, 0);
         k.max_rows(signedness, lo, hi, &shifted, scratch);
-        for (o, r) in out.chunks_exact_mut(cw).zip(scratch.chunks(cw * s)) {
-            o.copy_from_slice(&r[..cw]);
+        if cw == 1 {
+            // Single codes (NCHW): byte moves, not a copy call per code.
+            for (o, &r) in out.iter_mut().zip(scratch.iter().step_by(s)) {
+                *o = r;
+            }
+        } else {
+            for (o, r) in out.chunks_exact_mut(cw).zip(scratch.chunks(cw * s)) {
+                o.copy_from_slice(&r[..cw]);
+            }
         }
     } else {
         let mut cells: Vec<&[u8]> = Vec::with_capacity(kw);
