@@ -1115,7 +1115,7 @@ mod tests {
             }
             // PyTorch's rounding: multipliers with exact halves (1/2^k), tiny and huge ones.
             for multiplier in
-                [0.5f32 / d as f32, 1.0 / d as f32, 0.25, 3.0e-7, 1.7, 1.0e6, 2.0f32.powi(-(d % 20) as i32)]
+                [0.5f32 / d as f32, 1.0 / d as f32, 0.25, 3.0e-7, 1.7, 1.0e6, 2.0f32.powi(-(d % 20) as i32), f32::INFINITY]
             {
                 for zx in [-128, 0, 77, 255] {
                     for zy in [-128.0f32, 0.0, 3.0, 255.0] {
@@ -1262,21 +1262,15 @@ fn max_row_windows(
 /// costs three times as much). Other rules call the reference's `apply`.
 ///
 /// PyTorch's `nearbyint(RN(RN(acc * M) + zy))` takes the same two f32 roundings, then rounds to
-/// an integer, ties to even, by adding and subtracting `1.5 * 2^23` (exact for `|v| <= 2^22`;
-/// `v` is first clamped there, which changes no result because the output code range lies far
-/// inside): `round_ties_even` is a library call where the CPU baseline lacks `roundss`.
+/// an integer, ties to even, by adding `1.5 * 2^23` and reading the integer off the sum's bits
+/// (exact for `|v| <= 2^22`; `v` is first clamped there, which changes no result because the
+/// output code range lies far inside): `round_ties_even` is a library call where the CPU
+/// baseline lacks `roundss`, and a float-to-int cast does not vectorize.
 #[derive(Debug, Clone, Copy)]
 struct FastAverage {
     wa: quantproof_reference::pool::WindowAverage,
     /// `(m, 31 + l, d / 2)` for TFLite's division.
     div: Option<(u32, u32, i32)>,
-}
-
-/// `nearbyint(v)`, ties to even, for `|v| <= 2^22` (see [`FastAverage`]).
-#[inline(always)]
-fn round_ties_even_small(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-    (v + MAGIC) - MAGIC
 }
 
 impl FastAverage {
@@ -1306,8 +1300,19 @@ impl FastAverage {
             None => {
                 if let quantproof_reference::pool::WindowAverage::Torch { count, zx, zy, multiplier } = self.wa {
                     let czx = count * zx as i64;
-                    for (o, &s) in out.iter_mut().zip(sums) {
-                        *o = C::from_code(torch_average::<C>(s, czx, multiplier, zy).clamp(lo, hi));
+                    // `|sum| <= 255 count` and `|zx| <= 255`: below `2^31 / 510` codes the
+                    // difference is exact in i32 (which vectorizes at full width), and it is
+                    // the same integer, so the same f32.
+                    if count <= (1i64 << 31) / 510 {
+                        let czx = czx as i32;
+                        for (o, &s) in out.iter_mut().zip(sums) {
+                            let acc = s.wrapping_sub(czx) as f32;
+                            *o = C::from_code(torch_round::<C>(acc, multiplier, zy).clamp(lo, hi));
+                        }
+                    } else {
+                        for (o, &s) in out.iter_mut().zip(sums) {
+                            *o = C::from_code(torch_average::<C>(s, czx, multiplier, zy).clamp(lo, hi));
+                        }
                     }
                 } else {
                     for (o, &s) in out.iter_mut().zip(sums) {
@@ -1395,12 +1400,25 @@ fn average_row_body<C: Code>(
     }
 }
 
-/// `WindowAverage::Torch`'s `apply` with [`round_ties_even_small`].
+/// `WindowAverage::Torch`'s `apply`, rounding as [`torch_round`] does.
 #[inline(always)]
 fn torch_average<C: Code>(sum: i32, count_zx: i64, multiplier: f32, zy: f32) -> i32 {
-    let acc = (sum as i64 - count_zx) as f32;
-    let v = (acc * multiplier + zy).clamp(-4_194_304.0, 4_194_304.0);
-    round_ties_even_small(v).clamp(C::MIN as f32, C::MAX as f32) as i32
+    torch_round::<C>((sum as i64 - count_zx) as f32, multiplier, zy)
+}
+
+/// The rest of [`torch_average`] from `acc = RN(sum - count zx)`.
+#[inline(always)]
+fn torch_round<C: Code>(acc: f32, multiplier: f32, zy: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    let v = acc * multiplier + zy;
+    // A NaN (`0 * inf` from an overflowing multiplier) is the reference's `NaN as i32`, 0.
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-4_194_304.0, 4_194_304.0) };
+    // `v + 1.5 * 2^23` lies in [2^23, 2^24], where the f32 step is 1: the sum is `v` rounded to
+    // an integer, ties to even, and its bits minus those of `1.5 * 2^23` are that integer (2^24,
+    // the one sum in the next binade, is the next bit pattern too). No float-to-int `as` cast,
+    // whose saturation the compiler does not vectorize.
+    let r = (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
+    r.clamp(C::MIN, C::MAX)
 }
 
 /// TFLite's `(s ± d/2) / d` by [`FastAverage`]'s multiply and shift, written without branches
