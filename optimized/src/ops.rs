@@ -600,7 +600,9 @@ impl Engine {
         use quantproof_reference::pool::{max_pool2d_geometry, Layout};
         let g = max_pool2d_geometry::<C>(x.len(), shape, layout, p, xq, yq)?;
         let (lo, hi) = p.activation.code_bounds::<C>(yq);
-        let mut out = vec![C::from_code(C::MIN); g.out_shape.iter().product()];
+        // Every output row is written below; zeroed memory comes from the allocator untouched, so
+        // its pages are first written by the threads that fill them.
+        let mut out = vec![C::default(); g.out_shape.iter().product()];
         let signedness = Signedness::signed_if(C::MIN < 0);
         let (xb, k) = (C::bytes(x), self.kernels);
         let ob = C::bytes_mut(&mut out);
