@@ -433,6 +433,40 @@ macro_rules! forward_arith_kernels {
 }
 pub(crate) use forward_arith_kernels;
 
+/// `impl PoolKernels for $token` forwarding to an ISA module's `unsafe` `max_rows` and
+/// `sum_rows` (the trait's signatures without `&self`, callable when the CPU has the token's
+/// features and every row has the output's length): the length check and the one safety
+/// argument, written once for every ISA.
+macro_rules! forward_pool_kernels {
+    ($token:ty, $module:path, $features:literal) => {
+        #[doc = concat!("The ISA's pooling kernels (", $features, ").")]
+        impl $crate::kernels::PoolKernels for $token {
+            fn max_rows(
+                &self,
+                signedness: quantproof_reference::scheme::Signedness,
+                lo: u8,
+                hi: u8,
+                rows: &[&[u8]],
+                out: &mut [u8],
+            ) {
+                assert!(rows.iter().all(|r| r.len() == out.len()));
+                use $module as kernel;
+                // SAFETY: a token of this type exists only when the CPU has the features named
+                // in the macro call; every row has `out`'s length (asserted above).
+                unsafe { kernel::max_rows(signedness, lo, hi, rows, out) }
+            }
+
+            fn sum_rows(&self, signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
+                assert!(rows.iter().all(|r| r.len() == out.len()));
+                use $module as kernel;
+                // SAFETY: as above (features of the token; every row has `out`'s length).
+                unsafe { kernel::sum_rows(signedness, rows, out) }
+            }
+        }
+    };
+}
+pub(crate) use forward_pool_kernels;
+
 /// `impl ReduceKernels for $token` forwarding to an ISA module's `unsafe` reductions `min_max`,
 /// `abs_extreme::<MAX>` (`abs_max` / `abs_min`; whole slices) and `pairwise_leaf` (numpy's 128-element leaf, under the
 /// portable recursion), callable when the CPU has the token's features. (x86 only: NEON finishes

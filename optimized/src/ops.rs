@@ -737,7 +737,8 @@ impl Engine {
                 let inputs: Vec<&[u8]> = (ys..ye).map(|y| &xin[y * in_row..(y + 1) * in_row]).collect();
                 k.sum_rows(signedness, &inputs, &mut row);
                 let windows = &classes[class_of[oy]].1;
-                average_row(k.isa(), &row, &mut sums, cw, &spans, windows, orow, (lo, hi));
+                let args = AverageRow { row: &row, sums: &mut sums, cw, spans: &spans, windows, out: orow, bounds: (lo, hi) };
+                average_row(k.isa(), args);
             }
         });
         Ok((out, g.out_shape))
@@ -1104,7 +1105,17 @@ mod tests {
                     .into_iter()
                     .map(|isa| {
                         let (mut scratch, mut out) = (vec![0i32; sums.len()], vec![0i16; sums.len()]);
-                        super::average_row(isa, &sums, &mut scratch, sums.len(), &[(0, 1)], &[*f], &mut out, full);
+                        let (spans, windows) = ([(0, 1)], [*f]);
+                        let args = super::AverageRow {
+                            row: &sums,
+                            sums: &mut scratch,
+                            cw: sums.len(),
+                            spans: &spans,
+                            windows: &windows,
+                            out: &mut out,
+                            bounds: full,
+                        };
+                        super::average_row(isa, args);
                         (isa, out)
                     })
                     .collect()
@@ -1334,52 +1345,48 @@ impl FastAverage {
 /// compiler vectorizes the sums, TFLite's multiply-shift division (`vpmuludq`) and PyTorch's f32
 /// arithmetic: the same Rust operations, so the same results (Rust never contracts a multiply
 /// and an add into an FMA), picked by the engine's ISA.
-#[allow(clippy::too_many_arguments)]
-fn average_row<C: Code>(
-    isa: Isa,
-    row: &[i32],
-    sums: &mut [i32],
-    cw: usize,
-    spans: &[(usize, usize)],
-    windows: &[FastAverage],
-    out: &mut [C],
-    bounds: (i32, i32),
-) {
+fn average_row<C: Code>(isa: Isa, args: AverageRow<'_, C>) {
     #[cfg(target_arch = "x86_64")]
     {
-        type Args<'a, C> = (&'a [i32], &'a mut [i32], usize, &'a [(usize, usize)], &'a [FastAverage], &'a mut [C]);
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-        fn avx512<C: Code>((r, u, cw, sp, w, o): Args<'_, C>, b: (i32, i32)) {
-            average_row_body(r, u, cw, sp, w, o, b)
+        fn avx512<C: Code>(args: AverageRow<'_, C>) {
+            average_row_body(args)
         }
         #[target_feature(enable = "avx2")]
-        fn avx2<C: Code>((r, u, cw, sp, w, o): Args<'_, C>, b: (i32, i32)) {
-            average_row_body(r, u, cw, sp, w, o, b)
+        fn avx2<C: Code>(args: AverageRow<'_, C>) {
+            average_row_body(args)
         }
         match isa {
             // SAFETY: the engine's kernels are AVX-512's only where `isa::detect` found AVX-512
             // F/BW/VL/DQ.
-            Isa::Avx512 => return unsafe { avx512((row, sums, cw, spans, windows, out), bounds) },
+            Isa::Avx512 => return unsafe { avx512(args) },
             // SAFETY: the engine's kernels are AVX2's only where AVX2 was detected.
-            Isa::Avx2 => return unsafe { avx2((row, sums, cw, spans, windows, out), bounds) },
+            Isa::Avx2 => return unsafe { avx2(args) },
             _ => {}
         }
     }
     let _ = isa;
-    average_row_body(row, sums, cw, spans, windows, out, bounds)
+    average_row_body(args)
+}
+
+/// [`average_row`]'s arguments.
+struct AverageRow<'a, C> {
+    /// The window rows' column sums, cells of `cw` codes.
+    row: &'a [i32],
+    /// Scratch, at least one cell long.
+    sums: &'a mut [i32],
+    cw: usize,
+    /// Each output cell's window: its input columns and its rule.
+    spans: &'a [(usize, usize)],
+    windows: &'a [FastAverage],
+    out: &'a mut [C],
+    /// The fused activation's code bounds.
+    bounds: (i32, i32),
 }
 
 /// [`average_row`]'s body, inlined into each of its compilations.
 #[inline(always)]
-fn average_row_body<C: Code>(
-    row: &[i32],
-    sums: &mut [i32],
-    cw: usize,
-    spans: &[(usize, usize)],
-    windows: &[FastAverage],
-    out: &mut [C],
-    (lo, hi): (i32, i32),
-) {
+fn average_row_body<C: Code>(AverageRow { row, sums, cw, spans, windows, out, bounds: (lo, hi) }: AverageRow<'_, C>) {
     let sums = &mut sums[..cw];
     for ((o, f), &(xs, xe)) in out.chunks_exact_mut(cw).zip(windows).zip(spans) {
         let mut cells = row[xs * cw..xe * cw].chunks_exact(cw);

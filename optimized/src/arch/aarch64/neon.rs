@@ -715,80 +715,60 @@ crate::kernels::forward_calibration_kernels!(Neon, super::neon_calib, "NEON");
 
 crate::kernels::forward_arith_kernels!(Neon, super::neon_binary, super::neon_requant, "NEON");
 
-impl crate::kernels::PoolKernels for Neon {
-    fn max_rows(
-        &self,
-        signedness: quantproof_reference::scheme::Signedness,
-        lo: u8,
-        hi: u8,
-        rows: &[&[u8]],
-        out: &mut [u8],
-    ) {
-        assert!(rows.iter().all(|r| r.len() == out.len()));
-        let n = out.len() / 16 * 16;
-        let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
-        // SAFETY (every block below): this token exists only when NEON was detected.
-        let (vlo, vhi) = unsafe { (vdupq_n_u8(lo), vdupq_n_u8(hi)) };
-        for i in (0..n).step_by(16) {
-            let mut m = vlo;
-            for r in rows {
-                // SAFETY: NEON (the token); `i + 16 <= n <= out.len() == r.len()`: 16
-                // readable bytes.
-                unsafe {
-                    let b = vld1q_u8(r.as_ptr().add(i));
-                    m = if signed {
-                        vreinterpretq_u8_s8(vmaxq_s8(vreinterpretq_s8_u8(m), vreinterpretq_s8_u8(b)))
-                    } else {
-                        vmaxq_u8(m, b)
-                    };
-                }
-            }
-            // SAFETY: NEON (the token); 16 writable bytes of `out` from `i` (as above).
-            unsafe {
-                let c = if signed {
-                    vreinterpretq_u8_s8(vminq_s8(vreinterpretq_s8_u8(m), vreinterpretq_s8_u8(vhi)))
-                } else {
-                    vminq_u8(m, vhi)
-                };
-                vst1q_u8(out.as_mut_ptr().add(i), c);
-            }
-        }
-        generic::max_rows(signedness, lo, hi, rows, out, n);
-    }
+crate::kernels::forward_pool_kernels!(Neon, super::neon, "NEON");
 
-    fn sum_rows(&self, signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
-        assert!(rows.iter().all(|r| r.len() == out.len()));
-        let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
-        let n = out.len() / 8 * 8;
-        for i in (0..n).step_by(8) {
-            // SAFETY: this token exists only when NEON was detected.
-            let (mut lo, mut hi) = unsafe { (vdupq_n_s32(0), vdupq_n_s32(0)) };
-            for r in rows {
-                // SAFETY: NEON (the token); `i + 8 <= n <= out.len() == r.len()`: eight
-                // readable bytes.
-                unsafe {
-                    let b = vld1_u8(r.as_ptr().add(i));
-                    // Widen to 16 bits (sign- or zero-extended), then to 32 in two halves.
-                    let w = if signed { vmovl_s8(vreinterpret_s8_u8(b)) } else { vreinterpretq_s16_u16(vmovl_u8(b)) };
-                    let (l, h) = if signed {
-                        (vmovl_s16(vget_low_s16(w)), vmovl_high_s16(w))
-                    } else {
-                        let u = vreinterpretq_u16_s16(w);
-                        (vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(u))), vreinterpretq_s32_u32(vmovl_high_u16(u)))
-                    };
-                    lo = vaddq_s32(lo, l);
-                    hi = vaddq_s32(hi, h);
-                }
-            }
-            // SAFETY: NEON (the token); eight writable i32 of `out` from `i` (as above).
-            unsafe {
-                let p = out.as_mut_ptr().add(i);
-                vst1q_s32(p, lo);
-                vst1q_s32(p.add(4), hi);
-            }
+/// [`crate::kernels::PoolKernels::max_rows`], sixteen bytes at a time (`smax` / `umax` from `lo`
+/// over the rows, then `smin` / `umin` with `hi`), the tail portable. Every row has `out`'s
+/// length.
+#[target_feature(enable = "neon")]
+fn max_rows(signedness: quantproof_reference::scheme::Signedness, lo: u8, hi: u8, rows: &[&[u8]], out: &mut [u8]) {
+    let n = out.len() / 16 * 16;
+    let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+    let (vlo, vhi) = (vdupq_n_u8(lo), vdupq_n_u8(hi));
+    for i in (0..n).step_by(16) {
+        let mut m = vlo;
+        for r in rows {
+            // SAFETY: `i + 16 <= n <= out.len() == r.len()`: 16 readable bytes.
+            let b = unsafe { vld1q_u8(r.as_ptr().add(i)) };
+            m = if signed { vreinterpretq_u8_s8(vmaxq_s8(vreinterpretq_s8_u8(m), vreinterpretq_s8_u8(b))) } else { vmaxq_u8(m, b) };
         }
-        generic::sum_rows(signedness, rows, out, n);
+        let c = if signed { vreinterpretq_u8_s8(vminq_s8(vreinterpretq_s8_u8(m), vreinterpretq_s8_u8(vhi))) } else { vminq_u8(m, vhi) };
+        // SAFETY: 16 writable bytes of `out` from `i` (as above).
+        unsafe { vst1q_u8(out.as_mut_ptr().add(i), c) };
     }
+    generic::max_rows(signedness, lo, hi, rows, out, n);
+}
+
+/// [`crate::kernels::PoolKernels::sum_rows`], eight bytes of each row widened to 32-bit lanes at
+/// a time (`sxtl` / `uxtl`, twice) and added, the tail portable. Every row has `out`'s length.
+#[target_feature(enable = "neon")]
+fn sum_rows(signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
+    let signed = signedness == quantproof_reference::scheme::Signedness::Signed;
+    let n = out.len() / 8 * 8;
+    for i in (0..n).step_by(8) {
+        let (mut lo, mut hi) = (vdupq_n_s32(0), vdupq_n_s32(0));
+        for r in rows {
+            // SAFETY: `i + 8 <= n <= out.len() == r.len()`: eight readable bytes.
+            let b = unsafe { vld1_u8(r.as_ptr().add(i)) };
+            // Widen to 16 bits (sign- or zero-extended), then to 32 in two halves.
+            let w = if signed { vmovl_s8(vreinterpret_s8_u8(b)) } else { vreinterpretq_s16_u16(vmovl_u8(b)) };
+            let (l, h) = if signed {
+                (vmovl_s16(vget_low_s16(w)), vmovl_high_s16(w))
+            } else {
+                let u = vreinterpretq_u16_s16(w);
+                (vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(u))), vreinterpretq_s32_u32(vmovl_high_u16(u)))
+            };
+            lo = vaddq_s32(lo, l);
+            hi = vaddq_s32(hi, h);
+        }
+        // SAFETY: eight writable i32 of `out` from `i` (as above).
+        unsafe {
+            let p = out.as_mut_ptr().add(i);
+            vst1q_s32(p, lo);
+            vst1q_s32(p.add(4), hi);
+        }
+    }
+    generic::sum_rows(signedness, rows, out, n);
 }
 
 impl LutKernels for Neon {

@@ -900,26 +900,7 @@ pub(super) unsafe fn lut_shuffle(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
     generic::lut_bytes(table, &x[n..], &mut out[n..]);
 }
 
-impl crate::kernels::PoolKernels for Avx2 {
-    fn max_rows(
-        &self,
-        signedness: quantproof_reference::scheme::Signedness,
-        lo: u8,
-        hi: u8,
-        rows: &[&[u8]],
-        out: &mut [u8],
-    ) {
-        assert!(rows.iter().all(|r| r.len() == out.len()));
-        // SAFETY: the token proves AVX2; every row has `out`'s length.
-        unsafe { max_rows(signedness, lo, hi, rows, out) }
-    }
-
-    fn sum_rows(&self, signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
-        assert!(rows.iter().all(|r| r.len() == out.len()));
-        // SAFETY: the token proves AVX2; every row has `out`'s length.
-        unsafe { sum_rows(signedness, rows, out) }
-    }
-}
+crate::kernels::forward_pool_kernels!(Avx2, super::avx2, "AVX2");
 
 /// [`crate::kernels::PoolKernels::sum_rows`], eight bytes of each row widened to 32-bit lanes at
 /// a time (`vpmovsxbd` / `vpmovzxbd`) and added, the tail portable. Every row has `out`'s

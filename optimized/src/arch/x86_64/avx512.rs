@@ -905,26 +905,7 @@ crate::kernels::forward_calibration_kernels!(Avx512, super::avx512, "AVX-512 F/B
 
 crate::kernels::forward_arith_kernels!(Avx512, super::avx512_binary, super::avx512_requant, "AVX-512 F/BW/VL/DQ");
 
-impl crate::kernels::PoolKernels for Avx512 {
-    fn max_rows(
-        &self,
-        signedness: quantproof_reference::scheme::Signedness,
-        lo: u8,
-        hi: u8,
-        rows: &[&[u8]],
-        out: &mut [u8],
-    ) {
-        assert!(rows.iter().all(|r| r.len() == out.len()));
-        // SAFETY: the token proves AVX-512 F/BW; every row has `out`'s length.
-        unsafe { max_rows(signedness, lo, hi, rows, out) }
-    }
-
-    fn sum_rows(&self, signedness: quantproof_reference::scheme::Signedness, rows: &[&[u8]], out: &mut [i32]) {
-        assert!(rows.iter().all(|r| r.len() == out.len()));
-        // SAFETY: the token proves AVX-512 F/BW; every row has `out`'s length.
-        unsafe { sum_rows(signedness, rows, out) }
-    }
-}
+crate::kernels::forward_pool_kernels!(Avx512, super::avx512, "AVX-512 F/BW");
 
 /// [`crate::kernels::PoolKernels::sum_rows`], sixteen bytes of each row widened to 32-bit lanes
 /// at a time (`vpmovsxbd` / `vpmovzxbd`) and added, the tail under a mask. Every row has
