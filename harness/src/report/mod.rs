@@ -232,9 +232,13 @@ fn load_text(l: Option<[f64; 3]>) -> String {
 }
 
 impl Report {
+    /// Whether other work shared the machine: the one-minute load average above half the CPU
+    /// count before the run, or after it above that plus the run's own threads (its last minute
+    /// runs up to `max(threads)` of them, which the load average after the run counts).
     fn busy(&self) -> bool {
         let cpus = self.machine.logical_cpus as f64;
-        [self.load_before, self.load_after].iter().flatten().any(|l| l[0] > 0.5 * cpus)
+        let own = self.options.threads.iter().copied().max().unwrap_or(1) as f64;
+        self.load_before.is_some_and(|l| l[0] > 0.5 * cpus) || self.load_after.is_some_and(|l| l[0] > own + 0.5 * cpus)
     }
 
     /// Writes every file; returns the path of `report.md`.
@@ -523,7 +527,7 @@ impl Report {
         if self.busy() {
             let _ = writeln!(
                 s,
-                "\n> **Warning: the machine was busy during this run** (load average above half the CPU count). \
+                "\n> **Warning: the machine was busy during this run** (load average above half the CPU count before the run, or above that plus the run's own threads after it). \
                  Timings and measured limits are indicative only; take final figures on a quiet machine."
             );
         }
