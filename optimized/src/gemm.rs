@@ -40,6 +40,8 @@ use quantproof_reference::error::{check_len, QuantError, Result};
 use quantproof_reference::gemm::{to_i32_accumulator, GemmDims, WeightLayout, ZeroPoints};
 use quantproof_reference::scheme::QType;
 
+use crate::aligned::AlignedVec;
+
 /// Columns per packed panel.
 pub const NR: usize = 16;
 /// `k` per packed group.
@@ -172,7 +174,7 @@ pub struct PackedWeights {
     /// `K` rounded up to a multiple of [`KR`].
     kp: usize,
     /// `ceil(N / NR)` panels of `kp * NR` bytes.
-    panels: Vec<i8>,
+    panels: AlignedVec<i8>,
     col_sums: Vec<i64>,
     zero_points: Vec<i32>,
     /// The smallest and largest weight (what the saturation check of `vpmaddubsw` needs).
@@ -198,7 +200,7 @@ impl PackedWeights {
         let kp = k.div_ceil(KR) * KR;
         // Whole groups of PANELS panels (zero columns past N), so the micro-kernel never tails.
         let np = n.div_ceil(NR).div_ceil(PANELS) * PANELS;
-        let mut panels = vec![0i8; np * kp * NR];
+        let mut panels = AlignedVec::<i8>::zeroed(np * kp * NR);
         let mut col_sums = vec![0i64; n];
         for j in 0..n {
             let (p, c) = (j / NR, j % NR);
@@ -467,9 +469,9 @@ fn rows_block(
     // rounded up to two panels, so whole tiles fit); the other kernels write i64 sums to `raw`.
     let npad = n.div_ceil(2 * NR) * 2 * NR;
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let mut raw32 = vec![0i32; if amx_path { mr * npad } else { 0 }];
+    let mut raw32 = AlignedVec::<i32>::zeroed(if amx_path { mr * npad } else { 0 });
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
-    let mut abuf = vec![0u8; mr * kstride];
+    let mut abuf = AlignedVec::<u8>::zeroed(mr * kstride);
     let mut row32 = vec![0i32; n];
     // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
     // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
@@ -644,7 +646,7 @@ fn rows_blocked(
     let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
     let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
     let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
-    let mut abuf = vec![0u8; blocked::MC.min(m) * w.kp];
+    let mut abuf = AlignedVec::<u8>::zeroed(blocked::MC.min(m) * w.kp);
     let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
     let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
     // Each row's sum of activations (zero where no weight zero point needs it).
