@@ -130,13 +130,14 @@ fn bad_arguments_are_typed_errors() {
     assert!(gemm_u8s8(&[], 4, 0, 0, &w, GemmKernel::Portable, &mut none).is_ok());
 }
 
-/// Threads split the rows; every thread count gives the reference's result, and the first
-/// overflowing element in row order is the one reported.
+/// Threads split the rows; every thread count gives the reference's result (141 rows: a worker
+/// reuses its buffers from a 32-row AMX chunk, or a 24-row VNNI chunk, for a last chunk of 13
+/// rows), and the first overflowing element in row order is the one reported.
 #[test]
 fn threads_give_the_same_result() {
     use quantproof_optimized::gemm::gemm_u8s8_threaded;
     let mut rng = Rng::new(77);
-    for (m, n, k) in [(64usize, 130usize, 300usize), (37, 70, 1000), (9, 33, 4000)] {
+    for (m, n, k) in [(64usize, 130usize, 300usize), (37, 70, 1000), (9, 33, 4000), (141, 40, 200)] {
         let a: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
         let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as i32 as u8 as i8).collect();
         let zb: Vec<i32> = (0..n).map(|_| rng.below(256) as i32 - 128).collect();
@@ -166,32 +167,39 @@ fn threads_give_the_same_result() {
     }
 }
 
-/// The row chunks the threads take: contiguous, covering every row once, at most one packed
-/// block each, at least `MIN_CHUNK` but for the last, and balanced: simulated on `T` equally
-/// fast workers (each takes the next chunk when it is free), the last one finishes within
-/// `MIN_CHUNK` rows of an even split (fixed chunks of `BLOCK_M` left 1024 rows at 576 + 448).
+/// The row chunks the threads take, for every kernel's chunk shape: contiguous, covering every
+/// row once, at most the shape's largest chunk, whole tiles of at least its smallest chunk but
+/// for the last, and balanced: simulated on `T` equally fast workers (each takes the next chunk
+/// when it is free), the last one finishes within the smallest chunk of an even split (fixed
+/// chunks of 96 rows left 1024 rows at 576 + 448).
 #[test]
 fn thread_chunks_cover_the_rows_and_balance() {
-    use quantproof_optimized::gemm::{thread_chunks, MIN_CHUNK};
-    for threads in 1..=5usize {
-        for m in (0..700).chain([1024, 1025, 2048, 4099]) {
-            let chunks = thread_chunks(m, threads);
-            let mut next = 0;
-            let mut load = vec![0usize; threads];
-            for (c, &(i0, rows)) in chunks.iter().enumerate() {
-                assert_eq!(i0, next, "m {m} threads {threads}: chunk {c} starts at {i0}");
-                assert!(rows > 0 && rows <= BLOCK_M, "m {m} threads {threads}: chunk {c} has {rows} rows");
-                assert!(rows >= MIN_CHUNK || c + 1 == chunks.len(), "m {m} threads {threads}: chunk {c} has {rows} rows");
-                next += rows;
-                let free = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
-                load[free] += rows;
+    use quantproof_optimized::gemm::thread_chunks;
+    for kernel in GemmKernel::ALL {
+        let shape = kernel.chunk_shape();
+        let name = kernel.name();
+        for threads in 1..=5usize {
+            for m in (0..700).chain([1024, 1025, 2048, 4099]) {
+                let chunks = thread_chunks(m, threads, shape);
+                let mut next = 0;
+                let mut load = vec![0usize; threads];
+                for (c, &(i0, rows)) in chunks.iter().enumerate() {
+                    let last = c + 1 == chunks.len();
+                    let at = format!("{name}: m {m} threads {threads}: chunk {c} ({i0}, {rows})");
+                    assert_eq!(i0, next, "{at}");
+                    assert!(rows > 0 && rows <= shape.max, "{at}");
+                    assert!(last || (rows >= shape.min && rows % shape.tile == 0), "{at}");
+                    next += rows;
+                    let free = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+                    load[free] += rows;
+                }
+                assert_eq!(next, m, "{name}: m {m} threads {threads}");
+                let span = load.iter().copied().max().unwrap_or(0);
+                assert!(span <= m.div_ceil(threads) + shape.min, "{name}: m {m} threads {threads}: {span} rows on one worker");
             }
-            assert_eq!(next, m, "m {m} threads {threads}");
-            let span = load.iter().copied().max().unwrap_or(0);
-            assert!(span <= m.div_ceil(threads) + MIN_CHUNK, "m {m} threads {threads}: {span} rows on one worker");
         }
+        assert_eq!(thread_chunks(1024, 2, shape).iter().map(|c| c.1).max(), Some(shape.max), "{name}");
     }
-    assert_eq!(thread_chunks(1024, 2).iter().map(|c| c.1).max(), Some(BLOCK_M));
 }
 
 /// The `vpmaddubsw` kernel: exact on blocks the overflow checker clears (7-bit activations as

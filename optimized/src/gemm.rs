@@ -363,13 +363,13 @@ pub fn gemm_u8s8_rows(
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = threads.clamp(1, blocks.max(1)).min(if work < (1 << 20) { 1 } else { usize::MAX });
     if threads <= 1 || n == 0 {
-        return rows_block(rows, 0, m, w, kernel, &col_bias, out);
+        return rows_block(rows, 0, m, w, kernel, &col_bias, out, &mut Scratch::default());
     }
     // Dynamic scheduling over guided chunks (`thread_chunks`): each of the `threads` workers
     // (the calling thread among them) takes the next chunk until none is left, so a core that
     // runs slower (a busy sibling, a lower clock) takes fewer chunks instead of holding the
     // others up. Each chunk is computed the same way whoever takes it.
-    let bounds = thread_chunks(m, threads);
+    let bounds = thread_chunks(m, threads, kernel.chunk_shape());
     // A chunk's first row and its output rows, taken once by the worker that computes it.
     type Slot<'o> = std::sync::Mutex<Option<(usize, &'o mut [i32])>>;
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(bounds.len());
@@ -383,15 +383,19 @@ pub fn gemm_u8s8_rows(
         slots.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let col_bias = &col_bias;
-    let work_loop = || loop {
-        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(slot) = slots.get(c) else { break };
-        // Each chunk index is taken once, so its slot is never contended.
-        let taken = slot.lock().map(|mut g| g.take()).unwrap_or(None);
-        if let Some((i0, o)) = taken {
-            let r = rows_block(rows, i0, o.len() / n, w, kernel, col_bias, o);
-            if let Ok(mut g) = results[c].lock() {
-                *g = Some(r);
+    let work_loop = || {
+        // One worker's buffers, reused by every chunk it takes.
+        let mut scratch = Scratch::default();
+        loop {
+            let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(slot) = slots.get(c) else { break };
+            // Each chunk index is taken once, so its slot is never contended.
+            let taken = slot.lock().map(|mut g| g.take()).unwrap_or(None);
+            if let Some((i0, o)) = taken {
+                let r = rows_block(rows, i0, o.len() / n, w, kernel, col_bias, o, &mut scratch);
+                if let Ok(mut g) = results[c].lock() {
+                    *g = Some(r);
+                }
             }
         }
     };
@@ -413,32 +417,72 @@ pub fn gemm_u8s8_rows(
     Ok(())
 }
 
+/// How [`thread_chunks`] cuts a kernel's rows: chunks are multiples of `tile` rows (the
+/// kernel's row block), between `min` and `max` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkShape {
+    pub tile: usize,
+    pub min: usize,
+    pub max: usize,
+}
+
+impl GemmKernel {
+    /// The row chunks this kernel's threads take ([`thread_chunks`]). AMX computes 32 rows per
+    /// block (two 16-row tiles), so its chunks are whole 32-row blocks, 32 to 128 rows: a chunk
+    /// of 24 would run one full and one half-empty tile, and every chunk streams all the packed
+    /// weights through the tiles. The other kernels: 6-row tiles (the blocked kernels' rows),
+    /// 24 to [`BLOCK_M`] (one packed block) rows.
+    pub fn chunk_shape(self) -> ChunkShape {
+        match self {
+            GemmKernel::AmxInt8 => ChunkShape { tile: 32, min: 32, max: 128 },
+            _ => ChunkShape { tile: 6, min: 24, max: BLOCK_M },
+        }
+    }
+}
+
 /// The row chunks `(first row, rows)` that `threads` workers take in turn, in row order
 /// (guided self-scheduling): each chunk is an even share of what is left, `ceil(left / (2 T))`
-/// rounded up to a multiple of the row tile, at most [`BLOCK_M`] (one packed block) and at least
-/// [`MIN_CHUNK`] rows. Full blocks while much is left, then shrinking chunks, so the workers
-/// finish within a small chunk of each other: with fixed chunks of `BLOCK_M`, 1024 rows are 11
-/// chunks, six for one worker and five for the other, and two threads could not pass
+/// rounded up to a multiple of the shape's tile, between its `min` and `max` rows (the last chunk
+/// may be shorter). Large chunks while much is left, then shrinking ones, so the workers finish
+/// within a small chunk of each other: with fixed chunks of 96 rows, 1024 rows are 11 chunks,
+/// six for one worker and five for the other, and two threads could not pass
 /// 1024 / 576 = 1.78x one.
-pub fn thread_chunks(m: usize, threads: usize) -> Vec<(usize, usize)> {
+pub fn thread_chunks(m: usize, threads: usize, shape: ChunkShape) -> Vec<(usize, usize)> {
     let t = threads.max(1);
+    let tile = shape.tile.max(1);
     let mut chunks = Vec::new();
     let mut i0 = 0;
     while i0 < m {
         let left = m - i0;
-        let share = left.div_ceil(2 * t).div_ceil(TILE_ROWS) * TILE_ROWS;
-        let rows = share.clamp(MIN_CHUNK, BLOCK_M).min(left);
+        let share = left.div_ceil(2 * t).div_ceil(tile) * tile;
+        let rows = share.max(shape.min).min(shape.max.max(1)).min(left);
         chunks.push((i0, rows));
         i0 += rows;
     }
     chunks
 }
 
-/// The smallest chunk [`thread_chunks`] cuts (four 6-row tiles): smaller chunks would stream
-/// all the packed weights once for too few rows.
-pub const MIN_CHUNK: usize = 24;
-/// The row tile [`thread_chunks`] rounds to (the blocked kernels' 6 rows).
-const TILE_ROWS: usize = 6;
+/// The activation block and the AMX sums one worker reuses across the row chunks it takes in
+/// one GEMM call. Allocating them per chunk cost page faults and, for the 128 KiB blocks the
+/// allocator maps and unmaps, a TLB shootdown on the other cores for every chunk: with AMX, two
+/// threads ran at 1.1x one. The weights do not change within a call, so the zero padding of
+/// every activation row past `K` (written once, at allocation) stays zero: the kernels write only
+/// each row's first `K` bytes.
+#[derive(Default)]
+struct Scratch {
+    abuf: Option<AlignedVec<u8>>,
+    raw32: Option<AlignedVec<i32>>,
+    /// Activation rows of `abuf` that may hold a previous block's codes (AMX reads all 32).
+    filled: usize,
+}
+
+/// `slot`'s buffer, allocated zeroed at `len` (or longer) on first use.
+fn reuse<T: Copy + Default>(slot: &mut Option<AlignedVec<T>>, len: usize) -> &mut AlignedVec<T> {
+    if slot.as_ref().is_none_or(|v| v.len() < len) {
+        *slot = Some(AlignedVec::zeroed(len));
+    }
+    slot.get_or_insert_with(|| AlignedVec::zeroed(len))
+}
 
 /// Rows `i0 .. i0 + m` of the product into `out` (`m` rows of `N`).
 #[allow(clippy::too_many_arguments)]
@@ -450,10 +494,11 @@ fn rows_block(
     kernel: GemmKernel,
     col_bias: &[i64],
     out: &mut [i32],
+    scratch: &mut Scratch,
 ) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if let Some(micro) = blocked::micro(kernel) {
-        return rows_blocked(micro, rows_src, i0, m, w, col_bias, out);
+        return rows_blocked(micro, rows_src, i0, m, w, col_bias, out, scratch);
     }
     let (k, n) = (w.k, w.n);
     let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
@@ -469,9 +514,10 @@ fn rows_block(
     // rounded up to two panels, so whole tiles fit); the other kernels write i64 sums to `raw`.
     let npad = n.div_ceil(2 * NR) * 2 * NR;
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let mut raw32 = AlignedVec::<i32>::zeroed(if amx_path { mr * npad } else { 0 });
+    let Scratch { abuf, raw32, filled } = scratch;
+    let raw32 = reuse(raw32, if amx_path { mr * npad } else { 0 });
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
-    let mut abuf = AlignedVec::<u8>::zeroed(mr * kstride);
+    let abuf = reuse(abuf, mr * kstride);
     let mut row32 = vec![0i32; n];
     // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
     // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
@@ -480,15 +526,15 @@ fn rows_block(
     let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
     let zb32: Vec<i32> = w.zero_points.clone();
     let mut r0 = 0;
-    let mut filled = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
-        // Rows past `rows` (a last, short block) and the `k..kstride` padding must be zero; the
-        // first `k` bytes of the used rows are overwritten below.
-        if rows < filled {
-            abuf[rows * kstride..filled * kstride].iter_mut().for_each(|v| *v = 0);
+        // Rows past `rows` (a last, short block, or rows a previous chunk filled) and the
+        // `k..kstride` padding must be zero; the first `k` bytes of the used rows are overwritten
+        // below.
+        if rows < *filled {
+            abuf[rows * kstride..*filled * kstride].iter_mut().for_each(|v| *v = 0);
         }
-        filled = rows;
+        *filled = rows;
         for r in 0..rows {
             rows_src(i0 + r0 + r, &mut abuf[r * kstride..r * kstride + k]);
         }
@@ -498,7 +544,7 @@ fn rows_block(
                 // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
                 // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled;
                 // `raw32` holds 32 rows of `npad` (a multiple of 32, at least n).
-                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, &mut raw32, npad) }
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, &mut raw32[..], npad) }
             }
             // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
             // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
@@ -640,13 +686,14 @@ fn rows_blocked(
     w: &PackedWeights,
     col_bias: &[i64],
     out: &mut [i32],
+    scratch: &mut Scratch,
 ) -> Result<()> {
     let (k, n) = (w.k, w.n);
     let zero_weight_zps = w.zero_points.iter().all(|&z| z == 0);
     let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
     let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
     let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
-    let mut abuf = AlignedVec::<u8>::zeroed(blocked::MC.min(m) * w.kp);
+    let abuf = reuse(&mut scratch.abuf, blocked::MC.min(m) * w.kp);
     let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
     let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
     // Each row's sum of activations (zero where no weight zero point needs it).
@@ -661,7 +708,7 @@ fn rows_blocked(
             // `finish_row_wrapping`), or afterwards where the block was not computed by tiles.
             let finish = blocked::Finish { col_bias: &col_bias32, zero_points: &w.zero_points };
             let finished =
-                blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, out_blk, &mut sums, true, Some(finish));
+                blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf[..], out_blk, &mut sums, true, Some(finish));
             if !finished {
                 for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
                     finish_row_wrapping(out_r, &col_bias32, &w.zero_points, sums.get(r).copied().unwrap_or(0));
@@ -669,7 +716,7 @@ fn rows_blocked(
             }
         } else {
             let raw = &mut scratch[..mc * n];
-            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf, raw, &mut sums, true, None);
+            blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf[..], raw, &mut sums, true, None);
             for r in 0..mc {
                 let rs = sums.get(r).copied().unwrap_or(0) as i64;
                 let sums = &raw[r * n..(r + 1) * n];
