@@ -522,9 +522,9 @@ fn rows_block(
     // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
     // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
     // values, and no element needs the i64 check (for the AMX tiles, which hold i32 sums).
-    let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
-    let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
-    let zb32: Vec<i32> = w.zero_points.clone();
+    #[cfg(target_arch = "x86_64")]
+    let (fits_i32, col_bias32) =
+        ((k as u64) * 255 * 255 <= i32::MAX as u64, col_bias.iter().map(|&c| c as i32).collect::<Vec<i32>>());
     let mut r0 = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
@@ -566,16 +566,26 @@ fn rows_block(
             }
             _ => portable_raw(&abuf, rows, w, &mut raw),
         }
+        #[cfg(target_arch = "x86_64")]
+        if amx_path && fits_i32 {
+            let mut sums = [0i32; amx::MR];
+            if !zero_weight_zps {
+                // (At most K 255 <= 2^24: an i32.)
+                for (r, s) in sums[..rows].iter_mut().enumerate() {
+                    *s = abuf[r * kstride..r * kstride + k].iter().map(|&v| v as i32).sum();
+                }
+            }
+            let out_blk = &mut out[r0 * n..(r0 + rows) * n];
+            // SAFETY: AMX is available (checked by the caller), so AVX-512F is (`amx::available`).
+            unsafe { amx::finish_rows(&raw32[..], npad, out_blk, &col_bias32, &w.zero_points, &sums[..rows]) };
+            r0 += rows;
+            continue;
+        }
         for r in 0..rows {
             // Only weights with nonzero zero points need the row's sum.
             let row_sum: i64 =
                 if zero_weight_zps { 0 } else { abuf[r * kstride..r * kstride + k].iter().map(|&v| v as i64).sum() };
             let out_r = &mut out[(r0 + r) * n..(r0 + r + 1) * n];
-            if amx_path && fits_i32 {
-                out_r.copy_from_slice(&raw32[r * npad..r * npad + n]);
-                finish_row_wrapping(out_r, &col_bias32, &zb32, row_sum as i32);
-                continue;
-            }
             let checked = if amx_path {
                 finish_row_checked(&raw32[r * npad..r * npad + n], col_bias, &zb_cols, row_sum, &mut row32, out_r)
             } else {
@@ -598,6 +608,7 @@ fn rows_block(
 /// `|sum_k (a - za)(b - zb)| <= K 255^2` fits `i32` (`K <= 33025`): then the sums plus the column
 /// and row terms, all taken modulo 2^32 (wrapping), are the exact values, and no element needs a
 /// check. A zero `row_sum` skips the weight zero-point term.
+#[cfg(target_arch = "x86_64")]
 fn finish_row_wrapping(row: &mut [i32], col_bias32: &[i32], zb32: &[i32], row_sum: i32) {
     if row_sum == 0 {
         for (o, &cb) in row.iter_mut().zip(col_bias32) {
@@ -960,7 +971,7 @@ pub(crate) mod amx {
         }
     }
 
-    /// Whether AMX-INT8 can run here: CPUID reports AMX-TILE and AMX-INT8, the OS saves the
+    /// Whether AMX-INT8 can run here: CPUID reports AMX-TILE and AMX-INT8 (and AVX-512F), the OS saves the
     /// tile state (XCR0 bits 17 and 18), and Linux granted this process the tile data
     /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`; without it the first tile
     /// instruction faults). Detected once.
@@ -975,7 +986,8 @@ pub(crate) mod amx {
         let (l1, l7) = (__cpuid_count(1, 0), __cpuid_count(7, 0));
         let osxsave = l1.ecx & (1 << 27) != 0;
         let (tile, int8) = (l7.edx & (1 << 24) != 0, l7.edx & (1 << 25) != 0);
-        if !(osxsave && tile && int8) {
+        // The epilogue (`finish_rows`) is compiled for AVX-512F, which every AMX CPU has.
+        if !(osxsave && tile && int8 && std::arch::is_x86_feature_detected!("avx512f")) {
             return false;
         }
         // SAFETY: OSXSAVE is set, so XGETBV is enabled.
@@ -1019,6 +1031,27 @@ pub(crate) mod amx {
     #[cfg(not(target_os = "linux"))]
     fn request_permission() -> bool {
         false
+    }
+
+    /// The AMX block's output rows where every exact value fits i32: `out[r * N + j] =
+    /// raw[r * npad + j] + col_bias[j] - zero_points[j] row_sums[r]`, wrapping (the exact value,
+    /// as `finish_row_wrapping`), for the `row_sums.len()` rows of the block, in one pass from the
+    /// tiles' sums (no copy first). Compiled for AVX-512F, which every CPU [`available`] accepts
+    /// has: the loops vectorize 16 lanes wide.
+    #[target_feature(enable = "avx512f")]
+    pub fn finish_rows(raw: &[i32], npad: usize, out: &mut [i32], col_bias: &[i32], zero_points: &[i32], row_sums: &[i32]) {
+        let n = col_bias.len();
+        for ((o, s), &rs) in out.chunks_exact_mut(n.max(1)).zip(raw.chunks(npad.max(1))).zip(row_sums) {
+            if rs == 0 {
+                for ((o, &s), &c) in o.iter_mut().zip(s).zip(col_bias) {
+                    *o = s.wrapping_add(c);
+                }
+            } else {
+                for (((o, &s), &c), &z) in o.iter_mut().zip(s).zip(col_bias).zip(zero_points) {
+                    *o = s.wrapping_add(c).wrapping_sub(z.wrapping_mul(rs));
+                }
+            }
+        }
     }
 
     /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the first `rows` (<= 32) rows of `abuf`, whose
