@@ -1133,18 +1133,8 @@ pub(crate) mod amx {
                     asm!("tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
                 }
                 for t in 0..full {
-                    // The B tiles two steps ahead, from L2 into L1 (tile loads are not seen by
-                    // the L1 streamer): 32 lines, while this step's products run.
-                    if t + 2 < full {
-                        for l in 0..16 {
-                            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                                b0.add((t + 2) * KC * NR + 64 * l),
-                            );
-                            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                                b1.add((t + 2) * KC * NR + 64 * l),
-                            );
-                        }
-                    }
+                    // (No software prefetch of the B tiles: with 64-byte aligned panels it measured
+                    // 3% slower than none, 2,240 against 2,300 GOPS at 1024^3.)
                     step(t * KC, b0.add(t * KC * NR), b1.add(t * KC * NR));
                 }
                 if rem > 0 {
