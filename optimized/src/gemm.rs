@@ -513,18 +513,28 @@ fn rows_block(
     // The i32 sums of the AMX tiles, stored straight from the tiles into rows of `npad` (N
     // rounded up to two panels, so whole tiles fit); the other kernels write i64 sums to `raw`.
     let npad = n.div_ceil(2 * NR) * 2 * NR;
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let Scratch { abuf, raw32, filled } = scratch;
-    let raw32 = reuse(raw32, if amx_path { mr * npad } else { 0 });
-    let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
-    let abuf = reuse(abuf, mr * kstride);
-    let mut row32 = vec![0i32; n];
     // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
     // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
     // values, and no element needs the i64 check (for the AMX tiles, which hold i32 sums).
     #[cfg(target_arch = "x86_64")]
     let (fits_i32, col_bias32) =
         ((k as u64) * 255 * 255 <= i32::MAX as u64, col_bias.iter().map(|&c| c as i32).collect::<Vec<i32>>());
+    // AMX with no weight zero point (no row term) where every value fits i32: the tiles start
+    // from the column terms and are stored straight into the output (`amx::Dest::Direct`), whose
+    // column terms are padded with zeros to whole pairs of panels.
+    #[cfg(target_arch = "x86_64")]
+    let direct = amx_path && fits_i32 && zero_weight_zps;
+    #[cfg(target_arch = "x86_64")]
+    let cb_pad: Vec<i32> =
+        if direct { (0..npad).map(|j| col_bias32.get(j).copied().unwrap_or(0)).collect() } else { Vec::new() };
+    #[cfg(not(target_arch = "x86_64"))]
+    let direct = false;
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let Scratch { abuf, raw32, filled } = scratch;
+    let raw32 = reuse(raw32, if amx_path && !direct { mr * npad } else { 0 });
+    let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
+    let abuf = reuse(abuf, mr * kstride);
+    let mut row32 = vec![0i32; n];
     let mut r0 = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
@@ -540,11 +550,23 @@ fn rows_block(
         }
         match kernel {
             #[cfg(target_arch = "x86_64")]
+            GemmKernel::AmxInt8 if direct => {
+                let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: &cb_pad };
+                // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
+                // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled; `dest`
+                // holds the block's `rows` output rows of `n` and `npad` column terms (`n`
+                // rounded up to 32).
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, dest) };
+                r0 += rows;
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
             GemmKernel::AmxInt8 => {
+                let dest = amx::Dest::Raw { raw: &mut raw32[..], npad };
                 // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
                 // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled;
                 // `raw32` holds 32 rows of `npad` (a multiple of 32, at least n).
-                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, &mut raw32[..], npad) }
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, dest) }
             }
             // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
             // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
@@ -1054,17 +1076,35 @@ pub(crate) mod amx {
         }
     }
 
-    /// `raw[r*N + j] = sum_k a[r][k] B[k][j]` for the first `rows` (<= 32) rows of `abuf`, whose
-    /// rows are `kp64` bytes (`w.kp` rounded up to [`KC`], zero padded): per step of 64 `k` and
-    /// pair of panels, two A tiles and two B tiles feed four `tdpbusd` (each B tile serves 32
-    /// rows).
+    /// Where [`raw_32x32`] puts the sums `S[r][j] = sum_k a[r][k] B[k][j]` of a block's rows
+    /// (i32, wrapping: exact for `K <= MAX_EXACT_K`).
+    pub enum Dest<'a> {
+        /// `raw[r * npad + j] = S[r][j]`: `npad` a multiple of 32 at least `N`, `raw` at least 32
+        /// rows of it.
+        Raw { raw: &'a mut [i32], npad: usize },
+        /// `out[r * N + j] = col_bias[j] + S[r][j]` (wrapping) for the block's rows: the
+        /// accumulator tiles start from the column terms (a 64-byte row loaded with stride 0, so
+        /// every tile row holds it) instead of zero and are stored straight into the output rows
+        /// (a last pair of panels past `N` through a 32 x 32 buffer): no epilogue pass. What the
+        /// GEMM needs where every weight zero point is 0 (no row term) and every exact value
+        /// fits i32 (wrapping sums are then exact). `col_bias` holds at least `N` rounded up to
+        /// 32 entries (zero past `N`), `out` the block's rows of `N`.
+        Direct { out: &'a mut [i32], col_bias: &'a [i32] },
+    }
+
+    /// One 32 x 32 block of sums (four tiles), aligned for `tilestored`.
+    #[repr(C, align(64))]
+    struct Block([[i32; 32]; 32]);
+
+    /// The sums of the first `rows` (<= 32) rows of `abuf`, whose rows are `kp64` bytes (`w.kp`
+    /// rounded up to [`KC`], zero padded), into `dest`: per step of 64 `k` and pair of panels,
+    /// two A tiles and two B tiles feed four `tdpbusd` (each B tile serves 32 rows).
     ///
     /// # Safety
     /// [`available`] returned true; `1 <= rows <= 32`; `abuf.len() >= MR * kp64` with `kp64` a
-    /// multiple of [`KC`] at least `w.kp`; `raw.len() >= MR * npad` with `npad` a multiple of 32
-    /// at least `w.n` (the sums of row `r` land at `raw[r * npad..][..w.n]`, as i32: exact for
-    /// `K <= MAX_EXACT_K`).
-    pub unsafe fn raw_32x32(abuf: &[u8], rows: usize, kp64: usize, w: &PackedWeights, raw: &mut [i32], npad: usize) {
+    /// multiple of [`KC`] at least `w.kp`; `dest` as its variant's documentation says
+    /// (`Direct`: `out.len() >= rows * N`, `col_bias.len() >= N` rounded up to 32).
+    pub unsafe fn raw_32x32(abuf: &[u8], rows: usize, kp64: usize, w: &PackedWeights, mut dest: Dest<'_>) {
         let (rows0, rows1) = (rows.min(16), rows.saturating_sub(16));
         let cfg = Config::new(rows0, rows1);
         let (kp, n) = (w.kp, w.n);
@@ -1072,6 +1112,8 @@ pub(crate) mod amx {
         let stride = kp * NR;
         // The last, partial step's B groups, zero padded to a whole tile (one per panel).
         let mut tail = [[0i8; KC * NR]; 2];
+        // A last pair of panels that reaches past `N` (Direct only): stored here, then copied.
+        let mut edge = Block([[0; 32]; 32]);
         let a0 = abuf.as_ptr();
         let a1 = abuf[16 * kp64..].as_ptr();
         // SAFETY: `cfg` is a valid 64-byte palette-1 configuration (at most 16 rows of 64 bytes).
@@ -1085,10 +1127,13 @@ pub(crate) mod amx {
             // `rows0` / `rows1` rows of 64 bytes at `64 t` of rows 0 / 16 with stride `kp64`,
             // inside `abuf` (64 t + 64 <= kp64); the B loads read 16 rows of 64 bytes, 1,024
             // bytes of whole groups inside the panel (t < full) or the zero-padded tail copy;
-            // the stores write `rows0` / `rows1` rows of 16 i32 at columns `16 p` and `16 p + 16`
-            // of rows of `npad` i32 in `raw` (p is even and `16 p < n`, so `16 p + 32 <= npad`, a
-            // multiple of 32; rows < 32 <= raw.len() / npad). Tiles 2, 3 and 5 are only touched
-            // when `rows1 > 0`.
+            // `Direct` loads 64 bytes of `col_bias` at columns `16 p` and `16 p + 16` (`16 p + 32`
+            // is at most `N` rounded up to 32 <= col_bias.len()); the stores write `rows0` /
+            // `rows1` rows of 16 i32 at columns `16 p` and `16 p + 16` of rows of `npad` i32 in
+            // `raw` (p is even and `16 p < n`, so `16 p + 32 <= npad`, a multiple of 32; rows < 32
+            // <= raw.len() / npad), or of rows of `N` in `out` where `16 p + 32 <= N` (rows <
+            // `rows`, out.len() >= rows N), or into `edge` (32 rows of 32). Tiles 2, 3 and 5 are
+            // only touched when `rows1 > 0`.
             // SAFETY: the bounds just stated hold for every tile load and store.
             unsafe {
                 let step = |a_off: usize, bb0: *const i8, bb1: *const i8| {
@@ -1128,9 +1173,36 @@ pub(crate) mod amx {
                         );
                     }
                 };
-                asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
-                if rows1 > 0 {
-                    asm!("tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                match &dest {
+                    Dest::Raw { .. } => {
+                        asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+                        if rows1 > 0 {
+                            asm!("tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                        }
+                    }
+                    Dest::Direct { col_bias, .. } => {
+                        // Every row of tiles 0 and 2 (1 and 3) holds col_bias[16p..][..16]
+                        // (col_bias[16p + 16..][..16]).
+                        let c0 = col_bias.as_ptr().add(p * NR);
+                        asm!(
+                            "tileloadd tmm0, [{c0} + {z}*1]",
+                            "tileloadd tmm1, [{c1} + {z}*1]",
+                            c0 = in(reg) c0,
+                            c1 = in(reg) c0.add(NR),
+                            z = in(reg) 0usize,
+                            options(nostack, readonly)
+                        );
+                        if rows1 > 0 {
+                            asm!(
+                                "tileloadd tmm2, [{c0} + {z}*1]",
+                                "tileloadd tmm3, [{c1} + {z}*1]",
+                                c0 = in(reg) c0,
+                                c1 = in(reg) c0.add(NR),
+                                z = in(reg) 0usize,
+                                options(nostack, readonly)
+                            );
+                        }
+                    }
                 }
                 for t in 0..full {
                     // (No software prefetch of the B tiles: with 64-byte aligned panels it measured
@@ -1143,9 +1215,17 @@ pub(crate) mod amx {
                     tail[1][..g].copy_from_slice(core::slice::from_raw_parts(b1.add(full * KC * NR), g));
                     step(full * KC, tail[0].as_ptr(), tail[1].as_ptr());
                 }
-                // Rows of `npad` i32 in `raw`: tile rows go straight to their place.
-                let cp = raw.as_mut_ptr().add(p * NR);
-                let sc = npad * 4;
+                let to_edge = matches!(&dest, Dest::Direct { .. }) && p * NR + 2 * NR > n;
+                // The first tile's address and the row stride in i32.
+                let (cp, row) = match &mut dest {
+                    // Rows of `npad` i32 in `raw`: tile rows go straight to their place.
+                    Dest::Raw { raw, npad } => (raw.as_mut_ptr().add(p * NR), *npad),
+                    // A pair past `N`: rows of 32 in `edge`, copied below.
+                    Dest::Direct { .. } if to_edge => (edge.0.as_mut_ptr().cast::<i32>(), 32),
+                    // Rows of `N` in `out`.
+                    Dest::Direct { out, .. } => (out.as_mut_ptr().add(p * NR), n),
+                };
+                let sc = row * 4;
                 asm!(
                     "tilestored [{c0} + {sc}*1], tmm0",
                     "tilestored [{c1} + {sc}*1], tmm1",
@@ -1158,11 +1238,17 @@ pub(crate) mod amx {
                     asm!(
                         "tilestored [{c0} + {sc}*1], tmm2",
                         "tilestored [{c1} + {sc}*1], tmm3",
-                        c0 = in(reg) cp.add(16 * npad),
-                        c1 = in(reg) cp.add(16 * npad + NR),
+                        c0 = in(reg) cp.add(16 * row),
+                        c1 = in(reg) cp.add(16 * row + NR),
                         sc = in(reg) sc,
                         options(nostack)
                     );
+                }
+                if let (true, Dest::Direct { out, .. }) = (to_edge, &mut dest) {
+                    let j0 = p * NR;
+                    for (o, e) in out.chunks_exact_mut(n).zip(&edge.0[..rows]) {
+                        o[j0..].copy_from_slice(&e[..n - j0]);
+                    }
                 }
             }
             p += 2;
