@@ -717,7 +717,7 @@ struct Qgemm {
     /// `b` transposed to `[K, N]` (ONNX MatMul's layout).
     b_kxn: Vec<i8>,
     packed: quantproof_optimized::gemm::PackedWeights,
-    out: Vec<i32>,
+    out: AlignedI32,
     expected: Vec<i32>,
     /// An f32 GEMM of the same shape (`matrixmultiply`'s sgemm through `ndarray`), one thread:
     /// median seconds, for the int8 / f32 ratio.
@@ -799,10 +799,44 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
         b,
         b_kxn,
         packed,
-        out: vec![0; m * n],
+        out: AlignedI32::zeroed(m * n),
         expected,
         f32_seconds,
     }))
+}
+
+/// An `i32` output whose first element sits on a 64-byte boundary, as the tensors of PyTorch's
+/// and ONNX Runtime's CPU allocators do (both align to 64 bytes; ONNX Runtime, measured beside
+/// it, writes into its own). A plain `Vec` of a few MiB starts 16 bytes past a cache line (the
+/// allocator maps it and keeps a header), and every 64-byte row an AMX tile store or a zmm store
+/// writes would span two lines: 15-20% of a 1024^3 GEMM's time on this machine, a cost of the
+/// harness's buffer, not of the kernel. (Safe code: `align_offset` may decline, then the
+/// buffer is only slower.)
+struct AlignedI32 {
+    buf: Vec<i32>,
+    at: usize,
+    len: usize,
+}
+
+impl AlignedI32 {
+    fn zeroed(len: usize) -> AlignedI32 {
+        let buf = vec![0i32; len + 16];
+        let at = buf.as_ptr().align_offset(64);
+        AlignedI32 { at: if at <= 16 { at } else { 0 }, buf, len }
+    }
+}
+
+impl std::ops::Deref for AlignedI32 {
+    type Target = [i32];
+    fn deref(&self) -> &[i32] {
+        &self.buf[self.at..self.at + self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedI32 {
+    fn deref_mut(&mut self) -> &mut [i32] {
+        &mut self.buf[self.at..self.at + self.len]
+    }
 }
 
 impl Workload for Qgemm {
@@ -815,17 +849,17 @@ impl Workload for Qgemm {
         let a8 = || -> &[i8] { bytemuck_i8(&self.a) };
         match imp {
             Path::Reference if self.signed => {
-                accumulate(a8(), self.za, &self.b, zb, WeightLayout::NxK, dims, &mut self.out)
+                accumulate(a8(), self.za, &self.b, zb, WeightLayout::NxK, dims, &mut self.out[..])
             }
-            Path::Reference => accumulate(&self.a, self.za, &self.b, zb, WeightLayout::NxK, dims, &mut self.out),
+            Path::Reference => accumulate(&self.a, self.za, &self.b, zb, WeightLayout::NxK, dims, &mut self.out[..]),
             Path::Optimized(e) => {
                 // Each ISA level's best micro-kernel (AMX or VNNI on AVX-512, AVX-VNNI on AVX2, sdot on NEON).
                 let kernel = GemmKernel::best_for(e.isa());
                 let (k, m, t) = (self.k, self.m, e.threads());
                 if self.signed {
-                    gemm_s8s8_threaded(a8(), k, m, self.za, &self.packed, kernel, t, &mut self.out)
+                    gemm_s8s8_threaded(a8(), k, m, self.za, &self.packed, kernel, t, &mut self.out[..])
                 } else {
-                    gemm_u8s8_threaded(&self.a, k, m, self.za, &self.packed, kernel, t, &mut self.out)
+                    gemm_u8s8_threaded(&self.a, k, m, self.za, &self.packed, kernel, t, &mut self.out[..])
                 }
             }
         }
