@@ -31,9 +31,13 @@
 //! activations packed at a time, [`BLOCK_K`] `k` per pass, so that a group of panels stays in L1
 //! while every 6-row tile of the block passes over it, and the raw sums go straight into the
 //! output (finished in place where every exact value fits `i32`). The others take four rows (or
-//! AMX's 32) at a time over the whole depth.
+//! AMX's 32) at a time over the whole depth. AMX, where every exact value fits `i32`: with no
+//! weight zero point its accumulator tiles start from the column terms and are stored straight
+//! into the output (no epilogue); otherwise the block's sums are finished in one AVX-512 pass.
+//! The packed weights and the activation blocks are 64-byte aligned (`AlignedVec`); callers
+//! get the most from aligned outputs too (a tile row store spanning two lines costs twice).
 //!
-//! [`gemm_u8s8_threaded`] cuts the rows into one block per thread for large products; the
+//! [`gemm_u8s8_threaded`] cuts the rows into chunks the threads take dynamically; the
 //! result does not depend on the thread count.
 
 use quantproof_reference::error::{check_len, QuantError, Result};
