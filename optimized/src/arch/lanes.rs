@@ -468,6 +468,23 @@ struct OnnxRuntime<V: Lanes> {
     lo: V::F,
     hi: V::F,
     fzy: V::F,
+    zy: V,
+    /// `(zy, lo, hi)`.
+    bounds: (i32, i32, i32),
+    /// Every quotient `c / sy` lies within `+-2^30` ([`products_fit`]).
+    raw_fits: bool,
+}
+
+impl<V: Lanes> OnnxRuntime<V> {
+    /// `c = (va + vb) / sy` or `(va vb) / sy` in f32.
+    #[inline(always)]
+    unsafe fn quotient(&self, a: V, b: V) -> V::F {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let (va, vb) = (self.a.apply(a), self.b.apply(b));
+            V::fdiv(if self.mul { V::fmul(va, vb) } else { V::fadd(va, vb) }, self.sy)
+        }
+    }
 }
 
 impl<V: Lanes> Pair<V> for OnnxRuntime<V> {
@@ -475,11 +492,25 @@ impl<V: Lanes> Pair<V> for OnnxRuntime<V> {
     unsafe fn apply(&self, a: V, b: V) -> V {
         // SAFETY: forwarded from this function's contract.
         unsafe {
-            let (va, vb) = (self.a.apply(a), self.b.apply(b));
-            let c = V::fdiv(if self.mul { V::fmul(va, vb) } else { V::fadd(va, vb) }, self.sy);
+            let c = self.quotient(a, b);
             // c + zy lies in [lo, hi] already (monotone rounding, integral bounds).
             V::round(V::fadd(V::fmin(V::fmax(c, self.lo), self.hi), self.fzy))
         }
+    }
+
+    /// `raw = round(RN(c + zy)) - zy`: the reference clamps `c` to `[lo - zy, hi - zy]` before
+    /// adding `zy` and rounding, and since the bounds and `zy` are integers (their f32 sums
+    /// exact) and `x -> round(RN(x + zy))` is monotone, that equals `clamp(round(RN(c + zy)),
+    /// lo, hi)` = `clamp(raw + zy, lo, hi)`. (Not `round(c)`: adding `zy` in f32 can round `c +
+    /// zy` onto a tie that `c` was not on.) An i32 where every quotient is within `2^30`.
+    fn narrowable(&self) -> Option<(i32, i32, i32)> {
+        self.raw_fits.then_some(self.bounds)
+    }
+
+    #[inline(always)]
+    unsafe fn raw(&self, a: V, b: V) -> V {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { V::round(V::fadd(self.quotient(a, b), self.fzy)).sub(self.zy) }
     }
 }
 
@@ -542,6 +573,9 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
             }
             BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => {
                 let zy = y.zero_point;
+                // |qa - za| <= 510 for codes and zero points of one byte type (as above).
+                let (sa, sb) = (pa.scale.abs() as f64, pb.scale.abs() as f64);
+                let bound = if mul { 510.0 * 510.0 * sa * sb } else { 510.0 * (sa + sb) };
                 let p = OnnxRuntime {
                     a: Deq::new(pa),
                     b: Deq::new(pb),
@@ -550,6 +584,9 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
                     lo: D::V::splat_f((lo - zy) as f32),
                     hi: D::V::splat_f((hi - zy) as f32),
                     fzy: D::V::splat_f(zy as f32),
+                    zy: D::V::splat(zy),
+                    bounds: (zy, lo, hi),
+                    raw_fits: products_fit(bound, 1.0 / y.scale),
                 };
                 return D::run(&p, k, s, a, b, out);
             }
