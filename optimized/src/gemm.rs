@@ -744,8 +744,18 @@ fn rows_blocked(
             // The zero-point terms are added by the last pass over each tile (wrapping, like
             // `finish_row_wrapping`), or afterwards where the block was not computed by tiles.
             let finish = blocked::Finish { col_bias: &col_bias32, zero_points: &w.zero_points };
-            let finished =
-                blocked::raw_block(micro, rows_src, i0 + r0, mc, w, &mut abuf[..], out_blk, &mut sums, true, Some(finish));
+            let finished = blocked::raw_block(
+                micro,
+                rows_src,
+                i0 + r0,
+                mc,
+                w,
+                &mut abuf[..],
+                out_blk,
+                &mut sums,
+                true,
+                Some(finish),
+            );
             if !finished {
                 for (r, out_r) in out_blk.chunks_exact_mut(n.max(1)).enumerate() {
                     finish_row_wrapping(out_r, &col_bias32, &w.zero_points, sums.get(r).copied().unwrap_or(0));
@@ -1065,7 +1075,14 @@ pub(crate) mod amx {
     /// tiles' sums (no copy first). Compiled for AVX-512F, which every CPU [`available`] accepts
     /// has: the loops vectorize 16 lanes wide.
     #[target_feature(enable = "avx512f")]
-    pub fn finish_rows(raw: &[i32], npad: usize, out: &mut [i32], col_bias: &[i32], zero_points: &[i32], row_sums: &[i32]) {
+    pub fn finish_rows(
+        raw: &[i32],
+        npad: usize,
+        out: &mut [i32],
+        col_bias: &[i32],
+        zero_points: &[i32],
+        row_sums: &[i32],
+    ) {
         let n = col_bias.len();
         for ((o, s), &rs) in out.chunks_exact_mut(n.max(1)).zip(raw.chunks(npad.max(1))).zip(row_sums) {
             if rs == 0 {
