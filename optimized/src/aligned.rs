@@ -13,7 +13,7 @@ use core::ops::{Deref, DerefMut};
 
 /// A zero-initialized, fixed-length buffer whose slice starts 64-byte aligned.
 #[derive(Debug)]
-pub(crate) struct AlignedVec<T> {
+pub struct AlignedVec<T> {
     buf: Vec<T>,
     off: usize,
     len: usize,
@@ -21,7 +21,7 @@ pub(crate) struct AlignedVec<T> {
 
 impl<T: Copy + Default> AlignedVec<T> {
     /// `len` default (zero) elements.
-    pub(crate) fn zeroed(len: usize) -> AlignedVec<T> {
+    pub fn zeroed(len: usize) -> AlignedVec<T> {
         let slack = 64 / core::mem::size_of::<T>().max(1);
         let buf = vec![T::default(); len + slack];
         let off = buf.as_ptr().align_offset(64);
@@ -30,7 +30,7 @@ impl<T: Copy + Default> AlignedVec<T> {
     }
 
     /// A copy of `s`.
-    pub(crate) fn from_slice(s: &[T]) -> AlignedVec<T> {
+    pub fn from_slice(s: &[T]) -> AlignedVec<T> {
         let mut v = AlignedVec::zeroed(s.len());
         v.copy_from_slice(s);
         v

@@ -519,18 +519,18 @@ fn rows_block(
     let npad = n.div_ceil(2 * NR) * 2 * NR;
     // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
     // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
-    // values, and no element needs the i64 check (for the AMX tiles, which hold i32 sums).
+    // values, and no element needs the i64 check (for the AMX tiles, which hold i32 sums). The
+    // column terms as i32, padded with zeros to whole pairs of panels (`amx::Dest::Direct` loads
+    // them 32 at a time).
     #[cfg(target_arch = "x86_64")]
-    let (fits_i32, col_bias32) =
-        ((k as u64) * 255 * 255 <= i32::MAX as u64, col_bias.iter().map(|&c| c as i32).collect::<Vec<i32>>());
+    let (fits_i32, col_bias32) = (
+        (k as u64) * 255 * 255 <= i32::MAX as u64,
+        (0..npad).map(|j| col_bias.get(j).map_or(0, |&c| c as i32)).collect::<Vec<i32>>(),
+    );
     // AMX with no weight zero point (no row term) where every value fits i32: the tiles start
-    // from the column terms and are stored straight into the output (`amx::Dest::Direct`), whose
-    // column terms are padded with zeros to whole pairs of panels.
+    // from the column terms and are stored straight into the output (`amx::Dest::Direct`).
     #[cfg(target_arch = "x86_64")]
     let direct = amx_path && fits_i32 && zero_weight_zps;
-    #[cfg(target_arch = "x86_64")]
-    let cb_pad: Vec<i32> =
-        if direct { (0..npad).map(|j| col_bias32.get(j).copied().unwrap_or(0)).collect() } else { Vec::new() };
     #[cfg(not(target_arch = "x86_64"))]
     let direct = false;
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
@@ -555,7 +555,7 @@ fn rows_block(
         match kernel {
             #[cfg(target_arch = "x86_64")]
             GemmKernel::AmxInt8 if direct => {
-                let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: &cb_pad };
+                let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: &col_bias32 };
                 // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
                 // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled; `dest`
                 // holds the block's `rows` output rows of `n` and `npad` column terms (`n`
@@ -603,7 +603,7 @@ fn rows_block(
             }
             let out_blk = &mut out[r0 * n..(r0 + rows) * n];
             // SAFETY: AMX is available (checked by the caller), so AVX-512F is (`amx::available`).
-            unsafe { amx::finish_rows(&raw32[..], npad, out_blk, &col_bias32, &w.zero_points, &sums[..rows]) };
+            unsafe { amx::finish_rows(&raw32[..], npad, out_blk, &col_bias32[..n], &w.zero_points, &sums[..rows]) };
             r0 += rows;
             continue;
         }

@@ -23,7 +23,7 @@
 //! assert_eq!(q, [3, 5, 127]);
 //! ```
 
-mod aligned;
+pub mod aligned;
 pub mod arch;
 pub mod calibrate;
 pub mod conv;

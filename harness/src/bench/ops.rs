@@ -717,7 +717,12 @@ struct Qgemm {
     /// `b` transposed to `[K, N]` (ONNX MatMul's layout).
     b_kxn: Vec<i8>,
     packed: quantproof_optimized::gemm::PackedWeights,
-    out: AlignedI32,
+    /// 64-byte aligned, as the tensors of PyTorch's and ONNX Runtime's CPU allocators are (both
+    /// align to 64 bytes; ONNX Runtime, measured beside it, writes into its own). A plain `Vec`
+    /// of a few MiB starts 16 bytes past a cache line, and every 64-byte row an AMX tile store
+    /// or a zmm store writes would span two lines: 15-20% of a 1024^3 GEMM's time here, a cost
+    /// of the harness's buffer, not of the kernel.
+    out: quantproof_optimized::aligned::AlignedVec<i32>,
     expected: Vec<i32>,
     /// An f32 GEMM of the same shape (`matrixmultiply`'s sgemm through `ndarray`), one thread:
     /// median seconds, for the int8 / f32 ratio.
@@ -799,44 +804,10 @@ fn build_qgemm(setup: &Setup) -> Result<Box<dyn Workload>> {
         b,
         b_kxn,
         packed,
-        out: AlignedI32::zeroed(m * n),
+        out: quantproof_optimized::aligned::AlignedVec::zeroed(m * n),
         expected,
         f32_seconds,
     }))
-}
-
-/// An `i32` output whose first element sits on a 64-byte boundary, as the tensors of PyTorch's
-/// and ONNX Runtime's CPU allocators do (both align to 64 bytes; ONNX Runtime, measured beside
-/// it, writes into its own). A plain `Vec` of a few MiB starts 16 bytes past a cache line (the
-/// allocator maps it and keeps a header), and every 64-byte row an AMX tile store or a zmm store
-/// writes would span two lines: 15-20% of a 1024^3 GEMM's time on this machine, a cost of the
-/// harness's buffer, not of the kernel. (Safe code: `align_offset` may decline, then the
-/// buffer is only slower.)
-struct AlignedI32 {
-    buf: Vec<i32>,
-    at: usize,
-    len: usize,
-}
-
-impl AlignedI32 {
-    fn zeroed(len: usize) -> AlignedI32 {
-        let buf = vec![0i32; len + 16];
-        let at = buf.as_ptr().align_offset(64);
-        AlignedI32 { at: if at <= 16 { at } else { 0 }, buf, len }
-    }
-}
-
-impl std::ops::Deref for AlignedI32 {
-    type Target = [i32];
-    fn deref(&self) -> &[i32] {
-        &self.buf[self.at..self.at + self.len]
-    }
-}
-
-impl std::ops::DerefMut for AlignedI32 {
-    fn deref_mut(&mut self) -> &mut [i32] {
-        &mut self.buf[self.at..self.at + self.len]
-    }
 }
 
 impl Workload for Qgemm {
