@@ -121,7 +121,8 @@ fn every_shift_of_the_q31_variants() {
     let engines = engines();
     let mut rng = Rng::new(31);
     for shift in -40..=31 {
-        for mult in [1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250] {
+        // Negative multipliers too (no framework makes one, but the primitive takes any).
+        for mult in [1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250, -(1 << 30), -i32::MAX, -1_518_500_250] {
             let q = QuantizedMultiplier { multiplier: mult, shift };
             for r in [Requantizer::DoubleRounding(q), Requantizer::SingleRounding(q)] {
                 let acc = accumulators(&mut rng, 0.0, 75);

@@ -4,7 +4,7 @@
 //! | variant | vector arithmetic | why it is exact |
 //! |---|---|---|
 //! | `FloatTorch`, `FloatOnnxRuntime` | `vcvtdq2ps`, `vmulps`, clamp to `[qmin - z, qmax - z]` in f32, `vcvtps2dq` (ties to even), `+ z` | one rounded product as in the reference; clamping before rounding equals rounding before clamping because the bounds are integers; only used for a finite multiplier (no NaN can arise) |
-//! | `DoubleRounding` | `x << max(shift, 0)` (wrapping, as TFLite), `vpmuldq` on even and odd lanes (exact 64-bit products), SRDHM as `(p + 2^30) >> 31`, then `RoundingDivideByPOT` in 32-bit lanes | gemmlowp's nudge (`2^30`, or `1 - 2^30` for a negative product) followed by a truncating division by 2^31 equals `floor((p + 2^30) / 2^31)` for every product; the one overflowing product (`i32::MIN * i32::MIN`) cannot occur (that multiplier goes to the portable loop, and `from_real` never makes it); right shifts above 31 go to the portable loop |
+//! | `DoubleRounding` | `x << max(shift, 0)` (wrapping, as TFLite), `vpmuldq` on even and odd lanes (exact 64-bit products `p`), both roundings at once as `floor((p + 2^30 + 2^(30+r) - [p < -2^30] 2^31) / 2^(31+r))` ([`Q31`]): the high halves, shifted by `r - 1` | gemmlowp's nudge (`2^30`, or `1 - 2^30` for a negative product) followed by a truncating division by 2^31 equals `floor((p + 2^30) / 2^31)` for every product, its `RoundingDivideByPOT` is a floor with a sign-dependent offset, and nested floors by powers of two merge (derivation at [`Q31`]); the one overflowing product (`i32::MIN * i32::MIN`) cannot occur (that multiplier goes to the portable loop, and `from_real` never makes it); right shifts above 31 go to the portable loop |
 //! | `SingleRounding`, `Rndnu` | `(x * m + 2^(t-1)) >> t` with `vpmuldq` and `vpsraq` | the same 64-bit formula; the clamp to `[qmin - z, qmax - z]` is applied in 64 bits, which equals the reference's clamp to `i32` then to the range |
 //! | `PowerOfTwo` | the portable loop | rare (chips without multipliers), kept simple |
 //!
@@ -63,12 +63,37 @@ impl Map<__m512i> for Shift64 {
 /// gemmlowp's `MultiplyByQuantizedMultiplier` (double rounding) on sixteen lanes, unclamped:
 /// the reference's `multiply_by_quantized_multiplier_double_rounding`, shared by requantization
 /// and the element-wise kernels (`avx512_binary.rs`).
+///
+/// Both roundings are taken in one step on the exact 64-bit product `p = (x << left) * m`:
+///
+/// - SRDHM: gemmlowp's nudge (`2^30`, or `1 - 2^30` for a negative product) and truncating
+///   division by `2^31` are `v = floor((p + 2^30) / 2^31)` for every product but `i32::MIN *
+///   i32::MIN` (excluded by `new`); `v` fits `i32`.
+/// - `RoundingDivideByPOT(v, r)`, `r >= 1` (remainder above `2^(r-1) - 1 + [v < 0]` rounds up)
+///   is `floor((v + 2^(r-1) - [v < 0]) / 2^r)`, and `v < 0` exactly when `p < -2^30`.
+/// - Nested floors by powers of two merge (`floor((floor(y / a) + c) / b) = floor((y + c a) /
+///   (a b))` for an integer `c`), so the result is `floor(T / 2^(31 + r))` with `T = p + 2^30 +
+///   2^(30 + r) - [p < -2^30] 2^31`, `|T| < 2^63`: the high 32 bits of `T` (a shuffle of both
+///   halves into one vector) shifted right by `r - 1`.
+/// - `r = 0` is SRDHM alone: the high 32 bits of `2 (p + 2^30)`.
+///
+/// Eleven instructions for `r >= 1` (twelve with a left shift), where gemmlowp's two steps took
+/// fourteen (fifteen).
 pub(crate) struct Q31 {
+    /// The multiplier in the low half of each 64-bit lane (`vpmuldq` reads only that half).
     m: __m512i,
     left: __m128i,
+    has_left: bool,
+    /// `r = 0`: SRDHM only.
+    no_right: bool,
+    /// `2^30 + 2^(30 + r)` (`r >= 1`), `2^30` (`r = 0`), per 64-bit lane.
+    nudge: __m512i,
+    /// `-2^30` per 64-bit lane: a product below it has a negative SRDHM quotient.
+    negative_below: __m512i,
+    /// `2^31` per 64-bit lane.
+    away: __m512i,
+    /// `r - 1` (`r >= 1`).
     right: __m128i,
-    mask: __m512i,
-    half_mask: __m512i,
 }
 
 impl Q31 {
@@ -81,16 +106,19 @@ impl Q31 {
             return None;
         }
         let left = q.shift.clamp(0, 31) as i64;
-        let mask = ((1u64 << right) - 1) as i32;
+        let nudge = if right == 0 { 1i64 << 30 } else { (1i64 << 30) + (1i64 << (30 + right)) };
         // SAFETY: register set-ups only (SSE2 / AVX-512 F broadcasts, no memory access); callers
         // are target-feature functions of AVX-512 F.
         unsafe {
             Some(Q31 {
                 m: _mm512_set1_epi64(q.multiplier as i64),
                 left: _mm_set_epi64x(0, left),
-                right: _mm_set_epi64x(0, right as i64),
-                mask: _mm512_set1_epi32(mask),
-                half_mask: _mm512_set1_epi32(mask >> 1),
+                has_left: left != 0,
+                no_right: right == 0,
+                nudge: _mm512_set1_epi64(nudge),
+                negative_below: _mm512_set1_epi64(-(1i64 << 30)),
+                away: _mm512_set1_epi64(1i64 << 31),
+                right: _mm_set_epi64x(0, right.saturating_sub(1) as i64),
             })
         }
     }
@@ -103,24 +131,25 @@ impl Q31 {
     pub(super) unsafe fn apply(&self, x: __m512i) -> __m512i {
         // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
         unsafe {
-            let a = _mm512_sll_epi32(x, self.left);
-            // SRDHM: gemmlowp's nudge and truncating division are `floor((p + 2^30) / 2^31)`
-            // for every product `p` but `i32::MIN * i32::MIN` (excluded by `new`), and the
-            // quotient fits i32. Even lanes: the low half of `(p + 2^30) >> 31`; odd lanes:
-            // the high half of `(p + 2^30) << 1`, the same 32 bits.
-            let (e, o) = mul_wide(a, self.m);
-            let half = _mm512_set1_epi64(1 << 30);
-            let e = _mm512_srli_epi64::<31>(_mm512_add_epi64(e, half));
-            let o = _mm512_add_epi64(o, half);
-            let v = _mm512_mask_blend_epi32(0xAAAA, e, _mm512_add_epi64(o, o));
-            // RoundingDivideByPOT(v, right), right <= 31.
-            let rem = _mm512_and_si512(v, self.mask);
-            let thr = _mm512_sub_epi32(self.half_mask, _mm512_srai_epi32::<31>(v));
-            let q = _mm512_sra_epi32(v, self.right);
-            let up = _mm512_cmpgt_epi32_mask(rem, thr);
-            _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1))
+            let a = if self.has_left { _mm512_sll_epi32(x, self.left) } else { x };
+            let (pe, po) = mul_wide(a, self.m);
+            let (e, o) = (_mm512_add_epi64(pe, self.nudge), _mm512_add_epi64(po, self.nudge));
+            if self.no_right {
+                return high_halves(_mm512_add_epi64(e, e), _mm512_add_epi64(o, o));
+            }
+            let e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(pe, self.negative_below), e, self.away);
+            let o = _mm512_mask_sub_epi64(o, _mm512_cmplt_epi64_mask(po, self.negative_below), o, self.away);
+            _mm512_sra_epi32(high_halves(e, o), self.right)
         }
     }
+}
+
+/// The high 32 bits of each 64-bit lane of `even` (even-lane results) and of `odd` (odd-lane
+/// results), interleaved back into sixteen 32-bit lanes: one `vpshufd` merged under a mask.
+#[inline(always)]
+unsafe fn high_halves(even: __m512i, odd: __m512i) -> __m512i {
+    // SAFETY: AVX-512 F is present (the caller's precondition).
+    unsafe { _mm512_mask_shuffle_epi32::<_MM_PERM_CDAB>(odd, 0x5555, even) }
 }
 
 /// A destination of sixteen results: `i32` codes, or their low bytes (`vpmovdb`, exact because
