@@ -268,11 +268,11 @@ impl<V: Lanes> Pair<V> for TfliteAddTables<'_, V> {
 
 /// From this many pairs on, `TfliteAdd` builds its two input tables (512 scalar multiplies)
 /// rather than computing three multiplies per pair.
-const TFLITE_ADD_TABLES_FROM: usize = 2048;
+pub(crate) const TFLITE_ADD_TABLES_FROM: usize = 2048;
 
 /// `t[byte] = MBQM((code - z) << left_shift, m)` for the code whose byte is `byte` (the
 /// reference's `BinaryKernel::apply`, first step, exactly).
-fn input_table(z: i32, left_shift: u32, m: QuantizedMultiplier, s: Signedness) -> [i32; 256] {
+pub(crate) fn input_table(z: i32, left_shift: u32, m: QuantizedMultiplier, s: Signedness) -> [i32; 256] {
     let mut t = [0i32; 256];
     for (byte, v) in t.iter_mut().enumerate() {
         let q = generic::code_of_byte(byte as u8, s);

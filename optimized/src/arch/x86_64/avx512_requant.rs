@@ -123,6 +123,29 @@ impl Q31 {
         }
     }
 
+    /// The multiplier of `x + c` instead of `x`, the addition folded into the 64-bit constants
+    /// (`(x + c) m = x m + c m`: the nudge gains `c m` and the sign test's bound loses it), for
+    /// lanes `x` with `x + c` inside `i32` (the caller's to ensure: [`Q31::apply`] then gives
+    /// `MBQM(x + c)` exactly). `None` where [`Q31::new`] refuses, and for a left shift (which
+    /// would shift the sum).
+    pub(super) fn with_offset(q: QuantizedMultiplier, c: i32) -> Option<Q31> {
+        let mut q31 = Q31::new(q)?;
+        if q31.has_left {
+            return None;
+        }
+        let cm = c as i64 * q.multiplier as i64;
+        let right = (-q.shift).max(0) as u32;
+        let nudge = if right == 0 { 1i64 << 30 } else { (1i64 << 30) + (1i64 << (30 + right)) };
+        // SAFETY: broadcasts only (no memory access); callers are target-feature functions of
+        // AVX-512 F.
+        unsafe {
+            // |c m| < 2^62 and the nudge is at most 2^61 + 2^30: no 64-bit overflow.
+            q31.nudge = _mm512_set1_epi64(nudge + cm);
+            q31.negative_below = _mm512_set1_epi64(-(1i64 << 30) - cm);
+        }
+        Some(q31)
+    }
+
     /// `x * 2^left` (wrapping), SRDHM by the multiplier, `RoundingDivideByPOT` by `right`.
     ///
     /// # Safety
@@ -131,10 +154,33 @@ impl Q31 {
     pub(super) unsafe fn apply(&self, x: __m512i) -> __m512i {
         // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
         unsafe {
-            let a = if self.has_left { _mm512_sll_epi32(x, self.left) } else { x };
+            match (self.has_left, self.no_right) {
+                (true, true) => self.apply_as::<true, true>(x),
+                (true, false) => self.apply_as::<true, false>(x),
+                (false, true) => self.apply_as::<false, true>(x),
+                (false, false) => self.apply_as::<false, false>(x),
+            }
+        }
+    }
+
+    /// `(left shift above 0, right shift 0)`, for callers that pick [`Q31::apply_as`] once.
+    pub(super) fn form(&self) -> (bool, bool) {
+        (self.has_left, self.no_right)
+    }
+
+    /// [`Q31::apply`] with its [`Q31::form`] `(LEFT, NO_RIGHT)` known to the caller, which then
+    /// branches once per loop rather than per vector.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/DQ; `(LEFT, NO_RIGHT)` is [`Q31::form`].
+    #[inline(always)]
+    pub(super) unsafe fn apply_as<const LEFT: bool, const NO_RIGHT: bool>(&self, x: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F/BW/VL/DQ are present (the caller's precondition).
+        unsafe {
+            let a = if LEFT { _mm512_sll_epi32(x, self.left) } else { x };
             let (pe, po) = mul_wide(a, self.m);
             let (e, o) = (_mm512_add_epi64(pe, self.nudge), _mm512_add_epi64(po, self.nudge));
-            if self.no_right {
+            if NO_RIGHT {
                 return high_halves(_mm512_add_epi64(e, e), _mm512_add_epi64(o, o));
             }
             let e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(pe, self.negative_below), e, self.away);
@@ -249,11 +295,36 @@ impl<const SIGNED: bool> Narrow64<SIGNED> {
     #[inline(always)]
     pub(super) unsafe fn apply(&self, v: [__m512i; 4]) -> __m512i {
         // SAFETY: register operations only (AVX-512 F/BW, the caller's precondition).
+        unsafe { self.clamped(_mm512_permutexvar_epi32(self.order, self.packed(v))) }
+    }
+
+    /// As [`Narrow64::apply`] for results laid out the way the packs leave them: 128-bit lane
+    /// `j` of `v[k]` holds the results of bytes `16 j + 4 k .. 16 j + 4 k + 4` (no `vpermd`).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW.
+    #[inline(always)]
+    pub(super) unsafe fn apply_lane_order(&self, v: [__m512i; 4]) -> __m512i {
+        // SAFETY: register operations only (AVX-512 F/BW, the caller's precondition).
+        unsafe { self.clamped(self.packed(v)) }
+    }
+
+    /// The saturating packs with `z` added in `i16`.
+    #[inline(always)]
+    unsafe fn packed(&self, v: [__m512i; 4]) -> __m512i {
+        // SAFETY: register operations only (AVX-512 F/BW, the caller's precondition).
         unsafe {
             let w01 = _mm512_adds_epi16(_mm512_packs_epi32(v[0], v[1]), self.z);
             let w23 = _mm512_adds_epi16(_mm512_packs_epi32(v[2], v[3]), self.z);
-            let b = if SIGNED { _mm512_packs_epi16(w01, w23) } else { _mm512_packus_epi16(w01, w23) };
-            let b = _mm512_permutexvar_epi32(self.order, b);
+            if SIGNED { _mm512_packs_epi16(w01, w23) } else { _mm512_packus_epi16(w01, w23) }
+        }
+    }
+
+    /// The clamp to `[lo, hi]` where it is narrower than the byte type.
+    #[inline(always)]
+    unsafe fn clamped(&self, b: __m512i) -> __m512i {
+        // SAFETY: register operations only (AVX-512 F/BW, the caller's precondition).
+        unsafe {
             match (self.clamp, SIGNED) {
                 (false, _) => b,
                 (true, true) => _mm512_min_epi8(_mm512_max_epi8(b, self.lo), self.hi),
