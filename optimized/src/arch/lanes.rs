@@ -25,7 +25,7 @@
 //! | `TfliteMul`, `EqualScale` | product / sum / difference of the centred codes, one multiply, clamp, `+ zy` | the same integers |
 //! | `TorchAddSub` | the centred codes to f32 (exact), times each scale, add / subtract, `max` with 0 for ReLU, times `RN(1/sy)`, clamp to `[lo - zy, hi - zy]` in f32, round ties to even, `+ zy` | one IEEE operation per reference operation, in its order; clamping to integral bounds before rounding equals rounding before clamping |
 //! | `TorchMul` | product of the centred codes (exact, at most 65025), to f32, times `M`, clamp, round, `+ zy` | as above |
-//! | `OnnxRuntime` | dequantize both in f32, add / multiply, divide by `sy`, clamp to `[lo - zy, hi - zy]`, `+ zy` in f32, round ties to even | the reference's order of operations exactly; the sum lies in `[lo, hi]` already (monotone rounding, integral bounds) |
+//! | `OnnxRuntime` | dequantize both in f32, add / multiply, divide by `sy` (the division instruction, or its exact five-FMA form where [`markstein_fits`]), clamp to `[lo - zy, hi - zy]`, `+ zy` in f32, round ties to even | the reference's order of operations exactly; the sum lies in `[lo, hi]` already (monotone rounding, integral bounds) |
 //!
 //! The float kernels run only where [`generic::binary_floats_stay_finite`] proves that no NaN
 //! can arise (no `inf - inf`, no `0 * inf`); anything else, and a multiplier an ISA's `Q31`
@@ -47,6 +47,10 @@ use quantproof_reference::scheme::Signedness;
 pub(crate) trait Lanes: Copy {
     /// The same number of f32 lanes.
     type F: Copy;
+    /// Whether ONNX Runtime's division runs faster as five multiply-adds
+    /// ([`div_markstein_lanes`]) than as the division instruction (measured: on AVX-512 the
+    /// 512-bit division is the slower, on AVX2 the 256-bit one is faster).
+    const DIVIDE_BY_FMA: bool;
     /// gemmlowp's `MultiplyByQuantizedMultiplier` prepared for these lanes (as a [`Map`]: the
     /// unclamped product, for [`requantize_bytes_wide`]).
     type Q31: Map<Self>;
@@ -82,6 +86,10 @@ pub(crate) trait Lanes: Copy {
     unsafe fn fsub(a: Self::F, b: Self::F) -> Self::F;
     unsafe fn fmul(a: Self::F, b: Self::F) -> Self::F;
     unsafe fn fdiv(a: Self::F, b: Self::F) -> Self::F;
+    /// `a * b + c` with one rounding.
+    unsafe fn fmadd(a: Self::F, b: Self::F, c: Self::F) -> Self::F;
+    /// `c - a * b` with one rounding.
+    unsafe fn fnmadd(a: Self::F, b: Self::F, c: Self::F) -> Self::F;
     unsafe fn fmin(a: Self::F, b: Self::F) -> Self::F;
     unsafe fn fmax(a: Self::F, b: Self::F) -> Self::F;
     /// Round to nearest, ties to even (values within i32 range).
@@ -460,34 +468,77 @@ impl<V: Lanes> Pair<V> for TorchMul<V> {
     }
 }
 
-struct OnnxRuntime<V: Lanes> {
+/// `RN(x / b)` from `y = RN(1 / b)` with fused multiply-adds (Markstein, "Computation of
+/// elementary functions on the IBM RISC System/6000 processor", 1990): `q0 = RN(x y)`, then two
+/// corrections `q <- RN(q + RN(x - b q) y)`. The first makes `q` faithful (within one ulp of
+/// `x / b`); Markstein's theorem then makes the second correctly rounded: with `q` faithful and
+/// `y` within half an ulp of `1 / b`, the residual `x - b q` is exact and `RN(q + r y) = RN(x /
+/// b)`, in round-to-nearest, where nothing underflows. [`markstein_fits`] gives the scales for
+/// which no step leaves the normal range; `divide_by_reciprocal_is_division` checks the scalar
+/// twin (`div_markstein`) against `/` on 400 million quotients. Five multiply-adds in place of
+/// a division, which is several times slower per vector.
+#[inline(always)]
+unsafe fn div_markstein_lanes<V: Lanes>(x: V::F, b: V::F, y: V::F) -> V::F {
+    // SAFETY: forwarded from this function's contract (the ISA's features).
+    unsafe {
+        let q = V::fmul(x, y);
+        let q = V::fmadd(V::fnmadd(b, q, x), y, q);
+        V::fmadd(V::fnmadd(b, q, x), y, q)
+    }
+}
+
+/// The scalar twin of [`div_markstein_lanes`], the same IEEE operations in the same order.
+#[cfg(test)]
+fn div_markstein(x: f32, b: f32, y: f32) -> f32 {
+    let q = x * y;
+    let q = (-b).mul_add(q, x).mul_add(y, q);
+    (-b).mul_add(q, x).mul_add(y, q)
+}
+
+/// Whether every scale's magnitude lies in `[2^-30, 2^30]`: then ONNX Runtime's numerators (sums
+/// or products of dequantized codes, each a multiple of at least `2^-53` or zero) and their
+/// quotients stay in the normal range with room to spare, where [`div_markstein_lanes`] is the
+/// division. Anything else keeps the division instruction.
+fn markstein_fits(scales: [f32; 3]) -> bool {
+    scales.iter().all(|s| (2f32.powi(-30)..=2f32.powi(30)).contains(&s.abs()))
+}
+
+/// ONNX Runtime's QLinearAdd (`MUL = false`) or QLinearMul (`MUL = true`), dividing with the
+/// division instruction or, where `MARKSTEIN`, its exact FMA form ([`div_markstein_lanes`]);
+/// both choices fixed at compile time, so that the loop has no branch.
+struct OnnxRuntime<V: Lanes, const MARKSTEIN: bool, const MUL: bool> {
     a: Deq<V>,
     b: Deq<V>,
     sy: V::F,
-    mul: bool,
+    /// `RN(1 / sy)` (used where `MARKSTEIN`).
+    inv_sy: V::F,
     lo: V::F,
     hi: V::F,
     fzy: V::F,
-    zy: V,
-    /// `(zy, lo, hi)`.
-    bounds: (i32, i32, i32),
+    /// `(lo, hi)`.
+    bounds: (i32, i32),
     /// Every quotient `c / sy` lies within `+-2^30` ([`products_fit`]).
     raw_fits: bool,
 }
 
-impl<V: Lanes> OnnxRuntime<V> {
+impl<V: Lanes, const MARKSTEIN: bool, const MUL: bool> OnnxRuntime<V, MARKSTEIN, MUL> {
     /// `c = (va + vb) / sy` or `(va vb) / sy` in f32.
     #[inline(always)]
     unsafe fn quotient(&self, a: V, b: V) -> V::F {
         // SAFETY: forwarded from this function's contract.
         unsafe {
             let (va, vb) = (self.a.apply(a), self.b.apply(b));
-            V::fdiv(if self.mul { V::fmul(va, vb) } else { V::fadd(va, vb) }, self.sy)
+            let x = if MUL { V::fmul(va, vb) } else { V::fadd(va, vb) };
+            if MARKSTEIN {
+                div_markstein_lanes::<V>(x, self.sy, self.inv_sy)
+            } else {
+                V::fdiv(x, self.sy)
+            }
         }
     }
 }
 
-impl<V: Lanes> Pair<V> for OnnxRuntime<V> {
+impl<V: Lanes, const MARKSTEIN: bool, const MUL: bool> Pair<V> for OnnxRuntime<V, MARKSTEIN, MUL> {
     #[inline(always)]
     unsafe fn apply(&self, a: V, b: V) -> V {
         // SAFETY: forwarded from this function's contract.
@@ -498,19 +549,56 @@ impl<V: Lanes> Pair<V> for OnnxRuntime<V> {
         }
     }
 
-    /// `raw = round(RN(c + zy)) - zy`: the reference clamps `c` to `[lo - zy, hi - zy]` before
-    /// adding `zy` and rounding, and since the bounds and `zy` are integers (their f32 sums
-    /// exact) and `x -> round(RN(x + zy))` is monotone, that equals `clamp(round(RN(c + zy)),
-    /// lo, hi)` = `clamp(raw + zy, lo, hi)`. (Not `round(c)`: adding `zy` in f32 can round `c +
-    /// zy` onto a tie that `c` was not on.) An i32 where every quotient is within `2^30`.
+    /// `raw = round(RN(c + zy))`, with the output zero point already in it (so the narrowing
+    /// adds 0): the reference clamps `c` to `[lo - zy, hi - zy]` before adding `zy` and
+    /// rounding, and since the bounds and `zy` are integers (their f32 sums exact) and `x ->
+    /// round(RN(x + zy))` is monotone, that equals `clamp(round(RN(c + zy)), lo, hi)` =
+    /// `clamp(raw, lo, hi)`. (Not `round(c) + zy`: adding `zy` in f32 can round `c + zy` onto a
+    /// tie that `c` was not on.) An i32 where every quotient is within `2^30`.
     fn narrowable(&self) -> Option<(i32, i32, i32)> {
-        self.raw_fits.then_some(self.bounds)
+        self.raw_fits.then_some((0, self.bounds.0, self.bounds.1))
     }
 
     #[inline(always)]
     unsafe fn raw(&self, a: V, b: V) -> V {
         // SAFETY: forwarded from this function's contract.
-        unsafe { V::round(V::fadd(self.quotient(a, b), self.fzy)).sub(self.zy) }
+        unsafe { V::round(V::fadd(self.quotient(a, b), self.fzy)) }
+    }
+}
+
+/// ONNX Runtime's kernel for `k` on `D` with its compile-time choices.
+///
+/// # Safety
+/// As [`binary_bytes`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn onnxruntime<D: Driver, const MARKSTEIN: bool, const MUL: bool>(
+    (pa, pb, y): (Affine, Affine, Affine),
+    (lo, hi): (i32, i32),
+    k: &BinaryKernel,
+    s: Signedness,
+    a: &[u8],
+    b: &[u8],
+    out: &mut [u8],
+) {
+    let zy = y.zero_point;
+    // |qa - za| <= 510 for codes and zero points of one byte type (as for PyTorch's kernels).
+    let (sa, sb) = (pa.scale.abs() as f64, pb.scale.abs() as f64);
+    let bound = if MUL { 510.0 * 510.0 * sa * sb } else { 510.0 * (sa + sb) };
+    // SAFETY: broadcasts and `D::run`, which this function's contract makes sound.
+    unsafe {
+        let p = OnnxRuntime::<D::V, MARKSTEIN, MUL> {
+            a: Deq::new(pa),
+            b: Deq::new(pb),
+            sy: D::V::splat_f(y.scale),
+            inv_sy: D::V::splat_f(1.0 / y.scale),
+            lo: D::V::splat_f((lo - zy) as f32),
+            hi: D::V::splat_f((hi - zy) as f32),
+            fzy: D::V::splat_f(zy as f32),
+            bounds: (lo, hi),
+            raw_fits: products_fit(bound, 1.0 / y.scale),
+        };
+        D::run(&p, k, s, a, b, out)
     }
 }
 
@@ -572,23 +660,13 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
                 return D::run(&p, k, s, a, b, out);
             }
             BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => {
-                let zy = y.zero_point;
-                // |qa - za| <= 510 for codes and zero points of one byte type (as above).
-                let (sa, sb) = (pa.scale.abs() as f64, pb.scale.abs() as f64);
-                let bound = if mul { 510.0 * 510.0 * sa * sb } else { 510.0 * (sa + sb) };
-                let p = OnnxRuntime {
-                    a: Deq::new(pa),
-                    b: Deq::new(pb),
-                    sy: D::V::splat_f(y.scale),
-                    mul,
-                    lo: D::V::splat_f((lo - zy) as f32),
-                    hi: D::V::splat_f((hi - zy) as f32),
-                    fzy: D::V::splat_f(zy as f32),
-                    zy: D::V::splat(zy),
-                    bounds: (zy, lo, hi),
-                    raw_fits: products_fit(bound, 1.0 / y.scale),
+                let (p, bounds) = ((pa, pb, y), (lo, hi));
+                return match (D::V::DIVIDE_BY_FMA && markstein_fits([pa.scale, pb.scale, y.scale]), mul) {
+                    (true, true) => onnxruntime::<D, true, true>(p, bounds, k, s, a, b, out),
+                    (true, false) => onnxruntime::<D, true, false>(p, bounds, k, s, a, b, out),
+                    (false, true) => onnxruntime::<D, false, true>(p, bounds, k, s, a, b, out),
+                    (false, false) => onnxruntime::<D, false, false>(p, bounds, k, s, a, b, out),
                 };
-                return D::run(&p, k, s, a, b, out);
             }
             _ => {}
         }
@@ -811,3 +889,45 @@ macro_rules! lane_intrinsics {
     };
 }
 pub(crate) use lane_intrinsics;
+
+#[cfg(test)]
+mod tests {
+    use super::div_markstein;
+
+    /// [`div_markstein`] (the lanes' five multiply-adds, in scalar) equals IEEE division on
+    /// drawn quotients over the range [`super::markstein_fits`] admits and beyond: numerators
+    /// with exponents -70..80 and either sign, divisors -30..30, significands random, all ones,
+    /// all zeros and within 15 ulps of either (where reciprocals and quotients round hardest).
+    /// 400 million on x86-64, 20 million elsewhere (NEON runs under qemu in CI).
+    #[test]
+    fn divide_by_reciprocal_is_division() {
+        let n: u64 = if cfg!(target_arch = "x86_64") { 400_000_000 } else { 20_000_000 };
+        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut bad = 0u64;
+        for i in 0..n {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let r = s;
+            let sig = |r: u64, k: u64| -> u32 {
+                match k % 5 {
+                    0 => 0x7F_FFFF,
+                    1 => 0,
+                    2 => 0x7F_FFFF - (r as u32 & 0xF),
+                    3 => r as u32 & 0xF,
+                    _ => r as u32 & 0x7F_FFFF,
+                }
+            };
+            let ea = (127 - 70 + (r >> 32) % 151) as u32;
+            let eb = (127 - 30 + (r >> 40) % 61) as u32;
+            let sign = ((r >> 60) & 1) as u32;
+            let x = f32::from_bits((sign << 31) | (ea << 23) | sig(r >> 8, i));
+            let b = f32::from_bits((eb << 23) | sig(r >> 20, i / 5));
+            if div_markstein(x, b, 1.0 / b).to_bits() != (x / b).to_bits() {
+                bad += 1;
+                assert!(bad > 5, "{x:e} / {b:e}: {} against {}", div_markstein(x, b, 1.0 / b), x / b);
+            }
+        }
+        assert_eq!(bad, 0, "{bad} of {n} quotients differ");
+    }
+}

@@ -17,6 +17,7 @@ use quantproof_reference::scheme::Signedness;
 
 impl Lanes for int32x4_t {
     type F = float32x4_t;
+    const DIVIDE_BY_FMA: bool = false;
     type Q31 = Q31;
     type Count = int32x4_t;
 
@@ -59,6 +60,18 @@ impl Lanes for int32x4_t {
             let v = vsetq_lane_s32::<2>(at(vgetq_lane_s32::<2>(idx)), v);
             vsetq_lane_s32::<3>(at(vgetq_lane_s32::<3>(idx)), v)
         }
+    }
+
+    #[inline(always)]
+    unsafe fn fmadd(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: one instruction on registers; `Lanes`' contract: the caller has NEON.
+        unsafe { vfmaq_f32(c, a, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn fnmadd(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: one instruction on registers; `Lanes`' contract: the caller has NEON.
+        unsafe { vfmsq_f32(c, a, b) }
     }
 
     #[inline(always)]

@@ -17,6 +17,7 @@ use quantproof_reference::scheme::Signedness;
 
 impl Lanes for __m256i {
     type F = __m256;
+    const DIVIDE_BY_FMA: bool = false;
     type Q31 = Q31;
     type Count = __m128i;
 
@@ -34,6 +35,8 @@ impl Lanes for __m256i {
         fn fsub(a: __m256, b: __m256) -> __m256 = _mm256_sub_ps;
         fn fmul(a: __m256, b: __m256) -> __m256 = _mm256_mul_ps;
         fn fdiv(a: __m256, b: __m256) -> __m256 = _mm256_div_ps;
+        fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 = _mm256_fmadd_ps;
+        fn fnmadd(a: __m256, b: __m256, c: __m256) -> __m256 = _mm256_fnmadd_ps;
         fn fmin(a: __m256, b: __m256) -> __m256 = _mm256_min_ps;
         fn fmax(a: __m256, b: __m256) -> __m256 = _mm256_max_ps;
         // `vcvtps2dq` in MXCSR's rounding mode, which Rust leaves at round-to-nearest-even.
@@ -93,8 +96,8 @@ unsafe fn load<const SIGNED: bool>(p: *const u8) -> __m256i {
 /// on the portable loop.
 ///
 /// # Safety
-/// The CPU must have AVX2; the three slices have one length.
-#[target_feature(enable = "avx2")]
+/// The CPU must have AVX2 and FMA; the three slices have one length.
+#[target_feature(enable = "avx2,fma")]
 unsafe fn run<P: Pair<__m256i>, const SIGNED: bool>(pair: &P, k: &BinaryKernel, a: &[u8], b: &[u8], out: &mut [u8]) {
     // SAFETY: this function's contract.
     let wide_done = unsafe { lanes::binary_wide::<Avx2, P, SIGNED>(pair, a, b, out) };
@@ -179,8 +182,8 @@ impl Driver for Avx2 {
 /// `out[i] = k.apply(a[i], b[i])` (see [`crate::arch::lanes`]).
 ///
 /// # Safety
-/// The CPU must have AVX2; the three slices have one length.
-#[target_feature(enable = "avx2")]
+/// The CPU must have AVX2 and FMA; the three slices have one length.
+#[target_feature(enable = "avx2,fma")]
 pub unsafe fn binary_bytes(k: &BinaryKernel, signedness: Signedness, a: &[u8], b: &[u8], out: &mut [u8]) {
     // SAFETY: forwarded from this function's contract.
     unsafe { lanes::binary_bytes::<Avx2>(k, signedness, a, b, out) }

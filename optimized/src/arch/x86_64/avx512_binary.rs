@@ -27,6 +27,7 @@ unsafe fn round_even(a: __m512) -> __m512i {
 
 impl Lanes for __m512i {
     type F = __m512;
+    const DIVIDE_BY_FMA: bool = true;
     type Q31 = Q31;
     type Count = __m128i;
 
@@ -44,6 +45,8 @@ impl Lanes for __m512i {
         fn fsub(a: __m512, b: __m512) -> __m512 = _mm512_sub_ps;
         fn fmul(a: __m512, b: __m512) -> __m512 = _mm512_mul_ps;
         fn fdiv(a: __m512, b: __m512) -> __m512 = _mm512_div_ps;
+        fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 = _mm512_fmadd_ps;
+        fn fnmadd(a: __m512, b: __m512, c: __m512) -> __m512 = _mm512_fnmadd_ps;
         fn fmin(a: __m512, b: __m512) -> __m512 = _mm512_min_ps;
         fn fmax(a: __m512, b: __m512) -> __m512 = _mm512_max_ps;
         fn round(a: __m512) -> Self = round_even;
