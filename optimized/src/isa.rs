@@ -316,10 +316,13 @@ pub fn cpu_features() -> Vec<(&'static str, bool)> {
             "avx512vl",
             "avx512dq",
             "avx512vnni",
+            "avx512vbmi",
             "avx512bf16",
             "avx512fp16",
             "avxvnni"
         );
+        // AMX needs CPUID, the OS's tile state and Linux's permission (the GEMM's own check).
+        v.push(("amx-int8", crate::gemm::GemmKernel::AmxInt8.is_available()));
     }
     #[cfg(target_arch = "aarch64")]
     {
