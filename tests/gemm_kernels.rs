@@ -167,6 +167,37 @@ fn threads_give_the_same_result() {
     }
 }
 
+/// Weights larger than L2 (more than 1 MiB of panels), where the AMX kernel's direct path (no
+/// weight zero point) passes groups of eight 32-row blocks over 256 KiB ranges of panels: rows
+/// crossing a group and ending in a short block, N ending in a partial pair of panels, ranges
+/// ending inside N, on 1 to 3 threads (whose row chunks are groups of their own); with a weight
+/// zero point the same shapes take the block-at-a-time path. Every kernel, against the
+/// reference. (x86-64 only: the path is AMX's; under qemu the reference alone would take minutes.)
+#[test]
+fn weights_larger_than_l2() {
+    use quantproof_optimized::gemm::gemm_u8s8_threaded;
+    if !cfg!(target_arch = "x86_64") {
+        println!("skipping weights_larger_than_l2: x86-64 only (the AMX ranged path)");
+        return;
+    }
+    let mut rng = Rng::new(2048);
+    for (m, n, k, zb) in [(300usize, 600usize, 2048usize, 0i32), (40, 1000, 1100, 0), (70, 600, 2048, 3)] {
+        let a: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
+        let b: Vec<i8> = (0..k * n).map(|_| rng.below(256) as i32 as u8 as i8).collect();
+        let zps = ZeroPoints::PerTensor(zb);
+        let mut want = vec![0i32; m * n];
+        accumulate(&a, 77, &b, zps, WeightLayout::NxK, GemmDims::new(m, n, k), &mut want).unwrap();
+        let w = PackedWeights::new(&b, zps, WeightLayout::NxK, k, n).unwrap();
+        for kernel in kernels() {
+            for threads in [1, 2, 3] {
+                let mut got = vec![0i32; m * n];
+                gemm_u8s8_threaded(&a, k, m, 77, &w, kernel, threads, &mut got).unwrap();
+                assert!(got == want, "{} m {m} n {n} k {k} zb {zb} threads {threads}", kernel.name());
+            }
+        }
+    }
+}
+
 /// The row chunks the threads take, for every kernel's chunk shape: contiguous, covering every
 /// row once, at most the shape's largest chunk, whole tiles of at least its smallest chunk but
 /// for the last, and balanced: simulated on `T` equally fast workers (each takes the next chunk

@@ -60,6 +60,21 @@ pub const PANELS: usize = 4;
 pub const BLOCK_K: usize = 512;
 /// Activation rows per packed block of the blocked VNNI kernels (a multiple of their tile rows).
 pub const BLOCK_M: usize = 96;
+/// AMX, direct path: packed weights above this size (half of a 2 MiB L2) no longer stay in L2
+/// while every 32-row block passes over all of them (2048^3: 4 MiB of panels, streamed from L3
+/// once per block); the blocks of a group then pass over one range of panels at a time.
+/// Weights up to it (1024^3: 1 MiB) run whole, block after block, which measured faster for
+/// them (1024^3: 2950 against 2600 GOPS ranged; 128 x 384 x 1536: 2465 against 2110).
+#[cfg(target_arch = "x86_64")]
+const AMX_RANGED_FROM: usize = 1 << 20;
+/// AMX, ranged: the bytes of packed weights in one range of panels (measured against 512 KiB
+/// and 1 MiB: 2048^3 2120 / 2090 / 1985 GOPS, 512 x 512 x 4096 2410 / 2255 / 2255).
+#[cfg(target_arch = "x86_64")]
+const AMX_PANEL_BYTES: usize = 1 << 18;
+/// AMX, ranged: 32-row blocks per group (8: 512 KiB of activations at K = 2048; against 4:
+/// 2048^3 2120 against 1985 GOPS).
+#[cfg(target_arch = "x86_64")]
+const AMX_GROUP: usize = 8;
 /// The largest `K` whose raw `u8 x s8` sums cannot leave `i32` (`K * 255 * 128 <= 2^31 - 1`).
 pub const MAX_EXACT_K: usize = (i32::MAX as usize) / (255 * 128);
 
@@ -535,6 +550,47 @@ fn rows_block(
     let direct = false;
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let Scratch { abuf, raw32, filled } = scratch;
+    // Weights larger than L2 can hold beside the rest (`AMX_RANGED_FROM`): every 32-row block
+    // would stream all of them from L3. The direct path then packs a group of blocks at once and
+    // passes them all over one range of panels at a time, which stays in L2.
+    #[cfg(target_arch = "x86_64")]
+    if direct && m > mr && w.kp * npad > AMX_RANGED_FROM {
+        // Groups of up to AMX_GROUP blocks.
+        let group = AMX_GROUP * mr;
+        let abuf = reuse(abuf, group * kstride);
+        // Whole pairs of panels per range (at least one pair).
+        let per = (AMX_PANEL_BYTES / (w.kp * NR)).max(2) / 2 * 2;
+        for g0 in (0..m).step_by(group) {
+            let gm = (m - g0).min(group);
+            let blocks = gm.div_ceil(mr);
+            for b in 0..blocks {
+                let rows = (gm - b * mr).min(mr);
+                let blk = &mut abuf[b * mr * kstride..(b + 1) * mr * kstride];
+                // Rows past `rows` must be zero (AMX reads all 32); the `k..kstride` padding is
+                // never written.
+                blk[rows * kstride..].iter_mut().for_each(|v| *v = 0);
+                for r in 0..rows {
+                    rows_src(i0 + g0 + b * mr + r, &mut blk[r * kstride..r * kstride + k]);
+                }
+            }
+            let mut p0 = 0;
+            while p0 * NR < n {
+                for b in 0..blocks {
+                    let (r0, rows) = (g0 + b * mr, (gm - b * mr).min(mr));
+                    let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: &col_bias32 };
+                    // SAFETY: as for the block-at-a-time direct call below: AMX is available,
+                    // block `b` of `abuf` holds 32 rows of `kstride` bytes (`rows` filled, the
+                    // rest zero), `dest` its `rows` output rows and `npad` column terms; `p0`
+                    // is even.
+                    unsafe { amx::raw_32x32(&abuf[b * mr * kstride..], rows, kstride, w, dest, p0..p0 + per) };
+                }
+                p0 += per;
+            }
+        }
+        // The first block's rows may all hold codes now.
+        *filled = mr;
+        return Ok(());
+    }
     let raw32 = reuse(raw32, if amx_path && !direct { mr * npad } else { 0 });
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
     let abuf = reuse(abuf, mr * kstride);
@@ -560,7 +616,7 @@ fn rows_block(
                 // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled; `dest`
                 // holds the block's `rows` output rows of `n` and `npad` column terms (`n`
                 // rounded up to 32).
-                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, dest) };
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, dest, 0..usize::MAX) };
                 r0 += rows;
                 continue;
             }
@@ -570,7 +626,7 @@ fn rows_block(
                 // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
                 // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled;
                 // `raw32` holds 32 rows of `npad` (a multiple of 32, at least n).
-                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, dest) }
+                unsafe { amx::raw_32x32(&abuf, rows, kstride, w, dest, 0..usize::MAX) }
             }
             // Every micro-kernel below: the caller checked `kernel.is_available()`, so the CPU
             // has its features; `abuf` holds MR rows of `kp` bytes and `raw` MR rows of `n` sums.
@@ -1121,11 +1177,23 @@ pub(crate) mod amx {
     /// rounded up to [`KC`], zero padded), into `dest`: per step of 64 `k` and pair of panels,
     /// two A tiles and two B tiles feed four `tdpbusd` (each B tile serves 32 rows).
     ///
+    /// Only the panels in `panels` (an even start; the end is clipped to `N`): a caller that
+    /// passes several blocks over one range of panels keeps those weights in L2 (see
+    /// `AMX_PANEL_BYTES`).
+    ///
     /// # Safety
     /// [`available`] returned true; `1 <= rows <= 32`; `abuf.len() >= MR * kp64` with `kp64` a
     /// multiple of [`KC`] at least `w.kp`; `dest` as its variant's documentation says
-    /// (`Direct`: `out.len() >= rows * N`, `col_bias.len() >= N` rounded up to 32).
-    pub unsafe fn raw_32x32(abuf: &[u8], rows: usize, kp64: usize, w: &PackedWeights, mut dest: Dest<'_>) {
+    /// (`Direct`: `out.len() >= rows * N`, `col_bias.len() >= N` rounded up to 32); `panels.start`
+    /// is even.
+    pub unsafe fn raw_32x32(
+        abuf: &[u8],
+        rows: usize,
+        kp64: usize,
+        w: &PackedWeights,
+        mut dest: Dest<'_>,
+        panels: core::ops::Range<usize>,
+    ) {
         let (rows0, rows1) = (rows.min(16), rows.saturating_sub(16));
         let cfg = Config::new(rows0, rows1);
         let (kp, n) = (w.kp, w.n);
@@ -1139,8 +1207,8 @@ pub(crate) mod amx {
         let a1 = abuf[16 * kp64..].as_ptr();
         // SAFETY: `cfg` is a valid 64-byte palette-1 configuration (at most 16 rows of 64 bytes).
         unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
-        let mut p = 0;
-        while p * NR < n {
+        let mut p = panels.start;
+        while p < panels.end && p * NR < n {
             // Panels p and p + 1 exist: panels are packed in whole groups of four.
             let b0 = w.panels[p * stride..].as_ptr();
             let b1 = w.panels[(p + 1) * stride..].as_ptr();
