@@ -33,7 +33,9 @@
 //! output (finished in place where every exact value fits `i32`). The others take four rows (or
 //! AMX's 32) at a time over the whole depth. AMX, where every exact value fits `i32`: with no
 //! weight zero point its accumulator tiles start from the column terms and are stored straight
-//! into the output (no epilogue); otherwise the block's sums are finished in one AVX-512 pass.
+//! into the output (no epilogue), and weights larger than half of L2 are taken a range of
+//! panels at a time by groups of blocks (each block streamed them from L3 otherwise);
+//! otherwise the block's sums are finished in one AVX-512 pass.
 //! The packed weights and the activation blocks are 64-byte aligned (`AlignedVec`); callers
 //! get the most from aligned outputs too (a tile row store spanning two lines costs twice).
 //!
