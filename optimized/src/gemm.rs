@@ -505,6 +505,19 @@ fn reuse<T: Copy + Default>(slot: &mut Option<AlignedVec<T>>, len: usize) -> &mu
     slot.get_or_insert_with(|| AlignedVec::zeroed(len))
 }
 
+/// Rows `first .. first + rows` of the activations into `blk` (rows of `kstride` bytes, the
+/// first `k` of each written). Rows `rows .. stale` (a last, short block, or rows an earlier
+/// block filled) are zeroed, since AMX reads whole tiles; the `k..kstride` padding is never
+/// written, so it stays zero.
+fn pack_rows(rows_src: RowSource<'_>, first: usize, rows: usize, k: usize, kstride: usize, stale: usize, blk: &mut [u8]) {
+    if rows < stale {
+        blk[rows * kstride..stale * kstride].iter_mut().for_each(|v| *v = 0);
+    }
+    for r in 0..rows {
+        rows_src(first + r, &mut blk[r * kstride..r * kstride + k]);
+    }
+}
+
 /// Rows `i0 .. i0 + m` of the product into `out` (`m` rows of `N`).
 #[allow(clippy::too_many_arguments)]
 fn rows_block(
@@ -568,12 +581,7 @@ fn rows_block(
             for b in 0..blocks {
                 let rows = (gm - b * mr).min(mr);
                 let blk = &mut abuf[b * mr * kstride..(b + 1) * mr * kstride];
-                // Rows past `rows` must be zero (AMX reads all 32); the `k..kstride` padding is
-                // never written.
-                blk[rows * kstride..].iter_mut().for_each(|v| *v = 0);
-                for r in 0..rows {
-                    rows_src(i0 + g0 + b * mr + r, &mut blk[r * kstride..r * kstride + k]);
-                }
+                pack_rows(rows_src, i0 + g0 + b * mr, rows, k, kstride, mr, blk);
             }
             let mut p0 = 0;
             while p0 * NR < n {
@@ -600,16 +608,8 @@ fn rows_block(
     let mut r0 = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
-        // Rows past `rows` (a last, short block, or rows a previous chunk filled) and the
-        // `k..kstride` padding must be zero; the first `k` bytes of the used rows are overwritten
-        // below.
-        if rows < *filled {
-            abuf[rows * kstride..*filled * kstride].iter_mut().for_each(|v| *v = 0);
-        }
+        pack_rows(rows_src, i0 + r0, rows, k, kstride, *filled, &mut abuf[..]);
         *filled = rows;
-        for r in 0..rows {
-            rows_src(i0 + r0 + r, &mut abuf[r * kstride..r * kstride + k]);
-        }
         match kernel {
             #[cfg(target_arch = "x86_64")]
             GemmKernel::AmxInt8 if direct => {

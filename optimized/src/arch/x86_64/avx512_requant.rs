@@ -101,26 +101,7 @@ impl Q31 {
     /// those; `QuantizedMultiplier::from_real` never makes that multiplier).
     #[inline(always)]
     pub(super) fn new(q: QuantizedMultiplier) -> Option<Q31> {
-        let right = (-q.shift).max(0) as u32;
-        if right > 31 || q.multiplier == i32::MIN {
-            return None;
-        }
-        let left = q.shift.clamp(0, 31) as i64;
-        let nudge = if right == 0 { 1i64 << 30 } else { (1i64 << 30) + (1i64 << (30 + right)) };
-        // SAFETY: register set-ups only (SSE2 / AVX-512 F broadcasts, no memory access); callers
-        // are target-feature functions of AVX-512 F.
-        unsafe {
-            Some(Q31 {
-                m: _mm512_set1_epi64(q.multiplier as i64),
-                left: _mm_set_epi64x(0, left),
-                has_left: left != 0,
-                no_right: right == 0,
-                nudge: _mm512_set1_epi64(nudge),
-                negative_below: _mm512_set1_epi64(-(1i64 << 30)),
-                away: _mm512_set1_epi64(1i64 << 31),
-                right: _mm_set_epi64x(0, right.saturating_sub(1) as i64),
-            })
-        }
+        Q31::offset_by(q, 0)
     }
 
     /// The multiplier of `x + c` instead of `x`, the addition folded into the 64-bit constants
@@ -129,21 +110,37 @@ impl Q31 {
     /// `MBQM(x + c)` exactly). `None` where [`Q31::new`] refuses, and for a left shift (which
     /// would shift the sum).
     pub(super) fn with_offset(q: QuantizedMultiplier, c: i32) -> Option<Q31> {
-        let mut q31 = Q31::new(q)?;
-        if q31.has_left {
+        if q.shift > 0 {
             return None;
         }
-        let cm = c as i64 * q.multiplier as i64;
+        Q31::offset_by(q, c)
+    }
+
+    /// [`Q31::new`] (`c = 0`) and [`Q31::with_offset`]: the constants for `x + c`.
+    #[inline(always)]
+    fn offset_by(q: QuantizedMultiplier, c: i32) -> Option<Q31> {
         let right = (-q.shift).max(0) as u32;
-        let nudge = if right == 0 { 1i64 << 30 } else { (1i64 << 30) + (1i64 << (30 + right)) };
-        // SAFETY: broadcasts only (no memory access); callers are target-feature functions of
-        // AVX-512 F.
-        unsafe {
-            // |c m| < 2^62 and the nudge is at most 2^61 + 2^30: no 64-bit overflow.
-            q31.nudge = _mm512_set1_epi64(nudge + cm);
-            q31.negative_below = _mm512_set1_epi64(-(1i64 << 30) - cm);
+        if right > 31 || q.multiplier == i32::MIN {
+            return None;
         }
-        Some(q31)
+        let left = q.shift.clamp(0, 31) as i64;
+        let nudge = if right == 0 { 1i64 << 30 } else { (1i64 << 30) + (1i64 << (30 + right)) };
+        // |c m| < 2^62 and the nudge is at most 2^61 + 2^30: no 64-bit overflow.
+        let cm = c as i64 * q.multiplier as i64;
+        // SAFETY: register set-ups only (SSE2 / AVX-512 F broadcasts, no memory access); callers
+        // are target-feature functions of AVX-512 F.
+        unsafe {
+            Some(Q31 {
+                m: _mm512_set1_epi64(q.multiplier as i64),
+                left: _mm_set_epi64x(0, left),
+                has_left: left != 0,
+                no_right: right == 0,
+                nudge: _mm512_set1_epi64(nudge + cm),
+                negative_below: _mm512_set1_epi64(-(1i64 << 30) - cm),
+                away: _mm512_set1_epi64(1i64 << 31),
+                right: _mm_set_epi64x(0, right.saturating_sub(1) as i64),
+            })
+        }
     }
 
     /// `x * 2^left` (wrapping), SRDHM by the multiplier, `RoundingDivideByPOT` by `right`.
