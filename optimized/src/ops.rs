@@ -47,11 +47,20 @@ const MIN_RUN: usize = 16;
 const MIN_ROW: usize = 1024;
 /// Largest span handed to one kernel call (lets threads share a per-tensor span).
 const CHUNK: usize = 1 << 16;
-/// Fewest elements worth a thread of their own. Waking a pool worker costs about 20 us on this
-/// project's machines (a 2-vCPU VM), the time to quantize ~400K elements; measured with
-/// `quantproof bench quantize --threads 2`: 1M and 2M elements ran slower on two threads than on
-/// one, 4M ran 1.8x faster (cache-resident); at 16M both threads share the memory bandwidth.
-pub const MIN_ELEMENTS_PER_THREAD: usize = 1 << 21;
+/// Fewest elements worth a thread of their own, for the cheapest operations (a table lookup,
+/// a clamp, max pooling: 30+ Gelem/s, 2 us per 64K elements); the arithmetic ones count
+/// [`ARITH_COST`] per element. The pool's workers spin between calls (`pool`), so a call hands
+/// work to one in about a microsecond; measured with `quantproof bench OP --size S --threads 2`
+/// against one thread on this project's 2-vCPU machines: at 32K elements per thread, QAdd ran
+/// 1.5x faster, TFLite's requantization 1.4x, but table lookups and max pooling 10 to 50% slower
+/// (their halves take about as long as the hand-over); at 64K per thread the lookups break even
+/// and at 1M elements QAdd runs 1.7x, quantize and dequantize 2.8x faster. (With rayon's pool,
+/// whose workers slept between calls, the threshold had to be 2M: a wake-up cost ~40 us.)
+pub const MIN_ELEMENTS_PER_THREAD: usize = 1 << 16;
+/// How many lookup-equivalent elements one element of the arithmetic operations (QAdd/QMul, the
+/// requantizers, average pooling: 3 to 18 Gelem/s) counts for [`Engine::useful_threads`]: two
+/// threads from 64K elements.
+pub const ARITH_COST: usize = 2;
 
 /// Largest slice one histogram kernel call counts (its `u32` slots cannot overflow).
 const HIST_CHUNK: usize = 1 << 31;
@@ -539,7 +548,7 @@ impl Engine {
             bytes[C::from_code(k as i32 + C::MIN).byte() as usize] = t.byte();
         }
         let k = self.kernels;
-        self.split2(C::bytes(x), C::bytes_mut(out), &|xs, os| k.lut_bytes(&bytes, xs, os));
+        self.split2(C::bytes(x), C::bytes_mut(out), 1, &|xs, os| k.lut_bytes(&bytes, xs, os));
         Ok(())
     }
 
@@ -572,7 +581,7 @@ impl Engine {
             bytes[q.byte() as usize] = y.byte();
         }
         let k = self.kernels;
-        self.split2(A::bytes(x), B::bytes_mut(out), &|xs, os| k.lut_bytes(&bytes, xs, os));
+        self.split2(A::bytes(x), B::bytes_mut(out), 1, &|xs, os| k.lut_bytes(&bytes, xs, os));
         Ok(())
     }
 
@@ -728,7 +737,7 @@ impl Engine {
             class_of.push(classes.len() - 1);
         }
         // Output rows (plane-major, as stored) in contiguous runs, one per thread.
-        self.split_rows(x.len(), &mut out, out_row.max(1), &|first, chunk| {
+        self.split_rows(x.len().saturating_mul(ARITH_COST), &mut out, out_row.max(1), &|first, chunk| {
             let (mut row, mut sums) = (vec![0i32; in_row], vec![0i32; cw]);
             for (i, orow) in chunk.chunks_exact_mut(out_row.max(1)).enumerate() {
                 let (plane, oy) = ((first + i) / g.oh, (first + i) % g.oh);
@@ -795,7 +804,7 @@ impl Engine {
         let signedness = Signedness::signed_if(C::MIN < 0);
         let k = self.kernels;
         let (ab, bb, ob) = (C::bytes(a), C::bytes(b), C::bytes_mut(out));
-        let threads = self.useful_threads(a.len());
+        let threads = self.useful_threads(a.len().saturating_mul(ARITH_COST));
         if threads <= 1 {
             k.binary_bytes(kernel, signedness, ab, bb, ob);
         } else {
@@ -835,9 +844,16 @@ impl Engine {
             });
         }
         let k = self.kernels;
+        // The fixed-point requantizers take two to three times as long per element as the float
+        // ones (8 against 18 Gelem/s at 64K on AVX-512), whose halves at 32K elements took
+        // longer on two threads than on one.
+        let cost = match r {
+            Requantizer::DoubleRounding(_) | Requantizer::SingleRounding(_) | Requantizer::Rndnu(_) => ARITH_COST,
+            _ => 1,
+        };
         if let Some(bytes) = code_bytes_mut(out) {
             let span = |a: &[i32], o: &mut [u8]| k.requantize_bytes(a, r, zero_point, range, o);
-            self.split2(acc, bytes, &span);
+            self.split2(acc, bytes, cost, &span);
             return Ok(());
         }
         let span = |a: &[i32], o: &mut [C]| {
@@ -850,14 +866,14 @@ impl Engine {
                 }
             }
         };
-        self.split2(acc, out, &span);
+        self.split2(acc, out, cost, &span);
         Ok(())
     }
 
     /// Runs `span` over `a` and `out` (one length) in one piece, or in equal pieces on the
     /// pool's threads when the input is large enough for [`Engine::useful_threads`].
-    fn split2<A: Sync, O: Send>(&self, a: &[A], out: &mut [O], span: &(dyn Fn(&[A], &mut [O]) + Sync)) {
-        let threads = self.useful_threads(a.len());
+    fn split2<A: Sync, O: Send>(&self, a: &[A], out: &mut [O], cost: usize, span: &(dyn Fn(&[A], &mut [O]) + Sync)) {
+        let threads = self.useful_threads(a.len().saturating_mul(cost));
         if threads <= 1 {
             span(a, out);
             return;

@@ -14,8 +14,8 @@
 //! 2. For each implementation, the output buffers are scrambled, the operation runs once and its
 //!    output is compared with the reference's, bit for bit. A kernel that is fast but wrong
 //!    produces an error, never a number ([`Record::verified`] says what was checked).
-//! 3. One warm-up run, then the median of `R` timed runs ([`timing`]), `std::time::Instant`
-//!    around each call, inputs and outputs allocated once.
+//! 3. Warm-up runs (50 ms, [`timing::WARM_UP_S`]), then the median of `R` timed runs
+//!    ([`timing`]), `std::time::Instant` around each call, inputs and outputs allocated once.
 //!
 //! Throughput is elements per second and *compulsory* bytes per second: every input byte read
 //! once and every output byte written once ([`Workload::bytes_per_element`]), whatever the
@@ -59,7 +59,7 @@ pub struct Record {
     pub dtype: String,
     /// `per-tensor` or `per-axis`.
     pub granularity: String,
-    /// Timed repetitions (after one warm-up run).
+    /// Timed repetitions (after the warm-up runs).
     pub reps: usize,
     pub seconds_median: f64,
     pub seconds_min: f64,

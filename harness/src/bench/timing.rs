@@ -68,13 +68,28 @@ impl Reps {
     }
 }
 
-/// Times `f`: one warm-up call (also timed, to size the repetitions), then `reps` timed calls.
-/// Stops at the first error.
+/// Warm-up time before the timed runs: calls are repeated until this much has passed (or as many
+/// calls as will be timed, at least one). One call was not enough where threads are used: the OS
+/// places a pool's workers on CPUs within milliseconds, and the 2,000 runs of a 64K-element
+/// two-thread QAdd (20 ms in all), timed right after one call, sometimes all ran while both
+/// threads shared one CPU.
+pub const WARM_UP_S: f64 = 0.05;
+
+/// Times `f`: warm-up calls ([`WARM_UP_S`]; the last one, also timed, sizes the repetitions),
+/// then `reps` timed calls. Stops at the first error.
 pub fn measure<E>(reps: Reps, mut f: impl FnMut() -> Result<(), E>) -> Result<Timing, E> {
-    let t = Instant::now();
-    f()?;
-    let warm = t.elapsed().as_secs_f64();
-    let n = reps.count(warm);
+    let start = Instant::now();
+    let mut warm_calls = 0;
+    let (warm, n) = loop {
+        let t = Instant::now();
+        f()?;
+        warm_calls += 1;
+        let warm = t.elapsed().as_secs_f64();
+        let n = reps.count(warm);
+        if start.elapsed().as_secs_f64() >= WARM_UP_S || warm_calls >= n {
+            break (warm, n);
+        }
+    };
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -129,7 +144,16 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!((calls, t.reps), (5, 4));
+        // Warm-up: as many calls as will be timed unless 50 ms pass first (these take no time).
+        assert_eq!((calls, t.reps), (8, 4));
+        let mut calls = 0;
+        let t = measure::<()>(Reps::Fixed(3), || {
+            calls += 1;
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((calls, t.reps), (2 + 3, 3), "two 30 ms warm-up calls pass the 50 ms");
         let mut calls = 0;
         let e = measure(Reps::Fixed(4), || {
             calls += 1;

@@ -638,8 +638,8 @@ impl Report {
              (seeded); parameters from the data under the operation's default profile (dequantize, dynamic-quantize, \
              min-max: onnxruntime; fake-quantize: torch; quantize under both: onnxruntime divides by the scale, torch \
              multiplies by its f32 reciprocal, and vdivps caps the first), i8 symmetric (dynamic-quantize: u8), per-tensor; \
-             the calibrators at 2M elements (the size their targets are stated at) and the largest grid size. Timing: one warm-up \
-             run, then the median of repeated runs (`std::time::Instant`), inputs and outputs allocated and page-faulted once. \
+             the calibrators at 2M elements (the size their targets are stated at) and the largest grid size. Timing: warm-up runs \
+             (50 ms, so that the OS has placed the pool's threads), then the median of repeated runs (`std::time::Instant`), inputs and outputs allocated and page-faulted once. \
              GB/s counts compulsory traffic (inputs read once, outputs written once). *Ceiling*: this machine's read bandwidth \
              over a buffer of the same size on the same threads (an optimistic bound: writes cost at least as much as reads). \
              *x reference*: reference time / this time. *x ONNX Runtime*: this throughput / ONNX Runtime's at the same size \
