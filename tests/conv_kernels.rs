@@ -157,3 +157,101 @@ fn overflow_and_bad_inputs_give_the_reference_errors() {
     bad.stride = [0, 1];
     assert!(PackedConv::new(&bad, ConvWeightLayout::Oihw, &w, zw).is_err());
 }
+
+/// `accumulate_into` on one prepared convolution, call after call: inputs, zero points, layouts
+/// and kernels change between calls, the output vector arrives holding the last call's (or
+/// garbage) values of another length, and two threads call at once (one of them finds the kept
+/// buffers busy and uses its own): every result is the reference's.
+#[test]
+fn accumulate_into_reuses_buffers_without_leaking_a_call_into_the_next() {
+    let mut rng = Rng::new(0xC0_4703);
+    let g = Conv2dGeometry {
+        batch: 2,
+        in_channels: 19,
+        in_h: 9,
+        in_w: 7,
+        out_channels: 33,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: [1, 2],
+        pad_before: [1, 0],
+        pad_after: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let (xn, wn, _) = g.sizes().unwrap();
+    let w: Vec<i8> = (0..wn).map(|_| rng.below(256) as u8 as i8).collect();
+    let zw = ZeroPoints::PerTensor(-3);
+    let packed = PackedConv::new(&g, ConvWeightLayout::Oihw, &w, zw).unwrap();
+    let inputs: Vec<(Vec<u8>, i32, ActivationLayout)> = (0..12)
+        .map(|i| {
+            let x: Vec<u8> = (0..xn).map(|_| rng.below(256) as u8).collect();
+            let xl = if i % 3 == 0 { ActivationLayout::Nhwc } else { ActivationLayout::Nchw };
+            (x, [0, 255, 17][i % 3], xl)
+        })
+        .collect();
+    let wants: Vec<_> = inputs
+        .iter()
+        .map(|(x, zx, xl)| conv2d_accumulate(&g, *xl, ConvWeightLayout::Oihw, x, *zx, &w, zw).unwrap())
+        .collect();
+    let mut out = vec![i32::MIN; 5];
+    for kern in kernels() {
+        for ((x, zx, xl), want) in inputs.iter().zip(&wants) {
+            packed.accumulate_into(*xl, x, *zx, kern, 1 + want.len() % 2, &mut out).unwrap();
+            assert_eq!(&out, want, "{} {xl:?} zx {zx}", kern.name());
+        }
+        // An error leaves the output empty; the next call is whole again.
+        assert!(packed.accumulate_into(ActivationLayout::Nchw, &inputs[0].0[1..], 0, kern, 1, &mut out).is_err());
+        assert!(out.is_empty());
+    }
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (packed, inputs, wants) = (&packed, &inputs, &wants);
+            s.spawn(move || {
+                let mut out = Vec::new();
+                for round in 0..40 {
+                    let i = (round * 5 + t) % inputs.len();
+                    let (x, zx, xl) = &inputs[i];
+                    for kern in kernels() {
+                        packed.accumulate_into(*xl, x, *zx, kern, 1, &mut out).unwrap();
+                        assert_eq!(out, wants[i], "thread {t} round {round} {}", kern.name());
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// An NCHW input whose exact result leaves i32 in some output channels only: the error the
+/// reference reports for the input as given (not for its NHWC transpose, which the GEMM path
+/// reads), on every kernel.
+#[test]
+fn nchw_overflow_reports_the_reference_error() {
+    let g = Conv2dGeometry {
+        batch: 1,
+        in_channels: 12000,
+        in_h: 2,
+        in_w: 3,
+        out_channels: 3,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: [1, 1],
+        pad_before: [1, 1],
+        pad_after: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let (xn, wn, _) = g.sizes().unwrap();
+    // Channels ascending in value by position: the NHWC transpose is a different tensor.
+    let x: Vec<u8> = (0..xn).map(|i| if (i / 6) % 3 == 0 { 255 } else { (i % 6) as u8 * 40 }).collect();
+    let w: Vec<i8> = (0..wn).map(|i| if i < wn / 3 { 127 } else { -128 }).collect();
+    let zw = ZeroPoints::PerTensor(-128);
+    let want = conv2d_accumulate(&g, ActivationLayout::Nchw, ConvWeightLayout::Oihw, &x, 0, &w, zw);
+    assert!(want.is_err());
+    let packed = PackedConv::new(&g, ConvWeightLayout::Oihw, &w, zw).unwrap();
+    for k in kernels() {
+        let mut out = vec![7; 3];
+        let got = packed.accumulate_into(ActivationLayout::Nchw, &x, 0, k, 2, &mut out).map(|()| out);
+        assert_eq!(got, want, "{}", k.name());
+    }
+}
