@@ -197,7 +197,7 @@ impl PackedConv {
                     return Err(e);
                 }
             }
-            scatter_group(g, x_layout, (oh, ow), grp, acc, out);
+            scatter_group(kernel, g, x_layout, (oh, ow), grp, acc, out);
         }
         Ok(())
     }
@@ -292,7 +292,13 @@ fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize, dst: &mut [
             }
         }
     }
-    // The last `cols % B` columns of the tiled rows, then every column of the last rows.
+    transpose_edges(src, rows, cols, dst, B);
+}
+
+/// The elements of a transpose outside whole `b x b` tiles: the last `cols % b` columns of the
+/// tiled rows, then every column of the last `rows % b` rows.
+fn transpose_edges<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T], b: usize) {
+    let (rb, cb) = (rows - rows % b, cols - cols % b);
     for r in 0..rb {
         for c in cb..cols {
             dst[c * rows + r] = src[r * cols + c];
@@ -305,10 +311,101 @@ fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize, dst: &mut [
     }
 }
 
+/// [`transpose`] of `i32` (the NCHW output's accumulators): on AVX-512 (where `kernel` is an
+/// AVX-512 or AMX kernel and AVX-512 F was detected), each 16 x 16 tile is sixteen zmm loads,
+/// the four-stage shuffle network below and sixteen stores (64 shuffles per 256 elements, about
+/// four elements a cycle against one for the portable tile); elsewhere the portable one.
+fn transpose_i32(kernel: GemmKernel, src: &[i32], rows: usize, cols: usize, dst: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(kernel, GemmKernel::Avx512Vnni | GemmKernel::AmxInt8) && crate::isa::Isa::Avx512.is_available() {
+        let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+        // Tiles start at the row `r` that puts every destination row's stores on whole 64-byte
+        // lines (when `rows` is a multiple of 16, every destination row has the same alignment):
+        // a store split over two lines, whose other half the next tile writes, is read back
+        // for ownership when its line was evicted in between, and the sixteen rows of a tile,
+        // 4 KiB apart at 1,024 pixels, all fall in one L1 set.
+        let first = match rows % 16 {
+            0 => ((64 - dst.as_ptr() as usize % 64) % 64 / 4).min(rows),
+            _ => 0,
+        };
+        let tiles_r = (rows - first) / 16;
+        let (r_end, c_end) = (first + 16 * tiles_r, cols - cols % 16);
+        for r0 in (first..r_end).step_by(16) {
+            for c0 in (0..c_end).step_by(16) {
+                // SAFETY: AVX-512 F was detected; the tile's sixteen rows of sixteen `i32` at
+                // `src[(r0 + i) cols + c0..]` and `dst[(c0 + j) rows + r0..]` (i, j < 16) lie in
+                // the `rows x cols` slices, since `r0 + 16 <= rows` and `c0 + 16 <= cols`.
+                unsafe {
+                    x86::tile16_i32(src.as_ptr().add(r0 * cols + c0), cols, dst.as_mut_ptr().add(c0 * rows + r0), rows)
+                };
+            }
+        }
+        // The rest element by element: rows before and after the tiled ones, and the last
+        // `cols % 16` columns of the tiled rows.
+        for (ra, rb, ca) in [(0, first, 0), (r_end, rows, 0), (first, r_end, c_end)] {
+            for r in ra..rb {
+                for c in ca..cols {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+        return;
+    }
+    transpose(src, rows, cols, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    /// `d[j * ds + i] = s[i * ss + j]` for `i, j < 16`: rows `r` loaded whole; then (1) 32-bit
+    /// unpacks of row pairs, (2) 64-bit unpacks, after which lane `L` of `u[4k + m]` holds column
+    /// `4L + m` of rows `4k..4k + 4`; (3, 4) 128-bit lane shuffles gather lane `L` of `u[m]`,
+    /// `u[4 + m]`, `u[8 + m]`, `u[12 + m]` into output row `4L + m`.
+    ///
+    /// # Safety
+    /// AVX-512 F is available; `s + i ss .. + 16` and `d + j ds .. + 16` are readable /
+    /// writable `i32` for `i, j < 16`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile16_i32(s: *const i32, ss: usize, d: *mut i32, ds: usize) {
+        // SAFETY: rows `i < 16` of `s` are readable (this function's contract).
+        let r: [__m512i; 16] = core::array::from_fn(|i| unsafe { _mm512_loadu_si512(s.add(i * ss).cast()) });
+        let mut t = [_mm512_setzero_si512(); 16];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        let mut u = [_mm512_setzero_si512(); 16];
+        for k in 0..4 {
+            u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        for m in 0..4 {
+            let v0 = _mm512_shuffle_i32x4::<0x88>(u[m], u[4 + m]);
+            let v1 = _mm512_shuffle_i32x4::<0xDD>(u[m], u[4 + m]);
+            let w0 = _mm512_shuffle_i32x4::<0x88>(u[8 + m], u[12 + m]);
+            let w1 = _mm512_shuffle_i32x4::<0xDD>(u[8 + m], u[12 + m]);
+            let rows = [
+                (m, _mm512_shuffle_i32x4::<0x88>(v0, w0)),
+                (4 + m, _mm512_shuffle_i32x4::<0x88>(v1, w1)),
+                (8 + m, _mm512_shuffle_i32x4::<0xDD>(v0, w0)),
+                (12 + m, _mm512_shuffle_i32x4::<0xDD>(v1, w1)),
+            ];
+            for (j, v) in rows {
+                // SAFETY: rows `j < 16` of `d` are writable (this function's contract).
+                unsafe { _mm512_storeu_si512(d.add(j * ds).cast(), v) };
+            }
+        }
+    }
+}
+
 /// [`Conv2dGeometry::scatter_group`] (group `grp`'s `M x go` GEMM result into the output
 /// layout), with whole runs: NHWC output pixels take `go` contiguous channels, NCHW output is one
 /// transpose per image (its `go` channel planes are contiguous).
 fn scatter_group(
+    kernel: GemmKernel,
     g: &Conv2dGeometry,
     layout: ActivationLayout,
     (oh, ow): (usize, usize),
@@ -330,9 +427,23 @@ fn scatter_group(
             }
             ActivationLayout::Nchw => {
                 let o = (n * o_n + grp * go) * ohw;
-                transpose(acc_n, ohw, go, &mut out[o..o + go * ohw]);
+                transpose_i32(kernel, acc_n, ohw, go, &mut out[o..o + go * ohw]);
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths) in 32-byte pieces the compiler copies inline: a
+/// tap's run of channels is tens of bytes, and `copy_from_slice` of a length known only at run
+/// time is a `memcpy` call each (7% of a 1,64,32,32,64,3,3 convolution's time).
+#[inline(always)]
+fn copy_run(dst: &mut [u8], src: &[u8]) {
+    let (mut d, mut s) = (dst.chunks_exact_mut(32), src.chunks_exact(32));
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = s;
     }
 }
 
@@ -351,7 +462,7 @@ fn im2col_row(g: &Conv2dGeometry, x: &[u8], grp: usize, pad: u8, (oh, ow): (usiz
             match (iy, g.tap_x(ox, kx)) {
                 (Some(iy), Some(ix)) => {
                     let s = g.input_index(ActivationLayout::Nhwc, n, c0, iy, ix);
-                    run.copy_from_slice(&x[s..s + gi]);
+                    copy_run(run, &x[s..s + gi]);
                 }
                 _ => run.iter_mut().for_each(|d| *d = pad),
             }
@@ -371,6 +482,17 @@ mod tests {
                 let src: Vec<i32> = (0..rows * cols).map(|v| v as i32 * 7 - 3).collect();
                 let mut dst = vec![i32::MIN; rows * cols];
                 super::transpose(&src, rows, cols, &mut dst);
+                // The i32 transpose on every available GEMM kernel's instruction set.
+                // Destinations at every 4-byte offset within a cache line (the AVX-512 path aligns
+                // its tiles to the destination).
+                for kernel in crate::gemm::GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
+                    let mut buf = vec![i32::MIN; rows * cols + 16];
+                    for off in 0..16 {
+                        let d = &mut buf[off..off + rows * cols];
+                        super::transpose_i32(kernel, &src, rows, cols, d);
+                        assert_eq!(d, &dst[..], "{} {rows} x {cols} at offset {off}", kernel.name());
+                    }
+                }
                 let bytes: Vec<u8> = src.iter().map(|&v| v as u8).collect();
                 let mut tb = vec![0u8; rows * cols];
                 super::transpose(&bytes, rows, cols, &mut tb);

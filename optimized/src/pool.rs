@@ -240,8 +240,9 @@ pub fn run<'a, R: Send>(threads: usize, tasks: Vec<Box<dyn FnOnce() -> R + Send 
         Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => return sequential(tasks),
     };
-    let slots: Vec<Mutex<(Option<Box<dyn FnOnce() -> R + Send + 'a>>, Option<R>)>> =
-        tasks.into_iter().map(|t| Mutex::new((Some(t), None))).collect();
+    // Each task, taken once, and its result.
+    type Slot<'a, R> = Mutex<(Option<Box<dyn FnOnce() -> R + Send + 'a>>, Option<R>)>;
+    let slots: Vec<Slot<'a, R>> = tasks.into_iter().map(|t| Mutex::new((Some(t), None))).collect();
     // Task 0 is the calling thread's, the others go to whoever is free first: with as many
     // tasks as threads, each part of the data stays with the same thread from call to call
     // (and in its core's cache) unless a worker is late.
