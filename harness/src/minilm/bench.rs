@@ -138,7 +138,7 @@ pub fn run(
     };
     for &b in batches {
         if wants("fp32") {
-            push("fp32", b, time(None, b)?, "our f32 forward pass; Linear = a dot-product loop, not a BLAS".into());
+            push("fp32", b, time(None, b)?, "our f32 forward pass; every product on matrixmultiply's f32 GEMM".into());
         }
         if let Some(p) = &ptdq {
             let d = format!("every Linear on the int8 GEMM ({}), activations quantized at run time", kernel.name());

@@ -81,15 +81,16 @@ impl Linear {
     /// `rows` rows of `x` (each `inputs` wide).
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let mut y = vec![0f32; rows * self.outputs];
-        with_avx2!(linear_rows(self, x, rows, &mut y));
+        linear_rows(self, x, rows, &mut y);
         y
     }
 }
 
 /// Runs `$call` (a call of an `#[inline(always)]` function) compiled for AVX2 when this CPU has
-/// it, else for the baseline. The arithmetic is the same either way (no FMA is enabled, and the
-/// eight partial sums of [`dot`] are one 8-lane register or two 4-lane ones in the same order),
-/// so the results are identical; only the speed differs.
+/// it, else for the baseline: the element-wise loops (GELU, softmax's `e^x`) in 8-lane vectors.
+/// The arithmetic is the same either way (no FMA is enabled), so their results are identical;
+/// only the speed differs. (The products go through `matrixmultiply`, which picks its own
+/// kernels at run time, FMA among them: the fp32 model's last bits may differ between CPUs.)
 macro_rules! with_avx2 {
     ($call:expr) => {{
         #[cfg(target_arch = "x86_64")]
@@ -111,34 +112,25 @@ macro_rules! with_avx2 {
         }
     }};
 }
-use with_avx2;
 
-#[inline(always)]
+/// `y = x W^T + b` for `rows` rows: one `[rows, inputs] x [inputs, outputs]` product
+/// (`ndarray`'s `general_mat_mul`, `matrixmultiply`'s packed f32 kernels, FMA where the CPU has
+/// it), then the bias. (A dot product per output, before, made the fp32 model about ten times
+/// slower than a BLAS, which flattered the int8 paths' speed-ups.)
 fn linear_rows(lin: &Linear, x: &[f32], rows: usize, y: &mut [f32]) {
-    for r in 0..rows {
-        let xr = &x[r * lin.inputs..(r + 1) * lin.inputs];
-        for o in 0..lin.outputs {
-            y[r * lin.outputs + o] = lin.bias[o] + dot(xr, &lin.weight[o * lin.inputs..(o + 1) * lin.inputs]);
-        }
+    use ndarray::linalg::general_mat_mul;
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    let (Ok(xa), Ok(wa), Ok(mut ya)) = (
+        ArrayView2::from_shape((rows, lin.inputs), &x[..rows * lin.inputs]),
+        ArrayView2::from_shape((lin.outputs, lin.inputs), &lin.weight[..]),
+        ArrayViewMut2::from_shape((rows, lin.outputs), &mut y[..rows * lin.outputs]),
+    ) else {
+        return;
+    };
+    general_mat_mul(1.0, &xa, &wa.t(), 0.0, &mut ya);
+    for mut row in ya.rows_mut() {
+        row.iter_mut().zip(&lin.bias).for_each(|(y, b)| *y += b);
     }
-}
-
-/// A dot product with eight partial sums (so that it vectorizes).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, ra) = a.as_chunks::<8>();
-    let (cb, rb) = b.as_chunks::<8>();
-    for (x, y) in ca.iter().zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 #[derive(Debug, Clone)]
@@ -323,7 +315,7 @@ impl Bert {
             x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
             layer.attention_norm.apply(&mut x, c.eps);
             let mut f = run(Which::Intermediate, &x)?;
-            f.iter_mut().for_each(|v| *v = gelu(*v));
+            with_avx2!(f.iter_mut().for_each(|v| *v = gelu(*v)));
             let f = run(Which::Output, &f)?;
             x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
             layer.output_norm.apply(&mut x, c.eps);
@@ -345,44 +337,36 @@ impl Bert {
 
 /// Scaled dot-product attention of every head, every token attending to every token:
 /// `ctx[i] += softmax_j(q_i . k_j * scale) v_j` per head (`h = heads * d` values per token).
+/// Per head, the scores are one `[l, d] x [d, l]` product and the context one `[l, l] x [l, d]`
+/// product (`ndarray`'s `general_mat_mul`, `matrixmultiply`'s packed f32 kernels, on strided
+/// views of the head's columns); each row's softmax in between, `e^x` by [`exp_approx`] over the
+/// whole row (vector lanes), then the row sum and the division. (A query at a time, with
+/// libm's `exp` per score, this took half an int8 forward pass.)
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attention(q: &[f32], k: &[f32], v: &[f32], l: usize, h: usize, heads: usize, scale: f32, ctx: &mut [f32]) {
+    use ndarray::linalg::general_mat_mul;
+    use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
     let d = h / heads;
-    let mut scores = vec![0f32; l];
-    // This head's keys transposed to [d][l], so that one query's scores are computed for all
-    // keys at once (vectorized over keys, summed over t in order).
-    let mut kt = vec![0f32; d * l];
+    let (Ok(qa), Ok(ka), Ok(va), Ok(mut ca)) = (
+        ArrayView2::from_shape((l, h), q),
+        ArrayView2::from_shape((l, h), k),
+        ArrayView2::from_shape((l, h), v),
+        ArrayViewMut2::from_shape((l, h), ctx),
+    ) else {
+        return;
+    };
+    let mut scores = Array2::<f32>::zeros((l, l));
     for head in 0..heads {
-        let o = head * d;
-        for j in 0..l {
-            for t in 0..d {
-                kt[t * l + j] = k[j * h + o + t];
-            }
+        let cols = s![.., head * d..(head + 1) * d];
+        general_mat_mul(scale, &qa.slice(cols), &ka.slice(cols).t(), 0.0, &mut scores);
+        for mut row in scores.rows_mut() {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            row.iter_mut().for_each(|s| *s = exp_approx(*s - m));
+            let sum: f32 = row.iter().sum();
+            row.iter_mut().for_each(|s| *s /= sum);
         }
-        for i in 0..l {
-            scores.iter_mut().for_each(|s| *s = 0.0);
-            for t in 0..d {
-                let qt = q[i * h + o + t];
-                for (s, &kv) in scores.iter_mut().zip(&kt[t * l..(t + 1) * l]) {
-                    *s += qt * kv;
-                }
-            }
-            scores.iter_mut().for_each(|s| *s *= scale);
-            let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for s in scores.iter_mut() {
-                *s = (*s - m).exp();
-                sum += *s;
-            }
-            let out = &mut ctx[i * h + o..i * h + o + d];
-            for (j, s) in scores.iter().enumerate() {
-                let p = s / sum;
-                for (c, &vt) in out.iter_mut().zip(&v[j * h + o..j * h + o + d]) {
-                    *c += p * vt;
-                }
-            }
-        }
+        general_mat_mul(1.0, &scores, &va.slice(cols), 1.0, &mut ca.slice_mut(cols));
     }
 }
 
@@ -400,9 +384,50 @@ pub fn mean_pool_normalize(x: &[f32], hidden: usize) -> Vec<f32> {
     m
 }
 
-/// GELU with the exact erf (BERT's `gelu`).
+/// GELU with erf (BERT's `gelu`, `0.5 x (1 + erf(x / sqrt 2))`), erf by [`erf_approx`]:
+/// branch-free, so a loop over a layer's activations runs in vector lanes (libm's `erff`, one
+/// call per value, took a third of an int8 forward pass). Within 6e-7 of the exact erf (the
+/// unit tests check it over [-10, 10]), below the rounding of the products that follow.
+#[inline(always)]
 pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+    0.5 * x * (1.0 + erf_approx(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `e^x` in f32 for `x <= 0` (softmax's `s - max`, GELU's `-x^2`), branch-free: `x = n ln 2 +
+/// r` with `n` rounded to nearest (the 1.5 * 2^23 trick, no float-to-int conversion) and `r`
+/// by Cody and Waite's two-part `ln 2`, `e^r` by Cephes' `expf` polynomial (degree 6 on `|r| <=
+/// ln 2 / 2`), times `2^n` assembled in the exponent bits. Within 2 ulp of `e^x` for `x` in
+/// `[-87, 0]` (checked); below -87 it returns `e^-87` (about 1.6e-38) instead of a smaller
+/// value or 0, which no sum it enters can see.
+#[inline(always)]
+pub fn exp_approx(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
+    let x = x.clamp(-87.0, 0.0);
+    let v = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = v - SHIFT;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    // n = the low bits of v's integer part; 2^n built in the exponent field (n >= -126).
+    let n = (v.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+    e * f32::from_bits(((n + 127) << 23) as u32)
+}
+
+/// erf by Abramowitz and Stegun's 7.1.26, `1 - (a1 t + ... + a5 t^5) e^(-x^2)` with `t = 1 / (1
+/// + p |x|)`, odd in `x` (absolute error at most 1.5e-7 in exact arithmetic, 5.1e-7 measured
+/// in f32 against f64's erf), with [`exp_approx`]; no branches.
+#[inline(always)]
+pub fn erf_approx(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+    let y = 1.0 - poly * exp_approx(-a * a);
+    y.copysign(x)
 }
 
 /// Cosine similarity (in f64).
@@ -572,6 +597,30 @@ pub(crate) mod tests {
         assert!(Bert::from_tensors(TINY, &t).is_err());
         assert!(Config::from_json("{}").is_err());
         assert!(Config::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn exp_and_erf_approximations_within_their_bounds() {
+        // e^x on [-87, 0]: within 2 ulp (relative 2.4e-7) of the exact value.
+        let mut worst = 0f64;
+        for i in 0..=870_000 {
+            let x = -(i as f32) * 1e-4;
+            let (got, want) = (exp_approx(x) as f64, (x as f64).exp());
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 2.4e-7, "exp: relative error {worst:e}");
+        assert!(exp_approx(-1000.0) > 0.0 && exp_approx(-1000.0) < 2e-38);
+        assert_eq!(exp_approx(0.0), 1.0);
+        // erf on [-10, 10]: within 6e-7 of the exact value (5.1e-7 measured); odd.
+        let mut worst = 0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 5e-5;
+            worst = worst.max((erf_approx(x) as f64 - libm::erf(x as f64)).abs());
+            assert_eq!(erf_approx(-x), -erf_approx(x));
+        }
+        assert!(worst < 6e-7, "erf: absolute error {worst:e}");
+        assert!(erf_approx(0.0).abs() < 2e-7);
+        assert_eq!(erf_approx(30.0), 1.0);
     }
 
     #[test]
