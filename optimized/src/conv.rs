@@ -138,6 +138,23 @@ impl PackedConv {
         threads: usize,
         out: &mut Vec<i32>,
     ) -> Result<()> {
+        let r = self.compute_into(x_layout, x, x_zero_point, kernel, threads, out);
+        if r.is_err() {
+            out.clear();
+        }
+        r
+    }
+
+    /// [`PackedConv::accumulate_into`], leaving `out` as it is on an error.
+    fn compute_into(
+        &self,
+        x_layout: ActivationLayout,
+        x: &[u8],
+        x_zero_point: i32,
+        kernel: GemmKernel,
+        threads: usize,
+        out: &mut Vec<i32>,
+    ) -> Result<()> {
         out.clear();
         let g = &self.g;
         let yn = check_conv(g, self.w_layout, x, x_zero_point, &self.w, ZeroPoints::PerColumn(&self.zero_points))?;
@@ -146,19 +163,16 @@ impl PackedConv {
         if yn == 0 {
             return Ok(());
         }
+        // An exact value outside i32: the reference names the first such element in its own
+        // loop order (of the input as given, not of a transposed copy), so it reports the error.
         let fallback = |out: &mut Vec<i32>| -> Result<()> {
-            out.clear();
             *out = self.reference(x_layout, x, x_zero_point)?;
             Ok(())
         };
         if let Some(taps) = &self.taps {
             return match self.depthwise(x_layout, x, x_zero_point, taps, oh, ow, out) {
-                Ok(()) => Ok(()),
                 Err(QuantError::AccumulatorOverflow { .. }) => fallback(out),
-                Err(e) => {
-                    out.clear();
-                    Err(e)
-                }
+                r => r,
             };
         }
         let mut own = (Vec::new(), Vec::new());
@@ -189,13 +203,8 @@ impl PackedConv {
             let row = |i: usize, dst: &mut [u8]| im2col_row(g, x, grp, x_zero_point as u8, (oh, ow), i, dst);
             match gemm_u8s8_rows(&row, rows, x_zero_point, packed, kernel, threads, acc) {
                 Ok(()) => {}
-                // An exact value outside i32: the reference names the first such element in its
-                // own loop order, so it reports the error.
                 Err(QuantError::AccumulatorOverflow { .. }) => return fallback(out),
-                Err(e) => {
-                    out.clear();
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
             scatter_group(kernel, g, x_layout, (oh, ow), grp, acc, out);
         }
@@ -292,20 +301,22 @@ fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize, dst: &mut [
             }
         }
     }
-    transpose_edges(src, rows, cols, dst, B);
+    // The last `cols % B` columns of the tiled rows, then every column of the last rows.
+    transpose_part(src, (rows, cols), dst, 0..rb, cb..cols);
+    transpose_part(src, (rows, cols), dst, rb..rows, 0..cols);
 }
 
-/// The elements of a transpose outside whole `b x b` tiles: the last `cols % b` columns of the
-/// tiled rows, then every column of the last `rows % b` rows.
-fn transpose_edges<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T], b: usize) {
-    let (rb, cb) = (rows - rows % b, cols - cols % b);
-    for r in 0..rb {
-        for c in cb..cols {
-            dst[c * rows + r] = src[r * cols + c];
-        }
-    }
-    for r in rb..rows {
-        for c in 0..cols {
+/// `dst[c * rows + r] = src[r * cols + c]` element by element for `r` in `rs` and `c` in `cs`:
+/// the parts of a transpose outside whole tiles.
+fn transpose_part<T: Copy>(
+    src: &[T],
+    (rows, cols): (usize, usize),
+    dst: &mut [T],
+    rs: core::ops::Range<usize>,
+    cs: core::ops::Range<usize>,
+) {
+    for r in rs {
+        for c in cs.clone() {
             dst[c * rows + r] = src[r * cols + c];
         }
     }
@@ -342,12 +353,8 @@ fn transpose_i32(kernel: GemmKernel, src: &[i32], rows: usize, cols: usize, dst:
         }
         // The rest element by element: rows before and after the tiled ones, and the last
         // `cols % 16` columns of the tiled rows.
-        for (ra, rb, ca) in [(0, first, 0), (r_end, rows, 0), (first, r_end, c_end)] {
-            for r in ra..rb {
-                for c in ca..cols {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
+        for (rs, c0) in [(0..first, 0), (r_end..rows, 0), (first..r_end, c_end)] {
+            transpose_part(src, (rows, cols), dst, rs, c0..cols);
         }
         return;
     }

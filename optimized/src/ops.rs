@@ -64,11 +64,13 @@ pub const ARITH_COST: usize = 2;
 
 /// Largest slice one histogram kernel call counts (its `u32` slots cannot overflow).
 const HIST_CHUNK: usize = 1 << 31;
-/// Below this many elements per thread, a histogram stays on one thread (starting a thread costs
-/// tens of microseconds; 64K elements take ~20 us to bin).
+/// Below this many elements per thread, a histogram stays on one thread (64K elements take ~20
+/// us to bin; set when a hand-over cost tens of microseconds, rayon's pool, not re-measured with
+/// the spinning one).
 const MIN_PER_THREAD_HIST: usize = 1 << 16;
 /// The same for min/max and `max |x|` / `min |x|`, which read ~25 Gelem/s from cache: measured
-/// on 2M elements, two threads took 160 us against 75 us for one.
+/// on 2M elements with rayon's pool, two threads took 160 us against 75 us for one (not
+/// re-measured with the spinning one).
 const MIN_PER_THREAD_REDUCE: usize = 1 << 22;
 
 /// Code types with SIMD kernels.
@@ -472,7 +474,8 @@ impl Engine {
         self
     }
 
-    /// Threads used for `n` elements: at most [`Engine::threads`], each with at least the parallel
+    /// Threads used for `n` elements (lookup-equivalent: the arithmetic passes its element count
+    /// times [`ARITH_COST`]): at most [`Engine::threads`], each with at least the parallel
     /// threshold's elements, at least 1.
     pub fn useful_threads(&self, n: usize) -> usize {
         self.threads.min(n / self.min_per_thread).max(1)
@@ -871,7 +874,8 @@ impl Engine {
     }
 
     /// Runs `span` over `a` and `out` (one length) in one piece, or in equal pieces on the
-    /// pool's threads when the input is large enough for [`Engine::useful_threads`].
+    /// pool's threads when the input, `cost` lookup-equivalents per element, is large enough for
+    /// [`Engine::useful_threads`].
     fn split2<A: Sync, O: Send>(&self, a: &[A], out: &mut [O], cost: usize, span: &(dyn Fn(&[A], &mut [O]) + Sync)) {
         let threads = self.useful_threads(a.len().saturating_mul(cost));
         if threads <= 1 {

@@ -78,11 +78,25 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `rows` rows of `x` (each `inputs` wide).
-    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+    /// `rows` rows of `x` (each `inputs` wide). Errors: an `x` that is not `rows x inputs`, a
+    /// weight that is not `outputs x inputs`, a bias that is not `outputs` long.
+    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, String> {
+        if x.len() != rows * self.inputs
+            || self.weight.len() != self.outputs * self.inputs
+            || self.bias.len() != self.outputs
+        {
+            return Err(format!(
+                "Linear {}x{}: input of {} values for {rows} rows, weight of {}, bias of {}",
+                self.outputs,
+                self.inputs,
+                x.len(),
+                self.weight.len(),
+                self.bias.len()
+            ));
+        }
         let mut y = vec![0f32; rows * self.outputs];
-        linear_rows(self, x, rows, &mut y);
-        y
+        linear_rows(self, x, rows, &mut y)?;
+        Ok(y)
     }
 }
 
@@ -117,20 +131,18 @@ macro_rules! with_avx2 {
 /// (`ndarray`'s `general_mat_mul`, `matrixmultiply`'s packed f32 kernels, FMA where the CPU has
 /// it), then the bias. (A dot product per output, before, made the fp32 model about ten times
 /// slower than a BLAS, which flattered the int8 paths' speed-ups.)
-fn linear_rows(lin: &Linear, x: &[f32], rows: usize, y: &mut [f32]) {
+fn linear_rows(lin: &Linear, x: &[f32], rows: usize, y: &mut [f32]) -> Result<(), String> {
     use ndarray::linalg::general_mat_mul;
     use ndarray::{ArrayView2, ArrayViewMut2};
-    let (Ok(xa), Ok(wa), Ok(mut ya)) = (
-        ArrayView2::from_shape((rows, lin.inputs), &x[..rows * lin.inputs]),
-        ArrayView2::from_shape((lin.outputs, lin.inputs), &lin.weight[..]),
-        ArrayViewMut2::from_shape((rows, lin.outputs), &mut y[..rows * lin.outputs]),
-    ) else {
-        return;
-    };
+    let shape = |e: ndarray::ShapeError| format!("Linear {}x{}: {e}", lin.outputs, lin.inputs);
+    let xa = ArrayView2::from_shape((rows, lin.inputs), x).map_err(shape)?;
+    let wa = ArrayView2::from_shape((lin.outputs, lin.inputs), &lin.weight[..]).map_err(shape)?;
+    let mut ya = ArrayViewMut2::from_shape((rows, lin.outputs), y).map_err(shape)?;
     general_mat_mul(1.0, &xa, &wa.t(), 0.0, &mut ya);
     for mut row in ya.rows_mut() {
         row.iter_mut().zip(&lin.bias).for_each(|(y, b)| *y += b);
     }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -216,7 +228,7 @@ pub struct F32Linears;
 
 impl Linears for F32Linears {
     fn forward(&self, _: usize, _: Which, lin: &Linear, x: &[f32], rows: usize) -> Result<Vec<f32>, String> {
-        Ok(lin.forward(x, rows))
+        lin.forward(x, rows)
     }
 }
 
@@ -310,7 +322,7 @@ impl Bert {
             let run = |w: Which, x: &[f32]| linears.forward(li, w, layer.linear(w), x, l);
             let (q, k, v) = (run(Which::Query, &x)?, run(Which::Key, &x)?, run(Which::Value, &x)?);
             let mut ctx = vec![0f32; l * h];
-            with_avx2!(attention(&q, &k, &v, l, h, c.heads, scale, &mut ctx));
+            with_avx2!(attention(&q, &k, &v, l, h, c.heads, scale, &mut ctx))?;
             let a = run(Which::AttentionOutput, &ctx)?;
             x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
             layer.attention_norm.apply(&mut x, c.eps);
@@ -344,18 +356,24 @@ impl Bert {
 /// libm's `exp` per score, this took half an int8 forward pass.)
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn attention(q: &[f32], k: &[f32], v: &[f32], l: usize, h: usize, heads: usize, scale: f32, ctx: &mut [f32]) {
+fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    l: usize,
+    h: usize,
+    heads: usize,
+    scale: f32,
+    ctx: &mut [f32],
+) -> Result<(), String> {
     use ndarray::linalg::general_mat_mul;
     use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
     let d = h / heads;
-    let (Ok(qa), Ok(ka), Ok(va), Ok(mut ca)) = (
-        ArrayView2::from_shape((l, h), q),
-        ArrayView2::from_shape((l, h), k),
-        ArrayView2::from_shape((l, h), v),
-        ArrayViewMut2::from_shape((l, h), ctx),
-    ) else {
-        return;
-    };
+    let shape = |e: ndarray::ShapeError| format!("attention over {l} tokens of {h} values: {e}");
+    let qa = ArrayView2::from_shape((l, h), q).map_err(shape)?;
+    let ka = ArrayView2::from_shape((l, h), k).map_err(shape)?;
+    let va = ArrayView2::from_shape((l, h), v).map_err(shape)?;
+    let mut ca = ArrayViewMut2::from_shape((l, h), ctx).map_err(shape)?;
     let mut scores = Array2::<f32>::zeros((l, l));
     for head in 0..heads {
         let cols = s![.., head * d..(head + 1) * d];
@@ -368,6 +386,7 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], l: usize, h: usize, heads: usize, 
         }
         general_mat_mul(1.0, &scores, &va.slice(cols), 1.0, &mut ca.slice_mut(cols));
     }
+    Ok(())
 }
 
 /// sentence-transformers' mean pooling (every token counts) and L2 normalization (norm floored

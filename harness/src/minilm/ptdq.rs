@@ -168,7 +168,7 @@ impl Linears for OnlyOne<'_> {
         if (layer, which) == (self.layer, self.which) {
             self.ptdq.forward(layer, which, lin, x, rows)
         } else {
-            Ok(lin.forward(x, rows))
+            lin.forward(x, rows)
         }
     }
 }

@@ -113,7 +113,7 @@ struct Substituted<'a> {
 
 impl Linears for Substituted<'_> {
     fn forward(&self, layer: usize, which: Which, lin: &Linear, x: &[f32], rows: usize) -> Result<Vec<f32>, String> {
-        Ok(self.map.get(&(layer, which)).unwrap_or(lin).forward(x, rows))
+        self.map.get(&(layer, which)).unwrap_or(lin).forward(x, rows)
     }
 }
 
@@ -428,7 +428,7 @@ impl Linears for Deployed {
             self.linears.get(&(layer, which)).ok_or_else(|| format!("layer {layer} {}: not prepared", which.name()))?;
         let mut xq = vec![0f32; x.len()];
         fake_quantize(x, &[x.len()], p, self.rule, &mut xq, None).map_err(|e| e.to_string())?;
-        Ok(lin.forward(&xq, rows))
+        lin.forward(&xq, rows)
     }
 }
 
