@@ -133,6 +133,31 @@ fn bad_arguments_are_typed_errors() {
 /// Threads split the rows; every thread count gives the reference's result (141 rows: a worker
 /// reuses its buffers from a 32-row AMX chunk, or a 24-row VNNI chunk, for a last chunk of 13
 /// rows), and the first overflowing element in row order is the one reported.
+/// The buffers a thread keeps between calls (its activation rows; the column terms are per
+/// call) carry nothing from one call into the next: on one thread, every kernel, calls that
+/// alternate K (the same row stride with fewer codes, and other strides), M (fewer rows than the
+/// call before, one 32-row block and several), N, zero points and strides, each against the
+/// reference.
+#[test]
+fn kept_buffers_carry_nothing_between_calls() {
+    let mut rng = Rng::new(91);
+    let shapes = [(40usize, 70usize, 300usize), (3, 70, 290), (33, 20, 64), (1, 100, 1000), (17, 100, 990), (2, 33, 5)];
+    for kernel in kernels() {
+        for (i, &(m, n, k)) in shapes.iter().cycle().take(3 * shapes.len()).enumerate() {
+            let za = [0, 255, 128, 1][i % 4];
+            let zb: &[i32] = if i % 3 == 0 {
+                &[0]
+            } else if i % 3 == 1 {
+                &[-3]
+            } else {
+                &[127, -128, 5]
+            };
+            let zb = if zb.len() > 1 { zb.iter().cycle().take(n).copied().collect::<Vec<i32>>() } else { zb.to_vec() };
+            check(kernel, &mut rng, m, n, k, k + i % 2 * 7, za, &zb, WeightLayout::KxN);
+        }
+    }
+}
+
 #[test]
 fn threads_give_the_same_result() {
     use quantproof_optimized::gemm::gemm_u8s8_threaded;
@@ -226,7 +251,10 @@ fn thread_chunks_cover_the_rows_and_balance() {
                 }
                 assert_eq!(next, m, "{name}: m {m} threads {threads}");
                 let span = load.iter().copied().max().unwrap_or(0);
-                assert!(span <= m.div_ceil(threads) + shape.min, "{name}: m {m} threads {threads}: {span} rows on one worker");
+                assert!(
+                    span <= m.div_ceil(threads) + shape.min,
+                    "{name}: m {m} threads {threads}: {span} rows on one worker"
+                );
             }
         }
         assert_eq!(thread_chunks(1024, 2, shape).iter().map(|c| c.1).max(), Some(shape.max), "{name}");

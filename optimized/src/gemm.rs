@@ -197,7 +197,12 @@ pub struct PackedWeights {
     /// `ceil(N / NR)` panels of `kp * NR` bytes.
     panels: AlignedVec<i8>,
     col_sums: Vec<i64>,
+    /// `K zb[j] - colsum[j]` modulo 2^32: the column's zero-point term per unit of the activation
+    /// zero point (`za` times it is the term modulo 2^32, what the wrapping epilogues add).
+    col_coef: Vec<i32>,
     zero_points: Vec<i32>,
+    /// Every weight zero point is 0 (no row term).
+    symmetric: bool,
     /// The smallest and largest weight (what the saturation check of `vpmaddubsw` needs).
     range: (i8, i8),
 }
@@ -232,15 +237,10 @@ impl PackedWeights {
             }
         }
         let range = b.iter().fold((i8::MAX, i8::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        Ok(PackedWeights {
-            k,
-            n,
-            kp,
-            panels,
-            col_sums,
-            zero_points: (0..n).map(|j| zero_points.get(j)).collect(),
-            range,
-        })
+        let zero_points: Vec<i32> = (0..n).map(|j| zero_points.get(j)).collect();
+        let col_coef = col_sums.iter().zip(&zero_points).map(|(&cs, &zb)| (k as i64 * zb as i64 - cs) as i32).collect();
+        let symmetric = zero_points.iter().all(|&z| z == 0);
+        Ok(PackedWeights { k, n, kp, panels, col_sums, col_coef, zero_points, symmetric, range })
     }
 
     pub fn k(&self) -> usize {
@@ -377,14 +377,13 @@ pub fn gemm_u8s8_rows(
     // Past the exact depth the i32 micro-kernels could wrap: the portable one (i64) takes over.
     let kernel = if kernel.exact_for(k) { kernel } else { GemmKernel::Portable };
     // The zero-point terms that depend on the column only: -za colsum[j] + K za zb[j].
-    let za = a_zero_point as i64;
-    let col_bias: Vec<i64> = (0..n).map(|j| -za * w.col_sums[j] + k as i64 * za * w.zero_points[j] as i64).collect();
+    let col_bias = ColTerms::new(w, a_zero_point);
     // Threads only where each gets several row blocks of real work.
     let blocks = m.div_ceil(MR);
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = threads.clamp(1, blocks.max(1)).min(if work < (1 << 20) { 1 } else { usize::MAX });
     if threads <= 1 || n == 0 {
-        return rows_block(rows, 0, m, w, kernel, &col_bias, out, &mut Scratch::default());
+        return with_scratch(|scratch| rows_block(rows, 0, m, w, kernel, &col_bias, out, scratch));
     }
     // Dynamic scheduling over guided chunks (`thread_chunks`): each of the `threads` workers
     // (the calling thread among them) takes the next chunk until none is left, so a core that
@@ -405,20 +404,19 @@ pub fn gemm_u8s8_rows(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let col_bias = &col_bias;
     let work_loop = || {
-        // One worker's buffers, reused by every chunk it takes.
-        let mut scratch = Scratch::default();
-        loop {
+        // One worker's buffers, reused by every chunk it takes (and by its next call).
+        with_scratch(|scratch| loop {
             let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(slot) = slots.get(c) else { break };
             // Each chunk index is taken once, so its slot is never contended.
             let taken = slot.lock().map(|mut g| g.take()).unwrap_or(None);
             if let Some((i0, o)) = taken {
-                let r = rows_block(rows, i0, o.len() / n, w, kernel, col_bias, o, &mut scratch);
+                let r = rows_block(rows, i0, o.len() / n, w, kernel, col_bias, o, scratch);
                 if let Ok(mut g) = results[c].lock() {
                     *g = Some(r);
                 }
             }
-        }
+        })
     };
     let tasks: Vec<Box<dyn FnOnce() + Send + '_>> =
         (0..threads).map(|_| Box::new(&work_loop) as Box<dyn FnOnce() + Send + '_>).collect();
@@ -483,18 +481,93 @@ pub fn thread_chunks(m: usize, threads: usize, shape: ChunkShape) -> Vec<(usize,
     chunks
 }
 
-/// The activation block and the AMX sums one worker reuses across the row chunks it takes in
-/// one GEMM call. Allocating them per chunk cost page faults and, for the 128 KiB blocks the
-/// allocator maps and unmaps, a TLB shootdown on the other cores for every chunk: with AMX, two
-/// threads ran at 1.1x one. The weights do not change within a call, so the zero padding of
-/// every activation row past `K` (written once, at allocation) stays zero: the kernels write only
-/// each row's first `K` bytes.
+/// The activation block and the AMX sums a thread reuses across the row chunks it takes and
+/// across calls ([`with_scratch`]). Allocating them per chunk cost page faults and, for the
+/// 128 KiB blocks the allocator maps and unmaps, a TLB shootdown on the other cores for every
+/// chunk: with AMX, two threads ran at 1.1x one; per call, allocating and zeroing them was about
+/// a tenth of a small-M product. The zero padding of every activation row past `K` (written at
+/// allocation) stays zero while `K` and the row stride stay the same (the kernels write only each
+/// row's first `K` bytes); [`Scratch::abuf`] zeroes the buffer when they change.
 #[derive(Default)]
 struct Scratch {
     abuf: Option<AlignedVec<u8>>,
     raw32: Option<AlignedVec<i32>>,
     /// Activation rows of `abuf` that may hold a previous block's codes (AMX reads all 32).
     filled: usize,
+    /// `(K, row stride)` of the rows `abuf` holds.
+    shape: (usize, usize),
+}
+
+impl Scratch {
+    /// `abuf`, at least `len` bytes, for rows of `k` codes at stride `kstride`: zero past
+    /// `filled` rows, and past `k` in every row.
+    fn abuf(&mut self, len: usize, k: usize, kstride: usize) -> &mut AlignedVec<u8> {
+        if self.shape != (k, kstride) {
+            if let Some(a) = self.abuf.as_mut() {
+                a.iter_mut().for_each(|v| *v = 0);
+            }
+            self.shape = (k, kstride);
+            self.filled = 0;
+        }
+        if self.abuf.as_ref().is_none_or(|v| v.len() < len) {
+            // A new, zeroed buffer.
+            self.filled = 0;
+        }
+        reuse(&mut self.abuf, len)
+    }
+}
+
+/// A thread keeps its [`Scratch`] between calls up to this size (a call that needed larger
+/// buffers frees them when it ends).
+const KEEP_SCRATCH_BYTES: usize = 4 << 20;
+
+thread_local! {
+    /// Each thread's GEMM buffers (the calling thread's and the pool workers'), kept between calls.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// `f` with this thread's kept [`Scratch`] (a fresh one if it is in use: a nested call).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            let r = f(&mut s);
+            let bytes = s.abuf.as_ref().map_or(0, |v| v.len()) + 4 * s.raw32.as_ref().map_or(0, |v| v.len());
+            if bytes > KEEP_SCRATCH_BYTES {
+                *s = Scratch::default();
+            }
+            r
+        }
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// The zero-point terms of the output that depend on the column only, `-za colsum[j] + K za
+/// zb[j]`, computed once per call: modulo 2^32 for the wrapping epilogues, and exactly only for
+/// the checked ones that need it.
+struct ColTerms<'w> {
+    w: &'w PackedWeights,
+    za: i32,
+    /// Modulo 2^32, zero padded to whole pairs of panels (the AMX kernel loads them 32 at a time).
+    narrow: Vec<i32>,
+    /// Exact, `N` entries, computed on first use.
+    wide: std::sync::OnceLock<Vec<i64>>,
+}
+
+impl<'w> ColTerms<'w> {
+    fn new(w: &'w PackedWeights, za: i32) -> ColTerms<'w> {
+        let mut narrow = vec![0i32; w.n.div_ceil(2 * NR) * 2 * NR];
+        for (d, &c) in narrow.iter_mut().zip(&w.col_coef) {
+            *d = za.wrapping_mul(c);
+        }
+        ColTerms { w, za, narrow, wide: std::sync::OnceLock::new() }
+    }
+
+    fn wide(&self) -> &[i64] {
+        self.wide.get_or_init(|| {
+            let (za, k) = (self.za as i64, self.w.k as i64);
+            self.w.col_sums.iter().zip(&self.w.zero_points).map(|(&cs, &zb)| -za * cs + k * za * zb as i64).collect()
+        })
+    }
 }
 
 /// `slot`'s buffer, allocated zeroed at `len` (or longer) on first use.
@@ -509,7 +582,15 @@ fn reuse<T: Copy + Default>(slot: &mut Option<AlignedVec<T>>, len: usize) -> &mu
 /// first `k` of each written). Rows `rows .. stale` (a last, short block, or rows an earlier
 /// block filled) are zeroed, since AMX reads whole tiles; the `k..kstride` padding is never
 /// written, so it stays zero.
-fn pack_rows(rows_src: RowSource<'_>, first: usize, rows: usize, k: usize, kstride: usize, stale: usize, blk: &mut [u8]) {
+fn pack_rows(
+    rows_src: RowSource<'_>,
+    first: usize,
+    rows: usize,
+    k: usize,
+    kstride: usize,
+    stale: usize,
+    blk: &mut [u8],
+) {
     if rows < stale {
         blk[rows * kstride..stale * kstride].iter_mut().for_each(|v| *v = 0);
     }
@@ -526,17 +607,16 @@ fn rows_block(
     m: usize,
     w: &PackedWeights,
     kernel: GemmKernel,
-    col_bias: &[i64],
+    terms: &ColTerms<'_>,
     out: &mut [i32],
     scratch: &mut Scratch,
 ) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if let Some(micro) = blocked::micro(kernel) {
-        return rows_blocked(micro, rows_src, i0, m, w, col_bias, out, scratch);
+        return rows_blocked(micro, rows_src, i0, m, w, terms, out, scratch);
     }
     let (k, n) = (w.k, w.n);
-    let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
-    let zero_weight_zps = zb_cols.iter().all(|&z| z == 0);
+    let zero_weight_zps = w.symmetric;
     // AMX takes 32 rows of `kp` rounded up to its 64-byte step; the others MR rows of `kp`.
     #[cfg(target_arch = "x86_64")]
     let (mr, kstride) =
@@ -550,28 +630,27 @@ fn rows_block(
     // Every exact value |sum_k (a - za)(b - zb)| <= K 255^2 fits i32 for K <= 33025: then the i32
     // sums plus the column and row terms, all taken modulo 2^32 (wrapping), are the exact
     // values, and no element needs the i64 check (for the AMX tiles, which hold i32 sums). The
-    // column terms as i32, padded with zeros to whole pairs of panels (`amx::Dest::Direct` loads
-    // them 32 at a time).
+    // column terms as i32, padded with zeros to `npad` (`amx::Dest::Direct` loads them 32 at a
+    // time).
     #[cfg(target_arch = "x86_64")]
-    let (fits_i32, col_bias32) = (
-        (k as u64) * 255 * 255 <= i32::MAX as u64,
-        (0..npad).map(|j| col_bias.get(j).map_or(0, |&c| c as i32)).collect::<Vec<i32>>(),
-    );
+    let (fits_i32, col_bias32) = ((k as u64) * 255 * 255 <= i32::MAX as u64, &terms.narrow[..npad]);
     // AMX with no weight zero point (no row term) where every value fits i32: the tiles start
     // from the column terms and are stored straight into the output (`amx::Dest::Direct`).
     #[cfg(target_arch = "x86_64")]
     let direct = amx_path && fits_i32 && zero_weight_zps;
     #[cfg(not(target_arch = "x86_64"))]
     let direct = false;
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let Scratch { abuf, raw32, filled } = scratch;
     // Weights larger than L2 can hold beside the rest (`AMX_RANGED_FROM`): every 32-row block
     // would stream all of them from L3. The direct path then packs a group of blocks at once and
     // passes them all over one range of panels at a time, which stays in L2.
+    let ranged = direct && m > mr && w.kp * npad > AMX_RANGED_FROM;
+    // Groups of up to AMX_GROUP blocks.
+    let group = AMX_GROUP * mr;
+    scratch.abuf(if ranged { group } else { mr } * kstride, k, kstride);
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let Scratch { abuf, raw32, filled, .. } = scratch;
     #[cfg(target_arch = "x86_64")]
-    if direct && m > mr && w.kp * npad > AMX_RANGED_FROM {
-        // Groups of up to AMX_GROUP blocks.
-        let group = AMX_GROUP * mr;
+    if ranged {
         let abuf = reuse(abuf, group * kstride);
         // Whole pairs of panels per range (at least one pair).
         let per = (AMX_PANEL_BYTES / (w.kp * NR)).max(2) / 2 * 2;
@@ -587,7 +666,7 @@ fn rows_block(
             while p0 * NR < n {
                 for b in 0..blocks {
                     let (r0, rows) = (g0 + b * mr, (gm - b * mr).min(mr));
-                    let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: &col_bias32 };
+                    let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: col_bias32 };
                     // SAFETY: as for the block-at-a-time direct call below: AMX is available,
                     // block `b` of `abuf` holds 32 rows of `kstride` bytes (`rows` filled, the
                     // rest zero), `dest` its `rows` output rows and `npad` column terms; `p0`
@@ -604,7 +683,11 @@ fn rows_block(
     let raw32 = reuse(raw32, if amx_path && !direct { mr * npad } else { 0 });
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
     let abuf = reuse(abuf, mr * kstride);
-    let mut row32 = vec![0i32; n];
+    // The checked epilogue's row and the weights' zero points as i64 (only where it runs).
+    let checked = !(amx_path && fits_i32);
+    let mut row32 = vec![0i32; if checked { n } else { 0 }];
+    let zb_cols: Vec<i64> = if checked { w.zero_points.iter().map(|&z| z as i64).collect() } else { Vec::new() };
+    let col_bias: &[i64] = if checked { terms.wide() } else { &[] };
     let mut r0 = 0;
     while r0 < m {
         let rows = (m - r0).min(mr);
@@ -613,7 +696,7 @@ fn rows_block(
         match kernel {
             #[cfg(target_arch = "x86_64")]
             GemmKernel::AmxInt8 if direct => {
-                let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: &col_bias32 };
+                let dest = amx::Dest::Direct { out: &mut out[r0 * n..(r0 + rows) * n], col_bias: col_bias32 };
                 // SAFETY: AMX is available (checked by the caller); `abuf` holds 32 rows of
                 // `kstride` bytes (a multiple of 64, at least kp), `rows` of them filled; `dest`
                 // holds the block's `rows` output rows of `n` and `npad` column terms (`n`
@@ -779,16 +862,17 @@ fn rows_blocked(
     i0: usize,
     m: usize,
     w: &PackedWeights,
-    col_bias: &[i64],
+    terms: &ColTerms<'_>,
     out: &mut [i32],
     scratch: &mut Scratch,
 ) -> Result<()> {
     let (k, n) = (w.k, w.n);
-    let zero_weight_zps = w.zero_points.iter().all(|&z| z == 0);
+    let col_bias32 = &terms.narrow[..n];
+    let zero_weight_zps = w.symmetric;
     let fits_i32 = (k as u64) * 255 * 255 <= i32::MAX as u64;
-    let col_bias32: Vec<i32> = col_bias.iter().map(|&c| c as i32).collect();
-    let zb_cols: Vec<i64> = w.zero_points.iter().map(|&z| z as i64).collect();
-    let abuf = reuse(&mut scratch.abuf, blocked::MC.min(m) * w.kp);
+    let zb_cols: Vec<i64> = if fits_i32 { Vec::new() } else { w.zero_points.iter().map(|&z| z as i64).collect() };
+    let col_bias: &[i64] = if fits_i32 { &[] } else { terms.wide() };
+    let abuf = scratch.abuf(blocked::MC.min(m) * w.kp, k, w.kp);
     let mut scratch = vec![0i32; if fits_i32 { 0 } else { blocked::MC.min(m) * n }];
     let mut row32 = vec![0i32; if fits_i32 { 0 } else { n }];
     // Each row's sum of activations (zero where no weight zero point needs it).
