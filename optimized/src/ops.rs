@@ -749,7 +749,8 @@ impl Engine {
                 let inputs: Vec<&[u8]> = (ys..ye).map(|y| &xin[y * in_row..(y + 1) * in_row]).collect();
                 k.sum_rows(signedness, &inputs, &mut row);
                 let windows = &classes[class_of[oy]].1;
-                let args = AverageRow { row: &row, sums: &mut sums, cw, spans: &spans, windows, out: orow, bounds: (lo, hi) };
+                let args =
+                    AverageRow { row: &row, sums: &mut sums, cw, spans: &spans, windows, out: orow, bounds: (lo, hi) };
                 average_row(k.isa(), args);
             }
         });
@@ -1147,9 +1148,16 @@ mod tests {
                 }
             }
             // PyTorch's rounding: multipliers with exact halves (1/2^k), tiny and huge ones.
-            for multiplier in
-                [0.5f32 / d as f32, 1.0 / d as f32, 0.25, 3.0e-7, 1.7, 1.0e6, 2.0f32.powi(-(d % 20) as i32), f32::INFINITY]
-            {
+            for multiplier in [
+                0.5f32 / d as f32,
+                1.0 / d as f32,
+                0.25,
+                3.0e-7,
+                1.7,
+                1.0e6,
+                2.0f32.powi(-(d % 20) as i32),
+                f32::INFINITY,
+            ] {
                 for zx in [-128, 0, 77, 255] {
                     for zy in [-128.0f32, 0.0, 3.0, 255.0] {
                         let wa = WindowAverage::Torch { count: d, zx, zy, multiplier };
@@ -1162,6 +1170,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// TFLite's division in f32 ([`divide_f32`], both floors) equals C's `(s ± d/2) / d` for
+    /// every divisor it takes (1 to 2^13): every sum of the window's range for `d <= 64`, and
+    /// for every `d` the sums whose `|s| + d/2` lies at a multiple of `d` or next to one (where
+    /// a quotient one too high or too low would show), both signs, up to `255 d`.
+    #[test]
+    fn f32_division_is_c_division_for_every_window() {
+        let c_division = |s: i64, d: i64| if s > 0 { (s + d / 2) / d } else { (s - d / 2) / d };
+        for d in 1..=F32_DIVIDE_MAX {
+            let Some(FastAverage { fdiv: Some((m, half)), .. }) =
+                Some(FastAverage::new(quantproof_reference::pool::WindowAverage::Tflite { count: d }))
+            else {
+                panic!("no f32 division for a window of {d}")
+            };
+            let limit = 255 * d;
+            let mut check = |s: i64| {
+                if s.abs() <= limit {
+                    let want = c_division(s, d);
+                    assert_eq!(divide_f32::<true>(s as i32, m, half) as i64, want, "{s} / {d}");
+                    assert_eq!(divide_f32::<false>(s as i32, m, half) as i64, want, "{s} / {d} (no floor)");
+                }
+            };
+            if d <= 64 {
+                (-limit..=limit).for_each(&mut check);
+            } else {
+                for k in 0..=256 {
+                    for u in [k * d - 1, k * d, k * d + 1] {
+                        let s = u - half as i64;
+                        check(s);
+                        check(-s);
+                    }
+                }
+            }
+        }
+        let over = FastAverage::new(quantproof_reference::pool::WindowAverage::Tflite { count: F32_DIVIDE_MAX + 1 });
+        assert!(over.fdiv.is_none() && over.div.is_some());
     }
 
     /// Threaded reductions and histograms split the data and combine the parts exactly.
@@ -1294,6 +1339,10 @@ fn max_row_windows(
 /// `n m` is one 32 x 32 -> 64-bit product (`vpmuludq` once vectorized; a full 64-bit multiply
 /// costs three times as much). Other rules call the reference's `apply`.
 ///
+/// Windows of at most `2^13` cells (every real pooling window) divide in `f32` instead
+/// ([`divide_f32`]): two 32 x 32 -> 64-bit products per 16 lanes and their repacking were most
+/// of average pooling's time.
+///
 /// PyTorch's `nearbyint(RN(RN(acc * M) + zy))` takes the same two f32 roundings, then rounds to
 /// an integer, ties to even, by adding `1.5 * 2^23` and reading the integer off the sum's bits
 /// (exact for `|v| <= 2^22`; `v` is first clamped there, which changes no result because the
@@ -1304,7 +1353,12 @@ struct FastAverage {
     wa: quantproof_reference::pool::WindowAverage,
     /// `(m, 31 + l, d / 2)` for TFLite's division.
     div: Option<(u32, u32, i32)>,
+    /// `(1/d rounded up to f32, d / 2)` where `d <= F32_DIVIDE_MAX`: TFLite's division in f32.
+    fdiv: Option<(f32, i32)>,
 }
+
+/// The largest window [`divide_f32`] divides by.
+const F32_DIVIDE_MAX: i64 = 1 << 13;
 
 impl FastAverage {
     fn new(wa: quantproof_reference::pool::WindowAverage) -> FastAverage {
@@ -1318,19 +1372,34 @@ impl FastAverage {
             }
             _ => None,
         };
-        FastAverage { wa, div }
+        let fdiv = match wa {
+            WindowAverage::Tflite { count } if count > 0 && count <= F32_DIVIDE_MAX => {
+                // 1/d rounded up: the nearest f32, or the next one where that is below 1/d
+                // (exact: d and the f32 are both exact in f64, and so is their product).
+                let r = 1.0f32 / count as f32;
+                let m = if (r as f64) * (count as f64) < 1.0 { f32::from_bits(r.to_bits() + 1) } else { r };
+                Some((m, (count / 2) as i32))
+            }
+            _ => None,
+        };
+        FastAverage { wa, div, fdiv }
     }
 
     /// `out[i] = clamp(wa.apply(sums[i]), lo, hi)`, the rule matched once for the row.
     #[inline(always)]
-    fn apply_row<C: Code>(&self, sums: &[i32], out: &mut [C], lo: i32, hi: i32) {
-        match self.div {
-            Some((m, shift, half)) => {
+    fn apply_row<C: Code, const FLOOR: bool>(&self, sums: &[i32], out: &mut [C], lo: i32, hi: i32) {
+        match (self.fdiv, self.div) {
+            (Some((m, half)), _) => {
+                for (o, &s) in out.iter_mut().zip(sums) {
+                    *o = C::from_code(divide_f32::<FLOOR>(s, m, half).clamp(lo, hi));
+                }
+            }
+            (None, Some((m, shift, half))) => {
                 for (o, &s) in out.iter_mut().zip(sums) {
                     *o = C::from_code(divide(s, m, shift, half).clamp(lo, hi));
                 }
             }
-            None => {
+            (None, None) => {
                 if let quantproof_reference::pool::WindowAverage::Torch { count, zx, zy, multiplier } = self.wa {
                     let czx = count * zx as i64;
                     // `|sum| <= 255 count` and `|zx| <= 255`: below `2^31 / 510` codes the
@@ -1370,11 +1439,11 @@ fn average_row<C: Code>(isa: Isa, args: AverageRow<'_, C>) {
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
         fn avx512<C: Code>(args: AverageRow<'_, C>) {
-            average_row_body(args)
+            average_row_body::<C, true>(args)
         }
         #[target_feature(enable = "avx2")]
         fn avx2<C: Code>(args: AverageRow<'_, C>) {
-            average_row_body(args)
+            average_row_body::<C, true>(args)
         }
         match isa {
             // SAFETY: the engine's kernels are AVX-512's only where `isa::detect` found AVX-512
@@ -1386,7 +1455,8 @@ fn average_row<C: Code>(isa: Isa, args: AverageRow<'_, C>) {
         }
     }
     let _ = isa;
-    average_row_body(args)
+    // `floor` is an instruction of aarch64's baseline, a library call on x86-64's.
+    average_row_body::<C, { cfg!(target_arch = "aarch64") }>(args)
 }
 
 /// [`average_row`]'s arguments.
@@ -1404,9 +1474,12 @@ struct AverageRow<'a, C> {
     bounds: (i32, i32),
 }
 
-/// [`average_row`]'s body, inlined into each of its compilations.
+/// [`average_row`]'s body, inlined into each of its compilations (`FLOOR`: where `f32::floor`
+/// is one instruction, see [`divide_f32`]).
 #[inline(always)]
-fn average_row_body<C: Code>(AverageRow { row, sums, cw, spans, windows, out, bounds: (lo, hi) }: AverageRow<'_, C>) {
+fn average_row_body<C: Code, const FLOOR: bool>(
+    AverageRow { row, sums, cw, spans, windows, out, bounds: (lo, hi) }: AverageRow<'_, C>,
+) {
     let sums = &mut sums[..cw];
     for ((o, f), &(xs, xe)) in out.chunks_exact_mut(cw).zip(windows).zip(spans) {
         let mut cells = row[xs * cw..xe * cw].chunks_exact(cw);
@@ -1425,7 +1498,7 @@ fn average_row_body<C: Code>(AverageRow { row, sums, cw, spans, windows, out, bo
                 }
             }
         }
-        f.apply_row(sums, o, lo, hi);
+        f.apply_row::<C, FLOOR>(sums, o, lo, hi);
     }
 }
 
@@ -1448,6 +1521,37 @@ fn torch_round<C: Code>(acc: f32, multiplier: f32, zy: f32) -> i32 {
     // whose saturation the compiler does not vectorize.
     let r = (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
     r.clamp(C::MIN, C::MAX)
+}
+
+/// TFLite's `(s ± d/2) / d` (C truncation) in `f32`, for a window of `d <= 2^13` cells (so
+/// `|s| <= 255 d`): `sign(s) floor(u / d)` with `u = |s| + d/2` (for `s = 0` both are 0), where
+/// `floor(u / d) = floor(RN(u m))` with `m = 1/d` rounded up. Proof: `u` and `k = floor(u / d)`
+/// are exact in f32 (`u <= 255.5 d + 1 < 2^21`). Below: `u m >= u / d >= k`, and rounding to
+/// nearest never crosses the f32 `k`. Above: `m <= (1 + 2^-23) / d`, so
+/// `u m <= u/d + (u/d) 2^-23 <= k + 1 - 1/d + (u + d) 2^-23 / d`, at least `(1 - (u + d) 2^-23) / d
+/// >= 1 / (2d)` below `k + 1` (as `u + d <= 2^22`), while half an ulp at `k + 1 <= (u + d) / d`
+/// is at most `(u + d) / d 2^-24 <= 1 / (4d)`: `RN(u m) < k + 1`. The floor of that non-negative
+/// f32 `p < 2^22`: `t = RN(p + 2^23)` is `p` rounded to an integer plus `2^23` (the step there is
+/// 1), read off `t`'s bits as [`torch_round`] does, less one where that rounded up (`t - 2^23 >
+/// p`, exact), or with `FLOOR` `RN(floor(p) + 2^23)`, for code compiled where `floor` is one
+/// instruction (`vrndscaleps`, `roundps`, `frintm`; elsewhere it is a library call). No
+/// float-to-int cast, which does not vectorize.
+#[inline(always)]
+fn divide_f32<const FLOOR: bool>(sum: i32, m: f32, half: i32) -> i32 {
+    const TWO_23: f32 = 8_388_608.0;
+    let u = (sum.unsigned_abs() as i32).wrapping_add(half) as f32;
+    let p = u * m;
+    let r = if FLOOR {
+        (p.floor() + TWO_23).to_bits() as i32 - TWO_23.to_bits() as i32
+    } else {
+        let t = p + TWO_23;
+        (t.to_bits() as i32 - TWO_23.to_bits() as i32) - ((t - TWO_23) > p) as i32
+    };
+    if sum < 0 {
+        r.wrapping_neg()
+    } else {
+        r
+    }
 }
 
 /// TFLite's `(s ± d/2) / d` by [`FastAverage`]'s multiply and shift, written without branches
