@@ -227,6 +227,35 @@ fn code<const DIV: bool, const MODE: u8>(x: __m512, d: __m512, lo: __m512, hi: _
     round_clamped::<MODE>(_mm512_min_ps(_mm512_max_ps(apply::<DIV>(x, d), lo), hi))
 }
 
+/// [`code`] with `DIV` (`x / d`, ONNX Runtime's quantize) where the division is done by FMAs:
+/// `x` clamped to `±2^60`, then `q = RN(x y)` with `y = RN(1 / d)` and two corrections `q <- RN(q
+/// + RN(x - d q) y)`, the exact division of [`crate::arch::lanes`]' ONNX Runtime kernels (by
+/// Markstein's theorem, `RN(x / d)` wherever every step stays normal; its scalar twin is
+/// checked against `/` there on 400 million quotients). Only for `d` in `[2^-30, 2^30]` and
+/// rounding modes other than floor ([`divides_by_fma`]), where it gives the division's codes for
+/// every `x`: for `2^-40 <= |x| <= 2^60` the quotient and the residual stay normal (the steps are
+/// exact); a clamped `x` and an infinite one give quotients beyond `2^30`, past every code bound
+/// (`packs_exactly`: `|lo|, |hi| < 2^15`), as the division does; for `|x| < 2^-40` both
+/// quotients lie below `2^-9`, which every mode but floor rounds to 0 whatever their sign; NaN
+/// becomes `-2^60` (`vmaxps` returns its second operand), whose code is `lo`, as NaN's is. Five
+/// FMA-unit operations and two clamps against `vdivps`, whose throughput capped the loop.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn code_fma<const MODE: u8>(x: __m512, d: __m512, y: __m512, lo: __m512, hi: __m512) -> __m512i {
+    const BOUND: f32 = 1_152_921_504_606_846_976.0; // 2^60
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-BOUND)), _mm512_set1_ps(BOUND));
+    let q = _mm512_mul_ps(x, y);
+    let q = _mm512_fmadd_ps(_mm512_fnmadd_ps(d, q, x), y, q);
+    let q = _mm512_fmadd_ps(_mm512_fnmadd_ps(d, q, x), y, q);
+    round_clamped::<MODE>(_mm512_min_ps(_mm512_max_ps(q, lo), hi))
+}
+
+/// Whether [`code_fma`] gives the division's codes: a divisor in `[2^-30, 2^30]` and any mode
+/// but floor.
+fn divides_by_fma(mode: u8, d: f32) -> bool {
+    mode != FLOOR && (2f32.powi(-30)..=2f32.powi(30)).contains(&d.abs())
+}
+
 /// `round(c)` as i32 for a clamped (finite, integral-bounded) `c`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
@@ -316,12 +345,15 @@ fn dequant(q: __m512i, z: __m512i, s: __m512) -> __m512 {
 // Kernels
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
+fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8, const FMA: bool>(
     x: &[f32],
     u: &Uniform,
     out: &mut [u8],
 ) -> bool {
     let (d, lo, hi) = (_mm512_set1_ps(u.factor), _mm512_set1_ps(u.lo), _mm512_set1_ps(u.hi));
+    let y = _mm512_set1_ps(1.0 / u.factor);
+    // `FMA`: the division by FMAs (the caller checked `divides_by_fma`).
+    let code = |x: __m512| if FMA { code_fma::<MODE>(x, d, y, lo, hi) } else { code::<DIV, MODE>(x, d, lo, hi) };
     // Four vectors of codes already clamped to `[lo - z, hi - z]` (so `|r| < 2^15`) plus `z`
     // as bytes in order, with the byte type's full range (no second clamp).
     let full = if SIGNED { (-128, 127) } else { (0, 255) };
@@ -335,12 +367,7 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
         prefetch::<_, 4>(xs);
         let (a, b, c, e) = (ld(x0), ld(x1), ld(x2), ld(x3));
         nan |= unord(a, b) | unord(c, e);
-        let r = [
-            code::<DIV, MODE>(a, d, lo, hi),
-            code::<DIV, MODE>(b, d, lo, hi),
-            code::<DIV, MODE>(c, d, lo, hi),
-            code::<DIV, MODE>(e, d, lo, hi),
-        ];
+        let r = [code(a), code(b), code(c), code(e)];
         // SAFETY: AVX-512 F/BW (this function's target features).
         let p = unsafe { narrow.apply(r) };
         // SAFETY: `o` is 64 writable bytes.
@@ -349,7 +376,7 @@ fn quantize_uniform<const SIGNED: bool, const DIV: bool, const MODE: u8>(
     for (xs, os) in xt.chunks(16).zip(ot.chunks_mut(16)) {
         let a = ld_tail(xs);
         nan |= unord(a, a);
-        st_bytes_tail(os, _mm512_add_epi32(code::<DIV, MODE>(a, d, lo, hi), z));
+        st_bytes_tail(os, _mm512_add_epi32(code(a), z));
     }
     nan != 0
 }
@@ -859,7 +886,13 @@ unsafe fn quantize<const SIGNED: bool>(x: &[f32], p: Params<'_>, rule: Rule, out
     with_rule!(
         rule,
         |DIV, MODE| match p {
-            Params::Uniform(u) if packs_exactly(&u, min, max) => quantize_uniform::<SIGNED, DIV, MODE>(x, &u, out),
+            Params::Uniform(u) if packs_exactly(&u, min, max) => {
+                if DIV && divides_by_fma(MODE, u.factor) {
+                    quantize_uniform::<SIGNED, DIV, MODE, true>(x, &u, out)
+                } else {
+                    quantize_uniform::<SIGNED, DIV, MODE, false>(x, &u, out)
+                }
+            }
             Params::Uniform(u) => scalar_quantize::<SIGNED>(x, Params::Uniform(u), rule, out),
             Params::PerElement(e) => quantize_per_element::<DIV, MODE>(x, &e, out),
         },
