@@ -548,6 +548,8 @@ struct ColTerms<'w> {
     w: &'w PackedWeights,
     za: i32,
     /// Modulo 2^32, zero padded to whole pairs of panels (the AMX kernel loads them 32 at a time).
+    /// (Only x86-64's epilogues wrap.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     narrow: Vec<i32>,
     /// Exact, `N` entries, computed on first use.
     wide: std::sync::OnceLock<Vec<i64>>,
@@ -643,9 +645,11 @@ fn rows_block(
     // Weights larger than L2 can hold beside the rest (`AMX_RANGED_FROM`): every 32-row block
     // would stream all of them from L3. The direct path then packs a group of blocks at once and
     // passes them all over one range of panels at a time, which stays in L2.
-    let ranged = direct && m > mr && w.kp * npad > AMX_RANGED_FROM;
-    // Groups of up to AMX_GROUP blocks.
-    let group = AMX_GROUP * mr;
+    // (Groups of up to AMX_GROUP blocks.)
+    #[cfg(target_arch = "x86_64")]
+    let (ranged, group) = (direct && m > mr && w.kp * npad > AMX_RANGED_FROM, AMX_GROUP * mr);
+    #[cfg(not(target_arch = "x86_64"))]
+    let (ranged, group) = (false, 0);
     scratch.abuf(if ranged { group } else { mr } * kstride, k, kstride);
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let Scratch { abuf, raw32, filled, .. } = scratch;
@@ -684,7 +688,10 @@ fn rows_block(
     let mut raw = vec![0i64; if amx_path { 0 } else { mr * n }];
     let abuf = reuse(abuf, mr * kstride);
     // The checked epilogue's row and the weights' zero points as i64 (only where it runs).
+    #[cfg(target_arch = "x86_64")]
     let checked = !(amx_path && fits_i32);
+    #[cfg(not(target_arch = "x86_64"))]
+    let checked = true;
     let mut row32 = vec![0i32; if checked { n } else { 0 }];
     let zb_cols: Vec<i64> = if checked { w.zero_points.iter().map(|&z| z as i64).collect() } else { Vec::new() };
     let col_bias: &[i64] = if checked { terms.wide() } else { &[] };
