@@ -499,7 +499,7 @@ fn div_markstein(x: f32, b: f32, y: f32) -> f32 {
 /// or products of dequantized codes, each a multiple of at least `2^-53` or zero) and their
 /// quotients stay in the normal range with room to spare, where [`div_markstein_lanes`] is the
 /// division. Anything else keeps the division instruction.
-fn markstein_fits(scales: [f32; 3]) -> bool {
+pub(crate) fn markstein_fits(scales: &[f32]) -> bool {
     scales.iter().all(|s| (2f32.powi(-30)..=2f32.powi(30)).contains(&s.abs()))
 }
 
@@ -661,7 +661,7 @@ pub(crate) unsafe fn binary_bytes<D: Driver>(k: &BinaryKernel, s: Signedness, a:
             }
             BinaryKernel::OnnxRuntime { a: pa, b: pb, y, mul, lo, hi } if finite => {
                 let (p, bounds) = ((pa, pb, y), (lo, hi));
-                return match (D::V::DIVIDE_BY_FMA && markstein_fits([pa.scale, pb.scale, y.scale]), mul) {
+                return match (D::V::DIVIDE_BY_FMA && markstein_fits(&[pa.scale, pb.scale, y.scale]), mul) {
                     (true, true) => onnxruntime::<D, true, true>(p, bounds, k, s, a, b, out),
                     (true, false) => onnxruntime::<D, true, false>(p, bounds, k, s, a, b, out),
                     (false, true) => onnxruntime::<D, false, true>(p, bounds, k, s, a, b, out),

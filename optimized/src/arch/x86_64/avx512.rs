@@ -250,10 +250,11 @@ fn code_fma<const MODE: u8>(x: __m512, d: __m512, y: __m512, lo: __m512, hi: __m
     round_clamped::<MODE>(_mm512_min_ps(_mm512_max_ps(q, lo), hi))
 }
 
-/// Whether [`code_fma`] gives the division's codes: a divisor in `[2^-30, 2^30]` and any mode
+/// Whether [`code_fma`] gives the division's codes: a divisor in `[2^-30, 2^30]` (the range the
+/// QLinearAdd kernels' FMA division takes, [`crate::arch::lanes::markstein_fits`]) and any mode
 /// but floor.
 fn divides_by_fma(mode: u8, d: f32) -> bool {
-    mode != FLOOR && (2f32.powi(-30)..=2f32.powi(30)).contains(&d.abs())
+    mode != FLOOR && crate::arch::lanes::markstein_fits(&[d])
 }
 
 /// `round(c)` as i32 for a clamped (finite, integral-bounded) `c`.
