@@ -56,7 +56,7 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("tflite", "pad", false),
     ("tflite", "resize_nearest", false),
     ("tflite", "resize_bilinear", false),
-    ("tflite", "softmax", false),
+    ("tflite", "softmax", true),
     ("onnxruntime", "matmul_integer", false),
     ("onnxruntime", "qlinear_matmul", false),
     ("torch", "qlinear", false),

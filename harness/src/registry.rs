@@ -369,9 +369,9 @@ pub static OPS: &[OpEntry] = &[
         op: "softmax",
         family: "activation",
         summary: "TFLite's integer-only softmax (gemmlowp exp, reciprocal, 1/256 output)",
-        vectors: Some(VectorOp { profiles: &["tflite"], run: passive::softmax, optimized: false }),
-        equiv: None,
-        bench: &[],
+        vectors: Some(VectorOp { profiles: &["tflite"], run: passive::softmax, optimized: true }),
+        equiv: Some(ea::softmax),
+        bench: &[&b::SOFTMAX],
     },
     OpEntry {
         op: "matmul_integer",

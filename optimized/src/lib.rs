@@ -9,6 +9,8 @@
 //! * [`calibrate`]: ONNX Runtime's histogram calibrators (entropy, percentile, distribution)
 //!   on these kernels, threaded, with the reference's results;
 //! * `arch`: the kernels themselves, one module per ISA.
+//! * `softmax` (private, behind [`ops::Engine::tflite_softmax`]): TFLite's integer softmax with
+//!   each row's exponentials read from a 256-entry table of the reference's own `exp`.
 //!
 //! Integer results are bit-exact with the reference on every ISA; float results (dequantize,
 //! fake-quantize) are bit-exact too, because kernels use only correctly rounded IEEE operations
@@ -32,6 +34,7 @@ pub mod isa;
 pub mod kernels;
 pub mod ops;
 pub mod pool;
+mod softmax;
 
 pub use isa::Isa;
 pub use kernels::HistogramOf;

@@ -555,6 +555,49 @@ impl Engine {
         Ok(())
     }
 
+    /// Twin of [`quantproof_reference::softmax::tflite_softmax`]: TFLite's integer softmax along
+    /// the last axis, bit for bit, errors included (the reference's
+    /// [`quantproof_reference::softmax::SoftmaxPlan`] checks and prepares). Each row's `E(q -
+    /// max)` comes from a 256-entry table the reference's own `exp` fills once per call, where
+    /// the reference evaluates gemmlowp's exponential twice per element (`crate::softmax`);
+    /// whole rows are split across the engine's threads. `out` has `x`'s length (checked after
+    /// the reference's errors).
+    #[allow(clippy::too_many_arguments)]
+    pub fn tflite_softmax<C: FastCode>(
+        &self,
+        x: &[C],
+        shape: &[usize],
+        axis: impl Into<quantproof_reference::scheme::Axis>,
+        beta: f32,
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+        out: &mut [C],
+    ) -> Result<()> {
+        let plan = quantproof_reference::softmax::SoftmaxPlan::new::<C>(x.len(), shape, axis, beta, xq, yq)?;
+        check_len("output", x.len(), out.len())?;
+        if plan.depth == 0 || x.is_empty() {
+            return Ok(());
+        }
+        let tables = crate::softmax::Tables::new(&plan);
+        let isa = self.isa();
+        let run = |xs: &[C], os: &mut [C]| crate::softmax::rows(isa, &tables, &plan, xs, os);
+        // About eight table-lookup equivalents per element; pieces of whole rows.
+        let threads = self.useful_threads(x.len().saturating_mul(8));
+        if threads <= 1 {
+            run(x, out);
+        } else {
+            let chunk = (x.len() / plan.depth).div_ceil(threads) * plan.depth;
+            let run = &run;
+            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = x
+                .chunks(chunk)
+                .zip(out.chunks_mut(chunk))
+                .map(|(xs, os)| Box::new(move || run(xs, os)) as Box<dyn FnOnce() + Send + '_>)
+                .collect();
+            crate::pool::run(threads, tasks);
+        }
+        Ok(())
+    }
+
     /// Twin of [`quantproof_reference::requantize::requantize_codes`]: 8-bit codes of one
     /// quantization (and type) to another under `rule`, bit for bit, errors included. A function
     /// of one 8-bit code, so the reference computes its 256 outputs once and the ISA's table

@@ -52,6 +52,7 @@ pub const fn one(integer_bits: u32) -> i32 {
 ///
 /// Exact formula: `p = a * b` in 64 bits; `nudge = 2^30` if `p >= 0`, else `1 - 2^30`; the result
 /// is `(p + nudge) / 2^31` with C's truncating division.
+#[inline]
 pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
@@ -69,6 +70,7 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 /// `x`. gemmlowp defines it for `0 <= e <= 31`; here any `e` up to 63 is accepted and still means
 /// the correctly rounded quotient (it is computed in 64 bits), and larger `e` is treated as 63
 /// (every `i32` divided by `2^63` rounds to 0).
+#[inline]
 pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
     let e = exponent.min(63);
     let x = x as i64;

@@ -127,6 +127,10 @@ bench_ops! {
     /// `quantproof bench qmul`.
     QMUL = "qmul", ONNXRUNTIME, [I8, U8], per_axis false, build_qmul:
         "codes * codes, the three scales folded into one multiplier (onnxruntime: f32, next to ONNX Runtime's QLinearMul; torch: f32; tflite: Q31)";
+    /// `quantproof bench softmax`: TFLite's integer softmax over rows of 128 codes (an attention
+    /// row of a 128-token sequence), `beta = 1`, input scale 1/16.
+    SOFTMAX = "softmax", TFLITE, [I8, U8], per_axis false, build_softmax:
+        "TFLite's integer softmax along rows of 128 codes (size / 128 rows; an attention score row), output 1/256";
 }
 
 /// Every workload, in the registry's order.
@@ -698,6 +702,64 @@ impl Workload for Lut {
                 self.x.len(),
             )
         })
+    }
+}
+
+/// Softmax rows' length in `bench softmax`.
+const SOFTMAX_DEPTH: usize = 128;
+
+struct Softmax<C> {
+    x: Vec<C>,
+    out: Vec<C>,
+    expected: Vec<C>,
+    shape: [usize; 2],
+    xq: quantproof_reference::affine::Affine,
+    yq: quantproof_reference::affine::Affine,
+}
+
+fn build_softmax(setup: &Setup) -> Result<Box<dyn Workload>> {
+    match setup.dtype {
+        Dtype::U8 => build_softmax_of::<u8>(setup),
+        _ => build_softmax_of::<i8>(setup),
+    }
+}
+
+fn build_softmax_of<C: OrtCode + Default + 'static>(setup: &Setup) -> Result<Box<dyn Workload>> {
+    use quantproof_reference::affine::Affine;
+    let mut rng = quantproof_reference::rng::Rng::new(setup.seed);
+    let rows = setup.size.div_ceil(SOFTMAX_DEPTH);
+    // Scores spread over about 100 codes below each row's maximum, as attention scores are.
+    let x: Vec<C> = (0..rows * SOFTMAX_DEPTH)
+        .map(|_| C::from_code(C::MAX - rng.below(100) as i32 - rng.below(30) as i32))
+        .collect();
+    let shape = [rows, SOFTMAX_DEPTH];
+    let (xq, yq) = (Affine::new(1.0 / 16.0, 0), Affine::new(1.0 / 256.0, C::MIN));
+    let expected = quantproof_reference::softmax::tflite_softmax(&x, &shape, -1, 1.0, xq, yq)?;
+    Ok(Box::new(Softmax { out: vec![C::default(); x.len()], x, expected, shape, xq, yq }))
+}
+
+impl<C: OrtCode + Default + std::fmt::Debug> Workload for Softmax<C> {
+    fn run(&mut self, imp: &Path) -> Result<()> {
+        match imp {
+            Path::Reference => {
+                let y = quantproof_reference::softmax::tflite_softmax(&self.x, &self.shape, -1, 1.0, self.xq, self.yq)?;
+                self.out.copy_from_slice(&y);
+                Ok(())
+            }
+            Path::Optimized(e) => e.tflite_softmax(&self.x, &self.shape, -1, 1.0, self.xq, self.yq, &mut self.out),
+        }
+    }
+    fn scramble(&mut self) {
+        self.out.iter_mut().for_each(|v| *v = C::from_code(v.to_code() ^ 0x55));
+    }
+    fn verify(&self) -> std::result::Result<(), String> {
+        first_difference(&self.out, &self.expected)
+    }
+    fn bytes_per_element(&self) -> f64 {
+        2.0
+    }
+    fn detail(&self) -> serde_json::Value {
+        json!({"shape": self.shape, "op": "softmax", "beta": 1.0, "x": [self.xq.scale, self.xq.zero_point]})
     }
 }
 
@@ -1429,8 +1491,11 @@ mod tests {
                         || spec.name == "requantize"
                         || spec.name == "qadd-equal-scale"
                         || spec.name == "avg-pool2d"
+                        || spec.name == "softmax"
                     {
                         // qadd-equal-scale is quantproof's own kernel: no framework has it.
+                        // softmax: TFLite's integer kernel; ONNX Runtime's QLinearSoftmax
+                        // (com.microsoft) computes another arithmetic, not recorded here.
                         // avg-pool2d: ONNX Runtime's QLinearAveragePool is not recorded (the
                         // onnxruntime profile's average pooling is a stand-in), so no twin.
                         // Of the lookup ops ONNX Runtime has only QLinearSigmoid and

@@ -631,6 +631,81 @@ impl<C: TestCode> OpDescriptor for Pool<C> {
     }
 }
 
+/// TFLite's integer softmax along the last axis on `i8` / `u8`: rows of a length drawn from
+/// the spec's (0, 1, vector widths and their neighbours, past 256 and past a thread's share),
+/// rows of one repeated code, rows spanning every code (differences past `diff_min`) and random
+/// ones; `beta` and the input scale drawn over the range where `diff_min` moves (from every
+/// difference kept to most of them dropped); in a few cases an axis other than the last or
+/// output qparams other than TFLite's (`1/256`, `C::MIN`), whose refusal must be the same.
+pub struct Softmax<C>(pub PhantomData<C>);
+
+impl<C: TestCode> OpDescriptor for Softmax<C> {
+    fn name(&self) -> &'static str {
+        if C::QTYPE.is_signed() {
+            "softmax_i8"
+        } else {
+            "softmax_u8"
+        }
+    }
+    fn generate(&self, spec: &CaseSpec) -> Case {
+        let mut rng = rng_for(self.name(), spec);
+        let depths = [1usize, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1000];
+        let depth = if spec.len == 0 { 0 } else { depths[spec.len % depths.len()] };
+        let rows = if spec.len == 0 { 3 } else { (spec.len / depth.max(1)).clamp(1, 64) };
+        let shape = [rows, depth];
+        let mut case = frame(spec, &shape);
+        let mut x = Vec::with_capacity(rows * depth);
+        for _ in 0..rows {
+            match rng.below(4) {
+                0 => {
+                    let q = C::MIN + rng.below(256) as i32;
+                    x.extend((0..depth).map(|_| C::from_code(q)));
+                }
+                1 => x.extend((0..depth).map(|i| C::from_code(C::MIN + ((i * 255) / depth.max(2).saturating_sub(1).max(1)).min(255) as i32))),
+                _ => x.extend(codes::<C>(&mut rng, depth)),
+            }
+        }
+        // beta * scale from 2^-12 to 2^4: diff_min from below -255 (every difference kept) to a
+        // few codes.
+        let scale = 2f64.powf(-9.0 + 9.0 * rng.unit());
+        let beta = if rng.chance(0.5) { 1.0 } else { 2f64.powf(-3.0 + 4.0 * rng.unit()) };
+        case.set_attr("x_scale", Attr::Float(scale));
+        case.set_attr("x_zero_point", Attr::Int(rng.range_i64(C::MIN as i64, C::MAX as i64)));
+        case.set_attr("beta", Attr::Float(beta));
+        let (y_scale, y_zp) = if rng.chance(0.05) { (1.0 / 128.0, 0) } else { (1.0 / 256.0, C::MIN as i64) };
+        case.set_attr("y_scale", Attr::Float(y_scale));
+        case.set_attr("y_zero_point", Attr::Int(y_zp));
+        case.set_attr("axis", Attr::Int(if rng.chance(0.05) { 0 } else { -1 }));
+        case.set_input(codes_input("x", &shape, spec.offset, x));
+        case
+    }
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let x = codes_of::<C>(c, "x");
+        let shape = c.input("x").map(|i| i.shape.clone()).unwrap_or_default();
+        let xq = Affine::new(float(c, "x_scale"), c.int("x_zero_point") as i32);
+        let yq = Affine::new(float(c, "y_scale"), c.int("y_zero_point") as i32);
+        let (beta, axis) = (float(c, "beta"), c.int("axis"));
+        let y = match path {
+            Path::Reference => quantproof_reference::softmax::tflite_softmax(x, &shape, axis, beta, xq, yq)?,
+            Path::Optimized(e) => {
+                let mut out = Guarded::new(filler(path, C::default(), C::FILLER), c.offset, x.len());
+                e.tflite_softmax(x, &shape, axis, beta, xq, yq, out.slice())?;
+                out.finish(path.name())
+            }
+        };
+        Ok(vec![Tensor::new("y", C::data(&y))])
+    }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        let depth = case.shape.last().copied().unwrap_or(1).max(1);
+        format!("row {} element {} of a softmax of shape {:?}", index / depth, index % depth, case.shape)
+    }
+}
+
+/// TFLite's softmax on `i8` and `u8`.
+pub fn softmax() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Softmax::<i8>(PhantomData)), Box::new(Softmax::<u8>(PhantomData))]
+}
+
 /// Max pooling on `i8` and `u8`.
 pub fn max_pool2d() -> Vec<Box<dyn OpDescriptor>> {
     vec![

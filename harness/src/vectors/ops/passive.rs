@@ -143,16 +143,33 @@ pub fn resize_bilinear(case: &Case, _profile: &Profile, path: Path) -> OpResult 
 }
 
 pub fn softmax(case: &Case, _profile: &Profile, path: Path) -> OpResult {
-    reference_only(path)?;
     let a = Attrs(case);
     let xq = affine(case, "x")?;
     let yq = affine(case, "y")?;
     let beta = a.opt_f64("beta")?.unwrap_or(1.0) as f32;
     let axis = a.opt_int("axis")?.unwrap_or(-1);
     let (xt, x) = codes(case, "x")?;
+    fn go<C: quantproof_optimized::ops::FastCode>(
+        path: Path,
+        x: &[C],
+        shape: &[usize],
+        axis: i64,
+        beta: f32,
+        xq: Affine,
+        yq: Affine,
+    ) -> Result<Vec<C>, OpError> {
+        Ok(match path {
+            Path::Reference => quantproof_reference::softmax::tflite_softmax(x, shape, axis, beta, xq, yq)?,
+            Path::Optimized(e) => {
+                let mut out = vec![C::from_code(C::MIN); x.len()];
+                e.tflite_softmax(x, shape, axis, beta, xq, yq, &mut out)?;
+                out
+            }
+        })
+    }
     let y = match x {
-        Codes::I8(x) => quantproof_reference::softmax::tflite_softmax(x, &xt.shape, axis, beta, xq, yq)?.into_data(),
-        Codes::U8(x) => quantproof_reference::softmax::tflite_softmax(x, &xt.shape, axis, beta, xq, yq)?.into_data(),
+        Codes::I8(x) => go(path, x, &xt.shape, axis, beta, xq, yq)?.into_data(),
+        Codes::U8(x) => go(path, x, &xt.shape, axis, beta, xq, yq)?.into_data(),
     };
     Ok(outputs([("y", Tensor::new(xt.shape.clone(), y))]))
 }
