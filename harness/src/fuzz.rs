@@ -58,6 +58,10 @@ enum Op {
     DynamicQuantize { torch: bool },
     MinMax,
     AbsMax,
+    /// TFLite's softmax over the last axis of the codes; `beta` is the first float, the input
+    /// quantization the first scale and zero point, the output TFLite's (`1/256`, `C::MIN`)
+    /// unless `odd_output`.
+    Softmax { signed: bool, odd_output: bool },
 }
 
 /// A value drawn mostly from the interesting edges of its type.
@@ -318,6 +322,38 @@ fn compute(i: &Input, engine: Option<&Engine>) -> Outcome {
             f(r.map(|m| vec![m.to_bits()]))
         }
         (Op::AbsMax, Some(e)) => f(e.abs_max(&i.x).map(|m| vec![m.to_bits()])),
+        (Op::Softmax { signed, odd_output }, _) => {
+            if signed {
+                softmax::<i8>(i, odd_output, engine)
+            } else {
+                softmax::<u8>(i, odd_output, engine)
+            }
+        }
+    }
+}
+
+fn softmax<C: quantproof_optimized::ops::FastCode>(i: &Input, odd_output: bool, engine: Option<&Engine>) -> Outcome {
+    use quantproof_reference::affine::Affine;
+    let x: Vec<C> = codes_as(&i.codes);
+    let beta = i.x.first().copied().unwrap_or(1.0);
+    let xq = Affine::new(
+        i.params.scales.first().copied().unwrap_or(1.0),
+        i.params.zero_points.first().copied().unwrap_or(0),
+    );
+    let yq = if odd_output { Affine::new(1.0 / 256.0, 0) } else { Affine::new(1.0 / 256.0, C::MIN) };
+    let r = match engine {
+        None => quantproof_reference::softmax::tflite_softmax(&x, &i.shape, -1, beta, xq, yq),
+        Some(e) => {
+            let mut out = vec![C::default(); i.out_len];
+            e.tflite_softmax(&x, &i.shape, -1, beta, xq, yq, &mut out).map(|()| out)
+        }
+    };
+    // The reference returns its output; the engine writes into one of `out_len` codes and
+    // refuses another length after the reference's own checks, as the reference's caller would.
+    let r = r.and_then(|y| quantproof_reference::error::check_len("output", x.len(), i.out_len).map(|()| y));
+    match r {
+        Ok(y) => Outcome::Bits(y.iter().map(|c| c.to_code() as u32).collect()),
+        Err(e) => Outcome::Error(format!("{e:?}")),
     }
 }
 
