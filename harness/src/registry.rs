@@ -337,8 +337,8 @@ pub static OPS: &[OpEntry] = &[
         op: "concat",
         family: "passive",
         summary: "concatenation; inputs requantized to the output's qparams unless they share them",
-        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: passive::concat, optimized: false }),
-        equiv: None,
+        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: passive::concat, optimized: true }),
+        equiv: Some(ea::concat),
         bench: &[],
     },
     OpEntry {

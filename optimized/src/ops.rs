@@ -555,6 +555,57 @@ impl Engine {
         Ok(())
     }
 
+    /// Twin of [`quantproof_reference::passive::concat`]: inputs concatenated along `axis`,
+    /// each converted to the output's quantization under `rule` and clamped to the activation,
+    /// bit for bit, errors included (the reference's
+    /// [`quantproof_reference::passive::ConcatPlan`] checks and converts). A conversion is a
+    /// function of one 8-bit code, so each input's 256 conversions are computed once by the
+    /// plan and its runs of codes go through the ISA's table lookup
+    /// ([`crate::kernels::LutKernels::lut_bytes`]), or are copied where the table is the
+    /// identity. An input with a code the plan cannot convert (an error it would raise only
+    /// for a code that occurs) is handed to the reference, which raises it or not as the data
+    /// says.
+    pub fn concat<C: FastCode>(
+        &self,
+        rule: ArithRule,
+        inputs: &[(&[C], &[usize], quantproof_reference::affine::Affine)],
+        axis: impl Into<quantproof_reference::scheme::Axis>,
+        y: quantproof_reference::affine::Affine,
+        activation: quantproof_reference::affine::Activation,
+    ) -> Result<(Vec<C>, Vec<usize>)> {
+        use quantproof_reference::passive::{concat as ref_concat, ConcatPlan};
+        let plan = ConcatPlan::new(rule, inputs, axis, y, activation)?;
+        let total = quantproof_reference::affine::element_count(&plan.out_shape)?;
+        let mut tables: Vec<Option<[u8; 256]>> = Vec::with_capacity(inputs.len());
+        for &(_, _, a) in inputs {
+            let mut t = [0u8; 256];
+            for k in 0..256 {
+                let code = C::MIN + k;
+                match plan.convert(code, a) {
+                    Ok(v) => t[C::from_code(code).byte() as usize] = C::from_code(v).byte(),
+                    Err(_) => return ref_concat(rule, inputs, plan.axis, y, activation),
+                }
+            }
+            // `None`: the identity, a copy.
+            tables.push((0..256).any(|b| t[b] != b as u8).then_some(t));
+        }
+        let mut out = vec![C::from_code(0); total];
+        let k = self.kernels;
+        let mut at = 0;
+        for o in 0..plan.outer {
+            for (&(q, shape, _), t) in inputs.iter().zip(&tables) {
+                let chunk = shape[plan.axis] * plan.inner;
+                let (src, dst) = (&q[o * chunk..(o + 1) * chunk], &mut out[at..at + chunk]);
+                match t {
+                    None => dst.copy_from_slice(src),
+                    Some(t) => self.split2(C::bytes(src), C::bytes_mut(dst), 1, &|xs, os| k.lut_bytes(t, xs, os)),
+                }
+                at += chunk;
+            }
+        }
+        Ok((out, plan.out_shape))
+    }
+
     /// Twin of [`quantproof_reference::softmax::tflite_softmax`]: TFLite's integer softmax along
     /// the last axis, bit for bit, errors included (the reference's
     /// [`quantproof_reference::softmax::SoftmaxPlan`] checks and prepares). Each row's `E(q -

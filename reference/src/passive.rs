@@ -27,8 +27,89 @@ fn numel(shape: &[usize]) -> Result<usize> {
     crate::affine::element_count(shape)
 }
 
+/// What [`concat`] checks and computes once, shared with the optimized twin
+/// (`quantproof_optimized`'s `Engine::concat`, which converts each input through a 256-entry
+/// table of [`ConcatPlan::convert`]).
+#[derive(Debug, Clone)]
+pub struct ConcatPlan {
+    pub out_shape: Vec<usize>,
+    /// The product of the dimensions before the axis (the number of output slabs).
+    pub outer: usize,
+    /// The product of the dimensions after the axis (codes per step along it).
+    pub inner: usize,
+    pub axis: usize,
+    rule: ArithRule,
+    y: Affine,
+    y_scale: PreparedScale,
+    range: crate::scheme::CodeRange,
+    lo: i32,
+    hi: i32,
+}
+
+impl ConcatPlan {
+    /// [`concat`]'s checks, in its order: at least one input, the axis, the output's qparams,
+    /// then per input its qparams, its shape (the first input's but along the axis), its data
+    /// length, and the output length along the axis (overflow).
+    pub fn new<C: Code>(
+        rule: ArithRule,
+        inputs: &[(&[C], &[usize], Affine)],
+        axis: impl Into<crate::scheme::Axis>,
+        y: Affine,
+        activation: Activation,
+    ) -> Result<ConcatPlan> {
+        let Some(&(_, first, _)) = inputs.first() else {
+            return Err(QuantError::EmptyInput { what: "concat inputs" });
+        };
+        let rank = first.len();
+        let axis = axis.into().resolve(rank)?;
+        y.check::<C>(inputs.len())?;
+        let mut out_shape = first.to_vec();
+        out_shape[axis] = 0;
+        for (i, &(q, shape, a)) in inputs.iter().enumerate() {
+            a.check::<C>(i)?;
+            if shape.len() != rank || shape.iter().enumerate().any(|(d, &n)| d != axis && n != first[d]) {
+                return Err(invalid(
+                    "concat input shape",
+                    format!("input {i} has shape {shape:?}, input 0 {first:?} (axis {axis})"),
+                ));
+            }
+            crate::error::check_len("concat input", numel(shape)?, q.len())?;
+            out_shape[axis] = out_shape[axis]
+                .checked_add(shape[axis])
+                .ok_or(QuantError::Overflow { what: "concat output shape", detail: format!("axis {axis}") })?;
+        }
+        let outer: usize = first[..axis].iter().product();
+        let inner: usize = first[axis + 1..].iter().product();
+        let (lo, hi) = activation.code_bounds::<C>(y);
+        let y_scale = PreparedScale::new(0, y.scale, ScaleOp::MultiplyByReciprocal)?;
+        Ok(ConcatPlan { out_shape, outer, inner, axis, rule, y, y_scale, range: code_range::<C>(), lo, hi })
+    }
+
+    /// An input code `q` of affine `a` as an output code: copied when `a` is the output's,
+    /// else requantized by the rule (see the module docs); then clamped to the activation.
+    pub fn convert(&self, q: i32, a: Affine) -> Result<i32> {
+        let v = if a == self.y {
+            q
+        } else {
+            match self.rule {
+                ArithRule::Tflite => {
+                    let r = a.scale * (1.0f32 / self.y.scale);
+                    let b = -(a.zero_point as f32) * r;
+                    ((q as f32 * r + b).round() as i32).saturating_add(self.y.zero_point)
+                }
+                ArithRule::Torch | ArithRule::OnnxRuntime => {
+                    let torch_rule = QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven);
+                    quantize_value(a.dequantize(q), &self.y_scale, self.y.zero_point, self.range, torch_rule, 0)?
+                }
+            }
+        };
+        Ok(v.clamp(self.lo, self.hi))
+    }
+}
+
 /// Concatenates `inputs` (codes with their shapes and affines) along `axis` into codes with the
 /// affine `y`, under `rule` (see the module docs). Returns the codes and the output shape.
+/// Errors: those of [`ConcatPlan::new`], then of the conversion of the first code that fails.
 pub fn concat<C: Code>(
     rule: ArithRule,
     inputs: &[(&[C], &[usize], Affine)],
@@ -36,59 +117,17 @@ pub fn concat<C: Code>(
     y: Affine,
     activation: Activation,
 ) -> Result<(Vec<C>, Vec<usize>)> {
-    let Some(&(_, first, _)) = inputs.first() else {
-        return Err(QuantError::EmptyInput { what: "concat inputs" });
-    };
-    let rank = first.len();
-    let axis = axis.into().resolve(rank)?;
-    y.check::<C>(inputs.len())?;
-    let mut out_shape = first.to_vec();
-    out_shape[axis] = 0;
-    for (i, &(q, shape, a)) in inputs.iter().enumerate() {
-        a.check::<C>(i)?;
-        if shape.len() != rank || shape.iter().enumerate().any(|(d, &n)| d != axis && n != first[d]) {
-            return Err(invalid(
-                "concat input shape",
-                format!("input {i} has shape {shape:?}, input 0 {first:?} (axis {axis})"),
-            ));
-        }
-        crate::error::check_len("concat input", numel(shape)?, q.len())?;
-        out_shape[axis] = out_shape[axis]
-            .checked_add(shape[axis])
-            .ok_or(QuantError::Overflow { what: "concat output shape", detail: format!("axis {axis}") })?;
-    }
-    let outer: usize = first[..axis].iter().product();
-    let inner: usize = first[axis + 1..].iter().product();
-    let (lo, hi) = activation.code_bounds::<C>(y);
-    let range = code_range::<C>();
-    let torch_rule = QuantizeRule::new(ScaleOp::MultiplyByReciprocal, RoundingMode::HalfToEven);
-    let y_scale = PreparedScale::new(0, y.scale, torch_rule.scale_op)?;
-    // Each input's codes converted to the output's, element by element.
-    let convert = |q: i32, a: Affine| -> Result<i32> {
-        if a == y {
-            return Ok(q);
-        }
-        Ok(match rule {
-            ArithRule::Tflite => {
-                let r = a.scale * (1.0f32 / y.scale);
-                let b = -(a.zero_point as f32) * r;
-                ((q as f32 * r + b).round() as i32).saturating_add(y.zero_point)
-            }
-            ArithRule::Torch | ArithRule::OnnxRuntime => {
-                quantize_value(a.dequantize(q), &y_scale, y.zero_point, range, torch_rule, 0)?
-            }
-        })
-    };
-    let mut out = Vec::with_capacity(numel(&out_shape)?);
-    for o in 0..outer {
+    let plan = ConcatPlan::new(rule, inputs, axis, y, activation)?;
+    let mut out = Vec::with_capacity(numel(&plan.out_shape)?);
+    for o in 0..plan.outer {
         for &(q, shape, a) in inputs {
-            let chunk = shape[axis] * inner;
+            let chunk = shape[plan.axis] * plan.inner;
             for &v in &q[o * chunk..(o + 1) * chunk] {
-                out.push(C::from_code(convert(v.to_code(), a)?.clamp(lo, hi)));
+                out.push(C::from_code(plan.convert(v.to_code(), a)?));
             }
         }
     }
-    Ok((out, out_shape))
+    Ok((out, plan.out_shape))
 }
 
 /// Pads `x` of `shape` with `paddings[d] = [before, after]` per dimension; the pad value is the

@@ -631,6 +631,97 @@ impl<C: TestCode> OpDescriptor for Pool<C> {
     }
 }
 
+const CONCAT_INPUTS: [(&str, &str, &str); 4] =
+    [("x0", "x0_scale", "x0_zero_point"), ("x1", "x1_scale", "x1_zero_point"), ("x2", "x2_scale", "x2_zero_point"), ("x3", "x3_scale", "x3_zero_point")];
+
+/// Concatenation on `i8` / `u8`: one to four inputs of rank 1 to 4 (empty dimensions
+/// included), a drawn axis (negative ones too), each input's quantization the output's (a copy)
+/// or its own (requantized under a drawn framework's rule: TFLite's scaling, PyTorch's and ONNX
+/// Runtime's dequantize-quantize), a drawn fused activation, and in a few cases an input whose
+/// shape differs off the axis (refused alike).
+pub struct Concat<C>(pub PhantomData<C>);
+
+impl<C: TestCode> OpDescriptor for Concat<C> {
+    fn name(&self) -> &'static str {
+        if C::QTYPE.is_signed() {
+            "concat_i8"
+        } else {
+            "concat_u8"
+        }
+    }
+    fn generate(&self, spec: &CaseSpec) -> Case {
+        let mut rng = rng_for(self.name(), spec);
+        let n_in = 1 + rng.below(4) as usize;
+        let rank = 1 + rng.below(4) as usize;
+        let axis = rng.below(rank as u64) as usize;
+        // The spec's length spread over the dimensions: up to about `len` codes per input.
+        let side = ((spec.len.max(1) as f64).powf(1.0 / rank as f64).ceil() as u64).max(1);
+        let mut base: Vec<usize> = (0..rank).map(|_| rng.below(side + 1) as usize).collect();
+        if spec.len > 0 {
+            base.iter_mut().for_each(|d| *d = (*d).max(1));
+        }
+        let mut case = frame(spec, &base);
+        let y = Affine::new(2f32.powf(-8.0 + 6.0 * rng.unit() as f32), rng.range_i64(C::MIN as i64, C::MAX as i64) as i32);
+        case.set_attr("y_scale", Attr::Float(y.scale as f64));
+        case.set_attr("y_zero_point", Attr::Int(y.zero_point as i64));
+        for &(name, sn, zn) in &CONCAT_INPUTS[..n_in] {
+            let mut shape = base.clone();
+            shape[axis] = rng.below(side + 1) as usize;
+            if rng.chance(0.04) {
+                let d = rng.below(rank as u64) as usize;
+                if d != axis {
+                    shape[d] += 1;
+                }
+            }
+            let (sc, zp) = if rng.chance(0.4) {
+                (y.scale as f64, y.zero_point as i64)
+            } else {
+                (2f64.powf(-8.0 + 6.0 * rng.unit()), rng.range_i64(C::MIN as i64, C::MAX as i64))
+            };
+            case.set_attr(sn, Attr::Float(sc));
+            case.set_attr(zn, Attr::Int(zp));
+            let len: usize = shape.iter().product();
+            let x = codes::<C>(&mut rng, len);
+            case.set_input(codes_input(name, &shape, spec.offset, x));
+        }
+        case.set_attr("inputs", Attr::Int(n_in as i64));
+        case.set_attr("axis", Attr::Int(axis as i64 - if rng.chance(0.3) { rank as i64 } else { 0 }));
+        let (_, rule) = ARITH_RULES[rng.below(3) as usize];
+        case.set_attr("rule", Attr::Text(rule.into()));
+        let (_, act) = ACTIVATIONS[rng.below(4) as usize];
+        case.set_attr("activation", Attr::Text(act.into()));
+        case
+    }
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let n_in = (c.int("inputs").max(0) as usize).min(CONCAT_INPUTS.len());
+        let shapes: Vec<Vec<usize>> =
+            CONCAT_INPUTS[..n_in].iter().map(|(n, _, _)| c.input(n).map(|i| i.shape.clone()).unwrap_or_default()).collect();
+        let ins: Vec<(&[C], &[usize], Affine)> = CONCAT_INPUTS[..n_in]
+            .iter()
+            .zip(&shapes)
+            .map(|(&(n, sn, zn), shape)| (codes_of::<C>(c, n), shape.as_slice(), Affine::new(float(c, sn), c.int(zn) as i32)))
+            .collect();
+        let y = Affine::new(float(c, "y_scale"), c.int("y_zero_point") as i32);
+        let rule = ARITH_RULES.iter().find(|(_, n)| *n == text(c, "rule")).map_or(ArithRule::Torch, |r| r.0);
+        let act = ACTIVATIONS.iter().find(|(_, n)| *n == text(c, "activation")).map_or(Activation::None, |a| a.0);
+        let axis = c.int("axis");
+        let (out, shape) = match path {
+            Path::Reference => quantproof_reference::passive::concat(rule, &ins, axis, y, act)?,
+            Path::Optimized(e) => e.concat(rule, &ins, axis, y, act)?,
+        };
+        let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+        Ok(vec![Tensor::new("y", C::data(&out)), Tensor::i32("shape", &dims)])
+    }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        format!("output element {index} of a concatenation along axis {} ({} rule)", case.int("axis"), text(case, "rule"))
+    }
+}
+
+/// Concatenation on `i8` and `u8`.
+pub fn concat() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Concat::<i8>(PhantomData)), Box::new(Concat::<u8>(PhantomData))]
+}
+
 /// TFLite's integer softmax along the last axis on `i8` / `u8`: rows of a length drawn from
 /// the spec's (0, 1, vector widths and their neighbours, past 256 and past a thread's share),
 /// rows of one repeated code, rows spanning every code (differences past `diff_min`) and random

@@ -9,11 +9,9 @@ use crate::vectors::parse::{Case, Data, Tensor};
 use quantproof_reference::affine::Affine;
 use quantproof_reference::passive::{self, ResizeMethod, ResizeMode};
 use quantproof_reference::profile::Profile;
-use quantproof_reference::scheme::Code;
 use serde_json::Value;
 
 pub fn concat(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path)?;
     let a = Attrs(case);
     let scales = a.f32_list("scales")?;
     let zps = a.i32_list("zero_points")?;
@@ -30,14 +28,18 @@ pub fn concat(case: &Case, profile: &Profile, path: Path) -> OpResult {
             zps.len()
         )));
     }
-    fn go<C: Code>(
+    fn go<C: quantproof_optimized::ops::FastCode>(
+        path: Path,
         profile: &Profile,
         ins: Vec<(&[C], &[usize], Affine)>,
         axis: i64,
         y: Affine,
         act: quantproof_reference::affine::Activation,
     ) -> Result<(Vec<C>, Vec<usize>), OpError> {
-        Ok(passive::concat(profile.arith, &ins, axis, y, act)?)
+        Ok(match path {
+            Path::Reference => passive::concat(profile.arith, &ins, axis, y, act)?,
+            Path::Optimized(e) => e.concat(profile.arith, &ins, axis, y, act)?,
+        })
     }
     let tensors: Vec<&Tensor> = names.iter().map(|n| &case.inputs[*n]).collect();
     let aff = |i: usize| Affine::new(scales[i], zps[i]);
@@ -48,7 +50,7 @@ pub fn concat(case: &Case, profile: &Profile, path: Path) -> OpResult {
                 let Data::I8(v) = &t.data else { return Err(OpError::Malformed("mixed input dtypes".into())) };
                 ins.push((v.as_slice(), t.shape.as_slice(), aff(i)));
             }
-            let (y, s) = go(profile, ins, axis, y, act)?;
+            let (y, s) = go(path, profile, ins, axis, y, act)?;
             (y.into_data(), s)
         }
         Data::U8(_) => {
@@ -57,7 +59,7 @@ pub fn concat(case: &Case, profile: &Profile, path: Path) -> OpResult {
                 let Data::U8(v) = &t.data else { return Err(OpError::Malformed("mixed input dtypes".into())) };
                 ins.push((v.as_slice(), t.shape.as_slice(), aff(i)));
             }
-            let (y, s) = go(profile, ins, axis, y, act)?;
+            let (y, s) = go(path, profile, ins, axis, y, act)?;
             (y.into_data(), s)
         }
         other => {
