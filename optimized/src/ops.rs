@@ -606,6 +606,119 @@ impl Engine {
         Ok((out, plan.out_shape))
     }
 
+    /// Twin of [`quantproof_reference::passive::pad`]: the output filled with the zero point and
+    /// each innermost row of `x` copied into place (one `memcpy` per row where the reference
+    /// places code by code), the same codes and shape, errors included (the reference's
+    /// [`quantproof_reference::passive::pad_shape`]).
+    pub fn pad<C: FastCode>(
+        &self,
+        x: &[C],
+        shape: &[usize],
+        paddings: &[[usize; 2]],
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+    ) -> Result<(Vec<C>, Vec<usize>)> {
+        let out_shape = quantproof_reference::passive::pad_shape::<C>(x.len(), shape, paddings, xq, yq)?;
+        let total = quantproof_reference::affine::element_count(&out_shape)?;
+        let mut out = vec![C::from_code(yq.zero_point); total];
+        let rank = shape.len();
+        if x.is_empty() {
+            return Ok((out, out_shape));
+        }
+        if rank == 0 {
+            // One code, no padding.
+            out.copy_from_slice(x);
+            return Ok((out, out_shape));
+        }
+        let inner = shape[rank - 1];
+        // Row-major strides of the output.
+        let mut stride = vec![1usize; rank];
+        for d in (0..rank - 1).rev() {
+            stride[d] = stride[d + 1] * out_shape[d + 1];
+        }
+        let mut idx = vec![0usize; rank - 1];
+        for row in x.chunks_exact(inner) {
+            let at = (0..rank - 1).map(|d| (idx[d] + paddings[d][0]) * stride[d]).sum::<usize>() + paddings[rank - 1][0];
+            out[at..at + inner].copy_from_slice(row);
+            for d in (0..rank - 1).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok((out, out_shape))
+    }
+
+    /// Twin of [`quantproof_reference::passive::resize`]: TFLite's int8/uint8 nearest and
+    /// bilinear resize of NHWC codes, bit for bit, errors included (the reference's checks).
+    /// The source positions are computed once per output row and column by the reference's own
+    /// `nearest_source` / `bilinear_source` (the reference recomputes them per pixel); nearest
+    /// copies runs of channels; bilinear sums its four products in `i32`, exact because every
+    /// weight's magnitude is at most `1536^2` and the weights sum to `2^20` (so `|v| < 255 *
+    /// 2048^2 < 2^31`), in a loop over channels compiled again for AVX2 and AVX-512.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resize<C: FastCode>(
+        &self,
+        method: quantproof_reference::passive::ResizeMethod,
+        x: &[C],
+        shape: [usize; 4],
+        size: [usize; 2],
+        mode: quantproof_reference::passive::ResizeMode,
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+    ) -> Result<(Vec<C>, [usize; 4])> {
+        use quantproof_reference::passive as rp;
+        rp::check_resize(x, shape, size, xq, yq)?;
+        if method == rp::ResizeMethod::Bilinear {
+            rp::check_bilinear(shape, size, mode)?;
+        }
+        let [n, h, w, c] = shape;
+        let out_shape = [n, size[0], size[1], c];
+        let mut out = vec![C::from_code(0); n * size[0] * size[1] * c];
+        if out.is_empty() {
+            return Ok((out, out_shape));
+        }
+        match method {
+            rp::ResizeMethod::Nearest => {
+                let xs: Vec<usize> = (0..size[1]).map(|ox| rp::nearest_source(ox, w, size[1], mode)).collect();
+                let mut rows = out.chunks_exact_mut(size[1] * c);
+                for b in 0..n {
+                    for oy in 0..size[0] {
+                        let iy = rp::nearest_source(oy, h, size[0], mode);
+                        let src = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
+                        let Some(row) = rows.next() else { break };
+                        for (o, &ix) in row.chunks_exact_mut(c).zip(&xs) {
+                            o.copy_from_slice(&src[ix * c..(ix + 1) * c]);
+                        }
+                    }
+                }
+            }
+            rp::ResizeMethod::Bilinear => {
+                let (sy, sx) = (rp::scale_10(h, size[0], mode.align_corners), rp::scale_10(w, size[1], mode.align_corners));
+                let taps = |i: usize, s: i32, n_in: usize| {
+                    let (p10, lo, hi) = rp::bilinear_source(i, s, mode.half_pixel_centers, n_in);
+                    (lo, hi, p10 - (1 << 10) * lo as i32)
+                };
+                let xs: Vec<(usize, usize, i32)> = (0..size[1]).map(|ox| taps(ox, sx, w)).collect();
+                let isa = self.isa();
+                let mut rows = out.chunks_exact_mut(size[1] * c);
+                for b in 0..n {
+                    let image = &x[b * h * w * c..(b + 1) * h * w * c];
+                    for oy in 0..size[0] {
+                        let (y0, y1, wy) = taps(oy, sy, h);
+                        let Some(row) = rows.next() else { break };
+                        let r0 = &image[y0 * w * c..(y0 + 1) * w * c];
+                        let r1 = &image[y1 * w * c..(y1 + 1) * w * c];
+                        bilinear_row(isa, BilinearRow { r0, r1, xs: &xs, wy, c, out: row });
+                    }
+                }
+            }
+        }
+        Ok((out, out_shape))
+    }
+
     /// Twin of [`quantproof_reference::softmax::tflite_softmax`]: TFLite's integer softmax along
     /// the last axis, bit for bit, errors included (the reference's
     /// [`quantproof_reference::softmax::SoftmaxPlan`] checks and prepares). Each row's `E(q -
@@ -1516,6 +1629,59 @@ impl FastAverage {
                     }
                 }
             }
+        }
+    }
+}
+
+/// One output row of bilinear resizing: for each output column `(x0, x1, wx)` of `xs` and
+/// each channel, `round_half_away((q00 (2^10 - wy)(2^10 - wx) + q10 wy (2^10 - wx) + q01
+/// (2^10 - wy) wx + q11 wy wx) / 2^20)` from rows `r0` (`y0`) and `r1` (`y1`), in `i32` (see
+/// `Engine::resize`). Portable code, compiled once more for AVX2 and AVX-512.
+fn bilinear_row<C: Code>(isa: Isa, args: BilinearRow<'_, C>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        fn avx512<C: Code>(args: BilinearRow<'_, C>) {
+            bilinear_row_body(args)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<C: Code>(args: BilinearRow<'_, C>) {
+            bilinear_row_body(args)
+        }
+        match isa {
+            // SAFETY: the engine's kernels are AVX-512's only where `isa::detect` found AVX-512
+            // F/BW/VL/DQ.
+            Isa::Avx512 => return unsafe { avx512(args) },
+            // SAFETY: the engine's kernels are AVX2's only where AVX2 was detected.
+            Isa::Avx2 => return unsafe { avx2(args) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    bilinear_row_body(args)
+}
+
+/// [`bilinear_row`]'s arguments.
+struct BilinearRow<'a, C> {
+    r0: &'a [C],
+    r1: &'a [C],
+    xs: &'a [(usize, usize, i32)],
+    wy: i32,
+    c: usize,
+    out: &'a mut [C],
+}
+
+#[inline(always)]
+fn bilinear_row_body<C: Code>(BilinearRow { r0, r1, xs, wy, c, out }: BilinearRow<'_, C>) {
+    for (o, &(x0, x1, wx)) in out.chunks_exact_mut(c).zip(xs) {
+        let (w00, w10) = (((1 << 10) - wy) * ((1 << 10) - wx), wy * ((1 << 10) - wx));
+        let (w01, w11) = (((1 << 10) - wy) * wx, wy * wx);
+        let (a, b) = (&r0[x0 * c..(x0 + 1) * c], &r1[x0 * c..(x0 + 1) * c]);
+        let (d, e) = (&r0[x1 * c..(x1 + 1) * c], &r1[x1 * c..(x1 + 1) * c]);
+        for ((((o, a), b), d), e) in o.iter_mut().zip(a).zip(b).zip(d).zip(e) {
+            let v = a.to_code() * w00 + b.to_code() * w10 + d.to_code() * w01 + e.to_code() * w11;
+            let round = if v > 0 { 1 << 19 } else { -(1 << 19) };
+            *o = C::from_code((v + round) / (1 << 20));
         }
     }
 }

@@ -130,22 +130,23 @@ pub fn concat<C: Code>(
     Ok((out, plan.out_shape))
 }
 
-/// Pads `x` of `shape` with `paddings[d] = [before, after]` per dimension; the pad value is the
-/// zero point (real 0). `x` and `y` must share their scale and zero point (TFLite's `PAD`).
-pub fn pad<C: Code>(
-    x: &[C],
+/// [`pad`]'s checks, in its order (the qparams, equal in and out, one padding per dimension, the
+/// data length, the output shape's overflow and its element count up to 2^31), and the output
+/// shape; shared with the optimized twin (`quantproof_optimized`'s `Engine::pad`).
+pub fn pad_shape<C: Code>(
+    x_len: usize,
     shape: &[usize],
     paddings: &[[usize; 2]],
     xq: Affine,
     yq: Affine,
-) -> Result<(Vec<C>, Vec<usize>)> {
+) -> Result<Vec<usize>> {
     xq.check::<C>(0)?;
     yq.check::<C>(1)?;
     if xq != yq {
         return Err(invalid("pad output", format!("{yq:?} differs from the input's {xq:?}: PAD inherits its qparams")));
     }
     crate::error::check_len("paddings", shape.len(), paddings.len())?;
-    crate::error::check_len("x", numel(shape)?, x.len())?;
+    crate::error::check_len("x", numel(shape)?, x_len)?;
     let out_shape: Vec<usize> = shape
         .iter()
         .zip(paddings)
@@ -156,6 +157,21 @@ pub fn pad<C: Code>(
     if total > 1 << 31 {
         return Err(QuantError::TooLarge { what: "pad output elements", value: total as u128, limit: 1 << 31 });
     }
+    Ok(out_shape)
+}
+
+/// Pads `x` of `shape` with `paddings[d] = [before, after]` per dimension; the pad value is the
+/// zero point (real 0). `x` and `y` must share their scale and zero point (TFLite's `PAD`).
+/// Errors: [`pad_shape`]'s.
+pub fn pad<C: Code>(
+    x: &[C],
+    shape: &[usize],
+    paddings: &[[usize; 2]],
+    xq: Affine,
+    yq: Affine,
+) -> Result<(Vec<C>, Vec<usize>)> {
+    let out_shape = pad_shape::<C>(x.len(), shape, paddings, xq, yq)?;
+    let total = numel(&out_shape)?;
     let fill = C::from_code(yq.zero_point);
     let mut out = vec![fill; total];
     let rank = shape.len();
@@ -186,7 +202,11 @@ pub struct ResizeMode {
     pub half_pixel_centers: bool,
 }
 
-fn check_resize<C: Code>(x: &[C], shape: [usize; 4], size: [usize; 2], xq: Affine, yq: Affine) -> Result<()> {
+/// [`resize`]'s checks, in its order: the qparams (equal in and out), the data length, positive
+/// spatial sizes, and an output of at most 2^31 elements (bilinear adds
+/// [`check_bilinear`]). Shared with the optimized twin (`quantproof_optimized`'s
+/// `Engine::resize`).
+pub fn check_resize<C: Code>(x: &[C], shape: [usize; 4], size: [usize; 2], xq: Affine, yq: Affine) -> Result<()> {
     xq.check::<C>(0)?;
     yq.check::<C>(1)?;
     if xq != yq {
@@ -286,9 +306,43 @@ pub fn bilinear_source(i: usize, scale_10: i32, half_pixel_centers: bool, n_in: 
 }
 
 /// `(2^10 n_in + n_out / 2) / n_out`, or with `align_corners` the same of `n_in - 1, n_out - 1`.
-fn scale_10(n_in: usize, n_out: usize, align_corners: bool) -> i32 {
+pub fn scale_10(n_in: usize, n_out: usize, align_corners: bool) -> i32 {
     let (a, b) = if align_corners && n_out > 1 { (n_in - 1, n_out - 1) } else { (n_in, n_out) };
     (((1i64 << 10) * a as i64 + b as i64 / 2) / b as i64) as i32
+}
+
+/// Bilinear resizing's extra checks: spatial sizes of at most 2^20 (so that the 10-bit
+/// fixed-point positions fit `i32`), and a last output row and column whose lower source lies
+/// inside the input. TFLite's `ComputeInterpolationValuesInteger` clamps the upper source but
+/// not the lower one, and `(2^10 n_in + n_out / 2) / n_out` rounded up makes the lower source of
+/// the last outputs of a large upscale pass the input's end (`n_in = 1000` to `n_out = 2^20`:
+/// row 1023), where TFLite reads outside the tensor: here a typed error.
+pub fn check_bilinear(shape: [usize; 4], size: [usize; 2], mode: ResizeMode) -> Result<()> {
+    let [_, h, w, _] = shape;
+    if h > 1 << 20 || w > 1 << 20 || size[0] > 1 << 20 || size[1] > 1 << 20 {
+        return Err(QuantError::TooLarge {
+            what: "resize spatial size",
+            value: h.max(w).max(size[0]).max(size[1]) as u128,
+            limit: 1 << 20,
+        });
+    }
+    for (n_in, n_out) in [(h, size[0]), (w, size[1])] {
+        if n_in == 0 || n_out == 0 {
+            continue;
+        }
+        // The lower source grows with the output index: the last one is the largest.
+        let (_, lower, _) = bilinear_source(n_out - 1, scale_10(n_in, n_out, mode.align_corners), mode.half_pixel_centers, n_in);
+        if lower >= n_in {
+            return Err(invalid(
+                "bilinear resize",
+                format!(
+                    "{n_in} -> {n_out}: the 10-bit scale rounds up so far that the last output's source {lower} \
+                     lies past the input (TFLite reads outside the tensor there)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn resize_bilinear<C: Code>(
@@ -298,13 +352,7 @@ fn resize_bilinear<C: Code>(
     mode: ResizeMode,
 ) -> Result<(Vec<C>, [usize; 4])> {
     let [n, h, w, c] = shape;
-    if h > 1 << 20 || w > 1 << 20 || size[0] > 1 << 20 || size[1] > 1 << 20 {
-        return Err(QuantError::TooLarge {
-            what: "resize spatial size",
-            value: h.max(w).max(size[0]).max(size[1]) as u128,
-            limit: 1 << 20,
-        });
-    }
+    check_bilinear(shape, size, mode)?;
     let (sy, sx) = (scale_10(h, size[0], mode.align_corners), scale_10(w, size[1], mode.align_corners));
     let at = |b: usize, y: usize, xx: usize, ch: usize| x[((b * h + y) * w + xx) * c + ch].to_code() as i64;
     let mut out = Vec::with_capacity(n * size[0] * size[1] * c);

@@ -142,3 +142,24 @@ fn rows_with_one_key_have_one_window_rule() {
     }
     assert!(checked > 10_000, "{checked}");
 }
+
+/// A large bilinear upscale whose 10-bit scale rounds up (1000 rows to 2^20: scale 1, so the
+/// last output's lower source is row 1023) is refused with a typed error, where TFLite reads
+/// outside the tensor (and this function once indexed past its input); the same resize to a
+/// size whose sources stay inside runs.
+#[test]
+fn bilinear_sources_past_the_input_are_refused() {
+    let x = vec![0i8; 1000];
+    let q = Affine::new(0.1, 0);
+    for (align_corners, half_pixel_centers) in [(false, false), (false, true)] {
+        let mode = ResizeMode { align_corners, half_pixel_centers };
+        let r = resize(ResizeMethod::Bilinear, &x, [1, 1000, 1, 1], [1 << 20, 1], mode, q, q);
+        assert!(
+            matches!(r, Err(quantproof_reference::error::QuantError::InvalidArgument { what: "bilinear resize", .. })),
+            "{mode:?}: {:?}",
+            r.map(|v| v.1)
+        );
+        let ok = resize(ResizeMethod::Bilinear, &x, [1, 1000, 1, 1], [4000, 1], mode, q, q);
+        assert!(ok.is_ok(), "{mode:?}");
+    }
+}

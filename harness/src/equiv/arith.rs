@@ -631,6 +631,151 @@ impl<C: TestCode> OpDescriptor for Pool<C> {
     }
 }
 
+/// Padding on `i8` / `u8`: ranks 0 to 4 (empty dimensions included), paddings of 0 to 3 on
+/// each side; in a few cases output qparams other than the input's, or one padding too few
+/// (refused alike).
+pub struct Pad<C>(pub PhantomData<C>);
+
+impl<C: TestCode> OpDescriptor for Pad<C> {
+    fn name(&self) -> &'static str {
+        if C::QTYPE.is_signed() {
+            "pad_i8"
+        } else {
+            "pad_u8"
+        }
+    }
+    fn generate(&self, spec: &CaseSpec) -> Case {
+        let mut rng = rng_for(self.name(), spec);
+        let rank = rng.below(5) as usize;
+        let side = ((spec.len.max(1) as f64).powf(1.0 / rank.max(1) as f64).ceil() as u64).max(1);
+        let shape: Vec<usize> =
+            (0..rank).map(|_| if spec.len == 0 { rng.below(2) as usize } else { 1 + rng.below(side) as usize }).collect();
+        let mut case = frame(spec, &shape);
+        let n_pads = if rng.chance(0.04) { rank.saturating_sub(1) } else { rank };
+        let pads: Vec<i32> = (0..2 * n_pads).map(|_| rng.below(4) as i32).collect();
+        case.set_input(Input::dense("paddings", &[n_pads, 2], Data::I32(pads)));
+        let scale = 2f64.powf(-8.0 + 6.0 * rng.unit());
+        let zp = rng.range_i64(C::MIN as i64, C::MAX as i64);
+        case.set_attr("x_scale", Attr::Float(scale));
+        case.set_attr("x_zero_point", Attr::Int(zp));
+        case.set_attr("y_zero_point", Attr::Int(if rng.chance(0.04) { zp ^ 1 } else { zp }));
+        let len: usize = shape.iter().product();
+        let x = codes::<C>(&mut rng, len);
+        case.set_input(codes_input("x", &shape, spec.offset, x));
+        case
+    }
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let x = codes_of::<C>(c, "x");
+        let shape = c.input("x").map(|i| i.shape.clone()).unwrap_or_default();
+        let pads: Vec<[usize; 2]> = match c.input("paddings").map(|i| &i.data) {
+            Some(Data::I32(v)) => v.chunks_exact(2).map(|p| [p[0].max(0) as usize, p[1].max(0) as usize]).collect(),
+            _ => Vec::new(),
+        };
+        let xq = Affine::new(float(c, "x_scale"), c.int("x_zero_point") as i32);
+        let yq = Affine::new(float(c, "x_scale"), c.int("y_zero_point") as i32);
+        let (out, s) = match path {
+            Path::Reference => quantproof_reference::passive::pad(x, &shape, &pads, xq, yq)?,
+            Path::Optimized(e) => e.pad(x, &shape, &pads, xq, yq)?,
+        };
+        let dims: Vec<i32> = s.iter().map(|&d| d as i32).collect();
+        Ok(vec![Tensor::new("y", C::data(&out)), Tensor::i32("shape", &dims)])
+    }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        format!("output element {index} of a padding of shape {:?}", case.shape)
+    }
+}
+
+/// Padding on `i8` and `u8`.
+pub fn pad() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Pad::<i8>(PhantomData)), Box::new(Pad::<u8>(PhantomData))]
+}
+
+/// TFLite's nearest or bilinear resize on `i8` / `u8` NHWC codes: input sides 1 to 9 and output
+/// sides 1 to 19 (down- and upscaling), 1 to 70 channels (past every vector width), every
+/// combination of `align_corners` and `half_pixel_centers`; in a few cases output qparams other
+/// than the input's, a zero output side, or (bilinear) a 1000-row input resized to 2^20 rows,
+/// whose last source row lies past the input (all refused alike).
+pub struct Resize<C> {
+    pub bilinear: bool,
+    pub codes: PhantomData<C>,
+}
+
+impl<C: TestCode> OpDescriptor for Resize<C> {
+    fn name(&self) -> &'static str {
+        match (self.bilinear, C::QTYPE.is_signed()) {
+            (false, true) => "resize_nearest_i8",
+            (false, false) => "resize_nearest_u8",
+            (true, true) => "resize_bilinear_i8",
+            (true, false) => "resize_bilinear_u8",
+        }
+    }
+    fn generate(&self, spec: &CaseSpec) -> Case {
+        let mut rng = rng_for(self.name(), spec);
+        let channels = [1usize, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 70];
+        let c = if spec.len == 0 { 0 } else { channels[spec.len % channels.len()] };
+        let (n, h, w) = (1 + rng.below(2) as usize, 1 + rng.below(9) as usize, 1 + rng.below(9) as usize);
+        let mut size = [1 + rng.below(19) as i64, 1 + rng.below(19) as i64];
+        let mut shape = vec![n, h, w, c];
+        if rng.chance(0.03) {
+            size[rng.below(2) as usize] = 0;
+        }
+        if self.bilinear && rng.chance(0.02) {
+            shape = vec![1, 1000, 1, 1];
+            size = [1 << 20, 1];
+        }
+        let mut case = frame(spec, &shape);
+        case.set_attr("size_h", Attr::Int(size[0]));
+        case.set_attr("size_w", Attr::Int(size[1]));
+        case.set_attr("align_corners", Attr::Int(rng.below(2) as i64));
+        case.set_attr("half_pixel_centers", Attr::Int(rng.below(2) as i64));
+        let scale = 2f64.powf(-8.0 + 6.0 * rng.unit());
+        let zp = rng.range_i64(C::MIN as i64, C::MAX as i64);
+        case.set_attr("x_scale", Attr::Float(scale));
+        case.set_attr("x_zero_point", Attr::Int(zp));
+        case.set_attr("y_zero_point", Attr::Int(if rng.chance(0.03) { zp ^ 1 } else { zp }));
+        let len: usize = shape.iter().product();
+        let x = codes::<C>(&mut rng, len);
+        case.set_input(codes_input("x", &shape, spec.offset, x));
+        case
+    }
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        use quantproof_reference::passive::{ResizeMethod, ResizeMode};
+        let x = codes_of::<C>(c, "x");
+        let shape: [usize; 4] = c.input("x").and_then(|i| i.shape.clone().try_into().ok()).unwrap_or([0; 4]);
+        let size = [c.int("size_h").max(0) as usize, c.int("size_w").max(0) as usize];
+        let mode = ResizeMode { align_corners: c.int("align_corners") != 0, half_pixel_centers: c.int("half_pixel_centers") != 0 };
+        let method = if self.bilinear { ResizeMethod::Bilinear } else { ResizeMethod::Nearest };
+        let xq = Affine::new(float(c, "x_scale"), c.int("x_zero_point") as i32);
+        let yq = Affine::new(float(c, "x_scale"), c.int("y_zero_point") as i32);
+        let (out, s) = match path {
+            Path::Reference => quantproof_reference::passive::resize(method, x, shape, size, mode, xq, yq)?,
+            Path::Optimized(e) => e.resize(method, x, shape, size, mode, xq, yq)?,
+        };
+        let dims: Vec<i32> = s.iter().map(|&d| d as i32).collect();
+        Ok(vec![Tensor::new("y", C::data(&out)), Tensor::i32("shape", &dims)])
+    }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        format!(
+            "output element {index} of a resize of shape {:?} to {}x{} (align_corners {}, half_pixel_centers {})",
+            case.shape,
+            case.int("size_h"),
+            case.int("size_w"),
+            case.int("align_corners"),
+            case.int("half_pixel_centers")
+        )
+    }
+}
+
+/// Nearest-neighbour resize on `i8` and `u8`.
+pub fn resize_nearest() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Resize::<i8> { bilinear: false, codes: PhantomData }), Box::new(Resize::<u8> { bilinear: false, codes: PhantomData })]
+}
+
+/// Bilinear resize on `i8` and `u8`.
+pub fn resize_bilinear() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Resize::<i8> { bilinear: true, codes: PhantomData }), Box::new(Resize::<u8> { bilinear: true, codes: PhantomData })]
+}
+
 const CONCAT_INPUTS: [(&str, &str, &str); 4] =
     [("x0", "x0_scale", "x0_zero_point"), ("x1", "x1_scale", "x1_zero_point"), ("x2", "x2_scale", "x2_zero_point"), ("x3", "x3_scale", "x3_zero_point")];
 

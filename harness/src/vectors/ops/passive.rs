@@ -3,7 +3,7 @@
 //! (`size`, `align_corners`, `half_pixel_centers`, NHWC) through `quantproof_reference::passive`.
 
 use super::activation::output_affine;
-use super::arith::{activation, affine, codes, reference_only, Codes, IntoData};
+use super::arith::{activation, affine, codes, Codes, IntoData};
 use super::{outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Data, Tensor};
 use quantproof_reference::affine::Affine;
@@ -83,18 +83,30 @@ fn paddings(case: &Case) -> Result<Vec<[usize; 2]>, OpError> {
 }
 
 pub fn pad(case: &Case, _profile: &Profile, path: Path) -> OpResult {
-    reference_only(path)?;
     let xq = affine(case, "x")?;
     let yq = output_affine(case, xq)?;
     let p = paddings(case)?;
     let (xt, x) = codes(case, "x")?;
+    fn go<C: quantproof_optimized::ops::FastCode>(
+        path: &Path,
+        x: &[C],
+        shape: &[usize],
+        p: &[[usize; 2]],
+        xq: Affine,
+        yq: Affine,
+    ) -> Result<(Vec<C>, Vec<usize>), OpError> {
+        Ok(match path {
+            Path::Reference => passive::pad(x, shape, p, xq, yq)?,
+            Path::Optimized(e) => e.pad(x, shape, p, xq, yq)?,
+        })
+    }
     let (y, s) = match x {
         Codes::I8(x) => {
-            let (y, s) = passive::pad(x, &xt.shape, &p, xq, yq)?;
+            let (y, s) = go(&path, x, &xt.shape, &p, xq, yq)?;
             (y.into_data(), s)
         }
         Codes::U8(x) => {
-            let (y, s) = passive::pad(x, &xt.shape, &p, xq, yq)?;
+            let (y, s) = go(&path, x, &xt.shape, &p, xq, yq)?;
             (y.into_data(), s)
         }
     };
@@ -102,7 +114,6 @@ pub fn pad(case: &Case, _profile: &Profile, path: Path) -> OpResult {
 }
 
 fn resize(case: &Case, path: Path, method: ResizeMethod) -> OpResult {
-    reference_only(path)?;
     let a = Attrs(case);
     if let Some(l) = a.opt_str("layout")? {
         if !l.eq_ignore_ascii_case("NHWC") {
@@ -123,13 +134,29 @@ fn resize(case: &Case, path: Path, method: ResizeMethod) -> OpResult {
     let (xt, x) = codes(case, "x")?;
     let shape = <[usize; 4]>::try_from(xt.shape.as_slice())
         .map_err(|_| OpError::Malformed(format!("input x: expected NHWC, got shape {:?}", xt.shape)))?;
+    #[allow(clippy::too_many_arguments)]
+    fn go<C: quantproof_optimized::ops::FastCode>(
+        path: &Path,
+        method: ResizeMethod,
+        x: &[C],
+        shape: [usize; 4],
+        size: [usize; 2],
+        mode: ResizeMode,
+        xq: Affine,
+        yq: Affine,
+    ) -> Result<(Vec<C>, [usize; 4]), OpError> {
+        Ok(match path {
+            Path::Reference => passive::resize(method, x, shape, size, mode, xq, yq)?,
+            Path::Optimized(e) => e.resize(method, x, shape, size, mode, xq, yq)?,
+        })
+    }
     let (y, s) = match x {
         Codes::I8(x) => {
-            let (y, s) = passive::resize(method, x, shape, size, mode, xq, yq)?;
+            let (y, s) = go(&path, method, x, shape, size, mode, xq, yq)?;
             (y.into_data(), s)
         }
         Codes::U8(x) => {
-            let (y, s) = passive::resize(method, x, shape, size, mode, xq, yq)?;
+            let (y, s) = go(&path, method, x, shape, size, mode, xq, yq)?;
             (y.into_data(), s)
         }
     };
