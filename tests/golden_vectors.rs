@@ -50,7 +50,7 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("torch", "avg_pool2d", true),
     ("tflite", "max_pool2d", true),
     ("tflite", "avg_pool2d", true),
-    ("tflite", "mean", false),
+    ("tflite", "mean", true),
     ("torch", "concat", true),
     ("tflite", "concat", true),
     ("tflite", "pad", true),

@@ -329,8 +329,8 @@ pub static OPS: &[OpEntry] = &[
         op: "mean",
         family: "pool",
         summary: "TFLite's integer MEAN over axes",
-        vectors: Some(VectorOp { profiles: &["tflite", "quantproof"], run: pool::mean, optimized: false }),
-        equiv: None,
+        vectors: Some(VectorOp { profiles: &["tflite", "quantproof"], run: pool::mean, optimized: true }),
+        equiv: Some(ea::mean),
         bench: &[],
     },
     OpEntry {

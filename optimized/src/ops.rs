@@ -719,6 +719,59 @@ impl Engine {
         Ok((out, out_shape))
     }
 
+    /// Twin of [`quantproof_reference::pool::mean`]: TFLite's MEAN over `axes`, bit for bit,
+    /// errors included (the reference's [`quantproof_reference::pool::MeanPlan`] checks and
+    /// requantizes the sums). The sums go a whole innermost row at a time (one row sum where the
+    /// last dimension is reduced, a row of element-wise adds where it is kept), where the
+    /// reference walks an index counter per element.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mean<C: FastCode>(
+        &self,
+        rule: ArithRule,
+        x: &[C],
+        shape: &[usize],
+        axes: &[i64],
+        keep_dims: bool,
+        xq: quantproof_reference::affine::Affine,
+        yq: quantproof_reference::affine::Affine,
+    ) -> Result<(Vec<C>, Vec<usize>)> {
+        let plan = quantproof_reference::pool::MeanPlan::new::<C>(rule, x.len(), shape, axes, keep_dims, xq, yq)?;
+        let mut sums = vec![0i64; plan.n_out];
+        let rank = shape.len();
+        if rank == 0 {
+            if let (Some(s), Some(v)) = (sums.first_mut(), x.first()) {
+                *s = v.to_code() as i64;
+            }
+        } else if !x.is_empty() {
+            let mut strides = vec![0usize; rank];
+            let mut st = 1;
+            for k in (0..rank).rev() {
+                strides[k] = if plan.reduced[k] { 0 } else { st };
+                st *= plan.out_shape_kept[k];
+            }
+            let inner = shape[rank - 1];
+            let mut counter = vec![0usize; rank - 1];
+            for row in x.chunks_exact(inner) {
+                let o: usize = counter.iter().zip(&strides).map(|(c, s)| c * s).sum();
+                if plan.reduced[rank - 1] {
+                    sums[o] += row.iter().map(|v| v.to_code() as i64).sum::<i64>();
+                } else {
+                    for (s, v) in sums[o..o + inner].iter_mut().zip(row) {
+                        *s += v.to_code() as i64;
+                    }
+                }
+                for d in (0..rank - 1).rev() {
+                    counter[d] += 1;
+                    if counter[d] < shape[d] {
+                        break;
+                    }
+                    counter[d] = 0;
+                }
+            }
+        }
+        Ok((plan.codes::<C>(&sums, x.len(), xq, yq)?, plan.out_shape))
+    }
+
     /// Twin of [`quantproof_reference::softmax::tflite_softmax`]: TFLite's integer softmax along
     /// the last axis, bit for bit, errors included (the reference's
     /// [`quantproof_reference::softmax::SoftmaxPlan`] checks and prepares). Each row's `E(q -

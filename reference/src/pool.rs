@@ -383,32 +383,15 @@ pub fn mean<C: Code>(
     xq: Affine,
     yq: Affine,
 ) -> Result<(Vec<C>, Vec<usize>)> {
-    if rule != ArithRule::Tflite {
-        return Err(QuantError::Unsupported { what: format!("quantized mean under {rule:?}") });
-    }
-    check_shape(shape, x.len())?;
-    xq.check::<C>(0)?;
-    yq.check::<C>(1)?;
+    let plan = MeanPlan::new::<C>(rule, x.len(), shape, axes, keep_dims, xq, yq)?;
     let rank = shape.len();
-    let mut reduced = vec![false; rank];
-    for &a in axes {
-        reduced[crate::scheme::Axis::from(a).resolve(rank)?] = true;
-    }
-    let out_shape_kept: Vec<usize> = shape.iter().zip(&reduced).map(|(&d, &r)| if r { 1 } else { d }).collect();
-    let out_shape: Vec<usize> = if keep_dims {
-        out_shape_kept.clone()
-    } else {
-        shape.iter().zip(&reduced).filter(|(_, &r)| !r).map(|(&d, _)| d).collect()
-    };
-    let n_out = element_count(&out_shape_kept)?;
-    let count: usize = shape.iter().zip(&reduced).filter(|(_, &r)| r).map(|(&d, _)| d).product();
-    // Sums of raw codes (and of centred codes) per output element.
-    let mut sums = vec![0i64; n_out];
+    // Sums of raw codes per output element.
+    let mut sums = vec![0i64; plan.n_out];
     let mut strides_out = vec![0usize; rank];
     let mut s = 1;
     for k in (0..rank).rev() {
-        strides_out[k] = if reduced[k] { 0 } else { s };
-        s *= out_shape_kept[k];
+        strides_out[k] = if plan.reduced[k] { 0 } else { s };
+        s *= plan.out_shape_kept[k];
     }
     let mut counter = vec![0usize; rank];
     for &q in x {
@@ -422,22 +405,81 @@ pub fn mean<C: Code>(
             counter[d] = 0;
         }
     }
-    if count == 0 || x.is_empty() {
-        return Err(QuantError::EmptyInput { what: "x" });
+    Ok((plan.codes::<C>(&sums, x.len(), xq, yq)?, plan.out_shape))
+}
+
+/// What [`mean`] checks and computes before summing, shared with the optimized twin
+/// (`quantproof_optimized`'s `Engine::mean`, which sums whole rows).
+#[derive(Debug, Clone)]
+pub struct MeanPlan {
+    /// Which dimensions are reduced.
+    pub reduced: Vec<bool>,
+    /// The output shape with reduced dimensions kept as 1 (the sums' layout).
+    pub out_shape_kept: Vec<usize>,
+    /// The returned shape (`keep_dims` or not).
+    pub out_shape: Vec<usize>,
+    pub n_out: usize,
+    /// Elements per output (the product of the reduced dimensions).
+    pub count: usize,
+}
+
+impl MeanPlan {
+    /// [`mean`]'s checks before summing, in its order: the rule, the shape against the data,
+    /// the qparams, the axes, the output's element count.
+    pub fn new<C: Code>(
+        rule: ArithRule,
+        len: usize,
+        shape: &[usize],
+        axes: &[i64],
+        keep_dims: bool,
+        xq: Affine,
+        yq: Affine,
+    ) -> Result<MeanPlan> {
+        if rule != ArithRule::Tflite {
+            return Err(QuantError::Unsupported { what: format!("quantized mean under {rule:?}") });
+        }
+        check_shape(shape, len)?;
+        xq.check::<C>(0)?;
+        yq.check::<C>(1)?;
+        let rank = shape.len();
+        let mut reduced = vec![false; rank];
+        for &a in axes {
+            reduced[crate::scheme::Axis::from(a).resolve(rank)?] = true;
+        }
+        let out_shape_kept: Vec<usize> = shape.iter().zip(&reduced).map(|(&d, &r)| if r { 1 } else { d }).collect();
+        let out_shape: Vec<usize> = if keep_dims {
+            out_shape_kept.clone()
+        } else {
+            shape.iter().zip(&reduced).filter(|(_, &r)| !r).map(|(&d, _)| d).collect()
+        };
+        let n_out = element_count(&out_shape_kept)?;
+        let count: usize = shape.iter().zip(&reduced).filter(|(_, &r)| r).map(|(&d, _)| d).product();
+        Ok(MeanPlan { reduced, out_shape_kept, out_shape, n_out, count })
     }
-    let n = count as i64;
-    let m = QuantizedMultiplier::from_real(xq.scale as f64 / yq.scale as f64)?;
-    let k = (63 - (n as u64).leading_zeros() as i32).min(32).min(31 + m.shift);
-    let folded =
-        QuantizedMultiplier { multiplier: (((m.multiplier as i64) << k.max(0)) / n) as i32, shift: m.shift - k };
-    let mut out = Vec::with_capacity(sums.len());
-    for &sum in &sums {
-        let centred = sum - xq.zero_point as i64 * n;
-        let centred = i32::try_from(centred).map_err(|_| QuantError::AccumulatorOverflow {
-            what: "mean",
-            detail: format!("the sum over {n} elements, {centred}, does not fit TFLite's int32 accumulator"),
-        })?;
-        out.push((mbqm(centred, folded) as i64 + yq.zero_point as i64).clamp(C::MIN as i64, C::MAX as i64) as i32);
+
+    /// The codes from the sums of raw codes per output (`len`: the input's length): an empty
+    /// input or reduction is an error, then TFLite's folded multiplier, then per output the
+    /// centred sum (an error where it leaves TFLite's `int32`), requantized and clamped.
+    pub fn codes<C: Code>(&self, sums: &[i64], len: usize, xq: Affine, yq: Affine) -> Result<Vec<C>> {
+        if self.count == 0 || len == 0 {
+            return Err(QuantError::EmptyInput { what: "x" });
+        }
+        let n = self.count as i64;
+        let m = QuantizedMultiplier::from_real(xq.scale as f64 / yq.scale as f64)?;
+        let k = (63 - (n as u64).leading_zeros() as i32).min(32).min(31 + m.shift);
+        let folded =
+            QuantizedMultiplier { multiplier: (((m.multiplier as i64) << k.max(0)) / n) as i32, shift: m.shift - k };
+        let mut out = Vec::with_capacity(sums.len());
+        for &sum in sums {
+            let centred = sum - xq.zero_point as i64 * n;
+            let centred = i32::try_from(centred).map_err(|_| QuantError::AccumulatorOverflow {
+                what: "mean",
+                detail: format!("the sum over {n} elements, {centred}, does not fit TFLite's int32 accumulator"),
+            })?;
+            out.push(C::from_code(
+                (mbqm(centred, folded) as i64 + yq.zero_point as i64).clamp(C::MIN as i64, C::MAX as i64) as i32,
+            ));
+        }
+        Ok(out)
     }
-    Ok((out.into_iter().map(C::from_code).collect(), out_shape))
 }

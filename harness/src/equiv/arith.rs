@@ -631,6 +631,81 @@ impl<C: TestCode> OpDescriptor for Pool<C> {
     }
 }
 
+/// TFLite's MEAN on `i8` / `u8`: ranks 1 to 4 (and a few scalars, over no axis), one to three drawn axes (negative ones and
+/// repeats too), `keep_dims` either way, output quantization drawn (multipliers above and below
+/// 1); in a few cases an axis out of range, or a reduction of a million codes of one sign whose
+/// centred sum leaves TFLite's `int32` (refused alike).
+pub struct Mean<C>(pub PhantomData<C>);
+
+impl<C: TestCode> OpDescriptor for Mean<C> {
+    fn name(&self) -> &'static str {
+        if C::QTYPE.is_signed() {
+            "mean_i8"
+        } else {
+            "mean_u8"
+        }
+    }
+    fn generate(&self, spec: &CaseSpec) -> Case {
+        let mut rng = rng_for(self.name(), spec);
+        let rank = if rng.chance(0.05) { 0 } else { 1 + rng.below(4) as usize };
+        let side = ((spec.len.max(1) as f64).powf(1.0 / rank.max(1) as f64).ceil() as u64).max(1);
+        let mut shape: Vec<usize> =
+            (0..rank).map(|_| if spec.len == 0 { rng.below(2) as usize } else { 1 + rng.below(side) as usize }).collect();
+        let scale = 2f64.powf(-8.0 + 6.0 * rng.unit());
+        let mut zp = rng.range_i64(C::MIN as i64, C::MAX as i64);
+        let overflow = rank >= 1 && rng.chance(0.02);
+        if overflow {
+            shape = vec![1 << 24];
+            zp = C::MIN as i64;
+        }
+        let mut case = frame(spec, &shape);
+        // A scalar has no axis to reduce (TFLite's MEAN of a scalar over no axes is the scalar).
+        let n_axes = if rank == 0 { 0 } else { 1 + rng.below(3) as usize };
+        let axes: Vec<i32> = (0..n_axes)
+            .map(|_| {
+                let r = rank.max(1) as i64;
+                let a = rng.below(r as u64) as i64 - if rng.chance(0.3) { r } else { 0 };
+                (if rng.chance(0.03) { a + 2 * r } else { a }) as i32
+            })
+            .collect();
+        case.set_input(Input::dense("axes", &[axes.len()], Data::I32(axes)));
+        case.set_attr("keep_dims", Attr::Int(rng.below(2) as i64));
+        case.set_attr("x_scale", Attr::Float(scale));
+        case.set_attr("x_zero_point", Attr::Int(zp));
+        case.set_attr("y_scale", Attr::Float(scale * 2f64.powf(2.0 * rng.unit() - 1.0)));
+        case.set_attr("y_zero_point", Attr::Int(rng.range_i64(C::MIN as i64, C::MAX as i64)));
+        let len: usize = shape.iter().product();
+        let x = if overflow { vec![C::from_code(C::MAX); len] } else { codes::<C>(&mut rng, len) };
+        case.set_input(codes_input("x", &shape, spec.offset, x));
+        case
+    }
+    fn run(&self, path: &Path, c: &Case) -> Outcome {
+        let x = codes_of::<C>(c, "x");
+        let shape = c.input("x").map(|i| i.shape.clone()).unwrap_or_default();
+        let axes: Vec<i64> = match c.input("axes").map(|i| &i.data) {
+            Some(Data::I32(v)) => v.iter().map(|&a| a as i64).collect(),
+            _ => Vec::new(),
+        };
+        let xq = Affine::new(float(c, "x_scale"), c.int("x_zero_point") as i32);
+        let yq = Affine::new(float(c, "y_scale"), c.int("y_zero_point") as i32);
+        let keep = c.int("keep_dims") != 0;
+        let (out, s) = match path {
+            Path::Reference => quantproof_reference::pool::mean(ArithRule::Tflite, x, &shape, &axes, keep, xq, yq)?,
+            Path::Optimized(e) => e.mean(ArithRule::Tflite, x, &shape, &axes, keep, xq, yq)?,
+        };
+        let dims: Vec<i32> = s.iter().map(|&d| d as i32).collect();
+        Ok(vec![Tensor::new("y", C::data(&out)), Tensor::i32("shape", &dims)])
+    }
+    fn explain(&self, case: &Case, _tensor: &str, index: usize) -> String {
+        format!("output element {index} of a mean of shape {:?}", case.shape)
+    }
+}
+
+/// TFLite's MEAN on `i8` and `u8`.
+pub fn mean() -> Vec<Box<dyn OpDescriptor>> {
+    vec![Box::new(Mean::<i8>(PhantomData)), Box::new(Mean::<u8>(PhantomData))]
+}
+
 /// Padding on `i8` / `u8`: ranks 0 to 4 (empty dimensions included), paddings of 0 to 3 on
 /// each side; in a few cases output qparams other than the input's, or one padding too few
 /// (refused alike).

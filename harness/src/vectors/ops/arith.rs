@@ -31,14 +31,6 @@ pub fn codes<'a>(case: &'a Case, name: &str) -> Result<(&'a Tensor, Codes<'a>), 
     }
 }
 
-/// Only the reference has these ops so far.
-pub fn reference_only(path: Path) -> Result<(), OpError> {
-    match path {
-        Path::Reference => Ok(()),
-        Path::Optimized(_) => Err(OpError::Unsupported("quantproof_optimized has no kernel for this op".into())),
-    }
-}
-
 /// `{prefix}_scale` (rounded to f32) and `{prefix}_zero_point`.
 pub fn affine(case: &Case, prefix: &str) -> Result<Affine, OpError> {
     let a = Attrs(case);

@@ -3,7 +3,7 @@
 //! `mean` (`axis[]`, `keep_dims`), through `quantproof_reference::pool`.
 
 use super::activation::output_affine;
-use super::arith::{activation, affine, codes, reference_only, Codes, IntoData};
+use super::arith::{activation, affine, codes, Codes, IntoData};
 use super::{outputs, Attrs, OpError, OpResult, Path};
 use crate::vectors::parse::{Case, Tensor};
 use quantproof_optimized::ops::FastCode;
@@ -106,19 +106,34 @@ pub fn avg_pool2d(case: &Case, profile: &Profile, path: Path) -> OpResult {
 }
 
 pub fn mean(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path)?;
     let xq = affine(case, "x")?;
     let yq = output_affine(case, xq)?;
     let axes: Vec<i64> = Attrs(case).i32_list("axis")?.into_iter().map(i64::from).collect();
     let keep_dims = Attrs(case).opt_bool("keep_dims")?.unwrap_or(false);
     let (xt, x) = codes(case, "x")?;
+    #[allow(clippy::too_many_arguments)]
+    fn go<C: FastCode>(
+        path: &Path,
+        profile: &Profile,
+        x: &[C],
+        shape: &[usize],
+        axes: &[i64],
+        keep_dims: bool,
+        xq: Affine,
+        yq: Affine,
+    ) -> Result<(Vec<C>, Vec<usize>), OpError> {
+        Ok(match path {
+            Path::Reference => pool::mean(profile.arith, x, shape, axes, keep_dims, xq, yq)?,
+            Path::Optimized(e) => e.mean(profile.arith, x, shape, axes, keep_dims, xq, yq)?,
+        })
+    }
     let (y, s) = match x {
         Codes::I8(x) => {
-            let (y, s) = pool::mean(profile.arith, x, &xt.shape, &axes, keep_dims, xq, yq)?;
+            let (y, s) = go(&path, profile, x, &xt.shape, &axes, keep_dims, xq, yq)?;
             (y.into_data(), s)
         }
         Codes::U8(x) => {
-            let (y, s) = pool::mean(profile.arith, x, &xt.shape, &axes, keep_dims, xq, yq)?;
+            let (y, s) = go(&path, profile, x, &xt.shape, &axes, keep_dims, xq, yq)?;
             (y.into_data(), s)
         }
     };
