@@ -377,7 +377,7 @@ pub static OPS: &[OpEntry] = &[
         op: "matmul_integer",
         family: "gemm",
         summary: "ONNX MatMulInteger: u8/s8 GEMM with zero points, int32 out",
-        vectors: Some(VectorOp { profiles: &["onnxruntime"], run: gemm::matmul_integer, optimized: false }),
+        vectors: Some(VectorOp { profiles: &["onnxruntime"], run: gemm::matmul_integer, optimized: true }),
         equiv: Some(ea::qgemm),
         bench: &[&b::QGEMM],
     },
@@ -385,7 +385,7 @@ pub static OPS: &[OpEntry] = &[
         op: "qlinear_matmul",
         family: "gemm",
         summary: "ONNX QLinearMatMul: GEMM requantized to 8 bits",
-        vectors: Some(VectorOp { profiles: &["onnxruntime"], run: gemm::qlinear_matmul, optimized: false }),
+        vectors: Some(VectorOp { profiles: &["onnxruntime"], run: gemm::qlinear_matmul, optimized: true }),
         equiv: None,
         bench: &[],
     },
@@ -393,7 +393,7 @@ pub static OPS: &[OpEntry] = &[
         op: "qlinear",
         family: "gemm",
         summary: "quantized Linear / fully connected",
-        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: gemm::qlinear, optimized: false }),
+        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: gemm::qlinear, optimized: true }),
         equiv: None,
         bench: &[],
     },
@@ -401,7 +401,7 @@ pub static OPS: &[OpEntry] = &[
         op: "dynamic_linear",
         family: "gemm",
         summary: "dynamically quantized Linear (activations quantized at run time)",
-        vectors: Some(VectorOp { profiles: &["torch"], run: gemm::dynamic_linear, optimized: false }),
+        vectors: Some(VectorOp { profiles: &["torch"], run: gemm::dynamic_linear, optimized: true }),
         equiv: None,
         bench: &[],
     },
@@ -442,6 +442,7 @@ mod tests {
             assert!(!benches[..i].contains(n), "bench {n} twice");
         }
         assert!(lookup("quantize").is_some_and(|e| e.optimized() && !e.bench.is_empty()));
-        assert!(lookup("qlinear").is_some_and(|e| !e.optimized()));
+        assert!(lookup("qlinear").is_some_and(|e| e.optimized()));
+        assert!(lookup("qconv2d").is_some_and(|e| !e.optimized()));
     }
 }

@@ -1686,6 +1686,52 @@ impl FastAverage {
     }
 }
 
+/// The engine as the framework ops' accumulator (`quantproof_reference::linear`'s and
+/// `gemm::matmul_integer`'s `*_with` functions): the reference's checks first, in its order;
+/// then `u8 x i8` and `i8 x i8` products on the packed GEMM of the engine's ISA and threads
+/// (weights packed per call, activations copied into a byte buffer); other operand types
+/// (`u8` weights), and any call the packed GEMM refuses, on the reference's loop, whose values
+/// and errors define the result.
+impl quantproof_reference::gemm::Accumulator for Engine {
+    fn accumulate<A: quantproof_reference::gemm::Operand8, B: quantproof_reference::gemm::Operand8>(
+        &self,
+        a: &[A],
+        a_zero_point: i32,
+        b: &[B],
+        b_zero_points: quantproof_reference::gemm::ZeroPoints<'_>,
+        layout: quantproof_reference::gemm::WeightLayout,
+        dims: quantproof_reference::gemm::GemmDims,
+        out: &mut [i32],
+    ) -> Result<()> {
+        use crate::gemm::{gemm_s8s8_threaded, gemm_u8s8_threaded, GemmKernel, PackedWeights};
+        use quantproof_reference::gemm::{accumulate, check_accumulate};
+        check_accumulate::<A, B>(a.len(), a_zero_point, b.len(), b_zero_points, dims, out.len())?;
+        let fast = (|| -> Option<()> {
+            if B::QTYPE != QType::I8 {
+                return None;
+            }
+            let w: Vec<i8> = b.iter().map(|v| v.value() as i8).collect();
+            let packed = PackedWeights::new(&w, b_zero_points, layout, dims.k, dims.n).ok()?;
+            let kernel = GemmKernel::best_for(self.isa());
+            match A::QTYPE {
+                QType::U8 => {
+                    let x: Vec<u8> = a.iter().map(|v| v.value() as u8).collect();
+                    gemm_u8s8_threaded(&x, dims.k, dims.m, a_zero_point, &packed, kernel, self.threads(), out).ok()
+                }
+                QType::I8 => {
+                    let x: Vec<i8> = a.iter().map(|v| v.value() as i8).collect();
+                    gemm_s8s8_threaded(&x, dims.k, dims.m, a_zero_point, &packed, kernel, self.threads(), out).ok()
+                }
+                _ => None,
+            }
+        })();
+        match fast {
+            Some(()) => Ok(()),
+            None => accumulate(a, a_zero_point, b, b_zero_points, layout, dims, out),
+        }
+    }
+}
+
 /// One output row of bilinear resizing: for each output column `(x0, x1, wx)` of `xs` and
 /// each channel, `round_half_away((q00 (2^10 - wy)(2^10 - wx) + q10 wy (2^10 - wx) + q01
 /// (2^10 - wy) wx + q11 wy wx) / 2^20)` from rows `r0` (`y0`) and `r1` (`y1`), in `i32` (see

@@ -169,6 +169,22 @@ impl ZeroPoints<'_> {
 }
 
 /// Checks the operand and output lengths against `dims`.
+/// [`accumulate`]'s checks before any product, in its order: the operand and output lengths
+/// against `dims`, `a`'s zero point against `A`'s range, `b`'s zero points (count and range).
+/// A faster [`Accumulator`] runs them first, so that a bad call fails as the reference's does.
+pub fn check_accumulate<A: Operand8, B: Operand8>(
+    a_len: usize,
+    a_zero_point: i32,
+    b_len: usize,
+    b_zero_points: ZeroPoints<'_>,
+    dims: GemmDims,
+    out_len: usize,
+) -> Result<()> {
+    check_operands(dims, a_len, b_len, out_len)?;
+    A::QTYPE.full_range().check_zero_point(0, a_zero_point)?;
+    b_zero_points.check(dims.n, B::QTYPE)
+}
+
 fn check_operands(dims: GemmDims, a_len: usize, b_len: usize, out_len: usize) -> Result<()> {
     let (mk, kn, mn) = dims.sizes()?;
     if a_len != mk {
@@ -206,9 +222,7 @@ pub fn accumulate<A: Operand8, B: Operand8>(
     dims: GemmDims,
     out: &mut [i32],
 ) -> Result<()> {
-    check_operands(dims, a.len(), b.len(), out.len())?;
-    A::QTYPE.full_range().check_zero_point(0, a_zero_point)?;
-    b_zero_points.check(dims.n, B::QTYPE)?;
+    check_accumulate::<A, B>(a.len(), a_zero_point, b.len(), b_zero_points, dims, out.len())?;
     let GemmDims { m, n, k } = dims;
     for i in 0..m {
         for j in 0..n {
@@ -223,6 +237,44 @@ pub fn accumulate<A: Operand8, B: Operand8>(
         }
     }
     Ok(())
+}
+
+/// Who computes the exact int32 accumulators of the framework ops ([`matmul_integer_with`],
+/// and `crate::linear`'s `*_with` functions): [`accumulate`]'s contract, the same values and the
+/// same errors in the same order. The reference's loop is [`Exact`]; `quantproof_optimized`'s
+/// engine provides its packed GEMM, so that the framework ops run on every ISA with the
+/// reference's checks and output stages around it.
+pub trait Accumulator {
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate<A: Operand8, B: Operand8>(
+        &self,
+        a: &[A],
+        a_zero_point: i32,
+        b: &[B],
+        b_zero_points: ZeroPoints<'_>,
+        layout: WeightLayout,
+        dims: GemmDims,
+        out: &mut [i32],
+    ) -> Result<()>;
+}
+
+/// The reference's [`accumulate`].
+#[derive(Debug, Clone, Copy)]
+pub struct Exact;
+
+impl Accumulator for Exact {
+    fn accumulate<A: Operand8, B: Operand8>(
+        &self,
+        a: &[A],
+        a_zero_point: i32,
+        b: &[B],
+        b_zero_points: ZeroPoints<'_>,
+        layout: WeightLayout,
+        dims: GemmDims,
+        out: &mut [i32],
+    ) -> Result<()> {
+        accumulate(a, a_zero_point, b, b_zero_points, layout, dims, out)
+    }
 }
 
 /// `R[i] = sum_k a[i][k]`: the row sums of the `M x K` activation matrix (gemmlowp's "row
@@ -283,9 +335,7 @@ pub fn accumulate_by_sums<A: Operand8, B: Operand8>(
     dims: GemmDims,
     out: &mut [i32],
 ) -> Result<()> {
-    check_operands(dims, a.len(), b.len(), out.len())?;
-    A::QTYPE.full_range().check_zero_point(0, a_zero_point)?;
-    b_zero_points.check(dims.n, B::QTYPE)?;
+    check_accumulate::<A, B>(a.len(), a_zero_point, b.len(), b_zero_points, dims, out.len())?;
     let GemmDims { m, n, k } = dims;
     let p = raw_products(a, b, layout, dims)?;
     let r = row_sums(a, m, k)?;
@@ -312,9 +362,21 @@ pub fn matmul_integer<A: Operand8, B: Operand8>(
     b_zero_points: ZeroPoints<'_>,
     dims: GemmDims,
 ) -> Result<Vec<i32>> {
+    matmul_integer_with(&Exact, a, a_zero_point, b, b_zero_points, dims)
+}
+
+/// [`matmul_integer`] with its accumulators from `g` (see [`Accumulator`]).
+pub fn matmul_integer_with<G: Accumulator, A: Operand8, B: Operand8>(
+    g: &G,
+    a: &[A],
+    a_zero_point: i32,
+    b: &[B],
+    b_zero_points: ZeroPoints<'_>,
+    dims: GemmDims,
+) -> Result<Vec<i32>> {
     let mn = dims.sizes()?.2;
     let mut out = vec![0i32; mn];
-    accumulate(a, a_zero_point, b, b_zero_points, WeightLayout::KxN, dims, &mut out)?;
+    g.accumulate(a, a_zero_point, b, b_zero_points, WeightLayout::KxN, dims, &mut out)?;
     Ok(out)
 }
 

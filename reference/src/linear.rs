@@ -102,7 +102,8 @@ fn check_bias_len<T>(bias: Option<&[T]>, n: usize) -> Result<()> {
 }
 
 /// The int32 accumulators `M x N` of `x (M x K)` and weights stored `layout`.
-fn accumulators<X: Operand8, W: Operand8>(
+fn accumulators<G: gemm::Accumulator, X: Operand8, W: Operand8>(
+    g: &G,
     x: &[X],
     x_zero_point: i32,
     w: &[W],
@@ -112,7 +113,7 @@ fn accumulators<X: Operand8, W: Operand8>(
 ) -> Result<Vec<i32>> {
     wq.check::<W>(dims.n)?;
     let mut acc = vec![0i32; dims.sizes()?.2];
-    gemm::accumulate(x, x_zero_point, w, wq.zero_points(), layout, dims, &mut acc)?;
+    g.accumulate(x, x_zero_point, w, wq.zero_points(), layout, dims, &mut acc)?;
     Ok(acc)
 }
 
@@ -211,12 +212,31 @@ pub fn torch_qlinear(
     activation: Activation,
     dims: GemmDims,
 ) -> Result<Vec<u8>> {
+    torch_qlinear_with(&gemm::Exact, x, x_scale, x_zero_point, w, wq, bias, y_scale, y_zero_point, activation, dims)
+}
+
+/// [`torch_qlinear`] with its accumulators from `g` (the reference's [`gemm::Exact`], or a faster
+/// twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn torch_qlinear_with<G: gemm::Accumulator>(
+    g: &G,
+    x: &[u8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[f32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    dims: GemmDims,
+) -> Result<Vec<u8>> {
     check_bias_len(bias, dims.n)?;
     if let Some(b) = bias {
         check_finite("bias", b)?;
     }
     let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, activation, dims.n)?;
-    let acc = accumulators(x, x_zero_point, w, wq, WeightLayout::NxK, dims)?;
+    let acc = accumulators(g, x, x_zero_point, w, wq, WeightLayout::NxK, dims)?;
     Ok(acc
         .iter()
         .enumerate()
@@ -256,6 +276,22 @@ pub fn torch_dynamic_linear(
     activation: Activation,
     dims: GemmDims,
 ) -> Result<Vec<f32>> {
+    torch_dynamic_linear_with(&gemm::Exact, x, w, wq, bias, reduce_range, activation, dims)
+}
+
+/// [`torch_dynamic_linear`] with its accumulators from `g` (the reference's [`gemm::Exact`], or a faster
+/// twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn torch_dynamic_linear_with<G: gemm::Accumulator>(
+    g: &G,
+    x: &[f32],
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[f32]>,
+    reduce_range: crate::scheme::RangeReduction,
+    activation: Activation,
+    dims: GemmDims,
+) -> Result<Vec<f32>> {
     let relu = torch_fused_relu(activation)?;
     let (mk, _, _) = dims.sizes()?;
     crate::error::check_len("x (M x K)", mk, x.len())?;
@@ -283,7 +319,7 @@ pub fn torch_dynamic_linear(
     let inv = 1.0f32 / p.scale;
     let q: Vec<u8> =
         x.iter().map(|&v| ((v * inv).round_ties_even() as i64 + p.zero_point as i64).clamp(0, 255) as u8).collect();
-    let acc = accumulators(&q, p.zero_point, w, wq, WeightLayout::NxK, dims)?;
+    let acc = accumulators(g, &q, p.zero_point, w, wq, WeightLayout::NxK, dims)?;
     let n = dims.n.max(1);
     Ok(acc
         .iter()
@@ -329,11 +365,28 @@ pub fn onnxruntime_qlinear_matmul<A: Operand8, B: Operand8, Y: Operand8>(
     y_zero_point: i32,
     dims: GemmDims,
 ) -> Result<Vec<Y>> {
+    onnxruntime_qlinear_matmul_with(&gemm::Exact, a, a_scale, a_zero_point, b, bq, y_scale, y_zero_point, dims)
+}
+
+/// [`onnxruntime_qlinear_matmul`] with its accumulators from `g` (the reference's [`gemm::Exact`], or a faster
+/// twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn onnxruntime_qlinear_matmul_with<G: gemm::Accumulator, A: Operand8, B: Operand8, Y: Operand8>(
+    g: &G,
+    a: &[A],
+    a_scale: f32,
+    a_zero_point: i32,
+    b: &[B],
+    bq: &WeightQuant<'_>,
+    y_scale: f32,
+    y_zero_point: i32,
+    dims: GemmDims,
+) -> Result<Vec<Y>> {
     check_scale_named("a_scale", a_scale)?;
     check_scale_named("y_scale", y_scale)?;
     let range = Y::QTYPE.full_range();
     range.check_zero_point(0, y_zero_point)?;
-    let acc = accumulators(a, a_zero_point, b, bq, WeightLayout::KxN, dims)?;
+    let acc = accumulators(g, a, a_zero_point, b, bq, WeightLayout::KxN, dims)?;
     let n = dims.n.max(1);
     let requant: Vec<Requantizer> =
         (0..n).map(|j| Requantizer::FloatOnnxRuntime { multiplier: a_scale * bq.scale(j) / y_scale }).collect();
@@ -512,6 +565,25 @@ pub fn tflite_fully_connected(
     activation: Activation,
     dims: GemmDims,
 ) -> Result<Vec<i8>> {
+    tflite_fully_connected_with(&gemm::Exact, x, x_scale, x_zero_point, w, wq, bias, y_scale, y_zero_point, activation, dims)
+}
+
+/// [`tflite_fully_connected`] with its accumulators from `g` (the reference's [`gemm::Exact`], or a faster
+/// twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn tflite_fully_connected_with<G: gemm::Accumulator>(
+    g: &G,
+    x: &[i8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[i32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    dims: GemmDims,
+) -> Result<Vec<i8>> {
     check_bias_len(bias, dims.n)?;
     let stages = TfliteOutputStage::new(
         x_scale,
@@ -523,7 +595,7 @@ pub fn tflite_fully_connected(
         RequantizeKind::DoubleRounding,
         dims.n,
     )?;
-    let acc = accumulators(x, x_zero_point, w, wq, WeightLayout::NxK, dims)?;
+    let acc = accumulators(g, x, x_zero_point, w, wq, WeightLayout::NxK, dims)?;
     let n = dims.n.max(1);
     acc.iter()
         .enumerate()

@@ -2,8 +2,10 @@
 //! `dynamic_linear` (torch), `qconv2d` (torch, tflite) and `depthwise_conv2d` (tflite).
 //!
 //! Attrs and layouts are those of `VECTORS.md`; the profile picks the framework's op in
-//! [`quantproof_reference::linear`] and [`quantproof_reference::conv`]. None of them has an
-//! optimized twin yet: they run on the reference only.
+//! [`quantproof_reference::linear`] and [`quantproof_reference::conv`]. The matrix ops run on
+//! every path: the reference's `*_with` functions take the path's accumulator (the reference's
+//! loop, or the engine's packed GEMM) and keep their checks and output stages; the convolutions
+//! run on the reference only.
 //!
 //! | op | profile | reference |
 //! |---|---|---|
@@ -28,11 +30,29 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::requantize::RequantizeKind;
 use quantproof_reference::scheme::RangeReduction;
 
-fn reference_only(path: Path, op: &str) -> Result<(), OpError> {
+fn reference_only(path: &Path, op: &str) -> Result<(), OpError> {
     match path {
         Path::Reference => Ok(()),
         Path::Optimized(_) => Err(OpError::Unsupported(format!("{op} has no optimized twin"))),
     }
+}
+
+/// `$body` with `$g` the path's accumulator: the reference's loop ([`gemm::Exact`]) or the
+/// engine's packed GEMM (`quantproof_optimized`'s `impl Accumulator for Engine`); the body is
+/// compiled once for each.
+macro_rules! with_acc {
+    ($path:expr, $g:ident => $body:expr) => {
+        match $path {
+            Path::Reference => {
+                let $g = &gemm::Exact;
+                $body
+            }
+            Path::Optimized(e) => {
+                let $g = e;
+                $body
+            }
+        }
+    };
 }
 
 fn f32_attr(a: &Attrs<'_>, key: &str) -> Result<f32, OpError> {
@@ -140,7 +160,6 @@ fn matmul_operands(case: &Case) -> Result<(&Tensor, &Tensor, GemmDims, Vec<usize
 /// `matmul_integer` (onnxruntime): `a` `[M, K]` u8 or i8, `b` `[K, N]` u8 or i8, zero points in
 /// attrs -> `y` i32.
 pub fn matmul_integer(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path, "matmul_integer")?;
     if profile.name != "onnxruntime" {
         return Err(OpError::Unsupported(format!("matmul_integer under profile {}", profile.name)));
     }
@@ -153,20 +172,21 @@ pub fn matmul_integer(case: &Case, profile: &Profile, path: Path) -> OpResult {
     );
     let (ta, tb, dims, lead) = matmul_operands(case)?;
     let zbs = ZeroPoints::PerTensor(zb);
-    fn go<A: Operand8, B: Operand8>(
+    fn go<G: gemm::Accumulator, A: Operand8, B: Operand8>(
+        g: &G,
         a: &[A],
         za: i32,
         b: &[B],
         zb: ZeroPoints<'_>,
         d: GemmDims,
     ) -> Result<Vec<i32>, OpError> {
-        Ok(gemm::matmul_integer(a, za, b, zb, d)?)
+        Ok(gemm::matmul_integer_with(g, a, za, b, zb, d)?)
     }
-    let out = match (&ta.data, &tb.data) {
-        (Data::U8(x), Data::I8(w)) => go(x, za, w, zbs, dims)?,
-        (Data::U8(x), Data::U8(w)) => go(x, za, w, zbs, dims)?,
-        (Data::I8(x), Data::I8(w)) => go(x, za, w, zbs, dims)?,
-        (Data::I8(x), Data::U8(w)) => go(x, za, w, zbs, dims)?,
+    let out = with_acc!(&path, g => match (&ta.data, &tb.data) {
+        (Data::U8(x), Data::I8(w)) => go(g, x, za, w, zbs, dims)?,
+        (Data::U8(x), Data::U8(w)) => go(g, x, za, w, zbs, dims)?,
+        (Data::I8(x), Data::I8(w)) => go(g, x, za, w, zbs, dims)?,
+        (Data::I8(x), Data::U8(w)) => go(g, x, za, w, zbs, dims)?,
         (x, w) => {
             return Err(OpError::Malformed(format!(
                 "matmul_integer takes u8 or i8 operands, got {} and {}",
@@ -174,14 +194,13 @@ pub fn matmul_integer(case: &Case, profile: &Profile, path: Path) -> OpResult {
                 w.dtype().name()
             )))
         }
-    };
+    });
     y(out_shape(&lead, dims.n), Data::I32(out))
 }
 
 /// `qlinear_matmul` (onnxruntime): `a` `[M, K]`, `b` `[K, N]`, per-tensor scales and zero points
 /// in attrs, `y_dtype` u8 or i8.
 pub fn qlinear_matmul(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path, "qlinear_matmul")?;
     if profile.name != "onnxruntime" {
         return Err(OpError::Unsupported(format!("qlinear_matmul under profile {}", profile.name)));
     }
@@ -193,7 +212,7 @@ pub fn qlinear_matmul(case: &Case, profile: &Profile, path: Path) -> OpResult {
     let bq = WeightQuant::PerTensor { scale: sb, zero_point: zb };
     macro_rules! run {
         ($x:expr, $w:expr, $y:ty, $wrap:expr) => {{
-            let v: Vec<$y> = linear::onnxruntime_qlinear_matmul($x, sa, za, $w, &bq, sy, zy, dims)?;
+            let v: Vec<$y> = with_acc!(&path, g => linear::onnxruntime_qlinear_matmul_with(g, $x, sa, za, $w, &bq, sy, zy, dims))?;
             $wrap(v)
         }};
     }
@@ -214,7 +233,6 @@ pub fn qlinear_matmul(case: &Case, profile: &Profile, path: Path) -> OpResult {
 
 /// `qlinear`: torch (`x` u8, bias f32, `relu`) or tflite (`x` i8, bias i32, `activation`).
 pub fn qlinear(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path, "qlinear")?;
     let a = Attrs(case);
     let (sx, sy) = (f32_attr(&a, "x_scale")?, f32_attr(&a, "y_scale")?);
     let (zx, zy) = (a.i32("x_zero_point")?, a.i32("y_zero_point")?);
@@ -232,25 +250,16 @@ pub fn qlinear(case: &Case, profile: &Profile, path: Path) -> OpResult {
         "torch" => {
             let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
             let b = bias.map(|t| data::<f32>(t, "bias")).transpose()?;
-            let out =
-                linear::torch_qlinear(data::<u8>(tx, "x")?, sx, zx, data::<i8>(tw, "w")?, &wq, b, sy, zy, relu, dims)?;
+            let (x, w) = (data::<u8>(tx, "x")?, data::<i8>(tw, "w")?);
+            let out = with_acc!(&path, g => linear::torch_qlinear_with(g, x, sx, zx, w, &wq, b, sy, zy, relu, dims))?;
             y(out_shape(&lead, n), Data::U8(out))
         }
         "tflite" => {
             let act = Activation::parse(a.opt_str("activation")?.unwrap_or("NONE"))?;
             let b = bias.map(|t| data::<i32>(t, "bias")).transpose()?;
-            let out = linear::tflite_fully_connected(
-                data::<i8>(tx, "x")?,
-                sx,
-                zx,
-                data::<i8>(tw, "w")?,
-                &wq,
-                b,
-                sy,
-                zy,
-                act,
-                dims,
-            )?;
+            let (x, w) = (data::<i8>(tx, "x")?, data::<i8>(tw, "w")?);
+            let out =
+                with_acc!(&path, g => linear::tflite_fully_connected_with(g, x, sx, zx, w, &wq, b, sy, zy, act, dims))?;
             y(out_shape(&lead, n), Data::I8(out))
         }
         other => Err(OpError::Unsupported(format!("qlinear under profile {other}"))),
@@ -259,7 +268,6 @@ pub fn qlinear(case: &Case, profile: &Profile, path: Path) -> OpResult {
 
 /// `dynamic_linear` (torch): `x` f32 `[M, K]`, `w` i8 `[N, K]`, bias f32 -> `y` f32.
 pub fn dynamic_linear(case: &Case, profile: &Profile, path: Path) -> OpResult {
-    reference_only(path, "dynamic_linear")?;
     if profile.name != "torch" {
         return Err(OpError::Unsupported(format!("dynamic_linear under profile {}", profile.name)));
     }
@@ -275,15 +283,9 @@ pub fn dynamic_linear(case: &Case, profile: &Profile, path: Path) -> OpResult {
         return Err(OpError::Malformed(format!("x is [.., {k}] and w is [{n}, {kw}]")));
     }
     let b = case.inputs.get("bias").map(|t| data::<f32>(t, "bias")).transpose()?;
-    let out = linear::torch_dynamic_linear(
-        data::<f32>(tx, "x")?,
-        data::<i8>(tw, "w")?,
-        &wq,
-        b,
-        RangeReduction::reduced_if(reduce_range),
-        relu,
-        GemmDims::new(m, n, k),
-    )?;
+    let (x, w) = (data::<f32>(tx, "x")?, data::<i8>(tw, "w")?);
+    let (rr, dims) = (RangeReduction::reduced_if(reduce_range), GemmDims::new(m, n, k));
+    let out = with_acc!(&path, g => linear::torch_dynamic_linear_with(g, x, w, &wq, b, rr, relu, dims))?;
     y(out_shape(&lead, n), Data::F32(out))
 }
 
@@ -308,7 +310,7 @@ fn dims4(t: &Tensor, name: &str) -> Result<[usize; 4], OpError> {
 /// `qconv2d`: torch (NCHW / OIHW, explicit padding, groups) or tflite (NHWC / OHWI, SAME /
 /// VALID); `depthwise` (tflite only) reads `[1, KH, KW, C * m]` weights.
 fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult {
-    reference_only(path, if depthwise { "depthwise_conv2d" } else { "qconv2d" })?;
+    reference_only(&path, if depthwise { "depthwise_conv2d" } else { "qconv2d" })?;
     let a = Attrs(case);
     let (sx, sy) = (f32_attr(&a, "x_scale")?, f32_attr(&a, "y_scale")?);
     let (zx, zy) = (a.i32("x_zero_point")?, a.i32("y_zero_point")?);
