@@ -62,9 +62,9 @@ const IMPLEMENTED: &[(&str, &str, bool)] = &[
     ("torch", "qlinear", true),
     ("tflite", "qlinear", true),
     ("torch", "dynamic_linear", true),
-    ("torch", "qconv2d", false),
-    ("tflite", "qconv2d", false),
-    ("tflite", "depthwise_conv2d", false),
+    ("torch", "qconv2d", true),
+    ("tflite", "qconv2d", true),
+    ("tflite", "depthwise_conv2d", true),
 ];
 
 fn extra_dir() -> PathBuf {

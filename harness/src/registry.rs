@@ -409,7 +409,7 @@ pub static OPS: &[OpEntry] = &[
         op: "qconv2d",
         family: "gemm",
         summary: "quantized 2-D convolution (torch NCHW, tflite NHWC)",
-        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: gemm::qconv2d, optimized: false }),
+        vectors: Some(VectorOp { profiles: &["torch", "tflite"], run: gemm::qconv2d, optimized: true }),
         equiv: None,
         bench: &[&b::QCONV2D],
     },
@@ -417,7 +417,7 @@ pub static OPS: &[OpEntry] = &[
         op: "depthwise_conv2d",
         family: "gemm",
         summary: "TFLite's depthwise convolution",
-        vectors: Some(VectorOp { profiles: &["tflite"], run: gemm::depthwise_conv2d, optimized: false }),
+        vectors: Some(VectorOp { profiles: &["tflite"], run: gemm::depthwise_conv2d, optimized: true }),
         equiv: None,
         bench: &[],
     },
@@ -443,6 +443,6 @@ mod tests {
         }
         assert!(lookup("quantize").is_some_and(|e| e.optimized() && !e.bench.is_empty()));
         assert!(lookup("qlinear").is_some_and(|e| e.optimized()));
-        assert!(lookup("qconv2d").is_some_and(|e| !e.optimized()));
+        assert!(lookup("qconv2d").is_some_and(|e| e.optimized()));
     }
 }

@@ -1732,6 +1732,28 @@ impl quantproof_reference::gemm::Accumulator for Engine {
     }
 }
 
+/// The engine as the framework convolutions' accumulator (`quantproof_reference::conv`'s
+/// `*_with` functions): the reference's im2col formulation with each group's GEMM on the
+/// engine's [`quantproof_reference::gemm::Accumulator`] (its packed GEMM); on any error the
+/// reference's direct loop runs instead, so that errors name the convolution's element as the
+/// reference's do.
+impl quantproof_reference::conv::ConvAccumulator for Engine {
+    fn conv_accumulate<X: quantproof_reference::gemm::Operand8, W: quantproof_reference::gemm::Operand8>(
+        &self,
+        g: &quantproof_reference::conv::Conv2dGeometry,
+        x_layout: quantproof_reference::conv::ActivationLayout,
+        w_layout: quantproof_reference::conv::ConvWeightLayout,
+        x: &[X],
+        x_zero_point: i32,
+        w: &[W],
+        w_zero_points: quantproof_reference::gemm::ZeroPoints<'_>,
+    ) -> Result<Vec<i32>> {
+        use quantproof_reference::conv::{conv2d_accumulate, conv2d_accumulate_im2col_with};
+        conv2d_accumulate_im2col_with(self, g, x_layout, w_layout, x, x_zero_point, w, w_zero_points)
+            .or_else(|_| conv2d_accumulate(g, x_layout, w_layout, x, x_zero_point, w, w_zero_points))
+    }
+}
+
 /// One output row of bilinear resizing: for each output column `(x0, x1, wx)` of `xs` and
 /// each channel, `round_half_away((q00 (2^10 - wy)(2^10 - wx) + q10 wy (2^10 - wx) + q01
 /// (2^10 - wy) wx + q11 wy wx) / 2^20)` from rows `r0` (`y0`) and `r1` (`y1`), in `i32` (see

@@ -450,6 +450,23 @@ pub fn conv2d_accumulate_im2col<X: Operand8, W: Operand8>(
     w: &[W],
     w_zero_points: ZeroPoints<'_>,
 ) -> Result<Vec<i32>> {
+    conv2d_accumulate_im2col_with(&gemm::Exact, g, x_layout, w_layout, x, x_zero_point, w, w_zero_points)
+}
+
+/// [`conv2d_accumulate_im2col`] with each group's GEMM from `acc` (a [`gemm::Accumulator`]).
+/// Its overflow error names the GEMM's element, not the convolution's: a caller that must
+/// match [`conv2d_accumulate`]'s errors falls back to it on an error.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_accumulate_im2col_with<G: gemm::Accumulator, X: Operand8, W: Operand8>(
+    acc_with: &G,
+    g: &Conv2dGeometry,
+    x_layout: ActivationLayout,
+    w_layout: ConvWeightLayout,
+    x: &[X],
+    x_zero_point: i32,
+    w: &[W],
+    w_zero_points: ZeroPoints<'_>,
+) -> Result<Vec<i32>> {
     let yn = check_conv(g, w_layout, x, x_zero_point, w, w_zero_points)?;
     let (oh, ow) = g.output_hw()?;
     let (gi, go, k) = (g.group_in(), g.group_out(), g.depth());
@@ -472,7 +489,7 @@ pub fn conv2d_accumulate_im2col<X: Operand8, W: Operand8>(
             }
         }
         let mut acc = vec![0i32; rows * go];
-        gemm::accumulate(
+        acc_with.accumulate(
             &cols,
             x_zero_point,
             &wk,
@@ -484,6 +501,39 @@ pub fn conv2d_accumulate_im2col<X: Operand8, W: Operand8>(
         g.scatter_group(x_layout, (oh, ow), grp, &acc, &mut out);
     }
     Ok(out)
+}
+
+/// Who computes a convolution's exact int32 accumulators for the framework ops below
+/// ([`conv2d_accumulate`]'s contract: the same values and errors). The reference's direct loop
+/// is [`gemm::Exact`]'s; `quantproof_optimized`'s engine runs [`conv2d_accumulate_im2col_with`]
+/// on its packed GEMM and hands any error to the direct loop.
+pub trait ConvAccumulator {
+    #[allow(clippy::too_many_arguments)]
+    fn conv_accumulate<X: Operand8, W: Operand8>(
+        &self,
+        g: &Conv2dGeometry,
+        x_layout: ActivationLayout,
+        w_layout: ConvWeightLayout,
+        x: &[X],
+        x_zero_point: i32,
+        w: &[W],
+        w_zero_points: ZeroPoints<'_>,
+    ) -> Result<Vec<i32>>;
+}
+
+impl ConvAccumulator for gemm::Exact {
+    fn conv_accumulate<X: Operand8, W: Operand8>(
+        &self,
+        g: &Conv2dGeometry,
+        x_layout: ActivationLayout,
+        w_layout: ConvWeightLayout,
+        x: &[X],
+        x_zero_point: i32,
+        w: &[W],
+        w_zero_points: ZeroPoints<'_>,
+    ) -> Result<Vec<i32>> {
+        conv2d_accumulate(g, x_layout, w_layout, x, x_zero_point, w, w_zero_points)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,6 +562,25 @@ pub fn torch_qconv2d(
     y_zero_point: i32,
     activation: Activation,
 ) -> Result<Vec<u8>> {
+    torch_qconv2d_with(&gemm::Exact, g, x, x_scale, x_zero_point, w, wq, bias, y_scale, y_zero_point, activation)
+}
+
+/// [`torch_qconv2d`] with its accumulators from `c` (the reference's direct loop, [`gemm::Exact`], or
+/// a faster twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn torch_qconv2d_with<C: ConvAccumulator>(
+    c: &C,
+    g: &Conv2dGeometry,
+    x: &[u8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[f32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+) -> Result<Vec<u8>> {
     g.validate()?;
     wq.check::<i8>(g.out_channels)?;
     if let Some(b) = bias {
@@ -519,8 +588,7 @@ pub fn torch_qconv2d(
         crate::error::check_finite("bias", b)?;
     }
     let stages = TorchOutputStage::new(x_scale, wq, y_scale, y_zero_point, activation, g.out_channels)?;
-    let acc =
-        conv2d_accumulate(g, ActivationLayout::Nchw, ConvWeightLayout::Oihw, x, x_zero_point, w, wq.zero_points())?;
+    let acc = c.conv_accumulate(g, ActivationLayout::Nchw, ConvWeightLayout::Oihw, x, x_zero_point, w, wq.zero_points())?;
     let (oh, ow) = g.output_hw()?;
     let plane = oh * ow;
     Ok(acc
@@ -581,7 +649,28 @@ pub fn tflite_conv2d(
     activation: Activation,
     kind: RequantizeKind,
 ) -> Result<Vec<i8>> {
+    tflite_conv2d_with(&gemm::Exact, g, x, x_scale, x_zero_point, w, wq, bias, y_scale, y_zero_point, activation, kind)
+}
+
+/// [`tflite_conv2d`] with its accumulators from `c` (the reference's direct loop, [`gemm::Exact`], or
+/// a faster twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn tflite_conv2d_with<C: ConvAccumulator>(
+    c: &C,
+    g: &Conv2dGeometry,
+    x: &[i8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[i32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    kind: RequantizeKind,
+) -> Result<Vec<i8>> {
     tflite_conv_impl(
+        c,
         g,
         ConvWeightLayout::Ohwi,
         x,
@@ -616,6 +705,26 @@ pub fn tflite_depthwise_conv2d(
     activation: Activation,
     kind: RequantizeKind,
 ) -> Result<Vec<i8>> {
+    tflite_depthwise_conv2d_with(&gemm::Exact, g, x, x_scale, x_zero_point, w, wq, bias, y_scale, y_zero_point, activation, kind)
+}
+
+/// [`tflite_depthwise_conv2d`] with its accumulators from `c` (the reference's direct loop, [`gemm::Exact`], or
+/// a faster twin with the same values and errors).
+#[allow(clippy::too_many_arguments)]
+pub fn tflite_depthwise_conv2d_with<C: ConvAccumulator>(
+    c: &C,
+    g: &Conv2dGeometry,
+    x: &[i8],
+    x_scale: f32,
+    x_zero_point: i32,
+    w: &[i8],
+    wq: &WeightQuant<'_>,
+    bias: Option<&[i32]>,
+    y_scale: f32,
+    y_zero_point: i32,
+    activation: Activation,
+    kind: RequantizeKind,
+) -> Result<Vec<i8>> {
     if g.groups != g.in_channels {
         return Err(invalid(
             "groups",
@@ -623,6 +732,7 @@ pub fn tflite_depthwise_conv2d(
         ));
     }
     tflite_conv_impl(
+        c,
         g,
         ConvWeightLayout::Ihwo,
         x,
@@ -639,7 +749,8 @@ pub fn tflite_depthwise_conv2d(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tflite_conv_impl(
+fn tflite_conv_impl<C: ConvAccumulator>(
+    c: &C,
     g: &Conv2dGeometry,
     w_layout: ConvWeightLayout,
     x: &[i8],
@@ -659,7 +770,7 @@ fn tflite_conv_impl(
         crate::error::check_len("bias", g.out_channels, b.len())?;
     }
     let stages = TfliteOutputStage::new(x_scale, wq, y_scale, y_zero_point, activation, false, kind, g.out_channels)?;
-    let acc = conv2d_accumulate(g, ActivationLayout::Nhwc, w_layout, x, x_zero_point, w, wq.zero_points())?;
+    let acc = c.conv_accumulate(g, ActivationLayout::Nhwc, w_layout, x, x_zero_point, w, wq.zero_points())?;
     tflite_finish(g, &acc, bias, &stages)
 }
 

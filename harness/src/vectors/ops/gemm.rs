@@ -5,7 +5,7 @@
 //! [`quantproof_reference::linear`] and [`quantproof_reference::conv`]. The matrix ops run on
 //! every path: the reference's `*_with` functions take the path's accumulator (the reference's
 //! loop, or the engine's packed GEMM) and keep their checks and output stages; the convolutions
-//! run on the reference only.
+//! take a `conv::ConvAccumulator` the same way (the direct loop, or im2col on the engine's GEMM).
 //!
 //! | op | profile | reference |
 //! |---|---|---|
@@ -30,16 +30,9 @@ use quantproof_reference::profile::Profile;
 use quantproof_reference::requantize::RequantizeKind;
 use quantproof_reference::scheme::RangeReduction;
 
-fn reference_only(path: &Path, op: &str) -> Result<(), OpError> {
-    match path {
-        Path::Reference => Ok(()),
-        Path::Optimized(_) => Err(OpError::Unsupported(format!("{op} has no optimized twin"))),
-    }
-}
-
 /// `$body` with `$g` the path's accumulator: the reference's loop ([`gemm::Exact`]) or the
-/// engine's packed GEMM (`quantproof_optimized`'s `impl Accumulator for Engine`); the body is
-/// compiled once for each.
+/// engine (`quantproof_optimized`'s `impl Accumulator for Engine` and `impl ConvAccumulator for
+/// Engine`); the body is compiled once for each.
 macro_rules! with_acc {
     ($path:expr, $g:ident => $body:expr) => {
         match $path {
@@ -310,7 +303,6 @@ fn dims4(t: &Tensor, name: &str) -> Result<[usize; 4], OpError> {
 /// `qconv2d`: torch (NCHW / OIHW, explicit padding, groups) or tflite (NHWC / OHWI, SAME /
 /// VALID); `depthwise` (tflite only) reads `[1, KH, KW, C * m]` weights.
 fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult {
-    reference_only(&path, if depthwise { "depthwise_conv2d" } else { "qconv2d" })?;
     let a = Attrs(case);
     let (sx, sy) = (f32_attr(&a, "x_scale")?, f32_attr(&a, "y_scale")?);
     let (zx, zy) = (a.i32("x_zero_point")?, a.i32("y_zero_point")?);
@@ -349,7 +341,7 @@ fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult
             let relu = if a.opt_bool("relu")?.unwrap_or(false) { Activation::Relu } else { Activation::None };
             let b = bias.map(|t| data::<f32>(t, "bias")).transpose()?;
             let out =
-                conv::torch_qconv2d(&g, data::<u8>(tx, "x")?, sx, zx, data::<i8>(tw, "w")?, &wq, b, sy, zy, relu)?;
+                with_acc!(&path, c => conv::torch_qconv2d_with(c, &g, data::<u8>(tx, "x")?, sx, zx, data::<i8>(tw, "w")?, &wq, b, sy, zy, relu))?;
             let (oh, ow) = g.output_hw()?;
             y(vec![g.batch, g.out_channels, oh, ow], Data::U8(out))
         }
@@ -402,9 +394,9 @@ fn conv(case: &Case, profile: &Profile, path: Path, depthwise: bool) -> OpResult
             let (x, w) = (data::<i8>(tx, "x")?, data::<i8>(tw, "w")?);
             let kind = tflite_kind(profile);
             let out = if depthwise {
-                conv::tflite_depthwise_conv2d(&g, x, sx, zx, w, &wq, b, sy, zy, act, kind)?
+                with_acc!(&path, c => conv::tflite_depthwise_conv2d_with(c, &g, x, sx, zx, w, &wq, b, sy, zy, act, kind))?
             } else {
-                conv::tflite_conv2d(&g, x, sx, zx, w, &wq, b, sy, zy, act, kind)?
+                with_acc!(&path, c => conv::tflite_conv2d_with(c, &g, x, sx, zx, w, &wq, b, sy, zy, act, kind))?
             };
             let (oh, ow) = g.output_hw()?;
             y(vec![g.batch, oh, ow, g.out_channels], Data::I8(out))
