@@ -618,8 +618,7 @@ impl Engine {
         xq: quantproof_reference::affine::Affine,
         yq: quantproof_reference::affine::Affine,
     ) -> Result<(Vec<C>, Vec<usize>)> {
-        let out_shape = quantproof_reference::passive::pad_shape::<C>(x.len(), shape, paddings, xq, yq)?;
-        let total = quantproof_reference::affine::element_count(&out_shape)?;
+        let (out_shape, total) = quantproof_reference::passive::pad_shape::<C>(x.len(), shape, paddings, xq, yq)?;
         let mut out = vec![C::from_code(yq.zero_point); total];
         let rank = shape.len();
         if x.is_empty() {
@@ -797,21 +796,8 @@ impl Engine {
         }
         let tables = crate::softmax::Tables::new(&plan);
         let isa = self.isa();
-        let run = |xs: &[C], os: &mut [C]| crate::softmax::rows(isa, &tables, &plan, xs, os);
         // About eight table-lookup equivalents per element; pieces of whole rows.
-        let threads = self.useful_threads(x.len().saturating_mul(8));
-        if threads <= 1 {
-            run(x, out);
-        } else {
-            let chunk = (x.len() / plan.depth).div_ceil(threads) * plan.depth;
-            let run = &run;
-            let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = x
-                .chunks(chunk)
-                .zip(out.chunks_mut(chunk))
-                .map(|(xs, os)| Box::new(move || run(xs, os)) as Box<dyn FnOnce() + Send + '_>)
-                .collect();
-            crate::pool::run(threads, tasks);
-        }
+        self.split_units(x, out, plan.depth, 8, &|xs, os| crate::softmax::rows(isa, &tables, &plan, xs, os));
         Ok(())
     }
 
@@ -1138,12 +1124,26 @@ impl Engine {
     /// pool's threads when the input, `cost` lookup-equivalents per element, is large enough for
     /// [`Engine::useful_threads`].
     fn split2<A: Sync, O: Send>(&self, a: &[A], out: &mut [O], cost: usize, span: &(dyn Fn(&[A], &mut [O]) + Sync)) {
+        self.split_units(a, out, 1, cost, span)
+    }
+
+    /// [`Engine::split2`] in pieces of whole `unit`s (rows of `unit` elements; `a.len()` a
+    /// multiple of it).
+    fn split_units<A: Sync, O: Send>(
+        &self,
+        a: &[A],
+        out: &mut [O],
+        unit: usize,
+        cost: usize,
+        span: &(dyn Fn(&[A], &mut [O]) + Sync),
+    ) {
         let threads = self.useful_threads(a.len().saturating_mul(cost));
         if threads <= 1 {
             span(a, out);
             return;
         }
-        let chunk = a.len().div_ceil(threads);
+        let unit = unit.max(1);
+        let chunk = (a.len() / unit).div_ceil(threads).max(1) * unit;
         let tasks: Vec<Box<dyn FnOnce() + Send + '_>> = a
             .chunks(chunk)
             .zip(out.chunks_mut(chunk))

@@ -132,14 +132,15 @@ pub fn concat<C: Code>(
 
 /// [`pad`]'s checks, in its order (the qparams, equal in and out, one padding per dimension, the
 /// data length, the output shape's overflow and its element count up to 2^31), and the output
-/// shape; shared with the optimized twin (`quantproof_optimized`'s `Engine::pad`).
+/// shape with its element count; shared with the optimized twin (`quantproof_optimized`'s
+/// `Engine::pad`).
 pub fn pad_shape<C: Code>(
     x_len: usize,
     shape: &[usize],
     paddings: &[[usize; 2]],
     xq: Affine,
     yq: Affine,
-) -> Result<Vec<usize>> {
+) -> Result<(Vec<usize>, usize)> {
     xq.check::<C>(0)?;
     yq.check::<C>(1)?;
     if xq != yq {
@@ -157,7 +158,7 @@ pub fn pad_shape<C: Code>(
     if total > 1 << 31 {
         return Err(QuantError::TooLarge { what: "pad output elements", value: total as u128, limit: 1 << 31 });
     }
-    Ok(out_shape)
+    Ok((out_shape, total))
 }
 
 /// Pads `x` of `shape` with `paddings[d] = [before, after]` per dimension; the pad value is the
@@ -170,8 +171,7 @@ pub fn pad<C: Code>(
     xq: Affine,
     yq: Affine,
 ) -> Result<(Vec<C>, Vec<usize>)> {
-    let out_shape = pad_shape::<C>(x.len(), shape, paddings, xq, yq)?;
-    let total = numel(&out_shape)?;
+    let (out_shape, total) = pad_shape::<C>(x.len(), shape, paddings, xq, yq)?;
     let fill = C::from_code(yq.zero_point);
     let mut out = vec![fill; total];
     let rank = shape.len();
@@ -262,7 +262,8 @@ pub enum ResizeMethod {
 /// ```
 ///
 /// Errors: bad or differing qparams, a data length that does not match `shape`, an empty size,
-/// more than 2^31 output elements, bilinear spatial sizes above 2^20.
+/// more than 2^31 output elements, bilinear spatial sizes above 2^20 or a bilinear upscale whose
+/// last source lies past the input ([`check_bilinear`]).
 pub fn resize<C: Code>(
     method: ResizeMethod,
     x: &[C],
